@@ -1,0 +1,2 @@
+//! The `sessiond` binary.
+fn main() {}

@@ -1,0 +1,30 @@
+//! The Session wire protocol as pure code: bytes in, bytes out, time and randomness as arguments.
+//!
+//! Nothing here opens a socket, spawns a task or reads the clock, so the same code serves the
+//! daemon, the devnet's snodes and the tests.
+//!
+//! # Layout
+//! - [`account_id`]: Account IDs (`05…`, `03…`, `15…`, `25…`, `00…`) and their parsing.
+//! - [`keys`]: identity keys from a 32-byte seed (Ed25519 and the X25519 conversion).
+//! - [`mnemonic`]: the 13-word recovery password (English list, checksum word).
+//! - [`padding`]: the 160-byte message padding and its tolerant removal.
+//! - [`protos`]: the Session protobufs (`SessionProtos.proto`, `WebSocketResources.proto`) via prost.
+//! - [`message`]: one-to-one messages, v1: sign, seal, Envelope, WebSocketMessage, base64; and back.
+//! - [`storage_rpc`]: storage-server RPC bodies, signed byte strings, the message hash, 421 replies.
+//! - [`swarm`]: swarm space of an Account ID and the closest-swarm rule.
+//! - [`onion`]: onion requests: per-hop encryption, the frame, the client builder, the relay peel,
+//!   reply encryption.
+//! - [`bencode`]: the small bencode subset onion v4 requests use.
+//! - [`err`]: the error types, each with a [`err::ErrorKind`].
+
+pub mod account_id;
+pub mod bencode;
+pub mod err;
+pub mod keys;
+pub mod message;
+pub mod mnemonic;
+pub mod onion;
+pub mod padding;
+pub mod protos;
+pub mod storage_rpc;
+pub mod swarm;
