@@ -1,0 +1,15 @@
+//! sessiond: the daemon that holds Session identities and onion paths and opens the network to
+//! standard protocols.
+//!
+//! # Layout
+//! - [`cli`]: the `sessiond` command line (offline commands and gRPC client commands).
+//! - [`net`]: the network client: snode pool, swarm cache, onion paths, HTTPS transport.
+//! - [`store`]: the redb store: identities, contacts, event log, outbox, poll cursors, snode pool.
+//! - [`config`]: the TOML configuration.
+//! - [`rpc`]: the gRPC services (`sessiond.v1`).
+
+pub mod cli;
+pub mod config;
+pub mod net;
+pub mod rpc;
+pub mod store;

@@ -1,0 +1,1 @@
+//! The network client: snode pool, swarm cache, onion paths, HTTPS transport.

@@ -1,0 +1,1 @@
+//! The gRPC services of `sessiond.v1`.
