@@ -45,3 +45,51 @@ pub trait HasKind {
 // ------------------------------------------------------------------------------------------------
 
 // (owned by the network protocol work)
+
+/// A storage-RPC request or reply could not be parsed or did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError {
+    /// The body is not JSON of the expected shape.
+    #[error("invalid request body: {0}")]
+    BadJson(String),
+    /// The method name is not one this crate knows.
+    #[error("invalid request: unknown method {0:?}")]
+    UnknownMethod(String),
+    /// The params of a known method are invalid.
+    #[error("invalid request: {method}: {reason}")]
+    BadParams {
+        /// The method.
+        method: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A request signature is missing or does not verify.
+    #[error("{method}: {reason}")]
+    BadSignature {
+        /// The method.
+        method: &'static str,
+        /// Why it failed.
+        reason: &'static str,
+    },
+}
+
+impl RpcError {
+    /// The HTTP status a snode answers with: 400 for malformed requests, 401 for signatures.
+    pub fn status(&self) -> u16 {
+        match self {
+            RpcError::BadJson(_) | RpcError::UnknownMethod(_) | RpcError::BadParams { .. } => 400,
+            RpcError::BadSignature { .. } => 401,
+        }
+    }
+}
+
+impl HasKind for RpcError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            RpcError::BadJson(_) | RpcError::BadParams { .. } => ErrorKind::InvalidInput,
+            RpcError::UnknownMethod(_) => ErrorKind::Unsupported,
+            RpcError::BadSignature { .. } => ErrorKind::BadCrypto,
+        }
+    }
+}

@@ -27,6 +27,19 @@ impl SwarmId {
     }
 }
 
+impl serde::Serialize for SwarmId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SwarmId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        SwarmId::from_hex(&s).ok_or_else(|| serde::de::Error::custom("expected a hex swarm id"))
+    }
+}
+
 impl fmt::Display for SwarmId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:x}", self.0)
