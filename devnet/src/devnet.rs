@@ -101,18 +101,22 @@ impl Devnet {
     /// Starts a devnet and returns once every node is accepting connections.
     pub async fn start(config: DevnetConfig) -> Result<Devnet, DevnetError> {
         if config.nodes == 0 || config.swarm_size == 0 {
-            return Err(DevnetError::Config("nodes and swarm size must be at least 1".into()));
+            return Err(DevnetError::Config(
+                "nodes and swarm size must be at least 1".into(),
+            ));
         }
         if let Some(base) = config.base_port {
             if usize::from(base) + config.nodes > usize::from(u16::MAX) + 1 || base == 0 {
-                return Err(DevnetError::Config("base port + nodes exceeds 65535".into()));
+                return Err(DevnetError::Config(
+                    "base port + nodes exceeds 65535".into(),
+                ));
             }
         }
         let swarm_ids = assign_swarms(config.nodes, config.swarm_size);
         let mut keys = Vec::with_capacity(config.nodes);
         let mut listeners = Vec::with_capacity(config.nodes);
         let mut infos = Vec::with_capacity(config.nodes);
-        for i in 0..config.nodes {
+        for (i, &swarm_id) in swarm_ids.iter().enumerate() {
             let k = match &config.data_dir {
                 Some(dir) => load_or_create_keys(&node_dir(dir, i))?,
                 None => NodeKeys::generate(&mut rand::rngs::OsRng),
@@ -121,13 +125,17 @@ impl Devnet {
             let listener = node::bind(i, port).await?;
             let port = listener
                 .local_addr()
-                .map_err(|source| DevnetError::Bind { node: i, port, source })?
+                .map_err(|source| DevnetError::Bind {
+                    node: i,
+                    port,
+                    source,
+                })?
                 .port();
             infos.push(NodeInfo {
                 ed25519: k.ed25519,
                 x25519: k.x25519,
                 port,
-                swarm_id: swarm_ids[i],
+                swarm_id,
             });
             keys.push(k);
             listeners.push(listener);
@@ -198,7 +206,9 @@ impl Devnet {
 
     /// Seed URLs (the first three nodes; every node answers `/json_rpc`).
     pub fn seeds(&self) -> Vec<String> {
-        (0..self.nodes.len().min(3)).map(|i| self.net.topology.url(i)).collect()
+        (0..self.nodes.len().min(3))
+            .map(|i| self.net.topology.url(i))
+            .collect()
     }
 
     /// The swarm id of an account (33 bytes, or 32 key bytes) and its members' indices.
@@ -306,7 +316,10 @@ impl NodeHandle {
 
     /// Skews the node's clock by `ms` (positive = ahead).
     pub fn set_clock_offset_ms(&self, ms: i64) {
-        self.shared.faults.clock_offset_ms.store(ms, Ordering::Relaxed);
+        self.shared
+            .faults
+            .clock_offset_ms
+            .store(ms, Ordering::Relaxed);
     }
 
     /// When on, the node reads each request and closes the connection without replying.
@@ -322,7 +335,10 @@ impl NodeHandle {
 
     /// Whether the node is serving.
     pub fn is_running(&self) -> bool {
-        self.running.lock().expect("lock is never poisoned").is_some()
+        self.running
+            .lock()
+            .expect("lock is never poisoned")
+            .is_some()
     }
 
     /// Stops the node: closes its port and every open connection. Messages stay (in memory or
@@ -374,10 +390,12 @@ fn load_or_create_keys(dir: &Path) -> Result<NodeKeys, DevnetError> {
                 source,
             })?;
             let keys = NodeKeys::generate(&mut rand::rngs::OsRng);
-            std::fs::write(&path, hex::encode(keys.seed())).map_err(|source| DevnetError::File {
-                what: "write",
-                path: path.clone(),
-                source,
+            std::fs::write(&path, hex::encode(keys.seed())).map_err(|source| {
+                DevnetError::File {
+                    what: "write",
+                    path: path.clone(),
+                    source,
+                }
             })?;
             Ok(keys)
         }

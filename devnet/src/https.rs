@@ -43,6 +43,9 @@ impl HttpReply {
     }
 }
 
+/// Idle connections by (TLS?, address).
+type Pool = HashMap<(bool, SocketAddr), Vec<SendRequest<Full<Bytes>>>>;
+
 /// An HTTPS (or plain HTTP) client that keeps connections open per address.
 ///
 /// Cheap to clone; clones share the pool.
@@ -50,7 +53,7 @@ impl HttpReply {
 pub struct HttpsClient {
     tls: tokio_rustls::TlsConnector,
     // std Mutex: held only to push/pop senders, never across an await.
-    idle: Arc<Mutex<HashMap<(bool, SocketAddr), Vec<SendRequest<Full<Bytes>>>>>>,
+    idle: Arc<Mutex<Pool>>,
 }
 
 impl std::fmt::Debug for HttpsClient {
@@ -225,7 +228,10 @@ impl HttpsClient {
 
     /// Drops every pooled connection (e.g. after restarting nodes).
     pub fn clear_pool(&self) {
-        self.idle.lock().expect("pool lock is never poisoned").clear();
+        self.idle
+            .lock()
+            .expect("pool lock is never poisoned")
+            .clear();
     }
 }
 
@@ -338,9 +344,7 @@ pub fn server_tls_config() -> Result<Arc<rustls::ServerConfig>, DevnetError> {
                 reason: e.to_string(),
             })?;
     let cert = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.key_pair.serialize_der(),
-    ));
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -285,14 +285,21 @@ impl NodeShared {
             )
             .into_http());
         }
-        let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY).collect().await {
+        let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY)
+            .collect()
+            .await
+        {
             Ok(b) => b.to_bytes(),
             Err(e) => {
-                return Ok(if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                    Reply::text(413, "Request body too large").into_http()
-                } else {
-                    Reply::text(400, "could not read request body").into_http()
-                });
+                return Ok(
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        Reply::text(413, "Request body too large").into_http()
+                    } else {
+                        Reply::text(400, "could not read request body").into_http()
+                    },
+                );
             }
         };
         let reply: RawReply = match path.as_str() {

@@ -47,8 +47,13 @@ impl NodeShared {
         reply.unwrap_or_else(|e| e)
     }
 
-    async fn peel_and_act(self: &Arc<Self>, body: &[u8], from: &Origin) -> Result<RawReply, RawReply> {
-        let parse_err = |e: &dyn std::fmt::Display| plain(400, format!("Error parsing onion request: {e}"));
+    async fn peel_and_act(
+        self: &Arc<Self>,
+        body: &[u8],
+        from: &Origin,
+    ) -> Result<RawReply, RawReply> {
+        let parse_err =
+            |e: &dyn std::fmt::Display| plain(400, format!("Error parsing onion request: {e}"));
         let (ciphertext, meta) = wire::parse_frame(body).map_err(|e| parse_err(&e))?;
         let meta: Map<String, Value> = match serde_json::from_slice(meta) {
             Ok(Value::Object(m)) => m,
@@ -64,22 +69,35 @@ impl NodeShared {
             Some(Value::String(s)) => EncType::parse(s).map_err(|e| parse_err(&e))?,
             Some(_) => return Err(parse_err(&"enc_type must be a string")),
         };
-        let hop_no = meta.get("hop_no").and_then(Value::as_i64).unwrap_or(0).max(0);
+        let hop_no = meta
+            .get("hop_no")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .max(0);
         if matches!(from, Origin::Node(_)) && hop_no > MAX_ONION_HOPS {
             return Err(plain(400, "onion request max path length exceeded"));
         }
 
-        let key = HopKey::derive(enc, &self.keys.x_secret, &PublicKey::from(eph), &eph, &self.keys.x25519);
-        let plaintext = key.decrypt(ciphertext).map_err(|_| plain(400, "Invalid ciphertext"))?;
+        let key = HopKey::derive(
+            enc,
+            &self.keys.x_secret,
+            &PublicKey::from(eph),
+            &eph,
+            &self.keys.x25519,
+        );
+        let plaintext = key
+            .decrypt(ciphertext)
+            .map_err(|_| plain(400, "Invalid ciphertext"))?;
 
         // From here on, errors about the inner content go back encrypted (as the real server
         // does for bad inner JSON).
-        let parsed = wire::parse_frame(&plaintext).ok().and_then(|(blob, json)| {
-            match serde_json::from_slice::<Value>(json) {
-                Ok(Value::Object(m)) => Some((blob, m)),
-                _ => None,
-            }
-        });
+        let parsed =
+            wire::parse_frame(&plaintext).ok().and_then(
+                |(blob, json)| match serde_json::from_slice::<Value>(json) {
+                    Ok(Value::Object(m)) => Some((blob, m)),
+                    _ => None,
+                },
+            );
         let Some((blob, inner)) = parsed else {
             return Ok(self.wrap_final(&key, Reply::text(400, "Invalid json"), false, true));
         };
@@ -110,7 +128,11 @@ impl NodeShared {
         };
         let plaintext = json!({"status": reply.status, "body": body}).to_string();
         let ct = key.encrypt(plaintext.as_bytes(), &mut rand::rngs::OsRng);
-        let body = if want_b64 { Bytes::from(B64.encode(ct)) } else { Bytes::from(ct) };
+        let body = if want_b64 {
+            Bytes::from(B64.encode(ct))
+        } else {
+            Bytes::from(ct)
+        };
         RawReply { status: 200, body }
     }
 
@@ -131,18 +153,35 @@ impl NodeShared {
         };
         let (Some(eph), enc) = (
             inner.get("ephemeral_key").and_then(Value::as_str),
-            inner.get("enc_type").and_then(Value::as_str).unwrap_or("aes-gcm"),
+            inner
+                .get("enc_type")
+                .and_then(Value::as_str)
+                .unwrap_or("aes-gcm"),
         ) else {
-            return Err(plain(400, "Error parsing onion request: missing ephemeral_key for next hop"));
+            return Err(plain(
+                400,
+                "Error parsing onion request: missing ephemeral_key for next hop",
+            ));
         };
         let meta = json!({"ephemeral_key": eph, "enc_type": enc, "hop_no": hop_no + 1});
         let body = wire::frame(blob, meta.to_string().as_bytes());
         let to = hex::encode(topo.nodes()[next].ed25519);
         self.events.push(Event::OnionRelayed { to });
         let url = format!("{}/devnet/v1/onion_relay", topo.url(next));
-        let headers = [(PEER_HEADER, self.ed_hex.as_str()), (TOKEN_HEADER, self.net.token.as_str())];
-        match self.net.client.post(&url, &headers, body, self.net.relay_timeout).await {
-            Ok(r) => Ok(RawReply { status: r.status, body: r.body }),
+        let headers = [
+            (PEER_HEADER, self.ed_hex.as_str()),
+            (TOKEN_HEADER, self.net.token.as_str()),
+        ];
+        match self
+            .net
+            .client
+            .post(&url, &headers, body, self.net.relay_timeout)
+            .await
+        {
+            Ok(r) => Ok(RawReply {
+                status: r.status,
+                body: r.body,
+            }),
             // A node that is down looks like a request that never gets an answer.
             Err(_) => Err(plain(504, "Request time out")),
         }
@@ -156,7 +195,10 @@ impl NodeShared {
         key: &HopKey,
     ) -> RawReply {
         let target = inner.get("target").and_then(Value::as_str).unwrap_or("");
-        let protocol = inner.get("protocol").and_then(Value::as_str).unwrap_or("https");
+        let protocol = inner
+            .get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or("https");
         if !(protocol == "http" || protocol == "https") || !is_target_allowed(target) {
             return self.wrap_final(key, Reply::text(400, "Invalid url"), false, true);
         }
@@ -168,14 +210,25 @@ impl NodeShared {
             .unwrap_or(default_port);
         let shown_host: String = host.chars().take(255).collect();
         if !is_loopback_host(host) {
-            return plain(502, format!("devnet proxies only to loopback hosts, not {shown_host}"));
+            return plain(
+                502,
+                format!("devnet proxies only to loopback hosts, not {shown_host}"),
+            );
         }
         self.events.push(Event::OnionProxied {
             target: format!("{shown_host}:{port}"),
         });
         let url = format!("{protocol}://{shown_host}:{port}{target}");
-        match self.net.client.post(&url, &[], plaintext, self.net.proxy_timeout).await {
-            Ok(r) => RawReply { status: r.status, body: r.body },
+        match self
+            .net
+            .client
+            .post(&url, &[], plaintext, self.net.proxy_timeout)
+            .await
+        {
+            Ok(r) => RawReply {
+                status: r.status,
+                body: r.body,
+            },
             Err(crate::err::DevnetError::Timeout { .. }) => plain(504, "Request time out"),
             Err(e) => plain(502, e.to_string()),
         }

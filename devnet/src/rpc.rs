@@ -140,8 +140,7 @@ fn parse_account(p: &Map<String, Value>) -> Result<Account, Reply> {
         None => get_str(p, "pubKey")?.ok_or_else(|| bad("missing required field `pubkey`"))?,
     };
     let mut out = [0u8; 33];
-    hex::decode_to_slice(s, &mut out)
-        .map_err(|_| bad("`pubkey` must be 66 hex characters"))?;
+    hex::decode_to_slice(s, &mut out).map_err(|_| bad("`pubkey` must be 66 hex characters"))?;
     Ok(Account(out))
 }
 
@@ -237,7 +236,10 @@ impl NodeShared {
                 let ed = wire::key_from_hex("pubkey_ed25519", ed_hex)
                     .map_err(|_| bad("`pubkey_ed25519` must be 64 hex characters"))?;
                 if wire::ed25519_to_x25519(&ed) != Some(acct.key32()) {
-                    return Err(Reply::text(401, format!("{what} signature verification failed")));
+                    return Err(Reply::text(
+                        401,
+                        format!("{what} signature verification failed"),
+                    ));
                 }
                 ed
             }
@@ -249,18 +251,28 @@ impl NodeShared {
         if ok {
             Ok(Reply::text(200, ""))
         } else {
-            Err(Reply::text(401, format!("{what} signature verification failed")))
+            Err(Reply::text(
+                401,
+                format!("{what} signature verification failed"),
+            ))
         }
     }
 
     /// Parses a storage-RPC body `{"method","params"}` and runs it. Returns the method name
     /// (for the event log) and the reply.
-    pub(crate) async fn handle_rpc_body(self: Arc<Self>, body: &[u8], recurse: bool) -> (String, Reply) {
+    pub(crate) async fn handle_rpc_body(
+        self: Arc<Self>,
+        body: &[u8],
+        recurse: bool,
+    ) -> (String, Reply) {
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
             return (String::new(), Reply::text(400, "invalid json"));
         };
         let Some(method) = v.get("method").and_then(Value::as_str) else {
-            return (String::new(), Reply::text(400, "invalid json: no `method` field"));
+            return (
+                String::new(),
+                Reply::text(400, "invalid json: no `method` field"),
+            );
         };
         let method: String = method.chars().take(64).collect();
         let Some(Value::Object(params)) = v.get("params") else {
@@ -284,7 +296,10 @@ impl NodeShared {
         match method {
             "info" => {
                 let now = self.now_ms();
-                Ok(Reply::json(200, self.misc(json!({"version": VERSION, "timestamp": now}), now)))
+                Ok(Reply::json(
+                    200,
+                    self.misc(json!({"version": VERSION, "timestamp": now}), now),
+                ))
             }
             "get_swarm" | "get_snodes_for_pubkey" => {
                 let acct = parse_account(p)?;
@@ -319,7 +334,11 @@ impl NodeShared {
     ) -> R {
         if !recurse {
             let mine = local();
-            let status = if mine.get("failed").is_some() { 500 } else { 200 };
+            let status = if mine.get("failed").is_some() {
+                500
+            } else {
+                200
+            };
             return Ok(Reply::json(status, mine));
         }
         let peers = self.replicate(method, p);
@@ -345,10 +364,16 @@ impl NodeShared {
     }
 
     /// Forwards `method(params)` to every other member of this node's swarm.
-    fn replicate(self: &Arc<Self>, method: &str, p: &Map<String, Value>) -> tokio::task::JoinSet<(String, Value)> {
+    fn replicate(
+        self: &Arc<Self>,
+        method: &str,
+        p: &Map<String, Value>,
+    ) -> tokio::task::JoinSet<(String, Value)> {
         let mut set = tokio::task::JoinSet::new();
         let topo = &self.net.topology;
-        let body = json!({"method": method, "params": p}).to_string().into_bytes();
+        let body = json!({"method": method, "params": p})
+            .to_string()
+            .into_bytes();
         for i in topo.members(topo.nodes()[self.index].swarm_id) {
             if i == self.index {
                 continue;
@@ -359,7 +384,10 @@ impl NodeShared {
             let me = self.ed_hex.clone();
             let body = body.clone();
             set.spawn(async move {
-                let headers = [(PEER_HEADER, me.as_str()), (TOKEN_HEADER, net.token.as_str())];
+                let headers = [
+                    (PEER_HEADER, me.as_str()),
+                    (TOKEN_HEADER, net.token.as_str()),
+                ];
                 let res = net
                     .client
                     .post(&url, &headers, body, net.replication_timeout)
@@ -369,7 +397,9 @@ impl NodeShared {
                         .json()
                         .filter(Value::is_object)
                         .unwrap_or_else(|| json!({"failed": true, "bad_peer_response": true})),
-                    Ok(r) => json!({"failed": true, "code": r.status.to_string(), "reason": r.text()}),
+                    Ok(r) => {
+                        json!({"failed": true, "code": r.status.to_string(), "reason": r.text()})
+                    }
                     Err(_) => json!({"failed": true, "timeout": true}),
                 };
                 (ed, result)
@@ -393,11 +423,17 @@ impl NodeShared {
             .decode(req_str(p, "data")?)
             .map_err(|_| bad("`data` is not valid base64"))?;
         if data.len() > MAX_MESSAGE_DATA {
-            return Err(bad(format!("`data` is larger than {MAX_MESSAGE_DATA} bytes")));
+            return Err(bad(format!(
+                "`data` is larger than {MAX_MESSAGE_DATA} bytes"
+            )));
         }
         let public = is_public_inbox(ns);
         let ttl = expiry.saturating_sub(timestamp);
-        let max_ttl = if public { TTL_MAX_PUBLIC_MS } else { TTL_MAX_PRIVATE_MS };
+        let max_ttl = if public {
+            TTL_MAX_PUBLIC_MS
+        } else {
+            TTL_MAX_PRIVATE_MS
+        };
         if !(TTL_MIN_MS..=max_ttl).contains(&ttl) {
             return Err(Reply::text(403, "Provided expiry/TTL is not valid."));
         }
@@ -413,9 +449,16 @@ impl NodeShared {
                 ));
             }
             let sig_ts = get_int(p, "sig_timestamp", false)?.unwrap_or(timestamp);
-            let tol = if recurse { SIGNATURE_TOLERANCE_MS } else { SIGNATURE_TOLERANCE_FORWARDED_MS };
+            let tol = if recurse {
+                SIGNATURE_TOLERANCE_MS
+            } else {
+                SIGNATURE_TOLERANCE_FORWARDED_MS
+            };
             if !ts_ok(sig_ts, now, tol) {
-                return Err(Reply::text(406, "store signature timestamp too far from current time"));
+                return Err(Reply::text(
+                    406,
+                    "store signature timestamp too far from current time",
+                ));
             }
             let msg = format!("store{}{sig_ts}", wire::ns_str(ns));
             self.check_sig(&acct, p, "store", msg.as_bytes())?;
@@ -423,26 +466,35 @@ impl NodeShared {
         let hash = wire::message_hash(acct.prefix(), &acct.key32(), ns, &data);
         let me = self.clone();
         let h = hash.clone();
-        self.recursive("store", p, recurse, now, vec![("hash", json!(hash))], move || {
-            let account = acct.hex();
-            if is_public_outbox(ns) {
-                let _ = me.store.delete_where(&account, Some(ns), |m| m.hash != h);
-            }
-            match me.store.insert(&account, ns, &h, timestamp, expiry, &data) {
-                Ok(ins) => {
-                    let mut mine = json!({
-                        "hash": h,
-                        "signature": me.sign_b64(h.as_bytes()),
-                        "expiry": ins.expiry,
-                    });
-                    if !ins.new {
-                        mine["already"] = json!(true);
-                    }
-                    mine
+        self.recursive(
+            "store",
+            p,
+            recurse,
+            now,
+            vec![("hash", json!(hash))],
+            move || {
+                let account = acct.hex();
+                if is_public_outbox(ns) {
+                    let _ = me.store.delete_where(&account, Some(ns), |m| m.hash != h);
                 }
-                Err(e) => json!({"failed": true, "query_failure": true, "reason": e.to_string()}),
-            }
-        })
+                match me.store.insert(&account, ns, &h, timestamp, expiry, &data) {
+                    Ok(ins) => {
+                        let mut mine = json!({
+                            "hash": h,
+                            "signature": me.sign_b64(h.as_bytes()),
+                            "expiry": ins.expiry,
+                        });
+                        if !ins.new {
+                            mine["already"] = json!(true);
+                        }
+                        mine
+                    }
+                    Err(e) => {
+                        json!({"failed": true, "query_failure": true, "reason": e.to_string()})
+                    }
+                }
+            },
+        )
         .await
     }
 
@@ -458,7 +510,10 @@ impl NodeShared {
         if has_sig {
             let ts = req_int(p, "timestamp")?;
             if !ts_ok(ts, now, SIGNATURE_TOLERANCE_MS) {
-                return Err(Reply::text(406, "retrieve timestamp too far from current time"));
+                return Err(Reply::text(
+                    406,
+                    "retrieve timestamp too far from current time",
+                ));
             }
             let msg = format!("retrieve{}{ts}", wire::ns_str(ns));
             self.check_sig(&acct, p, "retrieve", msg.as_bytes())?;
@@ -500,7 +555,10 @@ impl NodeShared {
                 })
             })
             .collect();
-        Ok(Reply::json(200, self.misc(json!({"messages": messages, "more": more}), now)))
+        Ok(Reply::json(
+            200,
+            self.misc(json!({"messages": messages, "more": more}), now),
+        ))
     }
 
     async fn delete(self: &Arc<Self>, p: &Map<String, Value>, recurse: bool) -> R {
@@ -528,10 +586,14 @@ impl NodeShared {
         if required && recurse && reply.status == 200 {
             if let Body::Json(v) = &reply.body {
                 let any = v["swarm"].as_object().is_some_and(|s| {
-                    s.values().any(|r| r["deleted"].as_array().is_some_and(|d| !d.is_empty()))
+                    s.values()
+                        .any(|r| r["deleted"].as_array().is_some_and(|d| !d.is_empty()))
                 });
                 if !any {
-                    return Ok(Reply { status: 404, ..reply });
+                    return Ok(Reply {
+                        status: 404,
+                        ..reply
+                    });
                 }
             }
         }
@@ -568,9 +630,16 @@ impl NodeShared {
         let ns = parse_ns_or_all(p)?;
         let ts = req_int(p, "timestamp")?;
         let now = self.now_ms();
-        let tol = if recurse { SIGNATURE_TOLERANCE_MS } else { SIGNATURE_TOLERANCE_FORWARDED_MS };
+        let tol = if recurse {
+            SIGNATURE_TOLERANCE_MS
+        } else {
+            SIGNATURE_TOLERANCE_FORWARDED_MS
+        };
         if !ts_ok(ts, now, tol) {
-            return Err(Reply::text(406, "delete_all timestamp too far from current time"));
+            return Err(Reply::text(
+                406,
+                "delete_all timestamp too far from current time",
+            ));
         }
         let msg = format!("delete_all{}{ts}", ns_sig_value(ns));
         self.check_sig(&acct, p, "delete_all", msg.as_bytes())?;
@@ -592,15 +661,23 @@ impl NodeShared {
         let before = req_int(p, "before")?;
         let now = self.now_ms();
         if before > now + 60_000 {
-            return Err(Reply::text(401, "delete_before timestamp too far in the future"));
+            return Err(Reply::text(
+                401,
+                "delete_before timestamp too far in the future",
+            ));
         }
         let msg = format!("delete_before{}{before}", ns_sig_value(ns));
         self.check_sig(&acct, p, "delete_before", msg.as_bytes())?;
         let me = self.clone();
         self.recursive("delete_before", p, recurse, now, vec![], move || {
             let account = acct.hex();
-            match me.store.delete_where(&account, ns, |m| m.timestamp <= before) {
-                Ok(d) => me.action_result("deleted", &account, &before.to_string(), ns.is_none(), d),
+            match me
+                .store
+                .delete_where(&account, ns, |m| m.timestamp <= before)
+            {
+                Ok(d) => {
+                    me.action_result("deleted", &account, &before.to_string(), ns.is_none(), d)
+                }
                 Err(e) => json!({"failed": true, "reason": e.to_string()}),
             }
         })
@@ -613,9 +690,16 @@ impl NodeShared {
         let ns = parse_ns_or_all(p)?;
         let expiry = req_int(p, "expiry")?;
         let now = self.now_ms();
-        let tol = if recurse { SIGNATURE_TOLERANCE_MS } else { SIGNATURE_TOLERANCE_FORWARDED_MS };
+        let tol = if recurse {
+            SIGNATURE_TOLERANCE_MS
+        } else {
+            SIGNATURE_TOLERANCE_FORWARDED_MS
+        };
         if expiry < now - tol {
-            return Err(Reply::text(406, "expire_all timestamp should be >= current time"));
+            return Err(Reply::text(
+                406,
+                "expire_all timestamp should be >= current time",
+            ));
         }
         let msg = format!("expire_all{}{expiry}", ns_sig_value(ns));
         self.check_sig(&acct, p, "expire_all", msg.as_bytes())?;
@@ -623,7 +707,9 @@ impl NodeShared {
         self.recursive("expire_all", p, recurse, now, vec![], move || {
             let account = acct.hex();
             match me.store.shorten_all(&account, ns, expiry) {
-                Ok(u) => me.action_result("updated", &account, &expiry.to_string(), ns.is_none(), u),
+                Ok(u) => {
+                    me.action_result("updated", &account, &expiry.to_string(), ns.is_none(), u)
+                }
                 Err(e) => json!({"failed": true, "reason": e.to_string()}),
             }
         })
@@ -635,7 +721,9 @@ impl NodeShared {
         self.check_swarm(&acct)?;
         let hashes = req_str_list(p, "messages")?;
         let requested: Vec<i64> = match p.get("expiry") {
-            Some(Value::Number(n)) => vec![n.as_i64().ok_or_else(|| bad("`expiry` must be an integer"))?],
+            Some(Value::Number(n)) => vec![n
+                .as_i64()
+                .ok_or_else(|| bad("`expiry` must be an integer"))?],
             Some(Value::Array(a)) if a.len() == hashes.len() => a
                 .iter()
                 .map(|v| v.as_i64().ok_or_else(|| bad("`expiry` must be integers")))
@@ -651,37 +739,69 @@ impl NodeShared {
         }
         let now = self.now_ms();
         if requested.iter().any(|e| *e < now - 60_000) {
-            return Err(Reply::text(401, "expire: timestamp should be >= current time"));
+            return Err(Reply::text(
+                401,
+                "expire: timestamp should be >= current time",
+            ));
         }
-        let capped: Vec<i64> = requested.iter().map(|e| (*e).min(now + TTL_MAX_PRIVATE_MS)).collect();
-        let mode = if shorten { "shorten" } else if extend { "extend" } else { "" };
+        let capped: Vec<i64> = requested
+            .iter()
+            .map(|e| (*e).min(now + TTL_MAX_PRIVATE_MS))
+            .collect();
+        let mode = if shorten {
+            "shorten"
+        } else if extend {
+            "extend"
+        } else {
+            ""
+        };
         let exp_str: String = requested.iter().map(i64::to_string).collect();
         let msg = format!("expire{mode}{exp_str}{}", hashes.concat());
         self.check_sig(&acct, p, "expire:", msg.as_bytes())
-            .map_err(|e| if e.status == 401 { Reply::text(401, "expire: signature verification failed") } else { e })?;
+            .map_err(|e| {
+                if e.status == 401 {
+                    Reply::text(401, "expire: signature verification failed")
+                } else {
+                    e
+                }
+            })?;
         let me = self.clone();
         let multi = requested.len() > 1;
         self.recursive("expire", p, recurse, now, vec![], move || {
             let account = acct.hex();
-            let mut updated = match me.store.update_expiry(&account, &hashes, &capped, extend, shorten) {
+            let mut updated = match me
+                .store
+                .update_expiry(&account, &hashes, &capped, extend, shorten)
+            {
                 Ok(u) => u,
                 Err(e) => return json!({"failed": true, "reason": e.to_string()}),
             };
             updated.sort();
             let unchanged: BTreeMap<String, i64> = if shorten || extend {
                 let done: Vec<&String> = updated.iter().map(|(h, _)| h).collect();
-                let rest: Vec<String> = hashes.iter().filter(|h| !done.contains(h)).cloned().collect();
+                let rest: Vec<String> = hashes
+                    .iter()
+                    .filter(|h| !done.contains(h))
+                    .cloned()
+                    .collect();
                 me.store.expiries(&account, &rest)
             } else {
                 BTreeMap::new()
             };
-            let exps: Vec<i64> = if multi { updated.iter().map(|(_, e)| *e).collect() } else { vec![capped[0]] };
+            let exps: Vec<i64> = if multi {
+                updated.iter().map(|(_, e)| *e).collect()
+            } else {
+                vec![capped[0]]
+            };
             let sig_msg = format!(
                 "{account}{}{}{}{}",
                 exps.iter().map(i64::to_string).collect::<String>(),
                 hashes.concat(),
                 updated.iter().map(|(h, _)| h.as_str()).collect::<String>(),
-                unchanged.iter().map(|(h, e)| format!("{h}{e}")).collect::<String>(),
+                unchanged
+                    .iter()
+                    .map(|(h, e)| format!("{h}{e}"))
+                    .collect::<String>(),
             );
             let mut mine = json!({
                 "expiry": if multi { json!(exps) } else { json!(capped[0]) },
@@ -703,7 +823,10 @@ impl NodeShared {
         let ts = req_int(p, "timestamp")?;
         let now = self.now_ms();
         if !ts_ok(ts, now, SIGNATURE_TOLERANCE_MS) {
-            return Err(Reply::text(406, "get_expiries timestamp too far from current time"));
+            return Err(Reply::text(
+                406,
+                "get_expiries timestamp too far from current time",
+            ));
         }
         let msg = format!("get_expiries{ts}{}", hashes.concat());
         self.check_sig(&acct, p, "get_expiries", msg.as_bytes())?;
@@ -714,17 +837,24 @@ impl NodeShared {
     fn oxend_request(&self, p: &Map<String, Value>) -> R {
         let endpoint = req_str(p, "endpoint")?;
         if endpoint != "get_service_nodes" {
-            return Err(bad(format!("oxend_request: endpoint {endpoint:?} is not available on the devnet")));
+            return Err(bad(format!(
+                "oxend_request: endpoint {endpoint:?} is not available on the devnet"
+            )));
         }
         let params = match p.get("params") {
             None | Some(Value::Null) => None,
             Some(Value::Object(o)) => Some(o),
             Some(_) => return Err(bad("oxend_request: `params` must be an object")),
         };
-        let fields = params.and_then(|o| o.get("fields")).and_then(Value::as_object);
+        let fields = params
+            .and_then(|o| o.get("fields"))
+            .and_then(Value::as_object);
         let states = self.net.topology.service_node_states(fields);
         let result = json!({"service_node_states": states, "height": HEIGHT, "status": "OK"});
-        Ok(Reply::json(200, self.misc(json!({"result": result}), self.now_ms())))
+        Ok(Reply::json(
+            200,
+            self.misc(json!({"result": result}), self.now_ms()),
+        ))
     }
 
     async fn batch(self: &Arc<Self>, p: &Map<String, Value>, sequential: bool) -> R {
@@ -732,14 +862,18 @@ impl NodeShared {
             return Err(bad("`requests` must be a list"));
         };
         if reqs.is_empty() || reqs.len() > BATCH_MAX {
-            return Err(bad(format!("`requests` must hold 1 to {BATCH_MAX} subrequests")));
+            return Err(bad(format!(
+                "`requests` must hold 1 to {BATCH_MAX} subrequests"
+            )));
         }
         let mut subs = Vec::with_capacity(reqs.len());
         for r in reqs {
             let method = r.get("method").and_then(Value::as_str);
             let params = r.get("params").and_then(Value::as_object);
             match (method, params) {
-                (Some("batch" | "sequence"), _) => return Err(bad("batch/sequence subrequests cannot nest")),
+                (Some("batch" | "sequence"), _) => {
+                    return Err(bad("batch/sequence subrequests cannot nest"))
+                }
                 (Some(m), Some(p)) => subs.push((m.to_string(), p.clone())),
                 _ => return Err(bad("each subrequest needs `method` and object `params`")),
             }
@@ -768,7 +902,10 @@ impl NodeShared {
             done.sort_by_key(|(i, _)| *i);
             results = done.into_iter().map(|(_, r)| to_result(r)).collect();
         }
-        Ok(Reply::json(200, self.misc(json!({"results": results}), self.now_ms())))
+        Ok(Reply::json(
+            200,
+            self.misc(json!({"results": results}), self.now_ms()),
+        ))
     }
 
     /// The seed role: `POST /json_rpc` with `get_n_service_nodes` (or `get_service_nodes`).
@@ -788,7 +925,9 @@ impl NodeShared {
             );
         }
         let params = v.get("params").and_then(Value::as_object);
-        let fields = params.and_then(|p| p.get("fields")).and_then(Value::as_object);
+        let fields = params
+            .and_then(|p| p.get("fields"))
+            .and_then(Value::as_object);
         let mut states = self.net.topology.service_node_states(fields);
         if let Some(limit) = params.and_then(|p| p.get("limit")).and_then(Value::as_u64) {
             if limit > 0 {

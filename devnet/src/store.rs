@@ -48,9 +48,7 @@ mod b64_bytes {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        crate::wire::B64
-            .decode(s)
-            .map_err(serde::de::Error::custom)
+        crate::wire::B64.decode(s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -211,7 +209,11 @@ impl Store {
     }
 
     /// Deletes the account's messages with these hashes; returns the hashes deleted.
-    pub fn delete_hashes(&self, account: &str, hashes: &[String]) -> Result<Vec<String>, DevnetError> {
+    pub fn delete_hashes(
+        &self,
+        account: &str,
+        hashes: &[String],
+    ) -> Result<Vec<String>, DevnetError> {
         let mut inner = self.lock();
         let victims: Vec<String> = hashes
             .iter()
@@ -415,7 +417,10 @@ mod tests {
         }
         assert!(!s.insert(A, 0, "h0", 1, 900, b"x").expect("ok").new);
         let (m, more) = s.retrieve(A, 0, "", Some(2), usize::MAX, 0);
-        assert_eq!(m.iter().map(|m| m.hash.as_str()).collect::<Vec<_>>(), ["h0", "h1"]);
+        assert_eq!(
+            m.iter().map(|m| m.hash.as_str()).collect::<Vec<_>>(),
+            ["h0", "h1"]
+        );
         assert!(more);
         let (m, more) = s.retrieve(A, 0, "h1", None, 25, 0);
         assert_eq!(m.len(), 2);
@@ -424,7 +429,10 @@ mod tests {
         assert_eq!(m.len(), 1, "at least one message even over max_size");
         assert!(!more);
         assert!(s.retrieve(A, 1, "", None, 100, 0).0.is_empty());
-        assert!(s.retrieve(A, 0, "", None, 100, 1000).0.is_empty(), "expired");
+        assert!(
+            s.retrieve(A, 0, "", None, 100, 1000).0.is_empty(),
+            "expired"
+        );
         assert_eq!(s.purge(1000).expect("ok"), 5);
     }
 

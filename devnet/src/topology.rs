@@ -232,7 +232,10 @@ mod tests {
         let ids = assign_swarms(9, 4);
         assert_eq!(ids.iter().filter(|x| **x == ids[0]).count(), 5);
         let one = assign_swarms(3, 4);
-        assert!(one.iter().all(|x| *x == one[0]), "fewer nodes than a swarm: one swarm");
+        assert!(
+            one.iter().all(|x| *x == one[0]),
+            "fewer nodes than a swarm: one swarm"
+        );
     }
 
     #[test]

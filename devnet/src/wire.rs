@@ -450,14 +450,25 @@ mod tests {
         let spaces = v["pubkey_to_swarm_space"].as_array().expect("cases");
         assert!(!spaces.is_empty());
         for c in spaces {
-            assert_eq!(swarm_space(&key_of(&c["pubkey"])), u64_of(&c["swarm_space"]));
+            assert_eq!(
+                swarm_space(&key_of(&c["pubkey"])),
+                u64_of(&c["swarm_space"])
+            );
         }
         let mut checked = 0;
         for group in v["get_swarm"].as_array().expect("groups") {
-            let ids: Vec<u64> = group["swarm_ids"].as_array().expect("ids").iter().map(u64_of).collect();
+            let ids: Vec<u64> = group["swarm_ids"]
+                .as_array()
+                .expect("ids")
+                .iter()
+                .map(u64_of)
+                .collect();
             for c in group["cases"].as_array().expect("cases") {
                 let space = swarm_space(&key_of(&c["pubkey"]));
-                assert_eq!(closest_swarm(&ids, space), Some(u64_of(&c["expected_swarm_id"])));
+                assert_eq!(
+                    closest_swarm(&ids, space),
+                    Some(u64_of(&c["expected_swarm_id"]))
+                );
                 checked += 1;
             }
         }
