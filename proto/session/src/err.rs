@@ -25,6 +25,23 @@ pub enum ErrorKind {
     Rejected,
     /// A peer is busy, rate limiting or not ready; the same request may succeed later.
     Busy,
+    /// The thing asked for does not exist (an unknown identity, contact or message).
+    NotFound,
+    /// The thing to create exists already (an identity name or Account ID that is taken).
+    AlreadyExists,
+    /// The caller gave no credentials, or credentials that are not valid.
+    Unauthenticated,
+    /// The caller is known but may not do this (a token used for another identity).
+    PermissionDenied,
+    /// A local resource is held by another process (a second daemon on the same data dir).
+    InUse,
+    /// Local state is damaged or belongs to something else (a corrupt or foreign data file,
+    /// a newer schema).
+    CorruptState,
+    /// A local file or storage operation failed (permissions, disk full).
+    LocalIo,
+    /// The service asked for is not running (yet) in this daemon.
+    Unavailable,
 }
 
 /// Errors that can say which [`ErrorKind`] they are.
