@@ -4,6 +4,7 @@
 //! - [`auth`]: tokens (admin file, identity-scoped) and the interceptor that checks them.
 //! - [`err`]: [`ApiError`] and [`err::code_for`], the one kind → status code mapping.
 //! - `identities`, `messages`, `conversations`, `network`: one file per service's handlers.
+//! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing texts.
 //!
 //! Store calls are blocking (redb commits fsync), so handlers run them through
 //! [`tokio::task::spawn_blocking`] via [`Service::blocking`].
@@ -14,6 +15,7 @@ pub mod err;
 mod identities;
 mod messages;
 mod network;
+mod seal;
 
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ use tonic::service::interceptor::InterceptedService;
 pub use err::ApiError;
 pub use messages::{Sealer, MAX_TEXT_UTF16, NAMESPACE_DEFAULT};
 pub use network::{NetworkSource, NetworkUpdates};
+pub use seal::SessionSealer;
 
 use crate::config::Config;
 use crate::store::Store;
@@ -40,9 +43,8 @@ pub struct State {
     pub admin_token_hash: [u8; 32],
     /// The message TTL for queued messages, ms.
     pub message_ttl_ms: u64,
-    /// Seals outgoing texts; `None` until the daemon is built with message encryption, and Send
-    /// answers UNAVAILABLE.
-    pub sealer: Option<Arc<dyn Sealer>>,
+    /// Seals outgoing texts ([`SessionSealer`] in the daemon).
+    pub sealer: Arc<dyn Sealer>,
     /// The network client's status, once the daemon has one.
     pub network: Option<Arc<dyn NetworkSource>>,
     /// Turns true when the daemon shuts down; open streams end.
@@ -61,7 +63,7 @@ impl State {
             store,
             admin_token_hash: auth::token_hash(admin_token),
             message_ttl_ms: config.outbox.message_ttl_secs.saturating_mul(1000),
-            sealer: None,
+            sealer: Arc::new(SessionSealer),
             network: None,
             shutdown,
         }
