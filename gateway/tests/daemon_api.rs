@@ -21,7 +21,7 @@ fn create(name: &str) -> CreateIdentityRequest {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identities_lifecycle_auth_and_bad_input() {
     let dir = TempDir::new("api-ids");
     let daemon = Daemon::start(dir.path());
@@ -231,7 +231,7 @@ async fn bob_rebuild(c: &mut support::Clients) -> tonic::Status {
         .expect_err("unauthenticated")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_subscribe_history_and_conversations() {
     let dir = TempDir::new("api-msgs");
     let daemon = Daemon::start(dir.path());
@@ -452,7 +452,7 @@ async fn send_subscribe_history_and_conversations() {
     assert!(!all.more);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_of_a_removed_identity_gets_not_found() {
     let dir = TempDir::new("api-removed");
     let daemon = Daemon::start(dir.path());

@@ -112,13 +112,13 @@ impl Daemon {
             .status()
             .expect("kill");
         assert!(status.success());
-        for _ in 0..100 {
+        for _ in 0..200 {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("sessiond did not stop within 5 s of SIGTERM");
+        panic!("sessiond did not stop within 10 s of SIGTERM");
     }
 }
 
