@@ -1,8 +1,146 @@
-//! The `sessiond` command line.
+//! The `sessiond` command line: one clap tree, one file per command group under `cli/`.
+//!
+//! Adding a command group: a `cli/<group>.rs` with its clap `Subcommand` enum and a `run`
+//! function, a variant in [`Command`], an arm in [`run`], and variants in [`CliError`] for its
+//! failures (each with an exit status in [`CliError::exit_code`]).
+//!
+//! Exit statuses: 0 success; 1 the command could not do its work (I/O, daemon unreachable);
+//! 2 bad input or usage (clap's own usage errors also exit 2).
 
+use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
-/// Runs the command line; returns the process exit code.
+use clap::{Args, Parser, Subcommand};
+use session_proto::err::{ErrorKind, HasKind};
+
+pub mod client;
+pub mod identity;
+pub mod run;
+
+/// `sessiond`: a localhost gateway to the Session network.
+#[derive(Debug, Parser)]
+#[command(name = "sessiond", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: store, gRPC on the Unix socket and TCP, until SIGTERM or Ctrl-C.
+    Run(run::RunArgs),
+    /// Work with Session identities (offline, or those of the running daemon).
+    Identity(IdentityArgs),
+    /// Queue a message from one of the daemon's identities (prints its id and state).
+    Send(client::SendArgs),
+    /// Print an identity's events as JSON lines: the backlog after --from-seq, then live.
+    Listen(client::ListenArgs),
+}
+
+/// `sessiond identity …`: the offline commands and the daemon's.
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    /// The identity command.
+    #[command(subcommand)]
+    pub cmd: IdentitySub,
+    /// Where the daemon is (daemon commands only).
+    #[command(flatten)]
+    pub client: client::ClientArgs,
+}
+
+/// The identity subcommands: offline ones (`inspect`) and gRPC client ones (`new`, `list`, …).
+#[derive(Debug, Subcommand)]
+pub enum IdentitySub {
+    /// Offline commands.
+    #[command(flatten)]
+    Offline(identity::IdentityCmd),
+    /// Commands for the running daemon.
+    #[command(flatten)]
+    Daemon(client::IdentityClientCmd),
+}
+
+/// Why a command failed. Its Display is the one line printed after `error: ` on stderr.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// A problem with what the user gave an identity command.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// Standard input could not be read.
+    #[error("cannot read standard input: {0}")]
+    ReadStdin(#[source] io::Error),
+    /// Standard output could not be written.
+    #[error("cannot write to standard output: {0}")]
+    WriteStdout(#[source] io::Error),
+    /// `sessiond run` failed.
+    #[error(transparent)]
+    Run(#[from] run::RunError),
+    /// A gRPC client command failed.
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+}
+
+impl CliError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Identity(_) => 2,
+            Self::ReadStdin(_) | Self::WriteStdout(_) => 1,
+            Self::Run(e) => match e.kind() {
+                ErrorKind::InvalidInput => 2,
+                _ => 1,
+            },
+            Self::Client(e) => e.exit_code(),
+        }
+    }
+}
+
+impl HasKind for CliError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Identity(e) => e.kind(),
+            Self::ReadStdin(_) | Self::WriteStdout(_) => ErrorKind::LocalIo,
+            Self::Run(e) => e.kind(),
+            Self::Client(e) => e.kind(),
+        }
+    }
+}
+
+/// Runs a parsed command line with the given standard input and output; `stderr` gets what
+/// must not go to stdout (a new identity's recovery password).
+pub fn run(
+    cli: Cli,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<(), CliError> {
+    match cli.command {
+        Command::Run(args) => run::run(args, stdout)?,
+        Command::Identity(IdentityArgs { cmd, client }) => match cmd {
+            IdentitySub::Offline(cmd) => identity::run(cmd, stdin, stdout)?,
+            IdentitySub::Daemon(cmd) => client::run_identity(cmd, &client, stdin, stdout, stderr)?,
+        },
+        Command::Send(args) => client::run_send(args, stdout)?,
+        Command::Listen(args) => client::run_listen(args, stdout)?,
+    }
+    Ok(())
+}
+
+/// Parses the process arguments, runs the command, and returns the process exit code.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let mut stdin = io::stdin().lock();
+    let mut stdout = io::stdout();
+    let mut stderr = io::stderr();
+    match run(cli, &mut stdin, &mut stdout, &mut stderr) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line, whatever the error says.
+            let msg = err.to_string().replace(['\n', '\r'], " ");
+            eprintln!("error: {msg}");
+            ExitCode::from(err.exit_code())
+        }
+    }
 }

@@ -1,1 +1,463 @@
-//! The daemon configuration (TOML).
+//! The daemon configuration: a TOML file, then `SESSIOND_*` environment overrides, then flags.
+//!
+//! Every key has a default (the `default_*` functions) and is documented in
+//! `deploy/sessiond.example.toml`, which a test parses. Unknown keys are an error, so a typo is
+//! reported instead of silently ignored. The configuration is immutable once loaded.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use session_proto::err::{ErrorKind, HasKind};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The data dir: database, `admin.token`, `sessiond.sock`. Default: `$XDG_DATA_HOME/sessiond`
+    /// (else `~/.local/share/sessiond`).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// The gRPC listeners.
+    #[serde(default)]
+    pub grpc: GrpcConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The Session network to join.
+    #[serde(default)]
+    pub network: NetworkConfig,
+    /// How often each identity's swarm is polled.
+    #[serde(default)]
+    pub poll: PollConfig,
+    /// How queued messages are retried.
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+}
+
+/// `[grpc]`: where the gRPC API listens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Serve gRPC on TCP at `listen`.
+    #[serde(default = "default_true")]
+    pub tcp: bool,
+    /// The TCP address. Port 0 picks a free port (the daemon prints the one it got).
+    #[serde(default = "default_grpc_listen")]
+    pub listen: SocketAddr,
+    /// Serve gRPC on the Unix socket `sessiond.sock` in the data dir (what the CLI uses).
+    #[serde(default = "default_true")]
+    pub unix_socket: bool,
+}
+
+/// `[log]`: what is logged.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter: a level (`error`, `warn`, `info`, `debug`, `trace`) or directives
+    /// such as `info,session_gateway::net=debug`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+/// `[network]`: which Session network to join.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Seed URLs (`https://host:port`) the snode pool is fetched from. Empty: the mainnet seeds.
+    #[serde(default)]
+    pub seeds: Vec<String>,
+}
+
+/// `[poll]`: the adaptive poll interval of each identity's swarm.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollConfig {
+    /// Interval while the identity is active (a message went either way recently), ms.
+    #[serde(default = "default_poll_active_ms")]
+    pub active_interval_ms: u64,
+    /// Interval once it has been idle for `idle_after_secs`, ms.
+    #[serde(default = "default_poll_idle_ms")]
+    pub idle_interval_ms: u64,
+    /// Seconds without messages after which the idle interval applies.
+    #[serde(default = "default_poll_idle_after_secs")]
+    pub idle_after_secs: u64,
+}
+
+/// `[outbox]`: how queued messages are sent and retried.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Attempts per message (the first included) before it is marked failed.
+    #[serde(default = "default_outbox_max_attempts")]
+    pub max_attempts: u32,
+    /// Wait before the first retry, ms; doubles per retry up to `backoff_max_ms`.
+    #[serde(default = "default_outbox_backoff_initial_ms")]
+    pub backoff_initial_ms: u64,
+    /// Longest wait between retries, ms.
+    #[serde(default = "default_outbox_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// How long the recipient's swarm keeps a message, seconds (at most 14 days).
+    #[serde(default = "default_message_ttl_secs")]
+    pub message_ttl_secs: u64,
+}
+
+/// `true`, for switches that are on unless turned off.
+pub fn default_true() -> bool {
+    true
+}
+/// `127.0.0.1:50051`: loopback only; the gRPC port of the Defaults table.
+pub fn default_grpc_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+/// `info`: lifecycle events, warnings and errors.
+pub fn default_log_level() -> String {
+    "info".to_owned()
+}
+/// 3 s while active, close to the Session clients' foreground polling.
+pub fn default_poll_active_ms() -> u64 {
+    3_000
+}
+/// 30 s once idle.
+pub fn default_poll_idle_ms() -> u64 {
+    30_000
+}
+/// Idle after 2 minutes without messages.
+pub fn default_poll_idle_after_secs() -> u64 {
+    120
+}
+/// 8 attempts (the first included) before a message fails.
+pub fn default_outbox_max_attempts() -> u32 {
+    8
+}
+/// 1 s before the first retry.
+pub fn default_outbox_backoff_initial_ms() -> u64 {
+    1_000
+}
+/// At most 5 minutes between retries.
+pub fn default_outbox_backoff_max_ms() -> u64 {
+    300_000
+}
+/// 14 days, the one-to-one message TTL of the Session clients (and the storage servers' max).
+pub fn default_message_ttl_secs() -> u64 {
+    14 * 24 * 3600
+}
+
+/// The largest message TTL the storage servers accept, seconds.
+pub const MAX_MESSAGE_TTL_SECS: u64 = 14 * 24 * 3600;
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            tcp: default_true(),
+            listen: default_grpc_listen(),
+            unix_socket: default_true(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_log_level(),
+        }
+    }
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        PollConfig {
+            active_interval_ms: default_poll_active_ms(),
+            idle_interval_ms: default_poll_idle_ms(),
+            idle_after_secs: default_poll_idle_after_secs(),
+        }
+    }
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_attempts: default_outbox_max_attempts(),
+            backoff_initial_ms: default_outbox_backoff_initial_ms(),
+            backoff_max_ms: default_outbox_backoff_max_ms(),
+            message_ttl_secs: default_message_ttl_secs(),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration (syntax, unknown key, wrong type).
+    #[error("bad config file {}: {detail}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml said, with the line.
+        detail: String,
+    },
+    /// An environment override has a bad value.
+    #[error("bad value {value:?} in the environment variable {var}: {detail}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A value is out of range.
+    #[error("bad config value {key}: {detail}")]
+    Invalid {
+        /// The key, as in the file (`outbox.max_attempts`).
+        key: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No data dir was given and none could be derived.
+    #[error("no data dir: set --data-dir, SESSIOND_DATA_DIR, data_dir in the config, or HOME")]
+    NoDataDir,
+}
+
+impl HasKind for ConfigError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ConfigError::Read { .. } => ErrorKind::LocalIo,
+            ConfigError::Parse { .. }
+            | ConfigError::Env { .. }
+            | ConfigError::Invalid { .. }
+            | ConfigError::NoDataDir => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+/// The environment variables that override configuration keys.
+pub mod env {
+    /// `data_dir`.
+    pub const DATA_DIR: &str = "SESSIOND_DATA_DIR";
+    /// The config file to read (the `--config` flag wins).
+    pub const CONFIG: &str = "SESSIOND_CONFIG";
+    /// `grpc.listen`.
+    pub const GRPC_LISTEN: &str = "SESSIOND_GRPC_LISTEN";
+    /// `log.level`.
+    pub const LOG: &str = "SESSIOND_LOG";
+    /// `network.seeds`, comma-separated.
+    pub const SEEDS: &str = "SESSIOND_SEEDS";
+}
+
+impl Config {
+    /// Parses TOML text; `path` names it in errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            detail: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Applies `SESSIOND_*` overrides from `vars` (normally `std::env::var`).
+    pub fn apply_env(&mut self, vars: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = vars(env::DATA_DIR).filter(|v| !v.is_empty()) {
+            self.data_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = vars(env::GRPC_LISTEN).filter(|v| !v.is_empty()) {
+            self.grpc.listen =
+                v.parse()
+                    .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                        var: env::GRPC_LISTEN,
+                        value: v.clone(),
+                        detail: format!("{e} (expected ip:port, e.g. 127.0.0.1:50051)"),
+                    })?;
+        }
+        if let Some(v) = vars(env::LOG).filter(|v| !v.is_empty()) {
+            self.log.level = v;
+        }
+        if let Some(v) = vars(env::SEEDS) {
+            self.network.seeds = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        self.validate()
+    }
+
+    /// Checks the values that have a range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, detail: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                detail: detail.to_owned(),
+            })
+        };
+        if self.outbox.max_attempts == 0 {
+            return invalid("outbox.max_attempts", "must be at least 1");
+        }
+        if self.outbox.backoff_initial_ms > self.outbox.backoff_max_ms {
+            return invalid(
+                "outbox.backoff_initial_ms",
+                "must not exceed outbox.backoff_max_ms",
+            );
+        }
+        if self.outbox.message_ttl_secs == 0 || self.outbox.message_ttl_secs > MAX_MESSAGE_TTL_SECS
+        {
+            return invalid(
+                "outbox.message_ttl_secs",
+                "must be between 1 and 1209600 (14 days)",
+            );
+        }
+        if self.poll.active_interval_ms == 0 || self.poll.idle_interval_ms == 0 {
+            return invalid("poll", "intervals must be at least 1 ms");
+        }
+        if !self.grpc.tcp && !self.grpc.unix_socket {
+            return invalid("grpc", "at least one of tcp and unix_socket must be on");
+        }
+        Ok(())
+    }
+
+    /// The data dir: the configured one, else `$XDG_DATA_HOME/sessiond`, else
+    /// `$HOME/.local/share/sessiond`.
+    pub fn resolve_data_dir(
+        &self,
+        vars: impl Fn(&str) -> Option<String>,
+    ) -> Result<PathBuf, ConfigError> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(dir.clone());
+        }
+        default_data_dir(vars)
+    }
+}
+
+/// `$XDG_DATA_HOME/sessiond`, else `$HOME/.local/share/sessiond`.
+pub fn default_data_dir(vars: impl Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
+    if let Some(xdg) = vars("XDG_DATA_HOME").filter(|v| Path::new(v).is_absolute()) {
+        return Ok(PathBuf::from(xdg).join("sessiond"));
+    }
+    match vars("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/share/sessiond")),
+        None => Err(ConfigError::NoDataDir),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../deploy/sessiond.example.toml");
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn example_file_parses_and_matches_the_defaults() {
+        let parsed =
+            Config::from_toml(EXAMPLE, Path::new("sessiond.example.toml")).expect("example parses");
+        // The example spells out every default (except data_dir, which is machine-specific).
+        let expected = Config {
+            data_dir: parsed.data_dir.clone(),
+            ..Config::default()
+        };
+        assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("", Path::new("x.toml")).expect("empty parses");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.grpc.listen.to_string(), "127.0.0.1:50051");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_the_key_named() {
+        for text in ["colour = 1", "[grpc]\nlistn = \"127.0.0.1:1\"", "[nope]\n"] {
+            let err = Config::from_toml(text, Path::new("x.toml")).expect_err(text);
+            let msg = err.to_string();
+            assert!(msg.contains("unknown"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn wrong_types_and_ranges_are_rejected() {
+        assert!(Config::from_toml("[grpc]\nlisten = 5", Path::new("x")).is_err());
+        assert!(Config::from_toml("[grpc]\nlisten = \"nope\"", Path::new("x")).is_err());
+        assert!(matches!(
+            Config::from_toml("[outbox]\nmax_attempts = 0", Path::new("x")),
+            Err(ConfigError::Invalid {
+                key: "outbox.max_attempts",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Config::from_toml("[outbox]\nmessage_ttl_secs = 9999999", Path::new("x")),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Config::from_toml("[grpc]\ntcp = false\nunix_socket = false", Path::new("x")),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut c = Config::from_toml("data_dir = \"/from/file\"", Path::new("x")).expect("ok");
+        c.apply_env(|k| match k {
+            env::DATA_DIR => Some("/from/env".into()),
+            env::GRPC_LISTEN => Some("127.0.0.1:6000".into()),
+            env::LOG => Some("debug".into()),
+            env::SEEDS => Some("https://a:1, https://b:2,".into()),
+            _ => None,
+        })
+        .expect("env ok");
+        assert_eq!(c.data_dir.as_deref(), Some(Path::new("/from/env")));
+        assert_eq!(c.grpc.listen.port(), 6000);
+        assert_eq!(c.log.level, "debug");
+        assert_eq!(c.network.seeds, vec!["https://a:1", "https://b:2"]);
+
+        let err = c
+            .apply_env(|k| (k == env::GRPC_LISTEN).then(|| "localhost".to_owned()))
+            .expect_err("bad address");
+        assert!(err.to_string().contains(env::GRPC_LISTEN));
+    }
+
+    #[test]
+    fn data_dir_defaults_follow_xdg() {
+        let c = Config::default();
+        let dir = c
+            .resolve_data_dir(|k| match k {
+                "XDG_DATA_HOME" => Some("/x/data".into()),
+                "HOME" => Some("/home/u".into()),
+                _ => None,
+            })
+            .expect("dir");
+        assert_eq!(dir, Path::new("/x/data/sessiond"));
+        let dir = c
+            .resolve_data_dir(|k| (k == "HOME").then(|| "/home/u".to_owned()))
+            .expect("dir");
+        assert_eq!(dir, Path::new("/home/u/.local/share/sessiond"));
+        assert!(matches!(
+            c.resolve_data_dir(no_env),
+            Err(ConfigError::NoDataDir)
+        ));
+    }
+}

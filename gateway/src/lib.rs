@@ -6,10 +6,12 @@
 //! - [`net`]: the network client: snode pool, swarm cache, onion paths, HTTPS transport.
 //! - [`store`]: the redb store: identities, contacts, event log, outbox, poll cursors, snode pool.
 //! - [`config`]: the TOML configuration.
-//! - [`rpc`]: the gRPC services (`sessiond.v1`).
+//! - [`rpc`]: the gRPC services (`sessiond.v1`): auth, errors, one file per service.
+//! - [`daemon`]: `sessiond run`: store + gRPC listeners + graceful shutdown.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod net;
 pub mod rpc;
 pub mod store;

@@ -1,1 +1,168 @@
-//! The gRPC services of `sessiond.v1`.
+//! The gRPC services of `sessiond.v1` on one service struct, with auth, health and reflection.
+//!
+//! # Layout
+//! - [`auth`]: tokens (admin file, identity-scoped) and the interceptor that checks them.
+//! - [`err`]: [`ApiError`] and [`err::code_for`], the one kind → status code mapping.
+//! - `identities`, `messages`, `conversations`, `network`: one file per service's handlers.
+//! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing texts.
+//!
+//! Store calls are blocking (redb commits fsync), so handlers run them through
+//! [`tokio::task::spawn_blocking`] via [`Service::blocking`].
+
+pub mod auth;
+mod conversations;
+pub mod err;
+mod identities;
+mod messages;
+mod network;
+mod seal;
+
+use std::sync::Arc;
+
+use sessiond_api::v1::conversations_server::ConversationsServer;
+use sessiond_api::v1::identities_server::IdentitiesServer;
+use sessiond_api::v1::messages_server::MessagesServer;
+use sessiond_api::v1::network_server::NetworkServer;
+use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
+
+pub use err::ApiError;
+pub use messages::{Sealer, MAX_TEXT_UTF16, NAMESPACE_DEFAULT};
+pub use network::{NetworkSource, NetworkUpdates};
+pub use seal::SessionSealer;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// What every handler shares. Immutable apart from the store's own state.
+#[derive(Debug)]
+pub struct State {
+    /// The store.
+    pub store: Store,
+    /// SHA-256 of the admin token.
+    pub admin_token_hash: [u8; 32],
+    /// The message TTL for queued messages, ms.
+    pub message_ttl_ms: u64,
+    /// Seals outgoing texts ([`SessionSealer`] in the daemon).
+    pub sealer: Arc<dyn Sealer>,
+    /// The network client's status, once the daemon has one.
+    pub network: Option<Arc<dyn NetworkSource>>,
+    /// Turns true when the daemon shuts down; open streams end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl State {
+    /// State for a daemon with this store, admin token and config.
+    pub fn new(
+        store: Store,
+        admin_token: &str,
+        config: &Config,
+        shutdown: watch::Receiver<bool>,
+    ) -> State {
+        State {
+            store,
+            admin_token_hash: auth::token_hash(admin_token),
+            message_ttl_ms: config.outbox.message_ttl_secs.saturating_mul(1000),
+            sealer: Arc::new(SessionSealer),
+            network: None,
+            shutdown,
+        }
+    }
+}
+
+/// The one service struct: implements every `sessiond.v1` service over shared state.
+#[derive(Debug, Clone)]
+pub struct Service {
+    state: Arc<State>,
+}
+
+/// A `sessiond.v1` server wrapped in the auth interceptor.
+pub type Authed<S> = InterceptedService<S, auth::AuthInterceptor>;
+
+impl Service {
+    /// A service over `state`.
+    pub fn new(state: State) -> Service {
+        Service {
+            state: Arc::new(state),
+        }
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    fn interceptor(&self) -> auth::AuthInterceptor {
+        auth::AuthInterceptor {
+            state: Arc::clone(&self.state),
+        }
+    }
+
+    /// The Identities service behind auth.
+    pub fn identities(&self) -> Authed<IdentitiesServer<Service>> {
+        IdentitiesServer::with_interceptor(self.clone(), self.interceptor())
+    }
+
+    /// The Messages service behind auth.
+    pub fn messages(&self) -> Authed<MessagesServer<Service>> {
+        MessagesServer::with_interceptor(self.clone(), self.interceptor())
+    }
+
+    /// The Conversations service behind auth.
+    pub fn conversations(&self) -> Authed<ConversationsServer<Service>> {
+        ConversationsServer::with_interceptor(self.clone(), self.interceptor())
+    }
+
+    /// The Network service behind auth.
+    pub fn network(&self) -> Authed<NetworkServer<Service>> {
+        NetworkServer::with_interceptor(self.clone(), self.interceptor())
+    }
+
+    /// Runs a blocking store operation off the async threads.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&State) -> Result<T, ApiError> + Send + 'static,
+    {
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || f(&state))
+            .await
+            .map_err(|e| ApiError::Internal(format!("a store task failed: {e}")))?
+    }
+}
+
+/// Builds the full router (the four services, health, reflection) for one listener.
+pub async fn router(service: &Service) -> Result<tonic::transport::server::Router, ApiError> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sessiond_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let reflection_v1 = reflection
+        .build_v1()
+        .map_err(|e| ApiError::Internal(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sessiond_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ApiError::Internal(format!("reflection: {e}")))?;
+    let (mut reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<IdentitiesServer<Service>>().await;
+    reporter.set_serving::<MessagesServer<Service>>().await;
+    reporter.set_serving::<ConversationsServer<Service>>().await;
+    reporter.set_serving::<NetworkServer<Service>>().await;
+    Ok(tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(service.identities())
+        .add_service(service.messages())
+        .add_service(service.conversations())
+        .add_service(service.network()))
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

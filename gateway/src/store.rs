@@ -1,1 +1,1063 @@
-//! The redb store.
+//! The redb store: identities, contacts, conversations, the per-identity event log, the outbox,
+//! poll cursors, tokens and the snode pool, all in one file `sessiond.redb` in the data dir.
+//!
+//! # Layout of the database
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name | u64 (`sessiond_schema_version`, id counters) |
+//! | `identities` | identity id | JSON [`IdentityRecord`] |
+//! | `identity_names` | name | identity id |
+//! | `seeds` | identity id | the 32-byte seed |
+//! | `events` | (identity id, seq) | JSON [`StoredEvent`] |
+//! | `seen_hashes` | (identity id, message hash) | seq of the event that recorded it |
+//! | `cursors` | (identity id, namespace) | `last_hash` of the poller |
+//! | `outbox` | outbox id | JSON [`OutboxEntry`] |
+//! | `conversations` | (identity id, peer Account ID) | JSON [`ConversationRecord`] |
+//! | `contacts` | (identity id, Account ID) | JSON [`ContactRecord`] |
+//! | `tokens` | SHA-256 of the token | JSON [`TokenRecord`] |
+//! | `blobs` | name | bytes (the snode pool) |
+//!
+//! Every operation is one redb transaction, committed with fsync before it returns, so whatever
+//! a caller was told is durable survives a crash. The operations that must be atomic together are
+//! single methods: [`Store::queue_outgoing`] (outbox entry + `Outgoing` event + conversation),
+//! [`Store::record_received`] (dedupe + events + `last_hash` + conversation + contact),
+//! [`Store::outbox_sent`] / [`Store::outbox_failed`] (remove entry + `Delivery` event).
+//!
+//! redb holds an exclusive lock on the file while open, so a second daemon on the same data dir
+//! fails with [`StoreError::InUse`].
+
+mod err;
+mod records;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use redb::{Database, ReadableTable, TableDefinition, TableHandle};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+pub use err::StoreError;
+pub use records::{
+    ContactRecord, ConversationRecord, DeliveryState, EventKind, IdentityId, IdentityRecord,
+    NewOutgoing, OutboxEntry, Received, StoredEvent, TokenRecord,
+};
+
+/// The database file's name in the data dir.
+pub const DB_FILE: &str = "sessiond.redb";
+/// The schema version this build writes; a database with a higher one is refused.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const IDENTITIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("identities");
+const IDENTITY_NAMES: TableDefinition<'_, &str, u64> = TableDefinition::new("identity_names");
+const SEEDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("seeds");
+const EVENTS: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("events");
+const SEEN_HASHES: TableDefinition<'_, (u64, &str), u64> = TableDefinition::new("seen_hashes");
+const CURSORS: TableDefinition<'_, (u64, i32), &str> = TableDefinition::new("cursors");
+const OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outbox");
+const CONVERSATIONS: TableDefinition<'_, (u64, &str), &[u8]> =
+    TableDefinition::new("conversations");
+const CONTACTS: TableDefinition<'_, (u64, &str), &[u8]> = TableDefinition::new("contacts");
+const TOKENS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tokens");
+const BLOBS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("blobs");
+
+const SCHEMA_KEY: &str = "sessiond_schema_version";
+const NEXT_IDENTITY_KEY: &str = "next_identity_id";
+const NEXT_OUTBOX_KEY: &str = "next_outbox_id";
+const SNODE_POOL_BLOB: &str = "snode_pool";
+
+/// A cheap-clone handle on the open store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    db: Database,
+    file: PathBuf,
+    /// Wake-ups for event-log subscribers: identity id → the newest seq. A std `Mutex`: nothing
+    /// awaits while it is held.
+    watchers: Mutex<HashMap<IdentityId, watch::Sender<u64>>>,
+}
+
+/// Creates `dir` (and parents) with mode 0700 if missing and tightens it to 0700.
+pub fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let fs_err = |source| StoreError::Fs {
+        path: dir.to_owned(),
+        source,
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(fs_err)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(fs_err)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir`: the dir gets mode 0700, the file 0600.
+    ///
+    /// Fails with [`StoreError::InUse`] if another process has it open, [`StoreError::Corrupt`]
+    /// for a damaged file, [`StoreError::Foreign`] for another program's redb file and
+    /// [`StoreError::NewerSchema`] for a newer sessiond's.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        prepare_dir(data_dir)?;
+        let file = data_dir.join(DB_FILE);
+        let fs_err = |source| StoreError::Fs {
+            path: file.clone(),
+            source,
+        };
+        // Create the file ourselves so it is 0600 from the first byte; redb initialises an empty
+        // file as a new database.
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&file)
+            .map_err(fs_err)?;
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).map_err(fs_err)?;
+        let db = Database::create(&file).map_err(|e| match redb::Error::from(e) {
+            redb::Error::DatabaseAlreadyOpen => StoreError::InUse {
+                dir: data_dir.to_owned(),
+                file: file.clone(),
+            },
+            redb::Error::Corrupted(detail) => StoreError::Corrupt {
+                file: file.clone(),
+                detail,
+            },
+            redb::Error::UpgradeRequired(v) => StoreError::Corrupt {
+                file: file.clone(),
+                detail: format!("redb file format {v} needs an upgrade"),
+            },
+            redb::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                StoreError::Corrupt {
+                    file: file.clone(),
+                    detail: "the file is truncated".to_owned(),
+                }
+            }
+            other => StoreError::Corrupt {
+                file: file.clone(),
+                detail: other.to_string(),
+            },
+        })?;
+        let store = Store {
+            shared: Arc::new(Shared {
+                db,
+                file,
+                watchers: Mutex::new(HashMap::new()),
+            }),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn file(&self) -> &Path {
+        &self.shared.file
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let db = &self.shared.db;
+        let rtx = db
+            .begin_read()
+            .map_err(|e| StoreError::db("reading the schema")(e.into()))?;
+        let tables: Vec<String> = rtx
+            .list_tables()
+            .map_err(|e| StoreError::db("listing tables")(e.into()))?
+            .map(|t| t.name().to_owned())
+            .collect();
+        let version = if tables.iter().any(|t| t == META.name()) {
+            let meta = rtx
+                .open_table(META)
+                .map_err(|e| self.corrupt_or_db("opening meta", e.into()))?;
+            let v = meta
+                .get(SCHEMA_KEY)
+                .map_err(|e| StoreError::db("reading the schema")(e.into()))?
+                .map(|v| v.value());
+            match v {
+                Some(v) => Some(v),
+                None => {
+                    return Err(StoreError::Foreign {
+                        file: self.shared.file.clone(),
+                        tables,
+                    })
+                }
+            }
+        } else if tables.is_empty() {
+            None
+        } else {
+            return Err(StoreError::Foreign {
+                file: self.shared.file.clone(),
+                tables,
+            });
+        };
+        drop(rtx);
+        if let Some(found) = version {
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema {
+                    file: self.shared.file.clone(),
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+        }
+        // Create every table (a no-op for existing ones) so read transactions find them all, and
+        // check their key/value types on an existing file.
+        self.write("initialising the schema", |tx| {
+            let mut meta = tx.open_table(META)?;
+            if version.is_none() {
+                meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+            }
+            drop(meta);
+            tx.open_table(IDENTITIES)?;
+            tx.open_table(IDENTITY_NAMES)?;
+            tx.open_table(SEEDS)?;
+            tx.open_table(EVENTS)?;
+            tx.open_table(SEEN_HASHES)?;
+            tx.open_table(CURSORS)?;
+            tx.open_table(OUTBOX)?;
+            tx.open_table(CONVERSATIONS)?;
+            tx.open_table(CONTACTS)?;
+            tx.open_table(TOKENS)?;
+            tx.open_table(BLOBS)?;
+            Ok(())
+        })
+        .map_err(|e| match e {
+            StoreError::Db { source, .. }
+                if matches!(
+                    *source,
+                    redb::Error::TableTypeMismatch { .. } | redb::Error::TableIsMultimap(_)
+                ) =>
+            {
+                StoreError::Corrupt {
+                    file: self.shared.file.clone(),
+                    detail: source.to_string(),
+                }
+            }
+            other => other,
+        })
+    }
+
+    fn corrupt_or_db(&self, action: &'static str, e: redb::Error) -> StoreError {
+        match e {
+            redb::Error::TableTypeMismatch { .. } | redb::Error::Corrupted(_) => {
+                StoreError::Corrupt {
+                    file: self.shared.file.clone(),
+                    detail: e.to_string(),
+                }
+            }
+            other => StoreError::db(action)(other),
+        }
+    }
+
+    /// Runs `f` in one write transaction and commits it (durably) if `f` succeeds.
+    fn write<T>(
+        &self,
+        action: &'static str,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, TxError>,
+    ) -> Result<T, StoreError> {
+        let tx = self
+            .shared
+            .db
+            .begin_write()
+            .map_err(|e| StoreError::db(action)(e.into()))?;
+        let out = f(&tx).map_err(|e| e.into_store(action))?;
+        tx.commit().map_err(|e| StoreError::db(action)(e.into()))?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one read transaction.
+    fn read<T>(
+        &self,
+        action: &'static str,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, TxError>,
+    ) -> Result<T, StoreError> {
+        let tx = self
+            .shared
+            .db
+            .begin_read()
+            .map_err(|e| StoreError::db(action)(e.into()))?;
+        f(&tx).map_err(|e| e.into_store(action))
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Identities
+    // --------------------------------------------------------------------------------------------
+
+    /// Adds an identity. Fails with [`StoreError::NameTaken`] or [`StoreError::AccountTaken`].
+    pub fn add_identity(
+        &self,
+        name: &str,
+        account_id: &str,
+        seed: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<IdentityRecord, StoreError> {
+        self.write("adding an identity", |tx| {
+            let mut names = tx.open_table(IDENTITY_NAMES)?;
+            if names.get(name)?.is_some() {
+                return Err(StoreError::NameTaken {
+                    name: name.to_owned(),
+                }
+                .into());
+            }
+            let identities = tx.open_table(IDENTITIES)?;
+            for row in identities.iter()? {
+                let (_, v) = row?;
+                let existing: IdentityRecord = decode("identity", v.value())?;
+                if existing.account_id == account_id {
+                    return Err(StoreError::AccountTaken {
+                        existing: existing.name,
+                    }
+                    .into());
+                }
+            }
+            drop(identities);
+            let id = next_counter(tx, NEXT_IDENTITY_KEY)?;
+            let record = IdentityRecord {
+                id,
+                name: name.to_owned(),
+                account_id: account_id.to_owned(),
+                created_at_ms: now_ms,
+            };
+            names.insert(name, id)?;
+            tx.open_table(IDENTITIES)?
+                .insert(id, encode(&record).as_slice())?;
+            tx.open_table(SEEDS)?.insert(id, seed.as_slice())?;
+            Ok(record)
+        })
+    }
+
+    /// All identities, sorted by name.
+    pub fn identities(&self) -> Result<Vec<IdentityRecord>, StoreError> {
+        self.read("listing identities", |tx| {
+            let names = tx.open_table(IDENTITY_NAMES)?;
+            let identities = tx.open_table(IDENTITIES)?;
+            let mut out = Vec::new();
+            for row in names.iter()? {
+                let (_, id) = row?;
+                if let Some(v) = identities.get(id.value())? {
+                    out.push(decode("identity", v.value())?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The identity with this name.
+    pub fn identity(&self, name: &str) -> Result<IdentityRecord, StoreError> {
+        self.read("reading an identity", |tx| identity_by_name(tx, name))
+    }
+
+    /// The identity with this id.
+    pub fn identity_by_id(&self, id: IdentityId) -> Result<IdentityRecord, StoreError> {
+        self.read("reading an identity", |tx| {
+            let identities = tx.open_table(IDENTITIES)?;
+            let v = identities
+                .get(id)?
+                .ok_or_else(|| StoreError::UnknownIdentity {
+                    name: format!("#{id}"),
+                })?;
+            Ok(decode("identity", v.value())?)
+        })
+    }
+
+    /// The seed of the identity with this name.
+    pub fn identity_seed(&self, name: &str) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+        self.read("reading a seed", |tx| {
+            let record = identity_by_name(tx, name)?;
+            let seeds = tx.open_table(SEEDS)?;
+            let v = seeds.get(record.id)?.ok_or(StoreError::BadRecord {
+                what: "seed",
+                detail: format!("identity {name:?} has no seed"),
+            })?;
+            let seed: [u8; 32] = v.value().try_into().map_err(|_| StoreError::BadRecord {
+                what: "seed",
+                detail: format!("{} bytes instead of 32", v.value().len()),
+            })?;
+            Ok(Zeroizing::new(seed))
+        })
+    }
+
+    /// Removes an identity and everything kept for it: seed, events, seen hashes, cursors,
+    /// outbox entries, conversations, contacts and tokens. Its subscribers' streams end.
+    pub fn remove_identity(&self, name: &str) -> Result<IdentityRecord, StoreError> {
+        let record = self.write("removing an identity", |tx| {
+            let record = identity_by_name(tx, name)?;
+            let id = record.id;
+            tx.open_table(IDENTITY_NAMES)?.remove(name)?;
+            tx.open_table(IDENTITIES)?.remove(id)?;
+            tx.open_table(SEEDS)?.remove(id)?;
+            tx.open_table(EVENTS)?
+                .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            tx.open_table(SEEN_HASHES)?
+                .retain(|(owner, _), _| owner != id)?;
+            tx.open_table(CURSORS)?
+                .retain_in((id, i32::MIN)..=(id, i32::MAX), |_, _| false)?;
+            tx.open_table(CONVERSATIONS)?
+                .retain(|(owner, _), _| owner != id)?;
+            tx.open_table(CONTACTS)?
+                .retain(|(owner, _), _| owner != id)?;
+            let mut outbox = tx.open_table(OUTBOX)?;
+            let mut doomed = Vec::new();
+            for row in outbox.iter()? {
+                let (k, v) = row?;
+                let entry: OutboxEntry = decode("outbox", v.value())?;
+                if entry.identity == id {
+                    doomed.push(k.value());
+                }
+            }
+            for k in doomed {
+                outbox.remove(k)?;
+            }
+            let mut tokens = tx.open_table(TOKENS)?;
+            let mut doomed = Vec::new();
+            for row in tokens.iter()? {
+                let (k, v) = row?;
+                let token: TokenRecord = decode("token", v.value())?;
+                if token.identity == id {
+                    doomed.push(k.value().to_vec());
+                }
+            }
+            for k in doomed {
+                tokens.remove(k.as_slice())?;
+            }
+            Ok(record)
+        })?;
+        // Dropping the sender ends the subscribers' waits.
+        self.lock_watchers().remove(&record.id);
+        Ok(record)
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Tokens
+    // --------------------------------------------------------------------------------------------
+
+    /// Stores an identity-scoped token under its hash.
+    pub fn add_token(&self, hash: &[u8; 32], token: &TokenRecord) -> Result<(), StoreError> {
+        self.write("adding a token", |tx| {
+            if tx.open_table(IDENTITIES)?.get(token.identity)?.is_none() {
+                return Err(StoreError::UnknownIdentity {
+                    name: format!("#{}", token.identity),
+                }
+                .into());
+            }
+            tx.open_table(TOKENS)?
+                .insert(hash.as_slice(), encode(token).as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// The token stored under this hash, if any.
+    pub fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        self.read("checking a token", |tx| {
+            let tokens = tx.open_table(TOKENS)?;
+            let v = tokens.get(hash.as_slice())?;
+            Ok(match v {
+                Some(v) => Some(decode("token", v.value())?),
+                None => None,
+            })
+        })
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Event log
+    // --------------------------------------------------------------------------------------------
+
+    /// The newest seq of an identity's log (0 if empty).
+    pub fn last_seq(&self, identity: IdentityId) -> Result<u64, StoreError> {
+        self.read("reading the event log", |tx| {
+            last_seq(&tx.open_table(EVENTS)?, identity)
+        })
+    }
+
+    /// Events of an identity with `after < seq < before` (`before` 0: no bound), at most `limit`,
+    /// oldest first or newest first; and whether the range holds more.
+    pub fn events(
+        &self,
+        identity: IdentityId,
+        after: u64,
+        before: u64,
+        limit: usize,
+        newest_first: bool,
+    ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
+        self.read("reading the event log", |tx| {
+            let events = tx.open_table(EVENTS)?;
+            let lo = after.saturating_add(1);
+            let hi = if before == 0 {
+                u64::MAX
+            } else {
+                before.saturating_sub(1)
+            };
+            if lo > hi {
+                return Ok((Vec::new(), false));
+            }
+            let range = events.range((identity, lo)..=(identity, hi))?;
+            let mut out = Vec::new();
+            let mut more = false;
+            let mut take = |row: Result<_, redb::StorageError>| -> Result<bool, TxError> {
+                let (_, v): (_, redb::AccessGuard<'_, &[u8]>) = row?;
+                if out.len() == limit {
+                    more = true;
+                    return Ok(false);
+                }
+                out.push(decode("event", v.value())?);
+                Ok(true)
+            };
+            if newest_first {
+                for row in range.rev() {
+                    if !take(row)? {
+                        break;
+                    }
+                }
+            } else {
+                for row in range {
+                    if !take(row)? {
+                        break;
+                    }
+                }
+            }
+            Ok((out, more))
+        })
+    }
+
+    /// A receiver that changes whenever an identity's log grows (its value is the newest seq).
+    ///
+    /// Subscribe first, then read the log after your cursor, then wait for a change and read
+    /// again: no append is missed. The receiver closes when the identity is removed.
+    pub fn watch(&self, identity: IdentityId) -> watch::Receiver<u64> {
+        let mut watchers = self.lock_watchers();
+        watchers
+            .entry(identity)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn lock_watchers(&self) -> std::sync::MutexGuard<'_, HashMap<IdentityId, watch::Sender<u64>>> {
+        // A panic while holding this lock cannot leave the map inconsistent (single inserts and
+        // removes), so a poisoned lock is still usable.
+        self.shared
+            .watchers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wake(&self, identity: IdentityId, seq: u64) {
+        let mut watchers = self.lock_watchers();
+        if let Some(tx) = watchers.get(&identity) {
+            if tx.receiver_count() == 0 {
+                watchers.remove(&identity);
+            } else {
+                tx.send_replace(seq);
+            }
+        }
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Sending: outbox
+    // --------------------------------------------------------------------------------------------
+
+    /// Queues a message: writes the outbox entry, the `Outgoing` event and the conversation in
+    /// one transaction. The entry is due at once.
+    pub fn queue_outgoing(
+        &self,
+        identity: IdentityId,
+        msg: NewOutgoing,
+        now_ms: u64,
+    ) -> Result<(StoredEvent, OutboxEntry), StoreError> {
+        let out = self.write("queueing a message", |tx| {
+            require_identity(tx, identity)?;
+            let mut events = tx.open_table(EVENTS)?;
+            let event = append(
+                &mut events,
+                identity,
+                now_ms,
+                EventKind::Outgoing {
+                    message_id: msg.message_id.clone(),
+                    recipient: msg.recipient.clone(),
+                    text: msg.text.clone(),
+                    sent_at_ms: msg.sent_at_ms,
+                },
+            )?;
+            let id = next_counter(tx, NEXT_OUTBOX_KEY)?;
+            let entry = OutboxEntry {
+                id,
+                identity,
+                message_id: msg.message_id,
+                recipient: msg.recipient,
+                payload: msg.payload,
+                namespace: msg.namespace,
+                sent_at_ms: msg.sent_at_ms,
+                ttl_ms: msg.ttl_ms,
+                attempts: 0,
+                next_try_ms: now_ms,
+                last_error: None,
+                event_seq: event.seq,
+            };
+            tx.open_table(OUTBOX)?
+                .insert(id, encode(&entry).as_slice())?;
+            touch_conversation(
+                tx,
+                identity,
+                &entry.recipient,
+                event.seq,
+                msg.sent_at_ms,
+                false,
+            )?;
+            Ok((event, entry))
+        })?;
+        self.wake(identity, out.0.seq);
+        Ok(out)
+    }
+
+    /// All outbox entries, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read("reading the outbox", |tx| {
+            let outbox = tx.open_table(OUTBOX)?;
+            let mut out = Vec::new();
+            for row in outbox.iter()? {
+                let (_, v) = row?;
+                out.push(decode("outbox", v.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The outbox entries due at `now_ms`, earliest `next_try_ms` first.
+    pub fn outbox_due(&self, now_ms: u64) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut due: Vec<OutboxEntry> = self
+            .outbox()?
+            .into_iter()
+            .filter(|e| e.next_try_ms <= now_ms)
+            .collect();
+        due.sort_by_key(|e| (e.next_try_ms, e.id));
+        Ok(due)
+    }
+
+    /// Records a failed attempt: one more attempt, the next not before `next_try_ms`.
+    pub fn outbox_retry(
+        &self,
+        id: u64,
+        next_try_ms: u64,
+        error: &str,
+    ) -> Result<OutboxEntry, StoreError> {
+        self.write("rescheduling an outbox entry", |tx| {
+            let mut outbox = tx.open_table(OUTBOX)?;
+            let mut entry: OutboxEntry = match outbox.get(id)? {
+                Some(v) => decode("outbox", v.value())?,
+                None => return Err(StoreError::UnknownOutboxEntry { id }.into()),
+            };
+            entry.attempts = entry.attempts.saturating_add(1);
+            entry.next_try_ms = next_try_ms;
+            entry.last_error = Some(error.to_owned());
+            outbox.insert(id, encode(&entry).as_slice())?;
+            Ok(entry)
+        })
+    }
+
+    /// Records success: removes the entry and appends a `Sent` delivery event, in one
+    /// transaction. `attempts` counts this successful one too.
+    pub fn outbox_sent(&self, id: u64, hash: &str, now_ms: u64) -> Result<StoredEvent, StoreError> {
+        self.finish_outbox(id, now_ms, DeliveryState::Sent, Some(hash), None)
+    }
+
+    /// Records giving up: removes the entry and appends a `Failed` delivery event with the
+    /// reason, in one transaction.
+    pub fn outbox_failed(
+        &self,
+        id: u64,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<StoredEvent, StoreError> {
+        self.finish_outbox(id, now_ms, DeliveryState::Failed, None, Some(reason))
+    }
+
+    fn finish_outbox(
+        &self,
+        id: u64,
+        now_ms: u64,
+        state: DeliveryState,
+        hash: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<StoredEvent, StoreError> {
+        let (identity, event) = self.write("finishing an outbox entry", |tx| {
+            let mut outbox = tx.open_table(OUTBOX)?;
+            let entry: OutboxEntry = match outbox.remove(id)? {
+                Some(v) => decode("outbox", v.value())?,
+                None => return Err(StoreError::UnknownOutboxEntry { id }.into()),
+            };
+            let attempts = match state {
+                DeliveryState::Sent => entry.attempts.saturating_add(1),
+                DeliveryState::Failed => entry.attempts,
+            };
+            let mut events = tx.open_table(EVENTS)?;
+            let event = append(
+                &mut events,
+                entry.identity,
+                now_ms,
+                EventKind::Delivery {
+                    message_id: entry.message_id,
+                    recipient: entry.recipient,
+                    state,
+                    hash: hash.map(str::to_owned),
+                    reason: reason.map(str::to_owned),
+                    attempts,
+                },
+            )?;
+            Ok((entry.identity, event))
+        })?;
+        self.wake(identity, event.seq);
+        Ok(event)
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Receiving: events, dedupe, cursors
+    // --------------------------------------------------------------------------------------------
+
+    /// The poller's `last_hash` for an identity and namespace.
+    pub fn last_hash(
+        &self,
+        identity: IdentityId,
+        namespace: i32,
+    ) -> Result<Option<String>, StoreError> {
+        self.read("reading a poll cursor", |tx| {
+            let cursors = tx.open_table(CURSORS)?;
+            let v = cursors.get((identity, namespace))?;
+            Ok(v.map(|v| v.value().to_owned()))
+        })
+    }
+
+    /// Records a poll result in one transaction: appends an `Incoming` event for every message
+    /// whose hash was not seen before (in order), updates conversations and the senders' profile
+    /// names, and sets the cursor to `last_hash` (if given). Returns the new events.
+    pub fn record_received(
+        &self,
+        identity: IdentityId,
+        namespace: i32,
+        messages: &[Received],
+        last_hash: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let added = self.write("recording received messages", |tx| {
+            require_identity(tx, identity)?;
+            let mut added = Vec::new();
+            let mut seen = tx.open_table(SEEN_HASHES)?;
+            let mut events = tx.open_table(EVENTS)?;
+            let mut contacts = tx.open_table(CONTACTS)?;
+            for msg in messages {
+                if seen.get((identity, msg.hash.as_str()))?.is_some() {
+                    continue;
+                }
+                let event = append(
+                    &mut events,
+                    identity,
+                    now_ms,
+                    EventKind::Incoming(msg.clone()),
+                )?;
+                seen.insert((identity, msg.hash.as_str()), event.seq)?;
+                touch_conversation(tx, identity, &msg.sender, event.seq, msg.sent_at_ms, true)?;
+                if let Some(profile) = msg.sender_profile_name.as_deref() {
+                    let key = (identity, msg.sender.as_str());
+                    let mut contact: ContactRecord = match contacts.get(key)? {
+                        Some(v) => decode("contact", v.value())?,
+                        None => ContactRecord {
+                            account_id: msg.sender.clone(),
+                            ..ContactRecord::default()
+                        },
+                    };
+                    contact.profile_name = Some(profile.to_owned());
+                    contacts.insert(key, encode(&contact).as_slice())?;
+                }
+                added.push(event);
+            }
+            if let Some(hash) = last_hash {
+                tx.open_table(CURSORS)?
+                    .insert((identity, namespace), hash)?;
+            }
+            Ok(added)
+        })?;
+        if let Some(last) = added.last() {
+            self.wake(identity, last.seq);
+        }
+        Ok(added)
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Conversations and contacts
+    // --------------------------------------------------------------------------------------------
+
+    /// An identity's conversations, most recent activity first.
+    pub fn conversations(
+        &self,
+        identity: IdentityId,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        let mut out: Vec<ConversationRecord> = self.read("listing conversations", |tx| {
+            let table = tx.open_table(CONVERSATIONS)?;
+            let mut out = Vec::new();
+            for row in table.range((identity, "")..)? {
+                let (k, v) = row?;
+                if k.value().0 != identity {
+                    break;
+                }
+                out.push(decode("conversation", v.value())?);
+            }
+            Ok(out)
+        })?;
+        out.sort_by(|a: &ConversationRecord, b| {
+            (b.last_activity_ms, b.last_seq).cmp(&(a.last_activity_ms, a.last_seq))
+        });
+        Ok(out)
+    }
+
+    /// An identity's contacts, sorted by Account ID.
+    pub fn contacts(&self, identity: IdentityId) -> Result<Vec<ContactRecord>, StoreError> {
+        self.read("listing contacts", |tx| {
+            let table = tx.open_table(CONTACTS)?;
+            let mut out = Vec::new();
+            for row in table.range((identity, "")..)? {
+                let (k, v) = row?;
+                if k.value().0 != identity {
+                    break;
+                }
+                out.push(decode("contact", v.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// One contact (a default, nameless one if unknown).
+    pub fn contact(
+        &self,
+        identity: IdentityId,
+        account_id: &str,
+    ) -> Result<ContactRecord, StoreError> {
+        self.read("reading a contact", |tx| {
+            let table = tx.open_table(CONTACTS)?;
+            let v = table.get((identity, account_id))?;
+            Ok(match v {
+                Some(v) => decode("contact", v.value())?,
+                None => ContactRecord {
+                    account_id: account_id.to_owned(),
+                    ..ContactRecord::default()
+                },
+            })
+        })
+    }
+
+    /// Sets (`Some`) or clears (`None`) a contact's local name, creating the contact if needed.
+    pub fn set_contact_name(
+        &self,
+        identity: IdentityId,
+        account_id: &str,
+        name: Option<&str>,
+    ) -> Result<ContactRecord, StoreError> {
+        self.write("naming a contact", |tx| {
+            require_identity(tx, identity)?;
+            let mut table = tx.open_table(CONTACTS)?;
+            let mut contact: ContactRecord = match table.get((identity, account_id))? {
+                Some(v) => decode("contact", v.value())?,
+                None => ContactRecord {
+                    account_id: account_id.to_owned(),
+                    ..ContactRecord::default()
+                },
+            };
+            contact.name = name.map(str::to_owned);
+            table.insert((identity, account_id), encode(&contact).as_slice())?;
+            Ok(contact)
+        })
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Snode pool
+    // --------------------------------------------------------------------------------------------
+
+    /// The saved snode pool (an opaque blob the network client writes).
+    pub fn snode_pool(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read("reading the snode pool", |tx| {
+            let blobs = tx.open_table(BLOBS)?;
+            let v = blobs.get(SNODE_POOL_BLOB)?;
+            Ok(v.map(|v| v.value().to_vec()))
+        })
+    }
+
+    /// Saves the snode pool blob.
+    pub fn set_snode_pool(&self, blob: &[u8]) -> Result<(), StoreError> {
+        self.write("saving the snode pool", |tx| {
+            tx.open_table(BLOBS)?.insert(SNODE_POOL_BLOB, blob)?;
+            Ok(())
+        })
+    }
+}
+
+/// An error inside a transaction: ours, or redb's (converted with context on the way out).
+#[derive(Debug)]
+enum TxError {
+    Store(StoreError),
+    Redb(Box<redb::Error>),
+}
+
+impl TxError {
+    fn into_store(self, action: &'static str) -> StoreError {
+        match self {
+            TxError::Store(e) => e,
+            TxError::Redb(e) => StoreError::db(action)(*e),
+        }
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        TxError::Store(e)
+    }
+}
+
+macro_rules! redb_into_tx {
+    ($($t:ty),*) => {$(
+        impl From<$t> for TxError {
+            fn from(e: $t) -> Self {
+                TxError::Redb(Box::new(e.into()))
+            }
+        }
+    )*};
+}
+redb_into_tx!(redb::StorageError, redb::TableError);
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records are plain data that always serialise")
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::BadRecord {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn next_counter(tx: &redb::WriteTransaction, key: &str) -> Result<u64, TxError> {
+    let mut meta = tx.open_table(META)?;
+    let current = meta.get(key)?.map(|v| v.value()).unwrap_or(1);
+    meta.insert(key, current.saturating_add(1))?;
+    Ok(current)
+}
+
+fn identity_by_name(tx: &impl TableOpener, name: &str) -> Result<IdentityRecord, TxError> {
+    let id = tx
+        .identity_id(name)?
+        .ok_or_else(|| StoreError::UnknownIdentity {
+            name: name.to_owned(),
+        })?;
+    let v = tx.identity_bytes(id)?.ok_or(StoreError::BadRecord {
+        what: "identity",
+        detail: format!("the name {name:?} points at a missing identity"),
+    })?;
+    Ok(decode("identity", &v)?)
+}
+
+/// Read access shared by read and write transactions, for the helpers used by both.
+trait TableOpener {
+    fn identity_id(&self, name: &str) -> Result<Option<u64>, TxError>;
+    fn identity_bytes(&self, id: u64) -> Result<Option<Vec<u8>>, TxError>;
+}
+
+impl TableOpener for redb::ReadTransaction {
+    fn identity_id(&self, name: &str) -> Result<Option<u64>, TxError> {
+        Ok(self
+            .open_table(IDENTITY_NAMES)?
+            .get(name)?
+            .map(|v| v.value()))
+    }
+    fn identity_bytes(&self, id: u64) -> Result<Option<Vec<u8>>, TxError> {
+        Ok(self
+            .open_table(IDENTITIES)?
+            .get(id)?
+            .map(|v| v.value().to_vec()))
+    }
+}
+
+impl TableOpener for redb::WriteTransaction {
+    fn identity_id(&self, name: &str) -> Result<Option<u64>, TxError> {
+        Ok(self
+            .open_table(IDENTITY_NAMES)?
+            .get(name)?
+            .map(|v| v.value()))
+    }
+    fn identity_bytes(&self, id: u64) -> Result<Option<Vec<u8>>, TxError> {
+        Ok(self
+            .open_table(IDENTITIES)?
+            .get(id)?
+            .map(|v| v.value().to_vec()))
+    }
+}
+
+fn require_identity(tx: &redb::WriteTransaction, identity: IdentityId) -> Result<(), TxError> {
+    if tx.open_table(IDENTITIES)?.get(identity)?.is_none() {
+        return Err(StoreError::UnknownIdentity {
+            name: format!("#{identity}"),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn last_seq(
+    events: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    identity: IdentityId,
+) -> Result<u64, TxError> {
+    let last = events
+        .range((identity, 0)..=(identity, u64::MAX))?
+        .next_back()
+        .transpose()?;
+    Ok(last.map(|(k, _)| k.value().1).unwrap_or(0))
+}
+
+fn append(
+    events: &mut redb::Table<'_, (u64, u64), &'static [u8]>,
+    identity: IdentityId,
+    now_ms: u64,
+    kind: EventKind,
+) -> Result<StoredEvent, TxError> {
+    let seq = last_seq(events, identity)?.saturating_add(1);
+    let event = StoredEvent {
+        seq,
+        recorded_at_ms: now_ms,
+        kind,
+    };
+    events.insert((identity, seq), encode(&event).as_slice())?;
+    Ok(event)
+}
+
+fn touch_conversation(
+    tx: &redb::WriteTransaction,
+    identity: IdentityId,
+    peer: &str,
+    seq: u64,
+    at_ms: u64,
+    incoming: bool,
+) -> Result<(), TxError> {
+    let mut table = tx.open_table(CONVERSATIONS)?;
+    let mut conv: ConversationRecord = match table.get((identity, peer))? {
+        Some(v) => decode("conversation", v.value())?,
+        None => ConversationRecord {
+            peer: peer.to_owned(),
+            ..ConversationRecord::default()
+        },
+    };
+    conv.last_seq = seq;
+    conv.last_activity_ms = conv.last_activity_ms.max(at_ms);
+    if incoming {
+        conv.incoming_count += 1;
+    } else {
+        conv.outgoing_count += 1;
+    }
+    table.insert((identity, peer), encode(&conv).as_slice())?;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

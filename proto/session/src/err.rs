@@ -15,6 +15,33 @@ pub enum ErrorKind {
     Unsupported,
     /// A peer's reply broke the protocol.
     ProtocolViolation,
+    /// The network could not be reached at all: no seed or snode answered, no path could be built.
+    NetworkUnreachable,
+    /// A peer did not answer in time.
+    Timeout,
+    /// Our clock and the network's disagree too much for a signed request or a timestamp.
+    ClockSkew,
+    /// A peer understood the request and refused it (bad signature, bad parameters, forbidden).
+    Rejected,
+    /// A peer is busy, rate limiting or not ready; the same request may succeed later.
+    Busy,
+    /// The thing asked for does not exist (an unknown identity, contact or message).
+    NotFound,
+    /// The thing to create exists already (an identity name or Account ID that is taken).
+    AlreadyExists,
+    /// The caller gave no credentials, or credentials that are not valid.
+    Unauthenticated,
+    /// The caller is known but may not do this (a token used for another identity).
+    PermissionDenied,
+    /// A local resource is held by another process (a second daemon on the same data dir).
+    InUse,
+    /// Local state is damaged or belongs to something else (a corrupt or foreign data file,
+    /// a newer schema).
+    CorruptState,
+    /// A local file or storage operation failed (permissions, disk full).
+    LocalIo,
+    /// The service asked for is not running (yet) in this daemon.
+    Unavailable,
 }
 
 /// Errors that can say which [`ErrorKind`] they are.
@@ -27,18 +54,211 @@ pub trait HasKind {
 // Identity, recovery password and messages (account_id, keys, mnemonic, padding, message, protos)
 // ------------------------------------------------------------------------------------------------
 
-// (owned by the identity & messages work)
+/// Why an Account ID did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountIdError {
+    /// The hex form was not 66 characters long.
+    #[error("an Account ID is 66 hex characters, got {len}")]
+    WrongHexLength {
+        /// Length of the input in bytes.
+        len: usize,
+    },
+    /// The byte form was not 33 bytes long.
+    #[error("an Account ID is 33 bytes, got {len}")]
+    WrongByteLength {
+        /// Length of the input.
+        len: usize,
+    },
+    /// The input had a character that is not hex.
+    #[error("an Account ID must be hex digits only")]
+    BadHex,
+    /// The first byte is not one of 05, 03, 15, 25, 00.
+    #[error("unknown Account ID prefix {prefix:02x} (expected 05, 03, 15, 25 or 00)")]
+    UnknownPrefix {
+        /// The first byte.
+        prefix: u8,
+    },
+}
 
-//
-//
-//
-//
-//
-//
-//
-//
-//
-//
+impl HasKind for AccountIdError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
+}
+
+/// Why a public key could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The 32 bytes are not the encoding of a curve point.
+    #[error("not a valid Ed25519 public key: not a curve point")]
+    NotAPoint,
+    /// The point has small order (it would give a predictable shared secret).
+    #[error("not a valid Ed25519 public key: small-order point")]
+    SmallOrder,
+    /// The point has a torsion component (libsodium refuses to convert such keys).
+    #[error("not a valid Ed25519 public key: not in the prime-order subgroup")]
+    NotInPrimeSubgroup,
+}
+
+impl HasKind for KeyError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
+}
+
+/// Why a recovery password (or other mnemonic) did not decode or encode.
+///
+/// The Display text may name a word of the phrase; like the phrase itself it must not reach a
+/// log line at info or above.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MnemonicError {
+    /// No words at all.
+    #[error("the recovery password is empty")]
+    Empty,
+    /// The number of words is not one the caller accepts.
+    #[error("expected {expected} words, got {got}")]
+    WrongWordCount {
+        /// How many words there were.
+        got: usize,
+        /// What was expected, e.g. "13".
+        expected: &'static str,
+    },
+    /// A word whose first three letters match no word of the list.
+    #[error("unknown word \"{word}\" (word {position})")]
+    UnknownWord {
+        /// The word as given.
+        word: String,
+        /// 1-based position in the phrase.
+        position: usize,
+    },
+    /// The last word is not the checksum of the others.
+    #[error("the checksum word (word {position}) does not match the other words")]
+    ChecksumMismatch {
+        /// 1-based position of the checksum word.
+        position: usize,
+    },
+    /// Three words that decode to a value above 2^32 - 1.
+    #[error("words {position}-{} do not form a valid group", position + 2)]
+    OverflowingTriplet {
+        /// 1-based position of the first word of the group.
+        position: usize,
+    },
+    /// Bytes to encode must be a multiple of 4 long.
+    #[error("a mnemonic encodes a multiple of 4 bytes, got {len}")]
+    WrongByteLength {
+        /// Length of the input.
+        len: usize,
+    },
+}
+
+impl HasKind for MnemonicError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
+}
+
+/// Why a one-to-one message could not be built or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// One-to-one messages go to standard (`05`) Account IDs only.
+    #[error("cannot encrypt to an Account ID with prefix {prefix:02x}: one-to-one messages need a 05 ID")]
+    RecipientNotStandard {
+        /// The recipient's prefix byte.
+        prefix: u8,
+    },
+    /// The recipient's X25519 key has small order (the shared secret would be all zeros).
+    #[error("the recipient's X25519 key is a small-order point")]
+    WeakRecipientKey,
+    /// The stored `data` field was not valid base64.
+    #[error("message data is not valid base64")]
+    Base64,
+    /// A "v2" (PFS + ML-KEM) message, which released clients do not send and we do not read.
+    #[error("v2 (PFS) one-to-one messages are not supported")]
+    V2Unsupported,
+    /// A payload starting with 0x00 but not 0x00 0x02.
+    #[error("unknown versioned message format 00 {version:02x}")]
+    UnknownVersion {
+        /// The second byte.
+        version: u8,
+    },
+    /// The WebSocketMessage protobuf did not parse.
+    #[error("malformed WebSocketMessage: {0}")]
+    WebSocket(prost::DecodeError),
+    /// The WebSocketMessage carries no request body.
+    #[error("WebSocketMessage has no request body")]
+    NoRequestBody,
+    /// The Envelope protobuf did not parse.
+    #[error("malformed Envelope: {0}")]
+    Envelope(prost::DecodeError),
+    /// The Envelope carries no content.
+    #[error("Envelope has no content")]
+    NoContent,
+    /// Envelope `source` must be absent, empty or 66 hex characters.
+    #[error("Envelope source must be empty or 66 hex characters, got {len} characters")]
+    BadSource {
+        /// Length of the field.
+        len: usize,
+    },
+    /// Envelope `proSig`, when present, must be 64 bytes.
+    #[error("Envelope proSig must be 64 bytes, got {len}")]
+    BadProSig {
+        /// Length of the field.
+        len: usize,
+    },
+    /// The sealed box is shorter than the smallest possible message.
+    #[error("ciphertext too short: {len} bytes, need at least {min}")]
+    TooShort {
+        /// Length of the ciphertext.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// The sealed box did not open: not for this identity, or altered.
+    #[error("could not decrypt the message (not for this identity, or corrupted)")]
+    SealOpen,
+    /// The sender's signature over the message, its key and our key did not verify.
+    #[error("the sender's signature does not verify")]
+    BadSignature,
+    /// The sender's Ed25519 key cannot be converted to an Account ID.
+    #[error("bad sender key: {0}")]
+    BadSenderKey(KeyError),
+    /// The decrypted Content protobuf did not parse.
+    #[error("malformed Content: {0}")]
+    Content(prost::DecodeError),
+    /// `Content.sigTimestamp` differs from `Envelope.timestamp` (both non-zero).
+    #[error("Content sigTimestamp {content} differs from Envelope timestamp {envelope}")]
+    TimestampMismatch {
+        /// Envelope.timestamp.
+        envelope: u64,
+        /// Content.sigTimestamp.
+        content: u64,
+    },
+}
+
+impl HasKind for MessageError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::RecipientNotStandard { .. }
+            | Self::WeakRecipientKey
+            | Self::Base64
+            | Self::WebSocket(_)
+            | Self::NoRequestBody
+            | Self::Envelope(_)
+            | Self::NoContent
+            | Self::BadSource { .. }
+            | Self::BadProSig { .. }
+            | Self::TooShort { .. }
+            | Self::Content(_)
+            | Self::TimestampMismatch { .. } => ErrorKind::InvalidInput,
+            Self::V2Unsupported | Self::UnknownVersion { .. } => ErrorKind::Unsupported,
+            Self::SealOpen | Self::BadSignature | Self::BadSenderKey(_) => ErrorKind::BadCrypto,
+        }
+    }
+}
 
 // ------------------------------------------------------------------------------------------------
 // Network protocol (storage_rpc, swarm, onion, bencode)

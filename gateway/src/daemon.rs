@@ -1,0 +1,245 @@
+//! `sessiond run`: opens the store, serves gRPC on the Unix socket and TCP, and shuts down
+//! gracefully on SIGTERM or Ctrl-C.
+//!
+//! Start-up order matters for the error a user sees: the store is opened first, so a second
+//! daemon on the same data dir fails on redb's lock before it touches the running daemon's
+//! socket. Once listening, the daemon prints one JSON line on stdout with the addresses.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use session_proto::err::{ErrorKind, HasKind};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+
+use crate::config::Config;
+use crate::rpc::{self, auth, ApiError, Service, State};
+use crate::store::{Store, StoreError};
+
+/// The Unix socket's file name in the data dir.
+pub const SOCKET_FILE: &str = "sessiond.sock";
+/// How long shutdown waits for open calls and streams before it closes them anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        /// "TCP" or "Unix socket".
+        what: &'static str,
+        /// The address or path.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("the gRPC server on {what} failed: {source}")]
+    Serve {
+        /// Which listener.
+        what: &'static str,
+        /// tonic's error.
+        source: tonic::transport::Error,
+    },
+    /// Setting up the services failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+impl HasKind for DaemonError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DaemonError::Store(e) => e.kind(),
+            DaemonError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                ErrorKind::InUse
+            }
+            DaemonError::Bind { .. } | DaemonError::Serve { .. } | DaemonError::Signals(_) => {
+                ErrorKind::LocalIo
+            }
+            DaemonError::Api(e) => e.kind(),
+        }
+    }
+}
+
+/// Where a running daemon listens; printed as one JSON line at start.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listening {
+    /// Always "listening".
+    pub event: &'static str,
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// The TCP address, if serving TCP.
+    pub grpc_tcp: Option<SocketAddr>,
+    /// The Unix socket, if serving one.
+    pub grpc_unix: Option<PathBuf>,
+}
+
+/// Installs the log subscriber (stderr) with the config's filter.
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// A future that resolves on SIGTERM or Ctrl-C (SIGINT).
+pub fn termination_signal() -> Result<impl std::future::Future<Output = ()>, DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    })
+}
+
+/// Runs the daemon until `stop` resolves; `on_listening` gets the addresses once bound.
+pub async fn run(
+    config: &Config,
+    data_dir: &Path,
+    stop: impl std::future::Future<Output = ()>,
+    on_listening: impl FnOnce(&Listening),
+) -> Result<(), DaemonError> {
+    let store = Store::open(data_dir)?;
+    let admin_token = auth::load_or_create_admin_token(data_dir)?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let service = Service::new(State::new(store, &admin_token, config, shutdown_rx.clone()));
+
+    let socket_path = data_dir.join(SOCKET_FILE);
+    let unix = if config.grpc.unix_socket {
+        Some(bind_unix(&socket_path)?)
+    } else {
+        None
+    };
+    let tcp = if config.grpc.tcp {
+        let listener = TcpListener::bind(config.grpc.listen)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                what: "TCP",
+                addr: config.grpc.listen.to_string(),
+                source,
+            })?;
+        if !config.grpc.listen.ip().is_loopback() {
+            tracing::warn!(
+                addr = %config.grpc.listen,
+                "gRPC listens beyond loopback: bearer tokens cross the network unencrypted"
+            );
+        }
+        Some(listener)
+    } else {
+        None
+    };
+    let listening = Listening {
+        event: "listening",
+        data_dir: data_dir.to_owned(),
+        grpc_tcp: tcp.as_ref().and_then(|l| l.local_addr().ok()),
+        grpc_unix: unix.as_ref().map(|_| socket_path.clone()),
+    };
+    tracing::info!(tcp = ?listening.grpc_tcp, unix = ?listening.grpc_unix, "sessiond listening");
+    on_listening(&listening);
+
+    let until_shutdown = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|&down| down).await;
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some(listener) = unix {
+        let router = rpc::router(&service).await?;
+        let signal = until_shutdown(shutdown_rx.clone());
+        servers.spawn(async move {
+            router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
+                .await
+                .map_err(|source| DaemonError::Serve {
+                    what: "the Unix socket",
+                    source,
+                })
+        });
+    }
+    if let Some(listener) = tcp {
+        let router = rpc::router(&service).await?;
+        let signal = until_shutdown(shutdown_rx.clone());
+        servers.spawn(async move {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+                .await
+                .map_err(|source| DaemonError::Serve {
+                    what: "TCP",
+                    source,
+                })
+        });
+    }
+
+    let mut result = Ok(());
+    tokio::select! {
+        () = stop => {}
+        Some(joined) = servers.join_next() => {
+            result = flatten(joined);
+        }
+    }
+    // Stop accepting, end the streams, let calls in flight (and their transactions) finish.
+    let _ = shutdown_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while let Some(joined) = servers.join_next().await {
+            if let Err(e) = flatten(joined) {
+                tracing::warn!(cause = %e, "server stopped with an error");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some calls did not finish within the shutdown grace period");
+        servers.shutdown().await;
+    }
+    if listening.grpc_unix.is_some() {
+        let _ = std::fs::remove_file(&socket_path);
+    }
+    tracing::info!("sessiond stopped");
+    result
+}
+
+fn flatten(
+    joined: Result<Result<(), DaemonError>, tokio::task::JoinError>,
+) -> Result<(), DaemonError> {
+    joined.map_err(|e| DaemonError::Api(ApiError::Internal(format!("server task: {e}"))))?
+}
+
+/// Binds the Unix socket (0600), replacing a stale socket file. Safe because the caller holds
+/// the store's lock: no other daemon serves this data dir.
+fn bind_unix(path: &Path) -> Result<UnixListener, DaemonError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let bind_err = |source| DaemonError::Bind {
+        what: "Unix socket",
+        addr: path.display().to_string(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(bind_err)?;
+        }
+        Ok(_) => {
+            return Err(bind_err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way; remove it",
+            )))
+        }
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    Ok(listener)
+}

@@ -1,0 +1,221 @@
+//! The Identities service: create, restore, list, remove, export, identity-scoped tokens.
+
+use session_proto::keys::IdentityKeys;
+use sessiond_api::v1::identities_server::Identities;
+use sessiond_api::v1::{
+    CreateIdentityRequest, CreateIdentityResponse, CreateTokenRequest, CreateTokenResponse,
+    ExportRecoveryPasswordRequest, ExportRecoveryPasswordResponse, Identity, ListIdentitiesRequest,
+    ListIdentitiesResponse, RemoveIdentityRequest, RemoveIdentityResponse, RestoreIdentityRequest,
+    RestoreIdentityResponse,
+};
+use tonic::{Request, Response, Status};
+
+use super::auth::{self, caller, Caller};
+use super::{now_ms, ApiError, Service, State};
+use crate::store::{IdentityRecord, TokenRecord};
+
+/// Longest identity name.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest token label.
+pub const MAX_LABEL_LEN: usize = 200;
+
+/// Checks an identity name: 1 to 64 characters from `[A-Za-z0-9._-]`.
+pub fn validate_name(field: &'static str, name: &str) -> Result<(), ApiError> {
+    if name.is_empty() {
+        return Err(ApiError::field(field, "the name is empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(ApiError::field(
+            field,
+            format!("the name is longer than {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(ApiError::field(
+            field,
+            format!("{c:?} is not allowed; use letters, digits, '.', '_' and '-'"),
+        ));
+    }
+    Ok(())
+}
+
+fn to_api(state: &State, record: IdentityRecord) -> Result<Identity, ApiError> {
+    let last_seq = state.store.last_seq(record.id)?;
+    Ok(Identity {
+        name: record.name,
+        account_id: record.account_id,
+        created_at_ms: record.created_at_ms,
+        last_seq,
+    })
+}
+
+fn add(state: &State, name: &str, keys: &IdentityKeys) -> Result<Identity, ApiError> {
+    let record =
+        state
+            .store
+            .add_identity(name, &keys.account_id().to_string(), keys.seed(), now_ms())?;
+    tracing::info!(identity = %record.name, "identity added");
+    to_api(state, record)
+}
+
+#[tonic::async_trait]
+impl Identities for Service {
+    async fn create(
+        &self,
+        req: Request<CreateIdentityRequest>,
+    ) -> Result<Response<CreateIdentityResponse>, Status> {
+        caller(&req)?.require_admin("creating an identity")?;
+        let name = req.into_inner().name;
+        validate_name("name", &name)?;
+        let out = self
+            .blocking(move |state| {
+                let keys = IdentityKeys::generate(&mut rand::rngs::OsRng);
+                let password = keys.recovery_password().ok_or_else(|| {
+                    ApiError::Internal("a generated seed has no recovery password".into())
+                })?;
+                let identity = add(state, &name, &keys)?;
+                Ok(CreateIdentityResponse {
+                    identity: Some(identity),
+                    recovery_password: password.to_string(),
+                })
+            })
+            .await?;
+        Ok(Response::new(out))
+    }
+
+    async fn restore(
+        &self,
+        req: Request<RestoreIdentityRequest>,
+    ) -> Result<Response<RestoreIdentityResponse>, Status> {
+        caller(&req)?.require_admin("restoring an identity")?;
+        let RestoreIdentityRequest {
+            name,
+            recovery_password,
+        } = req.into_inner();
+        let recovery_password = zeroize::Zeroizing::new(recovery_password);
+        validate_name("name", &name)?;
+        let keys = IdentityKeys::from_recovery_password(&recovery_password)
+            .map_err(|e| ApiError::protocol("recovery_password", &e))?;
+        let identity = self.blocking(move |state| add(state, &name, &keys)).await?;
+        Ok(Response::new(RestoreIdentityResponse {
+            identity: Some(identity),
+        }))
+    }
+
+    async fn list(
+        &self,
+        req: Request<ListIdentitiesRequest>,
+    ) -> Result<Response<ListIdentitiesResponse>, Status> {
+        let who = caller(&req)?;
+        let identities = self
+            .blocking(move |state| {
+                state
+                    .store
+                    .identities()?
+                    .into_iter()
+                    .filter(|r| match who {
+                        Caller::Admin => true,
+                        Caller::Identity(id) => r.id == id,
+                    })
+                    .map(|r| to_api(state, r))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(Response::new(ListIdentitiesResponse { identities }))
+    }
+
+    async fn remove(
+        &self,
+        req: Request<RemoveIdentityRequest>,
+    ) -> Result<Response<RemoveIdentityResponse>, Status> {
+        caller(&req)?.require_admin("removing an identity")?;
+        let name = req.into_inner().name;
+        validate_name("name", &name)?;
+        let record = self
+            .blocking(move |state| Ok(state.store.remove_identity(&name)?))
+            .await?;
+        tracing::info!(identity = %record.name, "identity removed");
+        Ok(Response::new(RemoveIdentityResponse {
+            account_id: record.account_id,
+        }))
+    }
+
+    async fn export_recovery_password(
+        &self,
+        req: Request<ExportRecoveryPasswordRequest>,
+    ) -> Result<Response<ExportRecoveryPasswordResponse>, Status> {
+        caller(&req)?.require_admin("exporting a recovery password")?;
+        let name = req.into_inner().name;
+        validate_name("name", &name)?;
+        let password = self
+            .blocking(move |state| {
+                let seed = state.store.identity_seed(&name)?;
+                let keys = IdentityKeys::from_seed(&seed);
+                keys.recovery_password().ok_or_else(|| {
+                    ApiError::field(
+                        "name",
+                        "this identity's seed has no recovery password (it was not made from a \
+                         16-byte seed)",
+                    )
+                })
+            })
+            .await?;
+        Ok(Response::new(ExportRecoveryPasswordResponse {
+            recovery_password: password.to_string(),
+        }))
+    }
+
+    async fn create_token(
+        &self,
+        req: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
+        caller(&req)?.require_admin("creating a token")?;
+        let CreateTokenRequest { name, label } = req.into_inner();
+        validate_name("name", &name)?;
+        if label.chars().count() > MAX_LABEL_LEN {
+            return Err(ApiError::field(
+                "label",
+                format!("longer than {MAX_LABEL_LEN} characters"),
+            )
+            .into());
+        }
+        let out = self
+            .blocking(move |state| {
+                let record = state.store.identity(&name)?;
+                let token = auth::new_token();
+                state.store.add_token(
+                    &auth::token_hash(&token),
+                    &TokenRecord {
+                        identity: record.id,
+                        label,
+                        created_at_ms: now_ms(),
+                    },
+                )?;
+                tracing::info!(identity = %record.name, "identity-scoped token created");
+                Ok(CreateTokenResponse {
+                    token,
+                    name: record.name,
+                })
+            })
+            .await?;
+        Ok(Response::new(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "alice", "Bob-2", "x.y_z", &"n".repeat(64)] {
+            assert!(validate_name("name", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "ä", "a/b", &"n".repeat(65)] {
+            assert!(validate_name("name", bad).is_err(), "{bad}");
+        }
+    }
+}

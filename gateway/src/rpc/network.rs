@@ -1,0 +1,86 @@
+//! The Network service: status, events and path rebuilds from the network client, through the
+//! [`NetworkSource`] trait the client implements; UNAVAILABLE while the daemon has none.
+
+use std::fmt::Debug;
+use std::pin::Pin;
+
+use sessiond_api::v1::network_server::Network;
+use sessiond_api::v1::{
+    NetworkEvent, NetworkStatus, NetworkStatusRequest, RebuildPathsRequest, RebuildPathsResponse,
+    WatchNetworkRequest,
+};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::auth::caller;
+use super::{ApiError, Service};
+
+/// A stream of network events, from a `broadcast` channel the client feeds.
+pub type NetworkUpdates = broadcast::Receiver<NetworkEvent>;
+
+/// What the network client offers the Network service. The daemon's wiring implements it for
+/// the client; until then the service answers UNAVAILABLE.
+pub trait NetworkSource: Send + Sync + Debug + 'static {
+    /// A snapshot of pool and paths.
+    fn status(&self) -> NetworkStatus;
+    /// Events from now on.
+    fn subscribe(&self) -> NetworkUpdates;
+    /// Drops every path and starts building new ones; returns how many were dropped.
+    fn rebuild_paths(&self) -> u32;
+}
+
+fn unavailable() -> ApiError {
+    ApiError::Unavailable(
+        "the network client is not running in this daemon yet; messages stay queued in the \
+         outbox until it is"
+            .to_owned(),
+    )
+}
+
+type NetworkEventStream = Pin<Box<dyn Stream<Item = Result<NetworkEvent, Status>> + Send>>;
+
+// tonic's stream item type is `Result<_, Status>`; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
+#[tonic::async_trait]
+impl Network for Service {
+    async fn status(
+        &self,
+        req: Request<NetworkStatusRequest>,
+    ) -> Result<Response<NetworkStatus>, Status> {
+        caller(&req)?;
+        let net = self.state().network.as_ref().ok_or_else(unavailable)?;
+        Ok(Response::new(net.status()))
+    }
+
+    type WatchStream = NetworkEventStream;
+
+    async fn watch(
+        &self,
+        req: Request<WatchNetworkRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        caller(&req)?;
+        let net = self.state().network.as_ref().ok_or_else(unavailable)?;
+        let stream = BroadcastStream::new(net.subscribe()).map(|item| match item {
+            Ok(event) => Ok(event),
+            Err(BroadcastStreamRecvError::Lagged(n)) => Err(Status::data_loss(format!(
+                "this watcher fell {n} events behind and they were dropped; call Status and \
+                 Watch again"
+            ))),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn rebuild_paths(
+        &self,
+        req: Request<RebuildPathsRequest>,
+    ) -> Result<Response<RebuildPathsResponse>, Status> {
+        caller(&req)?.require_admin("rebuilding paths")?;
+        let net = self.state().network.as_ref().ok_or_else(unavailable)?;
+        Ok(Response::new(RebuildPathsResponse {
+            dropped_paths: net.rebuild_paths(),
+        }))
+    }
+}

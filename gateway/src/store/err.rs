@@ -1,0 +1,139 @@
+//! Errors of the store, each with an [`ErrorKind`] a front end maps to its protocol.
+
+use std::path::PathBuf;
+
+use session_proto::err::{ErrorKind, HasKind};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process (most likely a second daemon) has the database open.
+    #[error(
+        "the data dir {} is in use by another sessiond (the database {} is locked); stop it or \
+         choose another --data-dir",
+        dir.display(),
+        file.display()
+    )]
+    InUse {
+        /// The data dir.
+        dir: PathBuf,
+        /// The database file.
+        file: PathBuf,
+    },
+    /// The database file is damaged or is not a redb file.
+    #[error(
+        "the database {} is damaged or not a sessiond database ({detail}); move it away to start \
+         afresh, or restore it from a backup",
+        file.display()
+    )]
+    Corrupt {
+        /// The database file.
+        file: PathBuf,
+        /// What redb or the schema check said.
+        detail: String,
+    },
+    /// The database is a redb file written by some other program.
+    #[error(
+        "the database {} was not written by sessiond (it has tables {tables:?} but no sessiond \
+         schema marker); point --data-dir at a sessiond data dir",
+        file.display()
+    )]
+    Foreign {
+        /// The database file.
+        file: PathBuf,
+        /// The tables found in it.
+        tables: Vec<String>,
+    },
+    /// The database was written by a newer sessiond.
+    #[error(
+        "the database {} has schema version {found}, newer than this sessiond's {supported}; \
+         run a newer sessiond",
+        file.display()
+    )]
+    NewerSchema {
+        /// The database file.
+        file: PathBuf,
+        /// The version found.
+        found: u64,
+        /// The newest version this build understands.
+        supported: u64,
+    },
+    /// Creating the data dir or setting its permissions failed.
+    #[error("cannot prepare {}: {source}", path.display())]
+    Fs {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// redb failed during an operation.
+    #[error("database error while {action}: {source}")]
+    Db {
+        /// What the store was doing.
+        action: &'static str,
+        /// redb's error.
+        source: Box<redb::Error>,
+    },
+    /// A stored record could not be decoded.
+    #[error("a stored {what} record is damaged: {detail}")]
+    BadRecord {
+        /// Which sort of record.
+        what: &'static str,
+        /// The decoding error.
+        detail: String,
+    },
+    /// The identity name is taken.
+    #[error("an identity named {name:?} exists already; choose another name")]
+    NameTaken {
+        /// The name.
+        name: String,
+    },
+    /// The Account ID is held already, under another name.
+    #[error("this Account ID is held already, as identity {existing:?}")]
+    AccountTaken {
+        /// The name it is held under.
+        existing: String,
+    },
+    /// No identity has this name.
+    #[error("no identity named {name:?}; `sessiond identity list` shows the names")]
+    UnknownIdentity {
+        /// The name.
+        name: String,
+    },
+    /// No outbox entry has this id (it was sent, failed or removed).
+    #[error("no outbox entry {id}")]
+    UnknownOutboxEntry {
+        /// The outbox id.
+        id: u64,
+    },
+}
+
+impl StoreError {
+    /// Wraps a redb error, saying what the store was doing.
+    pub(crate) fn db(action: &'static str) -> impl FnOnce(redb::Error) -> StoreError {
+        move |source| StoreError::Db {
+            action,
+            source: Box::new(source),
+        }
+    }
+}
+
+impl HasKind for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::InUse { .. } => ErrorKind::InUse,
+            StoreError::Corrupt { .. }
+            | StoreError::Foreign { .. }
+            | StoreError::NewerSchema { .. }
+            | StoreError::BadRecord { .. } => ErrorKind::CorruptState,
+            StoreError::Fs { .. } | StoreError::Db { .. } => ErrorKind::LocalIo,
+            StoreError::NameTaken { .. } | StoreError::AccountTaken { .. } => {
+                ErrorKind::AlreadyExists
+            }
+            StoreError::UnknownIdentity { .. } | StoreError::UnknownOutboxEntry { .. } => {
+                ErrorKind::NotFound
+            }
+        }
+    }
+}

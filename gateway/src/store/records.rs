@@ -1,0 +1,177 @@
+//! The records the store keeps, as the rest of the daemon sees them (encoded as JSON in redb).
+
+use serde::{Deserialize, Serialize};
+
+/// The store's number for an identity: allocated once, never reused, so data keyed by it cannot
+/// leak into a later identity that reuses a name.
+pub type IdentityId = u64;
+
+/// An identity held by the daemon (without its seed, which is read separately).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityRecord {
+    /// The store's number for it.
+    pub id: IdentityId,
+    /// The local name, unique in the daemon.
+    pub name: String,
+    /// The Account ID as 66 hex characters.
+    pub account_id: String,
+    /// When it was added, in milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+/// One entry of an identity's event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// The sequence number: 1, 2, 3, … per identity.
+    pub seq: u64,
+    /// When the daemon recorded it, in milliseconds since the Unix epoch.
+    pub recorded_at_ms: u64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What an event records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A message arrived.
+    Incoming(Received),
+    /// The identity queued a message.
+    Outgoing {
+        /// The daemon's id for the message (32 hex characters).
+        message_id: String,
+        /// The recipient's Account ID.
+        recipient: String,
+        /// The text.
+        text: String,
+        /// The message's Session timestamp, in milliseconds.
+        sent_at_ms: u64,
+    },
+    /// An outgoing message was stored by the swarm, or given up.
+    Delivery {
+        /// The id from the `Outgoing` event.
+        message_id: String,
+        /// The recipient's Account ID.
+        recipient: String,
+        /// The new state.
+        state: DeliveryState,
+        /// For `Sent`: the storage server's message hash.
+        hash: Option<String>,
+        /// For `Failed`: why.
+        reason: Option<String>,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+}
+
+/// The terminal states of an outgoing message (the queued state is the `Outgoing` event itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// The recipient's swarm stored it.
+    Sent,
+    /// Given up after the retry budget.
+    Failed,
+}
+
+/// A received one-to-one message, decrypted and verified, as the poller hands it to the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Received {
+    /// The sender's Account ID.
+    pub sender: String,
+    /// The text (empty if the message had none).
+    pub text: String,
+    /// The sender's timestamp, in milliseconds.
+    pub sent_at_ms: u64,
+    /// When it was fetched, in milliseconds.
+    pub received_at_ms: u64,
+    /// The storage server's message hash; the dedupe key.
+    pub hash: String,
+    /// The display name in the message's profile, if any.
+    pub sender_profile_name: Option<String>,
+}
+
+/// A message to queue: what [`super::Store::queue_outgoing`] writes to the outbox and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutgoing {
+    /// The daemon's id for the message.
+    pub message_id: String,
+    /// The recipient's Account ID (whose swarm gets the payload).
+    pub recipient: String,
+    /// The text, for the event log.
+    pub text: String,
+    /// The message's Session timestamp, in milliseconds.
+    pub sent_at_ms: u64,
+    /// The bytes to store in the recipient's swarm (the sealed, encoded message).
+    pub payload: Vec<u8>,
+    /// The namespace to store it in (0 for one-to-one messages).
+    pub namespace: i32,
+    /// How long the swarm keeps it, in milliseconds.
+    pub ttl_ms: u64,
+}
+
+/// An outbox entry: a queued message waiting for the sender task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// The outbox's own number for the entry (global, increasing).
+    pub id: u64,
+    /// The sending identity.
+    pub identity: IdentityId,
+    /// The daemon's id for the message.
+    pub message_id: String,
+    /// The recipient's Account ID.
+    pub recipient: String,
+    /// The bytes to store in the recipient's swarm.
+    pub payload: Vec<u8>,
+    /// The namespace to store them in.
+    pub namespace: i32,
+    /// The message's Session timestamp, in milliseconds.
+    pub sent_at_ms: u64,
+    /// How long the swarm keeps it, in milliseconds.
+    pub ttl_ms: u64,
+    /// How many attempts were made so far.
+    pub attempts: u32,
+    /// Not before this time (milliseconds since the Unix epoch) is the next attempt due.
+    pub next_try_ms: u64,
+    /// Why the last attempt failed, if one did.
+    pub last_error: Option<String>,
+    /// The seq of the `Outgoing` event that recorded it.
+    pub event_seq: u64,
+}
+
+/// A one-to-one conversation of an identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConversationRecord {
+    /// The other side's Account ID.
+    pub peer: String,
+    /// The newest event of this conversation.
+    pub last_seq: u64,
+    /// The newest message time either way, in milliseconds.
+    pub last_activity_ms: u64,
+    /// Messages received.
+    pub incoming_count: u64,
+    /// Messages queued.
+    pub outgoing_count: u64,
+}
+
+/// A contact of an identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ContactRecord {
+    /// The contact's Account ID.
+    pub account_id: String,
+    /// The name the user gave it.
+    pub name: Option<String>,
+    /// The display name it announced.
+    pub profile_name: Option<String>,
+}
+
+/// An identity-scoped token, stored under the SHA-256 of the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The identity it reaches.
+    pub identity: IdentityId,
+    /// The user's note.
+    pub label: String,
+    /// When it was made, in milliseconds.
+    pub created_at_ms: u64,
+}

@@ -1,0 +1,197 @@
+//! The `sessiond` CLI against a real daemon over its Unix socket, and the daemon's one-line
+//! start-up errors (second daemon, corrupt data dir, bad config).
+
+#[path = "support/daemon.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use support::{run_command, Daemon, TempDir, BIN};
+
+fn cli(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("SESSIOND_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("cli output")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "status {:?}, stderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success(), "expected failure, got {out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    let last = err.lines().last().unwrap_or_default().to_owned();
+    assert!(last.starts_with("error: "), "stderr: {err}");
+    last
+}
+
+#[test]
+fn cli_commands_against_a_running_daemon() {
+    let dir = TempDir::new("cli");
+    let daemon = Daemon::start(dir.path());
+    let d = dir.path();
+
+    let alice = cli(d, &["identity", "new", "alice"], "");
+    let stderr = String::from_utf8_lossy(&alice.stderr).to_string();
+    let alice = json(&alice);
+    assert_eq!(alice["name"], "alice");
+    let alice_id = alice["account_id"].as_str().expect("account id").to_owned();
+    let password = stderr
+        .split(": ")
+        .last()
+        .expect("recovery password on stderr")
+        .trim()
+        .to_owned();
+    assert_eq!(password.split_whitespace().count(), 13, "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&cli(d, &["identity", "list"], "").stdout).contains(&password)
+    );
+
+    let bob = json(&cli(d, &["identity", "new", "bob"], ""));
+    let bob_id = bob["account_id"].as_str().expect("id").to_owned();
+
+    // Restore reads the recovery password on stdin.
+    json(&cli(d, &["identity", "remove", "alice"], ""));
+    let restored = json(&cli(
+        d,
+        &["identity", "restore", "alice"],
+        &format!("{password}\n"),
+    ));
+    assert_eq!(restored["account_id"], alice_id.as_str());
+    let err = one_line_error(&cli(
+        d,
+        &["identity", "restore", "carol"],
+        "nonsense words\n",
+    ));
+    assert!(err.contains("invalid argument"), "{err}");
+
+    let list = json(&cli(d, &["identity", "list"], ""));
+    let names: Vec<_> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| i["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    let token = json(&cli(d, &["identity", "token", "bob"], ""));
+    assert_eq!(token["token"].as_str().map(str::len), Some(64));
+
+    // Send queues; listen prints the backlog as JSON lines, then live events.
+    let sent = json(&cli(
+        d,
+        &["send", "--from", "alice", "--to", &bob_id, "hello bob"],
+        "",
+    ));
+    assert_eq!(sent["state"], "queued");
+    assert_eq!(sent["seq"], 1);
+    let err = one_line_error(&cli(
+        d,
+        &["send", "--from", "alice", "--to", "05nope", "x"],
+        "",
+    ));
+    assert!(err.contains("recipient"), "{err}");
+    let out = cli(d, &["send", "--from", "nobody", "--to", &bob_id, "x"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("nobody"));
+
+    let mut listen = Command::new(BIN)
+        .args(["listen", "alice", "--from-seq", "0", "--data-dir"])
+        .arg(d)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("listen");
+    let mut lines = BufReader::new(listen.stdout.take().expect("stdout")).lines();
+    let first: serde_json::Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("json");
+    assert_eq!(first["seq"], 1);
+    assert_eq!(first["type"], "outgoing");
+    assert_eq!(first["text"], "hello bob");
+    json(&cli(
+        d,
+        &["send", "--from", "alice", "--to", &bob_id, "again"],
+        "",
+    ));
+    let second: serde_json::Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("json");
+    assert_eq!(second["seq"], 2);
+    assert_eq!(second["text"], "again");
+
+    // SIGTERM: the daemon stops cleanly and `listen` ends with an error line.
+    assert!(daemon.terminate().success());
+    let status = listen.wait().expect("listen exits");
+    assert!(!status.success());
+    assert!(!d.join("sessiond.sock").exists(), "the socket is removed");
+
+    // No daemon: a one-line error.
+    let err = one_line_error(&cli(d, &["identity", "list"], ""));
+    assert!(err.contains("cannot reach sessiond"), "{err}");
+}
+
+#[test]
+fn a_second_daemon_on_the_same_data_dir_fails_with_one_line() {
+    let dir = TempDir::new("second");
+    let _first = Daemon::start(dir.path());
+    let out = run_command(dir.path()).output().expect("second daemon");
+    let err = one_line_error(&out);
+    assert!(err.contains("in use by another sessiond"), "{err}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_corrupt_database_fails_with_one_line_and_is_left_alone() {
+    let dir = TempDir::new("corrupt");
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    let garbage = vec![0x42u8; 4096];
+    std::fs::write(dir.path().join("sessiond.redb"), &garbage).expect("write");
+    let out = run_command(dir.path()).output().expect("daemon");
+    let err = one_line_error(&out);
+    assert!(err.contains("damaged or not a sessiond database"), "{err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("sessiond.redb")).expect("read"),
+        garbage,
+        "the file is not touched"
+    );
+}
+
+#[test]
+fn a_bad_config_file_fails_with_one_line() {
+    let dir = TempDir::new("badcfg");
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[grpc]\nlisten_on = \"127.0.0.1:1\"\n").expect("write");
+    let out = run_command(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("daemon");
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("unknown field") && err.contains("listen_on"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,173 @@
+//! Test support: a real `sessiond` process on a temp data dir, and gRPC clients for it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use sessiond_api::v1::conversations_client::ConversationsClient;
+use sessiond_api::v1::identities_client::IdentitiesClient;
+use sessiond_api::v1::messages_client::MessagesClient;
+use sessiond_api::v1::network_client::NetworkClient;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+/// The `sessiond` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
+
+/// A fresh temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sd-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running daemon; killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub data_dir: PathBuf,
+    pub addr: String,
+    pub admin_token: String,
+}
+
+/// The `sessiond run` command for a data dir, listening on an ephemeral loopback port.
+pub fn run_command(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("SESSIOND_GRPC_LISTEN", "127.0.0.1:0")
+        .env("SESSIOND_LOG", "warn")
+        .env_remove("SESSIOND_CONFIG")
+        .env_remove("SESSIOND_DATA_DIR");
+    cmd
+}
+
+impl Daemon {
+    /// Starts `sessiond run` and waits for its "listening" line.
+    pub fn start(data_dir: &Path) -> Daemon {
+        let mut child = run_command(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sessiond");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("bad listening line {line:?}: {e}"));
+        assert_eq!(v["event"], "listening");
+        let addr = v["grpc_tcp"].as_str().expect("tcp address").to_owned();
+        let admin_token = std::fs::read_to_string(data_dir.join("admin.token"))
+            .expect("admin.token")
+            .trim()
+            .to_owned();
+        Daemon {
+            child,
+            data_dir: data_dir.to_owned(),
+            addr,
+            admin_token,
+        }
+    }
+
+    /// A channel to the TCP listener.
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sessiond did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Adds a bearer token (or nothing) to every call.
+#[derive(Clone)]
+pub struct Token(pub Option<AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for Token {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+pub fn bearer(token: &str) -> Token {
+    Token(Some(
+        format!("Bearer {token}").parse().expect("ascii token"),
+    ))
+}
+
+pub type Authed = InterceptedService<Channel, Token>;
+
+/// All four clients with one token.
+pub struct Clients {
+    pub ids: IdentitiesClient<Authed>,
+    pub msgs: MessagesClient<Authed>,
+    pub convs: ConversationsClient<Authed>,
+    pub net: NetworkClient<Authed>,
+}
+
+pub fn clients(channel: &Channel, token: Token) -> Clients {
+    Clients {
+        ids: IdentitiesClient::with_interceptor(channel.clone(), token.clone()),
+        msgs: MessagesClient::with_interceptor(channel.clone(), token.clone()),
+        convs: ConversationsClient::with_interceptor(channel.clone(), token.clone()),
+        net: NetworkClient::with_interceptor(channel.clone(), token),
+    }
+}
+
+/// A valid standard Account ID that is nobody's.
+pub fn some_account_id(n: u8) -> String {
+    format!("05{}", hex::encode([n; 32]))
+}
