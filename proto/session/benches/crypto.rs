@@ -23,7 +23,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use salsa20::cipher::consts::U10;
 use session_proto::keys::IdentityKeys;
-use session_proto::message::{decrypt_message, encrypt_message, text_content};
+use session_proto::message::{
+    decrypt_message, encrypt_message, encrypt_message_deterministic, text_content,
+};
 use session_proto::padding;
 use x25519_dalek::{PublicKey, StaticSecret};
 use xsalsa20poly1305::aead::Aead;
@@ -223,12 +225,36 @@ fn ratios() {
             ));
         },
     );
+    // For reference: the same pipeline without the decoy proSig (the deterministic variant).
+    let mut rng3 = StdRng::seed_from_u64(5);
+    let (ns, nb) = interleaved(
+        rounds,
+        iters,
+        || {
+            black_box(
+                encrypt_message_deterministic(&f.alice, f.bob.account_id(), &f.content, TS)
+                    .expect("encrypts"),
+            );
+        },
+        || {
+            black_box(baseline_seal(
+                &f.alice_sk,
+                f.bob.x25519_public(),
+                &f.padded,
+                &mut rng3,
+            ));
+        },
+    );
     let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!();
     println!("interleaved medians ({rounds} rounds x {iters} calls, 1 KiB text):");
     println!(
         "  encrypt: session {es:?}  baseline (sign + seal) {eb:?}  ratio {:.3} (goal <= 1.2)",
         r(es, eb)
+    );
+    println!(
+        "  encrypt without decoy proSig: {ns:?}  baseline {nb:?}  ratio {:.3}",
+        r(ns, nb)
     );
     println!(
         "  decrypt: session {ds:?}  baseline (open + verify) {db:?}  ratio {:.3}",

@@ -13,8 +13,10 @@
 
 use std::fmt;
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::montgomery::MontgomeryPoint;
+use curve25519_dalek::traits::IsIdentity;
+use curve25519_dalek::Scalar;
 use ed25519_dalek::hazmat::ExpandedSecretKey;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use rand_core::CryptoRngCore;
@@ -33,13 +35,28 @@ pub fn ed25519_pk_to_x25519(ed_pk: &[u8; 32]) -> Result<[u8; 32], KeyError> {
     let point = CompressedEdwardsY(*ed_pk)
         .decompress()
         .ok_or(KeyError::NotAPoint)?;
+    ed25519_point_to_x25519(&point)
+}
+
+/// [`ed25519_pk_to_x25519`] for a point that is already decompressed (e.g. from a
+/// [`VerifyingKey`]), which saves the square root.
+pub fn ed25519_point_to_x25519(point: &EdwardsPoint) -> Result<[u8; 32], KeyError> {
     if point.is_small_order() {
         return Err(KeyError::SmallOrder);
     }
-    if !point.is_torsion_free() {
+    if !is_torsion_free_vartime(point) {
         return Err(KeyError::NotInPrimeSubgroup);
     }
     Ok(point.to_montgomery().to_bytes())
+}
+
+/// Whether `[ℓ]P` is the identity, in variable time (P is a public key, so timing reveals
+/// nothing). `−1 mod ℓ` is the integer `ℓ − 1`, and the multiplication uses that integer, so
+/// `[ℓ − 1]P + P = [ℓ]P` exactly, torsion part included.
+fn is_torsion_free_vartime(point: &EdwardsPoint) -> bool {
+    let l_minus_one = -Scalar::ONE;
+    let q = EdwardsPoint::vartime_double_scalar_mul_basepoint(&l_minus_one, point, &Scalar::ZERO);
+    (q + point).is_identity()
 }
 
 /// The Ed25519 public key with sign bit 0 whose X25519 form is `x_pk` (y = (u − 1) / (u + 1)).
@@ -311,6 +328,19 @@ mod tests {
             ed25519_pk_to_x25519(&mixed),
             Err(KeyError::NotInPrimeSubgroup)
         );
+    }
+
+    #[test]
+    fn vartime_torsion_check_matches_dalek() {
+        let keys = IdentityKeys::from_seed(&[5u8; 32]);
+        let a = CompressedEdwardsY(*keys.ed25519_public())
+            .decompress()
+            .unwrap();
+        for t in curve25519_dalek::constants::EIGHT_TORSION {
+            let p = a + t;
+            assert_eq!(is_torsion_free_vartime(&p), p.is_torsion_free());
+            assert_eq!(is_torsion_free_vartime(&t), t.is_torsion_free());
+        }
     }
 
     #[test]

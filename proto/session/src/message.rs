@@ -17,9 +17,9 @@
 //! `HSalsa20(X25519(e, Y), 0¹⁶)`, the nonce `BLAKE2b-192(E || Y)`, and XSalsa20-Poly1305 with the
 //! MAC in front.
 //!
-//! `proSig`: [`encrypt_message`] writes a 64-byte decoy signature (`R = r·B` for a random scalar
-//! `r`, then a random scalar `s`) as libsession does for senders without Session Pro, so our
-//! envelopes look like every other client's. [`encrypt_message_deterministic`] omits it, which
+//! `proSig`: [`encrypt_message`] writes a 64-byte decoy signature (a prime-order point `R`, then
+//! a random scalar `s`) as libsession does for senders without Session Pro, so our envelopes look
+//! like every other client's (see `decoy_signature` for where `R` comes from). [`encrypt_message_deterministic`] omits it, which
 //! receivers accept and which the published test vector does.
 //!
 //! The receiver ([`decrypt_message`]) refuses: a "v2" payload (`00 02`), an Envelope `source`
@@ -33,7 +33,7 @@ use base64::Engine as _;
 use blake2::digest::consts::{U24, U32};
 use blake2::digest::{FixedOutput, Mac};
 use blake2::{Blake2b, Blake2bMac, Digest};
-use curve25519_dalek::{EdwardsPoint, Scalar};
+use curve25519_dalek::Scalar;
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message as _;
 use rand_core::CryptoRngCore;
@@ -45,8 +45,8 @@ use xsalsa20poly1305::{KeyInit, XSalsa20Poly1305};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::account_id::{AccountId, Prefix};
-use crate::err::MessageError;
-use crate::keys::{ed25519_pk_to_x25519, IdentityKeys};
+use crate::err::{KeyError, MessageError};
+use crate::keys::{ed25519_point_to_x25519, IdentityKeys};
 use crate::padding;
 use crate::protos::{envelope, Content, DataMessage, Envelope, LokiProfile};
 use crate::protos::{websocket::web_socket_message, WebSocketMessage, WebSocketRequestMessage};
@@ -126,8 +126,8 @@ pub fn encrypt_message(
     let padded = pad_content(content);
     let mut eph = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(&mut eph[..]);
-    let ct = seal_signed(sender, &y, &padded, StaticSecret::from(*eph))?;
-    Ok(wrap(ct, timestamp_ms, Some(decoy_signature(rng))))
+    let (ct, sig) = seal_signed(sender, &y, &padded, StaticSecret::from(*eph))?;
+    Ok(wrap(ct, timestamp_ms, Some(decoy_signature(&sig, rng))))
 }
 
 /// Like [`encrypt_message`] but reproducible: the ephemeral key comes from libsession's
@@ -141,7 +141,7 @@ pub fn encrypt_message_deterministic(
 ) -> Result<Vec<u8>, MessageError> {
     let y = standard_key(recipient)?;
     let padded = pad_content(content);
-    let ct = seal_signed(
+    let (ct, _) = seal_signed(
         sender,
         &y,
         &padded,
@@ -223,12 +223,13 @@ pub fn encrypt_for_recipient(
 ) -> Result<Vec<u8>, MessageError> {
     let mut eph = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(&mut eph[..]);
-    seal_signed(
+    Ok(seal_signed(
         sender,
         recipient_x25519,
         plaintext,
         StaticSecret::from(*eph),
-    )
+    )?
+    .0)
 }
 
 /// libsession `encrypt_for_recipient_deterministic`: as [`encrypt_for_recipient`] with the
@@ -239,7 +240,7 @@ pub fn encrypt_for_recipient_deterministic(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, MessageError> {
     let eph = deterministic_ephemeral(sender, recipient_x25519, plaintext);
-    seal_signed(sender, recipient_x25519, plaintext, eph)
+    Ok(seal_signed(sender, recipient_x25519, plaintext, eph)?.0)
 }
 
 /// libsession `decrypt_incoming`: opens a sealed box addressed to `own`, checks the sender's
@@ -264,10 +265,12 @@ pub fn decrypt_incoming(own: &IdentityKeys, ciphertext: &[u8]) -> Result<Opened,
     // The signed bytes are M || A || Y: replace SIG by our own key, in place.
     inner.truncate(m_len + 32);
     inner.extend_from_slice(own.x25519_public());
-    let vk = VerifyingKey::from_bytes(&a).map_err(|_| MessageError::BadSignature)?;
+    let vk = VerifyingKey::from_bytes(&a)
+        .map_err(|_| MessageError::BadSenderKey(KeyError::NotAPoint))?;
     vk.verify_strict(&inner, &sig)
         .map_err(|_| MessageError::BadSignature)?;
-    let sender_x = ed25519_pk_to_x25519(&a).map_err(MessageError::BadSenderKey)?;
+    // The key is decompressed already; convert it without a second square root.
+    let sender_x = ed25519_point_to_x25519(&vk.to_edwards()).map_err(MessageError::BadSenderKey)?;
     inner.truncate(m_len);
     Ok(Opened {
         plaintext: inner,
@@ -317,13 +320,14 @@ fn deterministic_ephemeral(sender: &IdentityKeys, y: &[u8; 32], message: &[u8]) 
     secret
 }
 
-/// Signs and seals `plaintext` with the ephemeral secret `eph`.
+/// Signs and seals `plaintext` with the ephemeral secret `eph`; returns the sealed box and the
+/// signature inside it.
 fn seal_signed(
     sender: &IdentityKeys,
     y: &[u8; 32],
     plaintext: &[u8],
     eph: StaticSecret,
-) -> Result<Vec<u8>, MessageError> {
+) -> Result<(Vec<u8>, Signature), MessageError> {
     let a = sender.ed25519_public();
     let sig = sender.sign_parts(&[plaintext, a, y]);
     let eph_pk = PublicKey::from(&eph).to_bytes();
@@ -344,7 +348,7 @@ fn seal_signed(
         .encrypt_in_place_detached(&nonce, b"", &mut out[SEAL_OVERHEAD..])
         .expect("XSalsa20 encrypts messages far longer than any Vec");
     out[32..SEAL_OVERHEAD].copy_from_slice(&tag);
-    Ok(out)
+    Ok((out, sig))
 }
 
 /// `crypto_box_seal_open`: returns the plaintext or [`MessageError::SealOpen`].
@@ -382,15 +386,21 @@ fn seal_nonce(eph_pk: &[u8; 32], y: &[u8; 32]) -> xsalsa20poly1305::Nonce {
     h.finalize()
 }
 
-/// A 64-byte decoy `proSig`: `R = r·B` for a random scalar `r`, then a random scalar `s`.
-fn decoy_signature(rng: &mut impl CryptoRngCore) -> [u8; 64] {
+/// A 64-byte decoy `proSig`: a valid-looking `R || s` that verifies against nothing.
+///
+/// libsession makes `R = r·B` for a fresh random scalar `r`, which costs one more base-point
+/// multiplication per message (about a fifth of the whole encrypt). We take `R` from the
+/// signature inside the sealed box instead: it is `r·B` for the signer's secret nonce `r`,
+/// so to everyone who cannot open the box it is a uniformly random prime-order point, exactly
+/// like libsession's. Only the recipient can see the two are equal, and it learns nothing: an
+/// Ed25519 `R` is public in every signature, and whether the sender has Session Pro shows in the
+/// Content anyway. `s` is a fresh random scalar, unrelated to the real signature's.
+fn decoy_signature(inner: &Signature, rng: &mut impl CryptoRngCore) -> [u8; 64] {
     let mut wide = Zeroizing::new([0u8; 64]);
-    rng.fill_bytes(&mut wide[..]);
-    let r = Scalar::from_bytes_mod_order_wide(&wide);
     rng.fill_bytes(&mut wide[..]);
     let s = Scalar::from_bytes_mod_order_wide(&wide);
     let mut out = [0u8; 64];
-    out[..32].copy_from_slice(EdwardsPoint::mul_base(&r).compress().as_bytes());
+    out[..32].copy_from_slice(&inner.r_bytes()[..]);
     out[32..].copy_from_slice(s.as_bytes());
     out
 }

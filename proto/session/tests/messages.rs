@@ -152,9 +152,17 @@ fn random_encrypt_round_trip_with_decoy_pro_sig() {
     assert_eq!(pro_sig.len(), 64);
     // R is a valid curve point, like a real signature's.
     let r: [u8; 32] = pro_sig[..32].try_into().unwrap();
-    assert!(curve25519_dalek::edwards::CompressedEdwardsY(r)
+    let r_point = curve25519_dalek::edwards::CompressedEdwardsY(r)
         .decompress()
-        .is_some());
+        .unwrap();
+    assert!(r_point.is_torsion_free() && !r_point.is_small_order());
+    // s is a canonical scalar.
+    let s: [u8; 32] = pro_sig[32..].try_into().unwrap();
+    assert!(bool::from(
+        curve25519_dalek::Scalar::from_canonical_bytes(s).is_some()
+    ));
+    // Two messages never share a decoy.
+    assert_ne!(envelope_of(&again).pro_sig.unwrap(), pro_sig);
     let got = decrypt_message(&bob, &ws).unwrap();
     assert_eq!(&got.sender, alice.account_id());
     assert_eq!(got.content, content);
