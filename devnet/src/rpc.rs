@@ -468,6 +468,28 @@ impl NodeShared {
         (sorted, listed)
     }
 
+    /// A member's delete_all / delete_before result, signed over `sig_value` (the timestamp
+    /// or the cut-off) and the deleted hashes.
+    fn deleted_result(
+        &self,
+        pk: &UserPubkey,
+        sig_value: u64,
+        ns: NamespaceOrAll,
+        res: Result<Vec<(i64, String)>, crate::err::DevnetError>,
+    ) -> Value {
+        match res {
+            Ok(d) => {
+                let (sorted, deleted) = Self::affected(ns == NamespaceOrAll::All, d);
+                let msg = sign::delete_all_result_message(pk, sig_value, &sorted);
+                to_json(&DeleteAllResult {
+                    deleted,
+                    signature: self.sign(&msg),
+                })
+            }
+            Err(e) => failure(e.to_string(), false),
+        }
+    }
+
     async fn delete_all(self: &Arc<Self>, req: &Request, p: &DeleteAllParams, recurse: bool) -> R {
         self.check_swarm(&p.pubkey)?;
         let now = self.now();
@@ -482,17 +504,8 @@ impl NodeShared {
         let me = self.clone();
         let (pk, ns) = (p.pubkey, p.namespace);
         self.recursive(req, recurse, now, vec![], move || {
-            match me.store.delete_where(&pk.to_hex(), ns_filter(ns), |_| true) {
-                Ok(d) => {
-                    let (sorted, deleted) = Self::affected(ns == NamespaceOrAll::All, d);
-                    let msg = sign::delete_all_result_message(&pk, ts, &sorted);
-                    to_json(&DeleteAllResult {
-                        deleted,
-                        signature: me.sign(&msg),
-                    })
-                }
-                Err(e) => failure(e.to_string(), false),
-            }
+            let res = me.store.delete_where(&pk.to_hex(), ns_filter(ns), |_| true);
+            me.deleted_result(&pk, ts, ns, res)
         })
         .await
     }
@@ -517,20 +530,10 @@ impl NodeShared {
         let (pk, ns) = (p.pubkey, p.namespace);
         self.recursive(req, recurse, now, vec![], move || {
             let cut = ms(before);
-            match me
+            let res = me
                 .store
-                .delete_where(&pk.to_hex(), ns_filter(ns), |m| m.timestamp <= cut)
-            {
-                Ok(d) => {
-                    let (sorted, deleted) = Self::affected(ns == NamespaceOrAll::All, d);
-                    let msg = sign::delete_all_result_message(&pk, before, &sorted);
-                    to_json(&DeleteAllResult {
-                        deleted,
-                        signature: me.sign(&msg),
-                    })
-                }
-                Err(e) => failure(e.to_string(), false),
-            }
+                .delete_where(&pk.to_hex(), ns_filter(ns), |m| m.timestamp <= cut);
+            me.deleted_result(&pk, before, ns, res)
         })
         .await
     }
