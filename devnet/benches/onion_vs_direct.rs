@@ -3,13 +3,12 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-use session_devnet::wire::{self, EncType, OnionDest, OnionHop};
 use session_devnet::{Devnet, DevnetConfig, HttpsClient};
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+use session_proto::onion::{build_request, Destination, EncType, Hop};
+use session_proto::storage_rpc::sign::{retrieve_message, sign};
+use session_proto::storage_rpc::wire::encode_base64;
 const T: Duration = Duration::from_secs(10);
 /// Concurrent clients per mode.
 const CONCURRENCY: usize = 8;
@@ -33,25 +32,22 @@ fn params_store(a: &Acct, n: u64) -> Value {
     let mut data = vec![0u8; 1024];
     data[..8].copy_from_slice(&n.to_le_bytes());
     json!({"pubkey": a.hex, "namespace": 0, "timestamp": now_ms(), "ttl": 300_000,
-           "data": B64.encode(data)})
+           "data": encode_base64(&data)})
 }
 
 fn params_retrieve(a: &Acct) -> Value {
     let ts = now_ms();
-    let sig = B64.encode(
-        a.signing
-            .sign(format!("retrieve{ts}").as_bytes())
-            .to_bytes(),
-    );
+    let sig = sign(
+        &a.signing,
+        &retrieve_message(0, u64::try_from(ts).unwrap_or(0)),
+    )
+    .to_base64();
     json!({"pubkey": a.hex, "namespace": 0, "timestamp": ts, "signature": sig,
            "pubkey_ed25519": a.ed_hex, "max_count": 1})
 }
 
-fn hop(d: &Devnet, i: usize) -> OnionHop {
-    OnionHop {
-        ed25519: d.node(i).ed25519(),
-        x25519: d.node(i).x25519(),
-    }
+fn hop(d: &Devnet, i: usize) -> Hop {
+    Hop::new(d.node(i).x25519(), d.node(i).ed25519())
 }
 
 /// One store + one retrieve; returns true if both succeeded.
@@ -71,20 +67,23 @@ async fn round(
     ] {
         let rpc = json!({"method": method, "params": params});
         if onion {
-            let hops: Vec<OnionHop> = path.iter().map(|&i| hop(d, i)).collect();
-            let req = wire::build_onion(
-                &hops,
-                &OnionDest::Snode(hop(d, dest)),
-                &wire::snode_payload(&rpc),
-                EncType::AesGcm,
+            let hops: Vec<Hop> = path.iter().map(|&i| hop(d, i)).collect();
+            let Ok(req) = build_request(
                 &mut rand::rngs::OsRng,
-            );
+                EncType::AesGcm,
+                &hops,
+                &Destination::Snode(hop(d, dest)),
+                rpc.to_string().as_bytes(),
+            ) else {
+                return false;
+            };
             let url = format!("{}/onion_req/v2", d.node(path[0]).url());
             match c.post(&url, &[], req.body, T).await {
                 Ok(r) if r.status == 200 => {
-                    let plain = wire::decrypt_reply(&req.reply_key, &r.body).unwrap_or_default();
-                    let v: Value = serde_json::from_slice(&plain).unwrap_or(Value::Null);
-                    ok &= v["status"] == json!(200);
+                    ok &= req
+                        .reply
+                        .open_snode_reply(&r.body)
+                        .is_ok_and(|reply| reply.status == 200);
                 }
                 _ => ok = false,
             }

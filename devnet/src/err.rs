@@ -1,4 +1,5 @@
-//! Error types of the devnet: startup and transport errors, and wire-format errors.
+//! Error types of the devnet: startup and transport errors (wire-format errors are
+//! session-proto's).
 
 use std::path::PathBuf;
 
@@ -75,44 +76,6 @@ impl HasKind for DevnetError {
             | DevnetError::File { .. }
             | DevnetError::Http { .. }
             | DevnetError::Timeout { .. } => ErrorKind::ProtocolViolation,
-        }
-    }
-}
-
-/// Errors decoding the onion and storage-RPC wire formats the devnet handles.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WireError {
-    /// An onion frame `u32_le(len) || blob || json` is malformed.
-    #[error("bad onion frame: {0}")]
-    Frame(&'static str),
-    /// A key has the wrong length or is not a valid point.
-    #[error("bad {what}: {reason}")]
-    BadKey {
-        /// Which key.
-        what: &'static str,
-        /// Why.
-        reason: &'static str,
-    },
-    /// An onion layer or reply did not decrypt (MAC mismatch, too short).
-    #[error("decryption failed")]
-    Decrypt,
-    /// An `enc_type` we do not know.
-    #[error("unknown enc_type {0:?}")]
-    UnknownEncType(String),
-    /// Bad JSON in an onion layer.
-    #[error("bad onion JSON: {0}")]
-    Json(String),
-}
-
-impl HasKind for WireError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            WireError::Frame(_) | WireError::BadKey { .. } | WireError::Json(_) => {
-                ErrorKind::InvalidInput
-            }
-            WireError::Decrypt => ErrorKind::BadCrypto,
-            WireError::UnknownEncType(_) => ErrorKind::Unsupported,
         }
     }
 }

@@ -21,9 +21,10 @@
 //! - [`store`]: a node's messages (memory, optionally redb).
 //! - [`topology`]: node keys, swarms and the JSON that describes them.
 //! - [`https`]: [`HttpsClient`] (any snode certificate accepted) and the node TLS config.
-//! - [`wire`]: swarm math, message hash, onion crypto and frame, a client onion builder
-//!   (to move into session-proto).
-//! - [`err`]: [`DevnetError`], [`err::WireError`].
+//! - [`err`]: [`DevnetError`], startup and transport errors.
+//!
+//! Every wire format and crypto step (storage-RPC bodies and signatures, message hashes, swarm
+//! math, onion layers) is [`session_proto`]'s; the devnet holds only the snode behaviour.
 
 pub mod devnet;
 pub mod err;
@@ -33,7 +34,6 @@ pub mod onion;
 pub mod rpc;
 pub mod store;
 pub mod topology;
-pub mod wire;
 
 pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, NodeHandle};
 pub use err::DevnetError;

@@ -237,8 +237,8 @@ impl NodeShared {
             return None;
         }
         let peer = h.get(PEER_HEADER)?.to_str().ok()?;
-        let key = crate::wire::key_from_hex("peer key", peer).ok()?;
-        self.net.topology.find_ed25519(&key)?;
+        let key = session_proto::storage_rpc::Ed25519Pubkey::from_hex(peer)?;
+        self.net.topology.find_ed25519(&key.0)?;
         Some(peer.to_string())
     }
 

@@ -1,18 +1,22 @@
-//! Onion requests at a node (`POST /onion_req/v2` and the devnet relay route): peel one layer,
-//! then answer as the final hop, proxy to a loopback server, or relay to the next node.
+//! Onion requests at a node (`POST /onion_req/v2` and the devnet relay route): peel one layer
+//! with session-proto, then answer as the final hop, proxy to a loopback server, or relay to
+//! the next node.
+//!
+//! The wire work (frame, layer crypto, routing JSON, reply sealing) is
+//! [`session_proto::onion`]'s; this module holds the node's behaviour: which error becomes
+//! which status and text, what is encrypted back to the client, and the devnet's own rules
+//! (loopback-only proxying, relays over the devnet-internal route).
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
-use x25519_dalek::PublicKey;
+use session_proto::err::OnionError;
+use session_proto::onion::{
+    open_layer, seal_snode_reply, FinalRequest, OpenedLayer, Peeled, ProxyRequest, RelayHop,
+    ReplyHandle,
+};
 
 use crate::node::{Body, Event, NodeShared, Origin, RawReply, Reply, PEER_HEADER, TOKEN_HEADER};
-use crate::wire::{self, EncType, HopKey, B64};
-
-/// Highest hop number a relayed layer may carry (400 above it).
-pub const MAX_ONION_HOPS: i64 = 15;
 
 fn plain(status: u16, s: impl Into<String>) -> RawReply {
     RawReply {
@@ -29,144 +33,89 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The real server's rule: `/oxen/…` or `/loki/…`, ending `/lsrpc`, no query.
-fn is_target_allowed(target: &str) -> bool {
-    (target.starts_with("/oxen/") || target.starts_with("/loki/"))
-        && target.ends_with("/lsrpc")
-        && !target.contains('?')
+/// A storage-RPC reply body as bytes (JSON text or the plain-text error).
+fn body_bytes(body: &Body) -> Vec<u8> {
+    match body {
+        Body::Json(v) => v.to_string().into_bytes(),
+        Body::Text(s) => s.clone().into_bytes(),
+    }
 }
 
 impl NodeShared {
     /// Handles one onion layer arriving from `from`.
     pub(crate) async fn handle_onion(self: Arc<Self>, body: &[u8], from: Origin) -> RawReply {
-        self.events.push(Event::OnionArrived { from: from.clone() });
-        let reply = self.peel_and_act(body, &from).await;
+        self.events.push(Event::OnionArrived { from });
+        let reply = self.peel_and_act(body).await;
         if let Err(r) = &reply {
             self.events.push(Event::OnionRejected { status: r.status });
         }
         reply.unwrap_or_else(|e| e)
     }
 
-    async fn peel_and_act(
-        self: &Arc<Self>,
-        body: &[u8],
-        from: &Origin,
-    ) -> Result<RawReply, RawReply> {
-        let parse_err =
-            |e: &dyn std::fmt::Display| plain(400, format!("Error parsing onion request: {e}"));
-        let (ciphertext, meta) = wire::parse_frame(body).map_err(|e| parse_err(&e))?;
-        let meta: Map<String, Value> = match serde_json::from_slice(meta) {
-            Ok(Value::Object(m)) => m,
-            _ => return Err(parse_err(&"metadata is not a JSON object")),
-        };
-        let eph_hex = meta
-            .get("ephemeral_key")
-            .and_then(Value::as_str)
-            .ok_or_else(|| parse_err(&"missing ephemeral_key"))?;
-        let eph = wire::key_from_hex("ephemeral_key", eph_hex).map_err(|e| parse_err(&e))?;
-        let enc = match meta.get("enc_type") {
-            None => EncType::AesGcm,
-            Some(Value::String(s)) => EncType::parse(s).map_err(|e| parse_err(&e))?,
-            Some(_) => return Err(parse_err(&"enc_type must be a string")),
-        };
-        let hop_no = meta
-            .get("hop_no")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            .max(0);
-        if matches!(from, Origin::Node(_)) && hop_no > MAX_ONION_HOPS {
-            return Err(plain(400, "onion request max path length exceeded"));
+    async fn peel_and_act(self: &Arc<Self>, body: &[u8]) -> Result<RawReply, RawReply> {
+        // Errors before the layer opens go back in plain text: the node cannot encrypt yet.
+        let layer = open_layer(&self.keys.onion, body).map_err(|e| match e {
+            OnionError::Decrypt | OnionError::BadPeerKey => plain(400, "Invalid ciphertext"),
+            e => plain(400, format!("Error parsing onion request: {e}")),
+        })?;
+        match layer.classify() {
+            Ok(Peeled::Final(req)) => {
+                let (method, reply) = self.clone().handle_rpc_body(&req.body, true).await;
+                self.events.push(Event::OnionFinal { method });
+                Ok(self.seal(&req, reply))
+            }
+            Ok(Peeled::Proxy(req)) => Ok(self.proxy(req, &layer).await),
+            Ok(Peeled::Relay(hop)) => self.relay(hop).await,
+            // Path errors are plain text, as the storage server sends them.
+            Err(OnionError::TooManyHops(_)) => {
+                Err(plain(400, "onion request max path length exceeded"))
+            }
+            // From here on the client can be answered under the layer key (the storage server
+            // encrypts its 400 for bad inner JSON).
+            Err(OnionError::TargetNotAllowed(_)) => {
+                Ok(self.seal_error(&layer, Reply::text(400, "Invalid url")))
+            }
+            Err(_) => Ok(self.seal_error(&layer, Reply::text(400, "Invalid json"))),
         }
+    }
 
-        let key = HopKey::derive(
-            enc,
-            &self.keys.x_secret,
-            &PublicKey::from(eph),
-            &eph,
-            &self.keys.x25519,
+    /// The final hop's reply: `{"status","body"}` encrypted to the client (session-proto's
+    /// [`seal_snode_reply`]); HTTP 200.
+    fn seal(&self, req: &FinalRequest, reply: Reply) -> RawReply {
+        let sealed = seal_snode_reply(
+            &mut rand::rngs::OsRng,
+            req,
+            reply.status,
+            &body_bytes(&reply.body),
         );
-        let plaintext = key
-            .decrypt(ciphertext)
-            .map_err(|_| plain(400, "Invalid ciphertext"))?;
-
-        // From here on, errors about the inner content go back encrypted (as the real server
-        // does for bad inner JSON).
-        let parsed =
-            wire::parse_frame(&plaintext).ok().and_then(
-                |(blob, json)| match serde_json::from_slice::<Value>(json) {
-                    Ok(Value::Object(m)) => Some((blob, m)),
-                    _ => None,
-                },
-            );
-        let Some((blob, inner)) = parsed else {
-            return Ok(self.wrap_final(&key, Reply::text(400, "Invalid json"), false, true));
-        };
-
-        if inner.contains_key("headers") {
-            let want_json = inner.get("json").and_then(Value::as_bool).unwrap_or(false);
-            let want_b64 = inner.get("base64").and_then(Value::as_bool).unwrap_or(true);
-            let (method, reply) = self.clone().handle_rpc_body(blob, true).await;
-            self.events.push(Event::OnionFinal { method });
-            return Ok(self.wrap_final(&key, reply, want_json, want_b64));
+        RawReply {
+            status: 200,
+            body: Bytes::from(sealed),
         }
-        if let Some(host) = inner.get("host").and_then(Value::as_str) {
-            return Ok(self.proxy(host, &inner, plaintext.clone(), &key).await);
-        }
-        let Some(dest_hex) = inner.get("destination").and_then(Value::as_str) else {
-            return Ok(self.wrap_final(&key, Reply::text(400, "Invalid json"), false, true));
-        };
-        self.relay(dest_hex, &inner, blob, hop_no).await
     }
 
-    /// The final hop's reply: `{"status","body"}` encrypted to the client, base64 unless asked
-    /// otherwise; HTTP 200.
-    fn wrap_final(&self, key: &HopKey, reply: Reply, want_json: bool, want_b64: bool) -> RawReply {
-        let body = match reply.body {
-            Body::Json(v) if want_json => v,
-            Body::Json(v) => Value::String(v.to_string()),
-            Body::Text(s) => Value::String(s),
+    /// An error answered under the layer key, in the default reply form (string body, base64).
+    fn seal_error(&self, layer: &OpenedLayer, reply: Reply) -> RawReply {
+        let req = FinalRequest {
+            body: Vec::new(),
+            json: false,
+            base64: true,
+            reply: ReplyHandle::new(layer.key.clone()),
         };
-        let plaintext = json!({"status": reply.status, "body": body}).to_string();
-        let ct = key.encrypt(plaintext.as_bytes(), &mut rand::rngs::OsRng);
-        let body = if want_b64 {
-            Bytes::from(B64.encode(ct))
-        } else {
-            Bytes::from(ct)
-        };
-        RawReply { status: 200, body }
+        self.seal(&req, reply)
     }
 
-    async fn relay(
-        self: &Arc<Self>,
-        dest_hex: &str,
-        inner: &Map<String, Value>,
-        blob: &[u8],
-        hop_no: i64,
-    ) -> Result<RawReply, RawReply> {
+    async fn relay(self: &Arc<Self>, hop: RelayHop) -> Result<RawReply, RawReply> {
         let topo = &self.net.topology;
-        let Some(next) = wire::key_from_hex("destination", dest_hex)
-            .ok()
-            .and_then(|k| topo.find_ed25519(&k))
-        else {
-            let shown: String = dest_hex.chars().take(64).collect();
-            return Err(plain(502, format!("Next node not found: {shown}")));
-        };
-        let (Some(eph), enc) = (
-            inner.get("ephemeral_key").and_then(Value::as_str),
-            inner
-                .get("enc_type")
-                .and_then(Value::as_str)
-                .unwrap_or("aes-gcm"),
-        ) else {
+        let Some(next) = topo.find_ed25519(&hop.destination) else {
             return Err(plain(
-                400,
-                "Error parsing onion request: missing ephemeral_key for next hop",
+                502,
+                format!("Next node not found: {}", hop.destination_hex()),
             ));
         };
-        let meta = json!({"ephemeral_key": eph, "enc_type": enc, "hop_no": hop_no + 1});
-        let body = wire::frame(blob, meta.to_string().as_bytes());
-        let to = hex::encode(topo.nodes()[next].ed25519);
-        self.events.push(Event::OnionRelayed { to });
+        self.events.push(Event::OnionRelayed {
+            to: hop.destination_hex(),
+        });
         let url = format!("{}/devnet/v1/onion_relay", topo.url(next));
         let headers = [
             (PEER_HEADER, self.ed_hex.as_str()),
@@ -175,7 +124,7 @@ impl NodeShared {
         match self
             .net
             .client
-            .post(&url, &headers, body, self.net.relay_timeout)
+            .post(&url, &headers, hop.next_body, self.net.relay_timeout)
             .await
         {
             Ok(r) => Ok(RawReply {
@@ -187,29 +136,14 @@ impl NodeShared {
         }
     }
 
-    async fn proxy(
-        self: &Arc<Self>,
-        host: &str,
-        inner: &Map<String, Value>,
-        plaintext: Vec<u8>,
-        key: &HopKey,
-    ) -> RawReply {
-        let target = inner.get("target").and_then(Value::as_str).unwrap_or("");
-        let protocol = inner
-            .get("protocol")
-            .and_then(Value::as_str)
-            .unwrap_or("https");
-        if !(protocol == "http" || protocol == "https") || !is_target_allowed(target) {
-            return self.wrap_final(key, Reply::text(400, "Invalid url"), false, true);
+    async fn proxy(self: &Arc<Self>, req: ProxyRequest, layer: &OpenedLayer) -> RawReply {
+        if !(req.protocol == "http" || req.protocol == "https") {
+            return self.seal_error(layer, Reply::text(400, "Invalid url"));
         }
-        let default_port = if protocol == "https" { 443 } else { 80 };
-        let port = inner
-            .get("port")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(default_port);
-        let shown_host: String = host.chars().take(255).collect();
-        if !is_loopback_host(host) {
+        let default_port = if req.protocol == "https" { 443 } else { 80 };
+        let port = req.port.unwrap_or(default_port);
+        let shown_host: String = req.host.chars().take(255).collect();
+        if !is_loopback_host(&req.host) {
             return plain(
                 502,
                 format!("devnet proxies only to loopback hosts, not {shown_host}"),
@@ -218,11 +152,11 @@ impl NodeShared {
         self.events.push(Event::OnionProxied {
             target: format!("{shown_host}:{port}"),
         });
-        let url = format!("{protocol}://{shown_host}:{port}{target}");
+        let url = format!("{}://{shown_host}:{port}{}", req.protocol, req.target);
         match self
             .net
             .client
-            .post(&url, &[], plaintext, self.net.proxy_timeout)
+            .post(&url, &[], req.plaintext, self.net.proxy_timeout)
             .await
         {
             Ok(r) => RawReply {

@@ -39,16 +39,16 @@ pub struct StoredMsg {
 }
 
 mod b64_bytes {
-    use base64::Engine as _;
     use serde::{Deserialize, Deserializer, Serializer};
+    use session_proto::storage_rpc::wire::{decode_base64, encode_base64};
 
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::wire::B64.encode(v))
+        s.serialize_str(&encode_base64(v))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        crate::wire::B64.decode(s).map_err(serde::de::Error::custom)
+        decode_base64(&s).ok_or_else(|| serde::de::Error::custom("stored data is not base64"))
     }
 }
 

@@ -4,9 +4,9 @@
 use ed25519_dalek::SigningKey;
 use rand_core::CryptoRngCore;
 use serde_json::{json, Map, Value};
-use x25519_dalek::StaticSecret;
 
-use crate::wire;
+use session_proto::storage_rpc::{Ed25519Pubkey, SwarmReply, SwarmSnode, X25519Pubkey};
+use session_proto::swarm::{closest_swarm, swarm_space, SwarmId};
 
 /// Storage-server version the devnet reports (`info`, `get_service_nodes`).
 pub const VERSION: [u16; 3] = [2, 10, 0];
@@ -20,8 +20,8 @@ pub const HEIGHT: u64 = 1_000_000;
 pub struct NodeKeys {
     /// The Ed25519 signing key (signs per-node results).
     pub signing: SigningKey,
-    /// The X25519 secret (decrypts onion layers).
-    pub x_secret: StaticSecret,
+    /// The X25519 key pair (opens onion layers).
+    pub onion: session_proto::onion::NodeKeys,
     /// Ed25519 public key.
     pub ed25519: [u8; 32],
     /// X25519 public key (the Ed25519→Curve25519 conversion of `ed25519`).
@@ -41,11 +41,11 @@ impl NodeKeys {
     pub fn from_seed(seed: &[u8; 32]) -> NodeKeys {
         let signing = SigningKey::from_bytes(seed);
         let ed25519 = signing.verifying_key().to_bytes();
-        let x_secret = StaticSecret::from(signing.to_scalar_bytes());
+        let onion = session_proto::onion::NodeKeys::new(signing.to_scalar_bytes());
         let x25519 = signing.verifying_key().to_montgomery().to_bytes();
         NodeKeys {
             signing,
-            x_secret,
+            onion,
             ed25519,
             x25519,
         }
@@ -115,8 +115,7 @@ impl Topology {
 
     /// The swarm an account (its 32 key bytes) belongs to.
     pub fn swarm_of(&self, key32: &[u8; 32]) -> u64 {
-        wire::closest_swarm(&self.swarm_ids, wire::swarm_space(key32))
-            .expect("a devnet has at least one swarm")
+        closest_swarm(&self.swarm_ids, swarm_space(key32)).expect("a devnet has at least one swarm")
     }
 
     /// Indices of the members of a swarm.
@@ -136,31 +135,35 @@ impl Topology {
         format!("https://127.0.0.1:{}", self.nodes[i].port)
     }
 
-    /// The `get_swarm` body (without `t`/`hf`) for a swarm.
-    pub fn swarm_json(&self, swarm_id: u64) -> Value {
-        let snodes: Vec<Value> = self
-            .members(swarm_id)
-            .into_iter()
-            .map(|i| self.snode_json(i))
-            .collect();
-        json!({"snodes": snodes, "swarm": format!("{swarm_id:x}")})
+    /// The `get_swarm` reply (also a 421 body) for a swarm, stamped with the node's clock.
+    pub fn swarm_reply(&self, swarm_id: u64, now_ms: u64) -> SwarmReply {
+        SwarmReply {
+            snodes: self
+                .members(swarm_id)
+                .into_iter()
+                .map(|i| self.swarm_snode(i))
+                .collect(),
+            swarm: SwarmId(swarm_id),
+            t: now_ms,
+            hf: HARDFORK.to_vec(),
+        }
     }
 
     /// One snode as `get_swarm` lists it. The devnet has no legacy key and no QUIC/OMQ port:
     /// `pubkey_legacy` repeats the Ed25519 key and `port_omq`/`port_quic` are 0.
-    pub fn snode_json(&self, i: usize) -> Value {
+    pub fn swarm_snode(&self, i: usize) -> SwarmSnode {
         let n = &self.nodes[i];
-        json!({
-            "address": format!("{}.snode", zbase32(&n.ed25519)),
-            "pubkey_legacy": hex::encode(n.ed25519),
-            "pubkey_x25519": hex::encode(n.x25519),
-            "pubkey_ed25519": hex::encode(n.ed25519),
-            "port": n.port.to_string(),
-            "port_https": n.port,
-            "port_omq": 0,
-            "port_quic": 0,
-            "ip": "127.0.0.1",
-        })
+        SwarmSnode {
+            address: format!("{}.snode", zbase32(&n.ed25519)),
+            pubkey_legacy: hex::encode(n.ed25519),
+            pubkey_x25519: X25519Pubkey(n.x25519),
+            pubkey_ed25519: Ed25519Pubkey(n.ed25519),
+            port: n.port.to_string(),
+            port_https: n.port,
+            port_omq: 0,
+            port_quic: 0,
+            ip: "127.0.0.1".into(),
+        }
     }
 
     /// `service_node_states` entries as oxend returns them, limited to the requested `fields`
@@ -241,11 +244,9 @@ mod tests {
     #[test]
     fn x25519_is_the_ed25519_conversion() {
         let k = NodeKeys::from_seed(&[7u8; 32]);
-        assert_eq!(wire::ed25519_to_x25519(&k.ed25519), Some(k.x25519));
-        assert_eq!(
-            x25519_dalek::PublicKey::from(&k.x_secret).to_bytes(),
-            k.x25519
-        );
+        let ed = ed25519_dalek::VerifyingKey::from_bytes(&k.ed25519).expect("valid key");
+        assert_eq!(ed.to_montgomery().to_bytes(), k.x25519);
+        assert_eq!(*k.onion.public(), k.x25519);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use client::*;
 use serde_json::json;
-use session_devnet::wire::EncType;
 use session_devnet::{Devnet, DevnetConfig, HttpsClient};
+use session_proto::onion::EncType;
 
 async fn small(cfg: DevnetConfig) -> Devnet {
     Devnet::start(DevnetConfig {
@@ -153,7 +153,7 @@ async fn dropped_and_delayed_replies_break_paths() {
     d.node(path[2]).set_delay(Duration::ZERO);
     let (status, reply) = onion(&c, &d, &path, dest, &info, EncType::AesGcm).await;
     assert_eq!(status, 200);
-    assert_eq!(reply.expect("reply")["status"], json!(200));
+    assert_eq!(reply.expect("reply").status, 200);
     // A stopped destination: the last relay answers 504.
     d.node(dest).stop().await;
     let (status, _) = onion(&c, &d, &path, dest, &info, EncType::XChaCha20).await;

@@ -8,8 +8,10 @@ use std::sync::OnceLock;
 
 use client::*;
 use serde_json::{json, Value};
-use session_devnet::wire::{self, EncType, OnionDest, OnionHop};
 use session_devnet::{Devnet, DevnetConfig, Event, HttpsClient, Origin};
+use session_proto::onion::{build_request, Destination, EncType, Hop, PeerKey, ServerDestination};
+use session_proto::storage_rpc::message_hash;
+use session_proto::storage_rpc::wire::{decode_base64, encode_base64};
 
 struct Shared {
     _rt: tokio::runtime::Runtime,
@@ -62,10 +64,7 @@ async fn store_via_one_member_retrieve_from_every_member() {
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json().expect("json");
     let hash = v["hash"].as_str().expect("hash").to_string();
-    assert_eq!(
-        hash,
-        wire::message_hash(5, &a.id[1..].try_into().expect("32"), 0, b"hello devnet")
-    );
+    assert_eq!(hash, message_hash(&a.id, 0, b"hello devnet"));
     assert!(v["t"].is_i64());
     let sw = v["swarm"].as_object().expect("swarm map");
     assert_eq!(sw.len(), 3);
@@ -74,9 +73,7 @@ async fn store_via_one_member_retrieve_from_every_member() {
         let res = &sw[&hex::encode(node.ed25519())];
         assert_eq!(res["hash"], json!(hash));
         // The node's signature over the hash string verifies with its Ed25519 key.
-        let sig = B64
-            .decode(res["signature"].as_str().expect("sig"))
-            .expect("b64");
+        let sig = decode_base64(res["signature"].as_str().expect("sig")).expect("b64");
         let sig = ed25519_dalek::Signature::from_slice(&sig).expect("64");
         ed25519_dalek::VerifyingKey::from_bytes(&node.ed25519())
             .expect("key")
@@ -97,8 +94,7 @@ async fn store_via_one_member_retrieve_from_every_member() {
         assert_eq!(msgs.len(), 1, "member {m}");
         assert_eq!(msgs[0]["hash"], json!(hash));
         assert_eq!(
-            B64.decode(msgs[0]["data"].as_str().expect("d"))
-                .expect("b64"),
+            decode_base64(msgs[0]["data"].as_str().expect("d")).expect("b64"),
             b"hello devnet"
         );
         assert!(msgs[0]["expiration"].is_i64());
@@ -118,8 +114,6 @@ async fn store_via_one_member_retrieve_from_every_member() {
         json!(true)
     );
 }
-
-use base64::Engine as _;
 
 #[tokio::test]
 async fn wrong_swarm_gets_421_with_the_right_swarm() {
@@ -185,7 +179,7 @@ async fn signatures_and_clocks_are_checked() {
     let now = now_ms();
     // Signed by someone else.
     let mut p = a.retrieve(0, now, "");
-    p["signature"] = json!(Acct::new(9999, 5).sign(&format!("retrieve{now}")));
+    p["signature"] = json!(Acct::new(9999, 5).sign(format!("retrieve{now}").as_bytes()));
     let r = rpc(&c, &url, "retrieve", p).await;
     assert_eq!(r.status, 401, "{}", r.text());
     // Wrong pubkey_ed25519 for this 05 id.
@@ -267,8 +261,7 @@ async fn retrieve_pages_with_last_hash_and_limits() {
     let msgs = v["messages"].as_array().expect("m");
     assert_eq!(msgs.len(), 1);
     assert_eq!(
-        B64.decode(msgs[0]["data"].as_str().expect("d"))
-            .expect("b64"),
+        decode_base64(msgs[0]["data"].as_str().expect("d")).expect("b64"),
         [2u8; 100]
     );
     assert_eq!(v["more"], json!(true));
@@ -306,7 +299,7 @@ async fn delete_and_expire_replicate_with_node_signatures() {
     let exp = now + 30_000;
     let p = a.signed(
         json!({"messages": [h1], "expiry": exp, "shorten": true}),
-        &format!("expireshorten{exp}{h1}"),
+        format!("expireshorten{exp}{h1}"),
     );
     let r = rpc(&c, &url, "expire", p).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -319,16 +312,14 @@ async fn delete_and_expire_replicate_with_node_signatures() {
     // Delete h2 with `required`.
     let p = a.signed(
         json!({"messages": [h2], "required": true}),
-        &format!("delete{h2}"),
+        format!("delete{h2}"),
     );
     let r = rpc(&c, &url, "delete", p.clone()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json().expect("json");
     let mine = &v["swarm"][hex::encode(d.node(members[0]).ed25519())];
     assert_eq!(mine["deleted"], json!([h2]));
-    let sig = B64
-        .decode(mine["signature"].as_str().expect("s"))
-        .expect("b64");
+    let sig = decode_base64(mine["signature"].as_str().expect("s")).expect("b64");
     let msg = format!("{}{h2}{h2}", a.hex);
     ed25519_dalek::VerifyingKey::from_bytes(&d.node(members[0]).ed25519())
         .expect("k")
@@ -358,7 +349,7 @@ async fn delete_and_expire_replicate_with_node_signatures() {
     let ts = now_ms();
     let p = a.signed(
         json!({"namespace": 0, "timestamp": ts}),
-        &format!("delete_all{ts}"),
+        format!("delete_all{ts}"),
     );
     let r = rpc(&c, &url, "delete_all", p).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -451,17 +442,15 @@ async fn three_hop(enc: EncType, seed: u64) {
     let (status, reply) = onion(&c, d, &path, dest, &store, enc).await;
     assert_eq!(status, 200);
     let reply = reply.expect("decrypted");
-    assert_eq!(reply["status"], json!(200), "{reply}");
-    let body: Value =
-        serde_json::from_str(reply["body"].as_str().expect("string body")).expect("json");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let body: Value = serde_json::from_slice(&reply.body).expect("json");
     assert_eq!(body["swarm"].as_object().expect("swarm").len(), 3);
     let get = json!({"method": "retrieve", "params": a.retrieve(0, now_ms(), "")});
     let (_, reply) = onion(&c, d, &path, dest, &get, enc).await;
-    let reply = reply.expect("decrypted");
-    let body: Value = serde_json::from_str(reply["body"].as_str().expect("s")).expect("json");
+    let body: Value = serde_json::from_slice(&reply.expect("decrypted").body).expect("json");
     assert_eq!(
         body["messages"][0]["data"],
-        json!(B64.encode(b"through the onion"))
+        json!(encode_base64(b"through the onion"))
     );
 
     // Who saw what: the guard only its neighbour, the destination only the last relay.
@@ -512,28 +501,15 @@ async fn onion_reply_options_json_and_raw() {
     let c = HttpsClient::new();
     let a = Acct::in_swarm(d, swarm(1), 0x05, 800);
     let dest = d.swarm_for(&a.id).expect("swarm").1[0];
-    let path: Vec<usize> = outside(d, swarm(1)).into_iter().take(2).collect();
-    let hops: Vec<OnionHop> = path.iter().map(|&i| hop(d, i)).collect();
     let rpc_body = json!({"method": "info", "params": {}}).to_string();
-    let payload = wire::frame(
+    let payload = session_proto::onion::encode_frame(
         rpc_body.as_bytes(),
         br#"{"headers":{},"json":true,"base64":false}"#,
     );
-    let req = wire::build_onion(
-        &hops,
-        &OnionDest::Snode(hop(d, dest)),
-        &payload,
-        EncType::AesGcm,
-        &mut rand::rngs::OsRng,
-    );
-    let r = post(
-        &c,
-        &format!("{}/onion_req/v2", d.node(path[0]).url()),
-        req.body,
-    )
-    .await;
+    let (body, reply) = single_layer(d, dest, &payload, EncType::AesGcm);
+    let r = post(&c, &format!("{}/onion_req/v2", d.node(dest).url()), body).await;
     assert_eq!(r.status, 200);
-    let plain = req.reply_key.decrypt(&r.body).expect("raw ciphertext");
+    let plain = reply.open(&r.body).expect("raw ciphertext");
     let v: Value = serde_json::from_slice(&plain).expect("json");
     assert!(v["body"]["version"].is_array(), "embedded JSON body: {v}");
 }
@@ -546,7 +522,7 @@ async fn bad_storage_rpc_input_gets_clear_errors() {
     let cases: Vec<(&[u8], u16)> = vec![
         (b"{not json", 400),
         (br#"{"params":{}}"#, 400),
-        (br#"{"method":"info"}"#, 400),
+        (br#"{"method":"store"}"#, 400),
         (br#"{"method":"nope","params":{}}"#, 400),
         (br#"{"method":"retrieve","params":{"pubkey":5}}"#, 400),
         (br#"{"method":"retrieve","params":{"pubkey":"05zz"}}"#, 400),
@@ -647,7 +623,7 @@ async fn bad_onion_input_gets_the_spec_statuses() {
     let r = post(
         &c,
         &url,
-        wire::frame(&[0u8; 64], meta.to_string().as_bytes()),
+        session_proto::onion::encode_frame(&[0u8; 64], meta.to_string().as_bytes()),
     )
     .await;
     assert_eq!((r.status, r.text().as_str()), (400, "Invalid ciphertext"));
@@ -656,24 +632,26 @@ async fn bad_onion_input_gets_the_spec_statuses() {
         post(
             &c,
             &url,
-            wire::frame(&[0u8; 64], meta.to_string().as_bytes())
+            session_proto::onion::encode_frame(&[0u8; 64], meta.to_string().as_bytes())
         )
         .await
         .status,
         400
     );
     // Unknown next hop: 502 "Next node not found: <ed>", plain text.
-    let ghost = OnionHop {
-        ed25519: [0x42; 32],
-        x25519: hop(d, 5).x25519,
+    let info = json!({"method": "info", "params": {}}).to_string();
+    let build = |path: &[Hop], dest: Destination, payload: &[u8]| {
+        build_request(
+            &mut rand::rngs::OsRng,
+            EncType::AesGcm,
+            path,
+            &dest,
+            payload,
+        )
+        .expect("onion builds")
     };
-    let req = wire::build_onion(
-        &[hop(d, 3)],
-        &OnionDest::Snode(ghost),
-        &wire::snode_payload(&json!({"method": "info", "params": {}})),
-        EncType::AesGcm,
-        &mut rand::rngs::OsRng,
-    );
+    let ghost = Hop::new(d.node(5).x25519(), [0x42; 32]);
+    let req = build(&[hop(d, 3)], Destination::Snode(ghost), info.as_bytes());
     let r = post(&c, &url, req.body).await;
     assert_eq!(r.status, 502);
     assert_eq!(
@@ -681,56 +659,33 @@ async fn bad_onion_input_gets_the_spec_statuses() {
         format!("Next node not found: {}", hex::encode([0x42; 32]))
     );
     // Garbage inside a valid layer: encrypted 400 "Invalid json".
-    let req = wire::build_onion(
-        &[],
-        &OnionDest::Snode(hop(d, 3)),
-        b"no frame here",
-        EncType::XChaCha20,
-        &mut rand::rngs::OsRng,
-    );
-    let r = post(&c, &url, req.body).await;
+    let (body, reply) = single_layer(d, 3, b"no frame here", EncType::XChaCha20);
+    let r = post(&c, &url, body).await;
     assert_eq!(r.status, 200);
-    let v: Value =
-        serde_json::from_slice(&wire::decrypt_reply(&req.reply_key, &r.body).expect("dec"))
-            .expect("json");
-    assert_eq!(v, json!({"status": 400, "body": "Invalid json"}));
-    // A path that loops through the same nodes 17 times: 400 at the 16th relay.
-    let path: Vec<OnionHop> = (0..17).map(|i| hop(d, [3, 4][i % 2])).collect();
-    let req = wire::build_onion(
-        &path,
-        &OnionDest::Snode(hop(d, 5)),
-        &wire::snode_payload(&json!({"method": "info", "params": {}})),
-        EncType::AesGcm,
-        &mut rand::rngs::OsRng,
-    );
+    let v = reply.open_snode_reply(&r.body).expect("opens");
+    assert_eq!((v.status, v.body.as_slice()), (400, &b"Invalid json"[..]));
+    // A path that loops through the same nodes 17 times: 400 "max path length exceeded".
+    let path: Vec<Hop> = (0..17).map(|i| hop(d, [3, 4][i % 2])).collect();
+    let req = build(&path, Destination::Snode(hop(d, 5)), info.as_bytes());
     let r = post(&c, &url, req.body).await;
     assert_eq!(
         (r.status, r.text().as_str()),
         (400, "onion request max path length exceeded")
     );
     // Proxy to a non-loopback host is refused; a bad target gets an encrypted 400.
-    let server = |host: &str, target: &str| OnionDest::Server {
-        host: host.into(),
-        port: 443,
-        protocol: "https".into(),
-        target: target.into(),
-        x25519: [1; 32],
+    let server = |host: &str, target: &str| {
+        Destination::Server(ServerDestination {
+            key: PeerKey::new(d.node(5).x25519()),
+            host: host.into(),
+            target: target.into(),
+            method: "POST".into(),
+            protocol: "https".into(),
+            port: Some(443),
+        })
     };
-    let req = wire::build_onion(
-        &[hop(d, 3)],
-        &server("192.0.2.1", "/oxen/v4/lsrpc"),
-        b"x",
-        EncType::AesGcm,
-        &mut rand::rngs::OsRng,
-    );
+    let req = build(&[hop(d, 3)], server("192.0.2.1", "/oxen/v4/lsrpc"), b"x");
     assert_eq!(post(&c, &url, req.body).await.status, 502);
-    let req = wire::build_onion(
-        &[hop(d, 3)],
-        &server("127.0.0.1", "/etc/passwd"),
-        b"x",
-        EncType::AesGcm,
-        &mut rand::rngs::OsRng,
-    );
+    let req = build(&[hop(d, 3)], server("127.0.0.1", "/etc/passwd"), b"x");
     let r = post(&c, &url, req.body).await;
     assert_eq!(r.status, 200);
     // The node keeps serving.

@@ -4,14 +4,17 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-use session_devnet::wire::{self, EncType, OnionDest, OnionHop};
 use session_devnet::{Devnet, HttpReply, HttpsClient};
+use session_proto::onion::{
+    build_request, encode_frame, x25519_public, Destination, EncType, Hop, LayerKey, PeerKey,
+    ReplyHandle, SnodeReply,
+};
+use session_proto::storage_rpc::sign::{retrieve_message, sign, store_message};
+use session_proto::storage_rpc::wire::encode_base64;
 
 pub const T: Duration = Duration::from_secs(10);
-pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -61,34 +64,34 @@ impl Acct {
         panic!("no account found for swarm {swarm_id:x} in 10000 tries");
     }
 
-    pub fn sign(&self, msg: &str) -> String {
-        B64.encode(self.signing.sign(msg.as_bytes()).to_bytes())
+    pub fn sign(&self, msg: &[u8]) -> String {
+        sign(&self.signing, msg).to_base64()
     }
 
     /// Adds `pubkey`, and `signature` over `msg` (+ `pubkey_ed25519` for 05 accounts).
-    pub fn signed(&self, mut params: Value, msg: &str) -> Value {
+    pub fn signed(&self, mut params: Value, msg: impl AsRef<[u8]>) -> Value {
         params["pubkey"] = json!(self.hex);
-        params["signature"] = json!(self.sign(msg));
+        params["signature"] = json!(self.sign(msg.as_ref()));
         if self.is05 {
             params["pubkey_ed25519"] = json!(hex::encode(self.signing.verifying_key().to_bytes()));
         }
         params
     }
 
-    pub fn store(&self, ns: i64, data: &[u8], now: i64) -> Value {
+    pub fn store(&self, ns: i16, data: &[u8], now: i64) -> Value {
         let p = json!({"pubkey": self.hex, "namespace": ns, "timestamp": now, "ttl": 60_000,
-                       "data": B64.encode(data)});
+                       "data": encode_base64(data)});
         if ns % 10 == 0 {
             p
         } else {
-            self.signed(p, &format!("store{}{now}", wire::ns_str(ns)))
+            self.signed(p, store_message(ns, ums(now)))
         }
     }
 
-    pub fn retrieve(&self, ns: i64, now: i64, last_hash: &str) -> Value {
+    pub fn retrieve(&self, ns: i16, now: i64, last_hash: &str) -> Value {
         self.signed(
             json!({"namespace": ns, "timestamp": now, "last_hash": last_hash}),
-            &format!("retrieve{}{now}", wire::ns_str(ns)),
+            retrieve_message(ns, ums(now)),
         )
     }
 }
@@ -104,15 +107,16 @@ pub async fn post(c: &HttpsClient, url: &str, body: Vec<u8>) -> HttpReply {
     c.post(url, &[], body, T).await.expect("node answers")
 }
 
-pub fn hop(devnet: &Devnet, i: usize) -> OnionHop {
-    OnionHop {
-        ed25519: devnet.node(i).ed25519(),
-        x25519: devnet.node(i).x25519(),
-    }
+fn ums(v: i64) -> u64 {
+    u64::try_from(v).expect("test clocks are after 1970")
 }
 
-/// Sends `rpc` through `path` (node indices, guard first) to node `dest`; returns the HTTP
-/// status and, when 200, the decrypted `{"status","body"}`.
+pub fn hop(devnet: &Devnet, i: usize) -> Hop {
+    Hop::new(devnet.node(i).x25519(), devnet.node(i).ed25519())
+}
+
+/// Sends `rpc` through `path` (node indices, guard first) to node `dest` with session-proto's
+/// builder; returns the HTTP status and, when 200, the opened `{"status","body"}` reply.
 pub async fn onion(
     c: &HttpsClient,
     devnet: &Devnet,
@@ -120,24 +124,47 @@ pub async fn onion(
     dest: usize,
     rpc: &Value,
     enc: EncType,
-) -> (u16, Option<Value>) {
-    let hops: Vec<OnionHop> = path.iter().map(|&i| hop(devnet, i)).collect();
-    let req = wire::build_onion(
-        &hops,
-        &OnionDest::Snode(hop(devnet, dest)),
-        &wire::snode_payload(rpc),
-        enc,
+) -> (u16, Option<SnodeReply>) {
+    let hops: Vec<Hop> = path.iter().map(|&i| hop(devnet, i)).collect();
+    let req = build_request(
         &mut rand::rngs::OsRng,
-    );
+        enc,
+        &hops,
+        &Destination::Snode(hop(devnet, dest)),
+        rpc.to_string().as_bytes(),
+    )
+    .expect("onion builds");
     let url = format!("{}/onion_req/v2", devnet.node(path[0]).url());
     let r = post(c, &url, req.body).await;
     if r.status != 200 {
         return (r.status, None);
     }
-    let plain = wire::decrypt_reply(&req.reply_key, &r.body).expect("reply decrypts");
+    let reply = req.reply.open_snode_reply(&r.body).expect("reply opens");
+    (200, Some(reply))
+}
+
+/// One hand-made onion layer for node `dest` (no path): `frame(Enc(dest, plaintext), meta)`,
+/// for sending inner content the builder never writes (bad frames, reply options).
+pub fn single_layer(
+    devnet: &Devnet,
+    dest: usize,
+    plaintext: &[u8],
+    enc: EncType,
+) -> (Vec<u8>, ReplyHandle) {
+    let secret = session_proto::onion::crypto::random_secret(&mut rand::rngs::OsRng);
+    let eph = x25519_public(&secret);
+    let key = LayerKey::for_sender(
+        enc,
+        &secret,
+        &eph,
+        &PeerKey::new(devnet.node(dest).x25519()),
+    )
+    .expect("node keys are valid points");
+    let ct = key.encrypt(&mut rand::rngs::OsRng, plaintext);
+    let meta = json!({"ephemeral_key": hex::encode(eph), "enc_type": enc.as_str()});
     (
-        200,
-        Some(serde_json::from_slice(&plain).expect("reply is JSON")),
+        encode_frame(&ct, meta.to_string().as_bytes()),
+        ReplyHandle::new(key),
     )
 }
 

@@ -182,11 +182,15 @@ impl RetrieveParams {
                 return Err("Invalid last_hash: expected base64 (43 chars)".into());
             }
         }
-        let needs_sig = self.is_signed() || super::retrieve_requires_auth(self.namespace);
-        if needs_sig && self.signature.is_none() {
+        // A request that carries any auth field must carry all of them (400). One that carries
+        // none parses; a namespace that needs auth then fails `verify_signature` (401, "request
+        // signature required"), as the storage server answers an unsigned retrieve. (The server
+        // also makes it a 400 when `namespace` is given explicitly; the params keep no record of
+        // that, and both statuses make clients stop.)
+        if self.is_signed() && self.signature.is_none() {
             return Err("Required field 'signature' missing".into());
         }
-        if needs_sig && self.timestamp.is_none() {
+        if self.is_signed() && self.timestamp.is_none() {
             return Err("Required field 'timestamp' missing".into());
         }
         self.sub.pair()?;

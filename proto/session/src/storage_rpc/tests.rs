@@ -124,9 +124,21 @@ fn retrieve_parse_and_verify_05_with_ed_key() {
 #[test]
 fn retrieve_auth_rules() {
     let (_, sid, _) = identity();
-    // ns 0 needs a signature: parse error when absent.
+    // ns 0 needs a signature: an unsigned request parses, then fails verification (401).
     let body = json!({"method":"retrieve","params":{"pubkey": sid.to_hex()}});
-    let err = Request::from_json(body.to_string().as_bytes()).expect_err("needs sig");
+    let req = Request::from_json(body.to_string().as_bytes()).expect("parses unsigned");
+    let err = req.verify_signature().expect_err("needs sig");
+    assert!(matches!(
+        err,
+        RpcError::BadSignature {
+            method: "retrieve",
+            ..
+        }
+    ));
+    assert_eq!(err.status(), 401);
+    // Half the auth fields is a malformed request (400).
+    let body = json!({"method":"retrieve","params":{"pubkey": sid.to_hex(), "timestamp": 1_700_000_000_000u64}});
+    let err = Request::from_json(body.to_string().as_bytes()).expect_err("sig missing");
     assert!(matches!(
         err,
         RpcError::BadParams {
