@@ -15,6 +15,16 @@ pub enum ErrorKind {
     Unsupported,
     /// A peer's reply broke the protocol.
     ProtocolViolation,
+    /// The network could not be reached at all: no seed or snode answered, no path could be built.
+    NetworkUnreachable,
+    /// A peer did not answer in time.
+    Timeout,
+    /// Our clock and the network's disagree too much for a signed request or a timestamp.
+    ClockSkew,
+    /// A peer understood the request and refused it (bad signature, bad parameters, forbidden).
+    Rejected,
+    /// A peer is busy, rate limiting or not ready; the same request may succeed later.
+    Busy,
 }
 
 /// Errors that can say which [`ErrorKind`] they are.
