@@ -5,7 +5,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::env::set_var("PROTOC", protoc);
     println!("cargo:rerun-if-changed=protos");
     prost_build::Config::new().compile_protos(
-        &["protos/SessionProtos.proto", "protos/WebSocketResources.proto"],
+        &[
+            "protos/SessionProtos.proto",
+            "protos/WebSocketResources.proto",
+        ],
         &["protos"],
     )?;
     Ok(())
