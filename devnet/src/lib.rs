@@ -1,1 +1,41 @@
-//! A local Session network (devnet).
+//! A local Session network (devnet): snodes on 127.0.0.1 that speak the real client-facing
+//! protocol (HTTPS `/storage_rpc/v1`, `/onion_req/v2`, seed `/json_rpc`), in swarms, with
+//! replication, fault injection and an observable request log per node.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), session_devnet::DevnetError> {
+//! let devnet = session_devnet::Devnet::start(session_devnet::DevnetConfig {
+//!     nodes: 6, swarm_size: 3, ..Default::default()
+//! }).await?;
+//! println!("seed: {}", devnet.seeds()[0]);
+//! devnet.node(2).stop().await;
+//! devnet.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`devnet`]: [`Devnet`], [`DevnetConfig`], [`NodeHandle`], `devnet.json` ([`Manifest`]).
+//! - [`node`]: one snode's HTTPS routes, [`Event`] log and fault knobs.
+//! - [`rpc`]: the storage RPC methods, replication to swarm peers, the seed's `/json_rpc`.
+//! - [`onion`]: onion layers at a node: final hop, proxy, relay.
+//! - [`store`]: a node's messages (memory, optionally redb).
+//! - [`topology`]: node keys, swarms and the JSON that describes them.
+//! - [`https`]: [`HttpsClient`] (any snode certificate accepted) and the node TLS config.
+//! - [`wire`]: swarm math, message hash, onion crypto and frame, a client onion builder
+//!   (to move into session-proto).
+//! - [`err`]: [`DevnetError`], [`err::WireError`].
+
+pub mod devnet;
+pub mod err;
+pub mod https;
+pub mod node;
+pub mod onion;
+pub mod rpc;
+pub mod store;
+pub mod topology;
+pub mod wire;
+
+pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, NodeHandle};
+pub use err::DevnetError;
+pub use https::{HttpReply, HttpsClient};
+pub use node::{Event, Origin};

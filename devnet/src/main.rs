@@ -1,0 +1,125 @@
+//! The `session-devnet` binary: start a devnet, write `devnet.json`, run until Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use session_devnet::{Devnet, DevnetConfig};
+
+const USAGE: &str = "\
+usage: session-devnet [--nodes N] [--swarm-size K] [--base-port P] [--out FILE] [--data-dir DIR]
+
+  --nodes N        number of snodes (default 12)
+  --swarm-size K   nodes per swarm (default 4)
+  --base-port P    node i listens on 127.0.0.1:P+i (default: ephemeral ports)
+  --out FILE       write the seed URLs and node list as JSON (e.g. devnet.json)
+  --data-dir DIR   keep node keys and messages in DIR across restarts (default: memory)";
+
+#[derive(Debug)]
+struct Args {
+    config: DevnetConfig,
+    out: Option<PathBuf>,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut config = DevnetConfig::default();
+    let mut out = None;
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            return Ok(None);
+        }
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        let num = |v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number: {v}"))
+        };
+        match flag.as_str() {
+            "--nodes" => config.nodes = num(value()?)? as usize,
+            "--swarm-size" => config.swarm_size = num(value()?)? as usize,
+            "--base-port" => {
+                let p = num(value()?)?;
+                config.base_port =
+                    Some(u16::try_from(p).map_err(|_| format!("--base-port: {p} is not a port"))?);
+            }
+            "--out" => out = Some(PathBuf::from(value()?)),
+            "--data-dir" => config.data_dir = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Some(Args { config, out }))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("session-devnet: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let devnet = match Devnet::start(args.config).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("session-devnet: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(out) = &args.out {
+        if let Err(e) = devnet.write_manifest(out) {
+            eprintln!("session-devnet: {e}");
+            devnet.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    }
+    println!(
+        "devnet ready: {} nodes in {} swarms; seed {}{}; Ctrl-C stops",
+        devnet.nodes().len(),
+        devnet.topology().swarm_ids().len(),
+        devnet.seeds()[0],
+        args.out
+            .as_ref()
+            .map(|p| format!("; node list in {}", p.display()))
+            .unwrap_or_default(),
+    );
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("session-devnet: cannot wait for Ctrl-C: {e}");
+    }
+    devnet.shutdown().await;
+    println!("devnet stopped");
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Option<Args>, String> {
+        parse_args(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn parses_flags_and_rejects_junk() {
+        let a = args("--nodes 9 --swarm-size 3 --base-port 30000 --out d.json")
+            .expect("valid")
+            .expect("not help");
+        assert_eq!(a.config.nodes, 9);
+        assert_eq!(a.config.swarm_size, 3);
+        assert_eq!(a.config.base_port, Some(30000));
+        assert_eq!(a.out, Some(PathBuf::from("d.json")));
+        assert!(args("--nodes").is_err());
+        assert!(args("--nodes x").is_err());
+        assert!(args("--base-port 70000").is_err());
+        assert!(args("--bogus").is_err());
+        assert!(args("--help").expect("ok").is_none());
+    }
+}
