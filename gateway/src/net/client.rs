@@ -253,6 +253,17 @@ impl NetClient {
         self.note(r)
     }
 
+    /// The cached swarm of `account`, if any.
+    pub fn cached_swarm(&self, account: &UserPubkey) -> Option<Vec<Snode>> {
+        self.lock().swarms.get(&account.0).cloned()
+    }
+
+    /// Puts `members` in the swarm cache for `account` (e.g. a swarm saved by a previous run).
+    /// A wrong one is corrected by the first 421 reply.
+    pub fn remember_swarm(&self, account: &UserPubkey, members: Vec<Snode>) {
+        self.lock().set_swarm(account.0, members);
+    }
+
     /// Stores `data` for `account` in `namespace` with a time to live, through a path to a
     /// member of the account's swarm. Namespaces other than public inboxes (ns % 10 == 0) need
     /// `signer`: the account's Ed25519 key.
@@ -733,6 +744,20 @@ impl NetClient {
 
     /// A path for a request to `dest`, building paths if none fits.
     async fn path_for(&self, dest: &Snode, tried: &HashSet<u64>) -> Result<Path, NetError> {
+        // Paths dropped since the last request are rebuilt first; a failed rebuild only
+        // matters if no path is left.
+        let (short_of, none) = {
+            let st = self.lock();
+            (
+                st.paths.len() < self.shared.config.guard_count,
+                st.paths.is_empty(),
+            )
+        };
+        if short_of && !none {
+            if let Err(e) = self.ensure_paths(Some(dest)).await {
+                debug!(error = %e, "path rebuild failed; using the paths left");
+            }
+        }
         for _ in 0..2 {
             {
                 let st = self.lock();
