@@ -404,7 +404,7 @@ impl NetClient {
     async fn swarm_request(
         &self,
         account: &UserPubkey,
-        make: &mut dyn FnMut(u64) -> Vec<u8>,
+        make: &mut (dyn FnMut(u64) -> Vec<u8> + Send),
     ) -> Result<(Snode, Vec<u8>), NetError> {
         let mut redirected = false;
         let mut skew_retried: HashSet<[u8; 32]> = HashSet::new();
@@ -569,7 +569,7 @@ impl NetClient {
     async fn onion_request(
         &self,
         dest: &Snode,
-        make: &mut dyn FnMut(u64) -> Vec<u8>,
+        make: &mut (dyn FnMut(u64) -> Vec<u8> + Send),
     ) -> Result<SnodeReply, NetError> {
         let mut tried: HashSet<u64> = HashSet::new();
         let mut attempt = 0u32;
@@ -1174,6 +1174,20 @@ mod tests {
             ..good
         };
         assert!(!member_signed(&member, &forged));
+    }
+
+    /// The daemon spawns these futures on tokio: they must be `Send`.
+    #[allow(dead_code, clippy::diverging_sub_expression)]
+    fn futures_are_send(c: NetClient, a: UserPubkey, k: SigningKey, n: Snode) {
+        fn send<T: Send>(_: T) {}
+        send(c.store(&a, 0, b"", 0, Some(&k)));
+        send(c.retrieve(&a, 0, None, &k));
+        send(c.swarm(&a));
+        send(c.onion_rpc(&n, &Request::Info));
+        send(c.direct_rpc(&n, &Request::Info));
+        send(c.bootstrap());
+        send(c.rebuild_paths());
+        send(c.shutdown());
     }
 
     #[test]
