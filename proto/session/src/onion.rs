@@ -2,7 +2,7 @@
 //! client builder, the snode-side peel and reply encryption.
 //!
 //! A client wraps a payload in one layer per node: the destination's layer innermost, the
-//! guard's outermost. Each snode on the path [`peel`]s one layer with its X25519 secret and
+//! guard's outermost. Each snode on the path [`peel()`]s one layer with its X25519 secret and
 //! learns only where to send the rest; the destination (a snode, or a server behind the last
 //! relay) answers with a reply encrypted once, under the innermost layer's key, which the
 //! client opens with the [`ReplyHandle`] the builder returned.

@@ -108,6 +108,13 @@ pub struct RelayHop {
     pub hop_no: u32,
 }
 
+impl RelayHop {
+    /// The next snode's Ed25519 key as lower-case hex (for lookups and the 502 text).
+    pub fn destination_hex(&self) -> String {
+        hex::encode(self.destination)
+    }
+}
+
 /// A layer for this snode as destination: a storage-RPC request.
 #[derive(Debug)]
 pub struct FinalRequest {
