@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
 use super::request::{ExpireMode, Request, SubaccountAuth};
@@ -185,16 +184,6 @@ pub fn verify(pk: &[u8; 32], msg: &[u8], sig: &Sig) -> bool {
     }
 }
 
-/// Ed25519 → X25519 public key conversion (libsodium `crypto_sign_ed25519_pk_to_curve25519`):
-/// `None` for keys that are not points or have small order.
-fn ed25519_to_x25519(ed: &[u8; 32]) -> Option<[u8; 32]> {
-    let p = CompressedEdwardsY(*ed).decompress()?;
-    if p.is_small_order() {
-        return None;
-    }
-    Some(p.to_montgomery().to_bytes())
-}
-
 /// Checks a client request signature the way a snode does.
 ///
 /// The verifying key is the account's 32 key bytes, except for `05` accounts that give
@@ -217,7 +206,7 @@ pub fn verify_request_signature(
         if account.prefix() != 0x05 {
             return Err(fail("pubkey_ed25519 is only permitted for 05 accounts"));
         }
-        if ed25519_to_x25519(&ed.0).as_ref() != Some(account.key()) {
+        if crate::keys::ed25519_pk_to_x25519(&ed.0).ok().as_ref() != Some(account.key()) {
             return Err(fail(
                 "pubkey_ed25519 does not convert to the account's X25519 key",
             ));
