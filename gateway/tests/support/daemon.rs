@@ -61,6 +61,9 @@ pub fn run_command(data_dir: &Path) -> Command {
         .arg(data_dir)
         .env("SESSIOND_GRPC_LISTEN", "127.0.0.1:0")
         .env("SESSIOND_LOG", "warn")
+        // No network: these daemons must not reach for the mainnet seeds.
+        .env("SESSIOND_OFFLINE", "1")
+        .env_remove("SESSIOND_SEEDS")
         .env_remove("SESSIOND_CONFIG")
         .env_remove("SESSIOND_DATA_DIR");
     cmd
