@@ -102,8 +102,24 @@ async fn main() {
     let account = UserPubkey(id);
     let swarm: Vec<Snode> = client.swarm(&account).await.expect("swarm");
     let body = vec![0x5a; 1024];
+    // Retrieves read a separate mailbox of 10 messages (10 KiB per reply), as a poller
+    // that has caught up would; the store account's mailbox grows during the run.
+    let rsk = SigningKey::from_bytes(&[10; 32]);
+    let mut rid = [0u8; 33];
+    rid[0] = 0x05;
+    rid[1..].copy_from_slice(&rsk.verifying_key().to_montgomery().to_bytes());
+    let reader = UserPubkey(rid);
+    let rswarm: Vec<Snode> = client.swarm(&reader).await.expect("swarm");
+    for i in 0..10u8 {
+        let mut data = body.clone();
+        data[0] = i;
+        client
+            .store(&reader, 0, &data, 600_000, None)
+            .await
+            .expect("seed the reader's mailbox");
+    }
 
-    println!("9-node devnet, 1 KiB messages, {N} requests per row");
+    println!("9-node devnet, 1 KiB messages (retrieve: 10 per reply), {N} requests per row");
     let mut rows = Vec::new();
     for conc in [1, CONCURRENCY] {
         let c = client.clone();
@@ -145,25 +161,26 @@ async fn main() {
         })
         .await;
         let c = client.clone();
-        let k = sk.clone();
+        let k = rsk.clone();
         let onion_retrieve = run(conc, move |_| {
             let (c, k) = (c.clone(), k.clone());
             async move {
-                // max_size default: the latest ~1.5 MB of messages; a full page each time.
-                c.retrieve(&account, 0, None, &k)
+                let r = c
+                    .retrieve(&reader, 0, None, &k)
                     .await
                     .expect("onion retrieve");
+                assert_eq!(r.messages.len(), 10);
             }
         })
         .await;
         let c = client.clone();
-        let (sw, k) = (swarm.clone(), sk.clone());
+        let (sw, k) = (rswarm.clone(), rsk.clone());
         let direct_retrieve = run(conc, move |i| {
             let c = c.clone();
             let node = sw[i % sw.len()].clone();
             let ts = now_ms();
             let req = Request::Retrieve(RetrieveParams {
-                pubkey: account,
+                pubkey: reader,
                 namespace: 0,
                 last_hash: None,
                 max_count: None,

@@ -250,3 +250,45 @@ async fn bad_node_lists_from_seeds_are_clear_errors() {
         assert_eq!(e.kind(), ErrorKind::NetworkUnreachable);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn retries_back_off_exponentially() {
+    let t = Scripted::new(Onion::Garbage);
+    let c = client(t.clone());
+    c.bootstrap().await.expect("bootstrap");
+    let dest = t.nodes[7].clone();
+    let start = tokio::time::Instant::now();
+    let e = c
+        .onion_rpc(&dest, &Request::Info)
+        .await
+        .expect_err("always garbage");
+    assert!(matches!(e, NetError::BadReply { .. }));
+    // devnet config: 3 attempts, backoff 20 ms then 40 ms (virtual time).
+    let cfg = c.config();
+    assert_eq!(
+        start.elapsed(),
+        cfg.backoff(1) + cfg.backoff(2),
+        "waited exactly the backoff between attempts"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_builds_paths_and_shutdown_stops_everything() {
+    let t = Scripted::new(Onion::Garbage);
+    let cfg = NetConfig {
+        maintenance_interval_secs: 30,
+        ..NetConfig::devnet(vec!["https://seed.invalid:4443".into()])
+    };
+    let c = NetClient::new(cfg, t.clone(), Arc::new(MemoryPoolStore::new()));
+    c.start_maintenance();
+    assert!(c.status().paths.is_empty());
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(c.status().paths.len(), 2, "maintenance built the paths");
+    c.shutdown().await;
+    let e = c
+        .onion_rpc(&t.nodes[0], &Request::Info)
+        .await
+        .expect_err("shut down");
+    assert!(matches!(e, NetError::Shutdown));
+    assert!(!e.is_retryable());
+}
