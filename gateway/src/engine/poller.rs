@@ -9,14 +9,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand::seq::SliceRandom;
 use session_proto::keys::IdentityKeys;
 use session_proto::message;
-use session_proto::storage_rpc::{RetrievedMessage, UserPubkey};
+use session_proto::storage_rpc::sign::{retrieve_message, sign};
+use session_proto::storage_rpc::{
+    message_hash, Ed25519Pubkey, Request, RetrieveParams, RetrieveReply, RetrievedMessage,
+    SubaccountAuth, UserPubkey,
+};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::Ctx;
-use crate::net::NetError;
+use crate::net::{NetError, Snode};
 use crate::rpc::now_ms;
 use crate::store::{IdentityId, IdentityRecord, Received, StoreError};
 
@@ -141,12 +146,13 @@ async fn poll_loop(
     let idle_after = Duration::from_secs(ctx.poll.idle_after_secs);
     let mut last_activity = Instant::now();
     let id = record.id;
+    let mut cursor = Cursor::default();
     loop {
         if *stop.borrow() {
             break;
         }
         let mut again = false;
-        match poll_once(&ctx, id, &account, &keys).await {
+        match poll_once(&ctx, id, &account, &keys, &mut cursor).await {
             Ok(Polled { got, more }) => {
                 if got > 0 {
                     last_activity = Instant::now();
@@ -186,6 +192,8 @@ enum PollError {
     Engine(super::EngineError),
     #[error("the identity was removed")]
     Gone,
+    #[error("unparsable retrieve reply: {0}")]
+    BadReply(String),
 }
 
 fn engine_err(e: super::EngineError) -> PollError {
@@ -195,21 +203,47 @@ fn engine_err(e: super::EngineError) -> PollError {
     }
 }
 
+/// Where a poller reads from. Swarm members hold messages in the order they reached each of
+/// them (replication reorders), so a `last_hash` is only meaningful on the member that gave it:
+/// the poller sticks to one member, and starts with a full read whenever it picks a new one
+/// (a restart included). Duplicates from the full read are dropped by the store's hash dedupe.
+#[derive(Default)]
+struct Cursor {
+    node: Option<Snode>,
+    last_hash: Option<String>,
+}
+
 async fn poll_once(
     ctx: &Ctx,
     id: IdentityId,
     account: &UserPubkey,
     keys: &IdentityKeys,
+    cursor: &mut Cursor,
 ) -> Result<Polled, PollError> {
-    let cursor = ctx
-        .blocking(move |s| s.last_hash(id, i32::from(NAMESPACE)))
-        .await
-        .map_err(engine_err)?;
-    let reply = ctx
-        .net
-        .retrieve(account, NAMESPACE, cursor.as_deref(), keys.signing_key())
-        .await
-        .map_err(PollError::Net)?;
+    ctx.ready().await.map_err(PollError::Net)?;
+    let node = match &cursor.node {
+        Some(n) => n.clone(),
+        None => {
+            let members = ctx.net.swarm(account).await.map_err(PollError::Net)?;
+            let n = members
+                .choose(&mut rand::thread_rng())
+                .cloned()
+                .ok_or(PollError::Net(NetError::NoSwarm {
+                    reason: "the swarm has no members".to_owned(),
+                }))?;
+            cursor.node = Some(n.clone());
+            cursor.last_hash = None;
+            n
+        }
+    };
+    let reply = match retrieve_from(ctx, &node, account, keys, cursor.last_hash.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            // Another member next time (and a full read there).
+            cursor.node = None;
+            return Err(e);
+        }
+    };
     let Some(last) = reply.messages.last().map(|m| m.hash.clone()) else {
         return Ok(Polled {
             got: 0,
@@ -220,16 +254,49 @@ async fn poll_once(
     let received: Vec<Received> = reply
         .messages
         .iter()
+        .filter(|m| message_hash(&account.0, NAMESPACE, &m.data.0) == m.hash)
         .filter_map(|m| open(keys, m, now))
         .collect();
     let got = reply.messages.len();
+    let cursor_hash = last.clone();
     let added = ctx
-        .blocking(move |s| s.record_received(id, i32::from(NAMESPACE), &received, Some(&last), now))
+        .blocking(move |s| {
+            s.record_received(id, i32::from(NAMESPACE), &received, Some(&cursor_hash), now)
+        })
         .await
         .map_err(engine_err)?;
+    cursor.last_hash = Some(last);
     tracing::debug!(identity = id, fetched = got, new = added.len(), "polled");
     Ok(Polled {
-        got,
+        got: added.len(),
         more: reply.more,
     })
+}
+
+/// A signed `retrieve` of namespace 0 to one member, through an onion path.
+async fn retrieve_from(
+    ctx: &Ctx,
+    node: &Snode,
+    account: &UserPubkey,
+    keys: &IdentityKeys,
+    last_hash: Option<&str>,
+) -> Result<RetrieveReply, PollError> {
+    let ts = ctx.net.network_now_ms();
+    let request = Request::Retrieve(RetrieveParams {
+        pubkey: *account,
+        namespace: NAMESPACE,
+        last_hash: last_hash.map(str::to_owned),
+        max_count: None,
+        max_size: None,
+        timestamp: Some(ts),
+        signature: Some(sign(keys.signing_key(), &retrieve_message(NAMESPACE, ts))),
+        pubkey_ed25519: Some(Ed25519Pubkey(*keys.ed25519_public())),
+        sub: SubaccountAuth::default(),
+    });
+    let reply = ctx
+        .net
+        .onion_rpc(node, &request)
+        .await
+        .map_err(PollError::Net)?;
+    serde_json::from_slice(&reply.body).map_err(|e| PollError::BadReply(e.to_string()))
 }

@@ -114,11 +114,15 @@ fn recipient_key(e: &OutboxEntry) -> Result<(UserPubkey, i16), Failure> {
 
 async fn attempt(ctx: &Ctx, e: &OutboxEntry) -> Result<String, Failure> {
     let (account, ns) = recipient_key(e)?;
-    match ctx
-        .net
-        .store(&account, ns, &e.payload, e.ttl_ms, None)
-        .await
-    {
+    let sent = match ctx.ready().await {
+        Ok(()) => {
+            ctx.net
+                .store(&account, ns, &e.payload, e.ttl_ms, None)
+                .await
+        }
+        Err(err) => Err(err),
+    };
+    match sent {
         Ok(outcome) => Ok(outcome.hash),
         Err(NetError::Shutdown) => Err(Failure::Stopping),
         Err(err) if err.is_retryable() => Err(Failure::Retry(err.to_string())),

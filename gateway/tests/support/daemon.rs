@@ -69,10 +69,27 @@ pub fn run_command(data_dir: &Path) -> Command {
     cmd
 }
 
+/// `sessiond run` on a network: `--seeds` (a URL or devnet.json) and a config file, listening on
+/// an ephemeral loopback port.
+pub fn networked_command(data_dir: &Path, seeds: &Path, config: &Path) -> Command {
+    let mut cmd = run_command(data_dir);
+    cmd.env_remove("SESSIOND_OFFLINE")
+        .arg("--seeds")
+        .arg(seeds)
+        .arg("--config")
+        .arg(config);
+    cmd
+}
+
 impl Daemon {
-    /// Starts `sessiond run` and waits for its "listening" line.
+    /// Starts `sessiond run` (offline) and waits for its "listening" line.
     pub fn start(data_dir: &Path) -> Daemon {
-        let mut child = run_command(data_dir)
+        Daemon::start_with(data_dir, run_command(data_dir))
+    }
+
+    /// Starts `cmd` (a `sessiond run` for `data_dir`) and waits for its "listening" line.
+    pub fn start_with(data_dir: &Path, mut cmd: Command) -> Daemon {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -105,6 +122,12 @@ impl Daemon {
             .connect()
             .await
             .expect("connect")
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the exit status.
