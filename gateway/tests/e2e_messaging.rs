@@ -390,3 +390,89 @@ fn bad_seeds_fail_with_one_line() {
         assert!(err.contains(what), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_in_the_swarm_is_skipped_and_later_messages_arrive() {
+    use session_gateway::net::{MemoryPoolStore, NetClient, NetConfig};
+    use session_proto::storage_rpc::UserPubkey;
+    use std::sync::Arc;
+
+    let n = net("e2e-garbage").await;
+    let b = n.daemon("b").await;
+    let mut cb = admin(&b).await;
+    let bob = create(&mut cb, "bob").await;
+    let bob_id: session_proto::account_id::AccountId = bob.parse().expect("account id");
+    let account = UserPubkey(*bob_id.as_bytes());
+    let raw = NetClient::with_https(
+        NetConfig::devnet(n.devnet.seeds()),
+        Arc::new(MemoryPoolStore::new()),
+    );
+    raw.bootstrap().await.expect("bootstrap");
+    for junk in [&b"not a message"[..], &[0x00, 0x02, 1, 2, 3], &[0x08; 300]] {
+        raw.store(&account, 0, junk, 600_000, None)
+            .await
+            .expect("store junk");
+    }
+    // Then a real one, from a second daemon.
+    let a = n.daemon("a").await;
+    let mut ca = admin(&a).await;
+    create(&mut ca, "alice").await;
+    send(&mut ca, "alice", &bob, "after the junk").await;
+    let log = history_until(&mut cb, "bob", |h| !incoming_texts(h).is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log_later = history(&mut cb, "bob").await;
+    assert_eq!(
+        log.len(),
+        log_later.len(),
+        "junk became events: {log_later:#?}"
+    );
+    let texts: Vec<String> = incoming_texts(&log_later)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(texts, ["after the junk"]);
+    raw.shutdown().await;
+    a.terminate();
+    b.terminate();
+    n.devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_devnet_answers_through_the_echo_identity() {
+    let dir = TempDir::new("e2e-devnet");
+    let data = dir.path().join("d");
+    let mut cmd = support::run_command(&data);
+    cmd.env_remove("SESSIOND_OFFLINE")
+        .args(["--devnet", "--devnet-nodes", "6"]);
+    let data2 = data.clone();
+    let d = tokio::task::spawn_blocking(move || Daemon::start_with(&data2, cmd))
+        .await
+        .expect("start");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("devnet.json")).expect("devnet.json written"),
+    )
+    .expect("manifest json");
+    assert_eq!(manifest["nodes"].as_array().map(Vec::len), Some(6));
+    let mut c = admin(&d).await;
+    let listed = c
+        .ids
+        .list(sessiond_api::v1::ListIdentitiesRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .identities;
+    let echo = listed
+        .iter()
+        .find(|i| i.name == "echo")
+        .expect("an echo identity")
+        .account_id
+        .clone();
+    assert!(listed.iter().any(|i| i.name == "me"));
+    let mut s = subscribe(&mut c, "me", 0).await;
+    send(&mut c, "me", &echo, "ping").await;
+    let mut seen = Vec::new();
+    read_until(&mut s, &mut seen, |ev| !incoming_texts(ev).is_empty()).await;
+    assert_eq!(incoming_texts(&seen), vec![(echo, "echo: ping".to_owned())]);
+    drop(s);
+    d.terminate();
+}
