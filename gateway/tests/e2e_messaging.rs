@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use session_devnet::{Devnet, DevnetConfig};
 use sessiond_api::v1::{
-    event, CreateIdentityRequest, DeliveryState, Event, HistoryRequest, NetworkStatusRequest,
-    SendRequest, SubscribeRequest,
+    event, CreateIdentityRequest, DeliveryState, Event, HistoryRequest, NetworkEventKind,
+    NetworkStatusRequest, RebuildPathsRequest, SendRequest, SubscribeRequest, WatchNetworkRequest,
 };
 use support::{bearer, clients, networked_command, Clients, Daemon, TempDir, BIN};
 use tonic::Streaming;
@@ -285,6 +285,34 @@ async fn two_daemons_exchange_messages_and_subscribers_resume() {
     assert_eq!(status.network, "devnet");
     assert!(status.pool_size >= 6, "{status:?}");
     assert!(status.online, "{status:?}");
+    // Watch sees the paths a rebuild drops and builds.
+    let mut watch = ca
+        .net
+        .watch(WatchNetworkRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    let dropped = ca
+        .net
+        .rebuild_paths(RebuildPathsRequest {})
+        .await
+        .expect("rebuild")
+        .into_inner()
+        .dropped_paths;
+    assert_eq!(dropped as usize, status.paths.len());
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let ev = tokio::time::timeout(left, watch.message())
+            .await
+            .expect("a path is built before the deadline")
+            .expect("watch stream")
+            .expect("watch open");
+        if ev.kind == NetworkEventKind::PathBuilt as i32 {
+            assert!(ev.path.is_some_and(|p| p.hops.len() == 3));
+            break;
+        }
+    }
 
     no_duplicates(&history(&mut ca, "alice").await);
     no_duplicates(&history(&mut cb, "bob").await);
