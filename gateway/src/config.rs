@@ -67,6 +67,10 @@ pub struct NetworkConfig {
     /// Seed URLs (`https://host:port`) the snode pool is fetched from. Empty: the mainnet seeds.
     #[serde(default)]
     pub seeds: Vec<String>,
+    /// Run without the network: Send queues, nothing is sent or polled, the Network service
+    /// answers UNAVAILABLE. For tests and offline maintenance.
+    #[serde(default)]
+    pub offline: bool,
 }
 
 /// `[poll]`: the adaptive poll interval of each identity's swarm.
@@ -252,6 +256,8 @@ pub mod env {
     pub const LOG: &str = "SESSIOND_LOG";
     /// `network.seeds`, comma-separated.
     pub const SEEDS: &str = "SESSIOND_SEEDS";
+    /// `network.offline`: `1`/`true` or `0`/`false`.
+    pub const OFFLINE: &str = "SESSIOND_OFFLINE";
 }
 
 impl Config {
@@ -298,6 +304,19 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect();
+        }
+        if let Some(v) = vars(env::OFFLINE).filter(|v| !v.is_empty()) {
+            self.network.offline = match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: env::OFFLINE,
+                        value: v,
+                        detail: "expected 1, true, 0 or false".to_owned(),
+                    })
+                }
+            };
         }
         self.validate()
     }

@@ -14,9 +14,15 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 
+use std::sync::{Arc, Mutex};
+
+use session_proto::keys::IdentityKeys;
+
 use crate::config::Config;
+use crate::engine::{echo, Ctx, Engine, NetSource, StorePoolStore};
+use crate::net::{NetClient, NetConfig};
 use crate::rpc::{self, auth, ApiError, Service, State};
-use crate::store::{Store, StoreError};
+use crate::store::{IdentityRecord, Store, StoreError};
 
 /// The Unix socket's file name in the data dir.
 pub const SOCKET_FILE: &str = "sessiond.sock";
@@ -82,6 +88,87 @@ pub struct Listening {
     pub grpc_tcp: Option<SocketAddr>,
     /// The Unix socket, if serving one.
     pub grpc_unix: Option<PathBuf>,
+    /// Which network: "mainnet", "devnet", "custom", or "offline".
+    pub network: &'static str,
+    /// `run --devnet`: the identities made for trying it out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<ListedIdentity>,
+}
+
+/// An identity in the start-up line (`run --devnet` only).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListedIdentity {
+    /// Its name.
+    pub name: String,
+    /// Its Account ID.
+    pub account_id: String,
+    /// What it is for.
+    pub role: &'static str,
+}
+
+/// Extras of `sessiond run` beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Create an identity "me" if there is none, and an identity "echo" that answers every
+    /// message (for `run --devnet`).
+    pub demo_identities: bool,
+    /// Forget the saved snode pool (an in-process devnet has new ports every run).
+    pub forget_pool: bool,
+}
+
+/// The name of the echo identity `run --devnet` creates.
+pub const ECHO_IDENTITY: &str = "echo";
+/// The name of the first identity `run --devnet` creates.
+pub const FIRST_IDENTITY: &str = "me";
+
+/// Which network the seeds point at, and the client settings for it: no seeds is mainnet;
+/// only loopback seeds is a devnet (distinct /24s relaxed, short timeouts).
+pub fn net_config(seeds: &[String]) -> (&'static str, NetConfig) {
+    if seeds.is_empty() {
+        return ("mainnet", NetConfig::default());
+    }
+    if seeds.iter().all(|s| is_loopback_url(s)) {
+        return ("devnet", NetConfig::devnet(seeds.to_vec()));
+    }
+    (
+        "custom",
+        NetConfig {
+            seeds: seeds.to_vec(),
+            ..NetConfig::default()
+        },
+    )
+}
+
+/// Whether a URL's host is a loopback address (or `localhost`).
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Adds `name` with a fresh identity unless it exists; returns its record.
+fn ensure_identity(store: &Store, name: &str) -> Result<IdentityRecord, StoreError> {
+    match store.identity(name) {
+        Ok(r) => Ok(r),
+        Err(StoreError::UnknownIdentity { .. }) => {
+            let keys = IdentityKeys::generate(&mut rand::rngs::OsRng);
+            store.add_identity(
+                name,
+                &keys.account_id().to_string(),
+                keys.seed(),
+                rpc::now_ms(),
+            )
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Installs the log subscriber (stderr) with the config's filter.
@@ -112,13 +199,73 @@ pub fn termination_signal() -> Result<impl std::future::Future<Output = ()>, Dae
 pub async fn run(
     config: &Config,
     data_dir: &Path,
+    opts: &RunOptions,
     stop: impl std::future::Future<Output = ()>,
     on_listening: impl FnOnce(&Listening),
 ) -> Result<(), DaemonError> {
     let store = Store::open(data_dir)?;
     let admin_token = auth::load_or_create_admin_token(data_dir)?;
+    if opts.forget_pool {
+        let empty = crate::net::PoolSnapshot {
+            nodes: Vec::new(),
+            fetched_at_ms: 0,
+        };
+        store.set_snode_pool(&empty.to_bytes())?;
+    }
+    let mut identities = Vec::new();
+    let mut echo_record = None;
+    if opts.demo_identities {
+        let me = ensure_identity(&store, FIRST_IDENTITY)?;
+        let echo = ensure_identity(&store, ECHO_IDENTITY)?;
+        identities.push(ListedIdentity {
+            name: me.name.clone(),
+            account_id: me.account_id.clone(),
+            role: "yours: send from it",
+        });
+        identities.push(ListedIdentity {
+            name: echo.name.clone(),
+            account_id: echo.account_id.clone(),
+            role: "answers every message with \"echo: <text>\"",
+        });
+        echo_record = Some(echo);
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let service = Service::new(State::new(store, &admin_token, config, shutdown_rx.clone()));
+    let mut state = State::new(store.clone(), &admin_token, config, shutdown_rx.clone());
+    let (network_name, mut engine) = if config.network.offline {
+        tracing::info!("offline: nothing is sent or polled");
+        ("offline", None)
+    } else {
+        let (name, net_config) = net_config(&config.network.seeds);
+        let client = NetClient::with_https(net_config, Arc::new(StorePoolStore(store.clone())));
+        let mut engine = Engine::start(Ctx {
+            net: client.clone(),
+            store: store.clone(),
+            outbox: config.outbox.clone(),
+            poll: config.poll.clone(),
+            outbox_wake: Arc::clone(&state.outbox_wake),
+            identities_changed: Arc::clone(&state.identities_changed),
+            activity: Mutex::new(Default::default()),
+        });
+        let (source, forwarder) = NetSource::start(client, name, engine.stopping());
+        engine.own("net-events", forwarder);
+        state.network = Some(source);
+        tracing::info!(network = name, "network client started");
+        (name, Some(engine))
+    };
+    if let (Some(engine), Some(record)) = (engine.as_mut(), echo_record) {
+        let name = record.name.clone();
+        let seed = store.identity_seed(&name)?;
+        let keys = IdentityKeys::from_seed(&seed);
+        let task = tokio::spawn(echo::run(
+            Arc::clone(engine.ctx()),
+            record,
+            keys,
+            state.message_ttl_ms,
+            engine.stopping(),
+        ));
+        engine.own("echo", task);
+    }
+    let service = Service::new(state);
 
     let socket_path = data_dir.join(SOCKET_FILE);
     let unix = if config.grpc.unix_socket {
@@ -149,6 +296,8 @@ pub async fn run(
         data_dir: data_dir.to_owned(),
         grpc_tcp: tcp.as_ref().and_then(|l| l.local_addr().ok()),
         grpc_unix: unix.as_ref().map(|_| socket_path.clone()),
+        network: network_name,
+        identities,
     };
     tracing::info!(tcp = ?listening.grpc_tcp, unix = ?listening.grpc_unix, "sessiond listening");
     on_listening(&listening);
@@ -204,6 +353,9 @@ pub async fn run(
     if drained.is_err() {
         tracing::warn!("some calls did not finish within the shutdown grace period");
         servers.shutdown().await;
+    }
+    if let Some(engine) = engine.take() {
+        engine.shutdown().await;
     }
     if listening.grpc_unix.is_some() {
         let _ = std::fs::remove_file(&socket_path);

@@ -8,10 +8,12 @@
 //! - [`config`]: the TOML configuration.
 //! - [`rpc`]: the gRPC services (`sessiond.v1`): auth, errors, one file per service.
 //! - [`daemon`]: `sessiond run`: store + gRPC listeners + graceful shutdown.
+//! - [`engine`]: the sender, the pollers, the devnet echo; the network client behind the API.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod engine;
 pub mod net;
 pub mod rpc;
 pub mod store;

@@ -23,7 +23,7 @@ use sessiond_api::v1::conversations_server::ConversationsServer;
 use sessiond_api::v1::identities_server::IdentitiesServer;
 use sessiond_api::v1::messages_server::MessagesServer;
 use sessiond_api::v1::network_server::NetworkServer;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tonic::service::interceptor::InterceptedService;
 
 pub use err::ApiError;
@@ -49,6 +49,10 @@ pub struct State {
     pub network: Option<Arc<dyn NetworkSource>>,
     /// Turns true when the daemon shuts down; open streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// Notified when Send queues a message: wakes the sender task.
+    pub outbox_wake: Arc<Notify>,
+    /// Notified when an identity is added or removed: the pollers follow.
+    pub identities_changed: Arc<Notify>,
 }
 
 impl State {
@@ -66,6 +70,8 @@ impl State {
             sealer: Arc::new(SessionSealer),
             network: None,
             shutdown,
+            outbox_wake: Arc::new(Notify::new()),
+            identities_changed: Arc::new(Notify::new()),
         }
     }
 }

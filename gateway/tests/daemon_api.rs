@@ -197,7 +197,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
         .expect_err("revoked");
     assert_eq!(err.code(), Code::Unauthenticated);
 
-    // The network client is not wired in yet: a clear UNAVAILABLE.
+    // An offline daemon (SESSIOND_OFFLINE=1 in the test support) has no network: UNAVAILABLE.
     let err = admin
         .net
         .status(NetworkStatusRequest {})

@@ -1,12 +1,18 @@
-//! `sessiond run`: loads the configuration and runs the daemon until SIGTERM or Ctrl-C.
+//! `sessiond run`: loads the configuration and runs the daemon until SIGTERM or Ctrl-C; with
+//! `--devnet` inside an in-process local network, with `--seeds` on a given one.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
+use session_devnet::{Devnet, DevnetConfig, DevnetError, Manifest};
 
 use crate::config::{self, Config, ConfigError};
-use crate::daemon::{self, DaemonError};
+use crate::daemon::{self, DaemonError, RunOptions};
+
+/// The manifest `run --devnet` writes into the data dir.
+pub const DEVNET_MANIFEST: &str = "devnet.json";
 
 /// Arguments of `sessiond run`.
 #[derive(Debug, Args)]
@@ -18,6 +24,17 @@ pub struct RunArgs {
     /// SESSIOND_DATA_DIR.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Start a local Session network (devnet) inside the daemon and join it; writes
+    /// devnet.json into the data dir, creates an identity "me" and an echo identity "echo".
+    #[arg(long, conflicts_with = "seeds")]
+    pub devnet: bool,
+    /// Nodes of the `--devnet` network (swarms of 3).
+    #[arg(long, value_name = "N", default_value_t = 9, requires = "devnet")]
+    pub devnet_nodes: usize,
+    /// Join the network at these seeds: a seed URL (https://host:port, repeatable or
+    /// comma-separated) or a devnet.json written by `session-devnet --out`. Overrides the config.
+    #[arg(long, value_name = "URL|FILE", value_delimiter = ',')]
+    pub seeds: Vec<String>,
 }
 
 /// Why `sessiond run` failed.
@@ -33,14 +50,27 @@ pub enum RunError {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The in-process devnet failed to start.
+    #[error("cannot start the devnet: {0}")]
+    Devnet(#[from] DevnetError),
+    /// A `--seeds` manifest could not be read.
+    #[error("cannot read the devnet manifest {}: {detail}", path.display())]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl session_proto::err::HasKind for RunError {
     fn kind(&self) -> session_proto::err::ErrorKind {
+        use session_proto::err::ErrorKind;
         match self {
             RunError::Config(e) => e.kind(),
             RunError::Daemon(e) => e.kind(),
-            RunError::Runtime(_) => session_proto::err::ErrorKind::LocalIo,
+            RunError::Runtime(_) | RunError::Devnet(_) => ErrorKind::LocalIo,
+            RunError::Manifest { .. } => ErrorKind::InvalidInput,
         }
     }
 }
@@ -65,10 +95,38 @@ pub fn load_config(
     Ok((config, dir))
 }
 
+/// The seeds of a `--seeds` value: URLs as given, a file (`….json` or an existing path) read
+/// as a devnet manifest.
+pub fn resolve_seeds(values: &[String]) -> Result<Vec<String>, RunError> {
+    let mut out = Vec::new();
+    for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        if v.contains("://") {
+            out.push(v.to_owned());
+            continue;
+        }
+        let path = Path::new(v);
+        let bad = |detail: String| RunError::Manifest {
+            path: path.to_owned(),
+            detail,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if manifest.seeds.is_empty() {
+            return Err(bad("it lists no seeds".to_owned()));
+        }
+        out.extend(manifest.seeds);
+    }
+    Ok(out)
+}
+
 /// Runs `sessiond run`: prints one JSON line with the listening addresses on stdout, logs to
 /// stderr, returns on SIGTERM or Ctrl-C after a graceful shutdown.
 pub fn run(args: RunArgs, stdout: &mut dyn Write) -> Result<(), RunError> {
-    let (config, data_dir) = load_config(args.config, args.data_dir)?;
+    let (mut config, data_dir) = load_config(args.config, args.data_dir)?;
+    if !args.seeds.is_empty() {
+        config.network.seeds = resolve_seeds(&args.seeds)?;
+        config.network.offline = false;
+    }
     daemon::init_logging(&config.log.level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -76,12 +134,35 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write) -> Result<(), RunError> {
         .map_err(RunError::Runtime)?;
     runtime.block_on(async {
         let stop = daemon::termination_signal()?;
-        daemon::run(&config, &data_dir, stop, |listening| {
+        let mut opts = RunOptions::default();
+        let devnet = if args.devnet {
+            crate::store::prepare_dir(&data_dir).map_err(DaemonError::from)?;
+            let devnet = Devnet::start(DevnetConfig {
+                nodes: args.devnet_nodes.max(3),
+                swarm_size: 3,
+                relay_timeout: Duration::from_secs(5),
+                replication_timeout: Duration::from_secs(2),
+                ..DevnetConfig::default()
+            })
+            .await?;
+            devnet.write_manifest(&data_dir.join(DEVNET_MANIFEST))?;
+            config.network.seeds = devnet.seeds();
+            config.network.offline = false;
+            opts.demo_identities = true;
+            opts.forget_pool = true;
+            Some(devnet)
+        } else {
+            None
+        };
+        let result = daemon::run(&config, &data_dir, &opts, stop, |listening| {
             let line = serde_json::to_string(listening).unwrap_or_default();
             let _ = writeln!(stdout, "{line}");
             let _ = stdout.flush();
         })
-        .await
-    })?;
-    Ok(())
+        .await;
+        if let Some(devnet) = devnet {
+            devnet.shutdown().await;
+        }
+        result.map_err(RunError::from)
+    })
 }

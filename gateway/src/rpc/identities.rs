@@ -58,6 +58,7 @@ fn add(state: &State, name: &str, keys: &IdentityKeys) -> Result<Identity, ApiEr
             .store
             .add_identity(name, &keys.account_id().to_string(), keys.seed(), now_ms())?;
     tracing::info!(identity = %record.name, "identity added");
+    state.identities_changed.notify_one();
     to_api(state, record)
 }
 
@@ -138,6 +139,7 @@ impl Identities for Service {
             .blocking(move |state| Ok(state.store.remove_identity(&name)?))
             .await?;
         tracing::info!(identity = %record.name, "identity removed");
+        self.state().identities_changed.notify_one();
         Ok(Response::new(RemoveIdentityResponse {
             account_id: record.account_id,
         }))

@@ -173,6 +173,7 @@ impl Messages for Service {
                 })
             })
             .await?;
+        self.state().outbox_wake.notify_one();
         Ok(Response::new(out))
     }
 

@@ -61,15 +61,35 @@ pub fn run_command(data_dir: &Path) -> Command {
         .arg(data_dir)
         .env("SESSIOND_GRPC_LISTEN", "127.0.0.1:0")
         .env("SESSIOND_LOG", "warn")
+        // No network: these daemons must not reach for the mainnet seeds.
+        .env("SESSIOND_OFFLINE", "1")
+        .env_remove("SESSIOND_SEEDS")
         .env_remove("SESSIOND_CONFIG")
         .env_remove("SESSIOND_DATA_DIR");
     cmd
 }
 
+/// `sessiond run` on a network: `--seeds` (a URL or devnet.json) and a config file, listening on
+/// an ephemeral loopback port.
+pub fn networked_command(data_dir: &Path, seeds: &Path, config: &Path) -> Command {
+    let mut cmd = run_command(data_dir);
+    cmd.env_remove("SESSIOND_OFFLINE")
+        .arg("--seeds")
+        .arg(seeds)
+        .arg("--config")
+        .arg(config);
+    cmd
+}
+
 impl Daemon {
-    /// Starts `sessiond run` and waits for its "listening" line.
+    /// Starts `sessiond run` (offline) and waits for its "listening" line.
     pub fn start(data_dir: &Path) -> Daemon {
-        let mut child = run_command(data_dir)
+        Daemon::start_with(data_dir, run_command(data_dir))
+    }
+
+    /// Starts `cmd` (a `sessiond run` for `data_dir`) and waits for its "listening" line.
+    pub fn start_with(data_dir: &Path, mut cmd: Command) -> Daemon {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -102,6 +122,12 @@ impl Daemon {
             .connect()
             .await
             .expect("connect")
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -1,0 +1,163 @@
+//! The daemon's network side: the sender task that drains the outbox, one poller per identity,
+//! the network client as the Network service's source, and the devnet echo identity.
+//!
+//! # Tasks (all owned by [`Engine`], all stopped by [`Engine::shutdown`])
+//! - `sender` ([`sender`]): stores due outbox entries in the recipients' swarms, with retries.
+//! - `pollers` ([`poller`]): a supervisor that keeps one poller task per identity, following
+//!   identities added and removed at run time.
+//! - `net-events` ([`netsource`]): forwards the client's events to Network.Watch.
+//! - `echo` ([`echo`], `run --devnet` only): answers every message to one identity.
+//!
+//! Store calls block (redb commits fsync), so tasks run them through `spawn_blocking`.
+
+pub mod echo;
+pub mod netsource;
+pub mod poller;
+pub mod sender;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use session_proto::err::{ErrorKind, HasKind};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::config::{OutboxConfig, PollConfig};
+use crate::net::NetClient;
+use crate::store::{IdentityId, Store, StoreError};
+
+pub use netsource::{NetSource, StorePoolStore};
+
+/// Why an engine task's step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking store task panicked or was cancelled.
+    #[error("a store task failed: {0}")]
+    Join(String),
+}
+
+impl HasKind for EngineError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Store(e) => e.kind(),
+            EngineError::Join(_) => ErrorKind::LocalIo,
+        }
+    }
+}
+
+/// What the engine's tasks share.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The network client.
+    pub net: NetClient,
+    /// The store.
+    pub store: Store,
+    /// Outbox retry settings.
+    pub outbox: OutboxConfig,
+    /// Poll intervals.
+    pub poll: PollConfig,
+    /// Wakes the sender (Send queued something).
+    pub outbox_wake: Arc<Notify>,
+    /// Wakes the poller supervisor (an identity was added or removed).
+    pub identities_changed: Arc<Notify>,
+    /// Per-identity "activity" nudges: the sender pokes the sending identity's poller after a
+    /// successful send, so it polls fast for the reply. std Mutex: short sections, no awaits.
+    pub activity: Mutex<HashMap<IdentityId, Arc<Notify>>>,
+}
+
+impl Ctx {
+    /// Runs a blocking store call off the async threads.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| EngineError::Join(e.to_string()))?
+            .map_err(EngineError::from)
+    }
+
+    /// Makes sure the client has a pool before an account request: `swarm` picks a pool node
+    /// without loading or fetching the pool first, so an empty pool would fail every request.
+    pub async fn ready(&self) -> Result<(), crate::net::NetError> {
+        if self.net.status().pool_size == 0 {
+            self.net.bootstrap().await?;
+        }
+        Ok(())
+    }
+
+    /// Marks an identity active (its poller switches to the fast interval).
+    pub fn poke(&self, identity: IdentityId) {
+        let nudge = self
+            .activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&identity)
+            .cloned();
+        if let Some(n) = nudge {
+            n.notify_one();
+        }
+    }
+}
+
+/// The running network side of the daemon.
+#[derive(Debug)]
+pub struct Engine {
+    ctx: Arc<Ctx>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Engine {
+    /// Starts the sender and the poller supervisor over `ctx` (the client's maintenance task
+    /// too).
+    pub fn start(ctx: Ctx) -> Engine {
+        let ctx = Arc::new(ctx);
+        let (stop, _) = watch::channel(false);
+        ctx.net.start_maintenance();
+        let tasks = vec![
+            (
+                "sender",
+                tokio::spawn(sender::run(Arc::clone(&ctx), stop.subscribe())),
+            ),
+            (
+                "pollers",
+                tokio::spawn(poller::supervise(Arc::clone(&ctx), stop.subscribe())),
+            ),
+        ];
+        Engine { ctx, stop, tasks }
+    }
+
+    /// The shared context.
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    /// A receiver that turns true when the engine stops (for extra tasks such as the echo).
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Adds a task the engine owns and awaits on shutdown.
+    pub fn own(&mut self, name: &'static str, task: JoinHandle<()>) {
+        self.tasks.push((name, task));
+    }
+
+    /// Stops every task (in-flight sends and polls are abandoned: the outbox and cursors are
+    /// only advanced after success) and the network client.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for (name, task) in self.tasks {
+            if let Err(e) = task.await {
+                tracing::warn!(task = name, cause = %e, "engine task ended abnormally");
+            }
+        }
+        self.ctx.net.shutdown().await;
+    }
+}

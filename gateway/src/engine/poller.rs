@@ -1,0 +1,302 @@
+//! Pollers: one task per identity that retrieves its namespace-0 messages from its swarm,
+//! decrypts and verifies them, and records them (dedupe by hash, events and cursor in one
+//! transaction); and the supervisor that starts and stops them as identities come and go.
+//!
+//! The interval adapts: `poll.active_interval_ms` while messages flow (either way), then
+//! `poll.idle_interval_ms` after `poll.idle_after_secs` without any.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use session_proto::keys::IdentityKeys;
+use session_proto::message;
+use session_proto::storage_rpc::sign::{retrieve_message, sign};
+use session_proto::storage_rpc::{
+    message_hash, Ed25519Pubkey, Request, RetrieveParams, RetrieveReply, RetrievedMessage,
+    SubaccountAuth, UserPubkey,
+};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use super::Ctx;
+use crate::net::{NetError, Snode};
+use crate::rpc::now_ms;
+use crate::store::{IdentityId, IdentityRecord, Received, StoreError};
+
+/// The namespace one-to-one messages arrive in.
+const NAMESPACE: i16 = 0;
+/// How often the supervisor re-reads the identities without a wake-up (a safety net).
+const RESCAN: Duration = Duration::from_secs(30);
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// The supervisor: keeps one poller per identity until `stop` turns true.
+pub async fn supervise(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    let mut running: HashMap<IdentityId, Running> = HashMap::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match ctx.blocking(|s| s.identities()).await {
+            Ok(records) => reconcile(&ctx, &mut running, records).await,
+            Err(e) => tracing::warn!(cause = %e, "cannot list identities for polling"),
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = ctx.identities_changed.notified() => {}
+            () = tokio::time::sleep(RESCAN) => {}
+        }
+    }
+    for (_, r) in running.drain() {
+        let _ = r.stop.send(true);
+        let _ = r.task.await;
+    }
+}
+
+async fn reconcile(
+    ctx: &Arc<Ctx>,
+    running: &mut HashMap<IdentityId, Running>,
+    records: Vec<IdentityRecord>,
+) {
+    let wanted: HashMap<IdentityId, IdentityRecord> =
+        records.into_iter().map(|r| (r.id, r)).collect();
+    let gone: Vec<IdentityId> = running
+        .keys()
+        .filter(|id| !wanted.contains_key(id))
+        .copied()
+        .collect();
+    for id in gone {
+        if let Some(r) = running.remove(&id) {
+            let _ = r.stop.send(true);
+            let _ = r.task.await;
+        }
+        ctx.activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        tracing::debug!(identity = id, "poller stopped");
+    }
+    for (id, record) in wanted {
+        if running.get(&id).is_some_and(|r| !r.task.is_finished()) {
+            continue;
+        }
+        let name = record.name.clone();
+        let seed = match ctx.blocking(move |s| s.identity_seed(&name)).await {
+            Ok(seed) => seed,
+            Err(e) => {
+                tracing::warn!(identity = %record.name, cause = %e, "cannot load a seed to poll");
+                continue;
+            }
+        };
+        let keys = IdentityKeys::from_seed(&seed);
+        let nudge = Arc::new(Notify::new());
+        ctx.activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Arc::clone(&nudge));
+        let (stop, stop_rx) = watch::channel(false);
+        // Task "poller/<identity>": owned by the supervisor (in `running`), stopped through
+        // `stop` when the identity goes or the daemon stops.
+        let task = tokio::spawn(poll_loop(Arc::clone(ctx), record, keys, nudge, stop_rx));
+        running.insert(id, Running { stop, task });
+        tracing::debug!(identity = id, "poller started");
+    }
+}
+
+/// Decrypts and verifies one retrieved message; `None` (logged at debug) if it is not a
+/// readable one-to-one text for `keys`.
+pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Option<Received> {
+    let incoming = match message::decrypt_message(keys, &m.data.0) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::debug!(cause = %e, "skipping an undecryptable message");
+            return None;
+        }
+    };
+    let data = incoming.content.data_message?;
+    let Some(text) = data.body else {
+        tracing::debug!("skipping a data message without a body");
+        return None;
+    };
+    Some(Received {
+        sender: incoming.sender.to_string(),
+        text,
+        sent_at_ms: incoming.envelope_timestamp,
+        received_at_ms: now_ms,
+        hash: m.hash.clone(),
+        sender_profile_name: data.profile.and_then(|p| p.display_name),
+    })
+}
+
+async fn poll_loop(
+    ctx: Arc<Ctx>,
+    record: IdentityRecord,
+    keys: IdentityKeys,
+    nudge: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let account = UserPubkey(*keys.account_id().as_bytes());
+    let active = Duration::from_millis(ctx.poll.active_interval_ms);
+    let idle = Duration::from_millis(ctx.poll.idle_interval_ms);
+    let idle_after = Duration::from_secs(ctx.poll.idle_after_secs);
+    let mut last_activity = Instant::now();
+    let id = record.id;
+    let mut cursor = Cursor::default();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let mut again = false;
+        match poll_once(&ctx, id, &account, &keys, &mut cursor).await {
+            Ok(Polled { got, more }) => {
+                if got > 0 {
+                    last_activity = Instant::now();
+                }
+                again = more;
+            }
+            Err(PollError::Net(NetError::Shutdown)) => break,
+            Err(PollError::Gone) => break,
+            Err(e) => tracing::debug!(identity = %record.name, cause = %e, "poll failed"),
+        }
+        if again {
+            continue;
+        }
+        let wait = if last_activity.elapsed() < idle_after {
+            active
+        } else {
+            idle
+        };
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = nudge.notified() => last_activity = Instant::now(),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+struct Polled {
+    got: usize,
+    more: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PollError {
+    #[error(transparent)]
+    Net(NetError),
+    #[error(transparent)]
+    Engine(super::EngineError),
+    #[error("the identity was removed")]
+    Gone,
+    #[error("unparsable retrieve reply: {0}")]
+    BadReply(String),
+}
+
+fn engine_err(e: super::EngineError) -> PollError {
+    match e {
+        super::EngineError::Store(StoreError::UnknownIdentity { .. }) => PollError::Gone,
+        other => PollError::Engine(other),
+    }
+}
+
+/// Where a poller reads from. Swarm members hold messages in the order they reached each of
+/// them (replication reorders), so a `last_hash` is only meaningful on the member that gave it:
+/// the poller sticks to one member, and starts with a full read whenever it picks a new one
+/// (a restart included). Duplicates from the full read are dropped by the store's hash dedupe.
+#[derive(Default)]
+struct Cursor {
+    node: Option<Snode>,
+    last_hash: Option<String>,
+}
+
+async fn poll_once(
+    ctx: &Ctx,
+    id: IdentityId,
+    account: &UserPubkey,
+    keys: &IdentityKeys,
+    cursor: &mut Cursor,
+) -> Result<Polled, PollError> {
+    ctx.ready().await.map_err(PollError::Net)?;
+    let node = match &cursor.node {
+        Some(n) => n.clone(),
+        None => {
+            let members = ctx.net.swarm(account).await.map_err(PollError::Net)?;
+            let n = members
+                .choose(&mut rand::thread_rng())
+                .cloned()
+                .ok_or(PollError::Net(NetError::NoSwarm {
+                    reason: "the swarm has no members".to_owned(),
+                }))?;
+            cursor.node = Some(n.clone());
+            cursor.last_hash = None;
+            n
+        }
+    };
+    let reply = match retrieve_from(ctx, &node, account, keys, cursor.last_hash.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            // Another member next time (and a full read there).
+            cursor.node = None;
+            return Err(e);
+        }
+    };
+    let Some(last) = reply.messages.last().map(|m| m.hash.clone()) else {
+        return Ok(Polled {
+            got: 0,
+            more: false,
+        });
+    };
+    let now = now_ms();
+    let received: Vec<Received> = reply
+        .messages
+        .iter()
+        .filter(|m| message_hash(&account.0, NAMESPACE, &m.data.0) == m.hash)
+        .filter_map(|m| open(keys, m, now))
+        .collect();
+    let got = reply.messages.len();
+    let cursor_hash = last.clone();
+    let added = ctx
+        .blocking(move |s| {
+            s.record_received(id, i32::from(NAMESPACE), &received, Some(&cursor_hash), now)
+        })
+        .await
+        .map_err(engine_err)?;
+    cursor.last_hash = Some(last);
+    tracing::debug!(identity = id, fetched = got, new = added.len(), "polled");
+    Ok(Polled {
+        got: added.len(),
+        more: reply.more,
+    })
+}
+
+/// A signed `retrieve` of namespace 0 to one member, through an onion path.
+async fn retrieve_from(
+    ctx: &Ctx,
+    node: &Snode,
+    account: &UserPubkey,
+    keys: &IdentityKeys,
+    last_hash: Option<&str>,
+) -> Result<RetrieveReply, PollError> {
+    let ts = ctx.net.network_now_ms();
+    let request = Request::Retrieve(RetrieveParams {
+        pubkey: *account,
+        namespace: NAMESPACE,
+        last_hash: last_hash.map(str::to_owned),
+        max_count: None,
+        max_size: None,
+        timestamp: Some(ts),
+        signature: Some(sign(keys.signing_key(), &retrieve_message(NAMESPACE, ts))),
+        pubkey_ed25519: Some(Ed25519Pubkey(*keys.ed25519_public())),
+        sub: SubaccountAuth::default(),
+    });
+    let reply = ctx
+        .net
+        .onion_rpc(node, &request)
+        .await
+        .map_err(PollError::Net)?;
+    serde_json::from_slice(&reply.body).map_err(|e| PollError::BadReply(e.to_string()))
+}

@@ -1,0 +1,506 @@
+//! End to end: real `sessiond` processes on a devnet started in the test exchange messages
+//! through gRPC; subscribers resume; a daemon killed with SIGKILL mid-traffic loses nothing and
+//! duplicates nothing; bad `--seeds` fail with one line.
+
+#[path = "support/daemon.rs"]
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use session_devnet::{Devnet, DevnetConfig};
+use sessiond_api::v1::{
+    event, CreateIdentityRequest, DeliveryState, Event, HistoryRequest, NetworkEventKind,
+    NetworkStatusRequest, RebuildPathsRequest, SendRequest, SubscribeRequest, WatchNetworkRequest,
+};
+use support::{bearer, clients, networked_command, Clients, Daemon, TempDir, BIN};
+use tonic::Streaming;
+
+/// Every wait in these tests ends by this.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+const CONFIG: &str = r#"
+[poll]
+active_interval_ms = 150
+idle_interval_ms = 400
+idle_after_secs = 5
+
+[outbox]
+max_attempts = 30
+backoff_initial_ms = 100
+backoff_max_ms = 500
+"#;
+
+struct Net {
+    devnet: Devnet,
+    dir: TempDir,
+    manifest: PathBuf,
+    config: PathBuf,
+}
+
+async fn net(tag: &str) -> Net {
+    let devnet = Devnet::start(DevnetConfig {
+        nodes: 9,
+        swarm_size: 3,
+        relay_timeout: Duration::from_secs(2),
+        replication_timeout: Duration::from_secs(2),
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    let dir = TempDir::new(tag);
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let manifest = dir.path().join("devnet.json");
+    devnet.write_manifest(&manifest).expect("manifest");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    Net {
+        devnet,
+        dir,
+        manifest,
+        config,
+    }
+}
+
+impl Net {
+    fn data_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn daemon(&self, name: &str) -> Daemon {
+        let dir = self.data_dir(name);
+        let cmd = networked_command(&dir, &self.manifest, &self.config);
+        tokio::task::spawn_blocking(move || Daemon::start_with(&dir, cmd))
+            .await
+            .expect("start daemon")
+    }
+}
+
+async fn admin(d: &Daemon) -> Clients {
+    clients(&d.channel().await, bearer(&d.admin_token))
+}
+
+async fn create(c: &mut Clients, name: &str) -> String {
+    c.ids
+        .create(CreateIdentityRequest { name: name.into() })
+        .await
+        .expect("create identity")
+        .into_inner()
+        .identity
+        .expect("identity")
+        .account_id
+}
+
+async fn send(c: &mut Clients, from: &str, to: &str, text: &str) -> String {
+    c.msgs
+        .send(SendRequest {
+            identity: from.into(),
+            recipient: to.into(),
+            text: text.into(),
+        })
+        .await
+        .expect("send")
+        .into_inner()
+        .message_id
+}
+
+async fn subscribe(c: &mut Clients, identity: &str, from_seq: u64) -> Streaming<Event> {
+    c.msgs
+        .subscribe(SubscribeRequest {
+            identity: identity.into(),
+            from_seq,
+        })
+        .await
+        .expect("subscribe")
+        .into_inner()
+}
+
+/// Reads events until `done` says so; panics at the deadline.
+async fn read_until(
+    stream: &mut Streaming<Event>,
+    seen: &mut Vec<Event>,
+    mut done: impl FnMut(&[Event]) -> bool,
+) {
+    let until = Instant::now() + DEADLINE;
+    while !done(seen) {
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.message()).await {
+            Ok(Ok(Some(e))) => seen.push(e),
+            Ok(other) => panic!("stream ended: {other:?}"),
+            Err(_) => panic!("timed out; saw {seen:#?}"),
+        }
+    }
+}
+
+fn incoming_texts(events: &[Event]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(event::Kind::Incoming(m)) => Some((m.sender.clone(), m.text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent_ids(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(event::Kind::Delivery(d)) if d.state == DeliveryState::Sent as i32 => {
+                Some(d.message_id.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The whole log of an identity, through History.
+async fn history(c: &mut Clients, identity: &str) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = c
+            .msgs
+            .history(HistoryRequest {
+                identity: identity.into(),
+                after_seq: after,
+                before_seq: 0,
+                limit: 1000,
+                newest_first: false,
+            })
+            .await
+            .expect("history")
+            .into_inner();
+        after = page.events.last().map_or(after, |e| e.seq);
+        out.extend(page.events);
+        if !page.more {
+            return out;
+        }
+    }
+}
+
+/// Polls History until `done`; panics at the deadline.
+async fn history_until(
+    c: &mut Clients,
+    identity: &str,
+    mut done: impl FnMut(&[Event]) -> bool,
+) -> Vec<Event> {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let h = history(c, identity).await;
+        if done(&h) {
+            return h;
+        }
+        assert!(Instant::now() < until, "timed out; log is {h:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn no_duplicates(events: &[Event]) {
+    let mut hashes = HashSet::new();
+    let mut delivered = HashSet::new();
+    let mut seqs = HashSet::new();
+    for e in events {
+        assert!(seqs.insert(e.seq), "seq {} twice", e.seq);
+        match &e.kind {
+            Some(event::Kind::Incoming(m)) => {
+                assert!(hashes.insert(m.hash.clone()), "message {} twice", m.hash)
+            }
+            Some(event::Kind::Delivery(d)) => assert!(
+                delivered.insert(d.message_id.clone()),
+                "delivery of {} twice",
+                d.message_id
+            ),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_exchange_messages_and_subscribers_resume() {
+    let n = net("e2e-xchg").await;
+    let a = n.daemon("a").await;
+    let b = n.daemon("b").await;
+    let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
+    let alice = create(&mut ca, "alice").await;
+    let bob = create(&mut cb, "bob").await;
+
+    let mut sa = subscribe(&mut ca, "alice", 0).await;
+    let mut sb = subscribe(&mut cb, "bob", 0).await;
+    let to_bob = send(&mut ca, "alice", &bob, "hello bob").await;
+    let to_alice = send(&mut cb, "bob", &alice, "hello alice").await;
+
+    let mut seen_a = Vec::new();
+    read_until(&mut sa, &mut seen_a, |ev| {
+        sent_ids(ev).contains(&to_bob) && !incoming_texts(ev).is_empty()
+    })
+    .await;
+    assert_eq!(
+        incoming_texts(&seen_a),
+        vec![(bob.clone(), "hello alice".to_owned())]
+    );
+    let mut seen_b = Vec::new();
+    read_until(&mut sb, &mut seen_b, |ev| {
+        sent_ids(ev).contains(&to_alice) && !incoming_texts(ev).is_empty()
+    })
+    .await;
+    assert_eq!(
+        incoming_texts(&seen_b),
+        vec![(alice.clone(), "hello bob".to_owned())]
+    );
+    let last_seen = seen_b.last().expect("events").seq;
+    drop(sb);
+
+    // While bob's subscriber is away, three more arrive.
+    for i in 0..3 {
+        send(&mut ca, "alice", &bob, &format!("missed {i}")).await;
+    }
+    history_until(&mut cb, "bob", |h| incoming_texts(h).len() == 4).await;
+    let mut sb = subscribe(&mut cb, "bob", last_seen).await;
+    let mut resumed = Vec::new();
+    read_until(&mut sb, &mut resumed, |ev| ev.len() == 3).await;
+    // Sends run concurrently, so the swarm may hold them in any order.
+    let mut texts: Vec<String> = incoming_texts(&resumed)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["missed 0", "missed 1", "missed 2"]);
+    assert!(resumed.iter().all(|e| e.seq > last_seen));
+    // Nothing more is pending: the next event would be a new one.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), sb.message())
+            .await
+            .is_err(),
+        "a resumed subscriber got more than it missed"
+    );
+
+    let status = ca
+        .net
+        .status(NetworkStatusRequest {})
+        .await
+        .expect("network status")
+        .into_inner();
+    assert_eq!(status.network, "devnet");
+    assert!(status.pool_size >= 6, "{status:?}");
+    assert!(status.online, "{status:?}");
+    // Watch sees the paths a rebuild drops and builds.
+    let mut watch = ca
+        .net
+        .watch(WatchNetworkRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    let dropped = ca
+        .net
+        .rebuild_paths(RebuildPathsRequest {})
+        .await
+        .expect("rebuild")
+        .into_inner()
+        .dropped_paths;
+    assert_eq!(dropped as usize, status.paths.len());
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let ev = tokio::time::timeout(left, watch.message())
+            .await
+            .expect("a path is built before the deadline")
+            .expect("watch stream")
+            .expect("watch open");
+        if ev.kind == NetworkEventKind::PathBuilt as i32 {
+            assert!(ev.path.is_some_and(|p| p.hops.len() == 3));
+            break;
+        }
+    }
+
+    no_duplicates(&history(&mut ca, "alice").await);
+    no_duplicates(&history(&mut cb, "bob").await);
+    a.terminate();
+    b.terminate();
+    n.devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_traffic_then_restart_loses_and_duplicates_nothing() {
+    const N: usize = 12;
+    let n = net("e2e-kill").await;
+    let a = n.daemon("a").await;
+    let b = n.daemon("b").await;
+    let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
+    let alice = create(&mut ca, "alice").await;
+    let bob = create(&mut cb, "bob").await;
+
+    for i in 0..N {
+        send(&mut cb, "bob", &alice, &format!("b->a {i}")).await;
+    }
+    let mut queued = Vec::new();
+    for i in 0..N {
+        queued.push(send(&mut ca, "alice", &bob, &format!("a->b {i}")).await);
+    }
+    // Kill alice's daemon at once: its outbox is draining and bob's messages are arriving.
+    let before = history(&mut ca, "alice").await;
+    tokio::task::spawn_blocking(move || a.kill9())
+        .await
+        .expect("kill");
+    eprintln!(
+        "at the kill: {} of {N} sent, {} of {N} received",
+        sent_ids(&before).len(),
+        incoming_texts(&before).len()
+    );
+
+    let a = n.daemon("a").await;
+    let mut ca = admin(&a).await;
+    let wanted_in: HashSet<(String, String)> =
+        (0..N).map(|i| (bob.clone(), format!("b->a {i}"))).collect();
+    let log_a = history_until(&mut ca, "alice", |h| {
+        sent_ids(h).len() == N && incoming_texts(h).len() == N
+    })
+    .await;
+    no_duplicates(&log_a);
+    let sent: HashSet<String> = sent_ids(&log_a).into_iter().collect();
+    assert_eq!(sent, queued.iter().cloned().collect::<HashSet<_>>());
+    assert_eq!(
+        incoming_texts(&log_a).into_iter().collect::<HashSet<_>>(),
+        wanted_in
+    );
+
+    let log_b = history_until(&mut cb, "bob", |h| incoming_texts(h).len() >= N).await;
+    no_duplicates(&log_b);
+    let mut got: HashMap<String, usize> = HashMap::new();
+    for (from, text) in incoming_texts(&log_b) {
+        assert_eq!(from, alice);
+        *got.entry(text).or_default() += 1;
+    }
+    assert_eq!(got.len(), N, "{got:?}");
+    assert!(got.values().all(|&c| c == 1), "{got:?}");
+
+    // A subscriber from 0 sees the same log, once.
+    let mut s = subscribe(&mut ca, "alice", 0).await;
+    let mut all = Vec::new();
+    read_until(&mut s, &mut all, |ev| ev.len() == log_a.len()).await;
+    no_duplicates(&all);
+    a.terminate();
+    b.terminate();
+    n.devnet.shutdown().await;
+}
+
+fn run_with_seeds(dir: &Path, seeds: &str) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(["run", "--data-dir"])
+        .arg(dir)
+        .args(["--seeds", seeds])
+        .env("SESSIOND_GRPC_LISTEN", "127.0.0.1:0")
+        .env_remove("SESSIOND_CONFIG")
+        .env_remove("SESSIOND_OFFLINE")
+        .output()
+        .expect("run sessiond")
+}
+
+#[test]
+fn bad_seeds_fail_with_one_line() {
+    let dir = TempDir::new("e2e-badseeds");
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    let missing = dir.path().join("nope.json");
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{not json").expect("write");
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, r#"{"seeds": [], "nodes": []}"#).expect("write");
+    for (file, what) in [
+        (&missing, "nope.json"),
+        (&garbage, "garbage.json"),
+        (&empty, "no seeds"),
+    ] {
+        let out = run_with_seeds(&dir.path().join("d"), &file.display().to_string());
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(what), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_in_the_swarm_is_skipped_and_later_messages_arrive() {
+    use session_gateway::net::{MemoryPoolStore, NetClient, NetConfig};
+    use session_proto::storage_rpc::UserPubkey;
+    use std::sync::Arc;
+
+    let n = net("e2e-garbage").await;
+    let b = n.daemon("b").await;
+    let mut cb = admin(&b).await;
+    let bob = create(&mut cb, "bob").await;
+    let bob_id: session_proto::account_id::AccountId = bob.parse().expect("account id");
+    let account = UserPubkey(*bob_id.as_bytes());
+    let raw = NetClient::with_https(
+        NetConfig::devnet(n.devnet.seeds()),
+        Arc::new(MemoryPoolStore::new()),
+    );
+    raw.bootstrap().await.expect("bootstrap");
+    for junk in [&b"not a message"[..], &[0x00, 0x02, 1, 2, 3], &[0x08; 300]] {
+        raw.store(&account, 0, junk, 600_000, None)
+            .await
+            .expect("store junk");
+    }
+    // Then a real one, from a second daemon.
+    let a = n.daemon("a").await;
+    let mut ca = admin(&a).await;
+    create(&mut ca, "alice").await;
+    send(&mut ca, "alice", &bob, "after the junk").await;
+    let log = history_until(&mut cb, "bob", |h| !incoming_texts(h).is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log_later = history(&mut cb, "bob").await;
+    assert_eq!(
+        log.len(),
+        log_later.len(),
+        "junk became events: {log_later:#?}"
+    );
+    let texts: Vec<String> = incoming_texts(&log_later)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(texts, ["after the junk"]);
+    raw.shutdown().await;
+    a.terminate();
+    b.terminate();
+    n.devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_devnet_answers_through_the_echo_identity() {
+    let dir = TempDir::new("e2e-devnet");
+    let data = dir.path().join("d");
+    let mut cmd = support::run_command(&data);
+    cmd.env_remove("SESSIOND_OFFLINE")
+        .args(["--devnet", "--devnet-nodes", "6"]);
+    let data2 = data.clone();
+    let d = tokio::task::spawn_blocking(move || Daemon::start_with(&data2, cmd))
+        .await
+        .expect("start");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("devnet.json")).expect("devnet.json written"),
+    )
+    .expect("manifest json");
+    assert_eq!(manifest["nodes"].as_array().map(Vec::len), Some(6));
+    let mut c = admin(&d).await;
+    let listed = c
+        .ids
+        .list(sessiond_api::v1::ListIdentitiesRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .identities;
+    let echo = listed
+        .iter()
+        .find(|i| i.name == "echo")
+        .expect("an echo identity")
+        .account_id
+        .clone();
+    assert!(listed.iter().any(|i| i.name == "me"));
+    let mut s = subscribe(&mut c, "me", 0).await;
+    send(&mut c, "me", &echo, "ping").await;
+    let mut seen = Vec::new();
+    read_until(&mut s, &mut seen, |ev| !incoming_texts(ev).is_empty()).await;
+    assert_eq!(incoming_texts(&seen), vec![(echo, "echo: ping".to_owned())]);
+    drop(s);
+    d.terminate();
+}
