@@ -99,6 +99,7 @@ async fn through_daemons(ca: &mut Clients, cb: &mut Clients, bob: &str) -> Stats
         .subscribe(SubscribeRequest {
             identity: "bob".into(),
             from_seq: 0,
+            ..Default::default()
         })
         .await
         .expect("subscribe")
@@ -113,6 +114,7 @@ async fn through_daemons(ca: &mut Clients, cb: &mut Clients, bob: &str) -> Stats
                 identity: "alice".into(),
                 recipient: bob.into(),
                 text,
+                ..Default::default()
             })
             .await
             .expect("send");

@@ -252,6 +252,7 @@ async fn send_subscribe_history_and_conversations() {
         identity: "alice".into(),
         recipient: bob_id.clone(),
         text: text.into(),
+        ..Default::default()
     };
     // Bad sends write nothing.
     for (req, code) in [
@@ -310,6 +311,7 @@ async fn send_subscribe_history_and_conversations() {
         .subscribe(SubscribeRequest {
             identity: "alice".into(),
             from_seq: 0,
+            ..Default::default()
         })
         .await
         .expect("subscribe")
@@ -340,6 +342,7 @@ async fn send_subscribe_history_and_conversations() {
         .subscribe(SubscribeRequest {
             identity: "alice".into(),
             from_seq: 3,
+            ..Default::default()
         })
         .await
         .expect("resubscribe")
@@ -464,6 +467,7 @@ async fn a_subscriber_of_a_removed_identity_gets_not_found() {
         .subscribe(SubscribeRequest {
             identity: "gone".into(),
             from_seq: 0,
+            ..Default::default()
         })
         .await
         .expect("subscribe")

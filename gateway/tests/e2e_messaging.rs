@@ -98,6 +98,7 @@ async fn send(c: &mut Clients, from: &str, to: &str, text: &str) -> String {
             identity: from.into(),
             recipient: to.into(),
             text: text.into(),
+            ..Default::default()
         })
         .await
         .expect("send")
@@ -110,6 +111,7 @@ async fn subscribe(c: &mut Clients, identity: &str, from_seq: u64) -> Streaming<
         .subscribe(SubscribeRequest {
             identity: identity.into(),
             from_seq,
+            ..Default::default()
         })
         .await
         .expect("subscribe")
@@ -168,6 +170,7 @@ async fn history(c: &mut Clients, identity: &str) -> Vec<Event> {
                 before_seq: 0,
                 limit: 1000,
                 newest_first: false,
+                ..Default::default()
             })
             .await
             .expect("history")

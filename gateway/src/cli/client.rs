@@ -421,6 +421,7 @@ pub fn run_send(args: SendArgs, stdout: &mut dyn Write) -> Result<(), ClientErro
                 identity: args.from,
                 recipient: args.to,
                 text: args.text,
+                idempotency_key: String::new(),
             })
             .await?
             .into_inner();
@@ -442,6 +443,7 @@ pub fn run_listen(args: ListenArgs, stdout: &mut dyn Write) -> Result<(), Client
             .subscribe(SubscribeRequest {
                 identity: args.name,
                 from_seq: args.from_seq,
+                typing: false,
             })
             .await?
             .into_inner();
@@ -479,6 +481,15 @@ pub fn event_json(e: &Event) -> serde_json::Value {
             "state": state_name(d.state), "hash": d.hash, "reason": d.reason,
             "attempts": d.attempts,
         }),
+        Some(event::Kind::Typing(t)) => {
+            json!({"type": "typing", "peer": t.peer, "typing": t.typing})
+        }
+        Some(event::Kind::Conversation(c)) => {
+            let c = c.conversation.clone().unwrap_or_default();
+            json!({"type": "conversation", "account_id": c.account_id, "handle": c.handle,
+                   "display_name": c.display_name, "accepted": c.accepted, "left": c.left,
+                   "read_seq": c.read_seq})
+        }
         None => json!({"type": "unknown"}),
     };
     if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {

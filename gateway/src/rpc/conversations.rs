@@ -20,6 +20,7 @@ fn contact_to_api(c: ContactRecord) -> Contact {
         account_id: c.account_id,
         name: c.name.unwrap_or_default(),
         profile_name: c.profile_name.unwrap_or_default(),
+        ..Default::default()
     }
 }
 
@@ -51,6 +52,7 @@ impl Conversations for Service {
                             last_activity_ms: c.last_activity_ms,
                             incoming_count: c.incoming_count,
                             outgoing_count: c.outgoing_count,
+                            ..Default::default()
                         }
                     })
                     .collect())
@@ -111,5 +113,31 @@ impl Conversations for Service {
         Ok(Response::new(SetContactNameResponse {
             contact: Some(contact_to_api(contact)),
         }))
+    }
+
+    // Transitional: replaced by the real implementations on the api branch.
+    async fn set_contact_handle(
+        &self,
+        _req: Request<sessiond_api::v1::SetContactHandleRequest>,
+    ) -> Result<Response<sessiond_api::v1::SetContactHandleResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn open(
+        &self,
+        _req: Request<sessiond_api::v1::OpenConversationRequest>,
+    ) -> Result<Response<sessiond_api::v1::OpenConversationResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn leave(
+        &self,
+        _req: Request<sessiond_api::v1::LeaveConversationRequest>,
+    ) -> Result<Response<sessiond_api::v1::LeaveConversationResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn mark_read(
+        &self,
+        _req: Request<sessiond_api::v1::MarkReadRequest>,
+    ) -> Result<Response<sessiond_api::v1::MarkReadResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
     }
 }

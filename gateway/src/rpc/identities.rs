@@ -49,6 +49,7 @@ fn to_api(state: &State, record: IdentityRecord) -> Result<Identity, ApiError> {
         account_id: record.account_id,
         created_at_ms: record.created_at_ms,
         last_seq,
+        display_name: String::new(),
     })
 }
 
@@ -204,6 +205,25 @@ impl Identities for Service {
             })
             .await?;
         Ok(Response::new(out))
+    }
+    // Transitional: replaced by the real implementations on the api branch.
+    async fn who_am_i(
+        &self,
+        _req: Request<sessiond_api::v1::WhoAmIRequest>,
+    ) -> Result<Response<sessiond_api::v1::WhoAmIResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn revoke_token(
+        &self,
+        _req: Request<sessiond_api::v1::RevokeTokenRequest>,
+    ) -> Result<Response<sessiond_api::v1::RevokeTokenResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn set_profile(
+        &self,
+        _req: Request<sessiond_api::v1::SetProfileRequest>,
+    ) -> Result<Response<sessiond_api::v1::SetProfileResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
     }
 }
 

@@ -137,6 +137,7 @@ impl Messages for Service {
             identity,
             recipient,
             text,
+            idempotency_key: _,
         } = req.into_inner();
         let recipient = parse_recipient("recipient", &recipient)?;
         validate_text(&text)?;
@@ -170,6 +171,7 @@ impl Messages for Service {
                     seq: event.seq,
                     state: ApiDeliveryState::Queued as i32,
                     sent_at_ms,
+                    duplicate: false,
                 })
             })
             .await?;
@@ -184,7 +186,11 @@ impl Messages for Service {
         req: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let who = caller(&req)?;
-        let SubscribeRequest { identity, from_seq } = req.into_inner();
+        let SubscribeRequest {
+            identity,
+            from_seq,
+            typing: _,
+        } = req.into_inner();
         let record = self
             .blocking(move |state| who.identity(state, "identity", &identity))
             .await?;
@@ -211,6 +217,7 @@ impl Messages for Service {
             before_seq,
             limit,
             newest_first,
+            peer: _,
         } = req.into_inner();
         let limit = match usize::try_from(limit).unwrap_or(HISTORY_MAX) {
             0 => HISTORY_DEFAULT,
@@ -233,6 +240,13 @@ impl Messages for Service {
             })
             .await?;
         Ok(Response::new(out))
+    }
+    // Transitional: replaced by the real implementation on the api branch.
+    async fn send_typing(
+        &self,
+        _req: Request<sessiond_api::v1::SendTypingRequest>,
+    ) -> Result<Response<sessiond_api::v1::SendTypingResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
     }
 }
 

@@ -1,0 +1,44 @@
+//! `[matrix]` in the daemon's config file: where the Matrix endpoint listens and its server name.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+/// The Matrix adapter's settings (`[matrix]` in `sessiond.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixConfig {
+    /// Run the Matrix endpoint.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The TCP address; loopback by default. Port 0 picks a free port (the daemon prints it).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The server name in user ids (`@name:server`) and room ids.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+}
+
+impl Default for MatrixConfig {
+    fn default() -> MatrixConfig {
+        MatrixConfig {
+            enabled: true,
+            listen: default_listen(),
+            server_name: default_server_name(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `127.0.0.1:8008`: loopback, the port Matrix homeservers use for plain HTTP.
+pub fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8008))
+}
+
+/// `localhost`.
+pub fn default_server_name() -> String {
+    "localhost".to_owned()
+}
