@@ -5,6 +5,9 @@
 //! - [`v1`]: the generated code: `identities_client`/`identities_server`, `messages_*`,
 //!   `conversations_*`, `network_*` and the message types.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by server reflection.
+//! - [`client`]: the services behind one bearer token, and the login check adapters make.
+
+pub mod client;
 
 /// The `sessiond.v1` package.
 #[allow(missing_docs, clippy::all, missing_debug_implementations)]
