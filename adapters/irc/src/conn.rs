@@ -338,7 +338,11 @@ impl Conn {
 
     /// `root!root@<server>`.
     fn root_prefix(&self) -> String {
-        format!("{0}!{0}@{1}", crate::directory::ROOT, self.srv.config.server_name)
+        format!(
+            "{0}!{0}@{1}",
+            crate::directory::ROOT,
+            self.srv.config.server_name
+        )
     }
 
     /// Queues a message.
@@ -355,7 +359,13 @@ impl Conn {
     }
 
     /// Queues a `FAIL <command> <code> [context…] :<text>` standard reply.
-    async fn fail(&self, command: &str, code: &str, context: &[&str], text: &str) -> Result<(), Close> {
+    async fn fail(
+        &self,
+        command: &str,
+        code: &str,
+        context: &[&str],
+        text: &str,
+    ) -> Result<(), Close> {
         let mut params = vec![command.to_owned(), code.to_owned()];
         params.extend(context.iter().map(|c| (*c).to_owned()));
         params.push(text.to_owned());
@@ -366,7 +376,8 @@ impl Conn {
     /// A NOTICE from root to the client.
     async fn root_notice(&self, text: &str) -> Result<(), Close> {
         self.send(
-            Message::new("NOTICE", vec![self.me(), text.to_owned()]).with_source(self.root_prefix()),
+            Message::new("NOTICE", vec![self.me(), text.to_owned()])
+                .with_source(self.root_prefix()),
         )
         .await
     }
@@ -385,7 +396,9 @@ impl Conn {
         let msg = match line.and_then(|l| Message::parse(&l)) {
             Ok(msg) => msg,
             Err(LineError::TooLong) => {
-                return self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]).await;
+                return self
+                    .numeric(ERR_INPUTTOOLONG, &["Input line was too long"])
+                    .await;
             }
             Err(LineError::BadUtf8 { command }) => {
                 let command = command.unwrap_or_else(|| "*".into());
@@ -399,7 +412,9 @@ impl Conn {
                     .await;
             }
             Err(LineError::NoCommand) => {
-                return self.numeric(ERR_UNKNOWNCOMMAND, &["*", "Line without a command"]).await;
+                return self
+                    .numeric(ERR_UNKNOWNCOMMAND, &["*", "Line without a command"])
+                    .await;
             }
         };
         self.handle(msg).await
@@ -413,7 +428,9 @@ impl Conn {
                 .await;
         };
         if self.session.is_none() && !spec.before_registration {
-            return self.numeric(ERR_NOTREGISTERED, &["You have not registered"]).await;
+            return self
+                .numeric(ERR_NOTREGISTERED, &["You have not registered"])
+                .await;
         }
         if msg.params.len() < spec.min_params {
             return self
@@ -438,10 +455,8 @@ impl Conn {
             "PING" => {
                 let token = msg.params.first().cloned().unwrap_or_default();
                 let server = self.srv.config.server_name.clone();
-                self.send(
-                    Message::new("PONG", vec![server.clone(), token]).with_source(server),
-                )
-                .await
+                self.send(Message::new("PONG", vec![server.clone(), token]).with_source(server))
+                    .await
             }
             "PONG" => Ok(()),
             "QUIT" => Err(Close::Quit(match msg.param(0) {
@@ -458,7 +473,8 @@ impl Conn {
             other => {
                 // The table and this match list the same commands; a command in the table
                 // without a handler is answered like an unknown one rather than panicking.
-                self.numeric(ERR_UNKNOWNCOMMAND, &[other, "Unknown command"]).await
+                self.numeric(ERR_UNKNOWNCOMMAND, &[other, "Unknown command"])
+                    .await
             }
         }
     }
@@ -468,3 +484,6 @@ impl Conn {
         self.deliver_event(event).await
     }
 }
+
+#[cfg(test)]
+mod tests;

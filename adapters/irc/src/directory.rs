@@ -171,7 +171,18 @@ mod tests {
         for ok in ["a", "alice", "Bob-2", "[x]", "s05ab", &"n".repeat(30)] {
             assert!(valid_nick(ok), "{ok}");
         }
-        for bad in ["", "1a", "-a", "a b", "&s", "#c", "é", &"n".repeat(31), "a:b", "a!b"] {
+        for bad in [
+            "",
+            "1a",
+            "-a",
+            "a b",
+            "&s",
+            "#c",
+            "é",
+            &"n".repeat(31),
+            "a:b",
+            "a!b",
+        ] {
             assert!(!valid_nick(bad), "{bad}");
         }
     }

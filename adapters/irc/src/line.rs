@@ -485,8 +485,11 @@ mod tests {
 
     #[test]
     fn formats_valid_lines_whatever_the_params() {
-        let m = Message::new("401", vec!["me".into(), "a b".into(), "No such nick".into()])
-            .with_source("sessiond");
+        let m = Message::new(
+            "401",
+            vec!["me".into(), "a b".into(), "No such nick".into()],
+        )
+        .with_source("sessiond");
         assert_eq!(m.to_line(), ":sessiond 401 me * :No such nick\r\n");
         let m = Message::new("PRIVMSG", vec!["x".into(), "a\r\nb\0c".into()]);
         assert_eq!(m.to_line(), "PRIVMSG x abc\r\n");
@@ -499,7 +502,10 @@ mod tests {
             .with_tag("+typing", Some("active".into()))
             .with_tag("k", Some("a;b c\\".into()))
             .with_tag("flag", None);
-        assert_eq!(m.to_line(), "@+typing=active;k=a\\:b\\sc\\\\;flag TAGMSG x\r\n");
+        assert_eq!(
+            m.to_line(),
+            "@+typing=active;k=a\\:b\\sc\\\\;flag TAGMSG x\r\n"
+        );
     }
 
     #[test]
@@ -512,14 +518,16 @@ mod tests {
         r.buffer().extend_from_slice(b"NG c\n");
         assert_eq!(r.next_line(), Some(Ok(b"PING c".to_vec())));
         // An over-long line is reported once, as soon as it is known, and skipped whole.
-        r.buffer().extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 1));
+        r.buffer()
+            .extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 1));
         assert_eq!(r.next_line(), Some(Err(LineError::TooLong)));
         r.buffer().extend(std::iter::repeat_n(b'x', 5000));
         assert_eq!(r.next_line(), None);
         r.buffer().extend_from_slice(b"xxx\nPING d\n");
         assert_eq!(r.next_line(), Some(Ok(b"PING d".to_vec())));
         // A long line that arrives whole is reported too.
-        r.buffer().extend(std::iter::repeat_n(b'y', MAX_LINE_BYTES - 1));
+        r.buffer()
+            .extend(std::iter::repeat_n(b'y', MAX_LINE_BYTES - 1));
         r.buffer().extend_from_slice(b"\n");
         assert_eq!(r.next_line(), Some(Err(LineError::TooLong)));
         assert_eq!(r.next_line(), None);
@@ -529,11 +537,26 @@ mod tests {
     fn times() {
         assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_time(1_709_251_199_123), "2024-02-29T23:59:59.123Z");
-        assert_eq!(parse_time("2024-02-29T23:59:59.123Z"), Some(1_709_251_199_123));
+        assert_eq!(
+            parse_time("2024-02-29T23:59:59.123Z"),
+            Some(1_709_251_199_123)
+        );
         assert_eq!(parse_time("2024-02-29T23:59:59Z"), Some(1_709_251_199_000));
-        assert_eq!(parse_time("2024-02-29T23:59:59.1Z"), Some(1_709_251_199_100));
-        assert_eq!(parse_time("2024-02-29T23:59:59.123456Z"), Some(1_709_251_199_123));
-        for bad in ["", "*", "2024-02-29", "2024-13-01T00:00:00Z", "2024-02-29T23:59:59.Z"] {
+        assert_eq!(
+            parse_time("2024-02-29T23:59:59.1Z"),
+            Some(1_709_251_199_100)
+        );
+        assert_eq!(
+            parse_time("2024-02-29T23:59:59.123456Z"),
+            Some(1_709_251_199_123)
+        );
+        for bad in [
+            "",
+            "*",
+            "2024-02-29",
+            "2024-13-01T00:00:00Z",
+            "2024-02-29T23:59:59.Z",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }

@@ -76,7 +76,10 @@ impl Conn {
             return self
                 .numeric(
                     ERR_NOSUCHNICK,
-                    &[&target, "No such nick: use a contact's nick or a full Account ID"],
+                    &[
+                        &target,
+                        "No such nick: use a contact's nick or a full Account ID",
+                    ],
                 )
                 .await;
         };
@@ -143,7 +146,9 @@ impl Conn {
             return Ok(());
         }
         let Some(account) = self.resolve(&target).await else {
-            return self.numeric(ERR_NOSUCHNICK, &[&target, "No such nick"]).await;
+            return self
+                .numeric(ERR_NOSUCHNICK, &[&target, "No such nick"])
+                .await;
         };
         let Some(s) = &self.session else {
             return Ok(());
@@ -172,7 +177,11 @@ impl Conn {
         if s.dir.nick(account).is_none() {
             s.dir.upsert(account, "", String::new(), String::new());
         }
-        let nick = s.dir.nick(account).map(str::to_owned).unwrap_or_else(|| fallback_nick(account));
+        let nick = s
+            .dir
+            .nick(account)
+            .map(str::to_owned)
+            .unwrap_or_else(|| fallback_nick(account));
         let _ = self.announce_renames(changes).await;
         nick
     }
@@ -202,8 +211,8 @@ impl Conn {
             .into_iter()
             .enumerate()
             .map(|(i, part)| {
-                let mut line = Message::new(command, vec![target.clone(), part])
-                    .with_source(source.clone());
+                let mut line =
+                    Message::new(command, vec![target.clone(), part]).with_source(source.clone());
                 if let Some(b) = batch.filter(|_| self.caps.has(Cap::Batch)) {
                     line = line.with_tag("batch", Some(b.to_owned()));
                 }
@@ -225,7 +234,11 @@ impl Conn {
     }
 
     /// Shows one message event (incoming or outgoing); `batch` for history.
-    pub(super) async fn show_message(&mut self, event: &Event, batch: Option<&str>) -> Result<(), Close> {
+    pub(super) async fn show_message(
+        &mut self,
+        event: &Event,
+        batch: Option<&str>,
+    ) -> Result<(), Close> {
         let (from_me, peer, text, time_ms) = match &event.kind {
             Some(event::Kind::Incoming(m)) => (false, &m.sender, &m.text, m.sent_at_ms),
             Some(event::Kind::Outgoing(m)) => (true, &m.recipient, &m.text, m.sent_at_ms),
@@ -262,7 +275,11 @@ impl Conn {
             Some(event::Kind::Incoming(_)) => self.show_message(&event, None).await,
             Some(event::Kind::Delivery(d)) if d.state == DeliveryState::Failed as i32 => {
                 let nick = self.nick_of(&d.recipient).await;
-                let reason = if d.reason.is_empty() { "no reason given" } else { &d.reason };
+                let reason = if d.reason.is_empty() {
+                    "no reason given"
+                } else {
+                    &d.reason
+                };
                 self.root_notice(&format!(
                     "Your message to {nick} was not delivered after {} attempts: {reason}",
                     d.attempts

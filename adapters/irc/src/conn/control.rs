@@ -37,8 +37,10 @@ impl Conn {
     async fn root_say(&self, to: &str, text: &str) -> Result<(), Close> {
         let source = self.root_prefix();
         for part in split_text(text, text_budget(&source, "PRIVMSG", to)) {
-            self.send(Message::new("PRIVMSG", vec![to.to_owned(), part]).with_source(source.clone()))
-                .await?;
+            self.send(
+                Message::new("PRIVMSG", vec![to.to_owned(), part]).with_source(source.clone()),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -53,7 +55,9 @@ impl Conn {
             .trim();
         let words: Vec<&str> = text.split_whitespace().collect();
         let Some(first) = words.first() else {
-            return self.root_say(reply_to, "Say 'help' for the commands.").await;
+            return self
+                .root_say(reply_to, "Say 'help' for the commands.")
+                .await;
         };
         let command = first.to_ascii_lowercase();
         let args = &words[1..];
@@ -179,7 +183,9 @@ impl Conn {
                     return Ok(format!("{new:?} cannot be a nick: 1 to 30 letters, digits, _ or -, starting with a letter."));
                 }
                 let Some(account) = self.resolve(old).await else {
-                    return Ok(format!("No contact is called {old}: 'contacts list' shows them."));
+                    return Ok(format!(
+                        "No contact is called {old}: 'contacts list' shows them."
+                    ));
                 };
                 let Some(s) = &self.session else {
                     return Ok(String::new());
@@ -209,10 +215,14 @@ impl Conn {
             }
             Some("name") => {
                 let Some(nick) = args.get(1) else {
-                    return Ok("Usage: contacts name <nick> <name> (an empty name clears it)".into());
+                    return Ok(
+                        "Usage: contacts name <nick> <name> (an empty name clears it)".into(),
+                    );
                 };
                 let Some(account) = self.resolve(nick).await else {
-                    return Ok(format!("No contact is called {nick}: 'contacts list' shows them."));
+                    return Ok(format!(
+                        "No contact is called {nick}: 'contacts list' shows them."
+                    ));
                 };
                 let Some(s) = &self.session else {
                     return Ok(String::new());
@@ -229,7 +239,10 @@ impl Conn {
                     .await?;
                 Ok(format!("{nick}'s name is now {name:?}."))
             }
-            Some(other) => Ok(unknown(other, ["list", "add", "rename", "name"].into_iter())),
+            Some(other) => Ok(unknown(
+                other,
+                ["list", "add", "rename", "name"].into_iter(),
+            )),
         }
     }
 
@@ -241,7 +254,9 @@ impl Conn {
         let sub = args.first().map(|a| a.to_ascii_lowercase());
         if matches!(sub.as_deref(), Some("new") | Some("restore")) && !s.admin {
             // The daemon would refuse it; say why before the user types a recovery password.
-            return self.root_say(reply_to, &format!("Sorry, {ADMIN_ONLY}.")).await;
+            return self
+                .root_say(reply_to, &format!("Sorry, {ADMIN_ONLY}."))
+                .await;
         }
         let answer: Result<String, Status> = match sub.as_deref() {
             None | Some("list") => client
@@ -259,7 +274,9 @@ impl Conn {
                 }),
             Some("new") => {
                 let Some(name) = args.get(1) else {
-                    return self.root_say(reply_to, "Usage: identities new <name>").await;
+                    return self
+                        .root_say(reply_to, "Usage: identities new <name>")
+                        .await;
                 };
                 match client
                     .identities
@@ -308,7 +325,11 @@ impl Conn {
                     })
                     .await
                     .map(|r| {
-                        let account = r.into_inner().identity.map(|i| i.account_id).unwrap_or_default();
+                        let account = r
+                            .into_inner()
+                            .identity
+                            .map(|i| i.account_id)
+                            .unwrap_or_default();
                         format!("Restored identity {name} with Account ID {account}.")
                     })
             }
@@ -381,7 +402,9 @@ impl Conn {
 
     async fn cmd_history(&mut self, args: &[&str], reply_to: &str) -> Result<(), Close> {
         let Some(nick) = args.first() else {
-            return self.root_say(reply_to, "Usage: history <nick> [count]").await;
+            return self
+                .root_say(reply_to, "Usage: history <nick> [count]")
+                .await;
         };
         let count = match args.get(1).map(|c| c.parse::<usize>()) {
             None => 20,
@@ -394,7 +417,10 @@ impl Conn {
         };
         let Some(account) = self.resolve(nick).await else {
             return self
-                .root_say(reply_to, &format!("No contact is called {nick}: 'contacts list' shows them."))
+                .root_say(
+                    reply_to,
+                    &format!("No contact is called {nick}: 'contacts list' shows them."),
+                )
                 .await;
         };
         let Some(s) = &self.session else {
@@ -403,7 +429,8 @@ impl Conn {
         let page = history::messages(&s.client, &s.identity, &account, 0, 0, true, count).await;
         match page {
             Ok((events, _)) if events.is_empty() => {
-                self.root_say(reply_to, &format!("No messages with {nick} yet.")).await
+                self.root_say(reply_to, &format!("No messages with {nick} yet."))
+                    .await
             }
             Ok((events, _)) => {
                 let nick = self.nick_of(&account).await;
@@ -439,7 +466,9 @@ fn unknown<'a>(word: &str, known: impl Iterator<Item = &'a str>) -> String {
         .min()
         .filter(|(d, k)| *d <= 2.max(k.len() / 3));
     match best {
-        Some((_, k)) => format!("Unknown command {word:?}. Did you mean {k:?}? Say 'help' for the list."),
+        Some((_, k)) => {
+            format!("Unknown command {word:?}. Did you mean {k:?}? Say 'help' for the list.")
+        }
         None => format!("Unknown command {word:?}. Say 'help' for the list."),
     }
 }

@@ -112,7 +112,9 @@ pub(super) fn parse_ref(s: &str) -> Option<Ref> {
         let seq = id.split('-').next()?;
         return seq.parse().ok().filter(|&n| n > 0).map(Ref::Seq);
     }
-    s.strip_prefix("timestamp=").and_then(parse_time).map(Ref::Time)
+    s.strip_prefix("timestamp=")
+        .and_then(parse_time)
+        .map(Ref::Time)
 }
 
 impl Conn {
@@ -165,7 +167,9 @@ impl Conn {
                 .await?
                 .into_inner();
             for e in &page.events {
-                let Some((p, time)) = peer_and_time(e) else { continue };
+                let Some((p, time)) = peer_and_time(e) else {
+                    continue;
+                };
                 if p != peer {
                     continue;
                 }
@@ -190,13 +194,23 @@ impl Conn {
             "BETWEEN" => 4,
             _ => {
                 return self
-                    .fail("CHATHISTORY", "INVALID_PARAMS", &[&sub], "Unknown subcommand")
+                    .fail(
+                        "CHATHISTORY",
+                        "INVALID_PARAMS",
+                        &[&sub],
+                        "Unknown subcommand",
+                    )
                     .await;
             }
         };
         if args.len() < need {
             return self
-                .fail("CHATHISTORY", "INVALID_PARAMS", &[&sub], "Not enough parameters")
+                .fail(
+                    "CHATHISTORY",
+                    "INVALID_PARAMS",
+                    &[&sub],
+                    "Not enough parameters",
+                )
                 .await;
         }
         let limit = match args[need - 1].parse::<usize>() {
@@ -214,7 +228,12 @@ impl Conn {
         let refs: Option<Vec<Ref>> = args[1..need - 1].iter().map(|r| parse_ref(r)).collect();
         let Some(refs) = refs else {
             return self
-                .fail("CHATHISTORY", "INVALID_PARAMS", &[&sub, &target], "Bad message reference")
+                .fail(
+                    "CHATHISTORY",
+                    "INVALID_PARAMS",
+                    &[&sub, &target],
+                    "Bad message reference",
+                )
                 .await;
         };
         if target.eq_ignore_ascii_case(CONTROL) {
@@ -222,7 +241,12 @@ impl Conn {
         }
         let Some(peer) = self.resolve(&target).await else {
             return self
-                .fail("CHATHISTORY", "INVALID_TARGET", &[&sub, &target], "No such nick")
+                .fail(
+                    "CHATHISTORY",
+                    "INVALID_TARGET",
+                    &[&sub, &target],
+                    "No such nick",
+                )
                 .await;
         };
         let result = self.chathistory_range(&sub, &peer, &refs, limit).await;
@@ -257,9 +281,7 @@ impl Conn {
                     (Ref::Star, _) => true,
                     (_, Ref::Star) => false,
                     // Mixed references: compare them as seqs.
-                    _ => {
-                        self.after_bound(peer, *a).await? <= self.after_bound(peer, *b).await?
-                    }
+                    _ => self.after_bound(peer, *a).await? <= self.after_bound(peer, *b).await?,
                 };
                 let (lo, hi) = if forward { (a, b) } else { (b, a) };
                 let after = self.after_bound(peer, *lo).await?;
@@ -280,7 +302,12 @@ impl Conn {
     async fn chathistory_targets(&mut self, a: &str, b: &str, limit: usize) -> Result<(), Close> {
         let (Some(Ref::Time(a)), Some(Ref::Time(b))) = (parse_ref(a), parse_ref(b)) else {
             return self
-                .fail("CHATHISTORY", "INVALID_PARAMS", &["TARGETS"], "TARGETS takes two timestamps")
+                .fail(
+                    "CHATHISTORY",
+                    "INVALID_PARAMS",
+                    &["TARGETS"],
+                    "TARGETS takes two timestamps",
+                )
                 .await;
         };
         let (lo, hi) = (a.min(b), a.max(b));

@@ -66,10 +66,8 @@ impl Conn {
         if let Some(s) = &mut self.session {
             s.joined = false;
         }
-        self.send(
-            Message::new("PART", vec![CONTROL.into(), reason.to_owned()]).with_source(prefix),
-        )
-        .await
+        self.send(Message::new("PART", vec![CONTROL.into(), reason.to_owned()]).with_source(prefix))
+            .await
     }
 
     /// `PART <channels> [reason]`.
@@ -93,7 +91,8 @@ impl Conn {
     pub(super) async fn names(&mut self, msg: &Message) -> Result<(), Close> {
         match msg.param(0) {
             Some(c) if !c.eq_ignore_ascii_case(CONTROL) => {
-                self.numeric(RPL_ENDOFNAMES, &[c, "End of /NAMES list"]).await
+                self.numeric(RPL_ENDOFNAMES, &[c, "End of /NAMES list"])
+                    .await
             }
             _ => self.names_reply().await,
         }
@@ -103,11 +102,16 @@ impl Conn {
     pub(super) async fn topic(&mut self, msg: &Message) -> Result<(), Close> {
         let chan = msg.param(0).unwrap_or_default().to_owned();
         if !chan.eq_ignore_ascii_case(CONTROL) {
-            return self.numeric(ERR_NOSUCHCHANNEL, &[&chan, "No such channel"]).await;
+            return self
+                .numeric(ERR_NOSUCHCHANNEL, &[&chan, "No such channel"])
+                .await;
         }
         if msg.params.len() > 1 {
             return self
-                .numeric(ERR_CHANOPRIVSNEEDED, &[CONTROL, "The topic of &session is fixed"])
+                .numeric(
+                    ERR_CHANOPRIVSNEEDED,
+                    &[CONTROL, "The topic of &session is fixed"],
+                )
                 .await;
         }
         self.numeric(RPL_TOPIC, &[CONTROL, TOPIC]).await
@@ -115,7 +119,8 @@ impl Conn {
 
     /// `LIST`.
     pub(super) async fn list(&mut self) -> Result<(), Close> {
-        self.numeric(RPL_LISTSTART, &["Channel", "Users  Name"]).await?;
+        self.numeric(RPL_LISTSTART, &["Channel", "Users  Name"])
+            .await?;
         self.numeric(RPL_LIST, &[CONTROL, "2", TOPIC]).await?;
         self.numeric(RPL_LISTEND, &["End of /LIST"]).await
     }
@@ -144,7 +149,9 @@ impl Conn {
             };
         }
         if target.starts_with('&') || target.starts_with('#') {
-            return self.numeric(ERR_NOSUCHCHANNEL, &[&target, "No such channel"]).await;
+            return self
+                .numeric(ERR_NOSUCHCHANNEL, &[&target, "No such channel"])
+                .await;
         }
         self.numeric(ERR_USERSDONTMATCH, &["Cant change mode for other users"])
             .await
@@ -152,10 +159,19 @@ impl Conn {
 
     /// (nick, user, host, realname) of root, the client itself, or a contact by nick or
     /// Account ID; `None` if unknown.
-    pub(super) async fn lookup_person(&mut self, who: &str) -> Option<(String, String, String, String, Option<String>)> {
+    pub(super) async fn lookup_person(
+        &mut self,
+        who: &str,
+    ) -> Option<(String, String, String, String, Option<String>)> {
         let server = self.srv.config.server_name.clone();
         if who.eq_ignore_ascii_case(ROOT) {
-            return Some((ROOT.into(), ROOT.into(), server, "sessiond control user".into(), None));
+            return Some((
+                ROOT.into(),
+                ROOT.into(),
+                server,
+                "sessiond control user".into(),
+                None,
+            ));
         }
         if who.eq_ignore_ascii_case(&self.me()) {
             let s = self.session.as_ref()?;
@@ -176,7 +192,13 @@ impl Conn {
             .find(|n| !n.is_empty())
             .cloned()
             .unwrap_or_else(|| nick.clone());
-        Some((nick, contact_user(&account), "session".into(), real, Some(account)))
+        Some((
+            nick,
+            contact_user(&account),
+            "session".into(),
+            real,
+            Some(account),
+        ))
     }
 
     /// `WHOIS [server] <nick>`: shows the Account ID (330) and the name.
@@ -187,17 +209,24 @@ impl Conn {
             Some((nick, user, host, real, account)) => {
                 self.numeric(RPL_WHOISUSER, &[&nick, &user, &host, "*", &real])
                     .await?;
-                self.numeric(RPL_WHOISSERVER, &[&nick, &server, "Session network via sessiond"])
-                    .await?;
+                self.numeric(
+                    RPL_WHOISSERVER,
+                    &[&nick, &server, "Session network via sessiond"],
+                )
+                .await?;
                 if let Some(account) = account {
-                    self.numeric(RPL_WHOISACCOUNT, &[&nick, &account, "is the Session Account ID"])
-                        .await?;
+                    self.numeric(
+                        RPL_WHOISACCOUNT,
+                        &[&nick, &account, "is the Session Account ID"],
+                    )
+                    .await?;
                 }
                 self.numeric(RPL_ENDOFWHOIS, &[&nick, "End of /WHOIS list"])
                     .await
             }
             None => {
-                self.numeric(ERR_NOSUCHNICK, &[&who, "No such nick"]).await?;
+                self.numeric(ERR_NOSUCHNICK, &[&who, "No such nick"])
+                    .await?;
                 self.numeric(RPL_ENDOFWHOIS, &[&who, "End of /WHOIS list"])
                     .await
             }
@@ -215,16 +244,29 @@ impl Conn {
         let server = self.srv.config.server_name.clone();
         for who in people {
             if let Some((nick, user, host, real, _)) = self.lookup_person(&who).await {
-                let chan = if mask.eq_ignore_ascii_case(CONTROL) { CONTROL } else { "*" };
+                let chan = if mask.eq_ignore_ascii_case(CONTROL) {
+                    CONTROL
+                } else {
+                    "*"
+                };
                 let flags = if nick == ROOT { "H@" } else { "H" };
                 self.numeric(
                     RPL_WHOREPLY,
-                    &[chan, &user, &host, &server, &nick, flags, &format!("0 {real}")],
+                    &[
+                        chan,
+                        &user,
+                        &host,
+                        &server,
+                        &nick,
+                        flags,
+                        &format!("0 {real}"),
+                    ],
                 )
                 .await?;
             }
         }
-        self.numeric(RPL_ENDOFWHO, &[&mask, "End of /WHO list"]).await
+        self.numeric(RPL_ENDOFWHO, &[&mask, "End of /WHO list"])
+            .await
     }
 
     /// `ISON <nicks>`: root, yourself and every known contact are "on".
@@ -277,8 +319,11 @@ impl Conn {
     /// `VERSION`.
     pub(super) async fn version(&mut self) -> Result<(), Close> {
         let server = self.srv.config.server_name.clone();
-        self.numeric(RPL_VERSION, &[VERSION, &server, "IRC to the Session network"])
-            .await
+        self.numeric(
+            RPL_VERSION,
+            &[VERSION, &server, "IRC to the Session network"],
+        )
+        .await
     }
 
     /// The Account ID a target names: a full Account ID, or a contact's nick (the contacts are

@@ -92,7 +92,9 @@ impl Conn {
     /// `NICK <nick>`, before or after registration.
     pub(super) async fn nick(&mut self, msg: &Message) -> Result<(), Close> {
         let Some(nick) = msg.param(0).filter(|n| !n.is_empty()) else {
-            return self.numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"]).await;
+            return self
+                .numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"])
+                .await;
         };
         let nick = nick.to_owned();
         if !valid_nick(&nick) {
@@ -146,31 +148,44 @@ impl Conn {
     pub(super) async fn authenticate(&mut self, msg: &Message) -> Result<(), Close> {
         if self.session.is_some() || self.sasl_login.is_some() {
             return self
-                .numeric(ERR_SASLALREADY, &["You have already authenticated using SASL"])
+                .numeric(
+                    ERR_SASLALREADY,
+                    &["You have already authenticated using SASL"],
+                )
                 .await;
         }
         let arg = msg.param(0).unwrap_or_default();
         match std::mem::take(&mut self.sasl) {
             Sasl::Idle => {
                 if arg == "*" {
-                    return self.numeric(ERR_SASLABORTED, &["SASL authentication aborted"]).await;
+                    return self
+                        .numeric(ERR_SASLABORTED, &["SASL authentication aborted"])
+                        .await;
                 }
                 if !arg.eq_ignore_ascii_case("PLAIN") {
                     self.numeric(RPL_SASLMECHS, &["PLAIN", "are available SASL mechanisms"])
                         .await?;
                     return self
-                        .numeric(ERR_SASLFAIL, &["SASL authentication failed: unknown mechanism"])
+                        .numeric(
+                            ERR_SASLFAIL,
+                            &["SASL authentication failed: unknown mechanism"],
+                        )
                         .await;
                 }
                 self.sasl = Sasl::Collecting(String::new());
-                self.send(Message::new("AUTHENTICATE", vec!["+".into()])).await
+                self.send(Message::new("AUTHENTICATE", vec!["+".into()]))
+                    .await
             }
             Sasl::Collecting(mut payload) => {
                 if arg == "*" {
-                    return self.numeric(ERR_SASLABORTED, &["SASL authentication aborted"]).await;
+                    return self
+                        .numeric(ERR_SASLABORTED, &["SASL authentication aborted"])
+                        .await;
                 }
                 if arg.len() > sasl::CHUNK || payload.len() + arg.len() > sasl::MAX_PAYLOAD {
-                    return self.numeric(ERR_SASLTOOLONG, &["SASL message too long"]).await;
+                    return self
+                        .numeric(ERR_SASLTOOLONG, &["SASL message too long"])
+                        .await;
                 }
                 if arg != "+" {
                     payload.push_str(arg);
@@ -179,7 +194,11 @@ impl Conn {
                     self.sasl = Sasl::Collecting(payload);
                     return Ok(());
                 }
-                let payload = if payload.is_empty() { "+".to_owned() } else { payload };
+                let payload = if payload.is_empty() {
+                    "+".to_owned()
+                } else {
+                    payload
+                };
                 let creds = match sasl::decode_plain(&payload) {
                     Ok(creds) => creds,
                     Err(e) => return self.login_failed(ERR_SASLFAIL, &e.to_string()).await,
@@ -307,9 +326,13 @@ impl Conn {
         )
         .await?;
         let started = self.srv.started.clone();
-        self.numeric(RPL_CREATED, &[&format!("This server was started {started}")])
+        self.numeric(
+            RPL_CREATED,
+            &[&format!("This server was started {started}")],
+        )
+        .await?;
+        self.numeric(RPL_MYINFO, &[&server, VERSION, "i", "nt"])
             .await?;
-        self.numeric(RPL_MYINFO, &[&server, VERSION, "i", "nt"]).await?;
         let tokens = isupport(&server);
         for chunk in tokens.chunks(12) {
             let mut params: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -327,8 +350,11 @@ impl Conn {
             Some(s) => (s.identity.clone(), s.account_id.clone()),
             None => return Ok(()),
         };
-        self.numeric(RPL_MOTDSTART, &[&format!("- {server} Message of the day -")])
-            .await?;
+        self.numeric(
+            RPL_MOTDSTART,
+            &[&format!("- {server} Message of the day -")],
+        )
+        .await?;
         let lines = [
             format!("- You are {identity}, Session Account ID {account}"),
             "- Your contacts are nicks: /msg <nick> or /msg <Account ID> to write to someone."
@@ -339,7 +365,8 @@ impl Conn {
         for line in lines {
             self.numeric(RPL_MOTD, &[&line]).await?;
         }
-        self.numeric(RPL_ENDOFMOTD, &["End of /MOTD command."]).await
+        self.numeric(RPL_ENDOFMOTD, &["End of /MOTD command."])
+            .await
     }
 }
 
