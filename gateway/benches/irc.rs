@@ -1,0 +1,2 @@
+//! IRC adapter benchmark (work in progress).
+fn main() {}

@@ -1,0 +1,333 @@
+//! The IRC adapter against a real (offline) daemon, fed every kind of bad input over raw TCP:
+//! over-long lines, bad UTF-8, missing parameters, unknown commands, commands before
+//! registration, CAP garbage, wrong credentials, a client that never reads, hundreds of
+//! connections, a flood. Each gets its numeric or a clean disconnect, and a registered client on
+//! the same daemon carries on working afterwards.
+
+#[path = "support/daemon.rs"]
+mod support;
+
+#[path = "irc/common.rs"]
+mod common;
+
+use base64::Engine as _;
+use common::{identity_with_token, some_account_id, test_config, IrcServer, Raw};
+use sessiond_irc::IrcConfig;
+use support::{Daemon, TempDir};
+use tokio::net::TcpSocket;
+use tonic::transport::Channel;
+
+struct Setup {
+    _dir: TempDir,
+    daemon: Daemon,
+    channel: Channel,
+    irc: IrcServer,
+    token: String,
+}
+
+async fn setup(tag: &str, config: IrcConfig) -> Setup {
+    let dir = TempDir::new(tag);
+    let data = dir.path().to_owned();
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start(&data))
+        .await
+        .expect("start daemon");
+    let channel = daemon.channel().await;
+    let (_account, token) = identity_with_token(&channel, &daemon.admin_token, "alice").await;
+    let irc = IrcServer::start(channel.clone(), config).await;
+    Setup {
+        _dir: dir,
+        daemon,
+        channel,
+        irc,
+        token,
+    }
+}
+
+const CAPS: &str = "echo-message server-time message-tags";
+
+#[tokio::test]
+async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
+    let s = setup("irc-bad", test_config()).await;
+    let addr = s.irc.addr.clone();
+    let peer = some_account_id(7);
+    let mut good = Raw::register(&addr, &s.token, "alice", CAPS).await;
+    good.assert_alive(&peer, "start").await;
+    let mut bad = Raw::register(&addr, &s.token, "alice2", CAPS).await;
+
+    // A line over 512 bytes: refused whole with 417, not cut.
+    bad.send(&format!("PRIVMSG {peer} :{}", "x".repeat(600)))
+        .await;
+    bad.wait_for(" 417 alice2 :Input line was too long").await;
+    // Tags over 4094 bytes too.
+    bad.send(&format!("@+a={} TAGMSG {peer}", "v".repeat(5000)))
+        .await;
+    bad.wait_for(" 417 alice2 ").await;
+    bad.assert_alive(&peer, "after-417").await;
+    good.assert_alive(&peer, "417").await;
+
+    // Bad UTF-8: a FAIL naming the command; nothing is sent.
+    bad.send_bytes(format!("PRIVMSG {peer} :caf\u{e9}\r\n").as_bytes())
+        .await;
+    bad.wait_for("caf\u{e9}").await;
+    bad.send_bytes(b"PRIVMSG alice :\xc3\x28 broken\r\n").await;
+    bad.wait_for("FAIL PRIVMSG INVALID_UTF8 ").await;
+    good.assert_alive(&peer, "utf8").await;
+
+    // Missing parameters.
+    bad.send("WHOIS").await;
+    bad.wait_for(" 461 alice2 WHOIS :Not enough parameters")
+        .await;
+    bad.send("JOIN").await;
+    bad.wait_for(" 461 alice2 JOIN :Not enough parameters")
+        .await;
+    bad.send("PRIVMSG").await;
+    bad.wait_for(" 411 alice2 :No recipient given").await;
+    bad.send(&format!("PRIVMSG {peer}")).await;
+    bad.wait_for(" 412 alice2 :No text to send").await;
+    bad.send("USER a b c :d").await;
+    bad.wait_for(" 462 alice2 ").await;
+    good.assert_alive(&peer, "461").await;
+
+    // Unknown commands and targets.
+    bad.send("FROBNICATE now").await;
+    bad.wait_for(" 421 alice2 FROBNICATE :Unknown command")
+        .await;
+    bad.send("PRIVMSG nobody :hello?").await;
+    bad.wait_for(" 401 alice2 nobody :No such nick").await;
+    bad.send("JOIN #elsewhere").await;
+    bad.wait_for(" 403 alice2 #elsewhere ").await;
+    good.assert_alive(&peer, "421").await;
+
+    // Commands before registration.
+    let mut early = Raw::connect(&addr).await;
+    early.send(&format!("PRIVMSG {peer} :too soon")).await;
+    early.wait_for(" 451 * :You have not registered").await;
+    early.send("JOIN &session").await;
+    early.wait_for(" 451 * :You have not registered").await;
+    early.send("WHOIS alice").await;
+    early.wait_for(" 451 ").await;
+
+    // CAP garbage.
+    early.send("CAP FROB").await;
+    early.wait_for(" 410 * FROB :Invalid CAP command").await;
+    early.send("CAP REQ :echo-message no-such-cap").await;
+    early.wait_for("CAP * NAK :echo-message no-such-cap").await;
+    early.send("CAP REQ :sasl=PLAIN").await;
+    let nak = early.wait_for("CAP * NAK").await;
+    assert!(nak.ends_with("sasl=PLAIN"), "{nak}");
+    early.send("CAP LS banana").await;
+    early.wait_for("CAP * LS :").await;
+    early.send("CAP LIST").await;
+    let list = early.wait_for("CAP * LIST").await;
+    assert!(
+        !list.contains("echo-message"),
+        "a NAKed REQ enables nothing: {list}"
+    );
+    early.send("CAP").await;
+    early.wait_for(" 461 * CAP ").await;
+    // After all that, it can still register.
+    early.send("CAP END").await;
+    early.send(&format!("PASS {}", s.token)).await;
+    early.send("NICK early").await;
+    early.send("USER early 0 * :Early").await;
+    early.wait_for(" 001 early ").await;
+    good.assert_alive(&peer, "cap").await;
+
+    // Wrong credentials: the numeric, ERROR, disconnect.
+    let mut wrong = Raw::connect(&addr).await;
+    wrong.send(&format!("PASS {}", "0".repeat(64))).await;
+    wrong.send("NICK wrong").await;
+    wrong.send("USER wrong 0 * :Wrong").await;
+    wrong
+        .wait_for(" 464 wrong :Password incorrect: the token is not valid")
+        .await;
+    wrong.wait_for("ERROR :Closing link: Bad credentials").await;
+    assert_eq!(wrong.line().await, None);
+    let mut wrong = Raw::connect(&addr).await;
+    wrong.send("CAP REQ :sasl").await;
+    wrong.send("NICK wrong").await;
+    wrong.send("USER wrong 0 * :Wrong").await;
+    wrong.send("AUTHENTICATE PLAIN").await;
+    wrong.wait_for("AUTHENTICATE +").await;
+    let creds = base64::engine::general_purpose::STANDARD.encode("\0alice\0not-a-token");
+    wrong.send(&format!("AUTHENTICATE {creds}")).await;
+    wrong
+        .wait_for(" 904 wrong :SASL authentication failed")
+        .await;
+    wrong.wait_for("ERROR :Closing link: Bad credentials").await;
+    assert_eq!(wrong.line().await, None);
+    // The admin token without an identity name, and with one that does not exist.
+    let mut admin = Raw::connect(&addr).await;
+    admin.send(&format!("PASS {}", s.daemon.admin_token)).await;
+    admin.send("NICK boss").await;
+    admin.send("USER nosuchidentity 0 * :Boss").await;
+    admin
+        .wait_for(" 464 boss :Password incorrect: there is no identity named \"nosuchidentity\"")
+        .await;
+    assert!(admin.read_to_eof().await <= 1);
+    good.assert_alive(&peer, "creds").await;
+
+    // The admin token with an identity name works, by USER or by PASS name:token.
+    let mut admin = Raw::connect(&addr).await;
+    admin
+        .send(&format!("PASS alice:{}", s.daemon.admin_token))
+        .await;
+    admin.send("NICK boss").await;
+    admin.send("USER whatever 0 * :Boss").await;
+    admin.wait_for(" 001 boss ").await;
+    bad.assert_alive(&peer, "end").await;
+    good.assert_alive(&peer, "end").await;
+    let _ = &s.channel;
+    s.irc.stop().await;
+    // The shutdown said goodbye to every client.
+    good.wait_for("ERROR :Closing link: the server is shutting down")
+        .await;
+    assert_eq!(good.line().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_dropped_and_others_are_not_slowed() {
+    let config = IrcConfig {
+        sendq_lines: 16,
+        sendq_timeout_ms: 300,
+        ..test_config()
+    };
+    let s = setup("irc-sendq", config).await;
+    let addr = s.irc.addr.clone();
+    let peer = some_account_id(8);
+    let mut good = Raw::register(&addr, &s.token, "alice", CAPS).await;
+
+    // A tiny receive buffer so that the server's side fills quickly.
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let stream = socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    let mut lazy = Raw::from_stream(stream);
+    lazy.send(&format!("PASS {}", s.token)).await;
+    lazy.send("NICK lazy").await;
+    lazy.send("USER lazy 0 * :Lazy").await;
+    lazy.wait_for(" 366 ").await;
+    // Ask for help (eight lines) over and over, and read none of it: far more than the socket
+    // buffers (megabytes) and the queue hold. The server must drop this client. It
+    // stops reading from a client it drops, so our writes fail then: that is the signal.
+    let mut lazy_wr = lazy.take_writer();
+    let ask = "PRIVMSG root :help\r\n";
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let until = std::time::Instant::now() + common::DEADLINE;
+        let mut asked = 0usize;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match tokio::time::timeout(left, lazy_wr.write_all(ask.as_bytes())).await {
+                Ok(Ok(())) => asked += 1,
+                Ok(Err(_)) => return Some(asked),
+                Err(_) => return None,
+            }
+        }
+    });
+    // Meanwhile the other client works as usual.
+    let mut i = 0;
+    while !writer.is_finished() {
+        good.assert_alive(&peer, &format!("sendq-{i}")).await;
+        i += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let asked = writer
+        .await
+        .expect("writer")
+        .expect("the server dropped the client that does not read");
+    // What it finally reads ends (EOF or reset) far short of the answers it asked for.
+    let got = lazy.read_to_eof().await;
+    assert!(got < asked * 8 / 2, "{got} lines of {asked} answers");
+    good.assert_alive(&peer, "sendq-end").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_connections_at_once() {
+    let config = IrcConfig {
+        max_connections: 330,
+        ..test_config()
+    };
+    let s = setup("irc-many", config).await;
+    let addr = s.irc.addr.clone();
+    let peer = some_account_id(9);
+    let mut good = Raw::register(&addr, &s.token, "alice", CAPS).await;
+
+    // 320 clients register at the same time (several per identity is fine).
+    let mut joins = Vec::new();
+    for i in 0..320 {
+        let (addr, token) = (addr.clone(), s.token.clone());
+        joins.push(tokio::spawn(async move {
+            let mut c = Raw::register(&addr, &token, &format!("c{i}"), "").await;
+            c.send(&format!("PING :n{i}")).await;
+            c.wait_for(&format!("PONG sessiond n{i}")).await;
+            c
+        }));
+    }
+    let mut clients = Vec::new();
+    for j in joins {
+        clients.push(j.await.expect("client registers"));
+    }
+    good.assert_alive(&peer, "many").await;
+
+    // Fill up to the limit with unregistered connections; one more is refused with ERROR.
+    let mut extra = Vec::new();
+    for _ in 0..9 {
+        let mut c = Raw::connect(&addr).await;
+        c.send("PING :x").await;
+        c.wait_for("PONG").await;
+        extra.push(c);
+    }
+    let mut over = Raw::connect(&addr).await;
+    over.wait_for("ERROR :Closing link: too many connections")
+        .await;
+    assert_eq!(over.line().await, None);
+
+    // Once some leave, newcomers get in again.
+    drop(extra);
+    clients.truncate(300);
+    let until = std::time::Instant::now() + common::DEADLINE;
+    loop {
+        let mut c = Raw::connect(&addr).await;
+        c.send("PING :again").await;
+        match c.line().await {
+            Some(l) if l.contains("PONG") => break,
+            other => {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "no room again: {other:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    for (i, c) in clients.iter_mut().enumerate().step_by(50) {
+        c.send(&format!("PING :late{i}")).await;
+        c.wait_for(&format!("PONG sessiond late{i}")).await;
+    }
+    good.assert_alive(&peer, "many-end").await;
+}
+
+#[tokio::test]
+async fn a_flooding_client_is_disconnected() {
+    let config = IrcConfig {
+        flood_burst: 20,
+        flood_lines_per_sec: 5,
+        ..test_config()
+    };
+    let s = setup("irc-flood", config).await;
+    let addr = s.irc.addr.clone();
+    let peer = some_account_id(10);
+    let mut good = Raw::register(&addr, &s.token, "alice", CAPS).await;
+    let mut flood = Raw::register(&addr, &s.token, "flood", "").await;
+    let mut burst = String::new();
+    for i in 0..200 {
+        burst.push_str(&format!("PING :f{i}\r\n"));
+    }
+    flood.send_bytes(burst.as_bytes()).await;
+    flood.wait_for("ERROR :Closing link: Excess Flood").await;
+    assert_eq!(flood.line().await, None);
+    good.assert_alive(&peer, "flood").await;
+}
