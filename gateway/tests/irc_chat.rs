@@ -1,0 +1,447 @@
+//! The IRC adapter end to end: two daemons on one devnet, an IRC user on each, driven by the
+//! `irc` crate (a client library written by someone else): chat both ways with echo-message and
+//! server-time, WHOIS shows the Account ID, a client that was away gets what it missed once,
+//! CHATHISTORY answers (raw lines), typing both ways, and the `&session` control channel.
+
+#[path = "support/daemon.rs"]
+mod support;
+
+#[path = "irc/common.rs"]
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{identity_with_token, test_config, IrcServer, Raw, DEADLINE};
+use irc::client::prelude::{Capability, Client, Command, Config, Message};
+use irc::client::ClientStream;
+use session_devnet::{Devnet, DevnetConfig};
+use sessiond_api::v1::messages_client::MessagesClient;
+use sessiond_api::v1::{event, HistoryRequest};
+use support::{networked_command, Daemon, TempDir};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+const CONFIG: &str = r#"
+[poll]
+active_interval_ms = 150
+idle_interval_ms = 400
+idle_after_secs = 5
+
+[outbox]
+max_attempts = 30
+backoff_initial_ms = 100
+backoff_max_ms = 500
+"#;
+
+struct Side {
+    daemon: Daemon,
+    channel: Channel,
+    irc: IrcServer,
+    account: String,
+    token: String,
+}
+
+async fn side(dir: &TempDir, manifest: &Path, config: &Path, name: &str) -> Side {
+    let data = dir.path().join(name);
+    let cmd = networked_command(&data, manifest, config);
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start_with(&data, cmd))
+        .await
+        .expect("start daemon");
+    let channel = daemon.channel().await;
+    let (account, token) = identity_with_token(&channel, &daemon.admin_token, name).await;
+    let irc = IrcServer::start(channel.clone(), test_config()).await;
+    Side {
+        daemon,
+        channel,
+        irc,
+        account,
+        token,
+    }
+}
+
+/// An `irc` crate client logged in with `token`, with the IRCv3 capabilities `caps`.
+async fn connect(
+    server: &IrcServer,
+    token: &str,
+    nick: &str,
+    caps: &[Capability],
+) -> (Client, ClientStream) {
+    let (host, port) = server.addr.rsplit_once(':').expect("host:port");
+    let config = Config {
+        nickname: Some(nick.to_owned()),
+        username: Some(nick.to_owned()),
+        realname: Some(format!("{nick} via irc crate")),
+        server: Some(host.to_owned()),
+        port: Some(port.parse().expect("port")),
+        password: Some(token.to_owned()),
+        max_messages_in_burst: Some(1000),
+        ..Config::default()
+    };
+    let mut client = Client::from_config(config).await.expect("connect");
+    if !caps.is_empty() {
+        client.send_cap_req(caps).expect("CAP REQ");
+    }
+    client.identify().expect("identify");
+    let stream = client.stream().expect("stream");
+    (client, stream)
+}
+
+/// Reads messages until `want` holds for one; returns it.
+async fn wait_msg(
+    stream: &mut ClientStream,
+    what: &str,
+    mut want: impl FnMut(&Message) -> bool,
+) -> Message {
+    let until = Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.next()).await {
+            Ok(Some(Ok(m))) if want(&m) => return m,
+            Ok(Some(Ok(m))) => seen.push(m.to_string()),
+            other => panic!("waiting for {what}: {other:?}; saw {seen:#?}"),
+        }
+    }
+}
+
+fn tag<'a>(m: &'a Message, key: &str) -> Option<&'a str> {
+    m.tags
+        .as_ref()?
+        .iter()
+        .find(|t| t.0 == key)
+        .map(|t| t.1.as_deref().unwrap_or(""))
+}
+
+/// The text of a PRIVMSG, if `m` is one.
+fn privmsg(m: &Message) -> Option<(&str, &str)> {
+    match &m.command {
+        Command::PRIVMSG(target, text) => Some((target.as_str(), text.as_str())),
+        _ => None,
+    }
+}
+
+async fn wait_privmsg(stream: &mut ClientStream, text: &str) -> Message {
+    wait_msg(stream, text, |m| privmsg(m).is_some_and(|(_, t)| t == text)).await
+}
+
+/// Polls the daemon until identity `name` has `n` incoming messages.
+async fn incoming_until(channel: &Channel, token: &str, name: &str, n: usize) {
+    let bearer = sessiond_api::client::Bearer::new(token).expect("token");
+    let mut msgs = MessagesClient::with_interceptor(channel.clone(), bearer);
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let events = msgs
+            .history(HistoryRequest {
+                identity: name.into(),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .events;
+        let incoming = events
+            .iter()
+            .filter(|e| matches!(e.kind, Some(event::Kind::Incoming(_))))
+            .count();
+        if incoming >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{name} has {incoming} of {n} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_irc_users_on_two_daemons_chat_and_catch_up() {
+    let devnet = Devnet::start(DevnetConfig {
+        nodes: 9,
+        swarm_size: 3,
+        relay_timeout: Duration::from_secs(2),
+        replication_timeout: Duration::from_secs(2),
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    let dir = TempDir::new("irc-chat");
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let manifest = dir.path().join("devnet.json");
+    devnet.write_manifest(&manifest).expect("manifest");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let a = side(&dir, &manifest, &config, "alice").await;
+    let b = side(&dir, &manifest, &config, "bob").await;
+    // The daemon's handle for a nameless contact: "s" and 8 hex digits of its Account ID.
+    let alice_nick = format!("s{}", &a.account[2..10]);
+    let bob_nick = format!("s{}", &b.account[2..10]);
+
+    let caps = [
+        Capability::EchoMessage,
+        Capability::ServerTime,
+        Capability::Batch,
+        Capability::Custom("message-tags"),
+    ];
+    let (alice, mut alice_in) = connect(&a.irc, &a.token, "alice", &caps).await;
+    let (bob, mut bob_in) = connect(&b.irc, &b.token, "bob", &caps).await;
+    for s in [&mut alice_in, &mut bob_in] {
+        wait_msg(s, "the end of the welcome", |m| {
+            m.to_string().contains(" 366 ")
+        })
+        .await;
+    }
+
+    // Alice writes to bob's Account ID: echoed to her with a msgid and a time...
+    alice.send_privmsg(&b.account, "hello bob").expect("send");
+    let echo = wait_privmsg(&mut alice_in, "hello bob").await;
+    assert_eq!(privmsg(&echo).map(|p| p.0), Some(b.account.as_str()));
+    assert_eq!(echo.source_nickname(), Some("alice"));
+    assert!(
+        tag(&echo, "msgid").is_some_and(|id| !id.is_empty()),
+        "{echo:?}"
+    );
+    assert!(
+        tag(&echo, "time").is_some_and(|t| t.ends_with('Z')),
+        "{echo:?}"
+    );
+    // ...and arrives at bob from alice's nick, with the time she sent it.
+    let got = wait_privmsg(&mut bob_in, "hello bob").await;
+    assert_eq!(got.source_nickname(), Some(alice_nick.as_str()));
+    assert_eq!(privmsg(&got).map(|p| p.0), Some("bob"));
+    assert_eq!(
+        tag(&got, "time"),
+        tag(&echo, "time"),
+        "the Session timestamp both sides"
+    );
+
+    // WHOIS shows the Account ID behind the nick.
+    bob.send(Command::WHOIS(None, alice_nick.clone()))
+        .expect("whois");
+    let whois = wait_msg(&mut bob_in, "330", |m| m.to_string().contains(" 330 ")).await;
+    assert!(whois.to_string().contains(&a.account), "{whois}");
+
+    // Bob answers the nick; alice gets it from bob's nick. A long, multi-line message is split
+    // into valid lines.
+    bob.send_privmsg(&alice_nick, "hello alice").expect("send");
+    wait_privmsg(&mut bob_in, "hello alice").await;
+    let got = wait_privmsg(&mut alice_in, "hello alice").await;
+    assert_eq!(got.source_nickname(), Some(bob_nick.as_str()));
+
+    // Typing both ways (message-tags): +typing=active reaches the other side as a TAGMSG.
+    let mut bob_raw = Raw::register(&b.irc.addr, &b.token, "bobraw", "message-tags").await;
+    bob_raw
+        .send(&format!("@+typing=active TAGMSG {alice_nick}"))
+        .await;
+    let typing = wait_msg(&mut alice_in, "typing", |m| {
+        let s = m.to_string();
+        s.contains("TAGMSG") && s.contains("+typing=active")
+    })
+    .await;
+    assert_eq!(typing.source_nickname(), Some(bob_nick.as_str()));
+    drop(bob_raw);
+
+    // Bob goes away; alice writes three messages; bob comes back without CHATHISTORY and gets
+    // exactly those, once, in a batch, with their times.
+    bob.send_quit("brb").expect("quit");
+    drop(bob);
+    wait_msg(&mut bob_in, "ERROR", |m| {
+        matches!(m.command, Command::ERROR(_))
+    })
+    .await;
+    drop(bob_in);
+    for i in 0..3 {
+        alice
+            .send_privmsg(&bob_nick, format!("missed {i}"))
+            .expect("send");
+        wait_privmsg(&mut alice_in, &format!("missed {i}")).await;
+    }
+    incoming_until(&b.channel, &b.token, "bob", 4).await;
+    let (bob, mut bob_in) = connect(&b.irc, &b.token, "bob", &caps).await;
+    let mut replayed = Vec::new();
+    let mut batch = None;
+    while replayed.len() < 3 {
+        let m = wait_msg(&mut bob_in, "the replay", |m| {
+            privmsg(m).is_some() || m.to_string().contains("BATCH")
+        })
+        .await;
+        if let Some((_, text)) = privmsg(&m) {
+            assert!(tag(&m, "time").is_some(), "{m:?}");
+            assert_eq!(
+                tag(&m, "batch"),
+                batch.as_deref(),
+                "replay lines are in the batch"
+            );
+            assert_eq!(m.source_nickname(), Some(alice_nick.as_str()));
+            replayed.push(text.to_owned());
+        } else if batch.is_none() {
+            let line = m.to_string();
+            assert!(line.to_ascii_lowercase().contains("chathistory"), "{line}");
+            let id = line
+                .split(' ')
+                .find_map(|w| w.strip_prefix('+'))
+                .expect("batch id")
+                .to_owned();
+            batch = Some(id);
+        }
+    }
+    replayed.sort();
+    assert_eq!(replayed, ["missed 0", "missed 1", "missed 2"]);
+    assert!(batch.is_some(), "the replay came in a batch");
+    // Nothing more: the next PRIVMSG bob sees is a new one.
+    alice.send_privmsg(&bob_nick, "welcome back").expect("send");
+    // (The irc crate writes only while its stream is read: read the echo.)
+    wait_privmsg(&mut alice_in, "welcome back").await;
+    let next = wait_msg(&mut bob_in, "the next message", |m| privmsg(m).is_some()).await;
+    assert_eq!(privmsg(&next).map(|p| p.1), Some("welcome back"));
+
+    // A client with draft/chathistory gets no replay, and asks itself.
+    let mut hist = Raw::register(
+        &b.irc.addr,
+        &b.token,
+        "bobhist",
+        "draft/chathistory batch server-time message-tags",
+    )
+    .await;
+    hist.send(&format!("CHATHISTORY LATEST {alice_nick} * 10"))
+        .await;
+    let lines = read_batch(&mut hist).await;
+    let texts: Vec<&str> = lines
+        .iter()
+        .map(|l| l.rsplit_once(" :").map_or("", |p| p.1))
+        .collect();
+    assert_eq!(texts.len(), 6, "{lines:#?}");
+    assert_eq!(texts[..2], ["hello bob", "hello alice"]);
+    assert_eq!(texts[5], "welcome back");
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("time=") && l.contains("msgid=")));
+    // BEFORE the first "missed" message: the two before it.
+    let first_missed = lines
+        .iter()
+        .find(|l| l.contains(":missed "))
+        .expect("missed line");
+    let msgid = first_missed
+        .split(['@', ';', ' '])
+        .find_map(|t| t.strip_prefix("msgid="))
+        .expect("msgid")
+        .to_owned();
+    hist.send(&format!("CHATHISTORY BEFORE {alice_nick} msgid={msgid} 10"))
+        .await;
+    let before = read_batch(&mut hist).await;
+    assert_eq!(before.len(), 2, "{before:#?}");
+    hist.send(&format!("CHATHISTORY AFTER {alice_nick} msgid={msgid} 1"))
+        .await;
+    assert_eq!(read_batch(&mut hist).await.len(), 1);
+    // By time: everything since the epoch, and BETWEEN two references.
+    hist.send(&format!(
+        "CHATHISTORY AFTER {alice_nick} timestamp=2000-01-01T00:00:00.000Z 100"
+    ))
+    .await;
+    assert_eq!(read_batch(&mut hist).await.len(), 6);
+    hist.send(&format!(
+        "CHATHISTORY BETWEEN {alice_nick} msgid={msgid} timestamp=2000-01-01T00:00:00.000Z 100"
+    ))
+    .await;
+    assert_eq!(read_batch(&mut hist).await.len(), 2);
+    hist.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10").await;
+    let targets = read_batch(&mut hist).await;
+    assert_eq!(targets.len(), 1, "{targets:#?}");
+    assert!(targets[0].contains(&format!("CHATHISTORY TARGETS {alice_nick} ")));
+    hist.send("CHATHISTORY LATEST nobody * 10").await;
+    hist.wait_for("FAIL CHATHISTORY INVALID_TARGET LATEST nobody")
+        .await;
+    hist.send(&format!("CHATHISTORY LATEST {alice_nick} * banana"))
+        .await;
+    hist.wait_for("FAIL CHATHISTORY INVALID_PARAMS LATEST")
+        .await;
+
+    // The control channel, through the client library.
+    let ask = |text: &str| bob.send_privmsg("&session", text).expect("send");
+    let from_root = |m: &Message| {
+        m.source_nickname() == Some("root") && privmsg(m).is_some_and(|(t, _)| t == "&session")
+    };
+    ask("account");
+    let m = wait_msg(&mut bob_in, "account", from_root).await;
+    assert!(
+        privmsg(&m).is_some_and(|(_, t)| t.contains(&b.account)),
+        "{m:?}"
+    );
+    ask("contacts");
+    wait_msg(&mut bob_in, "contacts", |m| {
+        from_root(m)
+            && privmsg(m).is_some_and(|(_, t)| t.starts_with(&alice_nick) && t.contains(&a.account))
+    })
+    .await;
+    ask("hlep");
+    let m = wait_msg(&mut bob_in, "a suggestion", from_root).await;
+    assert!(
+        privmsg(&m).is_some_and(|(_, t)| t.contains("Did you mean \"help\"")),
+        "{m:?}"
+    );
+    ask("identities new eve");
+    let m = wait_msg(&mut bob_in, "admin only", from_root).await;
+    assert!(
+        privmsg(&m).is_some_and(|(_, t)| t.contains("admin token")),
+        "{m:?}"
+    );
+    ask("network status");
+    let m = wait_msg(&mut bob_in, "network", from_root).await;
+    assert!(
+        privmsg(&m).is_some_and(|(_, t)| t.starts_with("Network devnet: online")),
+        "{m:?}"
+    );
+    ask(&format!("contacts rename {alice_nick} ally"));
+    let m = wait_msg(&mut bob_in, "the NICK line", |m| {
+        matches!(m.command, Command::NICK(_))
+    })
+    .await;
+    assert_eq!(m.source_nickname(), Some(alice_nick.as_str()));
+    assert!(matches!(&m.command, Command::NICK(n) if n == "ally"));
+    bob.send_privmsg("ally", "renamed you").expect("send");
+    let echo = wait_privmsg(&mut bob_in, "renamed you").await;
+    assert_eq!(privmsg(&echo).map(|p| p.0), Some("ally"));
+    wait_privmsg(&mut alice_in, "renamed you").await;
+
+    // Alice has a second connection: bob's message shows there too, and her own messages from
+    // the first appear there as sent by her.
+    let (_alice2, mut alice2_in) = connect(&a.irc, &a.token, "alice", &caps[..2]).await;
+    wait_msg(&mut alice2_in, "welcome", |m| {
+        m.to_string().contains(" 366 ")
+    })
+    .await;
+    alice
+        .send_privmsg(&bob_nick, "from my first client")
+        .expect("send");
+    wait_privmsg(&mut alice_in, "from my first client").await;
+    let m = wait_privmsg(&mut alice2_in, "from my first client").await;
+    assert_eq!(privmsg(&m).map(|p| p.0), Some(bob_nick.as_str()));
+    wait_privmsg(&mut bob_in, "from my first client").await;
+
+    drop((alice, bob));
+    a.irc.stop().await;
+    b.irc.stop().await;
+    drop((a.daemon, b.daemon));
+    devnet.shutdown().await;
+}
+
+/// Reads one batch (BATCH + … BATCH -); returns the lines inside it.
+async fn read_batch(c: &mut Raw) -> Vec<String> {
+    let start = c.wait_for(" BATCH +").await;
+    let id = start
+        .split(' ')
+        .find_map(|w| w.strip_prefix('+'))
+        .expect("batch id")
+        .to_owned();
+    let mut lines = Vec::new();
+    loop {
+        let line = c.line().await.expect("batch lines");
+        if line.contains(&format!("BATCH -{id}")) {
+            return lines;
+        }
+        assert!(line.contains(&format!("batch={id}")), "{line}");
+        lines.push(line);
+    }
+}
