@@ -144,11 +144,8 @@ impl Raw {
     pub async fn line(&mut self) -> Option<String> {
         let mut buf = String::new();
         match tokio::time::timeout(DEADLINE, self.rd.read_line(&mut buf)).await {
-            Ok(Ok(0)) => None,
-            Ok(Err(e)) => {
-                eprintln!("read error: {e}");
-                None
-            }
+            // EOF, or a reset (a server that drops a client may reset the connection).
+            Ok(Ok(0)) | Ok(Err(_)) => None,
             Ok(Ok(_)) => {
                 let line = buf.trim_end_matches(['\r', '\n']).to_owned();
                 self.seen.push(line.clone());
