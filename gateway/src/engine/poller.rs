@@ -1,6 +1,9 @@
 //! Pollers: one task per identity that retrieves its namespace-0 messages from its swarm,
-//! decrypts and verifies them, and records them (dedupe by hash, events and cursor in one
-//! transaction); and the supervisor that starts and stops them as identities come and go.
+//! decrypts and verifies them, records the visible ones (dedupe by hash, events and cursor in one
+//! transaction) and passes typing notices on live (never stored); and the supervisor that starts
+//! and stops them as identities come and go. Other contents (receipts, data-extraction notices,
+//! message request responses, reactions, empty contents…) are skipped, the cursor moving past
+//! them.
 //!
 //! The interval adapts: `poll.active_interval_ms` while messages flow (either way), then
 //! `poll.idle_interval_ms` after `poll.idle_after_secs` without any.
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 use session_proto::keys::IdentityKeys;
-use session_proto::message;
+use session_proto::message::{self, ContentKind, TYPING_TTL_MS};
 use session_proto::storage_rpc::sign::{retrieve_message, sign};
 use session_proto::storage_rpc::{
     message_hash, Ed25519Pubkey, Request, RetrieveParams, RetrieveReply, RetrievedMessage,
@@ -23,12 +26,14 @@ use tokio::task::JoinHandle;
 use super::Ctx;
 use crate::net::{NetError, Snode};
 use crate::rpc::now_ms;
-use crate::store::{IdentityId, IdentityRecord, Received, StoreError};
+use crate::store::{IdentityId, IdentityRecord, Received, StoreError, TypingNotice};
 
 /// The namespace one-to-one messages arrive in.
 const NAMESPACE: i16 = 0;
 /// How often the supervisor re-reads the identities without a wake-up (a safety net).
 const RESCAN: Duration = Duration::from_secs(30);
+/// Clock skew tolerated when judging whether a typing notice is stale, ms.
+const TYPING_SKEW_MS: u64 = 60_000;
 
 struct Running {
     stop: watch::Sender<bool>,
@@ -108,28 +113,67 @@ async fn reconcile(
     }
 }
 
-/// Decrypts and verifies one retrieved message; `None` (logged at debug) if it is not a
-/// readable one-to-one text for `keys`.
-pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Option<Received> {
+/// What one retrieved message is to the poller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// A visible message: recorded as an `Incoming` event.
+    Message(Received),
+    /// A typing notice: passed on live, never recorded.
+    Typing {
+        /// Who is typing.
+        sender: String,
+        /// True: started. False: stopped.
+        typing: bool,
+    },
+    /// Nothing to record: undecryptable, not for us, stale, or not a visible message.
+    Skip,
+}
+
+/// Decrypts and verifies one retrieved message and sorts it ([`message::classify`]); reasons
+/// to skip it are logged at debug. A typing notice older than its 20 s TTL (give or take a
+/// minute of clock skew; a full re-read can return one) is stale and skipped.
+pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
     let incoming = match message::decrypt_message(keys, &m.data.0) {
         Ok(i) => i,
         Err(e) => {
             tracing::debug!(cause = %e, "skipping an undecryptable message");
-            return None;
+            return Opened::Skip;
         }
     };
-    let data = incoming.content.data_message?;
-    let Some(text) = data.body else {
-        tracing::debug!("skipping a data message without a body");
-        return None;
+    match message::classify(&incoming.content) {
+        ContentKind::Visible => {}
+        ContentKind::Typing {
+            started,
+            timestamp_ms,
+        } => {
+            let sent = timestamp_ms.max(incoming.envelope_timestamp);
+            if now_ms.saturating_sub(sent) > TYPING_TTL_MS + TYPING_SKEW_MS {
+                tracing::debug!("skipping a stale typing notice");
+                return Opened::Skip;
+            }
+            return Opened::Typing {
+                sender: incoming.sender.to_string(),
+                typing: started,
+            };
+        }
+        ContentKind::Hidden(what) => {
+            tracing::debug!(what, "skipping a message that is not shown");
+            return Opened::Skip;
+        }
+    }
+    let Some(data) = incoming.content.data_message else {
+        return Opened::Skip;
     };
-    Some(Received {
+    Opened::Message(Received {
         sender: incoming.sender.to_string(),
-        text,
+        text: data.body.unwrap_or_default(),
         sent_at_ms: incoming.envelope_timestamp,
         received_at_ms: now_ms,
         hash: m.hash.clone(),
-        sender_profile_name: data.profile.and_then(|p| p.display_name),
+        sender_profile_name: data
+            .profile
+            .and_then(|p| p.display_name)
+            .filter(|n| !n.is_empty()),
     })
 }
 
@@ -251,12 +295,23 @@ async fn poll_once(
         });
     };
     let now = now_ms();
-    let received: Vec<Received> = reply
-        .messages
-        .iter()
-        .filter(|m| message_hash(&account.0, NAMESPACE, &m.data.0) == m.hash)
-        .filter_map(|m| open(keys, m, now))
-        .collect();
+    let mut received: Vec<Received> = Vec::new();
+    let mut typing: Vec<TypingNotice> = Vec::new();
+    for m in &reply.messages {
+        if message_hash(&account.0, NAMESPACE, &m.data.0) != m.hash {
+            continue;
+        }
+        match open(keys, m, now) {
+            Opened::Message(r) => received.push(r),
+            Opened::Typing { sender, typing: t } => typing.push(TypingNotice {
+                identity: id,
+                peer: sender,
+                typing: t,
+                at_ms: now,
+            }),
+            Opened::Skip => {}
+        }
+    }
     let got = reply.messages.len();
     let cursor_hash = last.clone();
     let added = ctx
@@ -266,9 +321,20 @@ async fn poll_once(
         .await
         .map_err(engine_err)?;
     cursor.last_hash = Some(last);
-    tracing::debug!(identity = id, fetched = got, new = added.len(), "polled");
+    // After the messages they may follow, so a subscriber sees "stopped typing" after the text.
+    let notices = typing.len();
+    for notice in typing {
+        ctx.store.publish_typing(notice);
+    }
+    tracing::debug!(
+        identity = id,
+        fetched = got,
+        new = added.len(),
+        typing = notices,
+        "polled"
+    );
     Ok(Polled {
-        got: added.len(),
+        got: added.len() + notices,
         more: reply.more,
     })
 }
