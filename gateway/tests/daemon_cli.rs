@@ -140,6 +140,23 @@ fn cli_commands_against_a_running_daemon() {
     assert_eq!(second["seq"], 2);
     assert_eq!(second["text"], "again");
 
+    // A contact's handle works as --to (case-insensitively): bob got `s` + the start of his
+    // Account ID when alice first wrote to him (he announced no name).
+    let handle = format!("S{}", &bob_id[2..10]);
+    json(&cli(
+        d,
+        &["send", "--from", "alice", "--to", &handle, "by handle"],
+        "",
+    ));
+    let third: serde_json::Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("json");
+    assert_eq!(third["text"], "by handle");
+    assert_eq!(third["recipient"], bob_id.as_str());
+    let out = cli(d, &["send", "--from", "alice", "--to", "nobody", "x"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = one_line_error(&out);
+    assert!(err.contains("neither an Account ID nor the handle"), "{err}");
+
     // SIGTERM: the daemon stops cleanly and `listen` ends with an error line.
     assert!(daemon.terminate().success());
     let status = listen.wait().expect("listen exits");
