@@ -171,7 +171,9 @@ async fn mx_login(addr: &str, user: &str, password: &str) -> Mx {
 }
 
 fn user(localpart: &str) -> OwnedUserId {
-    format!("@{localpart}:{SERVER}").try_into().expect("user id")
+    format!("@{localpart}:{SERVER}")
+        .try_into()
+        .expect("user id")
 }
 
 async fn mx_sync(c: &Mx, since: Option<&str>, timeout_ms: u64) -> sync_events::v3::Response {
@@ -190,16 +192,18 @@ fn messages_in(resp: &sync_events::v3::Response, room: &RoomId) -> Vec<(String, 
         .timeline
         .events
         .iter()
-        .filter_map(|raw| match raw.deserialize().expect("a valid timeline event") {
-            AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(
-                SyncMessageLikeEvent::Original(m),
-            )) => Some((
-                m.event_id.to_string(),
-                m.sender.to_string(),
-                m.content.body().to_owned(),
-            )),
-            _ => None,
-        })
+        .filter_map(
+            |raw| match raw.deserialize().expect("a valid timeline event") {
+                AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(
+                    SyncMessageLikeEvent::Original(m),
+                )) => Some((
+                    m.event_id.to_string(),
+                    m.sender.to_string(),
+                    m.content.body().to_owned(),
+                )),
+                _ => None,
+            },
+        )
         .collect()
 }
 
@@ -224,9 +228,13 @@ async fn sync_until(
 async fn mx_send(c: &Mx, room: &RoomId, txn: &str, text: &str) -> String {
     let content = RoomMessageEventContent::text_plain(text);
     let txn: OwnedTransactionId = txn.into();
-    let req = send_message_event::v3::Request::new(room.to_owned(), txn, &content)
-        .expect("serialize");
-    c.send_request(req).await.expect("send").event_id.to_string()
+    let req =
+        send_message_event::v3::Request::new(room.to_owned(), txn, &content).expect("serialize");
+    c.send_request(req)
+        .await
+        .expect("send")
+        .event_id
+        .to_string()
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -271,7 +279,11 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
         !seen.is_empty()
     })
     .await;
-    assert_eq!(seen.len(), 1, "the message once, though its PUT came twice: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        1,
+        "the message once, though its PUT came twice: {seen:?}"
+    );
     assert_eq!(seen[0].1, user(&alice_id).to_string());
     assert_eq!(seen[0].2, "hello bob");
 
@@ -343,7 +355,13 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
 // ------------------------------------------------------------------------------------------------
 
 /// One HTTP/1.1 request on a fresh connection; answers the status and the JSON body.
-async fn raw(addr: &str, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Value) {
+async fn raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, Value) {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -402,7 +420,14 @@ async fn login(addr: &str, user: &str, password: &str) -> String {
         "identifier": { "type": "m.id.user", "user": user },
         "password": password,
     });
-    let (status, v) = raw(addr, "POST", &v3("login"), None, body.to_string().as_bytes()).await;
+    let (status, v) = raw(
+        addr,
+        "POST",
+        &v3("login"),
+        None,
+        body.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     v["access_token"].as_str().expect("token").to_owned()
 }
@@ -436,7 +461,14 @@ async fn fixture(tag: &str) -> Fixture {
     let bob = login(&mx, "bob", &daemon.admin_token).await;
     let peer = some_account_id(7);
     let body = json!({ "invite": [format!("@{peer}:{SERVER}")], "is_direct": true });
-    let (status, v) = raw(&mx, "POST", &v3("createRoom"), Some(&alice), body.to_string().as_bytes()).await;
+    let (status, v) = raw(
+        &mx,
+        "POST",
+        &v3("createRoom"),
+        Some(&alice),
+        body.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     let room = v["room_id"].as_str().expect("room id").to_owned();
     Fixture {
@@ -457,11 +489,27 @@ fn enc(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_mistyped_json() {
     let f = fixture("mx-json").await;
-    for body in [&b"{"[..], b"not json", b"{\"type\": \"m.login.password\",}", b"\xff\xfe"] {
-        is_error(&raw(&f.mx, "POST", &v3("login"), None, body).await, 400, "M_NOT_JSON");
+    for body in [
+        &b"{"[..],
+        b"not json",
+        b"{\"type\": \"m.login.password\",}",
+        b"\xff\xfe",
+    ] {
+        is_error(
+            &raw(&f.mx, "POST", &v3("login"), None, body).await,
+            400,
+            "M_NOT_JSON",
+        );
     }
     is_error(
-        &raw(&f.mx, "POST", &v3("createRoom"), Some(&f.alice), b"{\"invite\": [").await,
+        &raw(
+            &f.mx,
+            "POST",
+            &v3("createRoom"),
+            Some(&f.alice),
+            b"{\"invite\": [",
+        )
+        .await,
         400,
         "M_NOT_JSON",
     );
@@ -472,21 +520,46 @@ async fn malformed_and_mistyped_json() {
         json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": 7 }, "password": "x" }),
     ] {
         is_error(
-            &raw(&f.mx, "POST", &v3("login"), None, body.to_string().as_bytes()).await,
+            &raw(
+                &f.mx,
+                "POST",
+                &v3("login"),
+                None,
+                body.to_string().as_bytes(),
+            )
+            .await,
             400,
             "M_BAD_JSON",
         );
     }
     let send = v3(&format!("rooms/{}/send/m.room.message/j1", enc(&f.room)));
-    for body in [json!({ "msgtype": "m.text", "body": 5 }), json!({ "body": "no msgtype" }), json!("text")] {
+    for body in [
+        json!({ "msgtype": "m.text", "body": 5 }),
+        json!({ "body": "no msgtype" }),
+        json!("text"),
+    ] {
         is_error(
-            &raw(&f.mx, "PUT", &send, Some(&f.alice), body.to_string().as_bytes()).await,
+            &raw(
+                &f.mx,
+                "PUT",
+                &send,
+                Some(&f.alice),
+                body.to_string().as_bytes(),
+            )
+            .await,
             400,
             "M_BAD_JSON",
         );
     }
     is_error(
-        &raw(&f.mx, "POST", &v3(&format!("user/%40alice%3A{SERVER}/filter")), Some(&f.alice), b"[1,2]").await,
+        &raw(
+            &f.mx,
+            "POST",
+            &v3(&format!("user/%40alice%3A{SERVER}/filter")),
+            Some(&f.alice),
+            b"[1,2]",
+        )
+        .await,
         400,
         "M_BAD_JSON",
     );
@@ -517,18 +590,44 @@ async fn outgoing_count(d: &Daemon, identity: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_wrong_revoked_and_admin_tokens() {
     let f = fixture("mx-auth").await;
-    is_error(&raw(&f.mx, "GET", &v3("sync"), None, b"").await, 401, "M_MISSING_TOKEN");
-    is_error(&raw(&f.mx, "GET", &v3("joined_rooms"), None, b"").await, 401, "M_MISSING_TOKEN");
-    let wrong = "ab".repeat(32);
-    is_error(&raw(&f.mx, "GET", &v3("sync"), Some(&wrong), b"").await, 401, "M_UNKNOWN_TOKEN");
     is_error(
-        &raw(&f.mx, "GET", &format!("{}?access_token=nope", v3("account/whoami")), None, b"").await,
+        &raw(&f.mx, "GET", &v3("sync"), None, b"").await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+    is_error(
+        &raw(&f.mx, "GET", &v3("joined_rooms"), None, b"").await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+    let wrong = "ab".repeat(32);
+    is_error(
+        &raw(&f.mx, "GET", &v3("sync"), Some(&wrong), b"").await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
+    is_error(
+        &raw(
+            &f.mx,
+            "GET",
+            &format!("{}?access_token=nope", v3("account/whoami")),
+            None,
+            b"",
+        )
+        .await,
         401,
         "M_UNKNOWN_TOKEN",
     );
     // The admin token is a password here, never an access token.
     is_error(
-        &raw(&f.mx, "GET", &v3("account/whoami"), Some(&f.daemon.admin_token), b"").await,
+        &raw(
+            &f.mx,
+            "GET",
+            &v3("account/whoami"),
+            Some(&f.daemon.admin_token),
+            b"",
+        )
+        .await,
         401,
         "M_UNKNOWN_TOKEN",
     );
@@ -536,27 +635,77 @@ async fn missing_wrong_revoked_and_admin_tokens() {
     let body = |user: &str, pw: &str| {
         json!({ "type": "m.login.password", "user": user, "password": pw }).to_string()
     };
-    is_error(&raw(&f.mx, "POST", &v3("login"), None, body("alice", &wrong).as_bytes()).await, 403, "M_FORBIDDEN");
-    is_error(&raw(&f.mx, "POST", &v3("login"), None, body("alice", &f.bob).as_bytes()).await, 403, "M_FORBIDDEN");
-    is_error(&raw(&f.mx, "POST", &v3("login"), None, body("nobody", &f.daemon.admin_token).as_bytes()).await, 403, "M_FORBIDDEN");
+    is_error(
+        &raw(
+            &f.mx,
+            "POST",
+            &v3("login"),
+            None,
+            body("alice", &wrong).as_bytes(),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    is_error(
+        &raw(
+            &f.mx,
+            "POST",
+            &v3("login"),
+            None,
+            body("alice", &f.bob).as_bytes(),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    is_error(
+        &raw(
+            &f.mx,
+            "POST",
+            &v3("login"),
+            None,
+            body("nobody", &f.daemon.admin_token).as_bytes(),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
 
     // Logout revokes: the token is dead for Matrix and for gRPC alike.
     let second = login(&f.mx, &format!("@alice:{SERVER}"), &f.daemon.admin_token).await;
     let (status, who) = raw(&f.mx, "GET", &v3("account/whoami"), Some(&second), b"").await;
-    assert_eq!((status, who["user_id"].as_str()), (200, Some("@alice:localhost")));
+    assert_eq!(
+        (status, who["user_id"].as_str()),
+        (200, Some("@alice:localhost"))
+    );
     let (status, _) = raw(&f.mx, "POST", &v3("logout"), Some(&second), b"{}").await;
     assert_eq!(status, 200);
-    is_error(&raw(&f.mx, "GET", &v3("account/whoami"), Some(&second), b"").await, 401, "M_UNKNOWN_TOKEN");
-    is_error(&raw(&f.mx, "GET", &v3("sync"), Some(&second), b"").await, 401, "M_UNKNOWN_TOKEN");
+    is_error(
+        &raw(&f.mx, "GET", &v3("account/whoami"), Some(&second), b"").await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
+    is_error(
+        &raw(&f.mx, "GET", &v3("sync"), Some(&second), b"").await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
     // A token revoked through gRPC stops at once too.
     let third = login(&f.mx, "alice", &f.daemon.admin_token).await;
     admin(&f.daemon)
         .await
         .ids
-        .revoke_token(RevokeTokenRequest { token: third.clone() })
+        .revoke_token(RevokeTokenRequest {
+            token: third.clone(),
+        })
         .await
         .expect("revoke");
-    is_error(&raw(&f.mx, "GET", &v3("joined_rooms"), Some(&third), b"").await, 401, "M_UNKNOWN_TOKEN");
+    is_error(
+        &raw(&f.mx, "GET", &v3("joined_rooms"), Some(&third), b"").await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
     // Logging in with a scoped token as the password works, and the first login is unaffected.
     let scoped = scoped_token(&mut admin(&f.daemon).await, "alice").await;
     let fourth = login(&f.mx, "alice", &scoped).await;
@@ -580,43 +729,109 @@ async fn unknown_rooms_and_other_identities_rooms() {
         .expect("open");
     let bobs_room = format!("!{bobs_peer}_bob:{SERVER}");
     let strangers_room = format!("!{}_alice:{SERVER}", some_account_id(3));
-    for room in [bobs_room.as_str(), "!nope:localhost", "!x:elsewhere.org", strangers_room.as_str()] {
+    for room in [
+        bobs_room.as_str(),
+        "!nope:localhost",
+        "!x:elsewhere.org",
+        strangers_room.as_str(),
+    ] {
         let r = enc(room);
         let send = json!({ "msgtype": "m.text", "body": "hi" }).to_string();
         is_error(
-            &raw(&f.mx, "PUT", &v3(&format!("rooms/{r}/send/m.room.message/u1")), Some(&f.alice), send.as_bytes()).await,
+            &raw(
+                &f.mx,
+                "PUT",
+                &v3(&format!("rooms/{r}/send/m.room.message/u1")),
+                Some(&f.alice),
+                send.as_bytes(),
+            )
+            .await,
             403,
             "M_FORBIDDEN",
         );
         for path in ["state", "members", "messages?dir=b", "joined_members"] {
             is_error(
-                &raw(&f.mx, "GET", &v3(&format!("rooms/{r}/{path}")), Some(&f.alice), b"").await,
+                &raw(
+                    &f.mx,
+                    "GET",
+                    &v3(&format!("rooms/{r}/{path}")),
+                    Some(&f.alice),
+                    b"",
+                )
+                .await,
                 403,
                 "M_FORBIDDEN",
             );
         }
-        is_error(&raw(&f.mx, "POST", &v3(&format!("rooms/{r}/leave")), Some(&f.alice), b"{}").await, 403, "M_FORBIDDEN");
+        is_error(
+            &raw(
+                &f.mx,
+                "POST",
+                &v3(&format!("rooms/{r}/leave")),
+                Some(&f.alice),
+                b"{}",
+            )
+            .await,
+            403,
+            "M_FORBIDDEN",
+        );
     }
     // Joining a room that is nobody's to join: 404.
     for room in [bobs_room.as_str(), "!nope:localhost"] {
-        is_error(&raw(&f.mx, "POST", &v3(&format!("join/{}", enc(room))), Some(&f.alice), b"{}").await, 404, "M_NOT_FOUND");
+        is_error(
+            &raw(
+                &f.mx,
+                "POST",
+                &v3(&format!("join/{}", enc(room))),
+                Some(&f.alice),
+                b"{}",
+            )
+            .await,
+            404,
+            "M_NOT_FOUND",
+        );
     }
     // Alice's sync, joined rooms and m.direct show her room only.
     let (status, sync) = raw(&f.mx, "GET", &v3("sync"), Some(&f.alice), b"").await;
     assert_eq!(status, 200);
-    let joined: Vec<&String> = sync["rooms"]["join"].as_object().expect("join").keys().collect();
+    let joined: Vec<&String> = sync["rooms"]["join"]
+        .as_object()
+        .expect("join")
+        .keys()
+        .collect();
     assert_eq!(joined, [&f.room]);
-    assert!(!sync.to_string().contains(&bobs_peer), "bob's contact leaked into alice's sync");
+    assert!(
+        !sync.to_string().contains(&bobs_peer),
+        "bob's contact leaked into alice's sync"
+    );
     let (_, rooms) = raw(&f.mx, "GET", &v3("joined_rooms"), Some(&f.alice), b"").await;
     assert_eq!(rooms["joined_rooms"], json!([f.room]));
     let (_, rooms) = raw(&f.mx, "GET", &v3("joined_rooms"), Some(&f.bob), b"").await;
     assert_eq!(rooms["joined_rooms"], json!([bobs_room]));
     // Other identities are not users to alice.
-    is_error(&raw(&f.mx, "GET", &v3(&format!("profile/%40bob%3A{SERVER}")), Some(&f.alice), b"").await, 404, "M_NOT_FOUND");
+    is_error(
+        &raw(
+            &f.mx,
+            "GET",
+            &v3(&format!("profile/%40bob%3A{SERVER}")),
+            Some(&f.alice),
+            b"",
+        )
+        .await,
+        404,
+        "M_NOT_FOUND",
+    );
     // Everything still works for both.
     still_fine(&f.mx, &f.alice).await;
     still_fine(&f.mx, &f.bob).await;
-    let (status, _) = raw(&f.mx, "GET", &v3(&format!("rooms/{}/state", enc(&f.room))), Some(&f.alice), b"").await;
+    let (status, _) = raw(
+        &f.mx,
+        "GET",
+        &v3(&format!("rooms/{}/state", enc(&f.room))),
+        Some(&f.alice),
+        b"",
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -627,7 +842,11 @@ async fn oversized_bodies() {
     // 2 MiB with a Content-Length: read, dropped, 413.
     let text = "x".repeat(2 * 1024 * 1024);
     let body = json!({ "msgtype": "m.text", "body": text }).to_string();
-    is_error(&raw(&f.mx, "PUT", &send, Some(&f.alice), body.as_bytes()).await, 413, "M_TOO_LARGE");
+    is_error(
+        &raw(&f.mx, "PUT", &send, Some(&f.alice), body.as_bytes()).await,
+        413,
+        "M_TOO_LARGE",
+    );
     // A huge Content-Length is refused before any body is sent.
     let mut s = TcpStream::connect(&f.mx).await.expect("connect");
     let head = format!(
@@ -645,7 +864,9 @@ async fn oversized_bodies() {
     s.write_all(head.as_bytes()).await.expect("write");
     let chunk = vec![b'y'; 64 * 1024];
     for _ in 0..20 {
-        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.expect("write");
+        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .expect("write");
         s.write_all(&chunk).await.expect("write");
         s.write_all(b"\r\n").await.expect("write");
     }
@@ -672,13 +893,26 @@ async fn replayed_txn_ids_send_once() {
     let (_, v3b) = raw(&f.mx, "PUT", &send("k2"), Some(&f.alice), body.as_bytes()).await;
     assert_ne!(v3b["event_id"], v1["event_id"]);
     let other_device = login(&f.mx, "alice", &f.daemon.admin_token).await;
-    let (_, v4) = raw(&f.mx, "PUT", &send("k1"), Some(&other_device), body.as_bytes()).await;
+    let (_, v4) = raw(
+        &f.mx,
+        "PUT",
+        &send("k1"),
+        Some(&other_device),
+        body.as_bytes(),
+    )
+    .await;
     assert_ne!(v4["event_id"], v1["event_id"]);
     assert_eq!(outgoing_count(&f.daemon, "alice").await, 3);
     // The sending device sees its txnId on its own event in /sync.
     let (_, sync) = raw(&f.mx, "GET", &v3("sync"), Some(&f.alice), b"").await;
-    let events = sync["rooms"]["join"][&f.room]["timeline"]["events"].as_array().expect("timeline").clone();
-    let first = events.iter().find(|e| e["event_id"] == v1["event_id"]).expect("first send in timeline");
+    let events = sync["rooms"]["join"][&f.room]["timeline"]["events"]
+        .as_array()
+        .expect("timeline")
+        .clone();
+    let first = events
+        .iter()
+        .find(|e| e["event_id"] == v1["event_id"])
+        .expect("first send in timeline");
     assert_eq!(first["unsigned"]["transaction_id"], "k1");
     still_fine(&f.mx, &f.alice).await;
 }
@@ -691,27 +925,73 @@ async fn absurd_timeouts_and_limits_are_clamped() {
     // A timeout of 10^20 ms waits at most the configured maximum; negative means now.
     for timeout in ["100000000000000000000", "1e300", "-5", "0"] {
         let started = Instant::now();
-        let (status, v) = raw(&f.mx, "GET", &v3(&format!("sync?since={since}&timeout={timeout}")), Some(&f.alice), b"").await;
+        let (status, v) = raw(
+            &f.mx,
+            "GET",
+            &v3(&format!("sync?since={since}&timeout={timeout}")),
+            Some(&f.alice),
+            b"",
+        )
+        .await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["next_batch"], since.as_str());
         // Generous bound: only says it did not wait for the absurd value.
-        assert!(started.elapsed() < Duration::from_secs(30), "timeout {timeout} not clamped");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timeout {timeout} not clamped"
+        );
     }
     for bad in ["abc", "1x"] {
-        is_error(&raw(&f.mx, "GET", &v3(&format!("sync?since={since}&timeout={bad}")), Some(&f.alice), b"").await, 400, "M_INVALID_PARAM");
+        is_error(
+            &raw(
+                &f.mx,
+                "GET",
+                &v3(&format!("sync?since={since}&timeout={bad}")),
+                Some(&f.alice),
+                b"",
+            )
+            .await,
+            400,
+            "M_INVALID_PARAM",
+        );
     }
     for bad in ["nonsense", "s", "s999999999"] {
-        is_error(&raw(&f.mx, "GET", &v3(&format!("sync?since={bad}")), Some(&f.alice), b"").await, 400, "M_INVALID_PARAM");
+        is_error(
+            &raw(
+                &f.mx,
+                "GET",
+                &v3(&format!("sync?since={bad}")),
+                Some(&f.alice),
+                b"",
+            )
+            .await,
+            400,
+            "M_INVALID_PARAM",
+        );
     }
     // Five messages; absurd limits give 100 at most, 1 at least.
     let send = |txn: String| v3(&format!("rooms/{}/send/m.room.message/{txn}", enc(&f.room)));
     for i in 0..5 {
         let body = json!({ "msgtype": "m.text", "body": format!("m{i}") }).to_string();
-        let (status, _) = raw(&f.mx, "PUT", &send(format!("c{i}")), Some(&f.alice), body.as_bytes()).await;
+        let (status, _) = raw(
+            &f.mx,
+            "PUT",
+            &send(format!("c{i}")),
+            Some(&f.alice),
+            body.as_bytes(),
+        )
+        .await;
         assert_eq!(status, 200);
     }
     let msgs = |q: &str| v3(&format!("rooms/{}/messages?dir=b&{q}", enc(&f.room)));
-    let (status, v) = raw(&f.mx, "GET", &msgs("limit=99999999999999999999"), Some(&f.alice), b"").await;
+    let (status, v) = raw(
+        &f.mx,
+        "GET",
+        &msgs("limit=99999999999999999999"),
+        Some(&f.alice),
+        b"",
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["chunk"].as_array().expect("chunk").len(), 5);
     assert!(v.get("end").is_none(), "no more pages: {v}");
@@ -719,22 +999,66 @@ async fn absurd_timeouts_and_limits_are_clamped() {
     assert_eq!(v["chunk"].as_array().expect("chunk").len(), 1);
     assert_eq!(v["chunk"][0]["content"]["body"], "m4");
     // Paging on from `end` walks back one at a time.
-    let (_, v2) = raw(&f.mx, "GET", &msgs(&format!("limit=1&from={}", v["end"].as_str().expect("end"))), Some(&f.alice), b"").await;
+    let (_, v2) = raw(
+        &f.mx,
+        "GET",
+        &msgs(&format!("limit=1&from={}", v["end"].as_str().expect("end"))),
+        Some(&f.alice),
+        b"",
+    )
+    .await;
     assert_eq!(v2["chunk"][0]["content"]["body"], "m3");
-    is_error(&raw(&f.mx, "GET", &msgs("limit=lots"), Some(&f.alice), b"").await, 400, "M_INVALID_PARAM");
     is_error(
-        &raw(&f.mx, "GET", &v3(&format!("rooms/{}/messages?dir=sideways", enc(&f.room))), Some(&f.alice), b"").await,
+        &raw(&f.mx, "GET", &msgs("limit=lots"), Some(&f.alice), b"").await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    is_error(
+        &raw(
+            &f.mx,
+            "GET",
+            &v3(&format!("rooms/{}/messages?dir=sideways", enc(&f.room))),
+            Some(&f.alice),
+            b"",
+        )
+        .await,
         400,
         "M_INVALID_PARAM",
     );
     // A filter's absurd timeline limit is clamped too.
     let filter = enc_query(&json!({ "room": { "timeline": { "limit": 1e15 } } }).to_string());
-    let (status, v) = raw(&f.mx, "GET", &v3(&format!("sync?filter={filter}")), Some(&f.alice), b"").await;
+    let (status, v) = raw(
+        &f.mx,
+        "GET",
+        &v3(&format!("sync?filter={filter}")),
+        Some(&f.alice),
+        b"",
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["rooms"]["join"][&f.room]["timeline"]["events"].as_array().expect("timeline").len(), 5);
+    assert_eq!(
+        v["rooms"]["join"][&f.room]["timeline"]["events"]
+            .as_array()
+            .expect("timeline")
+            .len(),
+        5
+    );
     let filter = enc_query(&json!({ "room": { "timeline": { "limit": -1 } } }).to_string());
-    let (_, v) = raw(&f.mx, "GET", &v3(&format!("sync?filter={filter}")), Some(&f.alice), b"").await;
-    assert_eq!(v["rooms"]["join"][&f.room]["timeline"]["events"].as_array().expect("timeline").len(), 1);
+    let (_, v) = raw(
+        &f.mx,
+        "GET",
+        &v3(&format!("sync?filter={filter}")),
+        Some(&f.alice),
+        b"",
+    )
+    .await;
+    assert_eq!(
+        v["rooms"]["join"][&f.room]["timeline"]["events"]
+            .as_array()
+            .expect("timeline")
+            .len(),
+        1
+    );
     assert_eq!(v["rooms"]["join"][&f.room]["timeline"]["limited"], true);
     still_fine(&f.mx, &f.alice).await;
 }
@@ -761,11 +1085,27 @@ async fn unknown_endpoints_and_methods() {
         ("GET", "/".to_owned()),
         ("GET", "/_matrix/client/v9/sync".to_owned()),
     ] {
-        is_error(&raw(&f.mx, method, &path, Some(&f.alice), b"").await, 404, "M_UNRECOGNIZED");
-        is_error(&raw(&f.mx, method, &path, None, b"").await, 404, "M_UNRECOGNIZED");
+        is_error(
+            &raw(&f.mx, method, &path, Some(&f.alice), b"").await,
+            404,
+            "M_UNRECOGNIZED",
+        );
+        is_error(
+            &raw(&f.mx, method, &path, None, b"").await,
+            404,
+            "M_UNRECOGNIZED",
+        );
     }
-    is_error(&raw(&f.mx, "DELETE", &v3("sync"), Some(&f.alice), b"").await, 405, "M_UNRECOGNIZED");
-    is_error(&raw(&f.mx, "GET", &v3("logout"), Some(&f.alice), b"").await, 405, "M_UNRECOGNIZED");
+    is_error(
+        &raw(&f.mx, "DELETE", &v3("sync"), Some(&f.alice), b"").await,
+        405,
+        "M_UNRECOGNIZED",
+    );
+    is_error(
+        &raw(&f.mx, "GET", &v3("logout"), Some(&f.alice), b"").await,
+        405,
+        "M_UNRECOGNIZED",
+    );
     // CORS preflight answers anywhere.
     let (status, _) = raw(&f.mx, "OPTIONS", &v3("sync"), None, b"").await;
     assert_eq!(status, 200);
