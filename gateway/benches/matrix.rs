@@ -46,22 +46,6 @@ async fn daemon(dir: &Path, manifest: &Path, config: &Path) -> Daemon {
         .expect("start")
 }
 
-/// The daemon's Matrix endpoint (served in-process against its gRPC API until the daemon
-/// starts the adapter itself).
-async fn matrix_addr(d: &Daemon) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    tokio::spawn(sessiond_matrix::serve(
-        listener,
-        sessiond_matrix::MatrixConfig::default(),
-        d.channel().await,
-        std::future::pending(),
-    ));
-    addr
-}
-
 async fn admin(d: &Daemon) -> Clients {
     clients(&d.channel().await, bearer(&d.admin_token))
 }
@@ -149,7 +133,8 @@ async fn main() {
     let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
     let alice_id = create(&mut ca, "alice").await;
     let bob_id = create(&mut cb, "bob").await;
-    let (mxa, mxb) = (matrix_addr(&a).await, matrix_addr(&b).await);
+    let mxa = a.matrix.clone().expect("A's Matrix endpoint");
+    let mxb = b.matrix.clone().expect("B's Matrix endpoint");
     let alice = login(&mxa, "alice", &a.admin_token).await;
     let bob = login(&mxb, "bob", &b.admin_token).await;
     // Both open the DM, so Bob's side is a joined room (not a message request).

@@ -37,6 +37,12 @@
 //!
 //! redb holds an exclusive lock on the file while open, so a second daemon on the same data dir
 //! fails with [`StoreError::InUse`].
+//!
+//! # Modules
+//! - `records`: the records as JSON; `err`: [`StoreError`].
+//! - `book`: conversations, contacts and handles, and the rules for ConversationChanged events.
+//! - [`handles`]: the handle rule and derivation (pure).
+//! - `migrate`: schema upgrades.
 
 mod book;
 mod err;

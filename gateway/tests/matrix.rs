@@ -24,7 +24,9 @@ use sessiond_api::v1::{
     event, CreateIdentityRequest, CreateTokenRequest, HistoryRequest, OpenConversationRequest,
     RevokeTokenRequest,
 };
-use support::{bearer, clients, networked_command, some_account_id, Clients, Daemon, TempDir};
+use support::{
+    bearer, clients, networked_command, run_command, some_account_id, Clients, Daemon, TempDir,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -32,8 +34,6 @@ use tokio::net::TcpStream;
 const DEADLINE: Duration = Duration::from_secs(60);
 /// The server name the daemons' Matrix endpoints use (the default).
 const SERVER: &str = "localhost";
-/// The longest long-poll in these tests (`[matrix] max_sync_timeout_ms`).
-const MAX_SYNC_MS: u64 = 1500;
 
 const CONFIG: &str = r#"
 [poll]
@@ -45,6 +45,9 @@ idle_after_secs = 5
 max_attempts = 30
 backoff_initial_ms = 100
 backoff_max_ms = 500
+
+[matrix]
+max_sync_timeout_ms = 1500
 "#;
 
 type Mx = ruma_client::Client<ruma_client::http_client::Hyper>;
@@ -54,25 +57,10 @@ type Mx = ruma_client::Client<ruma_client::http_client::Hyper>;
 // ------------------------------------------------------------------------------------------------
 
 /// The Matrix endpoint of a daemon: `host:port`.
-async fn matrix_addr(d: &Daemon) -> String {
-    // Until the daemon starts the adapter itself, serve it in-process against the daemon's
-    // gRPC API, exactly as the daemon will.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let config = sessiond_matrix::MatrixConfig {
-        max_sync_timeout_ms: MAX_SYNC_MS,
-        ..Default::default()
-    };
-    let channel = d.channel().await;
-    tokio::spawn(sessiond_matrix::serve(
-        listener,
-        config,
-        channel,
-        std::future::pending(),
-    ));
-    addr
+fn matrix_addr(d: &Daemon) -> String {
+    d.matrix
+        .clone()
+        .expect("the daemon runs its Matrix endpoint")
 }
 
 struct Net {
@@ -116,11 +104,16 @@ impl Net {
     }
 }
 
-/// An offline daemon (no network needed: sends just queue).
+/// An offline daemon (no network needed: sends just queue), with the tests' config.
 async fn offline_daemon(tag: &str) -> (Daemon, TempDir) {
     let dir = TempDir::new(tag);
-    let path = dir.path().to_owned();
-    let d = tokio::task::spawn_blocking(move || Daemon::start(&path))
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let data = dir.path().join("data");
+    let mut cmd = run_command(&data);
+    cmd.arg("--config").arg(&config);
+    let d = tokio::task::spawn_blocking(move || Daemon::start_with(&data, cmd))
         .await
         .expect("start daemon");
     (d, dir)
@@ -249,7 +242,7 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
     let alice_id = create(&mut aa, "alice").await;
     let bob_id = create(&mut ab, "bob").await;
     let bob_token = scoped_token(&mut ab, "bob").await;
-    let (mxa, mxb) = (matrix_addr(&da).await, matrix_addr(&db).await);
+    let (mxa, mxb) = (matrix_addr(&da), matrix_addr(&db));
 
     // Alice logs in with the admin token and her name; Bob with his own token and full user id.
     let alice = mx_login(&mxa, "alice", &da.admin_token).await;
@@ -456,7 +449,7 @@ async fn fixture(tag: &str) -> Fixture {
     let mut c = admin(&daemon).await;
     create(&mut c, "alice").await;
     create(&mut c, "bob").await;
-    let mx = matrix_addr(&daemon).await;
+    let mx = matrix_addr(&daemon);
     let alice = login(&mx, "alice", &daemon.admin_token).await;
     let bob = login(&mx, "bob", &daemon.admin_token).await;
     let peer = some_account_id(7);

@@ -3,7 +3,119 @@
 //! The daemon binds the listener and hands it to [`serve`] with a gRPC channel to itself; every
 //! IRC connection authenticates with a sessiond token (`PASS` or SASL PLAIN) and all its calls
 //! carry that token, so the daemon's own authorization decides what it may reach.
+//!
+//! # Layout
+//! - [`config`]: `[irc]` settings.
+//! - [`line`]: framing, parsing and formatting IRC lines (pure).
+//! - [`split`]: long and multi-line messages into valid lines (pure).
+//! - [`cap`], [`command`], [`numeric`], [`sasl`]: capabilities, the command table, numerics,
+//!   SASL PLAIN (pure).
+//! - [`flood`]: the token bucket of flood control (pure).
+//! - [`directory`]: contacts as nicks.
+//! - `conn`: one connection: registration, chat, history, the control channel.
+//! - [`err`]: errors, and daemon errors in words.
 
+pub mod cap;
+pub mod command;
 mod config;
+mod conn;
+pub mod directory;
+pub mod err;
+pub mod flood;
+pub mod line;
+pub mod numeric;
+pub mod sasl;
+pub mod split;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tonic::transport::Channel;
+use tracing::{info, warn};
 
 pub use config::IrcConfig;
+pub use err::IrcError;
+
+/// How long connections get to say goodbye at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves IRC on `listener` until `shutdown` resolves, then sends every client
+/// `ERROR :Closing link: the server is shutting down` and returns once they are closed (or after
+/// a grace period of 5 s).
+pub async fn serve(
+    listener: TcpListener,
+    config: IrcConfig,
+    api: Channel,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), IrcError> {
+    check(&config)?;
+    let max_connections = config.max_connections;
+    let started_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let srv = Arc::new(conn::Server {
+        config,
+        api,
+        started: line::format_time(started_ms),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "IRC server listening");
+    }
+    loop {
+        while connections.try_join_next().is_some() {}
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if connections.len() >= max_connections {
+                        // Refused without waiting: a best-effort line, then close.
+                        let _ = stream.try_write(b"ERROR :Closing link: too many connections\r\n");
+                        warn!(max_connections, "IRC connection refused: at the connection limit");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(conn::run(srv.clone(), stream, peer, stop_rx.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    warn!(error = %e, "IRC accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.shutdown().await;
+    }
+    info!("IRC server stopped");
+    Ok(())
+}
+
+fn check(config: &IrcConfig) -> Result<(), IrcError> {
+    let name = &config.server_name;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) || name.starts_with(':') {
+        return Err(IrcError::BadServerName(name.clone()));
+    }
+    for (key, value) in [
+        ("max_connections", config.max_connections),
+        ("sendq_lines", config.sendq_lines),
+        ("flood_burst", config.flood_burst as usize),
+    ] {
+        if value == 0 {
+            return Err(IrcError::ZeroLimit(key));
+        }
+    }
+    Ok(())
+}

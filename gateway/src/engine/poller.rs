@@ -8,7 +8,7 @@
 //! The interval adapts: `poll.active_interval_ms` while messages flow (either way), then
 //! `poll.idle_interval_ms` after `poll.idle_after_secs` without any.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,9 @@ const NAMESPACE: i16 = 0;
 const RESCAN: Duration = Duration::from_secs(30);
 /// Clock skew tolerated when judging whether a typing notice is stale, ms.
 const TYPING_SKEW_MS: u64 = 60_000;
+/// Hashes of typing notices passed on, remembered per poller so a full re-read (another swarm
+/// member) does not replay them; a notice lives 20 s, so a few dozen cover any burst.
+const TYPING_SEEN: usize = 64;
 
 struct Running {
     stop: watch::Sender<bool>,
@@ -255,6 +258,23 @@ fn engine_err(e: super::EngineError) -> PollError {
 struct Cursor {
     node: Option<Snode>,
     last_hash: Option<String>,
+    /// The newest [`TYPING_SEEN`] typing notices' hashes (typing notices are not recorded, so
+    /// the store's hash dedupe does not cover them).
+    typing_seen: VecDeque<String>,
+}
+
+impl Cursor {
+    /// True the first time a typing notice's hash is seen.
+    fn first_typing(&mut self, hash: &str) -> bool {
+        if self.typing_seen.iter().any(|h| h == hash) {
+            return false;
+        }
+        if self.typing_seen.len() == TYPING_SEEN {
+            self.typing_seen.pop_front();
+        }
+        self.typing_seen.push_back(hash.to_owned());
+        true
+    }
 }
 
 async fn poll_once(
@@ -303,12 +323,15 @@ async fn poll_once(
         }
         match open(keys, m, now) {
             Opened::Message(r) => received.push(r),
-            Opened::Typing { sender, typing: t } => typing.push(TypingNotice {
-                identity: id,
-                peer: sender,
-                typing: t,
-                at_ms: now,
-            }),
+            Opened::Typing { sender, typing: t } if cursor.first_typing(&m.hash) => {
+                typing.push(TypingNotice {
+                    identity: id,
+                    peer: sender,
+                    typing: t,
+                    at_ms: now,
+                });
+            }
+            Opened::Typing { .. } => {}
             Opened::Skip => {}
         }
     }
@@ -365,4 +388,107 @@ async fn retrieve_from(
         .await
         .map_err(PollError::Net)?;
     serde_json::from_slice(&reply.body).map_err(|e| PollError::BadReply(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::OsRng;
+    use session_proto::message::{encrypt_message, text_content, typing_content};
+    use session_proto::protos::{Content, ReceiptMessage};
+    use session_proto::storage_rpc::Base64Bytes;
+
+    const NOW: u64 = 1_700_000_100_000;
+
+    fn retrieved(
+        from: &IdentityKeys,
+        to: &IdentityKeys,
+        content: &Content,
+        ts: u64,
+    ) -> RetrievedMessage {
+        let data = encrypt_message(from, to.account_id(), content, ts, &mut OsRng).expect("seal");
+        RetrievedMessage {
+            hash: format!("hash-{ts}"),
+            timestamp: ts,
+            expiration: ts + 1000,
+            data: Base64Bytes(data),
+        }
+    }
+
+    #[test]
+    fn only_visible_messages_are_recorded_and_typing_is_recognised() {
+        let alice = IdentityKeys::generate(&mut OsRng);
+        let bob = IdentityKeys::generate(&mut OsRng);
+        let sender = alice.account_id().to_string();
+
+        let text = retrieved(&alice, &bob, &text_content("hi", Some("Alice"), NOW), NOW);
+        match open(&bob, &text, NOW + 5) {
+            Opened::Message(r) => {
+                assert_eq!(
+                    (r.sender.as_str(), r.text.as_str()),
+                    (sender.as_str(), "hi")
+                );
+                assert_eq!(r.sender_profile_name.as_deref(), Some("Alice"));
+                assert_eq!((r.sent_at_ms, r.received_at_ms), (NOW, NOW + 5));
+                assert_eq!(r.hash, text.hash);
+            }
+            other => panic!("a text must be recorded, got {other:?}"),
+        }
+
+        let typing = retrieved(&alice, &bob, &typing_content(true, NOW), NOW);
+        assert_eq!(
+            open(&bob, &typing, NOW + 1_000),
+            Opened::Typing {
+                sender: sender.clone(),
+                typing: true
+            }
+        );
+        let stopped = retrieved(&alice, &bob, &typing_content(false, NOW), NOW);
+        assert_eq!(
+            open(&bob, &stopped, NOW),
+            Opened::Typing {
+                sender,
+                typing: false
+            }
+        );
+        // A typing notice long past its TTL is stale.
+        assert_eq!(open(&bob, &typing, NOW + 10 * 60_000), Opened::Skip);
+
+        let receipt = Content {
+            receipt_message: Some(ReceiptMessage {
+                r#type: 1,
+                timestamp: vec![NOW],
+            }),
+            sig_timestamp: Some(NOW),
+            ..Content::default()
+        };
+        assert_eq!(
+            open(&bob, &retrieved(&alice, &bob, &receipt, NOW), NOW),
+            Opened::Skip
+        );
+        let empty = Content {
+            sig_timestamp: Some(NOW),
+            ..Content::default()
+        };
+        assert_eq!(
+            open(&bob, &retrieved(&alice, &bob, &empty, NOW), NOW),
+            Opened::Skip
+        );
+        // Not for us.
+        assert_eq!(open(&alice, &text, NOW), Opened::Skip);
+    }
+
+    #[test]
+    fn typing_hashes_are_passed_on_once() {
+        let mut cursor = Cursor::default();
+        assert!(cursor.first_typing("a"));
+        assert!(!cursor.first_typing("a"));
+        for n in 0..TYPING_SEEN {
+            assert!(cursor.first_typing(&format!("h{n}")));
+        }
+        assert_eq!(cursor.typing_seen.len(), TYPING_SEEN);
+        // "a" fell out of the window, the newest are still remembered.
+        assert!(cursor.first_typing("a"));
+        assert!(!cursor.first_typing(&format!("h{}", TYPING_SEEN - 1)));
+    }
 }

@@ -1,0 +1,437 @@
+//! Messages both ways: PRIVMSG/NOTICE to a nick or Account ID become Messages.Send (echoed with
+//! echo-message), TAGMSG `+typing` becomes SendTyping; daemon events become PRIVMSG, TAGMSG,
+//! NOTICE and NICK lines; and the bounded replay of missed messages at registration.
+
+use sessiond_api::v1::{
+    event, DeliveryState, Event, ListConversationsRequest, SendRequest, SendTypingRequest,
+};
+use tracing::debug;
+
+use super::history::{self, is_message};
+use super::register::CONTROL;
+use super::{Close, Conn};
+use crate::cap::Cap;
+use crate::directory::{contact_user, fallback_nick, ROOT};
+use crate::line::{format_time, Message};
+use crate::numeric::*;
+use crate::split::{split_text, text_budget};
+
+/// One message to show: who wrote it, to whom, what, when, and its place in the log.
+pub(super) struct Shown<'a> {
+    /// True if the identity wrote it.
+    pub from_me: bool,
+    /// The other side's Account ID.
+    pub peer: &'a str,
+    /// The text.
+    pub text: &'a str,
+    /// Its time, ms since the epoch.
+    pub time_ms: u64,
+    /// Its seq in the event log.
+    pub seq: u64,
+    /// The target to show for the client's own messages, if not the peer's nick (echo-message
+    /// repeats the target as the client wrote it).
+    pub target: Option<&'a str>,
+}
+
+impl Conn {
+    /// `PRIVMSG|NOTICE <target> :<text>`.
+    pub(super) async fn privmsg(&mut self, msg: &Message) -> Result<(), Close> {
+        let notice = msg.command == "NOTICE";
+        let Some(target) = msg.param(0).filter(|t| !t.is_empty()).map(str::to_owned) else {
+            if notice {
+                return Ok(());
+            }
+            return self
+                .numeric(ERR_NORECIPIENT, &["No recipient given (PRIVMSG)"])
+                .await;
+        };
+        let Some(text) = msg.param(1).filter(|t| !t.is_empty()).map(str::to_owned) else {
+            if notice {
+                return Ok(());
+            }
+            return self.numeric(ERR_NOTEXTTOSEND, &["No text to send"]).await;
+        };
+        if target.contains(',') {
+            return self
+                .numeric(ERR_TOOMANYTARGETS, &[&target, "One target at a time"])
+                .await;
+        }
+        if target.eq_ignore_ascii_case(CONTROL) || target.eq_ignore_ascii_case(ROOT) {
+            if notice {
+                return Ok(());
+            }
+            let reply_to = if target.eq_ignore_ascii_case(CONTROL) {
+                CONTROL.to_owned()
+            } else {
+                self.me()
+            };
+            return self.control(&text, &reply_to).await;
+        }
+        if target.starts_with('&') || target.starts_with('#') {
+            return self
+                .numeric(ERR_NOSUCHCHANNEL, &[&target, "No such channel"])
+                .await;
+        }
+        let Some(account) = self.resolve(&target).await else {
+            return self
+                .numeric(
+                    ERR_NOSUCHNICK,
+                    &[
+                        &target,
+                        "No such nick: use a contact's nick or a full Account ID",
+                    ],
+                )
+                .await;
+        };
+        let session_text = match ctcp(&text) {
+            Ctcp::None => text.clone(),
+            Ctcp::Action(action) => format!("* {action}"),
+            Ctcp::Other(kind) => {
+                if notice {
+                    return Ok(());
+                }
+                return self
+                    .root_notice(&format!("CTCP {kind} does not travel over Session"))
+                    .await;
+            }
+        };
+        let Some(s) = &self.session else {
+            return Ok(());
+        };
+        let request = SendRequest {
+            identity: s.identity.clone(),
+            recipient: account.clone(),
+            text: session_text,
+            idempotency_key: String::new(),
+        };
+        let sent = s.client.messages.clone().send(request).await;
+        let sent = match sent {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                let why = crate::err::status_text(&status);
+                return self
+                    .root_notice(&format!("Your message to {target} was not sent: {why}"))
+                    .await;
+            }
+        };
+        if let Some(s) = &mut self.session {
+            s.own_sent.insert(sent.seq);
+        }
+        if self.caps.has(Cap::EchoMessage) {
+            let shown = Shown {
+                from_me: true,
+                peer: &account,
+                text: &text,
+                time_ms: sent.sent_at_ms,
+                seq: sent.seq,
+                target: Some(&target),
+            };
+            let lines = self.message_lines(&shown, &target, None, &msg.command);
+            for (line, mark) in lines {
+                self.out.push(&line, mark).await?;
+            }
+        } else {
+            self.marks.note(account, sent.seq);
+        }
+        Ok(())
+    }
+
+    /// `TAGMSG <target>` with `+typing=active|paused|done`: SendTyping (best effort).
+    pub(super) async fn tagmsg(&mut self, msg: &Message) -> Result<(), Close> {
+        let Some(typing) = msg.tag("+typing").map(str::to_owned) else {
+            return Ok(());
+        };
+        let target = msg.param(0).unwrap_or_default().to_owned();
+        if target.eq_ignore_ascii_case(CONTROL) || target.eq_ignore_ascii_case(ROOT) {
+            return Ok(());
+        }
+        let Some(account) = self.resolve(&target).await else {
+            return self
+                .numeric(ERR_NOSUCHNICK, &[&target, "No such nick"])
+                .await;
+        };
+        let Some(s) = &self.session else {
+            return Ok(());
+        };
+        let request = SendTypingRequest {
+            identity: s.identity.clone(),
+            recipient: account,
+            typing: typing == "active",
+        };
+        if let Err(status) = s.client.messages.clone().send_typing(request).await {
+            debug!(code = ?status.code(), "SendTyping failed (typing is best effort)");
+        }
+        Ok(())
+    }
+
+    /// The nick of `account`: its handle, after reloading the contacts once if unknown, else
+    /// the fallback (remembered so replies to it resolve).
+    pub(super) async fn nick_of(&mut self, account: &str) -> String {
+        let Some(s) = &mut self.session else {
+            return fallback_nick(account);
+        };
+        if let Some(n) = s.dir.nick(account) {
+            return n.to_owned();
+        }
+        let changes = s.refresh_contacts().await.unwrap_or_default();
+        if s.dir.nick(account).is_none() {
+            s.dir.upsert(account, "", String::new(), String::new());
+        }
+        let nick = s
+            .dir
+            .nick(account)
+            .map(str::to_owned)
+            .unwrap_or_else(|| fallback_nick(account));
+        let _ = self.announce_renames(changes).await;
+        nick
+    }
+
+    /// The lines showing one message, with the read mark on the last; `batch` tags them.
+    pub(super) fn message_lines(
+        &self,
+        m: &Shown<'_>,
+        peer_nick: &str,
+        batch: Option<&str>,
+        command: &str,
+    ) -> Vec<(Message, Option<(String, u64)>)> {
+        let me = self.me();
+        let (source, target) = if m.from_me {
+            (self.my_prefix(), m.target.unwrap_or(peer_nick).to_owned())
+        } else {
+            (format!("{peer_nick}!{}@session", contact_user(m.peer)), me)
+        };
+        let text = if m.text.is_empty() {
+            "[a message with nothing sessiond can show]"
+        } else {
+            m.text
+        };
+        let parts = split_text(text, text_budget(&source, command, &target));
+        let count = parts.len();
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let mut line =
+                    Message::new(command, vec![target.clone(), part]).with_source(source.clone());
+                if let Some(b) = batch.filter(|_| self.caps.has(Cap::Batch)) {
+                    line = line.with_tag("batch", Some(b.to_owned()));
+                }
+                if self.caps.has(Cap::ServerTime) {
+                    line = line.with_tag("time", Some(format_time(m.time_ms)));
+                }
+                if self.caps.has(Cap::MessageTags) {
+                    let id = if i == 0 {
+                        m.seq.to_string()
+                    } else {
+                        format!("{}-{i}", m.seq)
+                    };
+                    line = line.with_tag("msgid", Some(id));
+                }
+                let mark = (i + 1 == count).then(|| (m.peer.to_owned(), m.seq));
+                (line, mark)
+            })
+            .collect()
+    }
+
+    /// Shows one message event (incoming or outgoing); `batch` for history.
+    pub(super) async fn show_message(
+        &mut self,
+        event: &Event,
+        batch: Option<&str>,
+    ) -> Result<(), Close> {
+        let (from_me, peer, text, time_ms) = match &event.kind {
+            Some(event::Kind::Incoming(m)) => (false, &m.sender, &m.text, m.sent_at_ms),
+            Some(event::Kind::Outgoing(m)) => (true, &m.recipient, &m.text, m.sent_at_ms),
+            _ => return Ok(()),
+        };
+        let nick = self.nick_of(peer).await;
+        let shown = Shown {
+            from_me,
+            peer,
+            text,
+            time_ms,
+            seq: event.seq,
+            target: None,
+        };
+        for (line, mark) in self.message_lines(&shown, &nick, batch, "PRIVMSG") {
+            self.out.push(&line, mark).await?;
+        }
+        Ok(())
+    }
+
+    /// A live event from the subscription.
+    pub(super) async fn deliver_event(&mut self, event: Event) -> Result<(), Close> {
+        match &event.kind {
+            Some(event::Kind::Outgoing(_)) => {
+                let own = self
+                    .session
+                    .as_mut()
+                    .is_some_and(|s| s.own_sent.remove(&event.seq));
+                if own {
+                    return Ok(());
+                }
+                self.show_message(&event, None).await
+            }
+            Some(event::Kind::Incoming(_)) => self.show_message(&event, None).await,
+            Some(event::Kind::Delivery(d)) if d.state == DeliveryState::Failed as i32 => {
+                let nick = self.nick_of(&d.recipient).await;
+                let reason = if d.reason.is_empty() {
+                    "no reason given"
+                } else {
+                    &d.reason
+                };
+                self.root_notice(&format!(
+                    "Your message to {nick} was not delivered after {} attempts: {reason}",
+                    d.attempts
+                ))
+                .await
+            }
+            Some(event::Kind::Typing(t)) => {
+                if !self.caps.has(Cap::MessageTags) {
+                    return Ok(());
+                }
+                let nick = self.nick_of(&t.peer).await;
+                let state = if t.typing { "active" } else { "done" };
+                let line = Message::new("TAGMSG", vec![self.me()])
+                    .with_source(format!("{nick}!{}@session", contact_user(&t.peer)))
+                    .with_tag("+typing", Some(state.to_owned()));
+                self.send(line).await
+            }
+            Some(event::Kind::Conversation(c)) => {
+                let Some(conv) = &c.conversation else {
+                    return Ok(());
+                };
+                let Some(s) = &mut self.session else {
+                    return Ok(());
+                };
+                if conv.handle.is_empty() {
+                    return Ok(());
+                }
+                let (name, profile) = s
+                    .dir
+                    .entry(&conv.account_id)
+                    .map(|e| (e.name.clone(), e.profile_name.clone()))
+                    .unwrap_or_default();
+                let change = s.dir.upsert(&conv.account_id, &conv.handle, name, profile);
+                match change {
+                    Some((old, new)) => {
+                        self.announce_renames(vec![(conv.account_id.clone(), old, new)])
+                            .await
+                    }
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// At registration, for a client without draft/chathistory: what it missed since each
+    /// conversation was last seen (read_seq), at most `replay_lines` messages per conversation,
+    /// each conversation in a `chathistory` batch.
+    pub(super) async fn replay_missed(&mut self) -> Result<(), Close> {
+        let Some(s) = &self.session else {
+            return Ok(());
+        };
+        let (client, identity, upto) = (s.client.clone(), s.identity.clone(), s.start_seq);
+        let listed = client
+            .conversations
+            .clone()
+            .list(ListConversationsRequest {
+                identity: identity.clone(),
+            })
+            .await;
+        let mut conversations = match listed {
+            Ok(r) => r.into_inner().conversations,
+            Err(status) => {
+                let why = crate::err::status_text(&status);
+                return self
+                    .root_notice(&format!("Could not look for missed messages: {why}"))
+                    .await;
+            }
+        };
+        conversations.retain(|c| c.last_seq > c.read_seq);
+        conversations.sort_by_key(|c| c.last_activity_ms);
+        let limit = self.srv.config.replay_lines.max(1) as usize;
+        for c in conversations {
+            let page = history::messages(
+                &client,
+                &identity,
+                &c.account_id,
+                c.read_seq,
+                upto + 1,
+                true,
+                limit,
+            )
+            .await;
+            let (events, more) = match page {
+                Ok(p) => p,
+                Err(status) => {
+                    debug!(code = ?status.code(), "history for replay failed");
+                    continue;
+                }
+            };
+            if events.is_empty() {
+                continue;
+            }
+            let nick = self.nick_of(&c.account_id).await;
+            if more {
+                self.root_notice(&format!(
+                    "You missed more messages with {nick} than the {limit} shown here: \
+                     say 'history {nick} 200' in {CONTROL} for older ones"
+                ))
+                .await?;
+            }
+            self.send_batch("chathistory", &nick, &events).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends message events inside a batch (if the client has `batch`).
+    pub(super) async fn send_batch(
+        &mut self,
+        kind: &str,
+        target: &str,
+        events: &[Event],
+    ) -> Result<(), Close> {
+        let batch = self.caps.has(Cap::Batch).then(|| self.next_batch());
+        let server = self.srv.config.server_name.clone();
+        if let Some(id) = &batch {
+            self.send(
+                Message::new("BATCH", vec![format!("+{id}"), kind.into(), target.into()])
+                    .with_source(server.clone()),
+            )
+            .await?;
+        }
+        for e in events.iter().filter(|e| is_message(e)) {
+            self.show_message(e, batch.as_deref()).await?;
+        }
+        if let Some(id) = &batch {
+            self.send(Message::new("BATCH", vec![format!("-{id}")]).with_source(server))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What CTCP a PRIVMSG text carries.
+enum Ctcp<'a> {
+    /// Plain text.
+    None,
+    /// `\x01ACTION text\x01`: sent as `* text`.
+    Action(&'a str),
+    /// Any other CTCP (VERSION, PING, …): not sent.
+    Other(&'a str),
+}
+
+fn ctcp(text: &str) -> Ctcp<'_> {
+    let Some(inner) = text.strip_prefix('\u{1}') else {
+        return Ctcp::None;
+    };
+    let inner = inner.strip_suffix('\u{1}').unwrap_or(inner);
+    match inner.split_once(' ') {
+        Some(("ACTION", rest)) => Ctcp::Action(rest),
+        Some((kind, _)) => Ctcp::Other(kind),
+        None if inner == "ACTION" => Ctcp::Action(""),
+        None => Ctcp::Other(inner),
+    }
+}

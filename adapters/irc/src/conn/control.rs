@@ -1,0 +1,513 @@
+//! The `&session` control channel and its `root` user (bitlbee-style): help, account,
+//! identities, contacts, network, history. Every input gets an answer, a typo a suggestion.
+//!
+//! Recovery passwords are answered privately (a NOTICE to the user, never to the channel) and
+//! command arguments are never logged.
+
+use sessiond_api::client::looks_like_account_id;
+use sessiond_api::v1::{
+    CreateIdentityRequest, ListIdentitiesRequest, NetworkStatusRequest, OpenConversationRequest,
+    RebuildPathsRequest, RestoreIdentityRequest, SetContactHandleRequest, SetContactNameRequest,
+    SetProfileRequest,
+};
+use tonic::{Code, Status};
+
+use super::history;
+use super::{Close, Conn};
+use crate::directory::{valid_nick, ROOT};
+use crate::line::Message;
+use crate::split::{split_text, text_budget};
+
+/// The top-level commands, for help and suggestions.
+const COMMANDS: &[(&str, &str)] = &[
+    ("help", "help [command]: this list, or more about one command"),
+    ("account", "account: your identity and Account ID; account name <display name>: set the name others see"),
+    ("contacts", "contacts [list] | contacts add <Account ID> [nick] | contacts rename <nick> <new nick> | contacts name <nick> <name>"),
+    ("identities", "identities [list] | identities new <name> | identities restore <name> <13 words> (admin token only)"),
+    ("network", "network [status] | network rebuild (admin token only)"),
+    ("history", "history <nick> [count]: replay the last messages with someone (at most 100)"),
+];
+
+const ADMIN_ONLY: &str = "that needs the admin token: log in with PASS <identity>:<admin token> \
+                          (the admin token is in admin.token in the daemon's data dir), or use the \
+                          sessiond command line on the host";
+
+impl Conn {
+    /// Says `text` from root to `to` (`&session` or the client's nick), split into lines.
+    async fn root_say(&self, to: &str, text: &str) -> Result<(), Close> {
+        let source = self.root_prefix();
+        for part in split_text(text, text_budget(&source, "PRIVMSG", to)) {
+            self.send(
+                Message::new("PRIVMSG", vec![to.to_owned(), part]).with_source(source.clone()),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// One command said to root (in `&session` or privately); the answer goes to `reply_to`.
+    pub(super) async fn control(&mut self, text: &str, reply_to: &str) -> Result<(), Close> {
+        // "root: help" and "root, help" are how people address root in a channel.
+        let text = text
+            .strip_prefix("root:")
+            .or_else(|| text.strip_prefix("root,"))
+            .unwrap_or(text)
+            .trim();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let Some(first) = words.first() else {
+            return self
+                .root_say(reply_to, "Say 'help' for the commands.")
+                .await;
+        };
+        let command = first.to_ascii_lowercase();
+        let args = &words[1..];
+        let answer = match command.as_str() {
+            "help" => Ok(help(args.first().copied())),
+            "account" => self.cmd_account(args).await,
+            "contacts" | "contact" => self.cmd_contacts(args).await,
+            "identities" | "identity" => return self.cmd_identities(args, reply_to).await,
+            "network" => self.cmd_network(args).await,
+            "history" => return self.cmd_history(args, reply_to).await,
+            _ => Ok(unknown(&command, COMMANDS.iter().map(|c| c.0))),
+        };
+        let text = match answer {
+            Ok(text) => text,
+            Err(status) => explain(&status),
+        };
+        for line in text.lines() {
+            self.root_say(reply_to, line).await?;
+        }
+        Ok(())
+    }
+
+    async fn cmd_account(&mut self, args: &[&str]) -> Result<String, Status> {
+        let Some(s) = &self.session else {
+            return Ok(String::new());
+        };
+        match args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
+            None => Ok(format!(
+                "You are identity {} with Account ID {} (give it to people so they can write to you).",
+                s.identity, s.account_id
+            )),
+            Some("name") => {
+                let name = args[1..].join(" ");
+                let r = s
+                    .client
+                    .identities
+                    .clone()
+                    .set_profile(SetProfileRequest {
+                        name: s.identity.clone(),
+                        display_name: name.clone(),
+                    })
+                    .await?;
+                let shown = r.into_inner().identity.map(|i| i.display_name).unwrap_or(name);
+                Ok(if shown.is_empty() {
+                    "You announce no display name now.".into()
+                } else {
+                    format!("People you write to now see you as {shown:?}.")
+                })
+            }
+            Some(other) => Ok(unknown(other, ["name"].into_iter())),
+        }
+    }
+
+    async fn cmd_contacts(&mut self, args: &[&str]) -> Result<String, Status> {
+        let sub = args.first().map(|a| a.to_ascii_lowercase());
+        match sub.as_deref() {
+            None | Some("list") => {
+                let changes = match &mut self.session {
+                    Some(s) => s.refresh_contacts().await?,
+                    None => return Ok(String::new()),
+                };
+                let _ = self.announce_renames(changes).await;
+                let Some(s) = &self.session else {
+                    return Ok(String::new());
+                };
+                let all = s.dir.all();
+                if all.is_empty() {
+                    return Ok("No contacts yet: 'contacts add <Account ID> [nick]', or /msg an Account ID.".into());
+                }
+                let mut out = format!("{} contacts:", all.len());
+                for (account, e) in all {
+                    let name = [&e.name, &e.profile_name]
+                        .into_iter()
+                        .find(|n| !n.is_empty())
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default();
+                    out.push_str(&format!("\n{} {account}{name}", e.nick));
+                }
+                Ok(out)
+            }
+            Some("add") => {
+                let Some(account) = args.get(1).filter(|a| looks_like_account_id(a)) else {
+                    return Ok("Usage: contacts add <Account ID> [nick] (an Account ID is 66 hex characters starting with 05)".into());
+                };
+                let account = account.to_ascii_lowercase();
+                let Some(s) = &self.session else {
+                    return Ok(String::new());
+                };
+                if let Some(nick) = args.get(2) {
+                    if !valid_nick(nick) || nick.eq_ignore_ascii_case(ROOT) {
+                        return Ok(format!("{nick:?} cannot be a nick: 1 to 30 letters, digits, _ or -, starting with a letter."));
+                    }
+                    s.client
+                        .conversations
+                        .clone()
+                        .set_contact_handle(SetContactHandleRequest {
+                            identity: s.identity.clone(),
+                            account_id: account.clone(),
+                            handle: (*nick).to_owned(),
+                        })
+                        .await?;
+                }
+                s.client
+                    .conversations
+                    .clone()
+                    .open(OpenConversationRequest {
+                        identity: s.identity.clone(),
+                        account_id: account.clone(),
+                    })
+                    .await?;
+                if let Some(s) = &mut self.session {
+                    let changes = s.refresh_contacts().await?;
+                    let _ = self.announce_renames(changes).await;
+                }
+                let nick = self.nick_of(&account).await;
+                Ok(format!("Added {nick}: /msg {nick} to write to them."))
+            }
+            Some("rename") => {
+                let (Some(old), Some(new)) = (args.get(1), args.get(2)) else {
+                    return Ok("Usage: contacts rename <nick> <new nick>".into());
+                };
+                if !valid_nick(new) || new.eq_ignore_ascii_case(ROOT) {
+                    return Ok(format!("{new:?} cannot be a nick: 1 to 30 letters, digits, _ or -, starting with a letter."));
+                }
+                let Some(account) = self.resolve(old).await else {
+                    return Ok(format!(
+                        "No contact is called {old}: 'contacts list' shows them."
+                    ));
+                };
+                let Some(s) = &self.session else {
+                    return Ok(String::new());
+                };
+                let r = s
+                    .client
+                    .conversations
+                    .clone()
+                    .set_contact_handle(SetContactHandleRequest {
+                        identity: s.identity.clone(),
+                        account_id: account.clone(),
+                        handle: (*new).to_owned(),
+                    })
+                    .await;
+                match r {
+                    Ok(_) => {}
+                    Err(status) if status.code() == Code::AlreadyExists => {
+                        return Ok(format!("Another contact is already called {new}."));
+                    }
+                    Err(status) => return Err(status),
+                }
+                if let Some(s) = &mut self.session {
+                    let changes = s.refresh_contacts().await?;
+                    let _ = self.announce_renames(changes).await;
+                }
+                Ok(format!("{old} is now {new}."))
+            }
+            Some("name") => {
+                let Some(nick) = args.get(1) else {
+                    return Ok(
+                        "Usage: contacts name <nick> <name> (an empty name clears it)".into(),
+                    );
+                };
+                let Some(account) = self.resolve(nick).await else {
+                    return Ok(format!(
+                        "No contact is called {nick}: 'contacts list' shows them."
+                    ));
+                };
+                let Some(s) = &self.session else {
+                    return Ok(String::new());
+                };
+                let name = args[2..].join(" ");
+                s.client
+                    .conversations
+                    .clone()
+                    .set_contact_name(SetContactNameRequest {
+                        identity: s.identity.clone(),
+                        account_id: account,
+                        name: name.clone(),
+                    })
+                    .await?;
+                Ok(format!("{nick}'s name is now {name:?}."))
+            }
+            Some(other) => Ok(unknown(
+                other,
+                ["list", "add", "rename", "name"].into_iter(),
+            )),
+        }
+    }
+
+    async fn cmd_identities(&mut self, args: &[&str], reply_to: &str) -> Result<(), Close> {
+        let Some(s) = &self.session else {
+            return Ok(());
+        };
+        let client = s.client.clone();
+        let sub = args.first().map(|a| a.to_ascii_lowercase());
+        if matches!(sub.as_deref(), Some("new") | Some("restore")) && !s.admin {
+            // The daemon would refuse it; say why before the user types a recovery password.
+            return self
+                .root_say(reply_to, &format!("Sorry, {ADMIN_ONLY}."))
+                .await;
+        }
+        let answer: Result<String, Status> = match sub.as_deref() {
+            None | Some("list") => client
+                .identities
+                .clone()
+                .list(ListIdentitiesRequest {})
+                .await
+                .map(|r| {
+                    let ids = r.into_inner().identities;
+                    let mut out = format!("{} identities:", ids.len());
+                    for i in ids {
+                        out.push_str(&format!("\n{} {}", i.name, i.account_id));
+                    }
+                    out
+                }),
+            Some("new") => {
+                let Some(name) = args.get(1) else {
+                    return self
+                        .root_say(reply_to, "Usage: identities new <name>")
+                        .await;
+                };
+                match client
+                    .identities
+                    .clone()
+                    .create(CreateIdentityRequest {
+                        name: (*name).to_owned(),
+                    })
+                    .await
+                {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        let account = r.identity.map(|i| i.account_id).unwrap_or_default();
+                        // The recovery password goes to the user alone, never to a channel.
+                        self.root_notice(&format!(
+                            "The recovery password of {name} (write it down, it is shown once; whoever holds it holds the account): {}",
+                            r.recovery_password
+                        ))
+                        .await?;
+                        Ok(format!(
+                            "Created identity {name} with Account ID {account}; its recovery password was sent to you privately. Log in as it with PASS {name}:<token>."
+                        ))
+                    }
+                    Err(status) => Err(status),
+                }
+            }
+            Some("restore") => {
+                let (Some(name), words) = (args.get(1), &args[2.min(args.len())..]) else {
+                    return self
+                        .root_say(reply_to, "Usage: identities restore <name> <13 words>")
+                        .await;
+                };
+                if words.len() != 13 {
+                    return self
+                        .root_say(
+                            reply_to,
+                            &format!("A recovery password is 13 words; that was {}.", words.len()),
+                        )
+                        .await;
+                }
+                client
+                    .identities
+                    .clone()
+                    .restore(RestoreIdentityRequest {
+                        name: (*name).to_owned(),
+                        recovery_password: words.join(" "),
+                    })
+                    .await
+                    .map(|r| {
+                        let account = r
+                            .into_inner()
+                            .identity
+                            .map(|i| i.account_id)
+                            .unwrap_or_default();
+                        format!("Restored identity {name} with Account ID {account}.")
+                    })
+            }
+            Some(other) => Ok(unknown(other, ["list", "new", "restore"].into_iter())),
+        };
+        let text = match answer {
+            Ok(t) => t,
+            Err(status) => explain(&status),
+        };
+        for line in text.lines() {
+            self.root_say(reply_to, line).await?;
+        }
+        Ok(())
+    }
+
+    async fn cmd_network(&mut self, args: &[&str]) -> Result<String, Status> {
+        let Some(s) = &self.session else {
+            return Ok(String::new());
+        };
+        match args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
+            None | Some("status") => {
+                let st = s
+                    .client
+                    .network
+                    .clone()
+                    .status(NetworkStatusRequest {})
+                    .await?
+                    .into_inner();
+                let mut out = format!(
+                    "Network {}: {}, {} snodes known, {} paths, {} swarms cached.",
+                    st.network,
+                    if st.online { "online" } else { "offline" },
+                    st.pool_size,
+                    st.paths.len(),
+                    st.swarm_cache_size
+                );
+                for p in &st.paths {
+                    let hops: Vec<&str> = p.hops.iter().map(|h| h.address.as_str()).collect();
+                    out.push_str(&format!(
+                        "\npath {}: {} ({} ok, {} failed, {} strikes)",
+                        p.id,
+                        hops.join(" -> "),
+                        p.requests_ok,
+                        p.requests_failed,
+                        p.strikes
+                    ));
+                }
+                if !st.last_error.is_empty() {
+                    out.push_str(&format!("\nlast error: {}", st.last_error));
+                }
+                Ok(out)
+            }
+            Some("rebuild") if !s.admin => Ok(format!("Sorry, {ADMIN_ONLY}.")),
+            Some("rebuild") => {
+                let r = s
+                    .client
+                    .network
+                    .clone()
+                    .rebuild_paths(RebuildPathsRequest {})
+                    .await?
+                    .into_inner();
+                Ok(format!(
+                    "Dropped {} paths; new ones are being built ('network status' shows them).",
+                    r.dropped_paths
+                ))
+            }
+            Some(other) => Ok(unknown(other, ["status", "rebuild"].into_iter())),
+        }
+    }
+
+    async fn cmd_history(&mut self, args: &[&str], reply_to: &str) -> Result<(), Close> {
+        let Some(nick) = args.first() else {
+            return self
+                .root_say(reply_to, "Usage: history <nick> [count]")
+                .await;
+        };
+        let count = match args.get(1).map(|c| c.parse::<usize>()) {
+            None => 20,
+            Some(Ok(n)) if n > 0 => n.min(history::MAX_LIMIT),
+            Some(_) => {
+                return self
+                    .root_say(reply_to, "The count is a number from 1 to 100.")
+                    .await;
+            }
+        };
+        let Some(account) = self.resolve(nick).await else {
+            return self
+                .root_say(
+                    reply_to,
+                    &format!("No contact is called {nick}: 'contacts list' shows them."),
+                )
+                .await;
+        };
+        let Some(s) = &self.session else {
+            return Ok(());
+        };
+        let page = history::messages(&s.client, &s.identity, &account, 0, 0, true, count).await;
+        match page {
+            Ok((events, _)) if events.is_empty() => {
+                self.root_say(reply_to, &format!("No messages with {nick} yet."))
+                    .await
+            }
+            Ok((events, _)) => {
+                let nick = self.nick_of(&account).await;
+                self.send_batch("chathistory", &nick, &events).await
+            }
+            Err(status) => self.root_say(reply_to, &explain(&status)).await,
+        }
+    }
+}
+
+/// The help text, or the help of one command.
+fn help(topic: Option<&str>) -> String {
+    if let Some(topic) = topic {
+        let topic = topic.to_ascii_lowercase();
+        if let Some((_, text)) = COMMANDS.iter().find(|(name, _)| *name == topic) {
+            return (*text).to_owned();
+        }
+        return unknown(&topic, COMMANDS.iter().map(|c| c.0));
+    }
+    let mut out = String::from("Commands (say them here, or /msg root):");
+    for (_, text) in COMMANDS {
+        out.push('\n');
+        out.push_str(text);
+    }
+    out.push_str("\nTo write to someone: /msg <nick> or /msg <Account ID>.");
+    out
+}
+
+/// The answer to an unknown word: the closest known one, and where help is.
+fn unknown<'a>(word: &str, known: impl Iterator<Item = &'a str>) -> String {
+    let best = known
+        .map(|k| (edit_distance(word, k), k))
+        .min()
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3));
+    match best {
+        Some((_, k)) => {
+            format!("Unknown command {word:?}. Did you mean {k:?}? Say 'help' for the list.")
+        }
+        None => format!("Unknown command {word:?}. Say 'help' for the list."),
+    }
+}
+
+/// A daemon refusal in words, with the admin-token explanation where it applies.
+fn explain(status: &Status) -> String {
+    match status.code() {
+        Code::PermissionDenied => format!("Sorry, {ADMIN_ONLY}."),
+        _ => format!("Sorry: {}.", crate::err::status_text(status)),
+    }
+}
+
+/// Levenshtein distance (short words only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(64).collect();
+    let b: Vec<char> = b.chars().take(64).collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_suggestions() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert!(unknown("contcts", COMMANDS.iter().map(|c| c.0)).contains("\"contacts\""));
+        assert!(unknown("hlep", COMMANDS.iter().map(|c| c.0)).contains("\"help\""));
+        assert!(!unknown("xyzzy", COMMANDS.iter().map(|c| c.0)).contains("Did you mean"));
+        assert!(help(None).contains("contacts add"));
+        assert!(help(Some("netwrk")).contains("\"network\""));
+    }
+}
