@@ -15,6 +15,7 @@ use ruma::api::client::membership::join_room_by_id;
 use ruma::api::client::message::{get_message_events, send_message_event};
 use ruma::api::client::room::create_room;
 use ruma::api::client::sync::sync_events;
+use ruma::api::client::typing::create_typing_event::{self, v3::Typing, v3::TypingInfo};
 use ruma::events::room::message::RoomMessageEventContent;
 use ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent, SyncMessageLikeEvent};
 use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId};
@@ -293,6 +294,24 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
     let from_bob: Vec<_> = alice_seen.iter().filter(|m| m.2 == "hi alice").collect();
     assert_eq!(from_bob.len(), 1);
     assert_eq!(from_bob[0].1, user(&bob_id).to_string());
+
+    // Bob starts typing; Alice's client sees m.typing with Bob's ghost (live, not in the log).
+    let typing = create_typing_event::v3::Request::new(
+        user("bob"),
+        room_b.clone(),
+        Typing::Yes(TypingInfo::new(Duration::from_secs(30))),
+    );
+    bob.send_request(typing).await.expect("typing");
+    let ghost = user(&bob_id).to_string();
+    sync_until(&alice, &mut alice_since, |r| {
+        r.rooms.join.get(&room_a).is_some_and(|j| {
+            j.ephemeral.events.iter().any(|raw| {
+                let v: Value = serde_json::from_str(raw.json().get()).expect("JSON");
+                v["type"] == "m.typing" && v["content"]["user_ids"] == json!([ghost])
+            })
+        })
+    })
+    .await;
 
     // Two more from Bob while the away client is still away.
     mx_send(&bob, &room_b, "r2", "are you there?").await;
