@@ -15,6 +15,7 @@ use ruma::api::client::membership::join_room_by_id;
 use ruma::api::client::message::{get_message_events, send_message_event};
 use ruma::api::client::room::create_room;
 use ruma::api::client::sync::sync_events;
+use ruma::api::client::typing::create_typing_event::{self, v3::Typing, v3::TypingInfo};
 use ruma::events::room::message::RoomMessageEventContent;
 use ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent, SyncMessageLikeEvent};
 use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId};
@@ -24,7 +25,9 @@ use sessiond_api::v1::{
     event, CreateIdentityRequest, CreateTokenRequest, HistoryRequest, OpenConversationRequest,
     RevokeTokenRequest,
 };
-use support::{bearer, clients, networked_command, some_account_id, Clients, Daemon, TempDir};
+use support::{
+    bearer, clients, networked_command, run_command, some_account_id, Clients, Daemon, TempDir,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -32,8 +35,6 @@ use tokio::net::TcpStream;
 const DEADLINE: Duration = Duration::from_secs(60);
 /// The server name the daemons' Matrix endpoints use (the default).
 const SERVER: &str = "localhost";
-/// The longest long-poll in these tests (`[matrix] max_sync_timeout_ms`).
-const MAX_SYNC_MS: u64 = 1500;
 
 const CONFIG: &str = r#"
 [poll]
@@ -45,6 +46,9 @@ idle_after_secs = 5
 max_attempts = 30
 backoff_initial_ms = 100
 backoff_max_ms = 500
+
+[matrix]
+max_sync_timeout_ms = 1500
 "#;
 
 type Mx = ruma_client::Client<ruma_client::http_client::Hyper>;
@@ -54,25 +58,10 @@ type Mx = ruma_client::Client<ruma_client::http_client::Hyper>;
 // ------------------------------------------------------------------------------------------------
 
 /// The Matrix endpoint of a daemon: `host:port`.
-async fn matrix_addr(d: &Daemon) -> String {
-    // Until the daemon starts the adapter itself, serve it in-process against the daemon's
-    // gRPC API, exactly as the daemon will.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let config = sessiond_matrix::MatrixConfig {
-        max_sync_timeout_ms: MAX_SYNC_MS,
-        ..Default::default()
-    };
-    let channel = d.channel().await;
-    tokio::spawn(sessiond_matrix::serve(
-        listener,
-        config,
-        channel,
-        std::future::pending(),
-    ));
-    addr
+fn matrix_addr(d: &Daemon) -> String {
+    d.matrix
+        .clone()
+        .expect("the daemon runs its Matrix endpoint")
 }
 
 struct Net {
@@ -116,11 +105,16 @@ impl Net {
     }
 }
 
-/// An offline daemon (no network needed: sends just queue).
+/// An offline daemon (no network needed: sends just queue), with the tests' config.
 async fn offline_daemon(tag: &str) -> (Daemon, TempDir) {
     let dir = TempDir::new(tag);
-    let path = dir.path().to_owned();
-    let d = tokio::task::spawn_blocking(move || Daemon::start(&path))
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let data = dir.path().join("data");
+    let mut cmd = run_command(&data);
+    cmd.arg("--config").arg(&config);
+    let d = tokio::task::spawn_blocking(move || Daemon::start_with(&data, cmd))
         .await
         .expect("start daemon");
     (d, dir)
@@ -249,7 +243,7 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
     let alice_id = create(&mut aa, "alice").await;
     let bob_id = create(&mut ab, "bob").await;
     let bob_token = scoped_token(&mut ab, "bob").await;
-    let (mxa, mxb) = (matrix_addr(&da).await, matrix_addr(&db).await);
+    let (mxa, mxb) = (matrix_addr(&da), matrix_addr(&db));
 
     // Alice logs in with the admin token and her name; Bob with his own token and full user id.
     let alice = mx_login(&mxa, "alice", &da.admin_token).await;
@@ -300,6 +294,24 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
     let from_bob: Vec<_> = alice_seen.iter().filter(|m| m.2 == "hi alice").collect();
     assert_eq!(from_bob.len(), 1);
     assert_eq!(from_bob[0].1, user(&bob_id).to_string());
+
+    // Bob starts typing; Alice's client sees m.typing with Bob's ghost (live, not in the log).
+    let typing = create_typing_event::v3::Request::new(
+        user("bob"),
+        room_b.clone(),
+        Typing::Yes(TypingInfo::new(Duration::from_secs(30))),
+    );
+    bob.send_request(typing).await.expect("typing");
+    let ghost = user(&bob_id).to_string();
+    sync_until(&alice, &mut alice_since, |r| {
+        r.rooms.join.get(&room_a).is_some_and(|j| {
+            j.ephemeral.events.iter().any(|raw| {
+                let v: Value = serde_json::from_str(raw.json().get()).expect("JSON");
+                v["type"] == "m.typing" && v["content"]["user_ids"] == json!([ghost])
+            })
+        })
+    })
+    .await;
 
     // Two more from Bob while the away client is still away.
     mx_send(&bob, &room_b, "r2", "are you there?").await;
@@ -456,7 +468,7 @@ async fn fixture(tag: &str) -> Fixture {
     let mut c = admin(&daemon).await;
     create(&mut c, "alice").await;
     create(&mut c, "bob").await;
-    let mx = matrix_addr(&daemon).await;
+    let mx = matrix_addr(&daemon);
     let alice = login(&mx, "alice", &daemon.admin_token).await;
     let bob = login(&mx, "bob", &daemon.admin_token).await;
     let peer = some_account_id(7);
@@ -1111,4 +1123,264 @@ async fn unknown_endpoints_and_methods() {
     assert_eq!(status, 200);
     still_fine(&f.mx, &f.alice).await;
     let _ = f.peer;
+}
+
+/// What a client such as Element asks for at start-up, and the room mapping read back through
+/// the room endpoints and `/sync`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_start_up_and_the_room_mapping() {
+    let f = fixture("mx-map").await;
+    let (a, mx) = (Some(f.alice.as_str()), f.mx.as_str());
+    let me = format!("%40alice%3A{SERVER}");
+    let get = |path: String| async move {
+        let (status, v) = raw(mx, "GET", &path, a, b"").await;
+        assert_eq!(status, 200, "GET {path}: {v}");
+        v
+    };
+    let send = |method: &'static str, path: String, body: Value| async move {
+        let (status, v) = raw(mx, method, &path, a, body.to_string().as_bytes()).await;
+        assert_eq!(status, 200, "{method} {path}: {v}");
+        v
+    };
+    let wk = get("/.well-known/matrix/client".into()).await;
+    assert_eq!(wk["m.homeserver"]["base_url"], format!("http://{mx}"));
+    assert_eq!(
+        get(v3("login")).await["flows"][0]["type"],
+        "m.login.password"
+    );
+    let caps = get(v3("capabilities")).await;
+    assert_eq!(caps["capabilities"]["m.set_displayname"]["enabled"], true);
+    let rules = get(v3("pushrules/")).await;
+    assert_eq!(rules["global"]["override"][0]["rule_id"], ".m.rule.master");
+    assert_eq!(get(v3("pushrules/global/")).await, rules["global"]);
+    let who = get(v3("account/whoami")).await;
+    let devices = get(v3("devices")).await;
+    assert_eq!(devices["devices"][0]["device_id"], who["device_id"]);
+    for (method, path) in [
+        ("POST", "keys/upload"),
+        ("POST", "keys/query"),
+        ("POST", "pushers/set"),
+        ("PUT", "sendToDevice/m.x/t1"),
+    ] {
+        send(method, v3(path), json!({})).await;
+    }
+    get(v3("voip/turnServer")).await;
+    assert_eq!(get(v3("pushers")).await["pushers"], json!([]));
+
+    // Filters: stored, read back, and their timeline limit used.
+    let filter = json!({ "room": { "timeline": { "limit": 2 } } });
+    let id = send("POST", v3(&format!("user/{me}/filter")), filter.clone()).await["filter_id"]
+        .as_str()
+        .expect("filter id")
+        .to_owned();
+    assert_eq!(get(v3(&format!("user/{me}/filter/{id}"))).await, filter);
+
+    // Profile: set and read back; shown in the room as the member's name.
+    send(
+        "PUT",
+        v3(&format!("profile/{me}/displayname")),
+        json!({ "displayname": "Alice A" }),
+    )
+    .await;
+    assert_eq!(
+        get(v3(&format!("profile/{me}"))).await["displayname"],
+        "Alice A"
+    );
+
+    // The room: state, members, m.direct.
+    let room = enc(&f.room);
+    let ghost = format!("@{}:{SERVER}", f.peer);
+    let state = get(v3(&format!("rooms/{room}/state"))).await;
+    let kinds: HashSet<&str> = state
+        .as_array()
+        .expect("state")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    for k in [
+        "m.room.create",
+        "m.room.member",
+        "m.room.power_levels",
+        "m.room.join_rules",
+        "m.room.name",
+    ] {
+        assert!(kinds.contains(k), "{k} in {state}");
+    }
+    let members = get(v3(&format!("rooms/{room}/members"))).await;
+    assert_eq!(members["chunk"].as_array().expect("chunk").len(), 2);
+    let joined = get(v3(&format!("rooms/{room}/joined_members"))).await;
+    assert_eq!(
+        joined["joined"]["@alice:localhost"]["display_name"],
+        "Alice A"
+    );
+    assert!(joined["joined"][&ghost].is_object(), "{joined}");
+    // Renaming the room names the contact.
+    send(
+        "PUT",
+        v3(&format!("rooms/{room}/state/m.room.name")),
+        json!({ "name": "Pal" }),
+    )
+    .await;
+    assert_eq!(
+        get(v3(&format!("rooms/{room}/state/m.room.name/"))).await["name"],
+        "Pal"
+    );
+    assert_eq!(
+        get(v3(&format!("profile/{}", enc(&ghost).replace('@', "%40")))).await["displayname"],
+        "Pal"
+    );
+
+    // Three messages; the filtered initial sync shows the last two, limited, with m.direct.
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let body = json!({ "msgtype": "m.text", "body": format!("n{i}") });
+        ids.push(
+            send(
+                "PUT",
+                v3(&format!("rooms/{room}/send/m.room.message/s{i}")),
+                body,
+            )
+            .await["event_id"]
+                .clone(),
+        );
+    }
+    let sync = get(v3(&format!("sync?filter={id}"))).await;
+    let r = &sync["rooms"]["join"][&f.room];
+    assert_eq!(r["timeline"]["limited"], true);
+    let bodies: Vec<&str> = r["timeline"]["events"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["n1", "n2"]);
+    let direct = sync["account_data"]["events"]
+        .as_array()
+        .expect("account data")
+        .iter()
+        .find(|e| e["type"] == "m.direct")
+        .expect("m.direct");
+    assert_eq!(direct["content"][&ghost], json!([f.room]));
+    // prev_batch pages back to the first message.
+    let prev = r["timeline"]["prev_batch"].as_str().expect("prev_batch");
+    let page = get(v3(&format!("rooms/{room}/messages?dir=b&from={prev}"))).await;
+    assert_eq!(page["chunk"][0]["content"]["body"], "n0");
+    let since = sync["next_batch"].as_str().expect("next_batch").to_owned();
+
+    // A read receipt, account data and a leave come back in the next incremental sync.
+    let ev1 = ids[1].as_str().expect("event id");
+    send(
+        "POST",
+        v3(&format!(
+            "rooms/{room}/receipt/m.read/{}",
+            ev1.replace('$', "%24")
+        )),
+        json!({}),
+    )
+    .await;
+    send(
+        "PUT",
+        v3(&format!("user/{me}/account_data/im.example.test")),
+        json!({ "k": 1 }),
+    )
+    .await;
+    let inc = get(v3(&format!("sync?since={since}&timeout=0"))).await;
+    let r = &inc["rooms"]["join"][&f.room];
+    let receipt = r["ephemeral"]["events"]
+        .as_array()
+        .expect("ephemeral")
+        .iter()
+        .find(|e| e["type"] == "m.receipt")
+        .expect("receipt");
+    assert!(
+        receipt["content"][ev1]["m.read"]["@alice:localhost"].is_object(),
+        "{receipt}"
+    );
+    assert_eq!(r["account_data"]["events"][0]["content"]["event_id"], ev1);
+    assert_eq!(r["timeline"]["events"], json!([]));
+    assert!(inc["account_data"]["events"]
+        .as_array()
+        .expect("account data")
+        .iter()
+        .any(|e| e["type"] == "im.example.test" && e["content"]["k"] == 1));
+    assert_eq!(
+        get(v3(&format!("user/{me}/account_data/im.example.test"))).await["k"],
+        1
+    );
+    let since = inc["next_batch"].as_str().expect("next_batch").to_owned();
+
+    send("POST", v3(&format!("rooms/{room}/leave")), json!({})).await;
+    let inc = get(v3(&format!("sync?since={since}&timeout=0"))).await;
+    assert!(inc["rooms"]["leave"][&f.room].is_object(), "{inc}");
+    assert_eq!(get(v3("joined_rooms")).await["joined_rooms"], json!([]));
+    // Joining again opens the conversation again.
+    send("POST", v3(&format!("join/{room}")), json!({})).await;
+    assert_eq!(
+        get(v3("joined_rooms")).await["joined_rooms"],
+        json!([f.room])
+    );
+
+    // The user directory finds anyone by Account ID.
+    let other = some_account_id(0x42);
+    let found = send(
+        "POST",
+        v3("user_directory/search"),
+        json!({ "search_term": other }),
+    )
+    .await;
+    assert_eq!(found["results"][0]["user_id"], format!("@{other}:{SERVER}"));
+    still_fine(&f.mx, &f.alice).await;
+}
+
+/// At shutdown a long-polling `/sync` answers at once and `serve` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_long_polls_and_returns() {
+    let (daemon, _dir) = offline_daemon("mx-stop").await;
+    create(&mut admin(&daemon).await, "alice").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mx = listener.local_addr().expect("addr").to_string();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(sessiond_matrix::serve(
+        listener,
+        sessiond_matrix::MatrixConfig::default(),
+        daemon.channel().await,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let token = login(&mx, "alice", &daemon.admin_token).await;
+    let (_, first) = raw(&mx, "GET", &v3("sync"), Some(&token), b"").await;
+    let since = first["next_batch"].as_str().expect("next_batch").to_owned();
+    let poll = {
+        let (mx, token) = (mx.clone(), token.clone());
+        tokio::spawn(async move {
+            raw(
+                &mx,
+                "GET",
+                &v3(&format!("sync?since={since}&timeout=50000")),
+                Some(&token),
+                b"",
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "the long-poll waits");
+    stop_tx.send(()).expect("server running");
+    let (status, v) = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("the long-poll answers at shutdown")
+        .expect("poll task");
+    assert_eq!(status, 200, "{v}");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("serve returns")
+        .expect("serve task")
+        .expect("serve ok");
+    assert!(
+        TcpStream::connect(&mx).await.is_err(),
+        "the listener is closed"
+    );
 }

@@ -344,3 +344,156 @@ pub(crate) fn m_direct(me: &Me, server: &str, convs: &[Conversation]) -> Value {
     }
     json!({ "type": "m.direct", "content": map })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessiond_api::v1::{DeliveryUpdate, IncomingMessage, OutgoingMessage};
+
+    fn me() -> Me {
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        Me {
+            token: "t".repeat(64),
+            client: sessiond_api::client::Client::new(channel, &"t".repeat(64)).expect("token"),
+            identity: sessiond_api::v1::Identity {
+                name: "alice".into(),
+                created_at_ms: 1000,
+                ..Default::default()
+            },
+            user_id: "@alice:hs".into(),
+            device_id: "SDX".into(),
+        }
+    }
+
+    fn conv(accepted: bool, left: bool) -> Conversation {
+        Conversation {
+            account_id: format!("05{}", "cd".repeat(32)),
+            display_name: "Carol".into(),
+            accepted,
+            left,
+            read_seq: 4,
+            ..Default::default()
+        }
+    }
+
+    fn ev(seq: u64, kind: event::Kind) -> Event {
+        Event {
+            seq,
+            recorded_at_ms: 77,
+            identity: "alice".into(),
+            kind: Some(kind),
+        }
+    }
+
+    #[tokio::test]
+    async fn timeline_events_both_ways_and_failures_as_notices() {
+        let me = me();
+        let c = conv(true, false);
+        let view = RoomView {
+            me: &me,
+            server: "hs",
+            conv: &c,
+        };
+        let ids = IdentityState::new();
+        let ghost = view.ghost();
+        let incoming = ev(
+            5,
+            event::Kind::Incoming(IncomingMessage {
+                sender: c.account_id.clone(),
+                text: "hi".into(),
+                sent_at_ms: 50,
+                ..Default::default()
+            }),
+        );
+        let v = view.timeline_event(&incoming, &ids).expect("shown");
+        assert_eq!(
+            (
+                &v["sender"],
+                &v["event_id"],
+                &v["content"]["body"],
+                &v["origin_server_ts"]
+            ),
+            (&json!(ghost), &json!("$5"), &json!("hi"), &json!(50))
+        );
+        ids.record_txn(6, "SDX", "txn-1");
+        let outgoing = ev(
+            6,
+            event::Kind::Outgoing(OutgoingMessage {
+                recipient: c.account_id.clone(),
+                text: "yo".into(),
+                ..Default::default()
+            }),
+        );
+        let v = view.timeline_event(&outgoing, &ids).expect("shown");
+        assert_eq!(v["sender"], "@alice:hs");
+        assert_eq!(v["unsigned"]["transaction_id"], "txn-1");
+        let failed = ev(
+            7,
+            event::Kind::Delivery(DeliveryUpdate {
+                state: DeliveryState::Failed as i32,
+                reason: "swarm unreachable".into(),
+                recipient: c.account_id.clone(),
+                ..Default::default()
+            }),
+        );
+        let v = view.timeline_event(&failed, &ids).expect("shown");
+        assert_eq!(v["content"]["msgtype"], "m.notice");
+        assert!(v["content"]["body"]
+            .as_str()
+            .expect("body")
+            .contains("swarm unreachable"));
+        assert_eq!(v["origin_server_ts"], 77);
+        let sent = ev(
+            8,
+            event::Kind::Delivery(DeliveryUpdate {
+                state: DeliveryState::Sent as i32,
+                recipient: c.account_id.clone(),
+                ..Default::default()
+            }),
+        );
+        assert!(view.timeline_event(&sent, &ids).is_none());
+        assert_eq!(peer_of(&sent), Some(c.account_id.as_str()));
+    }
+
+    #[tokio::test]
+    async fn membership_state_and_invites() {
+        let me = me();
+        assert_eq!(Membership::of(&conv(true, false)), Membership::Join);
+        assert_eq!(Membership::of(&conv(false, false)), Membership::Invite);
+        assert_eq!(Membership::of(&conv(true, true)), Membership::Leave);
+        let c = conv(false, false);
+        let view = RoomView {
+            me: &me,
+            server: "hs",
+            conv: &c,
+        };
+        let invite = view.invite_state();
+        let mine = invite
+            .iter()
+            .find(|e| e["type"] == "m.room.member" && e["state_key"] == "@alice:hs")
+            .expect("my invite");
+        assert_eq!(mine["content"]["membership"], "invite");
+        assert_eq!(mine["sender"], json!(view.ghost()));
+        let name = invite
+            .iter()
+            .find(|e| e["type"] == "m.room.name")
+            .expect("name");
+        assert_eq!(name["content"]["name"], "Carol");
+        let c = conv(true, false);
+        let view = RoomView {
+            me: &me,
+            server: "hs",
+            conv: &c,
+        };
+        let state = view.state();
+        let ids: std::collections::HashSet<&str> = state
+            .iter()
+            .filter_map(|e| e["event_id"].as_str())
+            .collect();
+        assert_eq!(ids.len(), state.len(), "distinct event ids");
+        assert_eq!(
+            view.receipt().expect("read")["content"]["$4"]["m.read"]["@alice:hs"]["ts"],
+            0
+        );
+    }
+}

@@ -117,7 +117,7 @@ pub(crate) struct EphemeralChanges {
 }
 
 impl IdentityState {
-    fn new() -> IdentityState {
+    pub(crate) fn new() -> IdentityState {
         IdentityState {
             notify: watch::channel(0).0,
             inner: Mutex::new(Inner::default()),
