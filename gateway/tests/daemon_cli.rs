@@ -155,7 +155,10 @@ fn cli_commands_against_a_running_daemon() {
     let out = cli(d, &["send", "--from", "alice", "--to", "nobody", "x"], "");
     assert_eq!(out.status.code(), Some(2));
     let err = one_line_error(&out);
-    assert!(err.contains("neither an Account ID nor the handle"), "{err}");
+    assert!(
+        err.contains("neither an Account ID nor the handle"),
+        "{err}"
+    );
 
     // SIGTERM: the daemon stops cleanly and `listen` ends with an error line.
     assert!(daemon.terminate().success());

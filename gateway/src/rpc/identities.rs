@@ -290,7 +290,11 @@ impl Identities for Service {
             .await?;
         let revoked = match outcome {
             Revoked::Revoked(record) => {
-                tracing::info!(identity = record.identity, "identity-scoped token revoked");
+                let name = self
+                    .blocking(move |state| Ok(state.store.identity_by_id(record.identity)?.name))
+                    .await
+                    .unwrap_or_default();
+                tracing::info!(identity = %name, label = %record.label, "identity-scoped token revoked");
                 true
             }
             Revoked::Unknown => false,
