@@ -33,6 +33,12 @@ pub struct Config {
     /// How queued messages are retried.
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// The IRC server (`sessiond-irc`).
+    #[serde(default)]
+    pub irc: sessiond_irc::IrcConfig,
+    /// The Matrix client-server endpoint (`sessiond-matrix`).
+    #[serde(default)]
+    pub matrix: sessiond_matrix::MatrixConfig,
 }
 
 /// `[grpc]`: where the gRPC API listens.
@@ -258,6 +264,21 @@ pub mod env {
     pub const SEEDS: &str = "SESSIOND_SEEDS";
     /// `network.offline`: `1`/`true` or `0`/`false`.
     pub const OFFLINE: &str = "SESSIOND_OFFLINE";
+    /// `irc.listen` (and turns the IRC server on).
+    pub const IRC_LISTEN: &str = "SESSIOND_IRC_LISTEN";
+    /// `matrix.listen` (and turns the Matrix endpoint on).
+    pub const MATRIX_LISTEN: &str = "SESSIOND_MATRIX_LISTEN";
+}
+
+/// Parses an `ip:port` listen address from the environment variable `var`.
+fn env_addr(var: &'static str, value: &str, example: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+            var,
+            value: value.to_owned(),
+            detail: format!("{e} (expected ip:port, e.g. {example})"),
+        })
 }
 
 impl Config {
@@ -286,13 +307,15 @@ impl Config {
             self.data_dir = Some(PathBuf::from(v));
         }
         if let Some(v) = vars(env::GRPC_LISTEN).filter(|v| !v.is_empty()) {
-            self.grpc.listen =
-                v.parse()
-                    .map_err(|e: std::net::AddrParseError| ConfigError::Env {
-                        var: env::GRPC_LISTEN,
-                        value: v.clone(),
-                        detail: format!("{e} (expected ip:port, e.g. 127.0.0.1:50051)"),
-                    })?;
+            self.grpc.listen = env_addr(env::GRPC_LISTEN, &v, "127.0.0.1:50051")?;
+        }
+        if let Some(v) = vars(env::IRC_LISTEN).filter(|v| !v.is_empty()) {
+            self.irc.listen = env_addr(env::IRC_LISTEN, &v, "127.0.0.1:6667")?;
+            self.irc.enabled = true;
+        }
+        if let Some(v) = vars(env::MATRIX_LISTEN).filter(|v| !v.is_empty()) {
+            self.matrix.listen = env_addr(env::MATRIX_LISTEN, &v, "127.0.0.1:8008")?;
+            self.matrix.enabled = true;
         }
         if let Some(v) = vars(env::LOG).filter(|v| !v.is_empty()) {
             self.log.level = v;

@@ -24,6 +24,8 @@ use crate::net::{NetClient, NetConfig};
 use crate::rpc::{self, auth, ApiError, Service, State};
 use crate::store::{IdentityRecord, Store, StoreError};
 
+mod inproc;
+
 /// The Unix socket's file name in the data dir.
 pub const SOCKET_FILE: &str = "sessiond.sock";
 /// How long shutdown waits for open calls and streams before it closes them anyway.
@@ -60,6 +62,14 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// An adapter (IRC, Matrix) stopped with an error.
+    #[error("the {what} server failed: {detail}")]
+    Adapter {
+        /// "IRC" or "Matrix".
+        what: &'static str,
+        /// Its error.
+        detail: String,
+    },
 }
 
 impl HasKind for DaemonError {
@@ -69,9 +79,10 @@ impl HasKind for DaemonError {
             DaemonError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
                 ErrorKind::InUse
             }
-            DaemonError::Bind { .. } | DaemonError::Serve { .. } | DaemonError::Signals(_) => {
-                ErrorKind::LocalIo
-            }
+            DaemonError::Bind { .. }
+            | DaemonError::Serve { .. }
+            | DaemonError::Signals(_)
+            | DaemonError::Adapter { .. } => ErrorKind::LocalIo,
             DaemonError::Api(e) => e.kind(),
         }
     }
@@ -88,6 +99,10 @@ pub struct Listening {
     pub grpc_tcp: Option<SocketAddr>,
     /// The Unix socket, if serving one.
     pub grpc_unix: Option<PathBuf>,
+    /// The IRC server's address, if it runs.
+    pub irc: Option<SocketAddr>,
+    /// The Matrix endpoint's address, if it runs.
+    pub matrix: Option<SocketAddr>,
     /// Which network: "mainnet", "devnet", "custom", or "offline".
     pub network: &'static str,
     /// `run --devnet`: the identities made for trying it out.
@@ -152,6 +167,24 @@ pub fn is_loopback_url(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Binds an adapter's TCP listener; warns when it is reachable beyond loopback.
+async fn bind_adapter(what: &'static str, addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "{what} listens beyond loopback: tokens cross the network unencrypted"
+        );
+    }
+    Ok(listener)
 }
 
 /// Adds `name` with a fresh identity unless it exists; returns its record.
@@ -291,15 +324,33 @@ pub async fn run(
     } else {
         None
     };
+    let irc = if config.irc.enabled {
+        Some(bind_adapter("IRC", config.irc.listen).await?)
+    } else {
+        None
+    };
+    let matrix = if config.matrix.enabled {
+        Some(bind_adapter("Matrix", config.matrix.listen).await?)
+    } else {
+        None
+    };
     let listening = Listening {
         event: "listening",
         data_dir: data_dir.to_owned(),
         grpc_tcp: tcp.as_ref().and_then(|l| l.local_addr().ok()),
         grpc_unix: unix.as_ref().map(|_| socket_path.clone()),
+        irc: irc.as_ref().and_then(|l| l.local_addr().ok()),
+        matrix: matrix.as_ref().and_then(|l| l.local_addr().ok()),
         network: network_name,
         identities,
     };
-    tracing::info!(tcp = ?listening.grpc_tcp, unix = ?listening.grpc_unix, "sessiond listening");
+    tracing::info!(
+        tcp = ?listening.grpc_tcp,
+        unix = ?listening.grpc_unix,
+        irc = ?listening.irc,
+        matrix = ?listening.matrix,
+        "sessiond listening"
+    );
     on_listening(&listening);
 
     let until_shutdown = |mut rx: watch::Receiver<bool>| async move {
@@ -318,6 +369,48 @@ pub async fn run(
                     source,
                 })
         });
+    }
+    if irc.is_some() || matrix.is_some() {
+        // The adapters are clients of the gRPC API like any other program; in-process they
+        // reach it over in-memory pipes.
+        let router = rpc::router(&service).await?;
+        let (channel, server) = inproc::channel(router, until_shutdown(shutdown_rx.clone()));
+        servers.spawn(async move {
+            match server.await {
+                Ok(served) => served.map_err(|source| DaemonError::Serve {
+                    what: "the in-process channel",
+                    source,
+                }),
+                Err(joined) => Err(DaemonError::Adapter {
+                    what: "in-process gRPC",
+                    detail: joined.to_string(),
+                }),
+            }
+        });
+        if let Some(listener) = irc {
+            let (config, channel) = (config.irc.clone(), channel.clone());
+            let signal = until_shutdown(shutdown_rx.clone());
+            servers.spawn(async move {
+                sessiond_irc::serve(listener, config, channel, signal)
+                    .await
+                    .map_err(|e| DaemonError::Adapter {
+                        what: "IRC",
+                        detail: e.to_string(),
+                    })
+            });
+        }
+        if let Some(listener) = matrix {
+            let (config, channel) = (config.matrix.clone(), channel.clone());
+            let signal = until_shutdown(shutdown_rx.clone());
+            servers.spawn(async move {
+                sessiond_matrix::serve(listener, config, channel, signal)
+                    .await
+                    .map_err(|e| DaemonError::Adapter {
+                        what: "Matrix",
+                        detail: e.to_string(),
+                    })
+            });
+        }
     }
     if let Some(listener) = tcp {
         let router = rpc::router(&service).await?;

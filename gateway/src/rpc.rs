@@ -4,7 +4,8 @@
 //! - [`auth`]: tokens (admin file, identity-scoped) and the interceptor that checks them.
 //! - [`err`]: [`ApiError`] and [`err::code_for`], the one kind → status code mapping.
 //! - `identities`, `messages`, `conversations`, `network`: one file per service's handlers.
-//! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing texts.
+//! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing contents (texts, typing
+//!   notices).
 //!
 //! Store calls are blocking (redb commits fsync), so handlers run them through
 //! [`tokio::task::spawn_blocking`] via [`Service::blocking`].

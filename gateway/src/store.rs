@@ -14,19 +14,40 @@
 //! | `outbox` | outbox id | JSON [`OutboxEntry`] |
 //! | `conversations` | (identity id, peer Account ID) | JSON [`ConversationRecord`] |
 //! | `contacts` | (identity id, Account ID) | JSON [`ContactRecord`] |
+//! | `contact_handles` | (identity id, lowercase handle) | the contact's Account ID |
+//! | `peer_events` | (identity id, peer Account ID, seq) | () — the per-conversation log index |
+//! | `idempotency` | (identity id, client key) | JSON [`SentKey`] |
 //! | `tokens` | SHA-256 of the token | JSON [`TokenRecord`] |
 //! | `blobs` | name | bytes (the snode pool) |
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
 //! a caller was told is durable survives a crash. The operations that must be atomic together are
-//! single methods: [`Store::queue_outgoing`] (outbox entry + `Outgoing` event + conversation),
-//! [`Store::record_received`] (dedupe + events + `last_hash` + conversation + contact),
-//! [`Store::outbox_sent`] / [`Store::outbox_failed`] (remove entry + `Delivery` event).
+//! single methods: [`Store::queue_outgoing`] (idempotency key + outbox entry + `Outgoing` event +
+//! conversation + contact), [`Store::record_received`] (dedupe + events + `last_hash` +
+//! conversation + contact), [`Store::outbox_sent`] / [`Store::outbox_failed`] (remove entry +
+//! `Delivery` event), and each conversation change with its `Conversation` event (`book`).
+//!
+//! Schema versions: 1 had no handles, peer index or idempotency keys; opening a version-1 file
+//! gives every contact (and every conversation's peer) a handle and indexes the log by peer, in
+//! one transaction, then marks it version 2.
+//!
+//! Besides the database, the store hands out two kinds of live signals, because it is what the
+//! API and the engine share: wake-ups when a log grows ([`Store::watch`]) and typing notices,
+//! which are never stored ([`Store::publish_typing`], [`Store::typing_notices`]).
 //!
 //! redb holds an exclusive lock on the file while open, so a second daemon on the same data dir
 //! fails with [`StoreError::InUse`].
+//!
+//! # Modules
+//! - `records`: the records as JSON; `err`: [`StoreError`].
+//! - `book`: conversations, contacts and handles, and the rules for ConversationChanged events.
+//! - [`handles`]: the handle rule and derivation (pure).
+//! - `migrate`: schema upgrades.
 
+mod book;
 mod err;
+pub mod handles;
+mod migrate;
 mod records;
 
 use std::collections::HashMap;
@@ -37,19 +58,19 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
 pub use err::StoreError;
 pub use records::{
-    ContactRecord, ConversationRecord, DeliveryState, EventKind, IdentityId, IdentityRecord,
-    NewOutgoing, OutboxEntry, Received, StoredEvent, TokenRecord,
+    ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, IdentityId,
+    IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, TokenRecord,
 };
 
 /// The database file's name in the data dir.
 pub const DB_FILE: &str = "sessiond.redb";
 /// The schema version this build writes; a database with a higher one is refused.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const IDENTITIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("identities");
@@ -62,6 +83,9 @@ const OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outbox");
 const CONVERSATIONS: TableDefinition<'_, (u64, &str), &[u8]> =
     TableDefinition::new("conversations");
 const CONTACTS: TableDefinition<'_, (u64, &str), &[u8]> = TableDefinition::new("contacts");
+const HANDLES: TableDefinition<'_, (u64, &str), &str> = TableDefinition::new("contact_handles");
+const PEER_EVENTS: TableDefinition<'_, (u64, &str, u64), ()> = TableDefinition::new("peer_events");
+const IDEMPOTENCY: TableDefinition<'_, (u64, &str), &[u8]> = TableDefinition::new("idempotency");
 const TOKENS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tokens");
 const BLOBS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("blobs");
 
@@ -69,6 +93,9 @@ const SCHEMA_KEY: &str = "sessiond_schema_version";
 const NEXT_IDENTITY_KEY: &str = "next_identity_id";
 const NEXT_OUTBOX_KEY: &str = "next_outbox_id";
 const SNODE_POOL_BLOB: &str = "snode_pool";
+/// Typing notices buffered for subscribers: a bounded queue; a subscriber that falls further
+/// behind loses the oldest notices, which are stale by then anyway.
+const TYPING_CAPACITY: usize = 256;
 
 /// A cheap-clone handle on the open store.
 #[derive(Clone, Debug)]
@@ -83,6 +110,21 @@ struct Shared {
     /// Wake-ups for event-log subscribers: identity id → the newest seq. A std `Mutex`: nothing
     /// awaits while it is held.
     watchers: Mutex<HashMap<IdentityId, watch::Sender<u64>>>,
+    /// Live typing notices for every identity (subscribers filter by identity).
+    typing: broadcast::Sender<TypingNotice>,
+}
+
+/// Someone started or stopped typing to an identity: a live notice, never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypingNotice {
+    /// The identity written to.
+    pub identity: IdentityId,
+    /// The Account ID of whoever is typing.
+    pub peer: String,
+    /// True: started. False: stopped.
+    pub typing: bool,
+    /// When the daemon got it, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// Creates `dir` (and parents) with mode 0700 if missing and tightens it to 0700.
@@ -152,6 +194,7 @@ impl Store {
                 db,
                 file,
                 watchers: Mutex::new(HashMap::new()),
+                typing: broadcast::channel(TYPING_CAPACITY).0,
             }),
         };
         store.check_schema()?;
@@ -225,8 +268,15 @@ impl Store {
             tx.open_table(OUTBOX)?;
             tx.open_table(CONVERSATIONS)?;
             tx.open_table(CONTACTS)?;
+            tx.open_table(HANDLES)?;
+            tx.open_table(PEER_EVENTS)?;
+            tx.open_table(IDEMPOTENCY)?;
             tx.open_table(TOKENS)?;
             tx.open_table(BLOBS)?;
+            if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
+                migrate::upgrade(tx, found)?;
+                tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+            }
             Ok(())
         })
         .map_err(|e| match e {
@@ -325,6 +375,7 @@ impl Store {
                 name: name.to_owned(),
                 account_id: account_id.to_owned(),
                 created_at_ms: now_ms,
+                display_name: None,
             };
             names.insert(name, id)?;
             tx.open_table(IDENTITIES)?
@@ -385,8 +436,24 @@ impl Store {
         })
     }
 
-    /// Removes an identity and everything kept for it: seed, events, seen hashes, cursors,
-    /// outbox entries, conversations, contacts and tokens. Its subscribers' streams end.
+    /// Sets (`Some`) or clears (`None`) the display name an identity announces.
+    pub fn set_display_name(
+        &self,
+        name: &str,
+        display_name: Option<&str>,
+    ) -> Result<IdentityRecord, StoreError> {
+        self.write("setting a display name", |tx| {
+            let mut record = identity_by_name(tx, name)?;
+            record.display_name = display_name.map(str::to_owned);
+            tx.open_table(IDENTITIES)?
+                .insert(record.id, encode(&record).as_slice())?;
+            Ok(record)
+        })
+    }
+
+    /// Removes an identity and everything kept for it: seed, events and their peer index, seen
+    /// hashes, cursors, outbox entries, conversations, contacts and their handles, idempotency
+    /// keys and tokens. Its subscribers' streams end.
     pub fn remove_identity(&self, name: &str) -> Result<IdentityRecord, StoreError> {
         let record = self.write("removing an identity", |tx| {
             let record = identity_by_name(tx, name)?;
@@ -403,6 +470,12 @@ impl Store {
             tx.open_table(CONVERSATIONS)?
                 .retain(|(owner, _), _| owner != id)?;
             tx.open_table(CONTACTS)?
+                .retain(|(owner, _), _| owner != id)?;
+            tx.open_table(HANDLES)?
+                .retain(|(owner, _), _| owner != id)?;
+            tx.open_table(PEER_EVENTS)?
+                .retain(|(owner, _, _), ()| owner != id)?;
+            tx.open_table(IDEMPOTENCY)?
                 .retain(|(owner, _), _| owner != id)?;
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut doomed = Vec::new();
@@ -463,6 +536,27 @@ impl Store {
                 Some(v) => Some(decode("token", v.value())?),
                 None => None,
             })
+        })
+    }
+
+    /// Removes the token stored under `hash`, if it reaches `scope` (any identity's when
+    /// `scope` is `None`), in one transaction.
+    pub fn revoke_token(
+        &self,
+        hash: &[u8; 32],
+        scope: Option<IdentityId>,
+    ) -> Result<Revoked, StoreError> {
+        self.write("revoking a token", |tx| {
+            let mut tokens = tx.open_table(TOKENS)?;
+            let record: TokenRecord = match tokens.get(hash.as_slice())? {
+                Some(v) => decode("token", v.value())?,
+                None => return Ok(Revoked::Unknown),
+            };
+            if scope.is_some_and(|id| id != record.identity) {
+                return Ok(Revoked::OtherIdentity);
+            }
+            tokens.remove(hash.as_slice())?;
+            Ok(Revoked::Revoked(record))
         })
     }
 
@@ -527,6 +621,67 @@ impl Store {
         })
     }
 
+    /// Like [`Store::events`], but only the events of the conversation with `peer` (messages
+    /// either way, their delivery updates and its `Conversation` events), through the
+    /// `peer_events` index.
+    pub fn peer_events(
+        &self,
+        identity: IdentityId,
+        peer: &str,
+        after: u64,
+        before: u64,
+        limit: usize,
+        newest_first: bool,
+    ) -> Result<(Vec<StoredEvent>, bool), StoreError> {
+        self.read("reading a conversation's events", |tx| {
+            let index = tx.open_table(PEER_EVENTS)?;
+            let events = tx.open_table(EVENTS)?;
+            let lo = after.saturating_add(1);
+            let hi = if before == 0 {
+                u64::MAX
+            } else {
+                before.saturating_sub(1)
+            };
+            if lo > hi {
+                return Ok((Vec::new(), false));
+            }
+            let range = index.range((identity, peer, lo)..=(identity, peer, hi))?;
+            let mut seqs = Vec::new();
+            let mut more = false;
+            let mut take = |row: Result<_, redb::StorageError>| -> Result<bool, TxError> {
+                let (k, _): (redb::AccessGuard<'_, (u64, &str, u64)>, _) = row?;
+                if seqs.len() == limit {
+                    more = true;
+                    return Ok(false);
+                }
+                seqs.push(k.value().2);
+                Ok(true)
+            };
+            if newest_first {
+                for row in range.rev() {
+                    if !take(row)? {
+                        break;
+                    }
+                }
+            } else {
+                for row in range {
+                    if !take(row)? {
+                        break;
+                    }
+                }
+            }
+            let mut out = Vec::with_capacity(seqs.len());
+            for seq in seqs {
+                let v = events.get((identity, seq))?.ok_or(StoreError::BadRecord {
+                    what: "peer index",
+                    detail: format!("it lists event {seq}, which is missing"),
+                })?;
+                out.push(decode("event", v.value())?);
+            }
+            Ok((out, more))
+        })
+    }
+
     /// A receiver that changes whenever an identity's log grows (its value is the newest seq).
     ///
     /// Subscribe first, then read the log after your cursor, then wait for a change and read
@@ -559,23 +714,54 @@ impl Store {
         }
     }
 
+    /// Passes a typing notice to the current [`Store::typing_notices`] receivers (nothing is
+    /// stored; without receivers it is dropped).
+    pub fn publish_typing(&self, notice: TypingNotice) {
+        let _ = self.shared.typing.send(notice);
+    }
+
+    /// Typing notices from now on, for every identity (filter by [`TypingNotice::identity`]).
+    pub fn typing_notices(&self) -> broadcast::Receiver<TypingNotice> {
+        self.shared.typing.subscribe()
+    }
+
     // --------------------------------------------------------------------------------------------
     // Sending: outbox
     // --------------------------------------------------------------------------------------------
 
-    /// Queues a message: writes the outbox entry, the `Outgoing` event and the conversation in
-    /// one transaction. The entry is due at once.
+    /// The message an idempotency key first queued, if the identity used the key before.
+    pub fn sent_key(&self, identity: IdentityId, key: &str) -> Result<Option<SentKey>, StoreError> {
+        self.read("reading an idempotency key", |tx| {
+            let keys = tx.open_table(IDEMPOTENCY)?;
+            let v = keys.get((identity, key))?;
+            Ok(match v {
+                Some(v) => Some(decode("idempotency key", v.value())?),
+                None => None,
+            })
+        })
+    }
+
+    /// Queues a message: writes the outbox entry, the `Outgoing` event, the conversation (now
+    /// accepted and not left; a `Conversation` event if that changed it), the contact (with a
+    /// handle, if new) and the idempotency key in one transaction. The entry is due at once. If
+    /// the identity used the idempotency key before, nothing is written.
     pub fn queue_outgoing(
         &self,
         identity: IdentityId,
         msg: NewOutgoing,
         now_ms: u64,
-    ) -> Result<(StoredEvent, OutboxEntry), StoreError> {
-        let out = self.write("queueing a message", |tx| {
+    ) -> Result<Queued, StoreError> {
+        let (queued, last) = self.write("queueing a message", |tx| {
             require_identity(tx, identity)?;
-            let mut events = tx.open_table(EVENTS)?;
-            let event = append(
-                &mut events,
+            let mut keys = tx.open_table(IDEMPOTENCY)?;
+            if let Some(key) = msg.idempotency_key.as_deref() {
+                if let Some(v) = keys.get((identity, key))? {
+                    let first: SentKey = decode("idempotency key", v.value())?;
+                    return Ok((Queued::Duplicate(first), None));
+                }
+            }
+            let mut log = Log::open(tx)?;
+            let event = log.append(
                 identity,
                 now_ms,
                 EventKind::Outgoing {
@@ -602,18 +788,31 @@ impl Store {
             };
             tx.open_table(OUTBOX)?
                 .insert(id, encode(&entry).as_slice())?;
-            touch_conversation(
-                tx,
+            let mut book = book::Book::open(tx)?;
+            let change = book.message(
+                &mut log,
                 identity,
                 &entry.recipient,
+                book::Message::Outgoing,
                 event.seq,
                 msg.sent_at_ms,
-                false,
+                now_ms,
             )?;
-            Ok((event, entry))
+            if let Some(key) = msg.idempotency_key.as_deref() {
+                let first = SentKey {
+                    message_id: entry.message_id.clone(),
+                    seq: event.seq,
+                    sent_at_ms: entry.sent_at_ms,
+                };
+                keys.insert((identity, key), encode(&first).as_slice())?;
+            }
+            let last = change.map_or(event.seq, |c| c.seq);
+            Ok((Queued::New { event, entry }, Some(last)))
         })?;
-        self.wake(identity, out.0.seq);
-        Ok(out)
+        if let Some(last) = last {
+            self.wake(identity, last);
+        }
+        Ok(queued)
     }
 
     /// All outbox entries, oldest first.
@@ -696,9 +895,7 @@ impl Store {
                 DeliveryState::Sent => entry.attempts.saturating_add(1),
                 DeliveryState::Failed => entry.attempts,
             };
-            let mut events = tx.open_table(EVENTS)?;
-            let event = append(
-                &mut events,
+            let event = Log::open(tx)?.append(
                 entry.identity,
                 now_ms,
                 EventKind::Delivery {
@@ -734,8 +931,10 @@ impl Store {
     }
 
     /// Records a poll result in one transaction: appends an `Incoming` event for every message
-    /// whose hash was not seen before (in order), updates conversations and the senders' profile
-    /// names, and sets the cursor to `last_hash` (if given). Returns the new events.
+    /// whose hash was not seen before (in order), updates conversations (a `Conversation` event
+    /// after a message that changed one, e.g. made a left conversation a message request again)
+    /// and the senders' contacts (profile name; a handle for a new one), and sets the cursor to
+    /// `last_hash` (if given). Returns the new events.
     pub fn record_received(
         &self,
         identity: IdentityId,
@@ -748,33 +947,27 @@ impl Store {
             require_identity(tx, identity)?;
             let mut added = Vec::new();
             let mut seen = tx.open_table(SEEN_HASHES)?;
-            let mut events = tx.open_table(EVENTS)?;
-            let mut contacts = tx.open_table(CONTACTS)?;
+            let mut log = Log::open(tx)?;
+            let mut book = book::Book::open(tx)?;
             for msg in messages {
                 if seen.get((identity, msg.hash.as_str()))?.is_some() {
                     continue;
                 }
-                let event = append(
-                    &mut events,
-                    identity,
-                    now_ms,
-                    EventKind::Incoming(msg.clone()),
-                )?;
+                let event = log.append(identity, now_ms, EventKind::Incoming(msg.clone()))?;
                 seen.insert((identity, msg.hash.as_str()), event.seq)?;
-                touch_conversation(tx, identity, &msg.sender, event.seq, msg.sent_at_ms, true)?;
-                if let Some(profile) = msg.sender_profile_name.as_deref() {
-                    let key = (identity, msg.sender.as_str());
-                    let mut contact: ContactRecord = match contacts.get(key)? {
-                        Some(v) => decode("contact", v.value())?,
-                        None => ContactRecord {
-                            account_id: msg.sender.clone(),
-                            ..ContactRecord::default()
-                        },
-                    };
-                    contact.profile_name = Some(profile.to_owned());
-                    contacts.insert(key, encode(&contact).as_slice())?;
-                }
+                let change = book.message(
+                    &mut log,
+                    identity,
+                    &msg.sender,
+                    book::Message::Incoming {
+                        profile_name: msg.sender_profile_name.as_deref(),
+                    },
+                    event.seq,
+                    msg.sent_at_ms,
+                    now_ms,
+                )?;
                 added.push(event);
+                added.extend(change);
             }
             if let Some(hash) = last_hash {
                 tx.open_table(CURSORS)?
@@ -786,91 +979,6 @@ impl Store {
             self.wake(identity, last.seq);
         }
         Ok(added)
-    }
-
-    // --------------------------------------------------------------------------------------------
-    // Conversations and contacts
-    // --------------------------------------------------------------------------------------------
-
-    /// An identity's conversations, most recent activity first.
-    pub fn conversations(
-        &self,
-        identity: IdentityId,
-    ) -> Result<Vec<ConversationRecord>, StoreError> {
-        let mut out: Vec<ConversationRecord> = self.read("listing conversations", |tx| {
-            let table = tx.open_table(CONVERSATIONS)?;
-            let mut out = Vec::new();
-            for row in table.range((identity, "")..)? {
-                let (k, v) = row?;
-                if k.value().0 != identity {
-                    break;
-                }
-                out.push(decode("conversation", v.value())?);
-            }
-            Ok(out)
-        })?;
-        out.sort_by(|a: &ConversationRecord, b| {
-            (b.last_activity_ms, b.last_seq).cmp(&(a.last_activity_ms, a.last_seq))
-        });
-        Ok(out)
-    }
-
-    /// An identity's contacts, sorted by Account ID.
-    pub fn contacts(&self, identity: IdentityId) -> Result<Vec<ContactRecord>, StoreError> {
-        self.read("listing contacts", |tx| {
-            let table = tx.open_table(CONTACTS)?;
-            let mut out = Vec::new();
-            for row in table.range((identity, "")..)? {
-                let (k, v) = row?;
-                if k.value().0 != identity {
-                    break;
-                }
-                out.push(decode("contact", v.value())?);
-            }
-            Ok(out)
-        })
-    }
-
-    /// One contact (a default, nameless one if unknown).
-    pub fn contact(
-        &self,
-        identity: IdentityId,
-        account_id: &str,
-    ) -> Result<ContactRecord, StoreError> {
-        self.read("reading a contact", |tx| {
-            let table = tx.open_table(CONTACTS)?;
-            let v = table.get((identity, account_id))?;
-            Ok(match v {
-                Some(v) => decode("contact", v.value())?,
-                None => ContactRecord {
-                    account_id: account_id.to_owned(),
-                    ..ContactRecord::default()
-                },
-            })
-        })
-    }
-
-    /// Sets (`Some`) or clears (`None`) a contact's local name, creating the contact if needed.
-    pub fn set_contact_name(
-        &self,
-        identity: IdentityId,
-        account_id: &str,
-        name: Option<&str>,
-    ) -> Result<ContactRecord, StoreError> {
-        self.write("naming a contact", |tx| {
-            require_identity(tx, identity)?;
-            let mut table = tx.open_table(CONTACTS)?;
-            let mut contact: ContactRecord = match table.get((identity, account_id))? {
-                Some(v) => decode("contact", v.value())?,
-                None => ContactRecord {
-                    account_id: account_id.to_owned(),
-                    ..ContactRecord::default()
-                },
-            };
-            contact.name = name.map(str::to_owned);
-            table.insert((identity, account_id), encode(&contact).as_slice())?;
-            Ok(contact)
-        })
     }
 
     // --------------------------------------------------------------------------------------------
@@ -1016,47 +1124,55 @@ fn last_seq(
     Ok(last.map(|(k, _)| k.value().1).unwrap_or(0))
 }
 
-fn append(
-    events: &mut redb::Table<'_, (u64, u64), &'static [u8]>,
-    identity: IdentityId,
-    now_ms: u64,
-    kind: EventKind,
-) -> Result<StoredEvent, TxError> {
-    let seq = last_seq(events, identity)?.saturating_add(1);
-    let event = StoredEvent {
-        seq,
-        recorded_at_ms: now_ms,
-        kind,
-    };
-    events.insert((identity, seq), encode(&event).as_slice())?;
-    Ok(event)
+/// The event log inside a write transaction: the events table and its per-peer index, kept in
+/// step by [`Log::append`].
+struct Log<'t> {
+    events: redb::Table<'t, (u64, u64), &'static [u8]>,
+    peers: redb::Table<'t, (u64, &'static str, u64), ()>,
 }
 
-fn touch_conversation(
-    tx: &redb::WriteTransaction,
-    identity: IdentityId,
-    peer: &str,
-    seq: u64,
-    at_ms: u64,
-    incoming: bool,
-) -> Result<(), TxError> {
-    let mut table = tx.open_table(CONVERSATIONS)?;
-    let mut conv: ConversationRecord = match table.get((identity, peer))? {
-        Some(v) => decode("conversation", v.value())?,
-        None => ConversationRecord {
-            peer: peer.to_owned(),
-            ..ConversationRecord::default()
-        },
-    };
-    conv.last_seq = seq;
-    conv.last_activity_ms = conv.last_activity_ms.max(at_ms);
-    if incoming {
-        conv.incoming_count += 1;
-    } else {
-        conv.outgoing_count += 1;
+impl<'t> Log<'t> {
+    fn open(tx: &'t redb::WriteTransaction) -> Result<Log<'t>, TxError> {
+        Ok(Log {
+            events: tx.open_table(EVENTS)?,
+            peers: tx.open_table(PEER_EVENTS)?,
+        })
     }
-    table.insert((identity, peer), encode(&conv).as_slice())?;
-    Ok(())
+
+    /// The newest seq of an identity's log (0 if empty).
+    fn last_seq(&self, identity: IdentityId) -> Result<u64, TxError> {
+        last_seq(&self.events, identity)
+    }
+
+    /// Appends an event with the next seq and indexes it under its peer.
+    fn append(
+        &mut self,
+        identity: IdentityId,
+        now_ms: u64,
+        kind: EventKind,
+    ) -> Result<StoredEvent, TxError> {
+        let seq = self.last_seq(identity)?.saturating_add(1);
+        let event = StoredEvent {
+            seq,
+            recorded_at_ms: now_ms,
+            kind,
+        };
+        self.events
+            .insert((identity, seq), encode(&event).as_slice())?;
+        self.peers.insert((identity, event.kind.peer(), seq), ())?;
+        Ok(event)
+    }
+}
+
+/// The outcome of [`Store::revoke_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// The token existed and is gone; what it was.
+    Revoked(TokenRecord),
+    /// No such token.
+    Unknown,
+    /// The token reaches another identity than the one allowed; it was left alone.
+    OtherIdentity,
 }
 
 #[cfg(test)]

@@ -451,7 +451,13 @@ async fn send_subscribe_history_and_conversations() {
         .await
         .expect("history")
         .into_inner();
-    assert_eq!(all.events.len(), 5);
+    // Five messages, then the ConversationChanged that naming Bob recorded.
+    assert_eq!(all.events.len(), 6);
+    assert!(matches!(
+        &all.events[5].kind,
+        Some(event::Kind::Conversation(c))
+            if c.conversation.as_ref().is_some_and(|c| c.display_name == "Bob")
+    ));
     assert!(!all.more);
 }
 

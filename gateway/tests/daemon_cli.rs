@@ -140,6 +140,26 @@ fn cli_commands_against_a_running_daemon() {
     assert_eq!(second["seq"], 2);
     assert_eq!(second["text"], "again");
 
+    // A contact's handle works as --to (case-insensitively): bob got `s` + the start of his
+    // Account ID when alice first wrote to him (he announced no name).
+    let handle = format!("S{}", &bob_id[2..10]);
+    json(&cli(
+        d,
+        &["send", "--from", "alice", "--to", &handle, "by handle"],
+        "",
+    ));
+    let third: serde_json::Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("json");
+    assert_eq!(third["text"], "by handle");
+    assert_eq!(third["recipient"], bob_id.as_str());
+    let out = cli(d, &["send", "--from", "alice", "--to", "nobody", "x"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("neither an Account ID nor the handle"),
+        "{err}"
+    );
+
     // SIGTERM: the daemon stops cleanly and `listen` ends with an error line.
     assert!(daemon.terminate().success());
     let status = listen.wait().expect("listen exits");
@@ -194,4 +214,54 @@ fn a_bad_config_file_fails_with_one_line() {
         "{err}"
     );
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_adapters_listen_where_told_and_are_reported() {
+    let dir = TempDir::new("adapters");
+    let daemon = Daemon::start(dir.path());
+    for (what, addr) in [("irc", &daemon.irc), ("matrix", &daemon.matrix)] {
+        let addr = addr.as_deref().unwrap_or_else(|| panic!("{what} address"));
+        assert!(addr.starts_with("127.0.0.1:"), "{what}: {addr}");
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {what}: {e}"));
+    }
+}
+
+#[test]
+fn an_adapter_port_in_use_fails_with_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").to_string();
+    for flag in ["--irc-listen", "--matrix-listen"] {
+        let dir = TempDir::new("adapter-in-use");
+        let out = run_command(dir.path())
+            .arg(flag)
+            .arg(&port)
+            .output()
+            .expect("daemon");
+        let err = one_line_error(&out);
+        assert!(
+            err.contains("cannot listen on") && err.contains(&port),
+            "{flag}: {err}"
+        );
+        assert_eq!(out.status.code(), Some(1), "{flag}");
+    }
+}
+
+#[test]
+fn bad_adapter_addresses_fail_with_one_line() {
+    let dir = TempDir::new("adapter-bad-addr");
+    let out = run_command(dir.path())
+        .env("SESSIOND_IRC_LISTEN", "localhost:six")
+        .output()
+        .expect("daemon");
+    let err = one_line_error(&out);
+    assert!(err.contains("SESSIOND_IRC_LISTEN"), "{err}");
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_command(dir.path())
+        .args(["--matrix-listen", "not-an-address"])
+        .output()
+        .expect("daemon");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--matrix-listen"), "{stderr}");
 }

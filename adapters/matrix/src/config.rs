@@ -17,6 +17,9 @@ pub struct MatrixConfig {
     /// The server name in user ids (`@name:server`) and room ids.
     #[serde(default = "default_server_name")]
     pub server_name: String,
+    /// The longest a `/sync` long-poll waits (its `timeout` is clamped to this), in ms.
+    #[serde(default = "default_max_sync_timeout_ms")]
+    pub max_sync_timeout_ms: u64,
 }
 
 impl Default for MatrixConfig {
@@ -25,6 +28,7 @@ impl Default for MatrixConfig {
             enabled: true,
             listen: default_listen(),
             server_name: default_server_name(),
+            max_sync_timeout_ms: default_max_sync_timeout_ms(),
         }
     }
 }
@@ -41,4 +45,9 @@ pub fn default_listen() -> SocketAddr {
 /// `localhost`.
 pub fn default_server_name() -> String {
     "localhost".to_owned()
+}
+
+/// 60 s: clients ask for 30 s; longer waits only hold connections open.
+pub fn default_max_sync_timeout_ms() -> u64 {
+    60_000
 }

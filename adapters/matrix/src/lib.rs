@@ -2,9 +2,53 @@
 //! sessiond gRPC API.
 //!
 //! The daemon binds the listener and hands it to [`serve`] with a gRPC channel to itself; every
-//! Matrix access token stands for a sessiond token, and all calls carry it, so the daemon's own
-//! authorization decides which identity a client reaches.
+//! Matrix access token is a sessiond identity-scoped token, and all calls carry it, so the
+//! daemon's own authorization decides which identity a client reaches.
+//!
+//! # Layout
+//! - [`config`](MatrixConfig): the `[matrix]` section.
+//! - `http`: the accept loop, request reading (body limit, path/query decoding), JSON + CORS.
+//! - `router`: (method, path) → endpoint; the one place that requires a token.
+//! - `auth`: login, logout, whoami and the auth extractor.
+//! - `sync`: `/sync`, initial and incremental from the event log, long-polls.
+//! - `rooms`: conversations as rooms: createRoom/join/leave, send, typing, receipts, state,
+//!   members, `/messages`.
+//! - `account`: discovery, capabilities, filters, account data, profiles, push rules, devices.
+//! - `events`: the mapping of conversations and event-log entries to Matrix events.
+//! - `ids`: Matrix ids for sessiond things, made and read back without storage.
+//! - `state`: what is kept in memory per identity (live subscription, typing, filters).
+//! - [`err`](MatrixError): errors and their one mapping to Matrix `errcode`s.
 
+mod account;
+mod auth;
 mod config;
+mod err;
+mod events;
+mod http;
+mod ids;
+mod rooms;
+mod router;
+mod state;
+mod sync;
+
+use std::sync::Arc;
 
 pub use config::MatrixConfig;
+pub use err::{ErrorParts, MatrixError, ServeError};
+
+/// Serves the Matrix client-server API on `listener` until `shutdown` resolves, calling the
+/// daemon through `api` with each client's own token. At shutdown, long-polling `/sync`s answer
+/// at once, requests in flight finish (for up to 5 s) and connections close.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: MatrixConfig,
+    api: tonic::transport::Channel,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(state::Shared::new(config, api, stop_rx));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, server_name = %shared.config.server_name, "matrix: listening");
+    }
+    http::run(listener, shared, stop_tx, shutdown).await
+}

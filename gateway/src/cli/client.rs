@@ -11,18 +11,17 @@ use clap::{Args, Subcommand};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use session_proto::err::{ErrorKind, HasKind};
+use sessiond_api::client::{looks_like_account_id, Authed, Client};
 use sessiond_api::v1::identities_client::IdentitiesClient;
 use sessiond_api::v1::messages_client::MessagesClient;
 use sessiond_api::v1::{
     event, CreateIdentityRequest, CreateTokenRequest, DeliveryState, Event,
-    ExportRecoveryPasswordRequest, ListIdentitiesRequest, RemoveIdentityRequest,
-    RestoreIdentityRequest, SendRequest, SubscribeRequest,
+    ExportRecoveryPasswordRequest, ListContactsRequest, ListIdentitiesRequest,
+    RemoveIdentityRequest, RestoreIdentityRequest, SendRequest, SubscribeRequest,
 };
 use tonic::codegen::http::Uri;
-use tonic::metadata::AsciiMetadataValue;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Status};
+use tonic::transport::Endpoint;
+use tonic::Status;
 use zeroize::Zeroizing;
 
 use super::run::load_config;
@@ -82,8 +81,8 @@ pub struct SendArgs {
     /// The sending identity's name.
     #[arg(long = "from", value_name = "NAME")]
     pub from: String,
-    /// The recipient's Account ID.
-    #[arg(long = "to", value_name = "ACCOUNT_ID")]
+    /// The recipient: an Account ID, or the handle of one of the identity's contacts.
+    #[arg(long = "to", value_name = "ACCOUNT_ID|HANDLE")]
     pub to: String,
     /// The text.
     pub text: String,
@@ -218,24 +217,10 @@ impl tonic::codegen::Service<Uri> for UnixConnector {
     }
 }
 
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone, Debug)]
-pub struct BearerAuth(AsciiMetadataValue);
-
-impl tonic::service::Interceptor for BearerAuth {
-    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
-type Authed = InterceptedService<Channel, BearerAuth>;
-
 /// A connection to the daemon of a data dir, authenticated with its admin token.
 #[derive(Debug)]
 pub struct Connection {
-    channel: Channel,
-    auth: BearerAuth,
+    client: Client,
 }
 
 impl Connection {
@@ -246,16 +231,6 @@ impl Connection {
             path: token_path.clone(),
             source,
         })?;
-        let value: AsciiMetadataValue =
-            format!("Bearer {}", token.trim())
-                .parse()
-                .map_err(|_| ClientError::Token {
-                    path: token_path.clone(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "the token is not ASCII",
-                    ),
-                })?;
         let socket = data_dir.join(SOCKET_FILE);
         let connect_err = |detail: String| ClientError::Connect {
             path: socket.clone(),
@@ -274,20 +249,52 @@ impl Connection {
                 }
                 connect_err(detail)
             })?;
-        Ok(Connection {
-            channel,
-            auth: BearerAuth(value),
-        })
+        let client = Client::new(channel, token.trim()).ok_or_else(|| ClientError::Token {
+            path: token_path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the token is not printable ASCII",
+            ),
+        })?;
+        Ok(Connection { client })
     }
 
     /// An Identities client.
     pub fn identities(&self) -> IdentitiesClient<Authed> {
-        IdentitiesClient::with_interceptor(self.channel.clone(), self.auth.clone())
+        self.client.identities.clone()
     }
 
     /// A Messages client.
     pub fn messages(&self) -> MessagesClient<Authed> {
-        MessagesClient::with_interceptor(self.channel.clone(), self.auth.clone())
+        self.client.messages.clone()
+    }
+
+    /// `to` as an Account ID: itself if it looks like one (or cannot be a handle, which starts
+    /// with a letter: the daemon then says what is wrong with it), else the Account ID of the
+    /// contact of `identity` whose handle it is (compared case-insensitively).
+    pub async fn recipient(&self, identity: &str, to: &str) -> Result<String, ClientError> {
+        if looks_like_account_id(to) || !to.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Ok(to.to_owned());
+        }
+        let contacts = self
+            .client
+            .conversations
+            .clone()
+            .list_contacts(ListContactsRequest {
+                identity: identity.to_owned(),
+            })
+            .await?
+            .into_inner()
+            .contacts;
+        contacts
+            .into_iter()
+            .find(|c| c.handle.eq_ignore_ascii_case(to))
+            .map(|c| c.account_id)
+            .ok_or_else(|| {
+                ClientError::Rpc(Box::new(Status::not_found(format!(
+                    "{to:?} is neither an Account ID nor the handle of a contact of {identity:?}"
+                ))))
+            })
     }
 }
 
@@ -415,11 +422,12 @@ pub fn run_send(args: SendArgs, stdout: &mut dyn Write) -> Result<(), ClientErro
     let dir = data_dir(&args.client)?;
     runtime()?.block_on(async {
         let conn = Connection::open(&dir).await?;
+        let recipient = conn.recipient(&args.from, &args.to).await?;
         let r = conn
             .messages()
             .send(SendRequest {
                 identity: args.from,
-                recipient: args.to,
+                recipient,
                 text: args.text,
                 idempotency_key: String::new(),
             })

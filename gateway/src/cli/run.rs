@@ -35,6 +35,14 @@ pub struct RunArgs {
     /// comma-separated) or a devnet.json written by `session-devnet --out`. Overrides the config.
     #[arg(long, value_name = "URL|FILE", value_delimiter = ',')]
     pub seeds: Vec<String>,
+    /// Serve IRC on this address (default 127.0.0.1:6667; port 0 picks a free one). Overrides
+    /// the config and SESSIOND_IRC_LISTEN, and turns the IRC server on.
+    #[arg(long, value_name = "ADDR")]
+    pub irc_listen: Option<std::net::SocketAddr>,
+    /// Serve the Matrix client-server API on this address (default 127.0.0.1:8008; port 0 picks
+    /// a free one). Overrides the config and SESSIOND_MATRIX_LISTEN, and turns it on.
+    #[arg(long, value_name = "ADDR")]
+    pub matrix_listen: Option<std::net::SocketAddr>,
 }
 
 /// Why `sessiond run` failed.
@@ -123,6 +131,14 @@ pub fn resolve_seeds(values: &[String]) -> Result<Vec<String>, RunError> {
 /// stderr, returns on SIGTERM or Ctrl-C after a graceful shutdown.
 pub fn run(args: RunArgs, stdout: &mut dyn Write) -> Result<(), RunError> {
     let (mut config, data_dir) = load_config(args.config, args.data_dir)?;
+    if let Some(addr) = args.irc_listen {
+        config.irc.listen = addr;
+        config.irc.enabled = true;
+    }
+    if let Some(addr) = args.matrix_listen {
+        config.matrix.listen = addr;
+        config.matrix.enabled = true;
+    }
     if !args.seeds.is_empty() {
         config.network.seeds = resolve_seeds(&args.seeds)?;
         config.network.offline = false;

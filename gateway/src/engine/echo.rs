@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rand::RngCore;
 use session_proto::account_id::AccountId;
 use session_proto::keys::IdentityKeys;
+use session_proto::message::text_content;
 use tokio::sync::watch;
 
 use super::Ctx;
@@ -84,7 +85,10 @@ async fn reply(ctx: &Ctx, me: &IdentityRecord, keys: &Arc<IdentityKeys>, m: Rece
         .blocking(move |s| {
             let text = echo_text(&m.text);
             let sent_at_ms = now_ms();
-            let payload = match SessionSealer.seal(&keys, &to, &text, sent_at_ms) {
+            // Read afresh: SetProfile may have changed the name since the echo started.
+            let display_name = s.identity_by_id(id)?.display_name;
+            let content = text_content(&text, display_name.as_deref(), sent_at_ms);
+            let payload = match SessionSealer.seal(&keys, &to, &content, sent_at_ms) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::debug!(cause = %e, "echo cannot seal a reply");
@@ -103,6 +107,7 @@ async fn reply(ctx: &Ctx, me: &IdentityRecord, keys: &Arc<IdentityKeys>, m: Rece
                     payload,
                     namespace: NAMESPACE_DEFAULT,
                     ttl_ms,
+                    idempotency_key: None,
                 },
                 sent_at_ms,
             )

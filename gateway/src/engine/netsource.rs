@@ -4,14 +4,16 @@
 
 use std::sync::Arc;
 
+use session_proto::account_id::AccountId;
+use session_proto::storage_rpc::UserPubkey;
 use sessiond_api::v1::{Hop, NetworkEvent, NetworkEventKind, NetworkStatus, Path};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::net::{
-    NetClient, NetEvent, NetStatus, PathStatus, PoolSnapshot, PoolStore, PoolStoreError,
+    NetClient, NetError, NetEvent, NetStatus, PathStatus, PoolSnapshot, PoolStore, PoolStoreError,
 };
-use crate::rpc::{now_ms, NetworkSource, NetworkUpdates};
+use crate::rpc::{now_ms, ApiError, NetworkSource, NetworkUpdates};
 use crate::store::Store;
 
 /// Events buffered for Network.Watch subscribers.
@@ -159,6 +161,17 @@ pub fn to_api_status(network: &str, s: NetStatus) -> NetworkStatus {
     }
 }
 
+/// A network failure in the API's terms: anything that may work later is UNAVAILABLE (the
+/// message was not sent); a refusal keeps its own kind.
+fn net_error(e: NetError) -> ApiError {
+    if e.is_retryable() || matches!(e, NetError::Shutdown) {
+        ApiError::Unavailable(format!("not sent: {e}"))
+    } else {
+        ApiError::protocol("the network refused it", &e)
+    }
+}
+
+#[tonic::async_trait]
 impl NetworkSource for NetSource {
     fn status(&self) -> NetworkStatus {
         to_api_status(self.network, self.client.status())
@@ -178,6 +191,26 @@ impl NetworkSource for NetSource {
             }
         });
         dropped
+    }
+
+    async fn store_once(
+        &self,
+        recipient: &AccountId,
+        namespace: i16,
+        data: Vec<u8>,
+        ttl_ms: u64,
+    ) -> Result<String, ApiError> {
+        // `store` picks a pool node without loading the pool first (see `Ctx::ready`).
+        if self.client.status().pool_size == 0 {
+            self.client.bootstrap().await.map_err(net_error)?;
+        }
+        let account = UserPubkey(*recipient.as_bytes());
+        let outcome = self
+            .client
+            .store(&account, namespace, &data, ttl_ms, None)
+            .await
+            .map_err(net_error)?;
+        Ok(outcome.hash)
     }
 }
 

@@ -1,17 +1,20 @@
 //! Pollers: one task per identity that retrieves its namespace-0 messages from its swarm,
-//! decrypts and verifies them, and records them (dedupe by hash, events and cursor in one
-//! transaction); and the supervisor that starts and stops them as identities come and go.
+//! decrypts and verifies them, records the visible ones (dedupe by hash, events and cursor in one
+//! transaction) and passes typing notices on live (never stored); and the supervisor that starts
+//! and stops them as identities come and go. Other contents (receipts, data-extraction notices,
+//! message request responses, reactions, empty contents…) are skipped, the cursor moving past
+//! them.
 //!
 //! The interval adapts: `poll.active_interval_ms` while messages flow (either way), then
 //! `poll.idle_interval_ms` after `poll.idle_after_secs` without any.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 use session_proto::keys::IdentityKeys;
-use session_proto::message;
+use session_proto::message::{self, ContentKind, TYPING_TTL_MS};
 use session_proto::storage_rpc::sign::{retrieve_message, sign};
 use session_proto::storage_rpc::{
     message_hash, Ed25519Pubkey, Request, RetrieveParams, RetrieveReply, RetrievedMessage,
@@ -23,12 +26,17 @@ use tokio::task::JoinHandle;
 use super::Ctx;
 use crate::net::{NetError, Snode};
 use crate::rpc::now_ms;
-use crate::store::{IdentityId, IdentityRecord, Received, StoreError};
+use crate::store::{IdentityId, IdentityRecord, Received, StoreError, TypingNotice};
 
 /// The namespace one-to-one messages arrive in.
 const NAMESPACE: i16 = 0;
 /// How often the supervisor re-reads the identities without a wake-up (a safety net).
 const RESCAN: Duration = Duration::from_secs(30);
+/// Clock skew tolerated when judging whether a typing notice is stale, ms.
+const TYPING_SKEW_MS: u64 = 60_000;
+/// Hashes of typing notices passed on, remembered per poller so a full re-read (another swarm
+/// member) does not replay them; a notice lives 20 s, so a few dozen cover any burst.
+const TYPING_SEEN: usize = 64;
 
 struct Running {
     stop: watch::Sender<bool>,
@@ -108,28 +116,67 @@ async fn reconcile(
     }
 }
 
-/// Decrypts and verifies one retrieved message; `None` (logged at debug) if it is not a
-/// readable one-to-one text for `keys`.
-pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Option<Received> {
+/// What one retrieved message is to the poller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// A visible message: recorded as an `Incoming` event.
+    Message(Received),
+    /// A typing notice: passed on live, never recorded.
+    Typing {
+        /// Who is typing.
+        sender: String,
+        /// True: started. False: stopped.
+        typing: bool,
+    },
+    /// Nothing to record: undecryptable, not for us, stale, or not a visible message.
+    Skip,
+}
+
+/// Decrypts and verifies one retrieved message and sorts it ([`message::classify`]); reasons
+/// to skip it are logged at debug. A typing notice older than its 20 s TTL (give or take a
+/// minute of clock skew; a full re-read can return one) is stale and skipped.
+pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
     let incoming = match message::decrypt_message(keys, &m.data.0) {
         Ok(i) => i,
         Err(e) => {
             tracing::debug!(cause = %e, "skipping an undecryptable message");
-            return None;
+            return Opened::Skip;
         }
     };
-    let data = incoming.content.data_message?;
-    let Some(text) = data.body else {
-        tracing::debug!("skipping a data message without a body");
-        return None;
+    match message::classify(&incoming.content) {
+        ContentKind::Visible => {}
+        ContentKind::Typing {
+            started,
+            timestamp_ms,
+        } => {
+            let sent = timestamp_ms.max(incoming.envelope_timestamp);
+            if now_ms.saturating_sub(sent) > TYPING_TTL_MS + TYPING_SKEW_MS {
+                tracing::debug!("skipping a stale typing notice");
+                return Opened::Skip;
+            }
+            return Opened::Typing {
+                sender: incoming.sender.to_string(),
+                typing: started,
+            };
+        }
+        ContentKind::Hidden(what) => {
+            tracing::debug!(what, "skipping a message that is not shown");
+            return Opened::Skip;
+        }
+    }
+    let Some(data) = incoming.content.data_message else {
+        return Opened::Skip;
     };
-    Some(Received {
+    Opened::Message(Received {
         sender: incoming.sender.to_string(),
-        text,
+        text: data.body.unwrap_or_default(),
         sent_at_ms: incoming.envelope_timestamp,
         received_at_ms: now_ms,
         hash: m.hash.clone(),
-        sender_profile_name: data.profile.and_then(|p| p.display_name),
+        sender_profile_name: data
+            .profile
+            .and_then(|p| p.display_name)
+            .filter(|n| !n.is_empty()),
     })
 }
 
@@ -211,6 +258,23 @@ fn engine_err(e: super::EngineError) -> PollError {
 struct Cursor {
     node: Option<Snode>,
     last_hash: Option<String>,
+    /// The newest [`TYPING_SEEN`] typing notices' hashes (typing notices are not recorded, so
+    /// the store's hash dedupe does not cover them).
+    typing_seen: VecDeque<String>,
+}
+
+impl Cursor {
+    /// True the first time a typing notice's hash is seen.
+    fn first_typing(&mut self, hash: &str) -> bool {
+        if self.typing_seen.iter().any(|h| h == hash) {
+            return false;
+        }
+        if self.typing_seen.len() == TYPING_SEEN {
+            self.typing_seen.pop_front();
+        }
+        self.typing_seen.push_back(hash.to_owned());
+        true
+    }
 }
 
 async fn poll_once(
@@ -251,12 +315,26 @@ async fn poll_once(
         });
     };
     let now = now_ms();
-    let received: Vec<Received> = reply
-        .messages
-        .iter()
-        .filter(|m| message_hash(&account.0, NAMESPACE, &m.data.0) == m.hash)
-        .filter_map(|m| open(keys, m, now))
-        .collect();
+    let mut received: Vec<Received> = Vec::new();
+    let mut typing: Vec<TypingNotice> = Vec::new();
+    for m in &reply.messages {
+        if message_hash(&account.0, NAMESPACE, &m.data.0) != m.hash {
+            continue;
+        }
+        match open(keys, m, now) {
+            Opened::Message(r) => received.push(r),
+            Opened::Typing { sender, typing: t } if cursor.first_typing(&m.hash) => {
+                typing.push(TypingNotice {
+                    identity: id,
+                    peer: sender,
+                    typing: t,
+                    at_ms: now,
+                });
+            }
+            Opened::Typing { .. } => {}
+            Opened::Skip => {}
+        }
+    }
     let got = reply.messages.len();
     let cursor_hash = last.clone();
     let added = ctx
@@ -266,9 +344,20 @@ async fn poll_once(
         .await
         .map_err(engine_err)?;
     cursor.last_hash = Some(last);
-    tracing::debug!(identity = id, fetched = got, new = added.len(), "polled");
+    // After the messages they may follow, so a subscriber sees "stopped typing" after the text.
+    let notices = typing.len();
+    for notice in typing {
+        ctx.store.publish_typing(notice);
+    }
+    tracing::debug!(
+        identity = id,
+        fetched = got,
+        new = added.len(),
+        typing = notices,
+        "polled"
+    );
     Ok(Polled {
-        got: added.len(),
+        got: added.len() + notices,
         more: reply.more,
     })
 }
@@ -299,4 +388,107 @@ async fn retrieve_from(
         .await
         .map_err(PollError::Net)?;
     serde_json::from_slice(&reply.body).map_err(|e| PollError::BadReply(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::OsRng;
+    use session_proto::message::{encrypt_message, text_content, typing_content};
+    use session_proto::protos::{Content, ReceiptMessage};
+    use session_proto::storage_rpc::Base64Bytes;
+
+    const NOW: u64 = 1_700_000_100_000;
+
+    fn retrieved(
+        from: &IdentityKeys,
+        to: &IdentityKeys,
+        content: &Content,
+        ts: u64,
+    ) -> RetrievedMessage {
+        let data = encrypt_message(from, to.account_id(), content, ts, &mut OsRng).expect("seal");
+        RetrievedMessage {
+            hash: format!("hash-{ts}"),
+            timestamp: ts,
+            expiration: ts + 1000,
+            data: Base64Bytes(data),
+        }
+    }
+
+    #[test]
+    fn only_visible_messages_are_recorded_and_typing_is_recognised() {
+        let alice = IdentityKeys::generate(&mut OsRng);
+        let bob = IdentityKeys::generate(&mut OsRng);
+        let sender = alice.account_id().to_string();
+
+        let text = retrieved(&alice, &bob, &text_content("hi", Some("Alice"), NOW), NOW);
+        match open(&bob, &text, NOW + 5) {
+            Opened::Message(r) => {
+                assert_eq!(
+                    (r.sender.as_str(), r.text.as_str()),
+                    (sender.as_str(), "hi")
+                );
+                assert_eq!(r.sender_profile_name.as_deref(), Some("Alice"));
+                assert_eq!((r.sent_at_ms, r.received_at_ms), (NOW, NOW + 5));
+                assert_eq!(r.hash, text.hash);
+            }
+            other => panic!("a text must be recorded, got {other:?}"),
+        }
+
+        let typing = retrieved(&alice, &bob, &typing_content(true, NOW), NOW);
+        assert_eq!(
+            open(&bob, &typing, NOW + 1_000),
+            Opened::Typing {
+                sender: sender.clone(),
+                typing: true
+            }
+        );
+        let stopped = retrieved(&alice, &bob, &typing_content(false, NOW), NOW);
+        assert_eq!(
+            open(&bob, &stopped, NOW),
+            Opened::Typing {
+                sender,
+                typing: false
+            }
+        );
+        // A typing notice long past its TTL is stale.
+        assert_eq!(open(&bob, &typing, NOW + 10 * 60_000), Opened::Skip);
+
+        let receipt = Content {
+            receipt_message: Some(ReceiptMessage {
+                r#type: 1,
+                timestamp: vec![NOW],
+            }),
+            sig_timestamp: Some(NOW),
+            ..Content::default()
+        };
+        assert_eq!(
+            open(&bob, &retrieved(&alice, &bob, &receipt, NOW), NOW),
+            Opened::Skip
+        );
+        let empty = Content {
+            sig_timestamp: Some(NOW),
+            ..Content::default()
+        };
+        assert_eq!(
+            open(&bob, &retrieved(&alice, &bob, &empty, NOW), NOW),
+            Opened::Skip
+        );
+        // Not for us.
+        assert_eq!(open(&alice, &text, NOW), Opened::Skip);
+    }
+
+    #[test]
+    fn typing_hashes_are_passed_on_once() {
+        let mut cursor = Cursor::default();
+        assert!(cursor.first_typing("a"));
+        assert!(!cursor.first_typing("a"));
+        for n in 0..TYPING_SEEN {
+            assert!(cursor.first_typing(&format!("h{n}")));
+        }
+        assert_eq!(cursor.typing_seen.len(), TYPING_SEEN);
+        // "a" fell out of the window, the newest are still remembered.
+        assert!(cursor.first_typing("a"));
+        assert!(!cursor.first_typing(&format!("h{}", TYPING_SEEN - 1)));
+    }
 }

@@ -1,16 +1,21 @@
-//! The Conversations service: conversations and contacts from the store.
+//! The Conversations service: conversations and contacts from the store; opening, leaving and
+//! marking conversations read; contact names and handles.
 
 use sessiond_api::v1::conversations_server::Conversations;
 use sessiond_api::v1::{
-    Contact, Conversation, ListContactsRequest, ListContactsResponse, ListConversationsRequest,
-    ListConversationsResponse, SetContactNameRequest, SetContactNameResponse,
+    Contact, Conversation, LeaveConversationRequest, LeaveConversationResponse,
+    ListContactsRequest, ListContactsResponse, ListConversationsRequest, ListConversationsResponse,
+    MarkReadRequest, MarkReadResponse, OpenConversationRequest, OpenConversationResponse,
+    SetContactHandleRequest, SetContactHandleResponse, SetContactNameRequest,
+    SetContactNameResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
+use super::identities::validate_display_name;
 use super::messages::parse_recipient;
-use super::{ApiError, Service};
-use crate::store::ContactRecord;
+use super::{now_ms, ApiError, Service};
+use crate::store::{handles, ContactRecord, ConversationView};
 
 /// Longest contact name, in characters.
 pub const MAX_CONTACT_NAME: usize = 100;
@@ -20,7 +25,25 @@ fn contact_to_api(c: ContactRecord) -> Contact {
         account_id: c.account_id,
         name: c.name.unwrap_or_default(),
         profile_name: c.profile_name.unwrap_or_default(),
-        ..Default::default()
+        handle: c.handle.unwrap_or_default(),
+    }
+}
+
+/// A conversation (joined with its contact) in the API's form.
+pub(super) fn conversation_to_api(v: ConversationView) -> Conversation {
+    let display_name = v.display_name().unwrap_or_default().to_owned();
+    let c = v.conversation;
+    Conversation {
+        account_id: c.peer,
+        display_name,
+        last_seq: c.last_seq,
+        last_activity_ms: c.last_activity_ms,
+        incoming_count: c.incoming_count,
+        outgoing_count: c.outgoing_count,
+        accepted: c.accepted,
+        left: c.left,
+        read_seq: c.read_seq,
+        handle: v.contact.handle.unwrap_or_default(),
     }
 }
 
@@ -35,26 +58,11 @@ impl Conversations for Service {
         let conversations = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                let contacts = state.store.contacts(record.id)?;
                 Ok(state
                     .store
                     .conversations(record.id)?
                     .into_iter()
-                    .map(|c| {
-                        let contact = contacts.iter().find(|k| k.account_id == c.peer);
-                        let display_name = contact
-                            .and_then(|k| k.name.clone().or_else(|| k.profile_name.clone()))
-                            .unwrap_or_default();
-                        Conversation {
-                            account_id: c.peer,
-                            display_name,
-                            last_seq: c.last_seq,
-                            last_activity_ms: c.last_activity_ms,
-                            incoming_count: c.incoming_count,
-                            outgoing_count: c.outgoing_count,
-                            ..Default::default()
-                        }
-                    })
+                    .map(conversation_to_api)
                     .collect())
             })
             .await?;
@@ -92,22 +100,16 @@ impl Conversations for Service {
             name,
         } = req.into_inner();
         let account_id = parse_recipient("account_id", &account_id)?.to_string();
-        let name = name.trim().to_owned();
-        if name.chars().count() > MAX_CONTACT_NAME {
-            return Err(ApiError::field(
-                "name",
-                format!("longer than {MAX_CONTACT_NAME} characters"),
-            )
-            .into());
-        }
-        if name.chars().any(char::is_control) {
-            return Err(ApiError::field("name", "control characters are not allowed").into());
-        }
+        let name = validate_display_name("name", &name, MAX_CONTACT_NAME)?;
         let contact = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                let name = (!name.is_empty()).then_some(name.as_str());
-                Ok(state.store.set_contact_name(record.id, &account_id, name)?)
+                Ok(state.store.set_contact_name(
+                    record.id,
+                    &account_id,
+                    name.as_deref(),
+                    now_ms(),
+                )?)
             })
             .await?;
         Ok(Response::new(SetContactNameResponse {
@@ -115,29 +117,92 @@ impl Conversations for Service {
         }))
     }
 
-    // Transitional: replaced by the real implementations on the api branch.
     async fn set_contact_handle(
         &self,
-        _req: Request<sessiond_api::v1::SetContactHandleRequest>,
-    ) -> Result<Response<sessiond_api::v1::SetContactHandleResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        req: Request<SetContactHandleRequest>,
+    ) -> Result<Response<SetContactHandleResponse>, Status> {
+        let who = caller(&req)?;
+        let SetContactHandleRequest {
+            identity,
+            account_id,
+            handle,
+        } = req.into_inner();
+        let account_id = parse_recipient("account_id", &account_id)?.to_string();
+        handles::validate(&handle).map_err(|e| ApiError::field("handle", e.to_string()))?;
+        let contact = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                Ok(state
+                    .store
+                    .set_contact_handle(record.id, &account_id, &handle, now_ms())?)
+            })
+            .await?;
+        Ok(Response::new(SetContactHandleResponse {
+            contact: Some(contact_to_api(contact)),
+        }))
     }
+
     async fn open(
         &self,
-        _req: Request<sessiond_api::v1::OpenConversationRequest>,
-    ) -> Result<Response<sessiond_api::v1::OpenConversationResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        req: Request<OpenConversationRequest>,
+    ) -> Result<Response<OpenConversationResponse>, Status> {
+        let who = caller(&req)?;
+        let OpenConversationRequest {
+            identity,
+            account_id,
+        } = req.into_inner();
+        let peer = parse_recipient("account_id", &account_id)?.to_string();
+        let view = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                Ok(state.store.open_conversation(record.id, &peer, now_ms())?)
+            })
+            .await?;
+        Ok(Response::new(OpenConversationResponse {
+            conversation: Some(conversation_to_api(view)),
+        }))
     }
+
     async fn leave(
         &self,
-        _req: Request<sessiond_api::v1::LeaveConversationRequest>,
-    ) -> Result<Response<sessiond_api::v1::LeaveConversationResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        req: Request<LeaveConversationRequest>,
+    ) -> Result<Response<LeaveConversationResponse>, Status> {
+        let who = caller(&req)?;
+        let LeaveConversationRequest {
+            identity,
+            account_id,
+        } = req.into_inner();
+        let peer = parse_recipient("account_id", &account_id)?.to_string();
+        let view = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                Ok(state.store.leave_conversation(record.id, &peer, now_ms())?)
+            })
+            .await?;
+        Ok(Response::new(LeaveConversationResponse {
+            conversation: Some(conversation_to_api(view)),
+        }))
     }
+
     async fn mark_read(
         &self,
-        _req: Request<sessiond_api::v1::MarkReadRequest>,
-    ) -> Result<Response<sessiond_api::v1::MarkReadResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        req: Request<MarkReadRequest>,
+    ) -> Result<Response<MarkReadResponse>, Status> {
+        let who = caller(&req)?;
+        let MarkReadRequest {
+            identity,
+            account_id,
+            seq,
+        } = req.into_inner();
+        let peer = parse_recipient("account_id", &account_id)?.to_string();
+        let view = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                Ok(state.store.mark_read(record.id, &peer, seq, now_ms())?)
+            })
+            .await?;
+        Ok(Response::new(MarkReadResponse {
+            conversation: Some(conversation_to_api(view)),
+        }))
     }
 }

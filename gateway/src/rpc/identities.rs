@@ -1,4 +1,5 @@
-//! The Identities service: create, restore, list, remove, export, identity-scoped tokens.
+//! The Identities service: create, restore, list, remove, export, identity-scoped tokens
+//! (create, revoke, who am I), profiles.
 
 use session_proto::keys::IdentityKeys;
 use sessiond_api::v1::identities_server::Identities;
@@ -6,18 +7,44 @@ use sessiond_api::v1::{
     CreateIdentityRequest, CreateIdentityResponse, CreateTokenRequest, CreateTokenResponse,
     ExportRecoveryPasswordRequest, ExportRecoveryPasswordResponse, Identity, ListIdentitiesRequest,
     ListIdentitiesResponse, RemoveIdentityRequest, RemoveIdentityResponse, RestoreIdentityRequest,
-    RestoreIdentityResponse,
+    RestoreIdentityResponse, RevokeTokenRequest, RevokeTokenResponse, SetProfileRequest,
+    SetProfileResponse, WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::auth::{self, caller, Caller};
 use super::{now_ms, ApiError, Service, State};
-use crate::store::{IdentityRecord, TokenRecord};
+use crate::store::{IdentityRecord, Revoked, TokenRecord};
 
 /// Longest identity name.
 pub const MAX_NAME_LEN: usize = 64;
 /// Longest token label.
 pub const MAX_LABEL_LEN: usize = 200;
+/// Longest display name (SetProfile), in characters.
+pub const MAX_DISPLAY_NAME: usize = 100;
+/// Longest string RevokeToken looks up; anything longer is no token of ours.
+const MAX_TOKEN_LEN: usize = 256;
+
+/// Checks a display name or contact name: at most `max` characters, no control characters.
+/// Returns it trimmed, `None` if empty.
+pub fn validate_display_name(
+    field: &'static str,
+    name: &str,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    let name = name.trim();
+    let len = name.chars().count();
+    if len > max {
+        return Err(ApiError::field(
+            field,
+            format!("{len} characters; the limit is {max}"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::field(field, "control characters are not allowed"));
+    }
+    Ok((!name.is_empty()).then(|| name.to_owned()))
+}
 
 /// Checks an identity name: 1 to 64 characters from `[A-Za-z0-9._-]`.
 pub fn validate_name(field: &'static str, name: &str) -> Result<(), ApiError> {
@@ -49,7 +76,7 @@ fn to_api(state: &State, record: IdentityRecord) -> Result<Identity, ApiError> {
         account_id: record.account_id,
         created_at_ms: record.created_at_ms,
         last_seq,
-        display_name: String::new(),
+        display_name: record.display_name.unwrap_or_default(),
     })
 }
 
@@ -175,7 +202,7 @@ impl Identities for Service {
         &self,
         req: Request<CreateTokenRequest>,
     ) -> Result<Response<CreateTokenResponse>, Status> {
-        caller(&req)?.require_admin("creating a token")?;
+        let who = caller(&req)?;
         let CreateTokenRequest { name, label } = req.into_inner();
         validate_name("name", &name)?;
         if label.chars().count() > MAX_LABEL_LEN {
@@ -187,7 +214,8 @@ impl Identities for Service {
         }
         let out = self
             .blocking(move |state| {
-                let record = state.store.identity(&name)?;
+                // The admin reaches any identity; a scoped token only its own.
+                let record = who.identity(state, "name", &name)?;
                 let token = auth::new_token();
                 state.store.add_token(
                     &auth::token_hash(&token),
@@ -206,24 +234,102 @@ impl Identities for Service {
             .await?;
         Ok(Response::new(out))
     }
-    // Transitional: replaced by the real implementations on the api branch.
+
     async fn who_am_i(
         &self,
-        _req: Request<sessiond_api::v1::WhoAmIRequest>,
-    ) -> Result<Response<sessiond_api::v1::WhoAmIResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        req: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        let out = match caller(&req)? {
+            Caller::Admin => WhoAmIResponse {
+                admin: true,
+                identity: None,
+            },
+            Caller::Identity(id) => {
+                self.blocking(move |state| {
+                    let record = state.store.identity_by_id(id)?;
+                    Ok(WhoAmIResponse {
+                        admin: false,
+                        identity: Some(to_api(state, record)?),
+                    })
+                })
+                .await?
+            }
+        };
+        Ok(Response::new(out))
     }
+
     async fn revoke_token(
         &self,
-        _req: Request<sessiond_api::v1::RevokeTokenRequest>,
-    ) -> Result<Response<sessiond_api::v1::RevokeTokenResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        req: Request<RevokeTokenRequest>,
+    ) -> Result<Response<RevokeTokenResponse>, Status> {
+        let who = caller(&req)?;
+        let token = req.into_inner().token;
+        let token = token.trim();
+        let hash = auth::token_hash(token);
+        if hash == self.state().admin_token_hash {
+            return Err(ApiError::field(
+                "token",
+                "the admin token cannot be revoked here; delete admin.token in the data dir and \
+                 restart the daemon to get a new one",
+            )
+            .into());
+        }
+        // Not a token we could have made: nothing to revoke.
+        if token.is_empty()
+            || token.len() > MAX_TOKEN_LEN
+            || !token.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Ok(Response::new(RevokeTokenResponse { revoked: false }));
+        }
+        let scope = match who {
+            Caller::Admin => None,
+            Caller::Identity(id) => Some(id),
+        };
+        let outcome = self
+            .blocking(move |state| Ok(state.store.revoke_token(&hash, scope)?))
+            .await?;
+        let revoked = match outcome {
+            Revoked::Revoked(record) => {
+                let name = self
+                    .blocking(move |state| Ok(state.store.identity_by_id(record.identity)?.name))
+                    .await
+                    .unwrap_or_default();
+                tracing::info!(identity = %name, label = %record.label, "identity-scoped token revoked");
+                true
+            }
+            Revoked::Unknown => false,
+            Revoked::OtherIdentity => {
+                return Err(ApiError::PermissionDenied(
+                    "this token belongs to another identity; a scoped token may only revoke \
+                     tokens of its own identity"
+                        .to_owned(),
+                )
+                .into())
+            }
+        };
+        Ok(Response::new(RevokeTokenResponse { revoked }))
     }
+
     async fn set_profile(
         &self,
-        _req: Request<sessiond_api::v1::SetProfileRequest>,
-    ) -> Result<Response<sessiond_api::v1::SetProfileResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        req: Request<SetProfileRequest>,
+    ) -> Result<Response<SetProfileResponse>, Status> {
+        let who = caller(&req)?;
+        let SetProfileRequest { name, display_name } = req.into_inner();
+        validate_name("name", &name)?;
+        let display_name = validate_display_name("display_name", &display_name, MAX_DISPLAY_NAME)?;
+        let identity = self
+            .blocking(move |state| {
+                let record = who.identity(state, "name", &name)?;
+                let record = state
+                    .store
+                    .set_display_name(&record.name, display_name.as_deref())?;
+                to_api(state, record)
+            })
+            .await?;
+        Ok(Response::new(SetProfileResponse {
+            identity: Some(identity),
+        }))
     }
 }
 
@@ -239,5 +345,20 @@ mod tests {
         for bad in ["", "a b", "ä", "a/b", &"n".repeat(65)] {
             assert!(validate_name("name", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn display_names() {
+        let ok = |s: &str| validate_display_name("display_name", s, MAX_DISPLAY_NAME);
+        assert_eq!(
+            ok("  Alice Smith ").expect("ok").as_deref(),
+            Some("Alice Smith")
+        );
+        assert_eq!(ok("").expect("ok"), None);
+        assert_eq!(ok("   ").expect("ok"), None);
+        assert!(ok(&"é".repeat(100)).is_ok());
+        assert!(ok(&"é".repeat(101)).is_err());
+        assert!(ok("a\u{7}b").is_err());
+        assert!(ok("two\nlines").is_err());
     }
 }

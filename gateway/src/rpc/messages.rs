@@ -1,30 +1,39 @@
-//! The Messages service: Send (seal + outbox + queued event), Subscribe (backlog then live),
-//! History (pages of the event log).
+//! The Messages service: Send (seal + outbox + queued event, idempotency keys), Subscribe
+//! (backlog then live, plus live typing notices on request), History (pages of the event log,
+//! optionally of one conversation), SendTyping (one best-effort store, nothing recorded).
 
 use std::pin::Pin;
 
 use rand::RngCore;
 use session_proto::account_id::{AccountId, Prefix};
 use session_proto::keys::IdentityKeys;
+use session_proto::message::{text_content, typing_content, TYPING_TTL_MS};
+use session_proto::protos::Content;
 use sessiond_api::v1::messages_server::Messages;
 use sessiond_api::v1::{
-    event, DeliveryState as ApiDeliveryState, DeliveryUpdate, Event, HistoryRequest,
-    HistoryResponse, IncomingMessage, OutgoingMessage, SendRequest, SendResponse, SubscribeRequest,
+    event, ConversationChanged, DeliveryState as ApiDeliveryState, DeliveryUpdate, Event,
+    HistoryRequest, HistoryResponse, IncomingMessage, OutgoingMessage, SendRequest, SendResponse,
+    SendTypingRequest, SendTypingResponse, SubscribeRequest, Typing,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
+use super::conversations::conversation_to_api;
 use super::{now_ms, ApiError, Service};
-use crate::store::{DeliveryState, EventKind, IdentityId, NewOutgoing, StoredEvent};
+use crate::store::{
+    DeliveryState, EventKind, IdentityId, NewOutgoing, Queued, SentKey, StoredEvent, TypingNotice,
+};
 
 /// The longest text, in UTF-16 code units: the Session clients' limit for non-Pro accounts
 /// (libsession `STANDARD_CHARACTER_LIMIT`), enforced on the sending side.
 pub const MAX_TEXT_UTF16: usize = 2000;
 /// The namespace one-to-one messages are stored in.
 pub const NAMESPACE_DEFAULT: i32 = 0;
+/// The longest idempotency key, in characters.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// Default and largest History page.
 const HISTORY_DEFAULT: usize = 100;
 const HISTORY_MAX: usize = 1000;
@@ -104,6 +113,9 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             attempts,
             recipient,
         }),
+        EventKind::Conversation(view) => event::Kind::Conversation(ConversationChanged {
+            conversation: Some(conversation_to_api(view)),
+        }),
     };
     Event {
         seq: e.seq,
@@ -113,16 +125,41 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
     }
 }
 
-/// Seals a text for a recipient: the bytes [`Messages::send`] writes to the outbox, stored
-/// as-is in the recipient's swarm. Sealing happens once, at queue time, so retries resend the same
-/// bytes (same message hash, so the swarm stores it once).
+/// A live typing notice in the API's form: seq 0, never stored.
+fn typing_to_api(identity: &str, t: TypingNotice) -> Event {
+    Event {
+        seq: 0,
+        recorded_at_ms: t.at_ms,
+        identity: identity.to_owned(),
+        kind: Some(event::Kind::Typing(Typing {
+            peer: t.peer,
+            typing: t.typing,
+        })),
+    }
+}
+
+fn duplicate(first: SentKey) -> SendResponse {
+    SendResponse {
+        message_id: first.message_id,
+        seq: first.seq,
+        state: ApiDeliveryState::Queued as i32,
+        sent_at_ms: first.sent_at_ms,
+        duplicate: true,
+    }
+}
+
+/// Seals a Content for a recipient: the bytes [`Messages::send`] writes to the outbox (and
+/// SendTyping stores once), stored as-is in the recipient's swarm. Sealing happens once, at
+/// queue time, so retries resend the same bytes (same message hash, so the swarm stores it
+/// once).
 pub trait Sealer: Send + Sync + std::fmt::Debug + 'static {
-    /// The encoded message for the recipient's swarm (namespace 0).
+    /// The encoded message for the recipient's swarm (namespace 0), with Envelope timestamp
+    /// `sent_at_ms`.
     fn seal(
         &self,
         sender: &IdentityKeys,
         recipient: &AccountId,
-        text: &str,
+        content: &Content,
         sent_at_ms: u64,
     ) -> Result<Vec<u8>, ApiError>;
 }
@@ -137,22 +174,30 @@ impl Messages for Service {
             identity,
             recipient,
             text,
-            idempotency_key: _,
+            idempotency_key,
         } = req.into_inner();
         let recipient = parse_recipient("recipient", &recipient)?;
         validate_text(&text)?;
+        let key = validate_idempotency_key(&idempotency_key)?;
         let ttl_ms = self.state().message_ttl_ms;
         let sealer = std::sync::Arc::clone(&self.state().sealer);
         let out = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
+                if let Some(key) = key.as_deref() {
+                    // Seal nothing for a repeat; queue_outgoing checks again, atomically.
+                    if let Some(first) = state.store.sent_key(record.id, key)? {
+                        return Ok(duplicate(first));
+                    }
+                }
                 let seed = state.store.identity_seed(&record.name)?;
                 let keys = IdentityKeys::from_seed(&seed);
                 let sent_at_ms = now_ms();
-                let payload = sealer.seal(&keys, &recipient, &text, sent_at_ms)?;
+                let content = text_content(&text, record.display_name.as_deref(), sent_at_ms);
+                let payload = sealer.seal(&keys, &recipient, &content, sent_at_ms)?;
                 let mut id = [0u8; 16];
                 rand::rngs::OsRng.fill_bytes(&mut id);
-                let (event, _entry) = state.store.queue_outgoing(
+                let queued = state.store.queue_outgoing(
                     record.id,
                     NewOutgoing {
                         message_id: hex::encode(id),
@@ -162,20 +207,28 @@ impl Messages for Service {
                         payload,
                         namespace: NAMESPACE_DEFAULT,
                         ttl_ms,
+                        idempotency_key: key,
                     },
                     sent_at_ms,
                 )?;
-                tracing::debug!(identity = %record.name, seq = event.seq, "message queued");
-                Ok(SendResponse {
-                    message_id: hex::encode(id),
-                    seq: event.seq,
-                    state: ApiDeliveryState::Queued as i32,
-                    sent_at_ms,
-                    duplicate: false,
+                Ok(match queued {
+                    Queued::New { event, entry } => {
+                        tracing::debug!(identity = %record.name, seq = event.seq, "message queued");
+                        SendResponse {
+                            message_id: entry.message_id,
+                            seq: event.seq,
+                            state: ApiDeliveryState::Queued as i32,
+                            sent_at_ms,
+                            duplicate: false,
+                        }
+                    }
+                    Queued::Duplicate(first) => duplicate(first),
                 })
             })
             .await?;
-        self.state().outbox_wake.notify_one();
+        if !out.duplicate {
+            self.state().outbox_wake.notify_one();
+        }
         Ok(Response::new(out))
     }
 
@@ -189,17 +242,22 @@ impl Messages for Service {
         let SubscribeRequest {
             identity,
             from_seq,
-            typing: _,
+            typing,
         } = req.into_inner();
         let record = self
             .blocking(move |state| who.identity(state, "identity", &identity))
             .await?;
         let (tx, rx) = mpsc::channel(SUBSCRIBE_BUFFER);
+        // Before the backlog is read, so no notice sent meanwhile is missed.
+        let typing = typing.then(|| self.state().store.typing_notices());
         let service = self.clone();
         // Owned by the stream: it ends when the client goes away (tx closed), the identity is
         // removed (watch closed) or the daemon shuts down.
         tokio::spawn(async move {
-            if let Err(status) = service.pump(record.id, record.name, from_seq, &tx).await {
+            if let Err(status) = service
+                .pump(record.id, record.name, from_seq, typing, &tx)
+                .await
+            {
                 let _ = tx.send(Err(status)).await;
             }
         });
@@ -217,8 +275,13 @@ impl Messages for Service {
             before_seq,
             limit,
             newest_first,
-            peer: _,
+            peer,
         } = req.into_inner();
+        let peer = if peer.is_empty() {
+            None
+        } else {
+            Some(parse_recipient("peer", &peer)?.to_string())
+        };
         let limit = match usize::try_from(limit).unwrap_or(HISTORY_MAX) {
             0 => HISTORY_DEFAULT,
             n => n.min(HISTORY_MAX),
@@ -226,10 +289,21 @@ impl Messages for Service {
         let out = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                let (events, more) =
-                    state
-                        .store
-                        .events(record.id, after_seq, before_seq, limit, newest_first)?;
+                let (events, more) = match peer.as_deref() {
+                    Some(peer) => state.store.peer_events(
+                        record.id,
+                        peer,
+                        after_seq,
+                        before_seq,
+                        limit,
+                        newest_first,
+                    )?,
+                    None => {
+                        state
+                            .store
+                            .events(record.id, after_seq, before_seq, limit, newest_first)?
+                    }
+                };
                 Ok(HistoryResponse {
                     events: events
                         .into_iter()
@@ -241,22 +315,52 @@ impl Messages for Service {
             .await?;
         Ok(Response::new(out))
     }
-    // Transitional: replaced by the real implementation on the api branch.
+
     async fn send_typing(
         &self,
-        _req: Request<sessiond_api::v1::SendTypingRequest>,
-    ) -> Result<Response<sessiond_api::v1::SendTypingResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        req: Request<SendTypingRequest>,
+    ) -> Result<Response<SendTypingResponse>, Status> {
+        let who = caller(&req)?;
+        let SendTypingRequest {
+            identity,
+            recipient,
+            typing,
+        } = req.into_inner();
+        let recipient = parse_recipient("recipient", &recipient)?;
+        let sealer = std::sync::Arc::clone(&self.state().sealer);
+        let network = self.state().network.clone();
+        let payload = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                let seed = state.store.identity_seed(&record.name)?;
+                let keys = IdentityKeys::from_seed(&seed);
+                let at_ms = now_ms();
+                sealer.seal(&keys, &recipient, &typing_content(typing, at_ms), at_ms)
+            })
+            .await?;
+        let network = network.ok_or_else(|| {
+            ApiError::Unavailable(
+                "this daemon is offline (no network client), so typing notices cannot be sent"
+                    .to_owned(),
+            )
+        })?;
+        let namespace = i16::try_from(NAMESPACE_DEFAULT).expect("namespace 0 fits an i16");
+        network
+            .store_once(&recipient, namespace, payload, TYPING_TTL_MS)
+            .await?;
+        Ok(Response::new(SendTypingResponse {}))
     }
 }
 
 impl Service {
-    /// Streams an identity's events after `cursor` into `tx`: the backlog, then live ones.
+    /// Streams an identity's events after `cursor` into `tx`: the backlog, then live ones, and
+    /// (if `typing` is given) live typing notices while it waits for more.
     async fn pump(
         &self,
         identity: IdentityId,
         name: String,
         mut cursor: u64,
+        mut typing: Option<broadcast::Receiver<TypingNotice>>,
         tx: &mpsc::Sender<Result<Event, Status>>,
     ) -> Result<(), Status> {
         // Watch first, then read: an append between the read and the wait still wakes us.
@@ -280,22 +384,65 @@ impl Service {
             if more {
                 continue;
             }
-            tokio::select! {
-                changed = wake.changed() => {
-                    if changed.is_err() {
-                        return Err(Status::not_found(format!(
-                            "the identity {name:?} was removed"
-                        )));
+            loop {
+                let notice = tokio::select! {
+                    changed = wake.changed() => {
+                        if changed.is_err() {
+                            return Err(Status::not_found(format!(
+                                "the identity {name:?} was removed"
+                            )));
+                        }
+                        break;
                     }
+                    notice = next_typing(&mut typing, identity) => notice,
+                    () = shut_down(&mut shutdown) => {
+                        return Err(Status::unavailable("the daemon is shutting down; resubscribe \
+                                                        with from_seq set to the last seq you got"));
+                    }
+                    () = tx.closed() => return Ok(()),
+                };
+                if tx.send(Ok(typing_to_api(&name, notice))).await.is_err() {
+                    return Ok(());
                 }
-                _ = shutdown.wait_for(|&down| down) => {
-                    return Err(Status::unavailable("the daemon is shutting down; resubscribe \
-                                                    with from_seq set to the last seq you got"));
-                }
-                () = tx.closed() => return Ok(()),
             }
         }
     }
+}
+
+/// Resolves once the daemon shuts down (the watch's guard is not held across awaits).
+async fn shut_down(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|&down| down).await;
+}
+
+/// The next typing notice for `identity`; never resolves without a receiver (or once its
+/// channel is closed). A receiver that lagged skips the notices it lost: they are stale.
+async fn next_typing(
+    rx: &mut Option<broadcast::Receiver<TypingNotice>>,
+    identity: IdentityId,
+) -> TypingNotice {
+    if let Some(r) = rx.as_mut() {
+        loop {
+            match r.recv().await {
+                Ok(notice) if notice.identity == identity => return notice,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }
+    *rx = None;
+    std::future::pending().await
+}
+
+/// Checks an idempotency key: at most [`MAX_IDEMPOTENCY_KEY`] characters; empty means none.
+pub fn validate_idempotency_key(key: &str) -> Result<Option<String>, ApiError> {
+    let len = key.chars().count();
+    if len > MAX_IDEMPOTENCY_KEY {
+        return Err(ApiError::field(
+            "idempotency_key",
+            format!("{len} characters; the limit is {MAX_IDEMPOTENCY_KEY}"),
+        ));
+    }
+    Ok((!key.is_empty()).then(|| key.to_owned()))
 }
 
 #[cfg(test)]
@@ -312,6 +459,17 @@ mod tests {
         // An emoji is two UTF-16 units: 1000 fit, 1001 do not.
         assert!(validate_text(&"😀".repeat(1000)).is_ok());
         assert!(validate_text(&"😀".repeat(1001)).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert_eq!(validate_idempotency_key("").expect("ok"), None);
+        assert_eq!(
+            validate_idempotency_key("txn-1").expect("ok").as_deref(),
+            Some("txn-1")
+        );
+        assert!(validate_idempotency_key(&"é".repeat(128)).is_ok());
+        assert!(validate_idempotency_key(&"k".repeat(129)).is_err());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The Network service: status, events and path rebuilds from the network client, through the
-//! [`NetworkSource`] trait the client implements; UNAVAILABLE while the daemon has none.
+//! [`NetworkSource`] trait the client implements; UNAVAILABLE while the daemon has none. The
+//! same trait lets other services store a message once (SendTyping).
 
 use std::fmt::Debug;
 use std::pin::Pin;
 
+use session_proto::account_id::AccountId;
 use sessiond_api::v1::network_server::Network;
 use sessiond_api::v1::{
     NetworkEvent, NetworkStatus, NetworkStatusRequest, RebuildPathsRequest, RebuildPathsResponse,
@@ -23,6 +25,7 @@ pub type NetworkUpdates = broadcast::Receiver<NetworkEvent>;
 
 /// What the network client offers the Network service. The daemon's wiring implements it for
 /// the client; until then the service answers UNAVAILABLE.
+#[tonic::async_trait]
 pub trait NetworkSource: Send + Sync + Debug + 'static {
     /// A snapshot of pool and paths.
     fn status(&self) -> NetworkStatus;
@@ -30,6 +33,16 @@ pub trait NetworkSource: Send + Sync + Debug + 'static {
     fn subscribe(&self) -> NetworkUpdates;
     /// Drops every path and starts building new ones; returns how many were dropped.
     fn rebuild_paths(&self) -> u32;
+    /// Stores `data` in `recipient`'s swarm once, without the outbox and without retries
+    /// (best-effort messages such as typing notices); the message hash. A network failure is
+    /// [`ApiError::Unavailable`].
+    async fn store_once(
+        &self,
+        recipient: &AccountId,
+        namespace: i16,
+        data: Vec<u8>,
+        ttl_ms: u64,
+    ) -> Result<String, ApiError>;
 }
 
 fn unavailable() -> ApiError {

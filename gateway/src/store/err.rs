@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use session_proto::err::{ErrorKind, HasKind};
 
+use super::handles::HandleError;
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -107,6 +109,34 @@ pub enum StoreError {
         /// The outbox id.
         id: u64,
     },
+    /// The identity has no conversation with this Account ID.
+    #[error("there is no conversation with {peer}; Conversations.List shows them")]
+    UnknownConversation {
+        /// The other side's Account ID (the caller's own input).
+        peer: String,
+    },
+    /// A handle breaks the handle rule.
+    #[error("handle {handle:?}: {reason}")]
+    BadHandle {
+        /// The handle.
+        handle: String,
+        /// What is wrong with it.
+        reason: HandleError,
+    },
+    /// Another contact of the identity has this handle (compared case-insensitively).
+    #[error("another contact has the handle {handle:?} already; choose another")]
+    HandleTaken {
+        /// The handle.
+        handle: String,
+    },
+    /// A seq beyond the newest event of the identity's log.
+    #[error("seq {seq} is past the end of the event log (the newest event is {last})")]
+    SeqPastEnd {
+        /// The seq given.
+        seq: u64,
+        /// The newest seq.
+        last: u64,
+    },
 }
 
 impl StoreError {
@@ -128,12 +158,13 @@ impl HasKind for StoreError {
             | StoreError::NewerSchema { .. }
             | StoreError::BadRecord { .. } => ErrorKind::CorruptState,
             StoreError::Fs { .. } | StoreError::Db { .. } => ErrorKind::LocalIo,
-            StoreError::NameTaken { .. } | StoreError::AccountTaken { .. } => {
-                ErrorKind::AlreadyExists
-            }
-            StoreError::UnknownIdentity { .. } | StoreError::UnknownOutboxEntry { .. } => {
-                ErrorKind::NotFound
-            }
+            StoreError::NameTaken { .. }
+            | StoreError::AccountTaken { .. }
+            | StoreError::HandleTaken { .. } => ErrorKind::AlreadyExists,
+            StoreError::UnknownIdentity { .. }
+            | StoreError::UnknownOutboxEntry { .. }
+            | StoreError::UnknownConversation { .. } => ErrorKind::NotFound,
+            StoreError::BadHandle { .. } | StoreError::SeqPastEnd { .. } => ErrorKind::InvalidInput,
         }
     }
 }

@@ -17,6 +17,10 @@ pub struct IdentityRecord {
     pub account_id: String,
     /// When it was added, in milliseconds since the Unix epoch.
     pub created_at_ms: u64,
+    /// The display name it announces in its outgoing messages (SetProfile); `None`: none.
+    /// Absent from records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 /// One entry of an identity's event log.
@@ -62,6 +66,22 @@ pub enum EventKind {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// A conversation's state or its contact's names changed (see [`ConversationView::changed`]);
+    /// the conversation as it is after the change.
+    Conversation(ConversationView),
+}
+
+impl EventKind {
+    /// The Account ID of the other side of the conversation the event belongs to.
+    pub fn peer(&self) -> &str {
+        match self {
+            EventKind::Incoming(m) => &m.sender,
+            EventKind::Outgoing { recipient, .. } | EventKind::Delivery { recipient, .. } => {
+                recipient
+            }
+            EventKind::Conversation(view) => &view.conversation.peer,
+        }
+    }
 }
 
 /// The terminal states of an outgoing message (the queued state is the `Outgoing` event itself).
@@ -108,6 +128,37 @@ pub struct NewOutgoing {
     pub namespace: i32,
     /// How long the swarm keeps it, in milliseconds.
     pub ttl_ms: u64,
+    /// The client's idempotency key, if it gave one: a second queueing with the same key (for
+    /// the same identity) writes nothing and returns the first one's [`SentKey`].
+    pub idempotency_key: Option<String>,
+}
+
+/// What an idempotency key remembers of the message it first queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentKey {
+    /// The daemon's id for the message.
+    pub message_id: String,
+    /// The seq of its `Outgoing` event.
+    pub seq: u64,
+    /// Its Session timestamp, in milliseconds.
+    pub sent_at_ms: u64,
+}
+
+/// The outcome of [`super::Store::queue_outgoing`].
+// Returned once per Send and consumed at once, never stored or moved around: boxing the large
+// variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Queued {
+    /// Queued now: the `Outgoing` event and the outbox entry.
+    New {
+        /// The `Outgoing` event.
+        event: StoredEvent,
+        /// The outbox entry.
+        entry: OutboxEntry,
+    },
+    /// The idempotency key was used before: nothing was written; the first message's facts.
+    Duplicate(SentKey),
 }
 
 /// An outbox entry: a queued message waiting for the sender task.
@@ -140,11 +191,15 @@ pub struct OutboxEntry {
 }
 
 /// A one-to-one conversation of an identity.
+///
+/// Records written before `accepted`, `left` and `read_seq` existed read as: accepted if the
+/// identity ever wrote in it, not left, never marked read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(from = "ConversationJson")]
 pub struct ConversationRecord {
     /// The other side's Account ID.
     pub peer: String,
-    /// The newest event of this conversation.
+    /// The newest message event (incoming or outgoing) of this conversation.
     pub last_seq: u64,
     /// The newest message time either way, in milliseconds.
     pub last_activity_ms: u64,
@@ -152,6 +207,44 @@ pub struct ConversationRecord {
     pub incoming_count: u64,
     /// Messages queued.
     pub outgoing_count: u64,
+    /// False for a message request: the other side wrote, the identity neither wrote back nor
+    /// opened it (or it wrote again after the identity left).
+    pub accepted: bool,
+    /// The identity left it (Leave) and has not opened it or written in it since.
+    pub left: bool,
+    /// The seq up to which the user has read it; 0 if never marked.
+    pub read_seq: u64,
+}
+
+/// [`ConversationRecord`] as stored, with the fields later versions added made optional.
+#[derive(Deserialize)]
+struct ConversationJson {
+    peer: String,
+    last_seq: u64,
+    last_activity_ms: u64,
+    incoming_count: u64,
+    outgoing_count: u64,
+    #[serde(default)]
+    accepted: Option<bool>,
+    #[serde(default)]
+    left: bool,
+    #[serde(default)]
+    read_seq: u64,
+}
+
+impl From<ConversationJson> for ConversationRecord {
+    fn from(j: ConversationJson) -> Self {
+        ConversationRecord {
+            accepted: j.accepted.unwrap_or(j.outgoing_count > 0),
+            peer: j.peer,
+            last_seq: j.last_seq,
+            last_activity_ms: j.last_activity_ms,
+            incoming_count: j.incoming_count,
+            outgoing_count: j.outgoing_count,
+            left: j.left,
+            read_seq: j.read_seq,
+        }
+    }
 }
 
 /// A contact of an identity.
@@ -163,6 +256,45 @@ pub struct ContactRecord {
     pub name: Option<String>,
     /// The display name it announced.
     pub profile_name: Option<String>,
+    /// Its handle, unique per identity case-insensitively (see `store::handles`). `None` only in
+    /// records written before handles existed, until the store assigns one when it opens.
+    #[serde(default)]
+    pub handle: Option<String>,
+}
+
+/// A conversation joined with its contact: what the API shows as a `Conversation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConversationView {
+    /// The conversation.
+    pub conversation: ConversationRecord,
+    /// Its contact.
+    pub contact: ContactRecord,
+}
+
+impl ConversationView {
+    /// The best name to show: the local name, else the profile name.
+    pub fn display_name(&self) -> Option<&str> {
+        self.contact
+            .name
+            .as_deref()
+            .or(self.contact.profile_name.as_deref())
+    }
+
+    /// Whether a `ConversationChanged` event is due going from `before` to `self`: one of
+    /// accepted, left, read_seq, the display name or the handle differs. (Message counts and
+    /// times change with every message, whose own events say so.)
+    pub fn changed(&self, before: &ConversationView) -> bool {
+        let key = |v: &ConversationView| {
+            (
+                v.conversation.accepted,
+                v.conversation.left,
+                v.conversation.read_seq,
+                v.display_name().map(str::to_owned),
+                v.contact.handle.clone(),
+            )
+        };
+        key(self) != key(before)
+    }
 }
 
 /// An identity-scoped token, stored under the SHA-256 of the token.

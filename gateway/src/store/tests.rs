@@ -44,6 +44,15 @@ fn outgoing(n: u8, to: &str) -> NewOutgoing {
         payload: vec![n; 10],
         namespace: 0,
         ttl_ms: 14 * 24 * 3600 * 1000,
+        idempotency_key: None,
+    }
+}
+
+/// Queues a message that must be new.
+fn queue(store: &Store, id: IdentityId, msg: NewOutgoing, now: u64) -> (StoredEvent, OutboxEntry) {
+    match store.queue_outgoing(id, msg, now).expect("queue") {
+        Queued::New { event, entry } => (event, entry),
+        Queued::Duplicate(k) => panic!("unexpected duplicate {k:?}"),
     }
 }
 
@@ -177,16 +186,12 @@ fn queue_writes_outbox_event_and_conversation_together_and_survives_reopen() {
             .add_identity("alice", ALICE_ID, &[1; 32], 1)
             .expect("add")
             .id;
-        let (event, entry) = store
-            .queue_outgoing(id, outgoing(1, BOB_ID), 100)
-            .expect("queue");
+        let (event, entry) = queue(&store, id, outgoing(1, BOB_ID), 100);
         assert_eq!(event.seq, 1);
         assert_eq!(entry.event_seq, 1);
         assert_eq!(entry.next_try_ms, 100);
         entry_id = entry.id;
-        let (event2, _) = store
-            .queue_outgoing(id, outgoing(2, BOB_ID), 101)
-            .expect("queue");
+        let (event2, _) = queue(&store, id, outgoing(2, BOB_ID), 101);
         assert_eq!(event2.seq, 2);
     }
     // "Crash": drop the handle, open the file again and find everything.
@@ -201,8 +206,12 @@ fn queue_writes_outbox_event_and_conversation_together_and_survives_reopen() {
     assert!(matches!(&events[0].kind, EventKind::Outgoing { text, .. } if text == "hello 1"));
     let convs = store.conversations(id).expect("convs");
     assert_eq!(convs.len(), 1);
-    assert_eq!(convs[0].outgoing_count, 2);
-    assert_eq!(convs[0].last_seq, 2);
+    assert_eq!(convs[0].conversation.outgoing_count, 2);
+    assert_eq!(convs[0].conversation.last_seq, 2);
+    assert!(
+        convs[0].conversation.accepted,
+        "a conversation we started is accepted"
+    );
 }
 
 #[test]
@@ -224,12 +233,8 @@ fn outbox_retry_sent_and_failed() {
         .add_identity("alice", ALICE_ID, &[1; 32], 1)
         .expect("add")
         .id;
-    let (_, e1) = store
-        .queue_outgoing(id, outgoing(1, BOB_ID), 100)
-        .expect("q");
-    let (_, e2) = store
-        .queue_outgoing(id, outgoing(2, CAROL_ID), 100)
-        .expect("q");
+    let (_, e1) = queue(&store, id, outgoing(1, BOB_ID), 100);
+    let (_, e2) = queue(&store, id, outgoing(2, CAROL_ID), 100);
     assert_eq!(store.outbox_due(100).expect("due").len(), 2);
 
     let r = store.outbox_retry(e1.id, 500, "timeout").expect("retry");
@@ -316,11 +321,19 @@ fn received_messages_are_deduplicated_and_advance_the_cursor_atomically() {
         .expect("recv");
     assert!(added.is_empty(), "dedupe survives reopening");
     let contacts = store.contacts(id).expect("contacts");
-    assert_eq!(contacts.len(), 1);
-    assert_eq!(contacts[0].profile_name.as_deref(), Some("Carol"));
+    assert_eq!(contacts.len(), 2, "every sender is a contact");
+    assert_eq!(contacts[0].account_id, BOB_ID);
+    assert_eq!(contacts[0].handle.as_deref(), Some("sbbbbbbbb"));
+    assert_eq!(contacts[1].profile_name.as_deref(), Some("Carol"));
+    assert_eq!(contacts[1].handle.as_deref(), Some("Carol"));
     let convs = store.conversations(id).expect("convs");
-    assert_eq!(convs[0].peer, BOB_ID, "most recent first");
-    assert_eq!(convs[0].incoming_count, 2);
+    assert_eq!(convs[0].conversation.peer, BOB_ID, "most recent first");
+    assert_eq!(convs[0].conversation.incoming_count, 2);
+    assert!(
+        !convs[0].conversation.accepted,
+        "only received: a message request"
+    );
+    assert_eq!(convs[1].display_name(), Some("Carol"));
 }
 
 #[test]
@@ -394,15 +407,31 @@ fn contacts_can_be_named_and_unnamed() {
         .expect("add")
         .id;
     let c = store
-        .set_contact_name(id, BOB_ID, Some("Bobby"))
+        .set_contact_name(id, BOB_ID, Some("Bobby"), 2)
         .expect("name");
+    assert_eq!(
+        c.handle.as_deref(),
+        Some("Bobby"),
+        "a new contact's handle is its name"
+    );
     assert_eq!(c.name.as_deref(), Some("Bobby"));
     assert_eq!(
         store.contact(id, BOB_ID).expect("get").name.as_deref(),
         Some("Bobby")
     );
-    store.set_contact_name(id, BOB_ID, None).expect("unname");
-    assert_eq!(store.contacts(id).expect("list")[0].name, None);
+    store.set_contact_name(id, BOB_ID, None, 3).expect("unname");
+    let list = store.contacts(id).expect("list");
+    assert_eq!(list[0].name, None);
+    assert_eq!(
+        list[0].handle.as_deref(),
+        Some("Bobby"),
+        "handles do not follow names"
+    );
+    assert_eq!(
+        store.last_seq(id).expect("seq"),
+        0,
+        "no conversation: no event"
+    );
 }
 
 #[test]
@@ -473,4 +502,544 @@ fn newer_schema_is_refused() {
         matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1),
         "{err}"
     );
+}
+
+fn conversation_events(store: &Store, id: IdentityId) -> Vec<(u64, ConversationView)> {
+    let (events, _) = store.events(id, 0, 0, 1000, false).expect("events");
+    events
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Conversation(v) => Some((e.seq, v)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn handles_are_unique_case_insensitively_and_derived_on_first_sight() {
+    let dir = TempDir::new("handles");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    let other = store
+        .add_identity(
+            "zed",
+            "05dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+            &[4; 32],
+            1,
+        )
+        .expect("add")
+        .id;
+    // First sight through a message with a profile name: the handle comes from it.
+    let mut m = received("h1", BOB_ID, 10);
+    m.sender_profile_name = Some("Bob Smith".into());
+    store
+        .record_received(id, 0, &[m], Some("h1"), 11)
+        .expect("recv");
+    assert_eq!(
+        store.contact(id, BOB_ID).expect("bob").handle.as_deref(),
+        Some("Bob_Smith")
+    );
+    // Same base for Carol (by name, another case): a number is appended.
+    let carol = store
+        .set_contact_name(id, CAROL_ID, Some("bob smith"), 12)
+        .expect("name");
+    assert_eq!(carol.handle.as_deref(), Some("bob_smith2"));
+    // "root" is never given out.
+    let dave = "05eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    let d = store
+        .set_contact_name(id, dave, Some("Root"), 13)
+        .expect("name");
+    assert_eq!(d.handle.as_deref(), Some("Root2"));
+    // Another identity has its own handle space.
+    let z = store
+        .set_contact_name(other, CAROL_ID, Some("Bob Smith"), 13)
+        .expect("name");
+    assert_eq!(z.handle.as_deref(), Some("Bob_Smith"));
+
+    // Set: a taken handle (any case) is refused; a free one moves the index entry.
+    assert!(matches!(
+        store.set_contact_handle(id, CAROL_ID, "BOB_SMITH", 14),
+        Err(StoreError::HandleTaken { .. })
+    ));
+    assert!(matches!(
+        store.set_contact_handle(id, CAROL_ID, "root", 14),
+        Err(StoreError::BadHandle { .. })
+    ));
+    assert!(matches!(
+        store.set_contact_handle(id, CAROL_ID, "9lives", 14),
+        Err(StoreError::BadHandle { .. })
+    ));
+    let c = store
+        .set_contact_handle(id, CAROL_ID, "carol", 15)
+        .expect("set");
+    assert_eq!(c.handle.as_deref(), Some("carol"));
+    assert_eq!(
+        store
+            .contact_by_handle(id, "CAROL")
+            .expect("lookup")
+            .as_deref(),
+        Some(CAROL_ID)
+    );
+    assert_eq!(
+        store.contact_by_handle(id, "bob_smith2").expect("lookup"),
+        None
+    );
+    // The freed handle can be taken by someone else; a contact may recase its own.
+    store
+        .set_contact_handle(id, dave, "bob_smith2", 16)
+        .expect("take the freed one");
+    store
+        .set_contact_handle(id, CAROL_ID, "Carol", 17)
+        .expect("recase");
+    assert_eq!(
+        store
+            .contact_by_handle(id, "carol")
+            .expect("lookup")
+            .as_deref(),
+        Some(CAROL_ID)
+    );
+    // Setting a handle creates the contact if needed, without deriving one first.
+    let erin = "05ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+    let e = store
+        .set_contact_handle(id, erin, "erin", 18)
+        .expect("new contact");
+    assert_eq!(e.handle.as_deref(), Some("erin"));
+    // Sending to an unknown recipient gives it an Account ID handle.
+    let frank = "05a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    queue(&store, id, outgoing(1, frank), 19);
+    assert_eq!(
+        store.contact(id, frank).expect("frank").handle.as_deref(),
+        Some("sa1b2c3d4")
+    );
+    // Handles leave with their identity.
+    store.remove_identity("alice").expect("remove");
+    let again = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 20)
+        .expect("re-add")
+        .id;
+    assert_eq!(
+        store.contact_by_handle(again, "carol").expect("lookup"),
+        None
+    );
+    assert_eq!(store.contact_by_handle(id, "carol").expect("lookup"), None);
+}
+
+#[test]
+fn conversations_go_from_request_to_accepted_to_left_and_back() {
+    let dir = TempDir::new("conv-states");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    // Leave / MarkRead of an unknown conversation: NotFound, and nothing is created.
+    assert!(matches!(
+        store.leave_conversation(id, BOB_ID, 2),
+        Err(StoreError::UnknownConversation { .. })
+    ));
+    assert!(matches!(
+        store.mark_read(id, BOB_ID, 0, 2),
+        Err(StoreError::UnknownConversation { .. })
+    ));
+    assert!(store.contacts(id).expect("contacts").is_empty());
+
+    // An incoming message: a message request, no Conversation event (seq 1).
+    store
+        .record_received(id, 0, &[received("h1", BOB_ID, 10)], None, 11)
+        .expect("recv");
+    let v = store
+        .conversation(id, BOB_ID)
+        .expect("get")
+        .expect("exists");
+    assert!(!v.conversation.accepted && !v.conversation.left);
+    assert!(conversation_events(&store, id).is_empty());
+
+    // Open accepts it: event 2. Opening again changes nothing.
+    let v = store.open_conversation(id, BOB_ID, 12).expect("open");
+    assert!(v.conversation.accepted);
+    let again = store.open_conversation(id, BOB_ID, 13).expect("open");
+    assert_eq!(again, v);
+    let evs = conversation_events(&store, id);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].0, 2);
+    assert_eq!(evs[0].1, v);
+    assert_eq!(
+        v.conversation.last_seq, 1,
+        "events about it do not move last_seq"
+    );
+
+    // MarkRead: forward only; past the end refused.
+    let v = store.mark_read(id, BOB_ID, 1, 14).expect("read");
+    assert_eq!(v.conversation.read_seq, 1);
+    assert!(matches!(
+        store.mark_read(id, BOB_ID, 99, 15),
+        Err(StoreError::SeqPastEnd { seq: 99, last: 3 })
+    ));
+    let v = store.mark_read(id, BOB_ID, 0, 15).expect("older");
+    assert_eq!(v.conversation.read_seq, 1);
+    assert_eq!(
+        store.last_seq(id).expect("seq"),
+        3,
+        "only the forward move recorded"
+    );
+
+    // Leave (event 4), leave again (nothing), then an incoming message: a request again
+    // (Incoming 5, Conversation 6).
+    let v = store.leave_conversation(id, BOB_ID, 16).expect("leave");
+    assert!(v.conversation.left && v.conversation.accepted);
+    store
+        .leave_conversation(id, BOB_ID, 17)
+        .expect("leave again");
+    assert_eq!(store.last_seq(id).expect("seq"), 4);
+    let added = store
+        .record_received(id, 0, &[received("h2", BOB_ID, 20)], None, 21)
+        .expect("recv");
+    assert_eq!(added.len(), 2);
+    assert!(matches!(added[0].kind, EventKind::Incoming(_)));
+    let EventKind::Conversation(v) = &added[1].kind else {
+        panic!("expected a Conversation event, got {:?}", added[1].kind);
+    };
+    assert!(!v.conversation.left && !v.conversation.accepted);
+    assert_eq!(v.conversation.last_seq, 5);
+
+    // Writing accepts it again: Outgoing 7, Conversation 8; the next send records no change.
+    let (event, _) = queue(&store, id, outgoing(1, BOB_ID), 30);
+    assert_eq!(event.seq, 7);
+    let evs = conversation_events(&store, id);
+    let (seq, last) = evs.last().expect("some");
+    assert_eq!(*seq, 8);
+    assert!(last.conversation.accepted && !last.conversation.left);
+    assert_eq!(last.conversation.outgoing_count, 1);
+    queue(&store, id, outgoing(2, BOB_ID), 31);
+    assert_eq!(store.last_seq(id).expect("seq"), 9);
+
+    // Naming the contact changes the display name: an event; the same name again: none.
+    store
+        .set_contact_name(id, BOB_ID, Some("Bobby"), 32)
+        .expect("name");
+    store
+        .set_contact_name(id, BOB_ID, Some("Bobby"), 33)
+        .expect("same name");
+    let evs = conversation_events(&store, id);
+    assert_eq!(evs.last().expect("some").0, 10);
+    assert_eq!(evs.last().expect("some").1.display_name(), Some("Bobby"));
+    assert_eq!(store.last_seq(id).expect("seq"), 10);
+
+    // Open creates a conversation (with a contact and handle) and records it.
+    let v = store.open_conversation(id, CAROL_ID, 34).expect("open new");
+    assert!(v.conversation.accepted);
+    assert_eq!(v.conversation.last_activity_ms, 0);
+    assert_eq!(v.contact.handle.as_deref(), Some("scccccccc"));
+    assert_eq!(store.last_seq(id).expect("seq"), 11);
+}
+
+#[test]
+fn peer_history_pages_one_conversation() {
+    let dir = TempDir::new("peer-history");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    queue(&store, id, outgoing(1, BOB_ID), 1); // 1
+    let (_, carol_entry) = queue(&store, id, outgoing(2, CAROL_ID), 2); // 2
+    store
+        .record_received(id, 0, &[received("h1", BOB_ID, 3)], None, 3)
+        .expect("recv"); // 3
+    store.outbox_sent(carol_entry.id, "H", 4).expect("sent"); // 4
+    store.mark_read(id, BOB_ID, 3, 5).expect("read"); // 5
+    store
+        .record_received(id, 0, &[received("h2", CAROL_ID, 6)], None, 6)
+        .expect("recv"); // 6
+    let seqs = |v: &[StoredEvent]| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let (page, more) = store.peer_events(id, BOB_ID, 0, 0, 10, false).expect("bob");
+    assert_eq!((seqs(&page), more), (vec![1, 3, 5], false));
+    let (page, more) = store
+        .peer_events(id, CAROL_ID, 0, 0, 10, false)
+        .expect("carol");
+    assert_eq!((seqs(&page), more), (vec![2, 4, 6], false));
+    let (page, more) = store
+        .peer_events(id, BOB_ID, 0, 0, 2, true)
+        .expect("bob back");
+    assert_eq!((seqs(&page), more), (vec![5, 3], true));
+    let (page, more) = store
+        .peer_events(id, BOB_ID, 0, 3, 2, true)
+        .expect("bob back");
+    assert_eq!((seqs(&page), more), (vec![1], false));
+    let (page, more) = store
+        .peer_events(id, BOB_ID, 1, 5, 10, false)
+        .expect("range");
+    assert_eq!((seqs(&page), more), (vec![3], false));
+    let (page, _) = store
+        .peer_events(id, ALICE_ID, 0, 0, 10, false)
+        .expect("nobody");
+    assert!(page.is_empty());
+}
+
+#[test]
+fn idempotency_keys_queue_once_per_identity() {
+    let dir = TempDir::new("idempotency");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    let other = store
+        .add_identity("bob", BOB_ID, &[2; 32], 1)
+        .expect("add")
+        .id;
+    let keyed = |n: u8, to: &str, key: &str| NewOutgoing {
+        idempotency_key: Some(key.to_owned()),
+        ..outgoing(n, to)
+    };
+    let (event, entry) = queue(&store, id, keyed(1, BOB_ID, "txn1"), 10);
+    let first = store.sent_key(id, "txn1").expect("read").expect("kept");
+    assert_eq!(
+        first,
+        SentKey {
+            message_id: entry.message_id.clone(),
+            seq: event.seq,
+            sent_at_ms: entry.sent_at_ms
+        }
+    );
+    // The same key again (even to someone else): nothing written, the first one's facts.
+    match store
+        .queue_outgoing(id, keyed(2, CAROL_ID, "txn1"), 11)
+        .expect("again")
+    {
+        Queued::Duplicate(k) => assert_eq!(k, first),
+        Queued::New { .. } => panic!("a repeated key queued a message"),
+    }
+    assert_eq!(store.outbox().expect("outbox").len(), 1);
+    assert_eq!(store.last_seq(id).expect("seq"), 1);
+    assert!(store.conversation(id, CAROL_ID).expect("get").is_none());
+    // Another key, or the same key for another identity: new messages.
+    queue(&store, id, keyed(3, BOB_ID, "txn2"), 12);
+    queue(&store, other, keyed(4, ALICE_ID, "txn1"), 12);
+    assert_eq!(store.outbox().expect("outbox").len(), 3);
+    // Keys leave with their identity.
+    store.remove_identity("alice").expect("remove");
+    assert_eq!(store.sent_key(id, "txn1").expect("read"), None);
+    assert!(store.sent_key(other, "txn1").expect("read").is_some());
+}
+
+#[test]
+fn identities_keep_a_display_name_and_typing_notices_reach_receivers() {
+    let dir = TempDir::new("profile");
+    let store = Store::open(dir.path()).expect("open");
+    let a = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add");
+    assert_eq!(a.display_name, None);
+    let a = store
+        .set_display_name("alice", Some("Alice A."))
+        .expect("set");
+    assert_eq!(a.display_name.as_deref(), Some("Alice A."));
+    assert_eq!(
+        store
+            .identity("alice")
+            .expect("get")
+            .display_name
+            .as_deref(),
+        Some("Alice A.")
+    );
+    assert_eq!(
+        store
+            .set_display_name("alice", None)
+            .expect("clear")
+            .display_name,
+        None
+    );
+    assert!(matches!(
+        store.set_display_name("nobody", None),
+        Err(StoreError::UnknownIdentity { .. })
+    ));
+
+    let mut rx = store.typing_notices();
+    let notice = TypingNotice {
+        identity: a.id,
+        peer: BOB_ID.to_owned(),
+        typing: true,
+        at_ms: 5,
+    };
+    store.publish_typing(notice.clone());
+    assert_eq!(rx.try_recv().expect("a notice"), notice);
+    assert_eq!(store.last_seq(a.id).expect("seq"), 0, "never stored");
+}
+
+#[test]
+fn tokens_are_revoked_within_their_scope() {
+    let dir = TempDir::new("revoke");
+    let store = Store::open(dir.path()).expect("open");
+    let a = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add");
+    let b = store.add_identity("bob", BOB_ID, &[2; 32], 1).expect("add");
+    let token = |identity| TokenRecord {
+        identity,
+        label: "t".into(),
+        created_at_ms: 1,
+    };
+    store.add_token(&[1; 32], &token(a.id)).expect("token");
+    store.add_token(&[2; 32], &token(b.id)).expect("token");
+    assert_eq!(
+        store.revoke_token(&[2; 32], Some(a.id)).expect("revoke"),
+        Revoked::OtherIdentity
+    );
+    assert!(store.token(&[2; 32]).expect("get").is_some());
+    assert_eq!(
+        store.revoke_token(&[1; 32], Some(a.id)).expect("revoke"),
+        Revoked::Revoked(token(a.id))
+    );
+    assert_eq!(
+        store.revoke_token(&[1; 32], Some(a.id)).expect("revoke"),
+        Revoked::Unknown
+    );
+    assert_eq!(
+        store.revoke_token(&[2; 32], None).expect("admin revokes"),
+        Revoked::Revoked(token(b.id))
+    );
+    assert!(store.token(&[2; 32]).expect("get").is_none());
+}
+
+#[test]
+fn records_written_before_the_new_fields_still_read() {
+    let old_identity = r#"{"id":3,"name":"alice","account_id":"05aa","created_at_ms":9}"#;
+    let rec: IdentityRecord = serde_json::from_str(old_identity).expect("identity");
+    assert_eq!(rec.display_name, None);
+    // Written back without the absent field, read again the same.
+    let back: IdentityRecord = serde_json::from_slice(&encode(&rec)).expect("round trip");
+    assert_eq!(back, rec);
+
+    let wrote = r#"{"peer":"05bb","last_seq":4,"last_activity_ms":7,"incoming_count":1,"outgoing_count":2}"#;
+    let c: ConversationRecord = serde_json::from_str(wrote).expect("conversation");
+    assert!(c.accepted, "we wrote in it: accepted");
+    assert!(!c.left);
+    assert_eq!(c.read_seq, 0);
+    let only_received = r#"{"peer":"05bb","last_seq":4,"last_activity_ms":7,"incoming_count":3,"outgoing_count":0}"#;
+    let c: ConversationRecord = serde_json::from_str(only_received).expect("conversation");
+    assert!(!c.accepted, "only received: a message request");
+    let back: ConversationRecord = serde_json::from_slice(&encode(&c)).expect("round trip");
+    assert_eq!(back, c);
+    // A later `accepted: false` wins over the outgoing count.
+    let explicit = r#"{"peer":"05bb","last_seq":4,"last_activity_ms":7,"incoming_count":3,"outgoing_count":1,"accepted":false,"left":true,"read_seq":2}"#;
+    let c: ConversationRecord = serde_json::from_str(explicit).expect("conversation");
+    assert!(!c.accepted && c.left);
+    assert_eq!(c.read_seq, 2);
+
+    let contact = r#"{"account_id":"05bb","name":"Bob","profile_name":null}"#;
+    let k: ContactRecord = serde_json::from_str(contact).expect("contact");
+    assert_eq!(k.handle, None);
+    assert_eq!(k.name.as_deref(), Some("Bob"));
+}
+
+#[test]
+fn a_version_1_file_gets_handles_and_a_peer_index_when_opened() {
+    let dir = TempDir::new("upgrade");
+    let id;
+    {
+        let store = Store::open(dir.path()).expect("open");
+        id = store
+            .add_identity("alice", ALICE_ID, &[1; 32], 1)
+            .expect("add")
+            .id;
+        // Write what a version-1 daemon wrote: old JSON, no handles, no peer index.
+        let tx = store.shared.db.begin_write().expect("tx");
+        {
+            let mut meta = tx.open_table(META).expect("meta");
+            meta.insert(SCHEMA_KEY, 1).expect("version");
+            let mut convs = tx.open_table(CONVERSATIONS).expect("convs");
+            let bob = r#"{"peer":"BOB","last_seq":2,"last_activity_ms":7,"incoming_count":1,"outgoing_count":1}"#
+                .replace("BOB", BOB_ID);
+            convs.insert((id, BOB_ID), bob.as_bytes()).expect("bob");
+            let carol = r#"{"peer":"CAROL","last_seq":3,"last_activity_ms":8,"incoming_count":1,"outgoing_count":0}"#
+                .replace("CAROL", CAROL_ID);
+            convs
+                .insert((id, CAROL_ID), carol.as_bytes())
+                .expect("carol");
+            let mut contacts = tx.open_table(CONTACTS).expect("contacts");
+            let c = r#"{"account_id":"CAROL","name":null,"profile_name":"Carol C"}"#
+                .replace("CAROL", CAROL_ID);
+            contacts
+                .insert((id, CAROL_ID), c.as_bytes())
+                .expect("contact");
+            let mut events = tx.open_table(EVENTS).expect("events");
+            let evs = [
+                StoredEvent {
+                    seq: 1,
+                    recorded_at_ms: 5,
+                    kind: EventKind::Outgoing {
+                        message_id: "m1".into(),
+                        recipient: BOB_ID.into(),
+                        text: "hi".into(),
+                        sent_at_ms: 5,
+                    },
+                },
+                StoredEvent {
+                    seq: 2,
+                    recorded_at_ms: 7,
+                    kind: EventKind::Incoming(received("h1", BOB_ID, 7)),
+                },
+                StoredEvent {
+                    seq: 3,
+                    recorded_at_ms: 8,
+                    kind: EventKind::Incoming(received("h2", CAROL_ID, 8)),
+                },
+            ];
+            for e in &evs {
+                events
+                    .insert((id, e.seq), encode(e).as_slice())
+                    .expect("event");
+            }
+            events
+                .insert((id, 4), b"not json".as_slice())
+                .expect("damaged");
+            tx.open_table(PEER_EVENTS)
+                .expect("index")
+                .retain(|_, ()| false)
+                .expect("clear");
+        }
+        tx.commit().expect("commit");
+    }
+    let store = Store::open(dir.path()).expect("upgrade on open");
+    let version = store
+        .read("test", |tx| {
+            Ok(tx.open_table(META)?.get(SCHEMA_KEY)?.map(|v| v.value()))
+        })
+        .expect("version");
+    assert_eq!(version, Some(SCHEMA_VERSION));
+    let contacts = store.contacts(id).expect("contacts");
+    let handles: Vec<_> = contacts.iter().map(|c| c.handle.as_deref()).collect();
+    assert_eq!(handles, vec![Some("sbbbbbbbb"), Some("Carol_C")]);
+    let convs = store.conversations(id).expect("convs");
+    let bob = convs
+        .iter()
+        .find(|v| v.conversation.peer == BOB_ID)
+        .expect("bob");
+    assert!(bob.conversation.accepted);
+    let carol = convs
+        .iter()
+        .find(|v| v.conversation.peer == CAROL_ID)
+        .expect("carol");
+    assert!(!carol.conversation.accepted);
+    assert_eq!(carol.contact.handle.as_deref(), Some("Carol_C"));
+    let (page, _) = store.peer_events(id, BOB_ID, 0, 0, 10, false).expect("bob");
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    let (page, _) = store
+        .peer_events(id, CAROL_ID, 0, 0, 10, false)
+        .expect("carol");
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3]);
+    // New contacts still get distinct handles after the upgrade.
+    let c = store
+        .set_contact_name(
+            id,
+            "05eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
+            Some("carol c"),
+            9,
+        )
+        .expect("name");
+    assert_eq!(c.handle.as_deref(), Some("carol_c2"));
 }

@@ -51,6 +51,10 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     pub addr: String,
     pub admin_token: String,
+    /// The IRC server's address, if it runs.
+    pub irc: Option<String>,
+    /// The Matrix endpoint's address, if it runs.
+    pub matrix: Option<String>,
 }
 
 /// The `sessiond run` command for a data dir, listening on an ephemeral loopback port.
@@ -60,6 +64,8 @@ pub fn run_command(data_dir: &Path) -> Command {
         .arg("--data-dir")
         .arg(data_dir)
         .env("SESSIOND_GRPC_LISTEN", "127.0.0.1:0")
+        .env("SESSIOND_IRC_LISTEN", "127.0.0.1:0")
+        .env("SESSIOND_MATRIX_LISTEN", "127.0.0.1:0")
         .env("SESSIOND_LOG", "warn")
         // No network: these daemons must not reach for the mainnet seeds.
         .env("SESSIOND_OFFLINE", "1")
@@ -103,6 +109,8 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("bad listening line {line:?}: {e}"));
         assert_eq!(v["event"], "listening");
         let addr = v["grpc_tcp"].as_str().expect("tcp address").to_owned();
+        let irc = v["irc"].as_str().map(str::to_owned);
+        let matrix = v["matrix"].as_str().map(str::to_owned);
         let admin_token = std::fs::read_to_string(data_dir.join("admin.token"))
             .expect("admin.token")
             .trim()
@@ -112,6 +120,8 @@ impl Daemon {
             data_dir: data_dir.to_owned(),
             addr,
             admin_token,
+            irc,
+            matrix,
         }
     }
 

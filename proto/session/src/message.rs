@@ -48,7 +48,10 @@ use crate::account_id::{AccountId, Prefix};
 use crate::err::{KeyError, MessageError};
 use crate::keys::{ed25519_point_to_x25519, IdentityKeys};
 use crate::padding;
-use crate::protos::{envelope, Content, DataMessage, Envelope, LokiProfile};
+use crate::protos::{
+    data_message, envelope, typing_message, Content, DataMessage, Envelope, LokiProfile,
+    TypingMessage,
+};
 use crate::protos::{websocket::web_socket_message, WebSocketMessage, WebSocketRequestMessage};
 
 /// Bytes a sealed box adds: the ephemeral key and the MAC.
@@ -110,6 +113,100 @@ pub fn text_content(body: &str, display_name: Option<&str>, timestamp_ms: u64) -
         sig_timestamp: Some(timestamp_ms),
         ..Content::default()
     }
+}
+
+/// How long a swarm keeps a typing notice, in milliseconds: desktop's
+/// `TTL_DEFAULT.TYPING_MESSAGE` (20 s). A notice older than this is stale.
+pub const TYPING_TTL_MS: u64 = 20_000;
+
+/// A typing notice as desktop builds one: `Content{typingMessage{timestamp, action}, sigTimestamp}`
+/// with `action` STARTED (0) or STOPPED (1). Not a disappearing message, no profile. Set
+/// `timestamp_ms` to the Envelope timestamp the notice will be sent with.
+pub fn typing_content(started: bool, timestamp_ms: u64) -> Content {
+    let action = if started {
+        typing_message::Action::Started
+    } else {
+        typing_message::Action::Stopped
+    };
+    Content {
+        typing_message: Some(TypingMessage {
+            timestamp: timestamp_ms,
+            action: action as i32,
+        }),
+        sig_timestamp: Some(timestamp_ms),
+        ..Content::default()
+    }
+}
+
+/// What a received [`Content`] is to a text gateway (see [`classify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentKind {
+    /// A message a person sees in the conversation: a `dataMessage` with a body, attachments, a
+    /// quote, a link preview or a community invitation. Its text is `dataMessage.body` (possibly
+    /// empty when it only carries things a text gateway does not show).
+    Visible,
+    /// A typing notice.
+    Typing {
+        /// True: started typing; false: stopped.
+        started: bool,
+        /// `TypingMessage.timestamp`, ms.
+        timestamp_ms: u64,
+    },
+    /// Anything else, which is not a message of the conversation: read receipts,
+    /// data-extraction notices, message request responses, unsend requests, call signalling,
+    /// reactions, expiration-timer updates, group control messages, profile-only updates and
+    /// empty contents. The string names which, for debug logs.
+    Hidden(&'static str),
+}
+
+/// Sorts a received Content the way desktop's receiver does: a visible data message wins; then
+/// a typing notice; everything else is hidden.
+pub fn classify(content: &Content) -> ContentKind {
+    if let Some(data) = &content.data_message {
+        let expiration_update =
+            data.flags.unwrap_or(0) & (data_message::Flags::ExpirationTimerUpdate as u32) != 0;
+        if data.reaction.is_some() {
+            return ContentKind::Hidden("reaction");
+        }
+        if data.group_update_message.is_some() {
+            return ContentKind::Hidden("group control message");
+        }
+        if expiration_update {
+            return ContentKind::Hidden("expiration timer update");
+        }
+        let shows_something = data.body.as_deref().is_some_and(|b| !b.is_empty())
+            || !data.attachments.is_empty()
+            || data.quote.is_some()
+            || !data.preview.is_empty()
+            || data.community_invitation.is_some();
+        if shows_something {
+            return ContentKind::Visible;
+        }
+    }
+    if let Some(typing) = &content.typing_message {
+        return match typing_message::Action::try_from(typing.action) {
+            Ok(action) => ContentKind::Typing {
+                started: action == typing_message::Action::Started,
+                timestamp_ms: typing.timestamp,
+            },
+            Err(_) => ContentKind::Hidden("typing notice with an unknown action"),
+        };
+    }
+    ContentKind::Hidden(if content.receipt_message.is_some() {
+        "receipt"
+    } else if content.data_extraction_notification.is_some() {
+        "data extraction notice"
+    } else if content.message_request_response.is_some() {
+        "message request response"
+    } else if content.unsend_request.is_some() {
+        "unsend request"
+    } else if content.call_message.is_some() {
+        "call message"
+    } else if content.data_message.is_some() {
+        "data message without anything to show"
+    } else {
+        "empty content"
+    })
 }
 
 /// Encrypts `content` for `recipient` and wraps it for a storage-server `store`: returns the raw

@@ -10,12 +10,16 @@ use session_proto::account_id::AccountId;
 use session_proto::err::{ErrorKind, HasKind, KeyError, MessageError};
 use session_proto::keys::IdentityKeys;
 use session_proto::message::{
-    decrypt_incoming, decrypt_message, decrypt_store_data, encrypt_for_recipient,
+    classify, decrypt_incoming, decrypt_message, decrypt_store_data, encrypt_for_recipient,
     encrypt_for_recipient_deterministic, encrypt_message, encrypt_message_deterministic,
-    text_content, to_store_data, MIN_CIPHERTEXT,
+    text_content, to_store_data, typing_content, ContentKind, MIN_CIPHERTEXT, TYPING_TTL_MS,
 };
 use session_proto::padding;
-use session_proto::protos::{Content, Envelope, WebSocketMessage, WebSocketRequestMessage};
+use session_proto::protos::{
+    data_message, Content, DataExtractionNotification, DataMessage, Envelope, LokiProfile,
+    MessageRequestResponse, ReceiptMessage, TypingMessage, WebSocketMessage,
+    WebSocketRequestMessage,
+};
 
 const PROTOCOL: &str = include_str!("data/session-protocol-1o1.json");
 const WIRE: &str = include_str!("data/derived-1o1-wire-message.json");
@@ -463,5 +467,115 @@ proptest! {
         let Pair { bob, .. } = pair();
         let env = Envelope { r#type: 6, source, timestamp: ts, source_device: Some(1), content: Some(content), server_timestamp: None, pro_sig };
         let _ = decrypt_message(&bob, &rewrap(&env));
+    }
+}
+
+#[test]
+fn typing_notices_are_built_like_desktop_and_survive_the_trip() {
+    let p = pair();
+    let ts = 1_700_000_000_456;
+    for started in [true, false] {
+        let content = typing_content(started, ts);
+        let t = content.typing_message.as_ref().expect("typing message");
+        assert_eq!(t.timestamp, ts);
+        // STARTED = 0, STOPPED = 1 on the wire.
+        assert_eq!(t.action, if started { 0 } else { 1 });
+        assert_eq!(content.sig_timestamp, Some(ts));
+        assert!(content.data_message.is_none());
+        let wire =
+            encrypt_message(&p.alice, p.bob.account_id(), &content, ts, &mut rng()).expect("seal");
+        let opened = decrypt_message(&p.bob, &wire).expect("open");
+        assert_eq!(opened.content, content);
+        assert_eq!(
+            classify(&opened.content),
+            ContentKind::Typing {
+                started,
+                timestamp_ms: ts
+            }
+        );
+    }
+    assert_eq!(TYPING_TTL_MS, 20_000);
+}
+
+#[test]
+fn only_visible_data_messages_classify_as_visible() {
+    let visible = text_content("hello", Some("Alice"), 5);
+    assert_eq!(classify(&visible), ContentKind::Visible);
+    let attachment_only = Content {
+        data_message: Some(DataMessage {
+            attachments: vec![Default::default()],
+            ..DataMessage::default()
+        }),
+        ..Content::default()
+    };
+    assert_eq!(classify(&attachment_only), ContentKind::Visible);
+
+    let hidden = [
+        Content::default(),
+        text_content("", None, 5),
+        Content {
+            data_message: Some(DataMessage {
+                profile: Some(LokiProfile {
+                    display_name: Some("only a profile".into()),
+                    ..LokiProfile::default()
+                }),
+                ..DataMessage::default()
+            }),
+            ..Content::default()
+        },
+        Content {
+            data_message: Some(DataMessage {
+                body: Some("timer".into()),
+                flags: Some(data_message::Flags::ExpirationTimerUpdate as u32),
+                ..DataMessage::default()
+            }),
+            ..Content::default()
+        },
+        Content {
+            data_message: Some(DataMessage {
+                reaction: Some(data_message::Reaction {
+                    id: 1,
+                    author: "05".into(),
+                    emoji: Some("+1".into()),
+                    action: 0,
+                }),
+                ..DataMessage::default()
+            }),
+            ..Content::default()
+        },
+        Content {
+            receipt_message: Some(ReceiptMessage {
+                r#type: 1,
+                timestamp: vec![1, 2],
+            }),
+            ..Content::default()
+        },
+        Content {
+            data_extraction_notification: Some(DataExtractionNotification {
+                r#type: 1,
+                timestamp: Some(3),
+            }),
+            ..Content::default()
+        },
+        Content {
+            message_request_response: Some(MessageRequestResponse {
+                is_approved: true,
+                ..MessageRequestResponse::default()
+            }),
+            ..Content::default()
+        },
+        Content {
+            typing_message: Some(TypingMessage {
+                timestamp: 1,
+                action: 7,
+            }),
+            ..Content::default()
+        },
+    ];
+    for content in hidden {
+        assert!(
+            matches!(classify(&content), ContentKind::Hidden(_)),
+            "{content:?} must be hidden"
+        );
     }
 }

@@ -1,0 +1,209 @@
+//! Login, logout, whoami, and the one auth extractor every other endpoint goes through.
+//!
+//! The Matrix password is a sessiond token (the identity's own, or the admin token with the
+//! identity's name as the user). A login mints a new identity-scoped token with
+//! `Identities.CreateToken` and hands it out as the access token, so access tokens are real
+//! daemon tokens: persisted by the daemon, revoked by logout (`RevokeToken`), and every call the
+//! adapter makes for a client carries the client's own token. The adapter never keeps a token.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sessiond_api::client::{login as check_login, Client, LoginError};
+use sessiond_api::v1::{CreateTokenRequest, Identity, RevokeTokenRequest, WhoAmIRequest};
+use tonic::Code;
+
+use crate::err::MatrixError;
+use crate::http::Req;
+use crate::ids::{device_id, parse_user, user_id, LocalUser};
+use crate::state::Shared;
+
+/// The caller of an authenticated request.
+#[derive(Debug, Clone)]
+pub(crate) struct Me {
+    /// The access token (a daemon token).
+    pub token: String,
+    /// The daemon's services, calling with `token`.
+    pub client: Client,
+    /// The identity, as `WhoAmI` described it for this request (its `last_seq` is the log's end
+    /// when the request came in).
+    pub identity: Identity,
+    /// `@name:server`.
+    pub user_id: String,
+    /// The device id of the token.
+    pub device_id: String,
+}
+
+impl Me {
+    /// The identity's local name.
+    pub fn name(&self) -> &str {
+        &self.identity.name
+    }
+
+    /// The display name to show for the user.
+    pub fn display_name(&self) -> &str {
+        if self.identity.display_name.is_empty() {
+            &self.identity.name
+        } else {
+            &self.identity.display_name
+        }
+    }
+
+    /// True if `user` (a path parameter) is this user.
+    pub fn is(&self, user: &str) -> bool {
+        user == self.user_id
+    }
+
+    /// `Forbidden` unless `user` is this user.
+    pub fn require_self(&self, user: &str) -> Result<(), MatrixError> {
+        if self.is(user) {
+            Ok(())
+        } else {
+            Err(MatrixError::Forbidden(
+                "you can only do this for your own user".into(),
+            ))
+        }
+    }
+}
+
+/// The one auth extractor: the request's token, checked with `WhoAmI` on every request, so a
+/// revoked token stops working at once. The admin token is refused as an access token (it is a
+/// password here: log in with it).
+pub(crate) async fn authenticate(s: &Shared, req: &Req) -> Result<Me, MatrixError> {
+    let token = req.token().ok_or(MatrixError::MissingToken)?;
+    let client = Client::new(s.api.clone(), token).ok_or(MatrixError::UnknownToken)?;
+    let who = client
+        .identities
+        .clone()
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .map_err(|status| match status.code() {
+            Code::Unauthenticated => MatrixError::UnknownToken,
+            _ => MatrixError::from(status),
+        })?
+        .into_inner();
+    if who.admin {
+        return Err(MatrixError::UnknownToken);
+    }
+    let identity = who.identity.ok_or_else(|| {
+        MatrixError::from(tonic::Status::internal(
+            "WhoAmI named no identity for a scoped token",
+        ))
+    })?;
+    Ok(Me {
+        user_id: user_id(&identity.name, &s.config.server_name),
+        device_id: device_id(token),
+        token: token.to_owned(),
+        client,
+        identity,
+    })
+}
+
+/// `GET /_matrix/client/v3/login`: the one flow offered.
+pub(crate) fn login_flows() -> Value {
+    json!({ "flows": [ { "type": "m.login.password" } ] })
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginBody {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    identifier: Option<Identifier>,
+    /// The pre-r0.4 spelling of `identifier.user`.
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    initial_device_display_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Identifier {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+/// `POST /_matrix/client/v3/login`: `m.login.password` with the identity's name (or full user
+/// id) and a sessiond token as the password. Answers a fresh access token; the client's
+/// `device_id` is not used (device ids are derived from access tokens, see [`device_id`]).
+pub(crate) async fn login(s: &Shared, req: &Req) -> Result<Value, MatrixError> {
+    let body: LoginBody = req.json()?;
+    if body.kind != "m.login.password" {
+        return Err(MatrixError::UnsupportedLogin(format!(
+            "login type {:?}; only m.login.password",
+            body.kind
+        )));
+    }
+    let user = match (&body.identifier, &body.user) {
+        (Some(id), _) if id.kind != "m.id.user" => {
+            return Err(MatrixError::UnsupportedLogin(format!(
+                "identifier type {:?}; only m.id.user",
+                id.kind
+            )))
+        }
+        (Some(Identifier { user: Some(u), .. }), _) => u.as_str(),
+        (_, Some(u)) => u.as_str(),
+        _ => return Err(MatrixError::BadJson("no user in the login".into())),
+    };
+    let name = match parse_user(user, &s.config.server_name, true) {
+        Some(LocalUser::Identity(name)) => name,
+        // Another server's user, or a ghost: not an identity of this daemon.
+        _ => return Err(MatrixError::BadLogin),
+    };
+    let password = body
+        .password
+        .as_deref()
+        .ok_or_else(|| MatrixError::BadJson("no password in the login".into()))?;
+    let login = check_login(s.api.clone(), password, Some(&name))
+        .await
+        .map_err(|e| match e {
+            LoginError::Daemon(status) => MatrixError::from(status),
+            // Wrong token, unknown name, another identity's token: all the same to the client.
+            _ => MatrixError::BadLogin,
+        })?;
+    let label = match body.initial_device_display_name.as_deref() {
+        Some(d) if !d.trim().is_empty() => {
+            format!("matrix: {}", d.chars().take(150).collect::<String>())
+        }
+        _ => "matrix".to_owned(),
+    };
+    let minted = login
+        .client
+        .identities
+        .clone()
+        .create_token(CreateTokenRequest {
+            name: login.identity.name.clone(),
+            label,
+        })
+        .await?
+        .into_inner();
+    let user_id = user_id(&minted.name, &s.config.server_name);
+    tracing::info!(identity = %minted.name, "matrix: login");
+    Ok(json!({
+        "user_id": user_id,
+        "access_token": minted.token,
+        "device_id": device_id(&minted.token),
+        "home_server": s.config.server_name,
+    }))
+}
+
+/// `POST /_matrix/client/v3/logout`: revokes the access token with the daemon.
+pub(crate) async fn logout(me: &Me) -> Result<Value, MatrixError> {
+    me.client
+        .identities
+        .clone()
+        .revoke_token(RevokeTokenRequest {
+            token: me.token.clone(),
+        })
+        .await?;
+    tracing::info!(identity = %me.name(), "matrix: logout");
+    Ok(json!({}))
+}
+
+/// `GET /_matrix/client/v3/account/whoami`.
+pub(crate) fn whoami(me: &Me) -> Value {
+    json!({ "user_id": me.user_id, "device_id": me.device_id, "is_guest": false })
+}

@@ -1,0 +1,499 @@
+//! The mapping from sessiond to Matrix events: a conversation's room state (create, members,
+//! name, power levels, join rules), its invite state for message requests, and timeline events
+//! from event-log entries (messages both ways; failed deliveries as `m.notice`).
+
+use serde_json::{json, Value};
+use sessiond_api::v1::{event, Conversation, DeliveryState, Event};
+
+use crate::auth::Me;
+use crate::ids::{event_id, room_id, short_account, state_event_id, user_id};
+use crate::state::IdentityState;
+
+/// Rooms are created with this room version.
+pub const ROOM_VERSION: &str = "10";
+
+/// The user's membership of a conversation's room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Membership {
+    /// An open conversation.
+    Join,
+    /// A message request: the contact wrote, the user never wrote back or opened it.
+    Invite,
+    /// Left with `Leave`.
+    Leave,
+}
+
+impl Membership {
+    /// Of a conversation as the daemon describes it.
+    pub fn of(conv: &Conversation) -> Membership {
+        if conv.left {
+            Membership::Leave
+        } else if conv.accepted {
+            Membership::Join
+        } else {
+            Membership::Invite
+        }
+    }
+}
+
+/// The Account ID of the other side of an event-log entry, if it belongs to a conversation.
+pub(crate) fn peer_of(ev: &Event) -> Option<&str> {
+    match ev.kind.as_ref()? {
+        event::Kind::Incoming(m) => Some(&m.sender),
+        event::Kind::Outgoing(m) => Some(&m.recipient),
+        event::Kind::Delivery(d) => Some(&d.recipient),
+        event::Kind::Conversation(c) => c.conversation.as_ref().map(|c| c.account_id.as_str()),
+        event::Kind::Typing(_) => None,
+    }
+}
+
+/// One conversation as a room, for one user.
+#[derive(Debug)]
+pub(crate) struct RoomView<'a> {
+    /// The user.
+    pub me: &'a Me,
+    /// The server name.
+    pub server: &'a str,
+    /// The conversation.
+    pub conv: &'a Conversation,
+}
+
+impl RoomView<'_> {
+    /// The other side's Account ID.
+    pub fn peer(&self) -> &str {
+        &self.conv.account_id
+    }
+
+    /// The room id.
+    pub fn room_id(&self) -> String {
+        room_id(self.me.name(), self.peer(), self.server)
+    }
+
+    /// The contact's user id.
+    pub fn ghost(&self) -> String {
+        user_id(self.peer(), self.server)
+    }
+
+    /// The contact's name: local name, else profile name, else handle, else a short id.
+    pub fn peer_name(&self) -> String {
+        if !self.conv.display_name.is_empty() {
+            self.conv.display_name.clone()
+        } else if !self.conv.handle.is_empty() {
+            self.conv.handle.clone()
+        } else {
+            short_account(self.peer())
+        }
+    }
+
+    /// The user's membership.
+    pub fn membership(&self) -> Membership {
+        Membership::of(self.conv)
+    }
+
+    fn state_event(
+        &self,
+        what: &str,
+        kind: &str,
+        key: &str,
+        sender: &str,
+        content: Value,
+    ) -> Value {
+        json!({
+            "type": kind,
+            "state_key": key,
+            "content": content,
+            "sender": sender,
+            "origin_server_ts": self.me.identity.created_at_ms,
+            "event_id": state_event_id(what, self.peer()),
+            "unsigned": {},
+        })
+    }
+
+    fn create(&self) -> Value {
+        let me = &self.me.user_id;
+        self.state_event(
+            "create",
+            "m.room.create",
+            "",
+            me,
+            json!({ "creator": me, "room_version": ROOM_VERSION }),
+        )
+    }
+
+    fn my_member(&self, membership: &str, sender: &str) -> Value {
+        let mut content =
+            json!({ "membership": membership, "displayname": self.me.display_name() });
+        if membership == "invite" {
+            content["is_direct"] = json!(true);
+        }
+        self.state_event("me", "m.room.member", &self.me.user_id, sender, content)
+    }
+
+    fn ghost_member(&self) -> Value {
+        let ghost = self.ghost();
+        self.state_event(
+            "ghost",
+            "m.room.member",
+            &ghost,
+            &ghost,
+            json!({ "membership": "join", "displayname": self.peer_name() }),
+        )
+    }
+
+    fn name(&self) -> Value {
+        self.state_event(
+            "name",
+            "m.room.name",
+            "",
+            &self.me.user_id,
+            json!({ "name": self.peer_name() }),
+        )
+    }
+
+    fn join_rules(&self) -> Value {
+        self.state_event(
+            "join_rules",
+            "m.room.join_rules",
+            "",
+            &self.me.user_id,
+            json!({ "join_rule": "invite" }),
+        )
+    }
+
+    fn power_levels(&self) -> Value {
+        let mut users = serde_json::Map::new();
+        users.insert(self.me.user_id.clone(), json!(100));
+        users.insert(self.ghost(), json!(100));
+        self.state_event(
+            "power_levels",
+            "m.room.power_levels",
+            "",
+            &self.me.user_id,
+            json!({
+                "users": users,
+                "users_default": 0,
+                "events": {},
+                "events_default": 0,
+                "state_default": 50,
+                "ban": 50,
+                "kick": 50,
+                "redact": 50,
+                "invite": 0,
+                "notifications": { "room": 50 },
+            }),
+        )
+    }
+
+    fn history_visibility(&self) -> Value {
+        self.state_event(
+            "history_visibility",
+            "m.room.history_visibility",
+            "",
+            &self.me.user_id,
+            json!({ "history_visibility": "shared" }),
+        )
+    }
+
+    /// The full state of a room the user is in (or left: then the user's member event says
+    /// `leave`).
+    pub fn state(&self) -> Vec<Value> {
+        let mine = match self.membership() {
+            Membership::Leave => self.my_member("leave", &self.me.user_id),
+            Membership::Invite => self.my_member("invite", &self.ghost()),
+            Membership::Join => self.my_member("join", &self.me.user_id),
+        };
+        vec![
+            self.create(),
+            mine,
+            self.ghost_member(),
+            self.power_levels(),
+            self.join_rules(),
+            self.history_visibility(),
+            self.name(),
+        ]
+    }
+
+    /// The stripped state of an invite (a message request): who invites, the room's name.
+    pub fn invite_state(&self) -> Vec<Value> {
+        let strip = |ev: Value| {
+            json!({
+                "type": ev["type"],
+                "state_key": ev["state_key"],
+                "content": ev["content"],
+                "sender": ev["sender"],
+            })
+        };
+        vec![
+            strip(self.create()),
+            strip(self.join_rules()),
+            strip(self.name()),
+            strip(self.ghost_member()),
+            strip(self.my_member("invite", &self.ghost())),
+        ]
+    }
+
+    /// The user's leave, as a timeline event (id from the event-log entry that recorded it).
+    pub fn leave_event(&self, seq: u64, ts: u64) -> Value {
+        json!({
+            "type": "m.room.member",
+            "state_key": self.me.user_id,
+            "content": { "membership": "leave" },
+            "sender": self.me.user_id,
+            "origin_server_ts": ts,
+            "event_id": event_id(seq),
+            "unsigned": {},
+        })
+    }
+
+    /// The timeline event for an event-log entry of this conversation, if it shows as one:
+    /// messages both ways, and failed deliveries as an `m.notice`. `ids` gives back the txnId
+    /// of the user's own sends from this device.
+    pub fn timeline_event(&self, ev: &Event, ids: &IdentityState) -> Option<Value> {
+        let (sender, content, ts) = match ev.kind.as_ref()? {
+            event::Kind::Incoming(m) => {
+                let content = if m.text.is_empty() {
+                    json!({ "msgtype": "m.notice", "body": "(a message sessiond cannot show)" })
+                } else {
+                    json!({ "msgtype": "m.text", "body": m.text })
+                };
+                (self.ghost(), content, m.sent_at_ms)
+            }
+            event::Kind::Outgoing(m) => (
+                self.me.user_id.clone(),
+                json!({ "msgtype": "m.text", "body": m.text }),
+                m.sent_at_ms,
+            ),
+            event::Kind::Delivery(d) if d.state == DeliveryState::Failed as i32 => (
+                self.me.user_id.clone(),
+                json!({
+                    "msgtype": "m.notice",
+                    "body": format!("⚠ Not delivered: {}", d.reason),
+                }),
+                ev.recorded_at_ms,
+            ),
+            _ => return None,
+        };
+        let mut unsigned = json!({});
+        if matches!(ev.kind, Some(event::Kind::Outgoing(_))) {
+            if let Some(txn) = ids.txn_of(ev.seq, &self.me.device_id) {
+                unsigned["transaction_id"] = json!(txn);
+            }
+        }
+        Some(json!({
+            "type": "m.room.message",
+            "content": content,
+            "sender": sender,
+            "origin_server_ts": ts,
+            "event_id": event_id(ev.seq),
+            "unsigned": unsigned,
+        }))
+    }
+
+    /// The user's read receipt (from the conversation's `read_seq`), if any.
+    pub fn receipt(&self) -> Option<Value> {
+        if self.conv.read_seq == 0 {
+            return None;
+        }
+        Some(json!({
+            "type": "m.receipt",
+            "content": {
+                event_id(self.conv.read_seq): {
+                    "m.read": { self.me.user_id.clone(): { "ts": self.conv.last_activity_ms } }
+                }
+            }
+        }))
+    }
+
+    /// The `m.fully_read` room account data (the read marker), if any.
+    pub fn fully_read(&self) -> Option<Value> {
+        (self.conv.read_seq > 0).then(|| {
+            json!({ "type": "m.fully_read", "content": { "event_id": event_id(self.conv.read_seq) } })
+        })
+    }
+
+    /// The `m.typing` ephemeral event.
+    pub fn typing(&self, typing: bool) -> Value {
+        let users: Vec<String> = if typing { vec![self.ghost()] } else { vec![] };
+        json!({ "type": "m.typing", "content": { "user_ids": users } })
+    }
+
+    /// The room summary.
+    pub fn summary(&self) -> Value {
+        json!({
+            "m.heroes": [self.ghost()],
+            "m.joined_member_count": if self.membership() == Membership::Join { 2 } else { 1 },
+            "m.invited_member_count": if self.membership() == Membership::Invite { 1 } else { 0 },
+        })
+    }
+}
+
+/// Adds `room_id` to an event (for endpoints that answer events outside `/sync`).
+pub(crate) fn with_room(mut ev: Value, room_id: &str) -> Value {
+    ev["room_id"] = json!(room_id);
+    ev
+}
+
+/// The `m.direct` account data: the ghost of every conversation → its room.
+pub(crate) fn m_direct(me: &Me, server: &str, convs: &[Conversation]) -> Value {
+    let mut map = serde_json::Map::new();
+    for c in convs {
+        map.insert(
+            user_id(&c.account_id, server),
+            json!([room_id(me.name(), &c.account_id, server)]),
+        );
+    }
+    json!({ "type": "m.direct", "content": map })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessiond_api::v1::{DeliveryUpdate, IncomingMessage, OutgoingMessage};
+
+    fn me() -> Me {
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        Me {
+            token: "t".repeat(64),
+            client: sessiond_api::client::Client::new(channel, &"t".repeat(64)).expect("token"),
+            identity: sessiond_api::v1::Identity {
+                name: "alice".into(),
+                created_at_ms: 1000,
+                ..Default::default()
+            },
+            user_id: "@alice:hs".into(),
+            device_id: "SDX".into(),
+        }
+    }
+
+    fn conv(accepted: bool, left: bool) -> Conversation {
+        Conversation {
+            account_id: format!("05{}", "cd".repeat(32)),
+            display_name: "Carol".into(),
+            accepted,
+            left,
+            read_seq: 4,
+            ..Default::default()
+        }
+    }
+
+    fn ev(seq: u64, kind: event::Kind) -> Event {
+        Event {
+            seq,
+            recorded_at_ms: 77,
+            identity: "alice".into(),
+            kind: Some(kind),
+        }
+    }
+
+    #[tokio::test]
+    async fn timeline_events_both_ways_and_failures_as_notices() {
+        let me = me();
+        let c = conv(true, false);
+        let view = RoomView {
+            me: &me,
+            server: "hs",
+            conv: &c,
+        };
+        let ids = IdentityState::new();
+        let ghost = view.ghost();
+        let incoming = ev(
+            5,
+            event::Kind::Incoming(IncomingMessage {
+                sender: c.account_id.clone(),
+                text: "hi".into(),
+                sent_at_ms: 50,
+                ..Default::default()
+            }),
+        );
+        let v = view.timeline_event(&incoming, &ids).expect("shown");
+        assert_eq!(
+            (
+                &v["sender"],
+                &v["event_id"],
+                &v["content"]["body"],
+                &v["origin_server_ts"]
+            ),
+            (&json!(ghost), &json!("$5"), &json!("hi"), &json!(50))
+        );
+        ids.record_txn(6, "SDX", "txn-1");
+        let outgoing = ev(
+            6,
+            event::Kind::Outgoing(OutgoingMessage {
+                recipient: c.account_id.clone(),
+                text: "yo".into(),
+                ..Default::default()
+            }),
+        );
+        let v = view.timeline_event(&outgoing, &ids).expect("shown");
+        assert_eq!(v["sender"], "@alice:hs");
+        assert_eq!(v["unsigned"]["transaction_id"], "txn-1");
+        let failed = ev(
+            7,
+            event::Kind::Delivery(DeliveryUpdate {
+                state: DeliveryState::Failed as i32,
+                reason: "swarm unreachable".into(),
+                recipient: c.account_id.clone(),
+                ..Default::default()
+            }),
+        );
+        let v = view.timeline_event(&failed, &ids).expect("shown");
+        assert_eq!(v["content"]["msgtype"], "m.notice");
+        assert!(v["content"]["body"]
+            .as_str()
+            .expect("body")
+            .contains("swarm unreachable"));
+        assert_eq!(v["origin_server_ts"], 77);
+        let sent = ev(
+            8,
+            event::Kind::Delivery(DeliveryUpdate {
+                state: DeliveryState::Sent as i32,
+                recipient: c.account_id.clone(),
+                ..Default::default()
+            }),
+        );
+        assert!(view.timeline_event(&sent, &ids).is_none());
+        assert_eq!(peer_of(&sent), Some(c.account_id.as_str()));
+    }
+
+    #[tokio::test]
+    async fn membership_state_and_invites() {
+        let me = me();
+        assert_eq!(Membership::of(&conv(true, false)), Membership::Join);
+        assert_eq!(Membership::of(&conv(false, false)), Membership::Invite);
+        assert_eq!(Membership::of(&conv(true, true)), Membership::Leave);
+        let c = conv(false, false);
+        let view = RoomView {
+            me: &me,
+            server: "hs",
+            conv: &c,
+        };
+        let invite = view.invite_state();
+        let mine = invite
+            .iter()
+            .find(|e| e["type"] == "m.room.member" && e["state_key"] == "@alice:hs")
+            .expect("my invite");
+        assert_eq!(mine["content"]["membership"], "invite");
+        assert_eq!(mine["sender"], json!(view.ghost()));
+        let name = invite
+            .iter()
+            .find(|e| e["type"] == "m.room.name")
+            .expect("name");
+        assert_eq!(name["content"]["name"], "Carol");
+        let c = conv(true, false);
+        let view = RoomView {
+            me: &me,
+            server: "hs",
+            conv: &c,
+        };
+        let state = view.state();
+        let ids: std::collections::HashSet<&str> = state
+            .iter()
+            .filter_map(|e| e["event_id"].as_str())
+            .collect();
+        assert_eq!(ids.len(), state.len(), "distinct event ids");
+        assert_eq!(
+            view.receipt().expect("read")["content"]["$4"]["m.read"]["@alice:hs"]["ts"],
+            0
+        );
+    }
+}

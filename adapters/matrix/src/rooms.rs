@@ -1,0 +1,596 @@
+//! Room endpoints: each room is one conversation of the user's identity (`ids::room_id`).
+//! createRoom/join open it, leave leaves it, send writes to it, typing/receipts/read markers go
+//! to the daemon, and state/members/messages are read from the conversation and its event log.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sessiond_api::v1::{
+    HistoryRequest, LeaveConversationRequest, MarkReadRequest, OpenConversationRequest,
+    SendRequest, SendTypingRequest, SetContactNameRequest,
+};
+use tonic::Code;
+
+use crate::auth::Me;
+use crate::err::MatrixError;
+use crate::events::{with_room, Membership, RoomView};
+use crate::http::Req;
+use crate::ids::{parse_event_id, parse_room, parse_user, LocalUser, StreamToken};
+use crate::state::Shared;
+use crate::sync::{clamp_number, conversations};
+
+/// `/messages` answers at most this many events per page (larger `limit`s are clamped).
+pub const MAX_PAGE: u64 = 100;
+/// `/messages` without a `limit`.
+const DEFAULT_PAGE: u64 = 10;
+/// Idempotency keys are at most this long (the daemon's limit).
+const MAX_KEY_LEN: usize = 128;
+
+/// The peer of `room` if it is one of the user's rooms by its id (the conversation may not
+/// exist yet).
+fn peer_of(s: &Shared, me: &Me, room: &str) -> Result<String, MatrixError> {
+    parse_room(room, me.name(), &s.config.server_name).ok_or(MatrixError::NotInRoom)
+}
+
+/// The conversation behind `room`; `NotInRoom` if there is none (or the id is not the user's).
+async fn conversation(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+) -> Result<sessiond_api::v1::Conversation, MatrixError> {
+    let peer = peer_of(s, me, room)?;
+    conversations(me)
+        .await?
+        .into_iter()
+        .find(|c| c.account_id == peer)
+        .ok_or(MatrixError::NotInRoom)
+}
+
+/// Like [`conversation`], and the user must be in the room (joined, not invited or left).
+async fn joined(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+) -> Result<sessiond_api::v1::Conversation, MatrixError> {
+    let conv = conversation(s, me, room).await?;
+    if Membership::of(&conv) != Membership::Join {
+        return Err(MatrixError::NotInRoom);
+    }
+    Ok(conv)
+}
+
+/// Opens the conversation with `peer`; answers its room id.
+async fn open(s: &Shared, me: &Me, peer: &str) -> Result<Value, MatrixError> {
+    let conv = me
+        .client
+        .conversations
+        .clone()
+        .open(OpenConversationRequest {
+            identity: me.name().to_owned(),
+            account_id: peer.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .conversation
+        .ok_or_else(|| MatrixError::from(tonic::Status::internal("Open returned nothing")))?;
+    let view = RoomView {
+        me,
+        server: &s.config.server_name,
+        conv: &conv,
+    };
+    Ok(json!({ "room_id": view.room_id() }))
+}
+
+/// `GET /_matrix/client/v3/joined_rooms`.
+pub(crate) async fn joined_rooms(s: &Shared, me: &Me) -> Result<Value, MatrixError> {
+    let rooms: Vec<String> = conversations(me)
+        .await?
+        .iter()
+        .filter(|c| Membership::of(c) == Membership::Join)
+        .map(|conv| {
+            RoomView {
+                me,
+                server: &s.config.server_name,
+                conv,
+            }
+            .room_id()
+        })
+        .collect();
+    Ok(json!({ "joined_rooms": rooms }))
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateRoomBody {
+    #[serde(default)]
+    invite: Vec<String>,
+}
+
+/// `POST /_matrix/client/v3/createRoom`: a DM with one Session user (`invite:
+/// ["@05…:server"]`) opens that conversation. Anything else cannot be a Session conversation.
+pub(crate) async fn create_room(s: &Shared, me: &Me, req: &Req) -> Result<Value, MatrixError> {
+    let body: CreateRoomBody = req.json()?;
+    let only_dms = || {
+        MatrixError::Unsupported(
+            "a room here is a one-to-one Session conversation: invite exactly one Session user \
+             (@<Account ID>:server)"
+                .into(),
+        )
+    };
+    let [user] = body.invite.as_slice() else {
+        return Err(only_dms());
+    };
+    match parse_user(user, &s.config.server_name, false) {
+        Some(LocalUser::Ghost(peer)) => open(s, me, &peer).await,
+        _ => Err(only_dms()),
+    }
+}
+
+/// `POST /_matrix/client/v3/join/{roomIdOrAlias}` and `/rooms/{roomId}/join`: opens the
+/// conversation (accepts a message request).
+pub(crate) async fn join(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
+    let peer =
+        parse_room(room, me.name(), &s.config.server_name).ok_or(MatrixError::UnknownRoom)?;
+    open(s, me, &peer).await
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/leave`.
+pub(crate) async fn leave(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
+    let peer = peer_of(s, me, room)?;
+    me.client
+        .conversations
+        .clone()
+        .leave(LeaveConversationRequest {
+            identity: me.name().to_owned(),
+            account_id: peer,
+        })
+        .await
+        .map_err(MatrixError::room)?;
+    Ok(json!({}))
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/forget`: history stays in the daemon; nothing to do
+/// for a room the user has.
+pub(crate) async fn forget(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
+    conversation(s, me, room).await?;
+    Ok(json!({}))
+}
+
+#[derive(Debug, Deserialize)]
+struct InviteBody {
+    user_id: String,
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/invite`: the contact is in its room already; nobody
+/// else can be.
+pub(crate) async fn invite(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+    req: &Req,
+) -> Result<Value, MatrixError> {
+    let body: InviteBody = req.json()?;
+    let conv = joined(s, me, room).await?;
+    match parse_user(&body.user_id, &s.config.server_name, false) {
+        Some(LocalUser::Ghost(p)) if p == conv.account_id => Ok(json!({})),
+        _ => Err(MatrixError::Forbidden(
+            "a Session conversation has exactly two members".into(),
+        )),
+    }
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/state`.
+pub(crate) async fn state(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
+    let conv = conversation(s, me, room).await?;
+    let view = RoomView {
+        me,
+        server: &s.config.server_name,
+        conv: &conv,
+    };
+    let id = view.room_id();
+    Ok(Value::Array(
+        view.state()
+            .into_iter()
+            .map(|e| with_room(e, &id))
+            .collect(),
+    ))
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`: the content.
+pub(crate) async fn state_event(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+    kind: &str,
+    key: &str,
+) -> Result<Value, MatrixError> {
+    let conv = conversation(s, me, room).await?;
+    let view = RoomView {
+        me,
+        server: &s.config.server_name,
+        conv: &conv,
+    };
+    view.state()
+        .into_iter()
+        .find(|e| e["type"] == kind && e["state_key"] == key)
+        .map(|mut e| e["content"].take())
+        .ok_or_else(|| MatrixError::NotFound("no such state event".into()))
+}
+
+#[derive(Debug, Deserialize)]
+struct NameBody {
+    name: String,
+}
+
+/// `PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`: `m.room.name` renames
+/// the contact (its local name); other state is fixed by the mapping.
+pub(crate) async fn put_state(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+    kind: &str,
+    key: &str,
+    req: &Req,
+) -> Result<Value, MatrixError> {
+    let conv = joined(s, me, room).await?;
+    if kind != "m.room.name" || !key.is_empty() {
+        return Err(MatrixError::Forbidden(format!(
+            "{kind} is fixed in a Session conversation; only m.room.name can be set"
+        )));
+    }
+    let body: NameBody = req.json()?;
+    me.client
+        .conversations
+        .clone()
+        .set_contact_name(SetContactNameRequest {
+            identity: me.name().to_owned(),
+            account_id: conv.account_id.clone(),
+            name: body.name,
+        })
+        .await?;
+    Ok(json!({ "event_id": crate::ids::state_event_id("name", &conv.account_id) }))
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/members`.
+pub(crate) async fn members(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
+    let conv = conversation(s, me, room).await?;
+    let view = RoomView {
+        me,
+        server: &s.config.server_name,
+        conv: &conv,
+    };
+    let id = view.room_id();
+    let chunk: Vec<Value> = view
+        .state()
+        .into_iter()
+        .filter(|e| e["type"] == "m.room.member")
+        .map(|e| with_room(e, &id))
+        .collect();
+    Ok(json!({ "chunk": chunk }))
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/joined_members`.
+pub(crate) async fn joined_members(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
+    let conv = joined(s, me, room).await?;
+    let view = RoomView {
+        me,
+        server: &s.config.server_name,
+        conv: &conv,
+    };
+    Ok(json!({ "joined": {
+        me.user_id.clone(): { "display_name": me.display_name(), "avatar_url": null },
+        view.ghost(): { "display_name": view.peer_name(), "avatar_url": null },
+    }}))
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/messages`: pages of the conversation's event log.
+/// `from`/`to` are positions (`s<seq>`: after that event); `dir` is `b` or `f`.
+pub(crate) async fn messages(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+    req: &Req,
+) -> Result<Value, MatrixError> {
+    let conv = conversation(s, me, room).await?;
+    let token = |name: &'static str| -> Result<Option<StreamToken>, MatrixError> {
+        match req.query(name) {
+            None | Some("") => Ok(None),
+            Some(t) => StreamToken::parse(t)
+                .map(Some)
+                .ok_or_else(|| MatrixError::param(name, "not a token this server gave")),
+        }
+    };
+    let from = token("from")?;
+    let to = token("to")?;
+    let backwards = match req.query("dir") {
+        Some("b") => true,
+        Some("f") => false,
+        _ => return Err(MatrixError::param("dir", "must be b or f")),
+    };
+    let limit = match req.query("limit") {
+        None | Some("") => DEFAULT_PAGE,
+        Some(l) => clamp_number(l, 1, MAX_PAGE)
+            .ok_or_else(|| MatrixError::param("limit", "not a number"))?,
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let (after_seq, before_seq) = if backwards {
+        (
+            to.map_or(0, |t| t.seq),
+            from.map_or(0, |f| f.seq.saturating_add(1)),
+        )
+    } else {
+        (
+            from.map_or(0, |f| f.seq),
+            to.map_or(0, |t| t.seq.saturating_add(1)),
+        )
+    };
+    let page = me
+        .client
+        .messages
+        .clone()
+        .history(HistoryRequest {
+            identity: me.name().to_owned(),
+            after_seq,
+            before_seq,
+            limit: u32::try_from(limit.saturating_mul(3).min(1000)).unwrap_or(1000),
+            newest_first: backwards,
+            peer: conv.account_id.clone(),
+        })
+        .await?
+        .into_inner();
+    let view = RoomView {
+        me,
+        server: &s.config.server_name,
+        conv: &conv,
+    };
+    let ids = s.identity(me.name());
+    let room_id = view.room_id();
+    let mut chunk = Vec::new();
+    let mut last = None;
+    let mut full = false;
+    for ev in &page.events {
+        if chunk.len() == limit {
+            full = true;
+            break;
+        }
+        last = Some(ev.seq);
+        if let Some(v) = view.timeline_event(ev, &ids) {
+            chunk.push(with_room(v, &room_id));
+        }
+    }
+    // The position after the last examined event in the paging direction.
+    let end = match last {
+        Some(seq) if full || page.more => Some(StreamToken {
+            seq: if backwards { seq - 1 } else { seq },
+            eph: 0,
+        }),
+        _ => None,
+    };
+    let start = from.unwrap_or(StreamToken {
+        seq: if backwards { me.identity.last_seq } else { 0 },
+        eph: 0,
+    });
+    let mut out = json!({ "start": start.format(), "chunk": chunk, "state": [] });
+    if let Some(end) = end {
+        out["end"] = json!(end.format());
+    }
+    Ok(out)
+}
+
+/// `GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}`.
+pub(crate) async fn event(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+    event: &str,
+) -> Result<Value, MatrixError> {
+    let conv = conversation(s, me, room).await?;
+    let view = RoomView {
+        me,
+        server: &s.config.server_name,
+        conv: &conv,
+    };
+    let not_found = || MatrixError::NotFound("no such event in this room".into());
+    let Some(seq) = parse_event_id(event) else {
+        // A fixed state event?
+        return view
+            .state()
+            .into_iter()
+            .find(|e| e["event_id"] == event)
+            .map(|e| with_room(e, &view.room_id()))
+            .ok_or_else(not_found);
+    };
+    let page = me
+        .client
+        .messages
+        .clone()
+        .history(HistoryRequest {
+            identity: me.name().to_owned(),
+            after_seq: seq - 1,
+            before_seq: seq.saturating_add(1),
+            limit: 1,
+            newest_first: false,
+            peer: conv.account_id.clone(),
+        })
+        .await?
+        .into_inner();
+    let ids = s.identity(me.name());
+    page.events
+        .first()
+        .and_then(|ev| view.timeline_event(ev, &ids))
+        .map(|v| with_room(v, &view.room_id()))
+        .ok_or_else(not_found)
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageBody {
+    msgtype: String,
+    body: String,
+}
+
+/// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}`: `m.room.message` with a
+/// text body (`m.text`, `m.notice`, `m.emote`) becomes a Session message. The txnId is the
+/// daemon's idempotency key (scoped to the device), so a replayed PUT answers the first event id
+/// and sends nothing.
+pub(crate) async fn send(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+    kind: &str,
+    txn: &str,
+    req: &Req,
+) -> Result<Value, MatrixError> {
+    // Not the user's room: the same answer whatever else is wrong.
+    peer_of(s, me, room)?;
+    if kind != "m.room.message" {
+        return Err(MatrixError::Unsupported(format!(
+            "{kind} events cannot be sent to a Session conversation; only m.room.message"
+        )));
+    }
+    let body: MessageBody = req.json()?;
+    let text = match body.msgtype.as_str() {
+        "m.text" | "m.notice" => body.body,
+        "m.emote" => format!("* {} {}", me.display_name(), body.body),
+        other => {
+            return Err(MatrixError::Unsupported(format!(
+                "{other} messages cannot be sent to a Session conversation (text only)"
+            )))
+        }
+    };
+    let key = format!("mx:{}:{}", me.device_id, txn);
+    if key.len() > MAX_KEY_LEN || txn.is_empty() {
+        return Err(MatrixError::param("txnId", "empty or too long"));
+    }
+    let conv = joined(s, me, room).await?;
+    let sent = me
+        .client
+        .messages
+        .clone()
+        .send(SendRequest {
+            identity: me.name().to_owned(),
+            recipient: conv.account_id,
+            text,
+            idempotency_key: key,
+        })
+        .await
+        .map_err(|status| match status.code() {
+            Code::NotFound => MatrixError::NotInRoom,
+            _ => MatrixError::from(status),
+        })?
+        .into_inner();
+    s.identity(me.name())
+        .record_txn(sent.seq, &me.device_id, txn);
+    Ok(json!({ "event_id": crate::ids::event_id(sent.seq) }))
+}
+
+#[derive(Debug, Deserialize)]
+struct TypingBody {
+    typing: bool,
+}
+
+/// `PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}`: a Session typing notice, best effort
+/// (offline it is dropped, as typing notices are).
+pub(crate) async fn typing(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+    user: &str,
+    req: &Req,
+) -> Result<Value, MatrixError> {
+    me.require_self(user)?;
+    let body: TypingBody = req.json()?;
+    let peer = peer_of(s, me, room)?;
+    let result = me
+        .client
+        .messages
+        .clone()
+        .send_typing(SendTypingRequest {
+            identity: me.name().to_owned(),
+            recipient: peer,
+            typing: body.typing,
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(json!({})),
+        Err(status) if status.code() == Code::Unavailable => {
+            tracing::debug!("matrix: typing notice not sent: offline");
+            Ok(json!({}))
+        }
+        Err(status) => Err(MatrixError::room(status)),
+    }
+}
+
+/// Marks the room read up to `seq`.
+async fn mark_read(s: &Shared, me: &Me, room: &str, seq: u64) -> Result<(), MatrixError> {
+    let peer = peer_of(s, me, room)?;
+    me.client
+        .conversations
+        .clone()
+        .mark_read(MarkReadRequest {
+            identity: me.name().to_owned(),
+            account_id: peer,
+            seq,
+        })
+        .await
+        .map_err(MatrixError::room)?;
+    Ok(())
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}`: `MarkRead`. A
+/// receipt for one of the fixed state events marks nothing.
+pub(crate) async fn receipt(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+    event: &str,
+) -> Result<Value, MatrixError> {
+    match parse_event_id(event) {
+        Some(seq) => mark_read(s, me, room, seq).await?,
+        None => {
+            conversation(s, me, room).await?;
+        }
+    }
+    Ok(json!({}))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReadMarkersBody {
+    #[serde(rename = "m.fully_read", default)]
+    fully_read: Option<String>,
+    #[serde(rename = "m.read", default)]
+    read: Option<String>,
+    #[serde(rename = "m.read.private", default)]
+    read_private: Option<String>,
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/read_markers`: `MarkRead` up to the newest of them.
+pub(crate) async fn read_markers(
+    s: &Shared,
+    me: &Me,
+    room: &str,
+    req: &Req,
+) -> Result<Value, MatrixError> {
+    let body: ReadMarkersBody = req.json()?;
+    let seq = [body.fully_read, body.read, body.read_private]
+        .iter()
+        .flatten()
+        .filter_map(|e| parse_event_id(e))
+        .max();
+    match seq {
+        Some(seq) => mark_read(s, me, room, seq).await?,
+        None => {
+            conversation(s, me, room).await?;
+        }
+    }
+    Ok(json!({}))
+}
+
+/// `GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags`: no tags.
+pub(crate) async fn tags(
+    s: &Shared,
+    me: &Me,
+    user: &str,
+    room: &str,
+) -> Result<Value, MatrixError> {
+    me.require_self(user)?;
+    conversation(s, me, room).await?;
+    Ok(json!({ "tags": {} }))
+}

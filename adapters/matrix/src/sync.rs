@@ -1,0 +1,496 @@
+//! `GET /_matrix/client/v3/sync`: initial and incremental sync from the identity's event log.
+//!
+//! `since` is an event-log cursor (plus the ephemeral version, see [`StreamToken`]): an
+//! incremental sync reads the log after it with `History`, so a client that was away for days
+//! gets exactly what it missed, once. With nothing new it long-polls up to `timeout` on the
+//! identity's live subscription (see [`crate::state::IdentityState`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sessiond_api::v1::{event, Conversation, Event, HistoryRequest, ListConversationsRequest};
+use tokio::time::Instant;
+
+use crate::auth::Me;
+use crate::err::MatrixError;
+use crate::events::{m_direct, peer_of, Membership, RoomView};
+use crate::http::Req;
+use crate::ids::StreamToken;
+use crate::state::{IdentityState, Shared};
+
+/// Timeline events per room when the filter sets no limit.
+pub const DEFAULT_TIMELINE_LIMIT: usize = 20;
+/// The largest timeline limit honoured (larger filter values are clamped to it).
+pub const MAX_TIMELINE_LIMIT: usize = 100;
+/// Event-log entries read per incremental sync; a client further behind catches up over
+/// several syncs (each `next_batch` is where the previous one stopped).
+const BATCH: u32 = 500;
+/// How far back [`was_joined`] looks for the conversation's previous state.
+const LOOKBACK: u32 = 200;
+
+/// What a `/sync` asked for.
+#[derive(Debug, PartialEq, Eq)]
+struct Params {
+    since: Option<StreamToken>,
+    timeout: Duration,
+    limit: usize,
+}
+
+fn params(s: &Shared, me: &Me, req: &Req) -> Result<Params, MatrixError> {
+    let since = match req.query("since") {
+        None | Some("") => None,
+        Some(t) => Some(
+            StreamToken::parse(t)
+                .ok_or_else(|| MatrixError::param("since", "not a token this server gave"))?,
+        ),
+    };
+    let timeout = match req.query("timeout") {
+        None | Some("") => 0,
+        Some(t) => clamp_number(t, 0, s.config.max_sync_timeout_ms)
+            .ok_or_else(|| MatrixError::param("timeout", "not a number"))?,
+    };
+    let limit = match req.query("filter") {
+        None | Some("") => None,
+        Some(f) if f.trim_start().starts_with('{') => Some(
+            serde_json::from_str::<Value>(f)
+                .map_err(|e| MatrixError::param("filter", format!("not JSON: {e}")))?,
+        ),
+        // Filters live in memory: after a restart a client's old filter id means the default.
+        Some(id) => id
+            .parse()
+            .ok()
+            .and_then(|id| s.identity(me.name()).filter(id)),
+    }
+    .map_or(DEFAULT_TIMELINE_LIMIT, |f| timeline_limit(&f));
+    Ok(Params {
+        since,
+        timeout: Duration::from_millis(timeout),
+        limit,
+    })
+}
+
+/// A decimal number (possibly negative, possibly huge, possibly with a fraction) clamped to
+/// `min..=max`; `None` if it is not a number.
+pub(crate) fn clamp_number(s: &str, min: u64, max: u64) -> Option<u64> {
+    let v: f64 = s.trim().parse().ok()?;
+    if v.is_nan() {
+        return None;
+    }
+    // `as` saturates: -1e30 → 0, 1e30 → u64::MAX.
+    Some((v as u64).clamp(min, max))
+}
+
+/// `room.timeline.limit` of a filter, clamped; the default if absent or not a number.
+fn timeline_limit(filter: &Value) -> usize {
+    match filter["room"]["timeline"]["limit"].as_f64() {
+        Some(v) if v.is_finite() => (v as usize).clamp(1, MAX_TIMELINE_LIMIT),
+        _ => DEFAULT_TIMELINE_LIMIT,
+    }
+}
+
+/// The handler.
+pub(crate) async fn sync(s: &Shared, me: &Me, req: &Req) -> Result<Value, MatrixError> {
+    let p = params(s, me, req)?;
+    let ids = s.identity(me.name());
+    ids.ensure_live(&me.client, me.name(), me.identity.last_seq, s.stop.clone());
+    let Some(since) = p.since else {
+        return initial(s, me, &ids, p.limit).await;
+    };
+    if since.seq > me.identity.last_seq {
+        return Err(MatrixError::param(
+            "since",
+            "past the end of the event log (a token from another data dir?)",
+        ));
+    }
+    let deadline = Instant::now() + p.timeout;
+    let mut rx = ids.watch();
+    let mut stop = s.stop.clone();
+    loop {
+        let (resp, empty) = incremental(s, me, &ids, since, p.limit).await?;
+        if !empty || Instant::now() >= deadline || *stop.borrow() {
+            return Ok(resp);
+        }
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return Ok(resp);
+                }
+                // The live subscription may have ended (its token was revoked): go on with ours.
+                ids.ensure_live(&me.client, me.name(), ids.last_seq(), s.stop.clone());
+            }
+            () = tokio::time::sleep_until(deadline) => {}
+            () = crate::state::stopped(&mut stop) => return Ok(resp),
+        }
+    }
+}
+
+/// The identity's conversations.
+pub(crate) async fn conversations(me: &Me) -> Result<Vec<Conversation>, MatrixError> {
+    Ok(me
+        .client
+        .conversations
+        .clone()
+        .list(ListConversationsRequest {
+            identity: me.name().to_owned(),
+        })
+        .await?
+        .into_inner()
+        .conversations)
+}
+
+/// The newest `limit` timeline events of a room up to seq `end`, oldest first, with `limited`
+/// and the `prev_batch` token before them.
+pub(crate) async fn recent(
+    me: &Me,
+    ids: &IdentityState,
+    view: &RoomView<'_>,
+    end: u64,
+    limit: usize,
+) -> Result<(Vec<Value>, bool, StreamToken), MatrixError> {
+    let page = me
+        .client
+        .messages
+        .clone()
+        .history(HistoryRequest {
+            identity: me.name().to_owned(),
+            after_seq: 0,
+            before_seq: end.saturating_add(1),
+            limit: u32::try_from(limit.saturating_mul(3).min(1000)).unwrap_or(1000),
+            newest_first: true,
+            peer: view.peer().to_owned(),
+        })
+        .await?
+        .into_inner();
+    let mut timeline = Vec::new();
+    let mut oldest = None;
+    let mut limited = page.more;
+    for ev in &page.events {
+        if timeline.len() == limit {
+            limited = true;
+            break;
+        }
+        if let Some(v) = view.timeline_event(ev, ids) {
+            timeline.push(v);
+            oldest = Some(ev.seq);
+        }
+    }
+    timeline.reverse();
+    let prev = StreamToken {
+        seq: oldest.map_or(end, |s| s - 1),
+        eph: 0,
+    };
+    Ok((timeline, limited, prev))
+}
+
+/// A joined room's entry in `rooms.join`.
+fn joined_room(
+    view: &RoomView<'_>,
+    timeline: Vec<Value>,
+    limited: bool,
+    prev: StreamToken,
+    ephemeral: Vec<Value>,
+    account_data: Vec<Value>,
+) -> Value {
+    let unread = timeline
+        .iter()
+        .filter(|e| e["sender"] != json!(view.me.user_id))
+        .filter(|e| {
+            e["event_id"]
+                .as_str()
+                .and_then(crate::ids::parse_event_id)
+                .is_some_and(|seq| seq > view.conv.read_seq)
+        })
+        .count();
+    json!({
+        "summary": view.summary(),
+        "state": { "events": view.state() },
+        "timeline": { "events": timeline, "limited": limited, "prev_batch": prev.format() },
+        "ephemeral": { "events": ephemeral },
+        "account_data": { "events": account_data },
+        "unread_notifications": { "notification_count": unread, "highlight_count": 0 },
+    })
+}
+
+fn response(
+    next: StreamToken,
+    join: serde_json::Map<String, Value>,
+    invite: serde_json::Map<String, Value>,
+    leave: serde_json::Map<String, Value>,
+    account_data: Vec<Value>,
+) -> Value {
+    json!({
+        "next_batch": next.format(),
+        "rooms": { "join": join, "invite": invite, "leave": leave, "knock": {} },
+        "account_data": { "events": account_data },
+        "presence": { "events": [] },
+        "to_device": { "events": [] },
+        "device_lists": { "changed": [], "left": [] },
+        "device_one_time_keys_count": {},
+    })
+}
+
+/// The first sync: every open conversation with its recent timeline, every message request as
+/// an invite, up to the log's end as of the request.
+async fn initial(
+    s: &Shared,
+    me: &Me,
+    ids: &IdentityState,
+    limit: usize,
+) -> Result<Value, MatrixError> {
+    let end = me.identity.last_seq;
+    let eph = ids.ephemeral_since(0);
+    let typing: HashMap<&str, bool> = eph.typing.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+    let convs = conversations(me).await?;
+    let server = s.config.server_name.as_str();
+    let (mut join, mut invite) = (serde_json::Map::new(), serde_json::Map::new());
+    for conv in &convs {
+        let view = RoomView { me, server, conv };
+        match view.membership() {
+            Membership::Join => {
+                let (timeline, limited, prev) = recent(me, ids, &view, end, limit).await?;
+                let mut ephemeral: Vec<Value> = view.receipt().into_iter().collect();
+                if typing.get(view.peer()).copied().unwrap_or(false) {
+                    ephemeral.push(view.typing(true));
+                }
+                let account_data = view.fully_read().into_iter().collect();
+                join.insert(
+                    view.room_id(),
+                    joined_room(&view, timeline, limited, prev, ephemeral, account_data),
+                );
+            }
+            Membership::Invite => {
+                invite.insert(
+                    view.room_id(),
+                    json!({ "invite_state": { "events": view.invite_state() } }),
+                );
+            }
+            Membership::Leave => {}
+        }
+    }
+    let mut account_data = vec![m_direct(me, server, &convs)];
+    account_data.extend(
+        eph.account_data
+            .into_iter()
+            .filter(|(k, _)| k != "m.direct")
+            .map(|(k, c)| json!({ "type": k, "content": c })),
+    );
+    let next = StreamToken {
+        seq: end,
+        eph: eph.eph,
+    };
+    Ok(response(
+        next,
+        join,
+        invite,
+        serde_json::Map::new(),
+        account_data,
+    ))
+}
+
+/// What happened after `since`; the bool says the answer is empty (nothing to wait for).
+async fn incremental(
+    s: &Shared,
+    me: &Me,
+    ids: &IdentityState,
+    since: StreamToken,
+    limit: usize,
+) -> Result<(Value, bool), MatrixError> {
+    let page = me
+        .client
+        .messages
+        .clone()
+        .history(HistoryRequest {
+            identity: me.name().to_owned(),
+            after_seq: since.seq,
+            before_seq: 0,
+            limit: BATCH,
+            newest_first: false,
+            peer: String::new(),
+        })
+        .await?
+        .into_inner();
+    let eph = ids.ephemeral_since(since.eph);
+    let next = StreamToken {
+        seq: page.events.last().map_or(since.seq, |e| e.seq),
+        eph: eph.eph,
+    };
+    let empty = serde_json::Map::new;
+    if page.events.is_empty() && eph.typing.is_empty() && eph.account_data.is_empty() {
+        return Ok((response(next, empty(), empty(), empty(), vec![]), true));
+    }
+
+    // The batch's events by conversation, in log order; which conversations changed.
+    let mut by_peer: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    let mut changed: BTreeMap<&str, u64> = BTreeMap::new();
+    for ev in &page.events {
+        if let Some(peer) = peer_of(ev) {
+            by_peer.entry(peer).or_default().push(ev);
+            if matches!(ev.kind, Some(event::Kind::Conversation(_))) {
+                changed.insert(peer, ev.seq);
+            }
+        }
+    }
+    let typing: HashMap<&str, bool> = eph.typing.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+    let touched: BTreeSet<&str> = by_peer.keys().chain(typing.keys()).copied().collect();
+
+    let convs = conversations(me).await?;
+    let server = s.config.server_name.as_str();
+    let (mut join, mut invite, mut leave) = (empty(), empty(), empty());
+    for conv in convs
+        .iter()
+        .filter(|c| touched.contains(c.account_id.as_str()))
+    {
+        let view = RoomView { me, server, conv };
+        let peer = view.peer();
+        let events = by_peer.get(peer).map(Vec::as_slice).unwrap_or(&[]);
+        let cc_seq = changed.get(peer).copied();
+        match view.membership() {
+            Membership::Join => {
+                let newly = cc_seq.is_some() && !was_joined(me, peer, since.seq).await?;
+                let (timeline, limited, prev) = if newly {
+                    // Joined in this batch: the room's recent history, as in an initial sync.
+                    recent(me, ids, &view, next.seq, limit).await?
+                } else {
+                    let mut timeline: Vec<(u64, Value)> = events
+                        .iter()
+                        .filter_map(|ev| view.timeline_event(ev, ids).map(|v| (ev.seq, v)))
+                        .collect();
+                    let limited = timeline.len() > limit;
+                    if limited {
+                        timeline.drain(..timeline.len() - limit);
+                    }
+                    let prev = StreamToken {
+                        seq: timeline.first().map_or(since.seq, |(seq, _)| seq - 1),
+                        eph: 0,
+                    };
+                    (
+                        timeline.into_iter().map(|(_, v)| v).collect(),
+                        limited,
+                        prev,
+                    )
+                };
+                let mut ephemeral = Vec::new();
+                let mut account_data = Vec::new();
+                if cc_seq.is_some() {
+                    ephemeral.extend(view.receipt());
+                    account_data.extend(view.fully_read());
+                }
+                if let Some(t) = typing.get(peer) {
+                    ephemeral.push(view.typing(*t));
+                }
+                join.insert(
+                    view.room_id(),
+                    joined_room(&view, timeline, limited, prev, ephemeral, account_data),
+                );
+            }
+            Membership::Invite => {
+                if !events.is_empty() {
+                    invite.insert(
+                        view.room_id(),
+                        json!({ "invite_state": { "events": view.invite_state() } }),
+                    );
+                }
+            }
+            Membership::Leave => {
+                if let Some(seq) = cc_seq {
+                    let ts = events
+                        .iter()
+                        .find(|e| e.seq == seq)
+                        .map_or(0, |e| e.recorded_at_ms);
+                    leave.insert(
+                        view.room_id(),
+                        json!({
+                            "state": { "events": view.state() },
+                            "timeline": {
+                                "events": [view.leave_event(seq, ts)],
+                                "limited": false,
+                                "prev_batch": StreamToken { seq: seq - 1, eph: 0 }.format(),
+                            },
+                            "account_data": { "events": [] },
+                        }),
+                    );
+                }
+            }
+        }
+    }
+    let mut account_data = Vec::new();
+    if !page.events.is_empty() {
+        account_data.push(m_direct(me, server, &convs));
+    }
+    account_data.extend(
+        eph.account_data
+            .into_iter()
+            .filter(|(k, _)| k != "m.direct")
+            .map(|(k, c)| json!({ "type": k, "content": c })),
+    );
+    Ok((response(next, join, invite, leave, account_data), false))
+}
+
+/// Whether the user was in the room with `peer` as of seq `at`: the state the newest
+/// conversation change up to `at` recorded; with none in reach, whether the user wrote in it
+/// (writing accepts a conversation).
+async fn was_joined(me: &Me, peer: &str, at: u64) -> Result<bool, MatrixError> {
+    if at == 0 {
+        return Ok(false);
+    }
+    let page = me
+        .client
+        .messages
+        .clone()
+        .history(HistoryRequest {
+            identity: me.name().to_owned(),
+            after_seq: 0,
+            before_seq: at + 1,
+            limit: LOOKBACK,
+            newest_first: true,
+            peer: peer.to_owned(),
+        })
+        .await?
+        .into_inner();
+    let mut wrote = false;
+    for ev in &page.events {
+        match &ev.kind {
+            Some(event::Kind::Conversation(c)) => {
+                return Ok(c
+                    .conversation
+                    .as_ref()
+                    .is_some_and(|c| Membership::of(c) == Membership::Join));
+            }
+            Some(event::Kind::Outgoing(_)) => wrote = true,
+            _ => {}
+        }
+    }
+    Ok(wrote)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_clamp() {
+        assert_eq!(clamp_number("0", 0, 100), Some(0));
+        assert_eq!(clamp_number("-5", 0, 100), Some(0));
+        assert_eq!(
+            clamp_number("99999999999999999999999999", 0, 100),
+            Some(100)
+        );
+        assert_eq!(clamp_number("1e300", 0, 100), Some(100));
+        assert_eq!(clamp_number("50.7", 0, 100), Some(50));
+        assert_eq!(clamp_number("abc", 0, 100), None);
+        assert_eq!(clamp_number("NaN", 0, 100), None);
+        assert_eq!(clamp_number("", 0, 100), None);
+    }
+
+    #[test]
+    fn filter_limits_clamp() {
+        let f = |v: Value| timeline_limit(&json!({ "room": { "timeline": { "limit": v } } }));
+        assert_eq!(f(json!(5)), 5);
+        assert_eq!(f(json!(0)), 1);
+        assert_eq!(f(json!(-3)), 1);
+        assert_eq!(f(json!(1e20)), MAX_TIMELINE_LIMIT);
+        assert_eq!(f(json!("ten")), DEFAULT_TIMELINE_LIMIT);
+        assert_eq!(timeline_limit(&json!({})), DEFAULT_TIMELINE_LIMIT);
+    }
+}

@@ -1,0 +1,92 @@
+//! An in-process gRPC channel: the adapters call the daemon's own services through the whole
+//! tonic stack (the token interceptor included) over in-memory pipes, so they need no socket to
+//! find and keep working with both gRPC listeners turned off.
+
+use std::future::Future;
+use std::io;
+
+use hyper_util::rt::TokioIo;
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::transport::server::Router;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Bytes buffered in each direction of a pipe (one HTTP/2 connection).
+const PIPE_BYTES: usize = 256 * 1024;
+
+/// Serves `router` on in-memory pipes until `shutdown`; returns a channel whose connections are
+/// such pipes (made on demand, re-made if one breaks) and the server task.
+pub fn channel(
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (Channel, JoinHandle<Result<(), tonic::transport::Error>>) {
+    let (tx, rx) = mpsc::channel::<DuplexStream>(16);
+    let incoming = ReceiverStream::new(rx).map(Ok::<_, io::Error>);
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown));
+    let connector = tower::service_fn(move |_: Uri| {
+        let tx = tx.clone();
+        async move {
+            let (client, server) = tokio::io::duplex(PIPE_BYTES);
+            tx.send(server).await.map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the daemon's in-process gRPC server has stopped",
+                )
+            })?;
+            Ok::<_, io::Error>(TokioIo::new(client))
+        }
+    });
+    let channel =
+        Endpoint::from_static("http://sessiond.in-process").connect_with_connector_lazy(connector);
+    (channel, server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    #[tokio::test]
+    async fn calls_reach_the_router_and_stop_with_it() {
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let router = tonic::transport::Server::builder().add_service(health);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (channel, server) = channel(router, async {
+            let _ = stop_rx.await;
+        });
+        let mut client = HealthClient::new(channel);
+        // Several calls at once: one HTTP/2 connection over one pipe carries them all.
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let mut client = client.clone();
+            calls.spawn(async move {
+                client
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+            });
+        }
+        while let Some(answer) = calls.join_next().await {
+            let status = answer
+                .expect("join")
+                .expect("health check")
+                .into_inner()
+                .status;
+            assert_eq!(status, ServingStatus::Serving as i32);
+        }
+        stop_tx.send(()).expect("server still running");
+        server.await.expect("join").expect("clean stop");
+        let after = client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await;
+        assert!(after.is_err(), "a stopped server answers nothing");
+    }
+}

@@ -1,0 +1,1386 @@
+//! The Matrix adapter against real `sessiond` daemons: two daemons on a devnet chat through
+//! ruma-client (a Matrix client library written by someone else), a client that was away
+//! catches up with `since`; raw HTTP for every bad input (each checks the exact status and
+//! errcode, then that the server and other clients carry on), and that one identity's token
+//! never sees another identity's rooms.
+
+#[path = "support/daemon.rs"]
+mod support;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ruma::api::client::membership::join_room_by_id;
+use ruma::api::client::message::{get_message_events, send_message_event};
+use ruma::api::client::room::create_room;
+use ruma::api::client::sync::sync_events;
+use ruma::api::client::typing::create_typing_event::{self, v3::Typing, v3::TypingInfo};
+use ruma::events::room::message::RoomMessageEventContent;
+use ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent, SyncMessageLikeEvent};
+use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId};
+use serde_json::{json, Value};
+use session_devnet::{Devnet, DevnetConfig};
+use sessiond_api::v1::{
+    event, CreateIdentityRequest, CreateTokenRequest, HistoryRequest, OpenConversationRequest,
+    RevokeTokenRequest,
+};
+use support::{
+    bearer, clients, networked_command, run_command, some_account_id, Clients, Daemon, TempDir,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Every wait in these tests ends by this.
+const DEADLINE: Duration = Duration::from_secs(60);
+/// The server name the daemons' Matrix endpoints use (the default).
+const SERVER: &str = "localhost";
+
+const CONFIG: &str = r#"
+[poll]
+active_interval_ms = 150
+idle_interval_ms = 400
+idle_after_secs = 5
+
+[outbox]
+max_attempts = 30
+backoff_initial_ms = 100
+backoff_max_ms = 500
+
+[matrix]
+max_sync_timeout_ms = 1500
+"#;
+
+type Mx = ruma_client::Client<ruma_client::http_client::Hyper>;
+
+// ------------------------------------------------------------------------------------------------
+// Daemons and their Matrix endpoints
+// ------------------------------------------------------------------------------------------------
+
+/// The Matrix endpoint of a daemon: `host:port`.
+fn matrix_addr(d: &Daemon) -> String {
+    d.matrix
+        .clone()
+        .expect("the daemon runs its Matrix endpoint")
+}
+
+struct Net {
+    _devnet: Devnet,
+    dir: TempDir,
+    manifest: PathBuf,
+    config: PathBuf,
+}
+
+async fn net(tag: &str) -> Net {
+    let devnet = Devnet::start(DevnetConfig {
+        nodes: 9,
+        swarm_size: 3,
+        relay_timeout: Duration::from_secs(2),
+        replication_timeout: Duration::from_secs(2),
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    let dir = TempDir::new(tag);
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let manifest = dir.path().join("devnet.json");
+    devnet.write_manifest(&manifest).expect("manifest");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    Net {
+        _devnet: devnet,
+        dir,
+        manifest,
+        config,
+    }
+}
+
+impl Net {
+    async fn daemon(&self, name: &str) -> Daemon {
+        let dir = self.dir.path().join(name);
+        let cmd = networked_command(&dir, &self.manifest, &self.config);
+        tokio::task::spawn_blocking(move || Daemon::start_with(&dir, cmd))
+            .await
+            .expect("start daemon")
+    }
+}
+
+/// An offline daemon (no network needed: sends just queue), with the tests' config.
+async fn offline_daemon(tag: &str) -> (Daemon, TempDir) {
+    let dir = TempDir::new(tag);
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let data = dir.path().join("data");
+    let mut cmd = run_command(&data);
+    cmd.arg("--config").arg(&config);
+    let d = tokio::task::spawn_blocking(move || Daemon::start_with(&data, cmd))
+        .await
+        .expect("start daemon");
+    (d, dir)
+}
+
+async fn admin(d: &Daemon) -> Clients {
+    clients(&d.channel().await, bearer(&d.admin_token))
+}
+
+async fn create(c: &mut Clients, name: &str) -> String {
+    c.ids
+        .create(CreateIdentityRequest { name: name.into() })
+        .await
+        .expect("create identity")
+        .into_inner()
+        .identity
+        .expect("identity")
+        .account_id
+}
+
+async fn scoped_token(c: &mut Clients, name: &str) -> String {
+    c.ids
+        .create_token(CreateTokenRequest {
+            name: name.into(),
+            label: "test".into(),
+        })
+        .await
+        .expect("create token")
+        .into_inner()
+        .token
+}
+
+// ------------------------------------------------------------------------------------------------
+// ruma-client helpers
+// ------------------------------------------------------------------------------------------------
+
+async fn mx_login(addr: &str, user: &str, password: &str) -> Mx {
+    let client = ruma_client::Client::builder()
+        .homeserver_url(format!("http://{addr}"))
+        .build::<ruma_client::http_client::Hyper>()
+        .await
+        .expect("versions");
+    client
+        .log_in(user, password, None, Some("ruma test"))
+        .await
+        .expect("login");
+    client
+}
+
+fn user(localpart: &str) -> OwnedUserId {
+    format!("@{localpart}:{SERVER}")
+        .try_into()
+        .expect("user id")
+}
+
+async fn mx_sync(c: &Mx, since: Option<&str>, timeout_ms: u64) -> sync_events::v3::Response {
+    let mut req = sync_events::v3::Request::new();
+    req.since = since.map(str::to_owned);
+    req.timeout = Some(Duration::from_millis(timeout_ms));
+    c.send_request(req).await.expect("sync")
+}
+
+/// (event id, sender, body) of the messages in a joined room's timeline.
+fn messages_in(resp: &sync_events::v3::Response, room: &RoomId) -> Vec<(String, String, String)> {
+    let Some(joined) = resp.rooms.join.get(room) else {
+        return vec![];
+    };
+    joined
+        .timeline
+        .events
+        .iter()
+        .filter_map(
+            |raw| match raw.deserialize().expect("a valid timeline event") {
+                AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(
+                    SyncMessageLikeEvent::Original(m),
+                )) => Some((
+                    m.event_id.to_string(),
+                    m.sender.to_string(),
+                    m.content.body().to_owned(),
+                )),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// Syncs (long-polling) until `done` holds for what was collected; returns the messages of
+/// `room` seen, and the last `next_batch`.
+async fn sync_until(
+    c: &Mx,
+    since: &mut Option<String>,
+    mut done: impl FnMut(&sync_events::v3::Response) -> bool,
+) -> sync_events::v3::Response {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let resp = mx_sync(c, since.as_deref(), 1000).await;
+        *since = Some(resp.next_batch.clone());
+        if done(&resp) {
+            return resp;
+        }
+        assert!(Instant::now() < until, "timed out waiting in /sync");
+    }
+}
+
+async fn mx_send(c: &Mx, room: &RoomId, txn: &str, text: &str) -> String {
+    let content = RoomMessageEventContent::text_plain(text);
+    let txn: OwnedTransactionId = txn.into();
+    let req =
+        send_message_event::v3::Request::new(room.to_owned(), txn, &content).expect("serialize");
+    c.send_request(req)
+        .await
+        .expect("send")
+        .event_id
+        .to_string()
+}
+
+// ------------------------------------------------------------------------------------------------
+// The Done-when flow
+// ------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up() {
+    let net = net("mx-e2e").await;
+    let (da, db) = (net.daemon("a").await, net.daemon("b").await);
+    let (mut aa, mut ab) = (admin(&da).await, admin(&db).await);
+    let alice_id = create(&mut aa, "alice").await;
+    let bob_id = create(&mut ab, "bob").await;
+    let bob_token = scoped_token(&mut ab, "bob").await;
+    let (mxa, mxb) = (matrix_addr(&da), matrix_addr(&db));
+
+    // Alice logs in with the admin token and her name; Bob with his own token and full user id.
+    let alice = mx_login(&mxa, "alice", &da.admin_token).await;
+    let bob = mx_login(&mxb, &format!("@bob:{SERVER}"), &bob_token).await;
+    // A second client of Alice's syncs once now and then is away until the end.
+    let away = mx_login(&mxa, "alice", &da.admin_token).await;
+    let away_since = mx_sync(&away, None, 0).await.next_batch;
+
+    // Alice opens a DM with Bob's Account ID and writes.
+    let mut req = create_room::v3::Request::new();
+    req.invite = vec![user(&bob_id)];
+    req.is_direct = true;
+    let room_a: OwnedRoomId = alice.send_request(req).await.expect("createRoom").room_id;
+    let hello = mx_send(&alice, &room_a, "t1", "hello bob").await;
+    // The client retries the PUT: same event, nothing sent twice.
+    assert_eq!(mx_send(&alice, &room_a, "t1", "hello bob").await, hello);
+
+    // Bob's client sees an invite from Alice's ghost, joins, and gets the message.
+    let mut bob_since = None;
+    let resp = sync_until(&bob, &mut bob_since, |r| !r.rooms.invite.is_empty()).await;
+    let room_b = resp.rooms.invite.keys().next().expect("invite").clone();
+    let join = join_room_by_id::v3::Request::new(room_b.clone());
+    assert_eq!(bob.send_request(join).await.expect("join").room_id, room_b);
+    let mut seen = Vec::new();
+    sync_until(&bob, &mut bob_since, |r| {
+        seen.extend(messages_in(r, &room_b));
+        !seen.is_empty()
+    })
+    .await;
+    assert_eq!(
+        seen.len(),
+        1,
+        "the message once, though its PUT came twice: {seen:?}"
+    );
+    assert_eq!(seen[0].1, user(&alice_id).to_string());
+    assert_eq!(seen[0].2, "hello bob");
+
+    // Bob replies; Alice's client gets it from Bob's ghost.
+    let reply = mx_send(&bob, &room_b, "r1", "hi alice").await;
+    assert_ne!(reply, hello);
+    let mut alice_since = None;
+    let mut alice_seen = Vec::new();
+    sync_until(&alice, &mut alice_since, |r| {
+        alice_seen.extend(messages_in(r, &room_a));
+        alice_seen.iter().any(|m| m.2 == "hi alice")
+    })
+    .await;
+    let from_bob: Vec<_> = alice_seen.iter().filter(|m| m.2 == "hi alice").collect();
+    assert_eq!(from_bob.len(), 1);
+    assert_eq!(from_bob[0].1, user(&bob_id).to_string());
+
+    // Bob starts typing; Alice's client sees m.typing with Bob's ghost (live, not in the log).
+    let typing = create_typing_event::v3::Request::new(
+        user("bob"),
+        room_b.clone(),
+        Typing::Yes(TypingInfo::new(Duration::from_secs(30))),
+    );
+    bob.send_request(typing).await.expect("typing");
+    let ghost = user(&bob_id).to_string();
+    sync_until(&alice, &mut alice_since, |r| {
+        r.rooms.join.get(&room_a).is_some_and(|j| {
+            j.ephemeral.events.iter().any(|raw| {
+                let v: Value = serde_json::from_str(raw.json().get()).expect("JSON");
+                v["type"] == "m.typing" && v["content"]["user_ids"] == json!([ghost])
+            })
+        })
+    })
+    .await;
+
+    // Two more from Bob while the away client is still away.
+    mx_send(&bob, &room_b, "r2", "are you there?").await;
+    mx_send(&bob, &room_b, "r3", "ok, later").await;
+    sync_until(&alice, &mut alice_since, |r| {
+        alice_seen.extend(messages_in(r, &room_a));
+        alice_seen.iter().any(|m| m.2 == "ok, later")
+    })
+    .await;
+
+    // The away client comes back with its old `since`: exactly what it missed, in order, once.
+    let mut since = Some(away_since);
+    let mut caught_up = Vec::new();
+    loop {
+        let resp = mx_sync(&away, since.as_deref(), 0).await;
+        let batch = messages_in(&resp, &room_a);
+        since = Some(resp.next_batch.clone());
+        if batch.is_empty() && resp.rooms.join.is_empty() {
+            break;
+        }
+        caught_up.extend(batch);
+    }
+    let texts: Vec<&str> = caught_up.iter().map(|m| m.2.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["hello bob", "hi alice", "are you there?", "ok, later"],
+        "{caught_up:?}"
+    );
+    let ids: HashSet<&str> = caught_up.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(ids.len(), caught_up.len(), "no event twice");
+    assert_eq!(caught_up[0].0, hello);
+
+    // Back-pagination with /messages gives the same history, newest first.
+    let mut req = get_message_events::v3::Request::backward(room_a.clone());
+    req.limit = 10u32.into();
+    let page = away.send_request(req).await.expect("messages");
+    let bodies: Vec<String> = page
+        .chunk
+        .iter()
+        .filter_map(|raw| {
+            let v: Value = serde_json::from_str(raw.json().get()).ok()?;
+            v["content"]["body"].as_str().map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        ["ok, later", "are you there?", "hi alice", "hello bob"]
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Raw HTTP
+// ------------------------------------------------------------------------------------------------
+
+/// One HTTP/1.1 request on a fresh connection; answers the status and the JSON body.
+async fn raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, Value) {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("write head");
+    s.write_all(body).await.expect("write body");
+    read_response(&mut s).await
+}
+
+async fn read_response(s: &mut TcpStream) -> (u16, Value) {
+    let mut out = Vec::new();
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut out))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    parse_response(&out)
+}
+
+fn parse_response(out: &[u8]) -> (u16, Value) {
+    let text = String::from_utf8_lossy(out);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a full response");
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON body {body:?}: {e}"))
+    };
+    (status, body)
+}
+
+fn v3(path: &str) -> String {
+    format!("/_matrix/client/v3/{path}")
+}
+
+/// Asserts an error answer.
+#[track_caller]
+fn is_error(got: &(u16, Value), status: u16, errcode: &str) {
+    assert_eq!(got.0, status, "{got:?}");
+    assert_eq!(got.1["errcode"], errcode, "{got:?}");
+    assert!(got.1["error"].is_string(), "{got:?}");
+}
+
+/// Logs in over raw HTTP; answers the access token.
+async fn login(addr: &str, user: &str, password: &str) -> String {
+    let body = json!({
+        "type": "m.login.password",
+        "identifier": { "type": "m.id.user", "user": user },
+        "password": password,
+    });
+    let (status, v) = raw(
+        addr,
+        "POST",
+        &v3("login"),
+        None,
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["access_token"].as_str().expect("token").to_owned()
+}
+
+/// The server still answers, and `token` still works.
+async fn still_fine(addr: &str, token: &str) {
+    let (status, v) = raw(addr, "GET", "/_matrix/client/versions", None, b"").await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = raw(addr, "GET", &v3("account/whoami"), Some(token), b"").await;
+    assert_eq!(status, 200, "{v}");
+}
+
+struct Fixture {
+    daemon: Daemon,
+    _dir: TempDir,
+    mx: String,
+    alice: String,
+    bob: String,
+    peer: String,
+    room: String,
+}
+
+/// An offline daemon with identities alice and bob logged in; alice has a room with `peer`.
+async fn fixture(tag: &str) -> Fixture {
+    let (daemon, dir) = offline_daemon(tag).await;
+    let mut c = admin(&daemon).await;
+    create(&mut c, "alice").await;
+    create(&mut c, "bob").await;
+    let mx = matrix_addr(&daemon);
+    let alice = login(&mx, "alice", &daemon.admin_token).await;
+    let bob = login(&mx, "bob", &daemon.admin_token).await;
+    let peer = some_account_id(7);
+    let body = json!({ "invite": [format!("@{peer}:{SERVER}")], "is_direct": true });
+    let (status, v) = raw(
+        &mx,
+        "POST",
+        &v3("createRoom"),
+        Some(&alice),
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let room = v["room_id"].as_str().expect("room id").to_owned();
+    Fixture {
+        daemon,
+        _dir: dir,
+        mx,
+        alice,
+        bob,
+        peer,
+        room,
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.replace('!', "%21").replace(':', "%3A")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_mistyped_json() {
+    let f = fixture("mx-json").await;
+    for body in [
+        &b"{"[..],
+        b"not json",
+        b"{\"type\": \"m.login.password\",}",
+        b"\xff\xfe",
+    ] {
+        is_error(
+            &raw(&f.mx, "POST", &v3("login"), None, body).await,
+            400,
+            "M_NOT_JSON",
+        );
+    }
+    is_error(
+        &raw(
+            &f.mx,
+            "POST",
+            &v3("createRoom"),
+            Some(&f.alice),
+            b"{\"invite\": [",
+        )
+        .await,
+        400,
+        "M_NOT_JSON",
+    );
+    // JSON of the wrong shape.
+    for body in [
+        json!({ "type": 5 }),
+        json!(["m.login.password"]),
+        json!({ "type": "m.login.password", "identifier": { "type": "m.id.user", "user": 7 }, "password": "x" }),
+    ] {
+        is_error(
+            &raw(
+                &f.mx,
+                "POST",
+                &v3("login"),
+                None,
+                body.to_string().as_bytes(),
+            )
+            .await,
+            400,
+            "M_BAD_JSON",
+        );
+    }
+    let send = v3(&format!("rooms/{}/send/m.room.message/j1", enc(&f.room)));
+    for body in [
+        json!({ "msgtype": "m.text", "body": 5 }),
+        json!({ "body": "no msgtype" }),
+        json!("text"),
+    ] {
+        is_error(
+            &raw(
+                &f.mx,
+                "PUT",
+                &send,
+                Some(&f.alice),
+                body.to_string().as_bytes(),
+            )
+            .await,
+            400,
+            "M_BAD_JSON",
+        );
+    }
+    is_error(
+        &raw(
+            &f.mx,
+            "POST",
+            &v3(&format!("user/%40alice%3A{SERVER}/filter")),
+            Some(&f.alice),
+            b"[1,2]",
+        )
+        .await,
+        400,
+        "M_BAD_JSON",
+    );
+    // Nothing was sent by any of these.
+    let outgoing = outgoing_count(&f.daemon, "alice").await;
+    assert_eq!(outgoing, 0);
+    still_fine(&f.mx, &f.alice).await;
+}
+
+async fn outgoing_count(d: &Daemon, identity: &str) -> usize {
+    admin(d)
+        .await
+        .msgs
+        .history(HistoryRequest {
+            identity: identity.into(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, Some(event::Kind::Outgoing(_))))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_wrong_revoked_and_admin_tokens() {
+    let f = fixture("mx-auth").await;
+    is_error(
+        &raw(&f.mx, "GET", &v3("sync"), None, b"").await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+    is_error(
+        &raw(&f.mx, "GET", &v3("joined_rooms"), None, b"").await,
+        401,
+        "M_MISSING_TOKEN",
+    );
+    let wrong = "ab".repeat(32);
+    is_error(
+        &raw(&f.mx, "GET", &v3("sync"), Some(&wrong), b"").await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
+    is_error(
+        &raw(
+            &f.mx,
+            "GET",
+            &format!("{}?access_token=nope", v3("account/whoami")),
+            None,
+            b"",
+        )
+        .await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
+    // The admin token is a password here, never an access token.
+    is_error(
+        &raw(
+            &f.mx,
+            "GET",
+            &v3("account/whoami"),
+            Some(&f.daemon.admin_token),
+            b"",
+        )
+        .await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
+    // Wrong passwords: a made-up token, another identity's token.
+    let body = |user: &str, pw: &str| {
+        json!({ "type": "m.login.password", "user": user, "password": pw }).to_string()
+    };
+    is_error(
+        &raw(
+            &f.mx,
+            "POST",
+            &v3("login"),
+            None,
+            body("alice", &wrong).as_bytes(),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    is_error(
+        &raw(
+            &f.mx,
+            "POST",
+            &v3("login"),
+            None,
+            body("alice", &f.bob).as_bytes(),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+    is_error(
+        &raw(
+            &f.mx,
+            "POST",
+            &v3("login"),
+            None,
+            body("nobody", &f.daemon.admin_token).as_bytes(),
+        )
+        .await,
+        403,
+        "M_FORBIDDEN",
+    );
+
+    // Logout revokes: the token is dead for Matrix and for gRPC alike.
+    let second = login(&f.mx, &format!("@alice:{SERVER}"), &f.daemon.admin_token).await;
+    let (status, who) = raw(&f.mx, "GET", &v3("account/whoami"), Some(&second), b"").await;
+    assert_eq!(
+        (status, who["user_id"].as_str()),
+        (200, Some("@alice:localhost"))
+    );
+    let (status, _) = raw(&f.mx, "POST", &v3("logout"), Some(&second), b"{}").await;
+    assert_eq!(status, 200);
+    is_error(
+        &raw(&f.mx, "GET", &v3("account/whoami"), Some(&second), b"").await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
+    is_error(
+        &raw(&f.mx, "GET", &v3("sync"), Some(&second), b"").await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
+    // A token revoked through gRPC stops at once too.
+    let third = login(&f.mx, "alice", &f.daemon.admin_token).await;
+    admin(&f.daemon)
+        .await
+        .ids
+        .revoke_token(RevokeTokenRequest {
+            token: third.clone(),
+        })
+        .await
+        .expect("revoke");
+    is_error(
+        &raw(&f.mx, "GET", &v3("joined_rooms"), Some(&third), b"").await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
+    // Logging in with a scoped token as the password works, and the first login is unaffected.
+    let scoped = scoped_token(&mut admin(&f.daemon).await, "alice").await;
+    let fourth = login(&f.mx, "alice", &scoped).await;
+    still_fine(&f.mx, &fourth).await;
+    still_fine(&f.mx, &f.alice).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_rooms_and_other_identities_rooms() {
+    let f = fixture("mx-rooms").await;
+    // Bob opens a conversation of his own.
+    let bobs_peer = some_account_id(9);
+    admin(&f.daemon)
+        .await
+        .convs
+        .open(OpenConversationRequest {
+            identity: "bob".into(),
+            account_id: bobs_peer.clone(),
+        })
+        .await
+        .expect("open");
+    let bobs_room = format!("!{bobs_peer}_bob:{SERVER}");
+    let strangers_room = format!("!{}_alice:{SERVER}", some_account_id(3));
+    for room in [
+        bobs_room.as_str(),
+        "!nope:localhost",
+        "!x:elsewhere.org",
+        strangers_room.as_str(),
+    ] {
+        let r = enc(room);
+        let send = json!({ "msgtype": "m.text", "body": "hi" }).to_string();
+        is_error(
+            &raw(
+                &f.mx,
+                "PUT",
+                &v3(&format!("rooms/{r}/send/m.room.message/u1")),
+                Some(&f.alice),
+                send.as_bytes(),
+            )
+            .await,
+            403,
+            "M_FORBIDDEN",
+        );
+        for path in ["state", "members", "messages?dir=b", "joined_members"] {
+            is_error(
+                &raw(
+                    &f.mx,
+                    "GET",
+                    &v3(&format!("rooms/{r}/{path}")),
+                    Some(&f.alice),
+                    b"",
+                )
+                .await,
+                403,
+                "M_FORBIDDEN",
+            );
+        }
+        is_error(
+            &raw(
+                &f.mx,
+                "POST",
+                &v3(&format!("rooms/{r}/leave")),
+                Some(&f.alice),
+                b"{}",
+            )
+            .await,
+            403,
+            "M_FORBIDDEN",
+        );
+    }
+    // Joining a room that is nobody's to join: 404.
+    for room in [bobs_room.as_str(), "!nope:localhost"] {
+        is_error(
+            &raw(
+                &f.mx,
+                "POST",
+                &v3(&format!("join/{}", enc(room))),
+                Some(&f.alice),
+                b"{}",
+            )
+            .await,
+            404,
+            "M_NOT_FOUND",
+        );
+    }
+    // Alice's sync, joined rooms and m.direct show her room only.
+    let (status, sync) = raw(&f.mx, "GET", &v3("sync"), Some(&f.alice), b"").await;
+    assert_eq!(status, 200);
+    let joined: Vec<&String> = sync["rooms"]["join"]
+        .as_object()
+        .expect("join")
+        .keys()
+        .collect();
+    assert_eq!(joined, [&f.room]);
+    assert!(
+        !sync.to_string().contains(&bobs_peer),
+        "bob's contact leaked into alice's sync"
+    );
+    let (_, rooms) = raw(&f.mx, "GET", &v3("joined_rooms"), Some(&f.alice), b"").await;
+    assert_eq!(rooms["joined_rooms"], json!([f.room]));
+    let (_, rooms) = raw(&f.mx, "GET", &v3("joined_rooms"), Some(&f.bob), b"").await;
+    assert_eq!(rooms["joined_rooms"], json!([bobs_room]));
+    // Other identities are not users to alice.
+    is_error(
+        &raw(
+            &f.mx,
+            "GET",
+            &v3(&format!("profile/%40bob%3A{SERVER}")),
+            Some(&f.alice),
+            b"",
+        )
+        .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    // Everything still works for both.
+    still_fine(&f.mx, &f.alice).await;
+    still_fine(&f.mx, &f.bob).await;
+    let (status, _) = raw(
+        &f.mx,
+        "GET",
+        &v3(&format!("rooms/{}/state", enc(&f.room))),
+        Some(&f.alice),
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies() {
+    let f = fixture("mx-big").await;
+    let send = v3(&format!("rooms/{}/send/m.room.message/big1", enc(&f.room)));
+    // 2 MiB with a Content-Length: read, dropped, 413.
+    let text = "x".repeat(2 * 1024 * 1024);
+    let body = json!({ "msgtype": "m.text", "body": text }).to_string();
+    is_error(
+        &raw(&f.mx, "PUT", &send, Some(&f.alice), body.as_bytes()).await,
+        413,
+        "M_TOO_LARGE",
+    );
+    // A huge Content-Length is refused before any body is sent.
+    let mut s = TcpStream::connect(&f.mx).await.expect("connect");
+    let head = format!(
+        "PUT {send} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 1099511627776\r\n\r\n",
+        f.alice
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    is_error(&read_response(&mut s).await, 413, "M_TOO_LARGE");
+    // Chunked, no length: counted as it comes.
+    let mut s = TcpStream::connect(&f.mx).await.expect("connect");
+    let head = format!(
+        "PUT {send} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        f.alice
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    let chunk = vec![b'y'; 64 * 1024];
+    for _ in 0..20 {
+        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .expect("write");
+        s.write_all(&chunk).await.expect("write");
+        s.write_all(b"\r\n").await.expect("write");
+    }
+    s.write_all(b"0\r\n\r\n").await.expect("write");
+    is_error(&read_response(&mut s).await, 413, "M_TOO_LARGE");
+    assert_eq!(outgoing_count(&f.daemon, "alice").await, 0);
+    // A body just under the limit is read (and refused for its text length by the daemon).
+    still_fine(&f.mx, &f.alice).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_txn_ids_send_once() {
+    let f = fixture("mx-txn").await;
+    let send = |txn: &str| v3(&format!("rooms/{}/send/m.room.message/{txn}", enc(&f.room)));
+    let body = json!({ "msgtype": "m.text", "body": "once" }).to_string();
+    let (s1, v1) = raw(&f.mx, "PUT", &send("k1"), Some(&f.alice), body.as_bytes()).await;
+    assert_eq!(s1, 200, "{v1}");
+    for _ in 0..3 {
+        let (s2, v2) = raw(&f.mx, "PUT", &send("k1"), Some(&f.alice), body.as_bytes()).await;
+        assert_eq!((s2, &v2["event_id"]), (200, &v1["event_id"]));
+    }
+    assert_eq!(outgoing_count(&f.daemon, "alice").await, 1);
+    // Another txnId is another message; the same txnId from another device (login) too.
+    let (_, v3b) = raw(&f.mx, "PUT", &send("k2"), Some(&f.alice), body.as_bytes()).await;
+    assert_ne!(v3b["event_id"], v1["event_id"]);
+    let other_device = login(&f.mx, "alice", &f.daemon.admin_token).await;
+    let (_, v4) = raw(
+        &f.mx,
+        "PUT",
+        &send("k1"),
+        Some(&other_device),
+        body.as_bytes(),
+    )
+    .await;
+    assert_ne!(v4["event_id"], v1["event_id"]);
+    assert_eq!(outgoing_count(&f.daemon, "alice").await, 3);
+    // The sending device sees its txnId on its own event in /sync.
+    let (_, sync) = raw(&f.mx, "GET", &v3("sync"), Some(&f.alice), b"").await;
+    let events = sync["rooms"]["join"][&f.room]["timeline"]["events"]
+        .as_array()
+        .expect("timeline")
+        .clone();
+    let first = events
+        .iter()
+        .find(|e| e["event_id"] == v1["event_id"])
+        .expect("first send in timeline");
+    assert_eq!(first["unsigned"]["transaction_id"], "k1");
+    still_fine(&f.mx, &f.alice).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_timeouts_and_limits_are_clamped() {
+    let f = fixture("mx-clamp").await;
+    let (_, first) = raw(&f.mx, "GET", &v3("sync"), Some(&f.alice), b"").await;
+    let since = first["next_batch"].as_str().expect("next_batch").to_owned();
+    // A timeout of 10^20 ms waits at most the configured maximum; negative means now.
+    for timeout in ["100000000000000000000", "1e300", "-5", "0"] {
+        let started = Instant::now();
+        let (status, v) = raw(
+            &f.mx,
+            "GET",
+            &v3(&format!("sync?since={since}&timeout={timeout}")),
+            Some(&f.alice),
+            b"",
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["next_batch"], since.as_str());
+        // Generous bound: only says it did not wait for the absurd value.
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timeout {timeout} not clamped"
+        );
+    }
+    for bad in ["abc", "1x"] {
+        is_error(
+            &raw(
+                &f.mx,
+                "GET",
+                &v3(&format!("sync?since={since}&timeout={bad}")),
+                Some(&f.alice),
+                b"",
+            )
+            .await,
+            400,
+            "M_INVALID_PARAM",
+        );
+    }
+    for bad in ["nonsense", "s", "s999999999"] {
+        is_error(
+            &raw(
+                &f.mx,
+                "GET",
+                &v3(&format!("sync?since={bad}")),
+                Some(&f.alice),
+                b"",
+            )
+            .await,
+            400,
+            "M_INVALID_PARAM",
+        );
+    }
+    // Five messages; absurd limits give 100 at most, 1 at least.
+    let send = |txn: String| v3(&format!("rooms/{}/send/m.room.message/{txn}", enc(&f.room)));
+    for i in 0..5 {
+        let body = json!({ "msgtype": "m.text", "body": format!("m{i}") }).to_string();
+        let (status, _) = raw(
+            &f.mx,
+            "PUT",
+            &send(format!("c{i}")),
+            Some(&f.alice),
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let msgs = |q: &str| v3(&format!("rooms/{}/messages?dir=b&{q}", enc(&f.room)));
+    let (status, v) = raw(
+        &f.mx,
+        "GET",
+        &msgs("limit=99999999999999999999"),
+        Some(&f.alice),
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["chunk"].as_array().expect("chunk").len(), 5);
+    assert!(v.get("end").is_none(), "no more pages: {v}");
+    let (_, v) = raw(&f.mx, "GET", &msgs("limit=-3"), Some(&f.alice), b"").await;
+    assert_eq!(v["chunk"].as_array().expect("chunk").len(), 1);
+    assert_eq!(v["chunk"][0]["content"]["body"], "m4");
+    // Paging on from `end` walks back one at a time.
+    let (_, v2) = raw(
+        &f.mx,
+        "GET",
+        &msgs(&format!("limit=1&from={}", v["end"].as_str().expect("end"))),
+        Some(&f.alice),
+        b"",
+    )
+    .await;
+    assert_eq!(v2["chunk"][0]["content"]["body"], "m3");
+    is_error(
+        &raw(&f.mx, "GET", &msgs("limit=lots"), Some(&f.alice), b"").await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    is_error(
+        &raw(
+            &f.mx,
+            "GET",
+            &v3(&format!("rooms/{}/messages?dir=sideways", enc(&f.room))),
+            Some(&f.alice),
+            b"",
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    // A filter's absurd timeline limit is clamped too.
+    let filter = enc_query(&json!({ "room": { "timeline": { "limit": 1e15 } } }).to_string());
+    let (status, v) = raw(
+        &f.mx,
+        "GET",
+        &v3(&format!("sync?filter={filter}")),
+        Some(&f.alice),
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["rooms"]["join"][&f.room]["timeline"]["events"]
+            .as_array()
+            .expect("timeline")
+            .len(),
+        5
+    );
+    let filter = enc_query(&json!({ "room": { "timeline": { "limit": -1 } } }).to_string());
+    let (_, v) = raw(
+        &f.mx,
+        "GET",
+        &v3(&format!("sync?filter={filter}")),
+        Some(&f.alice),
+        b"",
+    )
+    .await;
+    assert_eq!(
+        v["rooms"]["join"][&f.room]["timeline"]["events"]
+            .as_array()
+            .expect("timeline")
+            .len(),
+        1
+    );
+    assert_eq!(v["rooms"]["join"][&f.room]["timeline"]["limited"], true);
+    still_fine(&f.mx, &f.alice).await;
+}
+
+fn enc_query(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_endpoints_and_methods() {
+    let f = fixture("mx-404").await;
+    for (method, path) in [
+        ("GET", "/_matrix/client/v3/nope".to_owned()),
+        ("POST", "/_matrix/client/v3/rooms/x/kick".to_owned()),
+        ("GET", "/_matrix/media/v3/config".to_owned()),
+        ("GET", "/".to_owned()),
+        ("GET", "/_matrix/client/v9/sync".to_owned()),
+    ] {
+        is_error(
+            &raw(&f.mx, method, &path, Some(&f.alice), b"").await,
+            404,
+            "M_UNRECOGNIZED",
+        );
+        is_error(
+            &raw(&f.mx, method, &path, None, b"").await,
+            404,
+            "M_UNRECOGNIZED",
+        );
+    }
+    is_error(
+        &raw(&f.mx, "DELETE", &v3("sync"), Some(&f.alice), b"").await,
+        405,
+        "M_UNRECOGNIZED",
+    );
+    is_error(
+        &raw(&f.mx, "GET", &v3("logout"), Some(&f.alice), b"").await,
+        405,
+        "M_UNRECOGNIZED",
+    );
+    // CORS preflight answers anywhere.
+    let (status, _) = raw(&f.mx, "OPTIONS", &v3("sync"), None, b"").await;
+    assert_eq!(status, 200);
+    still_fine(&f.mx, &f.alice).await;
+    let _ = f.peer;
+}
+
+/// What a client such as Element asks for at start-up, and the room mapping read back through
+/// the room endpoints and `/sync`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_start_up_and_the_room_mapping() {
+    let f = fixture("mx-map").await;
+    let (a, mx) = (Some(f.alice.as_str()), f.mx.as_str());
+    let me = format!("%40alice%3A{SERVER}");
+    let get = |path: String| async move {
+        let (status, v) = raw(mx, "GET", &path, a, b"").await;
+        assert_eq!(status, 200, "GET {path}: {v}");
+        v
+    };
+    let send = |method: &'static str, path: String, body: Value| async move {
+        let (status, v) = raw(mx, method, &path, a, body.to_string().as_bytes()).await;
+        assert_eq!(status, 200, "{method} {path}: {v}");
+        v
+    };
+    let wk = get("/.well-known/matrix/client".into()).await;
+    assert_eq!(wk["m.homeserver"]["base_url"], format!("http://{mx}"));
+    assert_eq!(
+        get(v3("login")).await["flows"][0]["type"],
+        "m.login.password"
+    );
+    let caps = get(v3("capabilities")).await;
+    assert_eq!(caps["capabilities"]["m.set_displayname"]["enabled"], true);
+    let rules = get(v3("pushrules/")).await;
+    assert_eq!(rules["global"]["override"][0]["rule_id"], ".m.rule.master");
+    assert_eq!(get(v3("pushrules/global/")).await, rules["global"]);
+    let who = get(v3("account/whoami")).await;
+    let devices = get(v3("devices")).await;
+    assert_eq!(devices["devices"][0]["device_id"], who["device_id"]);
+    for (method, path) in [
+        ("POST", "keys/upload"),
+        ("POST", "keys/query"),
+        ("POST", "pushers/set"),
+        ("PUT", "sendToDevice/m.x/t1"),
+    ] {
+        send(method, v3(path), json!({})).await;
+    }
+    get(v3("voip/turnServer")).await;
+    assert_eq!(get(v3("pushers")).await["pushers"], json!([]));
+
+    // Filters: stored, read back, and their timeline limit used.
+    let filter = json!({ "room": { "timeline": { "limit": 2 } } });
+    let id = send("POST", v3(&format!("user/{me}/filter")), filter.clone()).await["filter_id"]
+        .as_str()
+        .expect("filter id")
+        .to_owned();
+    assert_eq!(get(v3(&format!("user/{me}/filter/{id}"))).await, filter);
+
+    // Profile: set and read back; shown in the room as the member's name.
+    send(
+        "PUT",
+        v3(&format!("profile/{me}/displayname")),
+        json!({ "displayname": "Alice A" }),
+    )
+    .await;
+    assert_eq!(
+        get(v3(&format!("profile/{me}"))).await["displayname"],
+        "Alice A"
+    );
+
+    // The room: state, members, m.direct.
+    let room = enc(&f.room);
+    let ghost = format!("@{}:{SERVER}", f.peer);
+    let state = get(v3(&format!("rooms/{room}/state"))).await;
+    let kinds: HashSet<&str> = state
+        .as_array()
+        .expect("state")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    for k in [
+        "m.room.create",
+        "m.room.member",
+        "m.room.power_levels",
+        "m.room.join_rules",
+        "m.room.name",
+    ] {
+        assert!(kinds.contains(k), "{k} in {state}");
+    }
+    let members = get(v3(&format!("rooms/{room}/members"))).await;
+    assert_eq!(members["chunk"].as_array().expect("chunk").len(), 2);
+    let joined = get(v3(&format!("rooms/{room}/joined_members"))).await;
+    assert_eq!(
+        joined["joined"]["@alice:localhost"]["display_name"],
+        "Alice A"
+    );
+    assert!(joined["joined"][&ghost].is_object(), "{joined}");
+    // Renaming the room names the contact.
+    send(
+        "PUT",
+        v3(&format!("rooms/{room}/state/m.room.name")),
+        json!({ "name": "Pal" }),
+    )
+    .await;
+    assert_eq!(
+        get(v3(&format!("rooms/{room}/state/m.room.name/"))).await["name"],
+        "Pal"
+    );
+    assert_eq!(
+        get(v3(&format!("profile/{}", enc(&ghost).replace('@', "%40")))).await["displayname"],
+        "Pal"
+    );
+
+    // Three messages; the filtered initial sync shows the last two, limited, with m.direct.
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let body = json!({ "msgtype": "m.text", "body": format!("n{i}") });
+        ids.push(
+            send(
+                "PUT",
+                v3(&format!("rooms/{room}/send/m.room.message/s{i}")),
+                body,
+            )
+            .await["event_id"]
+                .clone(),
+        );
+    }
+    let sync = get(v3(&format!("sync?filter={id}"))).await;
+    let r = &sync["rooms"]["join"][&f.room];
+    assert_eq!(r["timeline"]["limited"], true);
+    let bodies: Vec<&str> = r["timeline"]["events"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["n1", "n2"]);
+    let direct = sync["account_data"]["events"]
+        .as_array()
+        .expect("account data")
+        .iter()
+        .find(|e| e["type"] == "m.direct")
+        .expect("m.direct");
+    assert_eq!(direct["content"][&ghost], json!([f.room]));
+    // prev_batch pages back to the first message.
+    let prev = r["timeline"]["prev_batch"].as_str().expect("prev_batch");
+    let page = get(v3(&format!("rooms/{room}/messages?dir=b&from={prev}"))).await;
+    assert_eq!(page["chunk"][0]["content"]["body"], "n0");
+    let since = sync["next_batch"].as_str().expect("next_batch").to_owned();
+
+    // A read receipt, account data and a leave come back in the next incremental sync.
+    let ev1 = ids[1].as_str().expect("event id");
+    send(
+        "POST",
+        v3(&format!(
+            "rooms/{room}/receipt/m.read/{}",
+            ev1.replace('$', "%24")
+        )),
+        json!({}),
+    )
+    .await;
+    send(
+        "PUT",
+        v3(&format!("user/{me}/account_data/im.example.test")),
+        json!({ "k": 1 }),
+    )
+    .await;
+    let inc = get(v3(&format!("sync?since={since}&timeout=0"))).await;
+    let r = &inc["rooms"]["join"][&f.room];
+    let receipt = r["ephemeral"]["events"]
+        .as_array()
+        .expect("ephemeral")
+        .iter()
+        .find(|e| e["type"] == "m.receipt")
+        .expect("receipt");
+    assert!(
+        receipt["content"][ev1]["m.read"]["@alice:localhost"].is_object(),
+        "{receipt}"
+    );
+    assert_eq!(r["account_data"]["events"][0]["content"]["event_id"], ev1);
+    assert_eq!(r["timeline"]["events"], json!([]));
+    assert!(inc["account_data"]["events"]
+        .as_array()
+        .expect("account data")
+        .iter()
+        .any(|e| e["type"] == "im.example.test" && e["content"]["k"] == 1));
+    assert_eq!(
+        get(v3(&format!("user/{me}/account_data/im.example.test"))).await["k"],
+        1
+    );
+    let since = inc["next_batch"].as_str().expect("next_batch").to_owned();
+
+    send("POST", v3(&format!("rooms/{room}/leave")), json!({})).await;
+    let inc = get(v3(&format!("sync?since={since}&timeout=0"))).await;
+    assert!(inc["rooms"]["leave"][&f.room].is_object(), "{inc}");
+    assert_eq!(get(v3("joined_rooms")).await["joined_rooms"], json!([]));
+    // Joining again opens the conversation again.
+    send("POST", v3(&format!("join/{room}")), json!({})).await;
+    assert_eq!(
+        get(v3("joined_rooms")).await["joined_rooms"],
+        json!([f.room])
+    );
+
+    // The user directory finds anyone by Account ID.
+    let other = some_account_id(0x42);
+    let found = send(
+        "POST",
+        v3("user_directory/search"),
+        json!({ "search_term": other }),
+    )
+    .await;
+    assert_eq!(found["results"][0]["user_id"], format!("@{other}:{SERVER}"));
+    still_fine(&f.mx, &f.alice).await;
+}
+
+/// At shutdown a long-polling `/sync` answers at once and `serve` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_long_polls_and_returns() {
+    let (daemon, _dir) = offline_daemon("mx-stop").await;
+    create(&mut admin(&daemon).await, "alice").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mx = listener.local_addr().expect("addr").to_string();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(sessiond_matrix::serve(
+        listener,
+        sessiond_matrix::MatrixConfig::default(),
+        daemon.channel().await,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let token = login(&mx, "alice", &daemon.admin_token).await;
+    let (_, first) = raw(&mx, "GET", &v3("sync"), Some(&token), b"").await;
+    let since = first["next_batch"].as_str().expect("next_batch").to_owned();
+    let poll = {
+        let (mx, token) = (mx.clone(), token.clone());
+        tokio::spawn(async move {
+            raw(
+                &mx,
+                "GET",
+                &v3(&format!("sync?since={since}&timeout=50000")),
+                Some(&token),
+                b"",
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "the long-poll waits");
+    stop_tx.send(()).expect("server running");
+    let (status, v) = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("the long-poll answers at shutdown")
+        .expect("poll task");
+    assert_eq!(status, 200, "{v}");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("serve returns")
+        .expect("serve task")
+        .expect("serve ok");
+    assert!(
+        TcpStream::connect(&mx).await.is_err(),
+        "the listener is closed"
+    );
+}
