@@ -14,11 +14,11 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::{identity_with_token, test_config, IrcServer, Raw};
+use common::{identity_with_token, Raw};
 use sessiond_api::client::Client;
 use sessiond_api::v1::{event, Event, SendRequest, SubscribeRequest, WhoAmIRequest};
 use sessiond_irc::line::{LineReader, Message};
-use support::{some_account_id, Daemon, TempDir};
+use support::{run_command, some_account_id, Daemon, TempDir};
 use tonic::Streaming;
 
 /// Lines in the parsing corpus.
@@ -111,17 +111,27 @@ async fn count_outgoing(stream: &mut Streaming<Event>, n: usize) -> Instant {
 
 async fn send_bench() {
     let dir = TempDir::new("bench-irc");
-    let data = dir.path().to_owned();
-    let daemon = tokio::task::spawn_blocking(move || Daemon::start(&data))
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let config = dir.path().join("sessiond.toml");
+    // No flood control in the way of the measurement.
+    std::fs::write(
+        &config,
+        "[irc]\nflood_burst = 100000\nflood_lines_per_sec = 100000\n",
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let mut cmd = run_command(&data);
+    cmd.arg("--config").arg(&config);
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start_with(&data, cmd))
         .await
         .expect("start daemon");
+    let irc_addr = daemon.irc.clone().expect("the daemon runs its IRC server");
     let channel = daemon.channel().await;
     // One identity per measurement: each starts with an empty event log.
     let (_, grpc_token) = identity_with_token(&channel, &daemon.admin_token, "grpc").await;
     let (_, token) = identity_with_token(&channel, &daemon.admin_token, "irc").await;
     let grpc_client = Client::new(channel.clone(), &grpc_token).expect("token");
     let client = Client::new(channel.clone(), &token).expect("token");
-    let irc = IrcServer::start(channel.clone(), test_config()).await;
     let to = some_account_id(2);
     let subscribe = |client: &Client, identity: &'static str, from_seq| {
         let mut messages = client.messages.clone();
@@ -158,7 +168,7 @@ async fn send_bench() {
     drop(events);
 
     // The same through IRC: one client writes all its PRIVMSG lines at once.
-    let mut irc_client = Raw::register(&irc.addr, &token, "ircuser", "").await;
+    let mut irc_client = Raw::register(&irc_addr, &token, "ircuser", "").await;
     let last_seq = client
         .identities
         .clone()
@@ -185,7 +195,6 @@ async fn send_bench() {
         "  ratio IRC/gRPC                       {:>12.3}",
         via_irc / grpc
     );
-    irc.stop().await;
     drop(daemon);
 }
 

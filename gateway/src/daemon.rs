@@ -171,13 +171,23 @@ pub fn is_loopback_url(url: &str) -> bool {
 
 /// Binds an adapter's TCP listener; warns when it is reachable beyond loopback.
 async fn bind_adapter(what: &'static str, addr: SocketAddr) -> Result<TcpListener, DaemonError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            what,
-            addr: addr.to_string(),
-            source,
-        })?;
+    // A listen backlog of 1024 (TcpListener::bind uses 128): hundreds of IRC clients connecting
+    // at once (a bouncer or a bot farm reconnecting) would overflow 128 and be reset.
+    let bind = || {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(1024)
+    };
+    let listener = bind().map_err(|source| DaemonError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    })?;
     if !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,

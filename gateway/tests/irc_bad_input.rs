@@ -11,44 +11,50 @@ mod support;
 mod common;
 
 use base64::Engine as _;
-use common::{identity_with_token, some_account_id, test_config, IrcServer, Raw};
-use sessiond_irc::IrcConfig;
-use support::{Daemon, TempDir};
+use common::{identity_with_token, some_account_id, Raw};
+use support::{run_command, Daemon, TempDir};
 use tokio::net::TcpSocket;
-use tonic::transport::Channel;
 
 struct Setup {
     _dir: TempDir,
     daemon: Daemon,
-    channel: Channel,
-    irc: IrcServer,
+    /// The daemon's own IRC server.
+    addr: String,
     token: String,
 }
 
-async fn setup(tag: &str, config: IrcConfig) -> Setup {
+/// An offline daemon with `irc_limits` in its `[irc]` section, and identity alice.
+async fn setup(tag: &str, irc_limits: &str) -> Setup {
     let dir = TempDir::new(tag);
-    let data = dir.path().to_owned();
-    let daemon = tokio::task::spawn_blocking(move || Daemon::start(&data))
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, format!("[irc]\n{irc_limits}\n")).expect("config");
+    let data = dir.path().join("data");
+    let mut cmd = run_command(&data);
+    cmd.arg("--config").arg(&config);
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start_with(&data, cmd))
         .await
         .expect("start daemon");
     let channel = daemon.channel().await;
     let (_account, token) = identity_with_token(&channel, &daemon.admin_token, "alice").await;
-    let irc = IrcServer::start(channel.clone(), config).await;
+    let addr = daemon.irc.clone().expect("the daemon runs its IRC server");
     Setup {
         _dir: dir,
         daemon,
-        channel,
-        irc,
+        addr,
         token,
     }
 }
+
+/// Room for bursts of test traffic.
+const GENEROUS: &str = "flood_burst = 10000\nflood_lines_per_sec = 10000";
 
 const CAPS: &str = "echo-message server-time message-tags";
 
 #[tokio::test]
 async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
-    let s = setup("irc-bad", test_config()).await;
-    let addr = s.irc.addr.clone();
+    let s = setup("irc-bad", GENEROUS).await;
+    let addr = s.addr.clone();
     let peer = some_account_id(7);
     let mut good = Raw::register(&addr, &s.token, "alice", CAPS).await;
     good.assert_alive(&peer, "start").await;
@@ -177,8 +183,10 @@ async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
     admin.wait_for(" 001 boss ").await;
     bad.assert_alive(&peer, "end").await;
     good.assert_alive(&peer, "end").await;
-    let _ = &s.channel;
-    s.irc.stop().await;
+    let status = tokio::task::spawn_blocking(move || s.daemon.terminate())
+        .await
+        .expect("terminate");
+    assert!(status.success(), "{status:?}");
     // The shutdown said goodbye to every client.
     good.wait_for("ERROR :Closing link: the server is shutting down")
         .await;
@@ -187,13 +195,9 @@ async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_dropped_and_others_are_not_slowed() {
-    let config = IrcConfig {
-        sendq_lines: 16,
-        sendq_timeout_ms: 300,
-        ..test_config()
-    };
-    let s = setup("irc-sendq", config).await;
-    let addr = s.irc.addr.clone();
+    let limits = format!("{GENEROUS}\nsendq_lines = 16\nsendq_timeout_ms = 300");
+    let s = setup("irc-sendq", &limits).await;
+    let addr = s.addr.clone();
     let peer = some_account_id(8);
     let mut good = Raw::register(&addr, &s.token, "alice", CAPS).await;
 
@@ -246,12 +250,9 @@ async fn a_client_that_never_reads_is_dropped_and_others_are_not_slowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_connections_at_once() {
-    let config = IrcConfig {
-        max_connections: 330,
-        ..test_config()
-    };
-    let s = setup("irc-many", config).await;
-    let addr = s.irc.addr.clone();
+    let limits = format!("{GENEROUS}\nmax_connections = 330");
+    let s = setup("irc-many", &limits).await;
+    let addr = s.addr.clone();
     let peer = some_account_id(9);
     let mut good = Raw::register(&addr, &s.token, "alice", CAPS).await;
 
@@ -312,13 +313,8 @@ async fn hundreds_of_connections_at_once() {
 
 #[tokio::test]
 async fn a_flooding_client_is_disconnected() {
-    let config = IrcConfig {
-        flood_burst: 20,
-        flood_lines_per_sec: 5,
-        ..test_config()
-    };
-    let s = setup("irc-flood", config).await;
-    let addr = s.irc.addr.clone();
+    let s = setup("irc-flood", "flood_burst = 20\nflood_lines_per_sec = 5").await;
+    let addr = s.addr.clone();
     let peer = some_account_id(10);
     let mut good = Raw::register(&addr, &s.token, "alice", CAPS).await;
     let mut flood = Raw::register(&addr, &s.token, "flood", "").await;

@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{identity_with_token, test_config, IrcServer, Raw, DEADLINE};
+use common::{identity_with_token, Raw, DEADLINE};
 use irc::client::prelude::{Capability, Client, Command, Config, Message};
 use irc::client::ClientStream;
 use session_devnet::{Devnet, DevnetConfig};
@@ -37,7 +37,8 @@ backoff_max_ms = 500
 struct Side {
     daemon: Daemon,
     channel: Channel,
-    irc: IrcServer,
+    /// The daemon's own IRC server.
+    irc: String,
     account: String,
     token: String,
 }
@@ -50,7 +51,7 @@ async fn side(dir: &TempDir, manifest: &Path, config: &Path, name: &str) -> Side
         .expect("start daemon");
     let channel = daemon.channel().await;
     let (account, token) = identity_with_token(&channel, &daemon.admin_token, name).await;
-    let irc = IrcServer::start(channel.clone(), test_config()).await;
+    let irc = daemon.irc.clone().expect("the daemon runs its IRC server");
     Side {
         daemon,
         channel,
@@ -62,12 +63,12 @@ async fn side(dir: &TempDir, manifest: &Path, config: &Path, name: &str) -> Side
 
 /// An `irc` crate client logged in with `token`, with the IRCv3 capabilities `caps`.
 async fn connect(
-    server: &IrcServer,
+    server: &str,
     token: &str,
     nick: &str,
     caps: &[Capability],
 ) -> (Client, ClientStream) {
-    let (host, port) = server.addr.rsplit_once(':').expect("host:port");
+    let (host, port) = server.rsplit_once(':').expect("host:port");
     let config = Config {
         nickname: Some(nick.to_owned()),
         username: Some(nick.to_owned()),
@@ -231,7 +232,7 @@ async fn two_irc_users_on_two_daemons_chat_and_catch_up() {
     assert_eq!(got.source_nickname(), Some(bob_nick.as_str()));
 
     // Typing both ways (message-tags): +typing=active reaches the other side as a TAGMSG.
-    let mut bob_raw = Raw::register(&b.irc.addr, &b.token, "bobraw", "message-tags").await;
+    let mut bob_raw = Raw::register(&b.irc, &b.token, "bobraw", "message-tags").await;
     bob_raw
         .send(&format!("@+typing=active TAGMSG {alice_nick}"))
         .await;
@@ -299,7 +300,7 @@ async fn two_irc_users_on_two_daemons_chat_and_catch_up() {
 
     // A client with draft/chathistory gets no replay, and asks itself.
     let mut hist = Raw::register(
-        &b.irc.addr,
+        &b.irc,
         &b.token,
         "bobhist",
         "draft/chathistory batch server-time message-tags",
@@ -421,8 +422,6 @@ async fn two_irc_users_on_two_daemons_chat_and_catch_up() {
     wait_privmsg(&mut bob_in, "from my first client").await;
 
     drop((alice, bob));
-    a.irc.stop().await;
-    b.irc.stop().await;
     drop((a.daemon, b.daemon));
     devnet.shutdown().await;
 }

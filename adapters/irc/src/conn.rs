@@ -72,6 +72,19 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
+    /// Queues a read mark alone: noted once every line queued before it has been written.
+    pub async fn push_mark(&self, peer: String, seq: u64) -> Result<(), Close> {
+        let out = Out {
+            line: String::new(),
+            mark: Some((peer, seq)),
+        };
+        match tokio::time::timeout(self.timeout, self.tx.send(out)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Close::Gone),
+            Err(_) => Err(Close::SendQ),
+        }
+    }
+
     /// Queues a line; waits at most the send-queue timeout for room, else the client is not
     /// reading and the connection ends with [`Close::SendQ`].
     pub async fn push(&self, msg: &Message, mark: Option<(String, u64)>) -> Result<(), Close> {
@@ -213,10 +226,16 @@ pub(crate) async fn run<S>(
     let registration_deadline = now + conn.srv.config.registration_timeout();
     let mut lines = LineReader::default();
     let close = 'conn: loop {
-        // Everything already buffered first: one read may carry many lines.
+        // Everything already buffered first: one read may carry many lines. Events that came
+        // meanwhile are handled between lines, so the subscription never backs up.
         while let Some(line) = lines.next_line() {
             if let Err(close) = conn.handle_raw(line).await {
                 break 'conn close;
+            }
+            while let Some(event) = session::ready_event(&mut conn.session) {
+                if let Err(close) = conn.handle_event(event).await {
+                    break 'conn close;
+                }
             }
         }
         let registered = conn.session.is_some();
@@ -299,6 +318,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             item = rx.recv() => item,
         };
         let Some(out) = item else { break };
+        if out.line.is_empty() {
+            // A mark alone: everything queued before it has been written.
+            if let Some((peer, seq)) = out.mark {
+                marks.note(peer, seq);
+            }
+            continue;
+        }
         let written = tokio::select! {
             biased;
             _ = &mut aborted => { was_aborted = true; break; }

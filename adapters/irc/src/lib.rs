@@ -65,6 +65,8 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
+    // Warn once per stretch at the limit, not once per refused connection.
+    let mut at_limit = false;
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "IRC server listening");
     }
@@ -77,9 +79,13 @@ pub async fn serve(
                     if connections.len() >= max_connections {
                         // Refused without waiting: a best-effort line, then close.
                         let _ = stream.try_write(b"ERROR :Closing link: too many connections\r\n");
-                        warn!(max_connections, "IRC connection refused: at the connection limit");
+                        if !at_limit {
+                            warn!(max_connections, "IRC connections refused: at the connection limit");
+                            at_limit = true;
+                        }
                         continue;
                     }
+                    at_limit = false;
                     let _ = stream.set_nodelay(true);
                     connections.spawn(conn::run(srv.clone(), stream, peer, stop_rx.clone()));
                 }

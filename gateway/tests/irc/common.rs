@@ -1,5 +1,5 @@
-//! Shared by the IRC adapter's tests: the adapter started in-process against a real daemon, a
-//! raw-line IRC client over TCP, and identities with their scoped tokens.
+//! Shared by the IRC adapter's tests and benchmark: a raw-line IRC client over TCP, and
+//! identities with their scoped tokens.
 
 #![allow(dead_code)]
 
@@ -7,70 +7,13 @@ use std::time::{Duration, Instant};
 
 use sessiond_api::v1::identities_client::IdentitiesClient;
 use sessiond_api::v1::{CreateIdentityRequest, CreateTokenRequest};
-use sessiond_irc::IrcConfig;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 use tonic::transport::Channel;
 
 /// Every wait in these tests ends by this.
 pub const DEADLINE: Duration = Duration::from_secs(60);
-
-/// The IRC adapter serving on 127.0.0.1:0 with a channel to a daemon, as the daemon runs it.
-pub struct IrcServer {
-    pub addr: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), sessiond_irc::IrcError>>>,
-}
-
-impl IrcServer {
-    pub async fn start(api: Channel, config: IrcConfig) -> IrcServer {
-        // A backlog of 1024 as a server wants (TcpListener::bind's is 128: hundreds of clients
-        // connecting at once overflow it and get reset before they are accepted).
-        let socket = TcpSocket::new_v4().expect("socket");
-        socket.set_reuseaddr(true).expect("reuseaddr");
-        socket
-            .bind("127.0.0.1:0".parse().expect("addr"))
-            .expect("bind");
-        let listener: TcpListener = socket.listen(1024).expect("listen");
-        let addr = listener.local_addr().expect("addr").to_string();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(sessiond_irc::serve(listener, config, api, async move {
-            let _ = stopped.await;
-        }));
-        IrcServer {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Stops the server and waits until `serve` has returned.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(DEADLINE, task)
-                .await
-                .expect("serve returns after shutdown")
-                .expect("serve task")
-                .expect("serve ok");
-        }
-    }
-}
-
-/// The settings the tests start from: the defaults, with room for bursts of test traffic.
-pub fn test_config() -> IrcConfig {
-    IrcConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        flood_burst: 10_000,
-        flood_lines_per_sec: 10_000,
-        ..IrcConfig::default()
-    }
-}
 
 /// Creates identity `name` with the admin token; returns (Account ID, a scoped token for it).
 pub async fn identity_with_token(

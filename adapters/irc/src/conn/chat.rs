@@ -126,12 +126,12 @@ impl Conn {
                 seq: sent.seq,
                 target: Some(&target),
             };
+            // The read mark waits for the message's own event (see deliver_event): events
+            // before it may still be on their way to this client.
             let lines = self.message_lines(&shown, &target, None, &msg.command);
-            for (line, mark) in lines {
-                self.out.push(&line, mark).await?;
+            for (line, _) in lines {
+                self.out.push(&line, None).await?;
             }
-        } else {
-            self.marks.note(account, sent.seq);
         }
         Ok(())
     }
@@ -262,13 +262,15 @@ impl Conn {
     /// A live event from the subscription.
     pub(super) async fn deliver_event(&mut self, event: Event) -> Result<(), Close> {
         match &event.kind {
-            Some(event::Kind::Outgoing(_)) => {
+            Some(event::Kind::Outgoing(m)) => {
                 let own = self
                     .session
                     .as_mut()
                     .is_some_and(|s| s.own_sent.remove(&event.seq));
                 if own {
-                    return Ok(());
+                    // Shown already (echo) or typed by this client: seen, once everything
+                    // before it is written.
+                    return self.out.push_mark(m.recipient.clone(), event.seq).await;
                 }
                 self.show_message(&event, None).await
             }

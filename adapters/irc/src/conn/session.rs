@@ -17,6 +17,8 @@ use crate::directory::Directory;
 
 /// Events buffered between the subscription task and the connection.
 const EVENT_BUFFER: usize = 64;
+/// Read marks are told to the daemon at most this often per connection.
+const MARK_DELAY: Duration = Duration::from_millis(200);
 /// The longest wait between two attempts to resubscribe.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -123,6 +125,11 @@ pub(crate) async fn next_event(session: &mut Option<Session>) -> Option<Event> {
     }
 }
 
+/// An event that is already waiting, if any (never waits).
+pub(crate) fn ready_event(session: &mut Option<Session>) -> Option<Event> {
+    session.as_mut()?.events.try_recv().ok()
+}
+
 /// Streams the identity's events (with live typing) into `tx`, resubscribing from the last seq
 /// seen when the stream breaks. Ends when the connection drops the receiver, or when the daemon
 /// refuses the subscription for good (token revoked, identity removed), which closes `tx` and
@@ -198,6 +205,10 @@ fn is_final(status: &Status) -> bool {
 async fn mark_loop(client: Client, identity: String, marks: Arc<ReadMarks>) {
     loop {
         marks.notify.notified().await;
+        if !marks.is_closed() {
+            // Gather a burst into one call per conversation.
+            tokio::time::sleep(MARK_DELAY).await;
+        }
         let closed = marks.is_closed();
         for (account_id, seq) in marks.take() {
             let request = MarkReadRequest {
