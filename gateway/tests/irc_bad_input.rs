@@ -68,7 +68,7 @@ async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
     bad.send(&format!("@+a={} TAGMSG {peer}", "v".repeat(5000)))
         .await;
     bad.wait_for(" 417 alice2 ").await;
-    bad.assert_alive(&peer, "after-417").await;
+    bad.assert_alive(&peer, "bad-after-417").await;
     good.assert_alive(&peer, "417").await;
 
     // Bad UTF-8: a FAIL naming the command; nothing is sent.
@@ -199,8 +199,8 @@ async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
     admin.send("NICK boss").await;
     admin.send("USER whatever 0 * :Boss").await;
     admin.wait_for(" 001 boss ").await;
-    bad.assert_alive(&peer, "end").await;
-    good.assert_alive(&peer, "end").await;
+    bad.assert_alive(&peer, "end-bad").await;
+    good.assert_alive(&peer, "good-end").await;
     let status = tokio::task::spawn_blocking(move || s.daemon.terminate())
         .await
         .expect("terminate");
