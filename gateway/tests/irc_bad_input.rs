@@ -68,7 +68,7 @@ async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
     bad.send(&format!("@+a={} TAGMSG {peer}", "v".repeat(5000)))
         .await;
     bad.wait_for(" 417 alice2 ").await;
-    bad.assert_alive(&peer, "after-417").await;
+    bad.assert_alive(&peer, "bad-after-417").await;
     good.assert_alive(&peer, "417").await;
 
     // Bad UTF-8: a FAIL naming the command; nothing is sent.
@@ -173,6 +173,24 @@ async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
     assert!(admin.read_to_eof().await <= 1);
     good.assert_alive(&peer, "creds").await;
 
+    // SASL PLAIN with the right token logs in (900, 903), then registration completes.
+    let mut sasl = Raw::connect(&addr).await;
+    sasl.send("CAP LS 302").await;
+    sasl.send("CAP REQ :sasl").await;
+    sasl.wait_for("CAP * ACK").await;
+    sasl.send("NICK viasasl").await;
+    sasl.send("USER viasasl 0 * :SASL").await;
+    sasl.send("AUTHENTICATE PLAIN").await;
+    sasl.wait_for("AUTHENTICATE +").await;
+    let creds = base64::engine::general_purpose::STANDARD.encode(format!("\0alice\0{}", s.token));
+    sasl.send(&format!("AUTHENTICATE {creds}")).await;
+    sasl.wait_for(" 900 viasasl viasasl!viasasl@sessiond alice :You are now logged in as alice")
+        .await;
+    sasl.wait_for(" 903 viasasl :SASL authentication successful")
+        .await;
+    sasl.send("CAP END").await;
+    sasl.wait_for(" 001 viasasl ").await;
+
     // The admin token with an identity name works, by USER or by PASS name:token.
     let mut admin = Raw::connect(&addr).await;
     admin
@@ -181,8 +199,8 @@ async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
     admin.send("NICK boss").await;
     admin.send("USER whatever 0 * :Boss").await;
     admin.wait_for(" 001 boss ").await;
-    bad.assert_alive(&peer, "end").await;
-    good.assert_alive(&peer, "end").await;
+    bad.assert_alive(&peer, "end-bad").await;
+    good.assert_alive(&peer, "good-end").await;
     let status = tokio::task::spawn_blocking(move || s.daemon.terminate())
         .await
         .expect("terminate");

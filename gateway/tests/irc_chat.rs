@@ -359,6 +359,39 @@ async fn two_irc_users_on_two_daemons_chat_and_catch_up() {
     hist.wait_for("FAIL CHATHISTORY INVALID_PARAMS LATEST")
         .await;
 
+    // A long, multi-line Session message (sent by alice's gRPC client) reaches bob as valid
+    // IRC lines, split at newlines and under 512 bytes each, nothing lost.
+    let mut bob_raw = Raw::register(&b.irc, &b.token, "bobraw2", "message-tags").await;
+    let long = format!("first line\n{}\nlast line", "é".repeat(700));
+    sessiond_api::client::Client::new(a.channel.clone(), &a.token)
+        .expect("token")
+        .messages
+        .send(sessiond_api::v1::SendRequest {
+            identity: "alice".into(),
+            recipient: b.account.clone(),
+            text: long.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("send");
+    wait_privmsg(&mut alice_in, "first line").await;
+    bob_raw.wait_for(" :first line").await;
+    let mut rest = String::new();
+    while !rest.ends_with("last line") {
+        let line = bob_raw.wait_for(" PRIVMSG bobraw2 ").await;
+        // Without its tags, a line is at most 512 bytes with CR LF.
+        let body = line.split_once(' ').map_or("", |p| p.1);
+        assert!(body.len() + 2 <= 512, "{} bytes: {line}", body.len() + 2);
+        rest.push_str(
+            body.split_once(" PRIVMSG bobraw2 ")
+                .map_or("", |p| p.1)
+                .trim_start_matches(':'),
+        );
+    }
+    assert_eq!(rest, format!("{}last line", "é".repeat(700)));
+    let m = wait_privmsg(&mut bob_in, "last line").await;
+    assert_eq!(m.source_nickname(), Some(alice_nick.as_str()));
+
     // The control channel, through the client library.
     let ask = |text: &str| bob.send_privmsg("&session", text).expect("send");
     let from_root = |m: &Message| {

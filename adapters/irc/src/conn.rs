@@ -35,6 +35,9 @@ use crate::numeric::*;
 
 pub(crate) use session::Session;
 
+/// How long a closing connection keeps reading (and dropping) what the client sends.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// What every connection shares: the config and the channel to the daemon.
 #[derive(Debug)]
 pub(crate) struct Server {
@@ -247,6 +250,9 @@ pub(crate) async fn run<S>(
             event = session::next_event(&mut conn.session), if registered => {
                 let result = match event {
                     Some(event) => conn.handle_event(event).await,
+                    None if conn.session.as_ref().is_some_and(|s| s.overflowed()) => {
+                        Err(Close::SendQ)
+                    }
                     None => Err(Close::Quit("the session with the daemon ended".into())),
                 };
                 if let Err(close) = result {
@@ -282,6 +288,16 @@ pub(crate) async fn run<S>(
     drop(conn);
     // The writer drains what is queued (each write bounded by the stall timeout), then closes.
     let _ = writer.await;
+    if let Close::Quit(_) = close {
+        // A lingering close: read (and drop) what the client still sends, briefly, so that the
+        // socket is not closed with unread input, which would reset the connection and could
+        // lose the ERROR line on its way.
+        let _ = tokio::time::timeout(LINGER, async {
+            let mut sink = [0u8; 4096];
+            while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
     marks.close();
     if let Some(session) = session {
         session.finish().await;

@@ -283,7 +283,8 @@ impl Conn {
             }
         };
         let name = login.identity.name.clone();
-        let session = match Session::start(login, self.marks.clone()).await {
+        let sendq = self.srv.config.sendq_lines;
+        let session = match Session::start(login, self.marks.clone(), sendq).await {
             Ok(s) => s,
             Err(status) => {
                 let why = crate::err::status_text(&status);

@@ -2,6 +2,7 @@
 //! subscription (resumed after a broken stream) and the task that reports read marks.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +16,9 @@ use tracing::debug;
 use super::ReadMarks;
 use crate::directory::Directory;
 
-/// Events buffered between the subscription task and the connection.
-const EVENT_BUFFER: usize = 64;
+/// The fewest events buffered between the subscription task and the connection (the buffer is
+/// the send queue's length if that is longer).
+const MIN_EVENT_BUFFER: usize = 256;
 /// Read marks are told to the daemon at most this often per connection.
 const MARK_DELAY: Duration = Duration::from_millis(200);
 /// The longest wait between two attempts to resubscribe.
@@ -44,6 +46,8 @@ pub(crate) struct Session {
     /// The AWAY message, if away.
     pub away: Option<String>,
     events: mpsc::Receiver<Event>,
+    /// Set when the connection fell too far behind its events (it is then dropped).
+    overflowed: Arc<AtomicBool>,
     subscription: JoinHandle<()>,
     marker: JoinHandle<()>,
 }
@@ -51,7 +55,11 @@ pub(crate) struct Session {
 impl Session {
     /// Loads the contacts and starts the subscription (from the identity's last seq at login)
     /// and the read-mark task.
-    pub async fn start(login: Login, marks: Arc<ReadMarks>) -> Result<Session, Status> {
+    pub async fn start(
+        login: Login,
+        marks: Arc<ReadMarks>,
+        sendq_lines: usize,
+    ) -> Result<Session, Status> {
         let Login {
             client,
             identity,
@@ -68,12 +76,14 @@ impl Session {
             .contacts;
         let mut dir = Directory::default();
         dir.load(contacts);
-        let (tx, events) = mpsc::channel(EVENT_BUFFER);
+        let (tx, events) = mpsc::channel(sendq_lines.max(MIN_EVENT_BUFFER));
+        let overflowed = Arc::new(AtomicBool::new(false));
         let subscription = tokio::spawn(subscribe_loop(
             client.clone(),
             identity.name.clone(),
             identity.last_seq,
             tx,
+            overflowed.clone(),
         ));
         let marker = tokio::spawn(mark_loop(client.clone(), identity.name.clone(), marks));
         Ok(Session {
@@ -87,9 +97,15 @@ impl Session {
             joined: false,
             away: None,
             events,
+            overflowed,
             subscription,
             marker,
         })
+    }
+
+    /// True if the connection fell so far behind its events that the subscription gave up.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::SeqCst)
     }
 
     /// Refreshes the contacts from the daemon; returns the nick changes
@@ -134,11 +150,17 @@ pub(crate) fn ready_event(session: &mut Option<Session>) -> Option<Event> {
 /// seen when the stream breaks. Ends when the connection drops the receiver, or when the daemon
 /// refuses the subscription for good (token revoked, identity removed), which closes `tx` and
 /// so ends the connection.
+///
+/// It never waits for the connection: the gRPC channel is shared by every IRC connection, and a
+/// stream left unread would hold the channel's flow-control window from all of them. A
+/// connection whose buffer is full is not reading its socket; `overflowed` is set and the
+/// connection ends (as for a full send queue).
 async fn subscribe_loop(
     client: Client,
     identity: String,
     mut from_seq: u64,
     tx: mpsc::Sender<Event>,
+    overflowed: Arc<AtomicBool>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -166,7 +188,10 @@ async fn subscribe_loop(
                             if event.seq > 0 {
                                 from_seq = event.seq;
                             }
-                            if tx.send(event).await.is_err() {
+                            if tx.try_send(event).is_err() {
+                                if !tx.is_closed() {
+                                    overflowed.store(true, Ordering::SeqCst);
+                                }
                                 return;
                             }
                         }
