@@ -13,6 +13,7 @@ use session_proto::err::{ErrorKind, HasKind};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::StreamExt;
 
 use std::sync::{Arc, Mutex};
 
@@ -425,9 +426,18 @@ pub async fn run(
     if let Some(listener) = tcp {
         let router = rpc::router(&service).await?;
         let signal = until_shutdown(shutdown_rx.clone());
+        // tonic sets TCP_NODELAY only for listeners it binds itself; without it, small replies
+        // wait for Nagle and delayed ACKs (tens of ms per call).
+        let incoming = TcpListenerStream::new(listener).map(|conn| {
+            conn.inspect(|stream| {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(cause = %e, "cannot set TCP_NODELAY");
+                }
+            })
+        });
         servers.spawn(async move {
             router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+                .serve_with_incoming_shutdown(incoming, signal)
                 .await
                 .map_err(|source| DaemonError::Serve {
                     what: "TCP",
