@@ -7,10 +7,8 @@
 #[path = "support/daemon.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use session_devnet::{Devnet, DevnetConfig};
 use sessiond_api::v1::{
     event, Conversation, CreateIdentityRequest, CreateTokenRequest, Event, HistoryRequest,
     LeaveConversationRequest, ListContactsRequest, ListConversationsRequest, ListIdentitiesRequest,
@@ -18,7 +16,10 @@ use sessiond_api::v1::{
     SendTypingRequest, SetContactHandleRequest, SetContactNameRequest, SetProfileRequest,
     SubscribeRequest, WhoAmIRequest,
 };
-use support::{bearer, clients, networked_command, some_account_id, Clients, Daemon, TempDir};
+use support::{
+    bearer, clients, net, networked_command, some_account_id, Clients, Daemon, Net, TempDir,
+    FAST_CONFIG,
+};
 use tonic::{Code, Streaming};
 
 /// Every wait in these tests ends by this.
@@ -764,49 +765,6 @@ async fn send_typing_checks_its_input_and_is_unavailable_offline() {
 // Two daemons on a devnet
 // ------------------------------------------------------------------------------------------------
 
-const CONFIG: &str = r#"
-[poll]
-active_interval_ms = 150
-idle_interval_ms = 400
-idle_after_secs = 5
-
-[outbox]
-max_attempts = 30
-backoff_initial_ms = 100
-backoff_max_ms = 500
-"#;
-
-struct Net {
-    devnet: Devnet,
-    dir: TempDir,
-    manifest: PathBuf,
-    config: PathBuf,
-}
-
-async fn net(tag: &str) -> Net {
-    let devnet = Devnet::start(DevnetConfig {
-        nodes: 9,
-        swarm_size: 3,
-        relay_timeout: Duration::from_secs(2),
-        replication_timeout: Duration::from_secs(2),
-        ..DevnetConfig::default()
-    })
-    .await
-    .expect("devnet starts");
-    let dir = TempDir::new(tag);
-    std::fs::create_dir_all(dir.path()).expect("temp dir");
-    let manifest = dir.path().join("devnet.json");
-    devnet.write_manifest(&manifest).expect("manifest");
-    let config = dir.path().join("sessiond.toml");
-    std::fs::write(&config, CONFIG).expect("config");
-    Net {
-        devnet,
-        dir,
-        manifest,
-        config,
-    }
-}
-
 impl Net {
     async fn daemon(&self, name: &str) -> Daemon {
         let dir = self.dir.path().join(name);
@@ -860,7 +818,7 @@ fn incoming_of(events: &[Event]) -> Vec<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_and_profile_names_cross_between_daemons() {
-    let n = net("adapters-e2e").await;
+    let n = net("adapters-e2e", FAST_CONFIG).await;
     let a = n.daemon("a").await;
     let b = n.daemon("b").await;
     let mut ca = clients(&a.channel().await, bearer(&a.admin_token));

@@ -9,59 +9,17 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use session_devnet::{Devnet, DevnetConfig};
 use sessiond_api::v1::{
     event, CreateIdentityRequest, DeliveryState, Event, HistoryRequest, NetworkEventKind,
     NetworkStatusRequest, RebuildPathsRequest, SendRequest, SubscribeRequest, WatchNetworkRequest,
 };
-use support::{bearer, clients, networked_command, Clients, Daemon, TempDir, BIN};
+use support::{
+    bearer, clients, net, networked_command, Clients, Daemon, Net, TempDir, BIN, FAST_CONFIG,
+};
 use tonic::Streaming;
 
 /// Every wait in these tests ends by this.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-const CONFIG: &str = r#"
-[poll]
-active_interval_ms = 150
-idle_interval_ms = 400
-idle_after_secs = 5
-
-[outbox]
-max_attempts = 30
-backoff_initial_ms = 100
-backoff_max_ms = 500
-"#;
-
-struct Net {
-    devnet: Devnet,
-    dir: TempDir,
-    manifest: PathBuf,
-    config: PathBuf,
-}
-
-async fn net(tag: &str) -> Net {
-    let devnet = Devnet::start(DevnetConfig {
-        nodes: 9,
-        swarm_size: 3,
-        relay_timeout: Duration::from_secs(2),
-        replication_timeout: Duration::from_secs(2),
-        ..DevnetConfig::default()
-    })
-    .await
-    .expect("devnet starts");
-    let dir = TempDir::new(tag);
-    std::fs::create_dir_all(dir.path()).expect("temp dir");
-    let manifest = dir.path().join("devnet.json");
-    devnet.write_manifest(&manifest).expect("manifest");
-    let config = dir.path().join("sessiond.toml");
-    std::fs::write(&config, CONFIG).expect("config");
-    Net {
-        devnet,
-        dir,
-        manifest,
-        config,
-    }
-}
 
 impl Net {
     fn data_dir(&self, name: &str) -> PathBuf {
@@ -222,7 +180,7 @@ fn no_duplicates(events: &[Event]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_exchange_messages_and_subscribers_resume() {
-    let n = net("e2e-xchg").await;
+    let n = net("e2e-xchg", FAST_CONFIG).await;
     let a = n.daemon("a").await;
     let b = n.daemon("b").await;
     let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
@@ -327,7 +285,7 @@ async fn two_daemons_exchange_messages_and_subscribers_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_traffic_then_restart_loses_and_duplicates_nothing() {
     const N: usize = 12;
-    let n = net("e2e-kill").await;
+    let n = net("e2e-kill", FAST_CONFIG).await;
     let a = n.daemon("a").await;
     let b = n.daemon("b").await;
     let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
@@ -428,7 +386,7 @@ async fn garbage_in_the_swarm_is_skipped_and_later_messages_arrive() {
     use session_proto::storage_rpc::UserPubkey;
     use std::sync::Arc;
 
-    let n = net("e2e-garbage").await;
+    let n = net("e2e-garbage", FAST_CONFIG).await;
     let b = n.daemon("b").await;
     let mut cb = admin(&b).await;
     let bob = create(&mut cb, "bob").await;

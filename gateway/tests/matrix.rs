@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ruma::api::client::membership::join_room_by_id;
@@ -20,13 +19,13 @@ use ruma::events::room::message::RoomMessageEventContent;
 use ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent, SyncMessageLikeEvent};
 use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId};
 use serde_json::{json, Value};
-use session_devnet::{Devnet, DevnetConfig};
 use sessiond_api::v1::{
     event, CreateIdentityRequest, CreateTokenRequest, HistoryRequest, OpenConversationRequest,
     RevokeTokenRequest,
 };
 use support::{
-    bearer, clients, networked_command, run_command, some_account_id, Clients, Daemon, TempDir,
+    bearer, clients, net, networked_command, run_command, some_account_id, Clients, Daemon, Net,
+    TempDir,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -62,37 +61,6 @@ fn matrix_addr(d: &Daemon) -> String {
     d.matrix
         .clone()
         .expect("the daemon runs its Matrix endpoint")
-}
-
-struct Net {
-    _devnet: Devnet,
-    dir: TempDir,
-    manifest: PathBuf,
-    config: PathBuf,
-}
-
-async fn net(tag: &str) -> Net {
-    let devnet = Devnet::start(DevnetConfig {
-        nodes: 9,
-        swarm_size: 3,
-        relay_timeout: Duration::from_secs(2),
-        replication_timeout: Duration::from_secs(2),
-        ..DevnetConfig::default()
-    })
-    .await
-    .expect("devnet starts");
-    let dir = TempDir::new(tag);
-    std::fs::create_dir_all(dir.path()).expect("temp dir");
-    let manifest = dir.path().join("devnet.json");
-    devnet.write_manifest(&manifest).expect("manifest");
-    let config = dir.path().join("sessiond.toml");
-    std::fs::write(&config, CONFIG).expect("config");
-    Net {
-        _devnet: devnet,
-        dir,
-        manifest,
-        config,
-    }
 }
 
 impl Net {
@@ -237,7 +205,7 @@ async fn mx_send(c: &Mx, room: &RoomId, txn: &str, text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up() {
-    let net = net("mx-e2e").await;
+    let net = net("mx-e2e", CONFIG).await;
     let (da, db) = (net.daemon("a").await, net.daemon("b").await);
     let (mut aa, mut ab) = (admin(&da).await, admin(&db).await);
     let alice_id = create(&mut aa, "alice").await;

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use session_devnet::{Devnet, DevnetConfig};
 use sessiond_api::v1::conversations_client::ConversationsClient;
 use sessiond_api::v1::identities_client::IdentitiesClient;
 use sessiond_api::v1::messages_client::MessagesClient;
@@ -206,4 +207,54 @@ pub fn clients(channel: &Channel, token: Token) -> Clients {
 /// A valid standard Account ID that is nobody's.
 pub fn some_account_id(n: u8) -> String {
     format!("05{}", hex::encode([n; 32]))
+}
+
+/// Poll and retry settings under which daemons on a devnet converge within a test's patience.
+pub const FAST_CONFIG: &str = r#"
+[poll]
+active_interval_ms = 150
+idle_interval_ms = 400
+idle_after_secs = 5
+
+[outbox]
+max_attempts = 30
+backoff_initial_ms = 100
+backoff_max_ms = 500
+"#;
+
+/// A devnet of 9 nodes (swarms of 3), a temp dir with its `devnet.json` and a config file.
+pub struct Net {
+    /// The running devnet (stopped on drop).
+    pub devnet: Devnet,
+    /// Data dirs of the daemons go below it.
+    pub dir: TempDir,
+    /// The devnet's manifest, for `--seeds`.
+    pub manifest: PathBuf,
+    /// The daemons' config file, holding `config`.
+    pub config: PathBuf,
+}
+
+/// Starts a devnet and writes its manifest and `config` (e.g. [`FAST_CONFIG`]) into a temp dir.
+pub async fn net(tag: &str, config: &str) -> Net {
+    let devnet = Devnet::start(DevnetConfig {
+        nodes: 9,
+        swarm_size: 3,
+        relay_timeout: Duration::from_secs(2),
+        replication_timeout: Duration::from_secs(2),
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    let dir = TempDir::new(tag);
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let manifest = dir.path().join("devnet.json");
+    devnet.write_manifest(&manifest).expect("manifest");
+    let config_path = dir.path().join("sessiond.toml");
+    std::fs::write(&config_path, config).expect("config");
+    Net {
+        devnet,
+        dir,
+        manifest,
+        config: config_path,
+    }
 }
