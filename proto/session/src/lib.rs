@@ -15,10 +15,12 @@
 //! - [`onion`]: onion requests: per-hop encryption, the frame, the client builder, the relay peel,
 //!   reply encryption.
 //! - [`bencode`]: the small bencode subset onion v4 requests use.
+//! - [`community`]: communities (SOGS): URLs, blinded keys, X-SOGS auth, room messages, DMs.
 //! - [`err`]: the error types, each with a [`err::ErrorKind`].
 
 pub mod account_id;
 pub mod bencode;
+pub mod community;
 pub mod err;
 pub mod keys;
 pub mod message;
