@@ -15,9 +15,12 @@
 //! - [`onion`]: onion requests: per-hop encryption, the frame, the client builder, the relay peel,
 //!   reply encryption.
 //! - [`bencode`]: the small bencode subset onion v4 requests use.
+//! - [`attachment`]: attachment encryption (legacy AES-CBC + HMAC, libsession's stream),
+//!   pointers and file server URLs.
 //! - [`err`]: the error types, each with a [`err::ErrorKind`].
 
 pub mod account_id;
+pub mod attachment;
 pub mod bencode;
 pub mod err;
 pub mod keys;
