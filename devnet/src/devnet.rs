@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::err::DevnetError;
+use crate::file_server::{FileServer, FileServerConfig};
 use crate::https::{server_tls_config, HttpsClient};
 use crate::node::{self, Event, EventLog, Faults, NetShared, NodeShared, Running};
 use crate::store::Store;
@@ -33,6 +34,8 @@ pub struct DevnetConfig {
     pub replication_timeout: Duration,
     /// How long a proxy waits for a server (default 25 s).
     pub proxy_timeout: Duration,
+    /// Run a file server beside the nodes (default: none).
+    pub file_server: Option<FileServerConfig>,
 }
 
 impl Default for DevnetConfig {
@@ -45,6 +48,7 @@ impl Default for DevnetConfig {
             relay_timeout: Duration::from_secs(30),
             replication_timeout: Duration::from_secs(5),
             proxy_timeout: Duration::from_secs(25),
+            file_server: None,
         }
     }
 }
@@ -62,6 +66,22 @@ pub struct Manifest {
     pub seeds: Vec<String>,
     /// Every node.
     pub nodes: Vec<ManifestNode>,
+    /// The file server, when one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_server: Option<ManifestServer>,
+}
+
+/// A server beside the nodes in `devnet.json`: `{"url": "http://127.0.0.1:PORT", "ed25519":
+/// hex, "x25519": hex}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestServer {
+    /// Base URL.
+    pub url: String,
+    /// Ed25519 public key, hex.
+    pub ed25519: String,
+    /// X25519 public key, hex (onion requests encrypt to it).
+    pub x25519: String,
 }
 
 /// One node in `devnet.json`.
@@ -86,6 +106,7 @@ pub struct Devnet {
     nodes: Vec<NodeHandle>,
     net: Arc<NetShared>,
     purger: JoinHandle<()>,
+    file_server: Option<FileServer>,
 }
 
 /// Control of one node: identity, request log, faults, stop/restart.
@@ -186,7 +207,16 @@ impl Devnet {
                 }
             }
         });
-        Ok(Devnet { nodes, net, purger })
+        let file_server = match config.file_server {
+            Some(fs) => Some(FileServer::start(fs).await?),
+            None => None,
+        };
+        Ok(Devnet {
+            nodes,
+            net,
+            purger,
+            file_server,
+        })
     }
 
     /// All nodes, by index.
@@ -197,6 +227,11 @@ impl Devnet {
     /// Node `i`. Panics if out of range (a test bug).
     pub fn node(&self, i: usize) -> &NodeHandle {
         &self.nodes[i]
+    }
+
+    /// The file server, when [`DevnetConfig::file_server`] asked for one.
+    pub fn file_server(&self) -> Option<&FileServer> {
+        self.file_server.as_ref()
     }
 
     /// The topology (swarms and node list).
@@ -239,6 +274,11 @@ impl Devnet {
                     swarm_id: n.swarm_id,
                 })
                 .collect(),
+            file_server: self.file_server.as_ref().map(|f| ManifestServer {
+                url: f.url(),
+                ed25519: hex::encode(f.ed25519()),
+                x25519: hex::encode(f.x25519()),
+            }),
         }
     }
 
@@ -254,8 +294,11 @@ impl Devnet {
     }
 
     /// Stops every node and waits for them.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.purger.abort();
+        if let Some(fs) = self.file_server.take() {
+            fs.shutdown().await;
+        }
         for n in &self.nodes {
             n.stop().await;
         }

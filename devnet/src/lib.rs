@@ -20,6 +20,8 @@
 //! - [`onion`]: onion layers at a node: final hop, proxy, relay.
 //! - [`store`]: a node's messages (memory, optionally redb).
 //! - [`topology`]: node keys, swarms and the JSON that describes them.
+//! - [`file_server`]: [`FileServer`], the file server's HTTP API (uploads, downloads, expiry),
+//!   direct and through onion requests.
 //! - [`https`]: [`HttpsClient`] (any snode certificate accepted) and the node TLS config.
 //! - [`err`]: [`DevnetError`], startup and transport errors.
 //!
@@ -28,6 +30,7 @@
 
 pub mod devnet;
 pub mod err;
+pub mod file_server;
 pub mod https;
 pub mod node;
 pub mod onion;
@@ -35,7 +38,8 @@ pub mod rpc;
 pub mod store;
 pub mod topology;
 
-pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, NodeHandle};
+pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, ManifestServer, NodeHandle};
 pub use err::DevnetError;
+pub use file_server::{FileServer, FileServerConfig};
 pub use https::{HttpReply, HttpsClient};
 pub use node::{Event, Origin};

@@ -7,12 +7,16 @@ use session_devnet::{Devnet, DevnetConfig};
 
 const USAGE: &str = "\
 usage: session-devnet [--nodes N] [--swarm-size K] [--base-port P] [--out FILE] [--data-dir DIR]
+                      [--file-server] [--file-server-port P]
 
   --nodes N        number of snodes (default 12)
   --swarm-size K   nodes per swarm (default 4)
   --base-port P    node i listens on 127.0.0.1:P+i (default: ephemeral ports)
   --out FILE       write the seed URLs and node list as JSON (e.g. devnet.json)
-  --data-dir DIR   keep node keys and messages in DIR across restarts (default: memory)";
+  --data-dir DIR   keep node keys and messages in DIR across restarts (default: memory)
+  --file-server    also run a file server (uploads and downloads through onion requests)
+  --file-server-port P
+                   its port on 127.0.0.1 (default: ephemeral; implies --file-server)";
 
 #[derive(Debug)]
 struct Args {
@@ -42,6 +46,17 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             }
             "--out" => out = Some(PathBuf::from(value()?)),
             "--data-dir" => config.data_dir = Some(PathBuf::from(value()?)),
+            "--file-server" => {
+                config.file_server.get_or_insert_with(Default::default);
+            }
+            "--file-server-port" => {
+                let p = num(value()?)?;
+                let port = u16::try_from(p)
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| format!("--file-server-port: {p} is not a port"))?;
+                config.file_server.get_or_insert_with(Default::default).port = Some(port);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -82,10 +97,18 @@ async fn main() -> ExitCode {
         }
     }
     println!(
-        "devnet ready: {} nodes in {} swarms; seed {}{}; Ctrl-C stops",
+        "devnet ready: {} nodes in {} swarms; seed {}{}{}; Ctrl-C stops",
         devnet.nodes().len(),
         devnet.topology().swarm_ids().len(),
         devnet.seeds()[0],
+        devnet
+            .file_server()
+            .map(|f| format!(
+                "; file server {} (ed25519 {})",
+                f.url(),
+                hex::encode(f.ed25519())
+            ))
+            .unwrap_or_default(),
         args.out
             .as_ref()
             .map(|p| format!("; node list in {}", p.display()))
@@ -121,5 +144,14 @@ mod tests {
         assert!(args("--base-port 70000").is_err());
         assert!(args("--bogus").is_err());
         assert!(args("--help").expect("ok").is_none());
+        assert!(a.config.file_server.is_none());
+        let f = args("--file-server").expect("valid").expect("not help");
+        assert_eq!(f.config.file_server.expect("on").port, None);
+        let f = args("--file-server-port 9999")
+            .expect("valid")
+            .expect("not help");
+        assert_eq!(f.config.file_server.expect("on").port, Some(9999));
+        assert!(args("--file-server-port 0").is_err());
+        assert!(args("--file-server-port 65536").is_err());
     }
 }
