@@ -21,6 +21,8 @@
 //! - [`onion`]: onion layers at a node: final hop, proxy, relay.
 //! - [`store`]: a node's messages (memory, optionally redb).
 //! - [`topology`]: node keys, swarms and the JSON that describes them.
+//! - [`file_server`]: [`FileServer`], the file server's HTTP API (uploads, downloads, expiry),
+//!   direct and through onion requests.
 //! - [`https`]: [`HttpsClient`] (any snode certificate accepted) and the node TLS config.
 //! - [`err`]: [`DevnetError`], startup and transport errors.
 //!
@@ -30,6 +32,7 @@
 pub mod community;
 pub mod devnet;
 pub mod err;
+pub mod file_server;
 pub mod https;
 pub mod node;
 pub mod onion;
@@ -38,7 +41,8 @@ pub mod store;
 pub mod topology;
 
 pub use community::{CommunityConfig, CommunityServer, RoomSpec};
-pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, NodeHandle};
+pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, ManifestServer, NodeHandle};
 pub use err::DevnetError;
+pub use file_server::{FileServer, FileServerConfig};
 pub use https::{HttpReply, HttpsClient};
 pub use node::{Event, Origin};

@@ -666,3 +666,115 @@ impl CommunityError {
         }
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Attachments (attachment)
+// ------------------------------------------------------------------------------------------------
+
+/// An attachment could not be encrypted, decrypted, described or located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttachmentError {
+    /// The file is larger than the scheme allows for sending.
+    #[error("attachment of {len} bytes is over the {max}-byte limit")]
+    TooLarge {
+        /// Plaintext length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The encryptor was fed a different number of bytes than it was told at the start.
+    #[error("attachment data was declared as {declared} bytes but {got} were given")]
+    LengthMismatch {
+        /// Bytes declared.
+        declared: u64,
+        /// Bytes given (so far, when over).
+        got: u64,
+    },
+    /// The pointer carries no key.
+    #[error("the attachment has no key")]
+    MissingKey,
+    /// The key has the wrong length for its scheme.
+    #[error("an attachment key for the {scheme} scheme is {expected} bytes, got {len}")]
+    BadKeyLength {
+        /// `legacy` or `stream`.
+        scheme: &'static str,
+        /// Expected length.
+        expected: usize,
+        /// Given length.
+        len: usize,
+    },
+    /// A legacy attachment without a digest (released clients refuse these too).
+    #[error("the attachment has no digest")]
+    MissingDigest,
+    /// The digest is not 32 bytes.
+    #[error("an attachment digest is 32 bytes, got {len}")]
+    BadDigestLength {
+        /// Given length.
+        len: usize,
+    },
+    /// More encrypted bytes arrived than any attachment may have.
+    #[error("encrypted attachment is over the {max}-byte limit")]
+    Oversized {
+        /// The limit.
+        max: u64,
+    },
+    /// The encrypted data ended early or has an impossible length.
+    #[error("encrypted attachment is truncated or malformed ({len} bytes): {reason}")]
+    Truncated {
+        /// Bytes received.
+        len: u64,
+        /// What is missing.
+        reason: &'static str,
+    },
+    /// SHA-256 of the downloaded blob is not the pointer's digest: the download is corrupt or
+    /// is not this attachment.
+    #[error("the downloaded attachment does not match its digest")]
+    DigestMismatch,
+    /// The HMAC of a legacy blob does not verify: wrong key, or altered data.
+    #[error("the attachment's MAC does not verify (wrong key or altered data)")]
+    BadMac,
+    /// A stream chunk did not authenticate: wrong key, or altered data.
+    #[error("attachment chunk {chunk} does not authenticate (wrong key or altered data)")]
+    ChunkAuth {
+        /// 0-based chunk index.
+        chunk: u64,
+    },
+    /// The decrypted padding is malformed (PKCS#7, or the stream's zero run and 0x01 marker).
+    #[error("the attachment's padding is malformed")]
+    BadPadding,
+    /// The decrypted data is shorter than the pointer's `size`.
+    #[error("the attachment decrypted to {got} bytes, its pointer says {size}")]
+    ShortPlaintext {
+        /// The pointer's size.
+        size: u64,
+        /// Bytes decrypted.
+        got: u64,
+    },
+    /// A stream-scheme blob does not start with `S` (0x53).
+    #[error("not a stream-encrypted attachment: first byte {first:#04x}, expected 0x53")]
+    NotStreamFormat {
+        /// The first byte.
+        first: u8,
+    },
+    /// Data after the stream's final chunk.
+    #[error("data after the final chunk of the attachment")]
+    TrailingData,
+    /// The attachment URL is malformed.
+    #[error("invalid attachment URL: {0}")]
+    BadUrl(&'static str),
+    /// The URL's `p=` server key is not a usable Ed25519 key.
+    #[error("invalid file server key in the attachment URL: {0}")]
+    BadServerKey(KeyError),
+}
+
+impl HasKind for AttachmentError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::DigestMismatch | Self::BadMac | Self::ChunkAuth { .. } | Self::BadPadding => {
+                ErrorKind::BadCrypto
+            }
+            _ => ErrorKind::InvalidInput,
+        }
+    }
+}

@@ -17,12 +17,15 @@
 //! - [`bencode`]: the small bencode subset onion v4 requests use.
 //! - [`config`]: account and group config messages: format, merge, encryption, typed views.
 //! - [`community`]: communities (SOGS): URLs, blinded keys, X-SOGS auth, room messages, DMs.
+//! - [`attachment`]: attachment encryption (legacy AES-CBC + HMAC, libsession's stream),
+//!   pointers and file server URLs.
 //! - [`err`]: the error types, each with a [`err::ErrorKind`].
 
 pub mod account_id;
+pub mod attachment;
 pub mod bencode;
-pub mod config;
 pub mod community;
+pub mod config;
 pub mod err;
 pub mod keys;
 pub mod message;
