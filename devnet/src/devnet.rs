@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::err::DevnetError;
 use crate::https::{server_tls_config, HttpsClient};
 use crate::node::{self, Event, EventLog, Faults, NetShared, NodeShared, Running};
+use crate::revocations::Revocations;
 use crate::store::Store;
 use crate::topology::{assign_swarms, NodeInfo, NodeKeys, Topology};
 
@@ -162,6 +163,7 @@ impl Devnet {
                 keys: k,
                 net: net.clone(),
                 store,
+                revoked: Revocations::default(),
                 faults: Faults::default(),
                 events: EventLog::default(),
             });

@@ -19,6 +19,7 @@
 //! - [`rpc`]: the storage RPC methods, replication to swarm peers, the seed's `/json_rpc`.
 //! - [`onion`]: onion layers at a node: final hop, proxy, relay.
 //! - [`store`]: a node's messages (memory, optionally redb).
+//! - `revocations`: a node's subaccount revocation lists.
 //! - [`topology`]: node keys, swarms and the JSON that describes them.
 //! - [`https`]: [`HttpsClient`] (any snode certificate accepted) and the node TLS config.
 //! - [`err`]: [`DevnetError`], startup and transport errors.
@@ -31,6 +32,7 @@ pub mod err;
 pub mod https;
 pub mod node;
 pub mod onion;
+mod revocations;
 pub mod rpc;
 pub mod store;
 pub mod topology;
