@@ -15,11 +15,14 @@
 //! - [`onion`]: onion requests: per-hop encryption, the frame, the client builder, the relay peel,
 //!   reply encryption.
 //! - [`bencode`]: the small bencode subset onion v4 requests use.
+//! - [`groups`]: groups v2 (`03…`): keys messages, group messages, subaccounts, kicked notices,
+//!   control messages; legacy groups recognised and refused.
 //! - [`err`]: the error types, each with a [`err::ErrorKind`].
 
 pub mod account_id;
 pub mod bencode;
 pub mod err;
+pub mod groups;
 pub mod keys;
 pub mod message;
 pub mod mnemonic;
