@@ -400,3 +400,153 @@ async fn bad_revocation_requests() {
     let (status, n, _) = retrieve_count(&c, &url, dude.retrieve(&group, 11, now)).await;
     assert_eq!((status, n), (200, 1));
 }
+
+/// A group's life over real sockets with session-proto's group code: the admin creates the
+/// group and invites a member, the member reads the keys with its subaccount and posts, the
+/// admin removes it (kicked notice, revocation, rekey), and the member can no longer read but
+/// finds its notice.
+#[tokio::test]
+async fn group_lifecycle_with_real_subaccounts() {
+    use session_proto::groups::control::{self, GroupUpdate};
+    use session_proto::groups::keys::{GroupKeys, KeysLoad};
+    use session_proto::groups::message::{decrypt_group_message, encrypt_group_message};
+    use session_proto::groups::multi::{kicked_notice, read_kicked_notice, KickedNotice};
+    use session_proto::groups::subaccount::{subaccount_token, SubaccountSigner, DEFAULT_FLAGS};
+    use session_proto::groups::{GroupAdminKeys, NS_KEYS, NS_MESSAGES, NS_REVOKED_RETRIEVABLE};
+    use session_proto::keys::IdentityKeys;
+
+    let d = net();
+    let c = HttpsClient::new();
+    let mut rng = rand::rngs::OsRng;
+    let admin_id = IdentityKeys::from_seed(&[61; 32]);
+    let member = IdentityKeys::from_seed(&[62; 32]);
+    let group = GroupAdminKeys::from_seed(&[63; 32]);
+    // The devnet client signs as the group account with the same seed.
+    let group_acct = Acct {
+        signing: SigningKey::from_bytes(group.seed()),
+        id: *group.id().as_bytes(),
+        hex: group.id().to_string(),
+        is05: false,
+    };
+    let url = member_url(d, &group_acct, 0);
+    let now = now_ms();
+
+    // Admin: gen-0 keys for both, stored in ns 12 with the group key.
+    let mut admin = GroupKeys::for_admin(Some(&admin_id), group.clone()).expect("admin keys");
+    let keys0 = admin
+        .rekey(&[*admin_id.account_id(), *member.account_id()])
+        .expect("rekey");
+    let r = rpc(&c, &url, "store", group_acct.store(NS_KEYS, &keys0, now)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // The invite travels one-to-one; the member checks it and gets its credentials.
+    let invite =
+        control::invite(&group, "Devnet group", member.account_id(), now as u64).expect("invite");
+    let update = invite
+        .data_message
+        .as_ref()
+        .and_then(|dm| dm.group_update_message.as_ref())
+        .expect("update");
+    let GroupUpdate::Invite(inv) =
+        control::read_direct_update(&member, admin_id.account_id(), now as u64, update)
+            .expect("valid invite")
+    else {
+        panic!("not an invite")
+    };
+    let signer = SubaccountSigner::new(&member, group.public_key(), &inv.auth).expect("signer");
+    let sub_params = |mut p: Value, msg: Vec<u8>| {
+        let auth = signer.auth();
+        p["pubkey"] = json!(group_acct.hex);
+        p["subaccount"] = json!(encode_base64(&auth.subaccount.expect("token").0));
+        p["subaccount_sig"] = json!(auth.subaccount_sig.expect("sig").to_base64());
+        p["signature"] = json!(signer.sign(&msg).to_base64());
+        p
+    };
+    let sub_retrieve = |ns: i16| {
+        sub_params(
+            json!({"namespace": ns, "timestamp": now}),
+            retrieve_message(ns, now as u64),
+        )
+    };
+
+    // Member: retrieve the keys with its subaccount, load them, post.
+    let r = rpc(&c, &url, "retrieve", sub_retrieve(NS_KEYS)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json().expect("json");
+    let msgs = v["messages"].as_array().expect("messages");
+    assert_eq!(msgs.len(), 1);
+    let mut mkeys = GroupKeys::for_member(&member, &inv.group_id).expect("member keys");
+    let data = decode_base64(msgs[0]["data"].as_str().expect("data")).expect("b64");
+    let hash = msgs[0]["hash"].as_str().expect("hash");
+    let ts = msgs[0]["timestamp"].as_u64().expect("ts");
+    assert_eq!(
+        mkeys.load_key_message(hash, &data, ts),
+        Ok(KeysLoad::Loaded { generation: 0 })
+    );
+    let content = session_proto::message::text_content("hi from the member", None, now as u64);
+    let ct = encrypt_group_message(&member, &mkeys, &content, now as u64, &mut rng).expect("enc");
+    let store = sub_params(
+        json!({"namespace": NS_MESSAGES, "timestamp": now, "ttl": 60_000, "data": encode_base64(&ct)}),
+        store_message(NS_MESSAGES, now as u64),
+    );
+    let r = rpc(&c, &url, "store", store).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Admin reads it back with the group key and sees the member as sender.
+    let r = rpc(
+        &c,
+        &url,
+        "retrieve",
+        group_acct.retrieve(NS_MESSAGES, now, ""),
+    )
+    .await;
+    let v = r.json().expect("json");
+    let data = decode_base64(v["messages"][0]["data"].as_str().expect("data")).expect("b64");
+    admin
+        .load_key_message("own", &keys0, now as u64)
+        .expect("admin loads its keys");
+    let msg = decrypt_group_message(&admin, &data).expect("decrypts");
+    assert_eq!(msg.sender, *member.account_id());
+
+    // Removal: kicked notice and revocation in one sequence, then a rekey without them.
+    let notice = kicked_notice(&group, &[*member.account_id()], 0, &mut rng).expect("notice");
+    let token = subaccount_token(&group, member.account_id(), DEFAULT_FLAGS).expect("token");
+    assert_eq!(token, *signer.token());
+    let seq = json!({"requests": [
+        {"method": "store", "params": group_acct.store(NS_REVOKED_RETRIEVABLE, &notice, now)},
+        {"method": "revoke_subaccount", "params": revoke_params(&group_acct, "revoke", &[token.0], now)},
+    ]});
+    let r = rpc(&c, &url, "sequence", seq).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let keys1 = admin.rekey(&[*admin_id.account_id()]).expect("rekey");
+    let r = rpc(&c, &url, "store", group_acct.store(NS_KEYS, &keys1, now)).await;
+    assert_eq!(r.status, 200);
+
+    // The member can no longer read keys or messages, from any swarm member...
+    for i in 0..3 {
+        let url = member_url(d, &group_acct, i);
+        for ns in [NS_KEYS, NS_MESSAGES] {
+            let r = rpc(&c, &url, "retrieve", sub_retrieve(ns)).await;
+            assert_eq!(r.status, 401, "ns {ns} at member {i}");
+        }
+    }
+    // ...but finds the notice in ns −11 and reads it as its own kick.
+    let r = rpc(&c, &url, "retrieve", sub_retrieve(NS_REVOKED_RETRIEVABLE)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json().expect("json");
+    let data = decode_base64(v["messages"][0]["data"].as_str().expect("data")).expect("b64");
+    assert_eq!(
+        read_kicked_notice(
+            &member,
+            group.public_key(),
+            mkeys.current_generation(),
+            &data
+        ),
+        Ok(KickedNotice::Kicked { generation: 0 })
+    );
+    // And the new key, had it been fetched, is not for it.
+    assert_eq!(
+        mkeys.load_key_message("k1", &keys1, now as u64 + 1),
+        Ok(KeysLoad::NotForUs { generation: 1 })
+    );
+}
