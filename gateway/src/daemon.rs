@@ -21,9 +21,9 @@ use session_proto::keys::IdentityKeys;
 
 use crate::config::Config;
 use crate::engine::{echo, Ctx, Engine, NetSource, StorePoolStore};
-use crate::net::{NetClient, NetConfig};
 use crate::rpc::{self, auth, ApiError, Service, State};
 use crate::store::{IdentityRecord, Store, StoreError};
+use session_net::{NetClient, NetConfig};
 
 mod inproc;
 
@@ -250,7 +250,7 @@ pub async fn run(
     let store = Store::open(data_dir)?;
     let admin_token = auth::load_or_create_admin_token(data_dir)?;
     if opts.forget_pool {
-        let empty = crate::net::PoolSnapshot {
+        let empty = session_net::PoolSnapshot {
             nodes: Vec::new(),
             fetched_at_ms: 0,
         };

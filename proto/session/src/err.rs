@@ -433,6 +433,90 @@ impl HasKind for BencodeError {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Config messages (config): bt data, merge, encryption, wrapping, multipart, typed views
+// ------------------------------------------------------------------------------------------------
+
+/// A config message, its encryption or one of its parts could not be used.
+///
+/// Variants name what was wrong and where, never the content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The bt-encoding is malformed at byte `at`.
+    #[error("malformed bt-encoding at byte {at}: {reason}")]
+    Bt {
+        /// Offset of the problem.
+        at: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The bt-encoding is well-formed but the message breaks a config rule.
+    #[error("invalid config message: {0}")]
+    Invalid(&'static str),
+    /// A signature is required and missing.
+    #[error("config message has no signature")]
+    MissingSignature,
+    /// The signature does not verify.
+    #[error("config message signature does not verify")]
+    BadSignature,
+    /// The ciphertext did not decrypt with any key (wrong key, wrong domain, or altered).
+    #[error("config message did not decrypt (wrong key or domain, or corrupted)")]
+    Decrypt,
+    /// The ciphertext is shorter than the encryption overhead.
+    #[error("config ciphertext of {len} bytes is shorter than the {min}-byte overhead")]
+    TooShort {
+        /// Length of the ciphertext.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// The decrypted plaintext is all padding.
+    #[error("config plaintext is empty")]
+    Empty,
+    /// The plaintext starts with a type byte we do not know (not `d`, `z` or `m`).
+    #[error("config plaintext has unknown type byte {0:#04x}")]
+    UnknownType(u8),
+    /// zstd decompression failed or the result is too large.
+    #[error("config decompression failed: {0}")]
+    Decompress(&'static str),
+    /// A config is larger than we accept or can send.
+    #[error("config of {size} bytes is larger than the {max}-byte limit")]
+    TooLarge {
+        /// The size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A multipart part is malformed or does not fit its set.
+    #[error("invalid multipart config part: {0}")]
+    Multipart(&'static str),
+    /// The legacy protobuf wrapper is malformed, not ours, or of the wrong kind.
+    #[error("invalid legacy config wrapper: {0}")]
+    Wrapper(&'static str),
+    /// A saved config state (dump) does not parse.
+    #[error("invalid config dump: {0}")]
+    Dump(&'static str),
+    /// A value given to a typed view is out of range (a name too long, a bad ID).
+    #[error("invalid config value: {0}")]
+    Value(&'static str),
+    /// A read-only config (no signing key) cannot be changed.
+    #[error("this config is read-only")]
+    ReadOnly,
+}
+
+impl HasKind for ConfigError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::MissingSignature | Self::BadSignature | Self::Decrypt => ErrorKind::BadCrypto,
+            Self::UnknownType(_) => ErrorKind::Unsupported,
+            Self::Dump(_) => ErrorKind::CorruptState,
+            Self::ReadOnly => ErrorKind::PermissionDenied,
+            _ => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
 // Groups v2 (groups): keys messages, group messages, subaccounts, kicked notices, control messages
 // ------------------------------------------------------------------------------------------------
 

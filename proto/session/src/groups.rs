@@ -6,7 +6,6 @@
 //! [`NS_REVOKED_RETRIEVABLE`]). Everything here is pure: randomness and time are arguments.
 //!
 //! # Layout
-//! - [`bt`]: the canonical bt-encoding these formats use.
 //! - [`keys`]: keys messages (ns 12): full rekeys, supplements, loading as admin or member.
 //! - [`message`]: group messages (ns 11): encrypt and decrypt, the 2025 signature rule.
 //! - [`subaccount`]: member auth data, subaccount tokens and request signatures (§5).
@@ -14,7 +13,6 @@
 //! - [`control`]: `GroupUpdateMessage`s and their admin signatures (§6).
 //! - [`legacy`]: recognising retired `05`-keyed closed groups.
 
-pub mod bt;
 pub mod control;
 pub mod keys;
 pub mod legacy;
@@ -28,8 +26,59 @@ use blake2::Blake2bMac;
 use zeroize::Zeroizing;
 
 use crate::account_id::{AccountId, Prefix};
-use crate::err::GroupError;
+use crate::config::bt::{Dict, Value};
+use crate::err::{ConfigError, GroupError};
 use crate::keys::IdentityKeys;
+
+/// Decodes one canonical bt value (the config module's strict reader) for the group formats.
+pub(crate) fn bt_decode(buf: &[u8]) -> Result<Value, GroupError> {
+    Value::decode(buf).map_err(|e| match e {
+        ConfigError::Bt { at, reason } => GroupError::Bt { at, reason },
+        _ => GroupError::Bt {
+            at: 0,
+            reason: "not a bt value",
+        },
+    })
+}
+
+/// Typed access to bt values.
+pub(crate) trait BtValue {
+    /// The dict, if this is one.
+    fn as_dict(&self) -> Option<&Dict>;
+    /// The list, if this is one.
+    fn as_list(&self) -> Option<&[Value]>;
+    /// The bytes, if this is a byte string.
+    fn as_bytes(&self) -> Option<&[u8]>;
+    /// The integer, if this is one.
+    fn as_int(&self) -> Option<i64>;
+}
+
+impl BtValue for Value {
+    fn as_dict(&self) -> Option<&Dict> {
+        match self {
+            Value::Dict(d) => Some(d),
+            _ => None,
+        }
+    }
+    fn as_list(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+    fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+    fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
 
 /// Group messages (any member writes).
 pub const NS_MESSAGES: i16 = 11;

@@ -17,10 +17,12 @@
 //! - [`bencode`]: the small bencode subset onion v4 requests use.
 //! - [`groups`]: groups v2 (`03…`): keys messages, group messages, subaccounts, kicked notices,
 //!   control messages; legacy groups recognised and refused.
+//! - [`config`]: account and group config messages: format, merge, encryption, typed views.
 //! - [`err`]: the error types, each with a [`err::ErrorKind`].
 
 pub mod account_id;
 pub mod bencode;
+pub mod config;
 pub mod err;
 pub mod groups;
 pub mod keys;

@@ -25,10 +25,11 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::{Signature, VerifyingKey};
 use zeroize::Zeroizing;
 
-use super::bt::{encode_bytes, Dict, Value};
 use super::multi::encrypt_for_multiple;
 use super::{blake2b_192_keyed, blake2b_256_keyed, blake2b_448_keyed, GroupAdminKeys};
+use super::{bt_decode, BtValue};
 use crate::account_id::{AccountId, Prefix};
+use crate::config::bt::{encode_bytes, Dict, Value};
 use crate::err::GroupError;
 use crate::keys::{ed25519_pk_to_x25519, IdentityKeys};
 
@@ -437,7 +438,7 @@ fn non_negative(v: Option<&Value>, reason: &'static str) -> Result<u64, GroupErr
 
 /// Decodes a signed bt dict and checks the group signature over everything before `1:~64:`.
 fn parse_signed(data: &[u8], verifier: &VerifyingKey) -> Result<Dict, GroupError> {
-    let Value::Dict(d) = Value::decode(data)? else {
+    let Value::Dict(d) = bt_decode(data)? else {
         return Err(invalid("not a dict"));
     };
     let sig = match d.last_key_value() {
@@ -597,7 +598,7 @@ fn parse_supplement(plain: &[u8]) -> Result<Vec<GroupKey>, GroupError> {
         what: "supplemental keys",
         reason,
     };
-    let v = Value::decode(plain)?;
+    let v = bt_decode(plain)?;
     let list = v.as_list().ok_or(bad("not a list"))?;
     let mut out = Vec::with_capacity(list.len());
     for item in list {

@@ -12,23 +12,24 @@
 //! Only the 2025 signature form (covering the group key, so a member cannot replay another
 //! member's message into a different group) is accepted.
 
-use std::io::Read as _;
-
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message as _;
 use rand_core::CryptoRngCore;
 
-use super::bt::{Dict, Value};
 use super::keys::{GroupKey, GroupKeys};
+use super::{bt_decode, BtValue};
 use crate::account_id::AccountId;
+use crate::config::bt::{Dict, Value};
 use crate::err::GroupError;
 use crate::keys::{ed25519_point_to_x25519, IdentityKeys};
 use crate::protos::{envelope, Content, Envelope};
 
 /// Largest `DATA` (and decompressed `DATA`) accepted, bytes.
 pub const MAX_PLAINTEXT: usize = 1_000_000;
+/// zstd level of the compression attempt (libsession's default).
+const ZSTD_LEVEL: i32 = 1;
 /// Nonce + tag.
 pub const OVERHEAD: usize = 24 + 16;
 /// The padding block, counted with [`OVERHEAD`].
@@ -74,9 +75,8 @@ pub fn encrypt_group_data_with_nonce(
         });
     }
     let compressed = compress
-        .then(|| {
-            ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
-        })
+        .then(|| zstd::bulk::compress(data, ZSTD_LEVEL).ok())
+        .flatten()
         .filter(|z| z.len() < data.len());
     let (field, raw): (&[u8], &[u8]) = match &compressed {
         Some(z) => (b"z", z),
@@ -142,7 +142,7 @@ pub fn decrypt_group_data(keys: &GroupKeys, ciphertext: &[u8]) -> Result<GroupDa
         .ok_or(GroupError::Decrypt { what: WHAT })?;
     let end = plain.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     plain.truncate(end);
-    let Value::Dict(d) = Value::decode(&plain)? else {
+    let Value::Dict(d) = bt_decode(&plain)? else {
         return Err(invalid("not a dict"));
     };
     if d.get(&b""[..]).and_then(Value::as_int) != Some(1) {
@@ -189,14 +189,10 @@ pub fn decrypt_group_data(keys: &GroupKeys, ciphertext: &[u8]) -> Result<GroupDa
     })
 }
 
-/// zstd-decompresses at most [`MAX_PLAINTEXT`] bytes.
+/// zstd-decompresses (the config module's bounded decoder), then holds the group limit.
 fn decompress(z: &[u8]) -> Result<Vec<u8>, GroupError> {
-    let bad = GroupError::Decompress { what: WHAT };
-    let dec = ruzstd::decoding::StreamingDecoder::new(z).map_err(|_| bad.clone())?;
-    let mut out = Vec::new();
-    dec.take(MAX_PLAINTEXT as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| bad)?;
+    let out =
+        crate::config::crypt::decompress(z).map_err(|_| GroupError::Decompress { what: WHAT })?;
     if out.len() > MAX_PLAINTEXT {
         return Err(GroupError::TooLarge {
             what: "decompressed group message",

@@ -14,9 +14,10 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand_core::CryptoRngCore;
 
-use super::bt::{Dict, Value};
 use super::{blake2b_256_keyed, GroupAdminKeys};
+use super::{bt_decode, BtValue};
 use crate::account_id::{AccountId, Prefix};
+use crate::config::bt::{Dict, Value};
 use crate::err::GroupError;
 use crate::keys::{ed25519_pk_to_x25519, IdentityKeys};
 
@@ -89,7 +90,7 @@ pub fn decrypt_simple(
         what: "multi-recipient message",
         reason,
     };
-    let v = Value::decode(encoded)?;
+    let v = bt_decode(encoded)?;
     let d = v.as_dict().ok_or(invalid("not a dict"))?;
     let nonce: [u8; 24] = d
         .get(&b"#"[..])
