@@ -6,6 +6,7 @@
 //! [`NS_REVOKED_RETRIEVABLE`]). Everything here is pure: randomness and time are arguments.
 //!
 //! # Layout
+//! - [`configs`]: the info (ns 13) and members (ns 14) configs on [`crate::config`].
 //! - [`keys`]: keys messages (ns 12): full rekeys, supplements, loading as admin or member.
 //! - [`message`]: group messages (ns 11): encrypt and decrypt, the 2025 signature rule.
 //! - [`subaccount`]: member auth data, subaccount tokens and request signatures (§5).
@@ -13,6 +14,7 @@
 //! - [`control`]: `GroupUpdateMessage`s and their admin signatures (§6).
 //! - [`legacy`]: recognising retired `05`-keyed closed groups.
 
+pub mod configs;
 pub mod control;
 pub mod keys;
 pub mod legacy;
