@@ -15,6 +15,7 @@ use crate::err::DevnetError;
 use crate::file_server::{FileServer, FileServerConfig};
 use crate::https::{server_tls_config, HttpsClient};
 use crate::node::{self, Event, EventLog, Faults, NetShared, NodeShared, Running};
+use crate::revocations::Revocations;
 use crate::store::Store;
 use crate::topology::{assign_swarms, NodeInfo, NodeKeys, Topology};
 
@@ -188,6 +189,7 @@ impl Devnet {
                 keys: k,
                 net: net.clone(),
                 store,
+                revoked: Revocations::default(),
                 faults: Faults::default(),
                 events: EventLog::default(),
             });

@@ -778,3 +778,135 @@ impl HasKind for AttachmentError {
         }
     }
 }
+
+
+// ------------------------------------------------------------------------------------------------
+// Groups v2 (groups): keys messages, group messages, subaccounts, kicked notices, control messages
+// ------------------------------------------------------------------------------------------------
+
+/// A group keys message, group message, subaccount credential, kicked notice or control message
+/// could not be built or was refused.
+///
+/// Variants say what was wrong, never the content (no keys, no message bodies).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// The bt-encoding is malformed at byte `at`.
+    #[error("malformed bt-encoding at byte {at}: {reason}")]
+    Bt {
+        /// Offset of the problem.
+        at: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// Well-formed bt, but a field is missing or has the wrong type or size.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// Which structure (e.g. "keys message").
+        what: &'static str,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A signature by the group key (or the sender) is missing or does not verify.
+    #[error("{what}: signature does not verify")]
+    BadSignature {
+        /// What was signed (e.g. "keys message", "group message").
+        what: &'static str,
+    },
+    /// No known key decrypts the ciphertext (not for us, or altered).
+    #[error("{what}: could not decrypt with any known key")]
+    Decrypt {
+        /// What did not decrypt.
+        what: &'static str,
+    },
+    /// The ciphertext is shorter than its overhead.
+    #[error("{what} of {len} bytes is shorter than the {min}-byte minimum")]
+    TooShort {
+        /// What was short.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// The plaintext is too large to send, or decompresses to more than the limit.
+    #[error("{what} is larger than {max} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// An ID that should be a group's (`03…`) has another prefix.
+    #[error("not a group ID: prefix {prefix:02x} (groups have 03)")]
+    NotAGroupId {
+        /// The prefix byte.
+        prefix: u8,
+    },
+    /// The group's Ed25519 key is not a usable point.
+    #[error("bad group key: {0}")]
+    BadGroupKey(KeyError),
+    /// A member's Account ID is not a usable `05` ID.
+    #[error("bad member Account ID: {reason}")]
+    BadMember {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The operation needs the group's secret key (an admin) and we only have member keys.
+    #[error("{what} needs the group admin key")]
+    NotAdmin {
+        /// What was attempted.
+        what: &'static str,
+    },
+    /// We hold no group key yet, so nothing can be encrypted.
+    #[error("no group encryption key is known yet")]
+    NoKey,
+    /// The subaccount credential (memberAuthData or token) is malformed or refused.
+    #[error("bad subaccount credential: {reason}")]
+    Subaccount {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A zstd-compressed payload did not decompress.
+    #[error("{what}: compressed data does not decompress")]
+    Decompress {
+        /// What did not decompress.
+        what: &'static str,
+    },
+    /// A protobuf inside a group message did not parse.
+    #[error("malformed {what}: {reason}")]
+    Protobuf {
+        /// Which message (Envelope, Content).
+        what: &'static str,
+        /// prost's description.
+        reason: String,
+    },
+    /// A message of a retired legacy (`05`-keyed) closed group.
+    #[error("legacy closed group ({what}): unsupported, only groups with 03 IDs are")]
+    LegacyGroup {
+        /// What was recognised.
+        what: &'static str,
+    },
+}
+
+impl HasKind for GroupError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Bt { .. }
+            | Self::Invalid { .. }
+            | Self::TooShort { .. }
+            | Self::TooLarge { .. }
+            | Self::NotAGroupId { .. }
+            | Self::BadMember { .. }
+            | Self::Decompress { .. }
+            | Self::Protobuf { .. } => ErrorKind::InvalidInput,
+            Self::BadSignature { .. }
+            | Self::Decrypt { .. }
+            | Self::BadGroupKey(_)
+            | Self::Subaccount { .. } => ErrorKind::BadCrypto,
+            Self::NotAdmin { .. } => ErrorKind::PermissionDenied,
+            Self::NoKey => ErrorKind::NotFound,
+            Self::LegacyGroup { .. } => ErrorKind::Unsupported,
+        }
+    }
+}
