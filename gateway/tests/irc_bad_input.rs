@@ -164,7 +164,9 @@ async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
             .await;
         if attempt < 2 {
             wrong.send(&format!("PING :retry{attempt}")).await;
-            wrong.wait_for(&format!("PONG sessiond retry{attempt}")).await;
+            wrong
+                .wait_for(&format!("PONG sessiond retry{attempt}"))
+                .await;
         }
     }
     wrong
@@ -385,7 +387,9 @@ async fn sasl_retries_aborts_and_needs_the_capability() {
     retry
         .send(&format!("AUTHENTICATE {}", b64("\0alice\0wrong")))
         .await;
-    retry.wait_for(" 904 again :SASL authentication failed").await;
+    retry
+        .wait_for(" 904 again :SASL authentication failed")
+        .await;
     retry.send("AUTHENTICATE PLAIN").await;
     retry.wait_for("AUTHENTICATE +").await;
     retry
@@ -394,7 +398,9 @@ async fn sasl_retries_aborts_and_needs_the_capability() {
             b64(&format!("\0alice\0{}", s.token))
         ))
         .await;
-    retry.wait_for(" 903 again :SASL authentication successful").await;
+    retry
+        .wait_for(" 903 again :SASL authentication successful")
+        .await;
     retry.send("CAP END").await;
     retry.wait_for(" 001 again ").await;
 
@@ -409,39 +415,26 @@ async fn sasl_retries_aborts_and_needs_the_capability() {
     abort.wait_for("AUTHENTICATE +").await;
     abort.send("CAP END").await;
     let aborted = abort.line().await.expect("an answer");
-    assert!(aborted.contains(" 906 midway :SASL authentication aborted"), "{aborted}");
+    assert!(
+        aborted.contains(" 906 midway :SASL authentication aborted"),
+        "{aborted}"
+    );
     abort.wait_for(" 001 midway ").await;
 }
 
-/// NOTICE never triggers an automatic reply (RFC 2812 §3.3.2); USER with an empty realname is
-/// 461; USERHOST marks an away user with `-`; LUSERS answers 251/254/255; ISUPPORT says which
-/// client tags are not relayed; a client whose nick is root's is welcomed under its identity's
-/// name and told why.
+/// NOTICE never triggers an automatic reply (RFC 2812 §3.3.2), before registration or after.
 #[tokio::test]
-async fn notices_user_userhost_lusers_clienttagdeny_and_the_root_nick() {
-    let s = setup("irc-conform", GENEROUS).await;
+async fn a_notice_never_gets_an_automatic_reply() {
+    let s = setup("irc-notice", GENEROUS).await;
     let addr = s.addr.clone();
-
-    // NOTICE before registration: nothing back, not even 451.
+    // Before registration: nothing back, not even 451.
     let mut early = Raw::connect(&addr).await;
     early.send("NOTICE someone :hello").await;
     early.send("PING :first").await;
     let next = early.line().await.expect("an answer");
     assert!(next.contains("PONG sessiond first"), "{next}");
-    // USER with an empty realname is missing a parameter.
-    early.send("USER early 0 * :").await;
-    early.wait_for(" 461 * USER :Not enough parameters").await;
-
+    // To nobody, to a channel, to several: no numerics come back.
     let mut c = Raw::register(&addr, &s.token, "alice", CAPS).await;
-    // The ISUPPORT line of the welcome names the client tags that are not relayed.
-    assert!(
-        c.seen
-            .iter()
-            .any(|l| l.contains(" 005 ") && l.contains(" CLIENTTAGDENY=*,-draft/typing,-typing ")),
-        "{:#?}",
-        c.seen
-    );
-    // NOTICE to nobody, to a channel, to several: no numerics come back.
     c.send("NOTICE nobody :hello?").await;
     c.send("NOTICE #elsewhere :hello?").await;
     c.send(&format!("NOTICE a,{} :hello?", some_account_id(3)))
@@ -449,8 +442,19 @@ async fn notices_user_userhost_lusers_clienttagdeny_and_the_root_nick() {
     c.send("PING :after-notices").await;
     let next = c.line().await.expect("an answer");
     assert!(next.contains("PONG sessiond after-notices"), "{next}");
+}
 
-    // USERHOST: + when here, - when away.
+/// RFC 2812: USER with an empty realname is 461; USERHOST marks an away user with `-`; LUSERS
+/// answers 251/254/255 (252 and 253 only when not zero), not the MOTD.
+#[tokio::test]
+async fn user_userhost_and_lusers_as_rfc_2812_has_them() {
+    let s = setup("irc-rfc", GENEROUS).await;
+    let addr = s.addr.clone();
+    let mut early = Raw::connect(&addr).await;
+    early.send("USER early 0 * :").await;
+    early.wait_for(" 461 * USER :Not enough parameters").await;
+
+    let mut c = Raw::register(&addr, &s.token, "alice", CAPS).await;
     c.send("USERHOST alice").await;
     c.wait_for(" 302 alice alice=+alice@sessiond").await;
     c.send("AWAY :lunch").await;
@@ -459,18 +463,36 @@ async fn notices_user_userhost_lusers_clienttagdeny_and_the_root_nick() {
     c.wait_for(" 302 alice alice=-alice@sessiond").await;
     c.send("AWAY").await;
     c.wait_for(" 305 alice ").await;
-
-    // LUSERS: the counts, not the MOTD.
     c.send("LUSERS").await;
     let mut codes = Vec::new();
     while codes.last().map(String::as_str) != Some("255") {
         let line = c.line().await.expect("LUSERS lines");
         codes.push(line.split(' ').nth(1).unwrap_or_default().to_owned());
+        assert!(codes.len() < 10, "no 255: {codes:?}");
     }
     assert_eq!(codes, ["251", "254", "255"]);
+}
 
-    // A client whose default nick is root: welcomed as its identity, and told why.
-    let mut root = Raw::connect(&addr).await;
+/// message-tags: the welcome's ISUPPORT names the client tags that are not relayed.
+#[tokio::test]
+async fn clienttagdeny_says_which_client_tags_are_relayed() {
+    let s = setup("irc-tags", GENEROUS).await;
+    let c = Raw::register(&s.addr, &s.token, "alice", CAPS).await;
+    assert!(
+        c.seen
+            .iter()
+            .any(|l| l.contains(" 005 ") && l.contains(" CLIENTTAGDENY=*,-draft/typing,-typing ")),
+        "{:#?}",
+        c.seen
+    );
+}
+
+/// A client whose default nick is root (a Unix root account's) is welcomed under its identity's
+/// name and told why; once registered, root stays the control user's.
+#[tokio::test]
+async fn the_nick_root_is_settled_at_the_welcome() {
+    let s = setup("irc-root", GENEROUS).await;
+    let mut root = Raw::connect(&s.addr).await;
     root.send(&format!("PASS {}", s.token)).await;
     root.send("NICK root").await;
     root.send("USER root 0 * :root").await;
@@ -478,11 +500,11 @@ async fn notices_user_userhost_lusers_clienttagdeny_and_the_root_nick() {
     assert!(welcome.contains(" 001 alice :"), "{welcome}");
     let why = root.wait_for("NOTICE alice :").await;
     assert!(
-        why.starts_with(":root!root@sessiond ") && why.contains("The nick root is the control user's"),
+        why.starts_with(":root!root@sessiond ")
+            && why.contains("The nick root is the control user's"),
         "{why}"
     );
     root.wait_for(" 366 alice ").await;
-    // Once registered, root stays the control user's.
     root.send("NICK root").await;
     root.wait_for(" 433 alice root :Nickname is already in use: root is the control user")
         .await;
