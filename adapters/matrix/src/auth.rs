@@ -199,7 +199,9 @@ fn login_name(user: &str, server: &str, host: Option<&str>) -> Result<String, Ma
                 )));
             };
             let ours = part == server
-                || host.is_some_and(|h| part.eq_ignore_ascii_case(h) || part.eq_ignore_ascii_case(without_port(h)));
+                || host.is_some_and(|h| {
+                    part.eq_ignore_ascii_case(h) || part.eq_ignore_ascii_case(without_port(h))
+                });
             if !ours {
                 return Err(MatrixError::Forbidden(format!(
                     "{user:?} is not a user of this server (its name is {server}): \
@@ -258,12 +260,21 @@ mod tests {
         let name = |u: &str, host: Option<&str>| login_name(u, "localhost", host).ok();
         assert_eq!(name("me", None), Some("me".into()));
         assert_eq!(name("@me:localhost", None), Some("me".into()));
-        assert_eq!(name("@me:127.0.0.1", Some("127.0.0.1:8008")), Some("me".into()));
-        assert_eq!(name("@me:127.0.0.1:8008", Some("127.0.0.1:8008")), Some("me".into()));
+        assert_eq!(
+            name("@me:127.0.0.1", Some("127.0.0.1:8008")),
+            Some("me".into())
+        );
+        assert_eq!(
+            name("@me:127.0.0.1:8008", Some("127.0.0.1:8008")),
+            Some("me".into())
+        );
         assert_eq!(name("@me:[::1]", Some("[::1]:8008")), Some("me".into()));
         assert_eq!(name("@me:example.org", Some("127.0.0.1:8008")), None);
         assert_eq!(name("@me", None), None);
-        assert_eq!(name(&format!("@05{}:localhost", "ab".repeat(32)), None), None);
+        assert_eq!(
+            name(&format!("@05{}:localhost", "ab".repeat(32)), None),
+            None
+        );
         let e = login_name("@me:example.org", "localhost", None)
             .expect_err("another server")
             .to_string();

@@ -518,7 +518,11 @@ pub(crate) async fn typing(
             typing: body.typing,
         })
         .await;
-    if result.is_ok() || result.as_ref().is_err_and(|e| e.code() == Code::Unavailable) {
+    if result.is_ok()
+        || result
+            .as_ref()
+            .is_err_and(|e| e.code() == Code::Unavailable)
+    {
         // The user's own clients see it typing in `m.typing`, as the spec has it.
         // Any number is taken, clamped (`as` saturates; NaN becomes 0, then 1).
         let timeout = body

@@ -311,7 +311,13 @@ impl IdentityState {
             inner.eph += 1;
             let eph = inner.eph;
             if let Some(entry) = inner.typing.get_mut(&peer) {
-                *entry = (Typers { me: false, ..entry.0 }, eph);
+                *entry = (
+                    Typers {
+                        me: false,
+                        ..entry.0
+                    },
+                    eph,
+                );
             }
             me.bump(&mut inner);
         });

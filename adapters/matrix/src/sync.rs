@@ -286,7 +286,15 @@ async fn initial(
                 let unread = unread(me, conv).await?;
                 join.insert(
                     view.room_id(),
-                    joined_room(&view, timeline, limited, prev, ephemeral, account_data, unread),
+                    joined_room(
+                        &view,
+                        timeline,
+                        limited,
+                        prev,
+                        ephemeral,
+                        account_data,
+                        unread,
+                    ),
                 );
             }
             Membership::Invite => {
@@ -416,7 +424,15 @@ async fn incremental(
                 let unread = unread(me, conv).await?;
                 join.insert(
                     view.room_id(),
-                    joined_room(&view, timeline, limited, prev, ephemeral, account_data, unread),
+                    joined_room(
+                        &view,
+                        timeline,
+                        limited,
+                        prev,
+                        ephemeral,
+                        account_data,
+                        unread,
+                    ),
                 );
             }
             Membership::Invite => {

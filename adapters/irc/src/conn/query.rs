@@ -295,8 +295,8 @@ impl Conn {
         let mut replies = Vec::new();
         for nick in msg.params.iter().take(5) {
             if let Some((nick, user, host, _, _)) = self.lookup_person(nick).await {
-                let away = nick == self.me()
-                    && self.session.as_ref().is_some_and(|s| s.away.is_some());
+                let away =
+                    nick == self.me() && self.session.as_ref().is_some_and(|s| s.away.is_some());
                 let here = if away { '-' } else { '+' };
                 replies.push(format!("{nick}={here}{user}@{host}"));
             }

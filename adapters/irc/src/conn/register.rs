@@ -242,8 +242,11 @@ impl Conn {
                     Err(LoginError::Daemon(status)) => {
                         // The daemon could not answer: not the client's failure.
                         let why = crate::err::status_text(&status);
-                        self.numeric(ERR_SASLFAIL, &[&format!("SASL authentication failed: {why}")])
-                            .await
+                        self.numeric(
+                            ERR_SASLFAIL,
+                            &[&format!("SASL authentication failed: {why}")],
+                        )
+                        .await
                     }
                     Err(e) => self.sasl_failed(&login_text(&e)).await,
                 }
@@ -256,8 +259,11 @@ impl Conn {
     async fn sasl_failed(&mut self, why: &str) -> Result<(), Close> {
         self.sasl_failures += 1;
         info!(peer = %self.peer, failures = self.sasl_failures, "IRC SASL login refused");
-        self.numeric(ERR_SASLFAIL, &[&format!("SASL authentication failed: {why}")])
-            .await?;
+        self.numeric(
+            ERR_SASLFAIL,
+            &[&format!("SASL authentication failed: {why}")],
+        )
+        .await?;
         if self.sasl_failures >= SASL_ATTEMPTS {
             return Err(Close::Quit("Too many failed SASL attempts".into()));
         }
@@ -287,7 +293,10 @@ impl Conn {
     /// Completes registration once NICK, USER and CAP END (if negotiating) are in and the
     /// credentials check out.
     async fn maybe_register(&mut self) -> Result<(), Close> {
-        if self.session.is_some() || self.nick.is_none() || self.user.is_none() || self.cap_negotiating
+        if self.session.is_some()
+            || self.nick.is_none()
+            || self.user.is_none()
+            || self.cap_negotiating
         {
             return Ok(());
         }
@@ -393,7 +402,9 @@ impl Conn {
         let users = (2 + contacts).to_string();
         self.numeric(
             RPL_LUSERCLIENT,
-            &[&format!("There are {users} users and 0 invisible on 1 servers")],
+            &[&format!(
+                "There are {users} users and 0 invisible on 1 servers"
+            )],
         )
         .await?;
         self.numeric(RPL_LUSERCHANNELS, &["1", "channels formed"])
