@@ -105,9 +105,10 @@ impl Conn {
                 .numeric(ERR_ERRONEUSNICKNAME, &[&nick, "Erroneous nickname"])
                 .await;
         }
+        // Before registration any valid nick is taken as asked: a clash with root or a contact
+        // is settled at the welcome (see `free_nick`) rather than refused, so a client's default
+        // nick (often root) just works. Once registered, a clash is refused.
         if let Some(s) = &self.session {
-            // Before registration any nick is taken as asked: a clash is settled at the welcome
-            // (see `free_nick`) rather than refused, so a client's default nick just works.
             let why = if nick.eq_ignore_ascii_case(ROOT) {
                 Some("Nickname is already in use: root is the control user here".to_owned())
             } else {
