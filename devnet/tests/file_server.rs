@@ -16,8 +16,11 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use session_devnet::file_server::FileIds;
 use session_devnet::{Devnet, DevnetConfig, Event, FileServer, FileServerConfig, HttpsClient};
-use session_proto::attachment::{self, legacy, AttachmentMeta, FileUrl, IncomingAttachment};
+use session_proto::attachment::{
+    self, legacy, server, AttachmentMeta, FileUrl, IncomingAttachment,
+};
 use session_proto::bencode::{V4Request, V4Response};
+use session_proto::err::{AttachmentError, ErrorKind, HasKind};
 use session_proto::onion::{build_request, Destination, EncType, Hop, PeerKey, ServerDestination};
 
 struct Reply {
@@ -332,13 +335,13 @@ async fn attachments_travel_through_onion_requests() {
         &c,
         &d,
         &path,
-        &v4("POST", "/file", Some(blob.clone())),
+        &server::upload_request(blob.clone(), None),
         fs.x25519(),
     )
     .await;
-    assert_eq!(up.code, 200, "{}", String::from_utf8_lossy(&up.body));
-    let v: Value = serde_json::from_slice(&up.body).expect("json");
-    let id = v["id"].as_str().expect("id");
+    let uploaded = server::parse_upload_reply(&up).expect("uploaded");
+    assert!(uploaded.expires.is_some());
+    let id = uploaded.id.as_str();
 
     // The pointer a message would carry, read back as a receiver does.
     let url = FileUrl::new(&fs.url(), id, Some(fs.ed25519()), false).expect("url");
@@ -352,21 +355,14 @@ async fn attachments_travel_through_onion_requests() {
     let server_x = inc.url.server_x25519(&[0; 32]).expect("p= converts");
     assert_eq!(server_x, fs.x25519());
 
-    let down = via_onion(
-        &c,
-        &d,
-        &path,
-        &v4("GET", &inc.url.endpoint(), None),
-        server_x,
-    )
-    .await;
-    assert_eq!(down.code, 200);
+    let down = via_onion(&c, &d, &path, &server::download_request(&inc.url), server_x).await;
     assert_eq!(down.headers["content-type"], "application/octet-stream");
     assert!(down.headers.contains_key("expires"));
-    assert_eq!(down.body.len(), blob.len());
+    let body = server::download_body(&down).expect("a blob");
+    assert_eq!(body.len(), blob.len());
     let mut dec = inc.decryptor().expect("decryptor");
     let mut out = Vec::new();
-    for chunk in down.body.chunks(64 * 1024) {
+    for chunk in body.chunks(64 * 1024) {
         dec.update(chunk, &mut out).expect("decrypts");
     }
     dec.finish(&mut out).expect("verifies");
@@ -389,8 +385,22 @@ async fn attachments_travel_through_onion_requests() {
         (missing.code, missing.body.as_slice()),
         (404, &br#"{"status_code":404}"#[..])
     );
-    let empty = via_onion(&c, &d, &path, &v4("POST", "/file", Some(vec![])), server_x).await;
-    assert_eq!(empty.code, 413);
+    assert_eq!(
+        server::download_body(&missing).map_err(|e| e.kind()),
+        Err(ErrorKind::NotFound)
+    );
+    let empty = via_onion(
+        &c,
+        &d,
+        &path,
+        &server::upload_request(vec![], None),
+        server_x,
+    )
+    .await;
+    assert_eq!(
+        server::parse_upload_reply(&empty),
+        Err(AttachmentError::ServerStatus { status: 413 })
+    );
 
     // The server saw onion requests only; the last relay proxied them to it.
     let log = fs.requests();

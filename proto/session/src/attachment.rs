@@ -14,10 +14,12 @@
 //! - [`legacy`]: padding, AES-256-CBC + HMAC-SHA256, the digest; incremental both ways.
 //! - [`stream`]: libsession's secretstream format, its padding and key derivation.
 //! - [`secretstream`]: libsodium's `crypto_secretstream_xchacha20poly1305` with a given header.
+//! - [`server`]: the file server's upload and download requests and replies (v4 payloads).
 //! - [`url`](mod@url): [`FileUrl`], parsing and writing `…/file/<id>#p=…&d`.
 
 pub mod legacy;
 pub mod secretstream;
+pub mod server;
 pub mod stream;
 pub mod url;
 

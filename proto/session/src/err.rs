@@ -766,6 +766,16 @@ pub enum AttachmentError {
     /// The URL's `p=` server key is not a usable Ed25519 key.
     #[error("invalid file server key in the attachment URL: {0}")]
     BadServerKey(KeyError),
+    /// The file server answered with an error status (404: unknown or expired; 413: too
+    /// large or empty).
+    #[error("the file server answered {status}")]
+    ServerStatus {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The file server's answer is not what its API gives.
+    #[error("unexpected file server reply: {0}")]
+    BadServerReply(&'static str),
 }
 
 impl HasKind for AttachmentError {
@@ -774,6 +784,10 @@ impl HasKind for AttachmentError {
             Self::DigestMismatch | Self::BadMac | Self::ChunkAuth { .. } | Self::BadPadding => {
                 ErrorKind::BadCrypto
             }
+            Self::ServerStatus { status: 404 } => ErrorKind::NotFound,
+            Self::ServerStatus { status: 413 } => ErrorKind::Rejected,
+            Self::ServerStatus { status: 429 | 503 } => ErrorKind::Busy,
+            Self::ServerStatus { .. } | Self::BadServerReply(_) => ErrorKind::ProtocolViolation,
             _ => ErrorKind::InvalidInput,
         }
     }

@@ -662,6 +662,93 @@ fn hashed_file_ids_are_44_url_safe_characters() {
     assert_ne!(id, hashed_file_id(b"hello!"));
 }
 
+#[test]
+fn file_server_requests_and_replies() {
+    use crate::bencode::{V4Request, V4Response};
+    use std::collections::BTreeMap;
+    let req = server::upload_request(vec![1, 2, 3], Some(60));
+    let back = V4Request::decode(&req.encode()).expect("round trip");
+    assert_eq!(
+        (back.method.as_str(), back.endpoint.as_str()),
+        ("POST", "/file")
+    );
+    assert_eq!(back.body.as_deref(), Some(&[1u8, 2, 3][..]));
+    assert_eq!(back.headers["X-FS-TTL"], "60");
+    assert_eq!(back.headers["Content-Type"], "application/octet-stream");
+    let url: FileUrl = "http://h/file/abc#d".parse().expect("url");
+    let get = server::download_request(&url);
+    assert_eq!(
+        (get.method.as_str(), get.endpoint.as_str(), get.body),
+        ("GET", "/file/abc", None)
+    );
+
+    let reply = |code: u16, body: &[u8], ctype: &str| V4Response {
+        code,
+        headers: BTreeMap::from([("content-type".to_owned(), ctype.to_owned())]),
+        body: body.to_vec(),
+    };
+    let ok = server::parse_upload_reply(&reply(
+        200,
+        br#"{"id":"Ab-_9","expires":1.5}"#,
+        "application/json",
+    ))
+    .expect("parses");
+    assert_eq!(
+        ok,
+        server::UploadReply {
+            id: "Ab-_9".into(),
+            expires: Some(1.5)
+        }
+    );
+    let num = server::parse_upload_reply(&reply(200, br#"{"id":123}"#, "application/json"))
+        .expect("numeric");
+    assert_eq!((num.id.as_str(), num.expires), ("123", None));
+    let e = server::parse_upload_reply(&reply(413, br#"{"status_code":413}"#, "application/json"))
+        .expect_err("413");
+    assert_eq!(e, AttachmentError::ServerStatus { status: 413 });
+    assert_eq!(e.kind(), ErrorKind::Rejected);
+    for bad in [
+        &b"<html>"[..],
+        b"{}",
+        br#"{"id":""}"#,
+        br#"{"id":"../x"}"#,
+        br#"{"id":-1}"#,
+    ] {
+        assert!(
+            matches!(
+                server::parse_upload_reply(&reply(200, bad, "application/json")),
+                Err(AttachmentError::BadServerReply(_))
+            ),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    assert_eq!(
+        server::download_body(&reply(200, b"blob", "application/octet-stream")),
+        Ok(&b"blob"[..])
+    );
+    let e = server::download_body(&reply(404, br#"{"status_code":404}"#, "application/json"))
+        .expect_err("404");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(matches!(
+        server::download_body(&reply(
+            200,
+            b"<html>busy</html>",
+            "text/html; charset=utf-8"
+        )),
+        Err(AttachmentError::BadServerReply(_))
+    ));
+    let big = reply(
+        200,
+        &vec![0; MAX_ENCRYPTED_LEN as usize + 1],
+        "application/octet-stream",
+    );
+    assert!(matches!(
+        server::download_body(&big),
+        Err(AttachmentError::Oversized { .. })
+    ));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
