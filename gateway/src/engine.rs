@@ -23,8 +23,8 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::{OutboxConfig, PollConfig};
-use crate::net::NetClient;
 use crate::store::{IdentityId, Store, StoreError};
+use session_net::NetClient;
 
 pub use netsource::{NetSource, StorePoolStore};
 
@@ -85,7 +85,7 @@ impl Ctx {
 
     /// Makes sure the client has a pool before an account request: `swarm` picks a pool node
     /// without loading or fetching the pool first, so an empty pool would fail every request.
-    pub async fn ready(&self) -> Result<(), crate::net::NetError> {
+    pub async fn ready(&self) -> Result<(), session_net::NetError> {
         if self.net.status().pool_size == 0 {
             self.net.bootstrap().await?;
         }

@@ -3,17 +3,16 @@
 //!
 //! # Layout
 //! - [`cli`]: the `sessiond` command line (offline commands and gRPC client commands).
-//! - [`net`]: the network client: snode pool, swarm cache, onion paths, HTTPS transport.
 //! - [`store`]: the redb store: identities, contacts, event log, outbox, poll cursors, snode pool.
 //! - [`config`]: the TOML configuration.
 //! - [`rpc`]: the gRPC services (`sessiond.v1`): auth, errors, one file per service.
 //! - [`daemon`]: `sessiond run`: store + gRPC listeners + graceful shutdown.
-//! - [`engine`]: the sender, the pollers, the devnet echo; the network client behind the API.
+//! - [`engine`]: the sender, the pollers, the devnet echo; the network client ([`session_net`])
+//!   behind the API.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;
-pub mod net;
 pub mod rpc;
 pub mod store;

@@ -16,9 +16,9 @@ use tokio::task::JoinSet;
 
 use super::Ctx;
 use crate::config::OutboxConfig;
-use crate::net::NetError;
 use crate::rpc::now_ms;
 use crate::store::OutboxEntry;
+use session_net::NetError;
 
 /// Sends in flight at once.
 pub const MAX_IN_FLIGHT: usize = 32;
