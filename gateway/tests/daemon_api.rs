@@ -7,10 +7,10 @@ mod support;
 use std::time::Duration;
 
 use sessiond_api::v1::{
-    event, CreateIdentityRequest, CreateTokenRequest, DeliveryState, ExportRecoveryPasswordRequest,
-    HistoryRequest, ListContactsRequest, ListConversationsRequest, ListIdentitiesRequest,
-    NetworkStatusRequest, RebuildPathsRequest, RemoveIdentityRequest, RestoreIdentityRequest,
-    SendRequest, SetContactNameRequest, SubscribeRequest,
+    event, CreateIdentityRequest, CreateTokenRequest, DeleteIdentityRequest, DeliveryState,
+    ExportRecoveryPasswordRequest, GetNetworkStatusRequest, ListContactsRequest,
+    ListConversationsRequest, ListEventsRequest, ListIdentitiesRequest, RebuildPathsRequest,
+    RestoreIdentityRequest, SendMessageRequest, SetContactNameRequest, SubscribeRequest,
 };
 use support::{bearer, clients, some_account_id, Daemon, TempDir, Token};
 use tonic::Code;
@@ -31,7 +31,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
     // Create, list, export, restore under another name refused (same Account ID).
     let alice = admin
         .ids
-        .create(create("alice"))
+        .create_identity(create("alice"))
         .await
         .expect("create")
         .into_inner();
@@ -50,7 +50,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
     assert_eq!(exported.recovery_password, alice.recovery_password);
     let err = admin
         .ids
-        .restore(RestoreIdentityRequest {
+        .restore_identity(RestoreIdentityRequest {
             name: "alice2".into(),
             recovery_password: alice.recovery_password.clone(),
         })
@@ -59,7 +59,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
     let err = admin
         .ids
-        .create(create("alice"))
+        .create_identity(create("alice"))
         .await
         .expect_err("name taken");
     assert_eq!(err.code(), Code::AlreadyExists);
@@ -67,7 +67,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
     // Remove, then restore from the recovery password: same Account ID.
     let removed = admin
         .ids
-        .remove(RemoveIdentityRequest {
+        .delete_identity(DeleteIdentityRequest {
             name: "alice".into(),
         })
         .await
@@ -76,7 +76,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
     assert_eq!(removed.account_id, alice_id.account_id);
     let restored = admin
         .ids
-        .restore(RestoreIdentityRequest {
+        .restore_identity(RestoreIdentityRequest {
             name: "alice".into(),
             recovery_password: alice.recovery_password.to_uppercase(),
         })
@@ -87,10 +87,14 @@ async fn identities_lifecycle_auth_and_bad_input() {
         restored.identity.expect("identity").account_id,
         alice_id.account_id
     );
-    admin.ids.create(create("bob")).await.expect("create bob");
+    admin
+        .ids
+        .create_identity(create("bob"))
+        .await
+        .expect("create bob");
     let list = admin
         .ids
-        .list(ListIdentitiesRequest {})
+        .list_identities(ListIdentitiesRequest::default())
         .await
         .expect("list")
         .into_inner();
@@ -99,13 +103,17 @@ async fn identities_lifecycle_auth_and_bad_input() {
 
     // Bad input: each a clear INVALID_ARGUMENT / NOT_FOUND.
     for (name, code) in [("", Code::InvalidArgument), ("a b", Code::InvalidArgument)] {
-        let err = admin.ids.create(create(name)).await.expect_err("bad name");
+        let err = admin
+            .ids
+            .create_identity(create(name))
+            .await
+            .expect_err("bad name");
         assert_eq!(err.code(), code, "{name:?}: {err:?}");
         assert!(err.message().starts_with("name:"), "{}", err.message());
     }
     let err = admin
         .ids
-        .restore(RestoreIdentityRequest {
+        .restore_identity(RestoreIdentityRequest {
             name: "carol".into(),
             recovery_password: "not a recovery password".into(),
         })
@@ -114,7 +122,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = admin
         .ids
-        .remove(RemoveIdentityRequest {
+        .delete_identity(DeleteIdentityRequest {
             name: "nobody".into(),
         })
         .await
@@ -126,7 +134,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
     let mut anon = clients(&channel, Token(None));
     let err = anon
         .ids
-        .list(ListIdentitiesRequest {})
+        .list_identities(ListIdentitiesRequest::default())
         .await
         .expect_err("no token");
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -134,7 +142,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
     let mut wrong = clients(&channel, bearer(&"0".repeat(64)));
     let err = wrong
         .ids
-        .list(ListIdentitiesRequest {})
+        .list_identities(ListIdentitiesRequest::default())
         .await
         .expect_err("wrong");
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -153,28 +161,31 @@ async fn identities_lifecycle_auth_and_bad_input() {
     let mut bob = clients(&channel, bearer(&token));
     let list = bob
         .ids
-        .list(ListIdentitiesRequest {})
+        .list_identities(ListIdentitiesRequest::default())
         .await
         .expect("list")
         .into_inner();
     assert_eq!(list.identities.len(), 1);
     assert_eq!(list.identities[0].name, "bob");
-    let history = |identity: &str| HistoryRequest {
+    let history = |identity: &str| ListEventsRequest {
         identity: identity.into(),
-        ..HistoryRequest::default()
+        ..ListEventsRequest::default()
     };
-    bob.msgs.history(history("bob")).await.expect("own history");
+    bob.msgs
+        .list_events(history("bob"))
+        .await
+        .expect("own history");
     for other in ["alice", "nobody"] {
         let err = bob
             .msgs
-            .history(history(other))
+            .list_events(history(other))
             .await
             .expect_err("other identity");
         assert_eq!(err.code(), Code::PermissionDenied, "{other}: {err:?}");
     }
     let err = bob
         .ids
-        .create(create("mallory"))
+        .create_identity(create("mallory"))
         .await
         .expect_err("admin only");
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -187,12 +198,12 @@ async fn identities_lifecycle_auth_and_bad_input() {
     // Removing bob revokes his token.
     admin
         .ids
-        .remove(RemoveIdentityRequest { name: "bob".into() })
+        .delete_identity(DeleteIdentityRequest { name: "bob".into() })
         .await
         .expect("remove bob");
     let err = bob
         .ids
-        .list(ListIdentitiesRequest {})
+        .list_identities(ListIdentitiesRequest::default())
         .await
         .expect_err("revoked");
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -200,7 +211,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
     // An offline daemon (SESSIOND_OFFLINE=1 in the test support) has no network: UNAVAILABLE.
     let err = admin
         .net
-        .status(NetworkStatusRequest {})
+        .get_network_status(GetNetworkStatusRequest {})
         .await
         .expect_err("no net");
     assert_eq!(err.code(), Code::Unavailable);
@@ -211,7 +222,7 @@ async fn identities_lifecycle_auth_and_bad_input() {
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let status = health
         .check(tonic_health::pb::HealthCheckRequest {
-            service: "sessiond.v1.Messages".into(),
+            service: "sessiond.v1.MessageService".into(),
         })
         .await
         .expect("health")
@@ -237,10 +248,14 @@ async fn send_subscribe_history_and_conversations() {
     let daemon = Daemon::start(dir.path());
     let channel = daemon.channel().await;
     let mut admin = clients(&channel, bearer(&daemon.admin_token));
-    admin.ids.create(create("alice")).await.expect("alice");
+    admin
+        .ids
+        .create_identity(create("alice"))
+        .await
+        .expect("alice");
     let bob_id = admin
         .ids
-        .create(create("bob"))
+        .create_identity(create("bob"))
         .await
         .expect("bob")
         .into_inner()
@@ -248,7 +263,7 @@ async fn send_subscribe_history_and_conversations() {
         .expect("identity")
         .account_id;
 
-    let send = |text: &str| SendRequest {
+    let send = |text: &str| SendMessageRequest {
         identity: "alice".into(),
         recipient: bob_id.clone(),
         text: text.into(),
@@ -257,14 +272,14 @@ async fn send_subscribe_history_and_conversations() {
     // Bad sends write nothing.
     for (req, code) in [
         (
-            SendRequest {
+            SendMessageRequest {
                 recipient: "05abc".into(),
                 ..send("x")
             },
             Code::InvalidArgument,
         ),
         (
-            SendRequest {
+            SendMessageRequest {
                 recipient: format!("03{}", "11".repeat(32)),
                 ..send("x")
             },
@@ -273,28 +288,28 @@ async fn send_subscribe_history_and_conversations() {
         (send(""), Code::InvalidArgument),
         (send(&"x".repeat(2001)), Code::InvalidArgument),
         (
-            SendRequest {
+            SendMessageRequest {
                 identity: "nobody".into(),
                 ..send("x")
             },
             Code::NotFound,
         ),
         (
-            SendRequest {
+            SendMessageRequest {
                 identity: "".into(),
                 ..send("x")
             },
             Code::InvalidArgument,
         ),
     ] {
-        let err = admin.msgs.send(req).await.expect_err("bad send");
+        let err = admin.msgs.send_message(req).await.expect_err("bad send");
         assert_eq!(err.code(), code, "{err:?}");
     }
 
     // Two messages before anyone subscribes: the backlog.
     let r1 = admin
         .msgs
-        .send(send("one"))
+        .send_message(send("one"))
         .await
         .expect("send")
         .into_inner();
@@ -302,7 +317,7 @@ async fn send_subscribe_history_and_conversations() {
     assert_eq!(r1.message_id.len(), 32);
     admin
         .msgs
-        .send(send(&"é".repeat(2000)))
+        .send_message(send(&"é".repeat(2000)))
         .await
         .expect("send at the limit");
 
@@ -316,7 +331,10 @@ async fn send_subscribe_history_and_conversations() {
         .await
         .expect("subscribe")
         .into_inner();
-    let e1 = next_event(&mut stream).await;
+    let r1_streamed = next_response(&mut stream).await;
+    let epoch = r1_streamed.log_epoch;
+    assert_ne!(epoch, 0);
+    let e1 = r1_streamed.event.expect("an event");
     assert_eq!(e1.seq, 1);
     match e1.kind {
         Some(event::Kind::Outgoing(m)) => {
@@ -328,20 +346,21 @@ async fn send_subscribe_history_and_conversations() {
     }
     assert_eq!(next_event(&mut stream).await.seq, 2);
     // Live.
-    admin.msgs.send(send("three")).await.expect("send");
+    admin.msgs.send_message(send("three")).await.expect("send");
     let e3 = next_event(&mut stream).await;
     assert_eq!(e3.seq, 3);
     assert_eq!(e3.identity, "alice");
     drop(stream);
 
     // Resume from the last seq seen: exactly what was missed.
-    admin.msgs.send(send("four")).await.expect("send");
-    admin.msgs.send(send("five")).await.expect("send");
+    admin.msgs.send_message(send("four")).await.expect("send");
+    admin.msgs.send_message(send("five")).await.expect("send");
     let mut resumed = admin
         .msgs
         .subscribe(SubscribeRequest {
             identity: "alice".into(),
             from_seq: 3,
+            log_epoch: epoch,
             ..Default::default()
         })
         .await
@@ -355,9 +374,9 @@ async fn send_subscribe_history_and_conversations() {
     // Bob's log is separate and empty.
     let bob_history = admin
         .msgs
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: "bob".into(),
-            ..HistoryRequest::default()
+            ..ListEventsRequest::default()
         })
         .await
         .expect("history")
@@ -367,11 +386,11 @@ async fn send_subscribe_history_and_conversations() {
     // History pages.
     let page = admin
         .msgs
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: "alice".into(),
-            limit: 2,
+            page_size: 2,
             newest_first: true,
-            ..HistoryRequest::default()
+            ..ListEventsRequest::default()
         })
         .await
         .expect("history")
@@ -380,13 +399,14 @@ async fn send_subscribe_history_and_conversations() {
         page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
         [5, 4]
     );
-    assert!(page.more);
+    assert!(!page.next_page_token.is_empty());
 
     // Conversations and contacts.
     let convs = admin
         .convs
-        .list(ListConversationsRequest {
+        .list_conversations(ListConversationsRequest {
             identity: "alice".into(),
+            ..Default::default()
         })
         .await
         .expect("convs")
@@ -418,6 +438,7 @@ async fn send_subscribe_history_and_conversations() {
         .convs
         .list_contacts(ListContactsRequest {
             identity: "alice".into(),
+            ..Default::default()
         })
         .await
         .expect("contacts")
@@ -427,8 +448,9 @@ async fn send_subscribe_history_and_conversations() {
     assert_eq!(contacts[0].name, "Bob");
     let convs = admin
         .convs
-        .list(ListConversationsRequest {
+        .list_conversations(ListConversationsRequest {
             identity: "alice".into(),
+            ..Default::default()
         })
         .await
         .expect("convs")
@@ -444,9 +466,9 @@ async fn send_subscribe_history_and_conversations() {
     let mut admin = clients(&channel, bearer(&daemon.admin_token));
     let all = admin
         .msgs
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: "alice".into(),
-            ..HistoryRequest::default()
+            ..ListEventsRequest::default()
         })
         .await
         .expect("history")
@@ -458,7 +480,7 @@ async fn send_subscribe_history_and_conversations() {
         Some(event::Kind::Conversation(c))
             if c.conversation.as_ref().is_some_and(|c| c.display_name == "Bob")
     ));
-    assert!(!all.more);
+    assert!(all.next_page_token.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,7 +489,11 @@ async fn a_subscriber_of_a_removed_identity_gets_not_found() {
     let daemon = Daemon::start(dir.path());
     let channel = daemon.channel().await;
     let mut admin = clients(&channel, bearer(&daemon.admin_token));
-    admin.ids.create(create("gone")).await.expect("create");
+    admin
+        .ids
+        .create_identity(create("gone"))
+        .await
+        .expect("create");
     let mut stream = admin
         .msgs
         .subscribe(SubscribeRequest {
@@ -480,7 +506,7 @@ async fn a_subscriber_of_a_removed_identity_gets_not_found() {
         .into_inner();
     admin
         .ids
-        .remove(RemoveIdentityRequest {
+        .delete_identity(DeleteIdentityRequest {
             name: "gone".into(),
         })
         .await
@@ -492,10 +518,18 @@ async fn a_subscriber_of_a_removed_identity_gets_not_found() {
     assert_eq!(err.code(), Code::NotFound);
 }
 
-async fn next_event(s: &mut tonic::Streaming<sessiond_api::v1::Event>) -> sessiond_api::v1::Event {
+async fn next_response(
+    s: &mut tonic::Streaming<sessiond_api::v1::SubscribeResponse>,
+) -> sessiond_api::v1::SubscribeResponse {
     tokio::time::timeout(Duration::from_secs(10), s.message())
         .await
         .expect("an event within 10 s")
         .expect("stream ok")
         .expect("stream open")
+}
+
+async fn next_event(
+    s: &mut tonic::Streaming<sessiond_api::v1::SubscribeResponse>,
+) -> sessiond_api::v1::Event {
+    next_response(s).await.event.expect("an event")
 }

@@ -156,6 +156,7 @@ impl IdentityState {
         client: &Client,
         identity: &str,
         from_seq: u64,
+        log_epoch: u64,
         stop: watch::Receiver<bool>,
     ) {
         let mut inner = self.lock();
@@ -167,7 +168,8 @@ impl IdentityState {
         let client = client.clone();
         let identity = identity.to_owned();
         inner.live = Some(tokio::spawn(async move {
-            me.run_live(client, identity, from_seq, stop).await;
+            me.run_live(client, identity, from_seq, log_epoch, stop)
+                .await;
         }));
     }
 
@@ -182,6 +184,7 @@ impl IdentityState {
         mut client: Client,
         identity: String,
         from_seq: u64,
+        log_epoch: u64,
         mut stop: watch::Receiver<bool>,
     ) {
         let span = tracing::debug_span!("matrix_live", identity = %identity);
@@ -192,6 +195,7 @@ impl IdentityState {
                 identity: identity.clone(),
                 from_seq,
                 typing: true,
+                log_epoch,
             })
             .await;
         let mut stream = match stream {
@@ -207,7 +211,11 @@ impl IdentityState {
                 () = stopped(&mut stop) => return,
             };
             match next {
-                Ok(Some(ev)) => self.on_event(ev),
+                Ok(Some(resp)) => {
+                    if let Some(ev) = resp.event {
+                        self.on_event(ev);
+                    }
+                }
                 Ok(None) => break,
                 Err(status) => {
                     tracing::debug!(code = ?status.code(), "live subscription ended");

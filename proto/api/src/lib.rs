@@ -2,8 +2,8 @@
 //! tonic-build from `sessiond/v1/*.proto`, which other languages use to generate their clients.
 //!
 //! # Layout
-//! - [`v1`]: the generated code: `identities_client`/`identities_server`, `messages_*`,
-//!   `conversations_*`, `network_*` and the message types.
+//! - [`v1`]: the generated code: `identity_service_client`/`identity_service_server`,
+//!   `message_service_*`, `conversation_service_*`, `network_service_*` and the message types.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by server reflection.
 //! - [`client`]: the services behind one bearer token, and the login check adapters make.
 
