@@ -5,6 +5,7 @@
 //! - [`err`]: [`ApiError`], [`err::code_for`] (the one kind → status code mapping) and the
 //!   rich details (ErrorInfo, BadRequest) every error status carries.
 //! - [`page`]: page sizes and page tokens of the List calls.
+//! - [`wire`]: the Unix socket's `:authority` fix and the RESOURCE_EXHAUSTED status fix.
 //! - `identities`, `messages`, `conversations`, `network`: one file per service's handlers.
 //! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing contents (texts, typing
 //!   notices).
@@ -20,6 +21,7 @@ mod messages;
 mod network;
 pub mod page;
 mod seal;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -111,22 +113,30 @@ impl Service {
 
     /// The IdentityService behind auth.
     pub fn identities(&self) -> Authed<IdentityServiceServer<Service>> {
-        IdentityServiceServer::with_interceptor(self.clone(), self.interceptor())
+        let server = IdentityServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
     }
 
     /// The MessageService behind auth.
     pub fn messages(&self) -> Authed<MessageServiceServer<Service>> {
-        MessageServiceServer::with_interceptor(self.clone(), self.interceptor())
+        let server = MessageServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
     }
 
     /// The ConversationService behind auth.
     pub fn conversations(&self) -> Authed<ConversationServiceServer<Service>> {
-        ConversationServiceServer::with_interceptor(self.clone(), self.interceptor())
+        let server = ConversationServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
     }
 
     /// The NetworkService behind auth.
     pub fn network(&self) -> Authed<NetworkServiceServer<Service>> {
-        NetworkServiceServer::with_interceptor(self.clone(), self.interceptor())
+        let server = NetworkServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
     }
 
     /// Runs a blocking store operation off the async threads.
@@ -142,8 +152,13 @@ impl Service {
     }
 }
 
+/// The router of one listener: the services behind [`wire::StatusFixLayer`].
+pub type Router = tonic::transport::server::Router<
+    tower::layer::util::Stack<wire::StatusFixLayer, tower::layer::util::Identity>,
+>;
+
 /// Builds the full router (the four services, health, reflection) for one listener.
-pub async fn router(service: &Service) -> Result<tonic::transport::server::Router, ApiError> {
+pub async fn router(service: &Service) -> Result<Router, ApiError> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sessiond_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
@@ -169,6 +184,7 @@ pub async fn router(service: &Service) -> Result<tonic::transport::server::Route
         .set_serving::<NetworkServiceServer<Service>>()
         .await;
     Ok(tonic::transport::Server::builder()
+        .layer(wire::StatusFixLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

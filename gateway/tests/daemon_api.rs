@@ -1,5 +1,7 @@
-//! The gRPC API of a real `sessiond` process over TCP on 127.0.0.1: identities, auth, bad
-//! input, Send + Subscribe (backlog, live, resume), History, Conversations, Network, health.
+//! The gRPC API of a real `sessiond` process over TCP on 127.0.0.1 and its Unix socket:
+//! identities, auth, bad input, Send + Subscribe (backlog, live, resume), ListEvents,
+//! Conversations, Network, health; and the conventions: error details, paging, Get methods,
+//! log-epoch cursors, stock clients' authorities on the socket, malformed and oversized bodies.
 
 #[path = "support/daemon.rs"]
 mod support;
@@ -8,9 +10,10 @@ use std::time::Duration;
 
 use sessiond_api::v1::{
     event, CreateIdentityRequest, CreateTokenRequest, DeleteIdentityRequest, DeliveryState,
-    ExportRecoveryPasswordRequest, GetNetworkStatusRequest, ListContactsRequest,
-    ListConversationsRequest, ListEventsRequest, ListIdentitiesRequest, RebuildPathsRequest,
-    RestoreIdentityRequest, SendMessageRequest, SetContactNameRequest, SubscribeRequest,
+    ExportRecoveryPasswordRequest, GetContactRequest, GetConversationRequest, GetIdentityRequest,
+    GetNetworkStatusRequest, ListContactsRequest, ListConversationsRequest, ListEventsRequest,
+    ListIdentitiesRequest, OpenConversationRequest, RebuildPathsRequest, RestoreIdentityRequest,
+    SendMessageRequest, SetContactNameRequest, SubscribeRequest,
 };
 use support::{bearer, clients, some_account_id, Daemon, TempDir, Token};
 use tonic::Code;
@@ -532,4 +535,781 @@ async fn next_event(
     s: &mut tonic::Streaming<sessiond_api::v1::SubscribeResponse>,
 ) -> sessiond_api::v1::Event {
     next_response(s).await.event.expect("an event")
+}
+
+// ------------------------------------------------------------------------------------------
+// Conventions: error details, paging, Get methods, cursors with a log epoch, the Unix socket
+// as stock clients call it, malformed and oversized request bodies.
+// ------------------------------------------------------------------------------------------
+
+/// The ErrorInfo of a status (panics without one), checked to be in sessiond's domain.
+fn error_info(s: &tonic::Status) -> tonic_types::ErrorInfo {
+    use tonic_types::StatusExt;
+    let info = s
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
+    assert_eq!(info.domain, "sessiond.v1");
+    info
+}
+
+/// The fields a status's BadRequest names.
+fn bad_fields(s: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    s.get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_error_info_and_field_violations() {
+    let dir = TempDir::new("api-details");
+    let daemon = Daemon::start(dir.path());
+    let channel = daemon.channel().await;
+    let mut admin = clients(&channel, bearer(&daemon.admin_token));
+    admin
+        .ids
+        .create_identity(create("alice"))
+        .await
+        .expect("create");
+    admin
+        .ids
+        .create_identity(create("bob"))
+        .await
+        .expect("create");
+
+    // A bad field: INVALID_ARGUMENT, reason INVALID_INPUT, the field in BadRequest and metadata.
+    let err = admin
+        .ids
+        .create_identity(create("bad name"))
+        .await
+        .expect_err("bad");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let info = error_info(&err);
+    assert_eq!(info.reason, "INVALID_INPUT");
+    assert_eq!(info.metadata.get("field").map(String::as_str), Some("name"));
+    assert_eq!(bad_fields(&err), ["name"]);
+    // A bad Account ID (a protocol parse error) names its field too.
+    let err = admin
+        .msgs
+        .send_message(SendMessageRequest {
+            identity: "alice".into(),
+            recipient: "05abc".into(),
+            text: "hi".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("bad recipient");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&err), ["recipient"]);
+    // Taken, unknown, unauthenticated, denied: one stable reason each, no BadRequest.
+    let err = admin
+        .ids
+        .create_identity(create("alice"))
+        .await
+        .expect_err("taken");
+    assert_eq!(error_info(&err).reason, "ALREADY_EXISTS");
+    assert!(bad_fields(&err).is_empty());
+    let err = admin
+        .ids
+        .get_identity(GetIdentityRequest {
+            name: "nobody".into(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(error_info(&err).reason, "NOT_FOUND");
+    let mut anon = clients(&channel, Token(None));
+    let err = anon
+        .ids
+        .list_identities(ListIdentitiesRequest::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(error_info(&err).reason, "UNAUTHENTICATED");
+    let scoped = admin
+        .ids
+        .create_token(CreateTokenRequest {
+            name: "alice".into(),
+            label: String::new(),
+        })
+        .await
+        .expect("token")
+        .into_inner()
+        .token;
+    let mut alice = clients(&channel, bearer(&scoped));
+    let err = alice
+        .ids
+        .get_identity(GetIdentityRequest { name: "bob".into() })
+        .await
+        .expect_err("another identity");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(error_info(&err).reason, "PERMISSION_DENIED");
+    // The scheme word is case-insensitive.
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let value: tonic::metadata::AsciiMetadataValue = format!("{scheme} {}", daemon.admin_token)
+            .parse()
+            .expect("ascii");
+        let mut c = clients(&channel, Token(Some(value)));
+        c.ids
+            .list_identities(ListIdentitiesRequest::default())
+            .await
+            .unwrap_or_else(|e| panic!("{scheme}: {e:?}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_and_get_methods_find_one() {
+    let dir = TempDir::new("api-pages");
+    let daemon = Daemon::start(dir.path());
+    let channel = daemon.channel().await;
+    let mut admin = clients(&channel, bearer(&daemon.admin_token));
+    for name in ["a1", "a2", "a3", "a4", "a5"] {
+        admin
+            .ids
+            .create_identity(create(name))
+            .await
+            .expect("create");
+    }
+    // Identities two at a time: 2 + 2 + 1, the last page without a token.
+    let mut names = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = admin
+            .ids
+            .list_identities(ListIdentitiesRequest {
+                page_size: 2,
+                page_token: token.clone(),
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        pages += 1;
+        assert!(page.identities.len() <= 2);
+        names.extend(page.identities.into_iter().map(|i| i.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, ["a1", "a2", "a3", "a4", "a5"]);
+    // page_size above the maximum is coerced; negative is refused; so is a foreign token.
+    let all = admin
+        .ids
+        .list_identities(ListIdentitiesRequest {
+            page_size: i32::MAX,
+            ..Default::default()
+        })
+        .await
+        .expect("coerced")
+        .into_inner();
+    assert_eq!(all.identities.len(), 5);
+    assert!(all.next_page_token.is_empty());
+    let err = admin
+        .ids
+        .list_identities(ListIdentitiesRequest {
+            page_size: -1,
+            ..Default::default()
+        })
+        .await
+        .expect_err("negative");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&err), ["page_size"]);
+    for bad in [
+        "garbage!",
+        "c2Vzc2lvbmQxfGNvbnRhY3RzfGF8Yg",
+        &"A".repeat(5000),
+    ] {
+        let err = admin
+            .ids
+            .list_identities(ListIdentitiesRequest {
+                page_size: 1,
+                page_token: bad.to_owned(),
+            })
+            .await
+            .expect_err("bad token");
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
+        assert_eq!(bad_fields(&err), ["page_token"]);
+    }
+
+    // Contacts and conversations page the same way, and a token is bound to its identity.
+    for n in 1..=3 {
+        admin
+            .convs
+            .set_contact_name(SetContactNameRequest {
+                identity: "a1".into(),
+                account_id: some_account_id(n),
+                name: format!("c{n}"),
+            })
+            .await
+            .expect("contact");
+        admin
+            .convs
+            .open_conversation(OpenConversationRequest {
+                identity: "a1".into(),
+                account_id: some_account_id(n),
+            })
+            .await
+            .expect("open");
+    }
+    let first = admin
+        .convs
+        .list_contacts(ListContactsRequest {
+            identity: "a1".into(),
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("contacts")
+        .into_inner();
+    assert_eq!(first.contacts.len(), 2);
+    let second = admin
+        .convs
+        .list_contacts(ListContactsRequest {
+            identity: "a1".into(),
+            page_size: 2,
+            page_token: first.next_page_token.clone(),
+        })
+        .await
+        .expect("contacts")
+        .into_inner();
+    assert_eq!(second.contacts.len(), 1);
+    assert!(second.next_page_token.is_empty());
+    let err = admin
+        .convs
+        .list_contacts(ListContactsRequest {
+            identity: "a2".into(),
+            page_size: 2,
+            page_token: first.next_page_token,
+        })
+        .await
+        .expect_err("a token of another identity");
+    assert_eq!(bad_fields(&err), ["page_token"]);
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = admin
+            .convs
+            .list_conversations(ListConversationsRequest {
+                identity: "a1".into(),
+                page_size: 1,
+                page_token: token,
+            })
+            .await
+            .expect("conversations")
+            .into_inner();
+        seen.extend(page.conversations.into_iter().map(|c| c.account_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=3).map(some_account_id).collect::<Vec<_>>());
+
+    // Get methods: found, and NOT_FOUND with a reason.
+    let got = admin
+        .ids
+        .get_identity(GetIdentityRequest { name: "a3".into() })
+        .await
+        .expect("get")
+        .into_inner()
+        .identity
+        .expect("identity");
+    assert_eq!(got.name, "a3");
+    assert_ne!(got.log_epoch, 0);
+    let c = admin
+        .convs
+        .get_contact(GetContactRequest {
+            identity: "a1".into(),
+            account_id: some_account_id(2),
+        })
+        .await
+        .expect("contact")
+        .into_inner()
+        .contact
+        .expect("contact");
+    assert_eq!(c.name, "c2");
+    let conv = admin
+        .convs
+        .get_conversation(GetConversationRequest {
+            identity: "a1".into(),
+            account_id: some_account_id(3),
+        })
+        .await
+        .expect("conversation")
+        .into_inner()
+        .conversation
+        .expect("conversation");
+    assert!(conv.accepted);
+    for err in [
+        admin
+            .convs
+            .get_contact(GetContactRequest {
+                identity: "a1".into(),
+                account_id: some_account_id(9),
+            })
+            .await
+            .expect_err("no such contact"),
+        admin
+            .convs
+            .get_conversation(GetConversationRequest {
+                identity: "a2".into(),
+                account_id: some_account_id(1),
+            })
+            .await
+            .expect_err("no such conversation"),
+    ] {
+        assert_eq!(err.code(), Code::NotFound, "{err:?}");
+        assert_eq!(error_info(&err).reason, "NOT_FOUND");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_of_a_replaced_log_are_refused_not_skipped() {
+    let dir = TempDir::new("api-epoch");
+    let daemon = Daemon::start(dir.path());
+    let channel = daemon.channel().await;
+    let mut admin = clients(&channel, bearer(&daemon.admin_token));
+    let old = admin
+        .ids
+        .create_identity(create("eve"))
+        .await
+        .expect("create")
+        .into_inner()
+        .identity
+        .expect("identity");
+    let send = |text: &str| SendMessageRequest {
+        identity: "eve".into(),
+        recipient: some_account_id(1),
+        text: text.into(),
+        ..Default::default()
+    };
+    for i in 0..3 {
+        admin
+            .msgs
+            .send_message(send(&format!("m{i}")))
+            .await
+            .expect("send");
+    }
+    // A page token of the old log.
+    let page = admin
+        .msgs
+        .list_events(ListEventsRequest {
+            identity: "eve".into(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("page")
+        .into_inner();
+    assert_eq!(page.log_epoch, old.log_epoch);
+    assert_eq!(page.events.len(), 1);
+    let old_token = page.next_page_token;
+    assert!(!old_token.is_empty());
+    let next = admin
+        .msgs
+        .list_events(ListEventsRequest {
+            identity: "eve".into(),
+            page_size: 1,
+            page_token: old_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("page 2")
+        .into_inner();
+    assert_eq!(seqs_of(&next.events), [2]);
+    // The same token with other filters is refused.
+    let err = admin
+        .msgs
+        .list_events(ListEventsRequest {
+            identity: "eve".into(),
+            page_size: 1,
+            page_token: old_token.clone(),
+            newest_first: true,
+            ..Default::default()
+        })
+        .await
+        .expect_err("other filters");
+    assert_eq!(bad_fields(&err), ["page_token"]);
+
+    // Delete eve and add her again: same name, new log (seq 1 again), new epoch.
+    admin
+        .ids
+        .delete_identity(DeleteIdentityRequest { name: "eve".into() })
+        .await
+        .expect("delete");
+    let new = admin
+        .ids
+        .create_identity(create("eve"))
+        .await
+        .expect("create again")
+        .into_inner()
+        .identity
+        .expect("identity");
+    assert_ne!(new.log_epoch, old.log_epoch);
+    for i in 0..4 {
+        admin
+            .msgs
+            .send_message(send(&format!("n{i}")))
+            .await
+            .expect("send");
+    }
+
+    // Resuming the old cursor: FAILED_PRECONDITION, LOG_EPOCH_MISMATCH, the new epoch given.
+    let err = admin
+        .msgs
+        .subscribe(SubscribeRequest {
+            identity: "eve".into(),
+            from_seq: 2,
+            log_epoch: old.log_epoch,
+            ..Default::default()
+        })
+        .await
+        .expect_err("an old cursor");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let info = error_info(&err);
+    assert_eq!(info.reason, "LOG_EPOCH_MISMATCH");
+    assert_eq!(
+        info.metadata.get("log_epoch"),
+        Some(&new.log_epoch.to_string())
+    );
+    // The old page token: the same.
+    let err = admin
+        .msgs
+        .list_events(ListEventsRequest {
+            identity: "eve".into(),
+            page_size: 1,
+            page_token: old_token,
+            ..Default::default()
+        })
+        .await
+        .expect_err("an old page token");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(error_info(&err).reason, "LOG_EPOCH_MISMATCH");
+    // A seq without its epoch is refused, naming log_epoch.
+    let err = admin
+        .msgs
+        .subscribe(SubscribeRequest {
+            identity: "eve".into(),
+            from_seq: 2,
+            ..Default::default()
+        })
+        .await
+        .expect_err("no epoch");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&err), ["log_epoch"]);
+    // A seq past the end of the right log: OUT_OF_RANGE with the last seq.
+    let err = admin
+        .msgs
+        .subscribe(SubscribeRequest {
+            identity: "eve".into(),
+            from_seq: 99,
+            log_epoch: new.log_epoch,
+            ..Default::default()
+        })
+        .await
+        .expect_err("past the end");
+    assert_eq!(err.code(), Code::OutOfRange);
+    let info = error_info(&err);
+    assert_eq!(info.reason, "SEQ_OUT_OF_RANGE");
+    assert_eq!(info.metadata.get("last_seq").map(String::as_str), Some("4"));
+    // The right cursor resumes exactly after it, every event carrying the epoch.
+    let mut stream = admin
+        .msgs
+        .subscribe(SubscribeRequest {
+            identity: "eve".into(),
+            from_seq: 2,
+            log_epoch: new.log_epoch,
+            ..Default::default()
+        })
+        .await
+        .expect("resume")
+        .into_inner();
+    let r = next_response(&mut stream).await;
+    assert_eq!(
+        (r.log_epoch, r.event.expect("event").seq),
+        (new.log_epoch, 3)
+    );
+}
+
+fn seqs_of(events: &[sessiond_api::v1::Event]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+/// A gRPC call written by hand over HTTP/2 on the daemon's Unix socket, with any `:authority`
+/// and any request bytes: what stock clients (grpcio, grpcurl) send, which tonic's own client
+/// cannot.
+mod raw_h2 {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixStream;
+
+    /// What came back on one stream.
+    #[derive(Debug, Default)]
+    pub struct Reply {
+        /// Response headers and trailers, merged.
+        pub headers: HashMap<String, String>,
+        /// The DATA bytes.
+        pub data: Vec<u8>,
+        /// Set if the server reset the stream, with the error code.
+        pub reset: Option<u32>,
+    }
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len();
+        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        f.extend(stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// One connection; calls run one after the other on streams 1, 3, 5, … so the HPACK
+    /// dynamic tables of both sides are exercised across calls.
+    pub struct Conn {
+        sock: UnixStream,
+        encoder: loona_hpack::Encoder<'static>,
+        decoder: loona_hpack::Decoder<'static>,
+        next_stream: u32,
+    }
+
+    impl Conn {
+        pub async fn open(path: &Path) -> Conn {
+            let mut sock = UnixStream::connect(path).await.expect("connect");
+            sock.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                .await
+                .expect("preface");
+            sock.write_all(&frame(0x4, 0, 0, &[]))
+                .await
+                .expect("settings");
+            Conn {
+                sock,
+                encoder: loona_hpack::Encoder::new(),
+                decoder: loona_hpack::Decoder::new(),
+                next_stream: 1,
+            }
+        }
+
+        /// Calls `method` (e.g. `/sessiond.v1.IdentityService/WhoAmI`) with `body` (the
+        /// whole gRPC-framed request) and reads until the stream ends.
+        pub async fn call(
+            &mut self,
+            authority: &str,
+            method: &str,
+            token: &str,
+            body: &[u8],
+        ) -> Reply {
+            let stream = self.next_stream;
+            self.next_stream += 2;
+            let auth = format!("Bearer {token}");
+            let headers: Vec<(&[u8], &[u8])> = vec![
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":path", method.as_bytes()),
+                (b":authority", authority.as_bytes()),
+                (b"content-type", b"application/grpc"),
+                (b"te", b"trailers"),
+                (b"authorization", auth.as_bytes()),
+            ];
+            let block = self.encoder.encode(headers);
+            let mut out = frame(0x1, 0x4, stream, &block);
+            out.extend(frame(0x0, 0x1, stream, body));
+            self.sock.write_all(&out).await.expect("request");
+            let mut reply = Reply::default();
+            loop {
+                let mut head = [0u8; 9];
+                self.sock.read_exact(&mut head).await.expect("a frame");
+                let len =
+                    usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+                let mut payload = vec![0u8; len];
+                self.sock.read_exact(&mut payload).await.expect("a payload");
+                let (kind, flags) = (head[3], head[4]);
+                let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+                match kind {
+                    0x4 if flags & 0x1 == 0 => {
+                        self.sock
+                            .write_all(&frame(0x4, 0x1, 0, &[]))
+                            .await
+                            .expect("ack");
+                    }
+                    0x1 => {
+                        for (n, v) in self.decoder.decode(&payload).expect("hpack") {
+                            reply.headers.insert(
+                                String::from_utf8_lossy(&n).into_owned(),
+                                String::from_utf8_lossy(&v).into_owned(),
+                            );
+                        }
+                        if id == stream && flags & 0x1 != 0 {
+                            return reply;
+                        }
+                    }
+                    0x0 if id == stream => {
+                        reply.data.extend(&payload);
+                        if flags & 0x1 != 0 {
+                            return reply;
+                        }
+                    }
+                    0x3 if id == stream => {
+                        reply.reset = Some(u32::from_be_bytes(payload[..4].try_into().expect("4")));
+                        return reply;
+                    }
+                    0x7 => panic!("GOAWAY: {payload:?}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// A gRPC length-prefixed message.
+    pub fn grpc_frame(message: &[u8]) -> Vec<u8> {
+        let mut f = vec![0];
+        f.extend((message.len() as u32).to_be_bytes());
+        f.extend_from_slice(message);
+        f
+    }
+}
+
+/// The details of a raw reply's `grpc-status-details-bin`.
+fn raw_status(reply: &raw_h2::Reply) -> tonic::Status {
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    tonic::Status::from_header_map(&headers).unwrap_or_else(|| panic!("no status in {reply:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unix_socket_takes_stock_clients_authorities_and_bad_bodies_get_conventional_codes() {
+    let dir = TempDir::new("api-unix");
+    let daemon = Daemon::start(dir.path());
+    let sock = dir.path().join("sessiond.sock");
+    let token = daemon.admin_token.clone();
+    let who = "/sessiond.v1.IdentityService/WhoAmI";
+    let mut conn = raw_h2::Conn::open(&sock).await;
+    // What grpcurl/grpc-go and grpc-java send (the path), what grpcio sends (percent-encoded),
+    // and a plain one; twice each on one connection, so the second time they come from the
+    // HPACK dynamic table.
+    let path = sock.to_string_lossy().into_owned();
+    let encoded = path.replace('/', "%2F");
+    for authority in [
+        path.as_str(),
+        encoded.as_str(),
+        "localhost",
+        path.as_str(),
+        encoded.as_str(),
+    ] {
+        let reply = conn
+            .call(authority, who, &token, &raw_h2::grpc_frame(&[]))
+            .await;
+        assert_eq!(reply.reset, None, "{authority}: the stream was reset");
+        assert_eq!(
+            reply.headers.get(":status").map(String::as_str),
+            Some("200")
+        );
+        assert_eq!(
+            reply.headers.get("grpc-status").map(String::as_str),
+            Some("0"),
+            "{reply:?}"
+        );
+        // WhoAmIResponse { admin: true }.
+        assert_eq!(reply.data, raw_h2::grpc_frame(&[0x08, 0x01]));
+    }
+
+    // A body that is not protobuf, and a string that is not UTF-8: INVALID_ARGUMENT.
+    let create = "/sessiond.v1.IdentityService/CreateIdentity";
+    for body in [
+        &[0x0a, 0x20, b'a'][..],
+        &[0x0a, 0x02, 0xff, 0xfe][..],
+        &[0xff; 8][..],
+    ] {
+        let reply = conn
+            .call(&path, create, &token, &raw_h2::grpc_frame(body))
+            .await;
+        let s = raw_status(&reply);
+        assert_eq!(s.code(), Code::InvalidArgument, "{body:?}: {s:?}");
+        assert_eq!(error_info(&s).reason, "MALFORMED_MESSAGE");
+    }
+    // A message over the limit: RESOURCE_EXHAUSTED (the length prefix alone says so).
+    let mut big = vec![0];
+    big.extend((5u32 * 1024 * 1024).to_be_bytes());
+    big.extend([0x0a, 0x01, b'a']);
+    let reply = conn.call(&path, create, &token, &big).await;
+    let s = raw_status(&reply);
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    let info = error_info(&s);
+    assert_eq!(info.reason, "MESSAGE_TOO_LARGE");
+    assert_eq!(
+        info.metadata.get("limit_bytes").map(String::as_str),
+        Some("4194304")
+    );
+    // The connection is still good after all that.
+    let reply = conn
+        .call(&path, who, &token, &raw_h2::grpc_frame(&[]))
+        .await;
+    assert_eq!(
+        reply.headers.get("grpc-status").map(String::as_str),
+        Some("0")
+    );
+}
+
+/// Stock Python grpcio on the Unix socket, with no authority option: the test runs where
+/// `python3` (or `SESSIOND_TEST_PYTHON`) can `import grpc`, and says so and passes where it
+/// cannot (the raw HTTP/2 test above checks the same path authority without Python).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_grpcio_calls_the_unix_socket() {
+    let python = std::env::var("SESSIOND_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let probe = std::process::Command::new(&python)
+        .args(["-c", "import grpc"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(_) => {
+            eprintln!("SKIPPED: {python} has no grpcio (pip install grpcio to run this test)");
+            return;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no {python} ({e}); set SESSIOND_TEST_PYTHON to run this test");
+            return;
+        }
+    }
+    let dir = TempDir::new("api-grpcio");
+    let daemon = Daemon::start(dir.path());
+    let sock = dir.path().join("sessiond.sock");
+    let script = r#"
+import sys, grpc
+path, token = sys.argv[1], sys.argv[2]
+with grpc.insecure_channel("unix:" + path) as ch:
+    who = ch.unary_unary("/sessiond.v1.IdentityService/WhoAmI")
+    out = who(b"", metadata=[("authorization", "Bearer " + token)], timeout=20)
+    sys.stdout.write(out.hex())
+"#;
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg("-c")
+            .arg(script)
+            .arg(&sock)
+            .arg(&daemon.admin_token)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("python task");
+    assert!(
+        out.status.success(),
+        "grpcio failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // WhoAmIResponse { admin: true }.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0801");
 }

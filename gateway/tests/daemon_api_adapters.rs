@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sessiond_api::v1::{
-    event, Conversation, CreateIdentityRequest, CreateTokenRequest, Event,
+    event, Conversation, CreateIdentityRequest, CreateTokenRequest, Event, GetIdentityRequest,
     LeaveConversationRequest, ListContactsRequest, ListConversationsRequest, ListEventsRequest,
     ListEventsResponse, ListIdentitiesRequest, MarkConversationReadRequest,
     OpenConversationRequest, RevokeTokenRequest, SendMessageRequest, SendMessageResponse,
@@ -601,11 +601,23 @@ async fn conversations_open_leave_mark_read_and_handles() {
     assert!(err.message().starts_with("peer:"), "{}", err.message());
 
     // Subscribers see the same events.
+    let log_epoch = admin
+        .ids
+        .get_identity(GetIdentityRequest {
+            name: "alice".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .identity
+        .expect("identity")
+        .log_epoch;
     let mut stream = admin
         .msgs
         .subscribe(SubscribeRequest {
             identity: "alice".into(),
             from_seq: 5,
+            log_epoch,
             ..Default::default()
         })
         .await

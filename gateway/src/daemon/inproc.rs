@@ -5,13 +5,13 @@
 use std::future::Future;
 use std::io;
 
+use crate::rpc::Router;
 use hyper_util::rt::TokioIo;
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
-use tonic::transport::server::Router;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Bytes buffered in each direction of a pipe (one HTTP/2 connection).

@@ -54,7 +54,9 @@ pub enum ApiError {
     /// A cursor (log_epoch, seq) names another incarnation of the identity's event log: the
     /// identity was deleted and added again under the same name.
     #[error(
-        "{field}: log epoch {given} is not the current log of {identity:?} (epoch {current}):          the identity was deleted and added again, so its old seqs name other events; start          over from seq 0 with log_epoch {current}"
+        "{field}: log epoch {given} is not the current log of {identity:?} (epoch {current}): \
+         the identity was deleted and added again, so its old seqs name other events; start \
+         over from seq 0 with log_epoch {current}"
     )]
     EpochMismatch {
         /// The request field holding the epoch.

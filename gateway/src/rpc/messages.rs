@@ -158,7 +158,8 @@ pub fn check_cursor(
             return Err(ApiError::field(
                 "log_epoch",
                 format!(
-                    "{field} is set, so log_epoch must say which log it belongs to                      (Identity.log_epoch, or the log_epoch that came with the seq)"
+                    "{field} is set, so log_epoch must say which log it belongs to \
+                     (Identity.log_epoch, or the log_epoch that came with the seq)"
                 ),
             ));
         }

@@ -6,8 +6,10 @@
 //!   `message_service_*`, `conversation_service_*`, `network_service_*` and the message types.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by server reflection.
 //! - [`client`]: the services behind one bearer token, and the login check adapters make.
+//! - [`codec`]: the codec of every method: bad request bytes are INVALID_ARGUMENT.
 
 pub mod client;
+pub mod codec;
 
 /// The `sessiond.v1` package.
 #[allow(missing_docs, clippy::all, missing_debug_implementations)]
