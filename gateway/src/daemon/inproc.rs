@@ -54,7 +54,9 @@ mod tests {
     #[tokio::test]
     async fn calls_reach_the_router_and_stop_with_it() {
         let (_reporter, health) = tonic_health::server::health_reporter();
-        let router = tonic::transport::Server::builder().add_service(health);
+        let router = tonic::transport::Server::builder()
+            .layer(crate::rpc::wire::StatusFixLayer)
+            .add_service(health);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (channel, server) = channel(router, async {
             let _ = stop_rx.await;

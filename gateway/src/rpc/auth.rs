@@ -94,12 +94,11 @@ fn bearer(metadata: &MetadataMap) -> Result<&str, ApiError> {
         .map_err(|_| ApiError::Unauthenticated("the authorization metadata is not ASCII text"))?;
     // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
     let value = value.trim_start();
-    let (scheme, token) =
-        value
-            .split_once(|c: char| c == ' ' || c == '\t')
-            .ok_or(ApiError::Unauthenticated(
-                "the authorization metadata must be `Bearer <token>`",
-            ))?;
+    let (scheme, token) = value
+        .split_once([' ', '\t'])
+        .ok_or(ApiError::Unauthenticated(
+            "the authorization metadata must be `Bearer <token>`",
+        ))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::Unauthenticated(
             "the authorization metadata must be `Bearer <token>`",

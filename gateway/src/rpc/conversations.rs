@@ -59,8 +59,8 @@ fn conversation_key(c: &Conversation) -> (std::cmp::Reverse<u64>, std::cmp::Reve
     )
 }
 
-/// Takes one page of `items` (already in list order) after the position `after` (a test on
-/// each item: true if it is past the position), and the item the next token is made from.
+/// One page of `items` (already in list order): the first `size` items that `past` says lie
+/// past the previous page's position, and whether more follow.
 fn take_page<T>(items: Vec<T>, past: impl Fn(&T) -> bool, size: usize) -> (Vec<T>, bool) {
     let mut rest = items.into_iter().filter(|i| past(i));
     let page: Vec<T> = rest.by_ref().take(size).collect();

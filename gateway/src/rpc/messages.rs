@@ -196,9 +196,9 @@ fn duplicate(first: SentKey) -> SendMessageResponse {
     }
 }
 
-/// Seals a Content for a recipient: the bytes [`MessageService::send_message`] writes to the outbox (and
-/// SendTyping stores once), stored as-is in the recipient's swarm. Sealing happens once, at
-/// queue time, so retries resend the same bytes (same message hash, so the swarm stores it
+/// Seals a Content for a recipient: the bytes [`MessageService::send_message`] writes to the
+/// outbox (and SendTyping stores once), stored as-is in the recipient's swarm. Sealing happens
+/// once, at queue time, so retries resend the same bytes (same message hash, so the swarm stores it
 /// once).
 pub trait Sealer: Send + Sync + std::fmt::Debug + 'static {
     /// The encoded message for the recipient's swarm (namespace 0), with Envelope timestamp

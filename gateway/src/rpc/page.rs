@@ -26,7 +26,10 @@ pub fn page_size(page_size: i32) -> Result<usize, ApiError> {
         0 => Ok(DEFAULT_PAGE_SIZE),
         n if n < 0 => Err(ApiError::field(
             "page_size",
-            format!("{n} is negative; use 0 for the default ({DEFAULT_PAGE_SIZE}) or up to {MAX_PAGE_SIZE}"),
+            format!(
+                "{n} is negative; use 0 for the default ({DEFAULT_PAGE_SIZE}) or up to \
+                 {MAX_PAGE_SIZE}"
+            ),
         )),
         n => Ok(usize::try_from(n).map_or(MAX_PAGE_SIZE, |n| n.min(MAX_PAGE_SIZE))),
     }

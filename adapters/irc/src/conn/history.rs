@@ -78,7 +78,7 @@ pub(crate) async fn messages(
                 out.push(e);
             }
         }
-        if !!page.next_page_token.is_empty() {
+        if page.next_page_token.is_empty() {
             break;
         }
         if newest_first {

@@ -209,7 +209,12 @@ async fn subscribe_loop(
 fn is_final(status: &Status) -> bool {
     matches!(
         status.code(),
-        Code::Unauthenticated | Code::PermissionDenied | Code::NotFound
+        Code::Unauthenticated
+            | Code::PermissionDenied
+            | Code::NotFound
+            // The identity's log was replaced (deleted and created again): this cursor never
+            // works again.
+            | Code::FailedPrecondition
     )
 }
 
