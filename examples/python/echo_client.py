@@ -29,30 +29,31 @@ def main(data_dir: str, address: str | None = None) -> None:
     auth = [("authorization", f"Bearer {token}")]
     # The daemon's Unix socket, or its TCP address if given.
     target = address or f"unix:{data / 'sessiond.sock'}"
-    # For a Unix socket gRPC's default :authority is the socket path, which is not a valid
-    # HTTP/2 authority; name one.
-    channel = grpc.insecure_channel(target, options=[("grpc.default_authority", "localhost")])
-    ids = identities_pb2_grpc.IdentitiesStub(channel)
-    msgs = messages_pb2_grpc.MessagesStub(channel)
+    channel = grpc.insecure_channel(target)
+    ids = identities_pb2_grpc.IdentityServiceStub(channel)
+    msgs = messages_pb2_grpc.MessageServiceStub(channel)
 
     # The echo identity made by `run --devnet`.
-    listed = ids.List(identities_pb2.ListIdentitiesRequest(), metadata=auth)
-    echo = next(i for i in listed.identities if i.name == "echo")
+    echo = ids.GetIdentity(identities_pb2.GetIdentityRequest(name="echo"), metadata=auth).identity
 
     name = "py-" + uuid.uuid4().hex[:8]
-    created = ids.Create(identities_pb2.CreateIdentityRequest(name=name), metadata=auth)
+    created = ids.CreateIdentity(identities_pb2.CreateIdentityRequest(name=name), metadata=auth)
     print(f"created {name}: {created.identity.account_id}")
 
-    sent = msgs.Send(
-        messages_pb2.SendRequest(identity=name, recipient=echo.account_id, text="hi from Python"),
+    sent = msgs.SendMessage(
+        messages_pb2.SendMessageRequest(
+            identity=name, recipient=echo.account_id, text="hi from Python"
+        ),
         metadata=auth,
     )
     print(f"queued message {sent.message_id} (seq {sent.seq})")
 
-    # Every event of the new identity from the start; ends when the echo arrives.
+    # Every event of the new identity from the start; ends when the echo arrives. To resume
+    # later, keep the last (log_epoch, event.seq) and pass both as log_epoch and from_seq.
     events = msgs.Subscribe(messages_pb2.SubscribeRequest(identity=name, from_seq=0),
                             metadata=auth, timeout=60)
-    for ev in events:
+    for resp in events:
+        ev = resp.event
         kind = ev.WhichOneof("kind")
         print(f"seq {ev.seq}: {kind}", end="")
         if kind == "delivery":

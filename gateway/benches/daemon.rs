@@ -19,7 +19,7 @@ use session_net::{MemoryPoolStore, NetClient, NetConfig};
 use session_proto::keys::IdentityKeys;
 use session_proto::message;
 use session_proto::storage_rpc::UserPubkey;
-use sessiond_api::v1::{event, CreateIdentityRequest, SendRequest, SubscribeRequest};
+use sessiond_api::v1::{event, CreateIdentityRequest, SendMessageRequest, SubscribeRequest};
 use support::{bearer, clients, networked_command, Clients, Daemon, TempDir};
 
 /// Messages per measurement.
@@ -83,7 +83,7 @@ async fn admin(d: &Daemon) -> Clients {
 
 async fn create(c: &mut Clients, name: &str) -> String {
     c.ids
-        .create(CreateIdentityRequest { name: name.into() })
+        .create_identity(CreateIdentityRequest { name: name.into() })
         .await
         .expect("create")
         .into_inner()
@@ -110,7 +110,7 @@ async fn through_daemons(ca: &mut Clients, cb: &mut Clients, bob: &str) -> Stats
         let text = format!("bench {i}");
         sent_at.insert(text.clone(), Instant::now());
         ca.msgs
-            .send(SendRequest {
+            .send_message(SendMessageRequest {
                 identity: "alice".into(),
                 recipient: bob.into(),
                 text,
@@ -126,7 +126,9 @@ async fn through_daemons(ca: &mut Clients, cb: &mut Clients, bob: &str) -> Stats
             .await
             .expect("all messages arrive before the deadline")
             .expect("stream")
-            .expect("stream open");
+            .expect("stream open")
+            .event
+            .expect("an event");
         if let Some(event::Kind::Incoming(m)) = ev.kind {
             if let Some(t) = sent_at.remove(&m.text) {
                 lat.push(t.elapsed());

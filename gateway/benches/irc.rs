@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::{identity_with_token, Raw};
 use sessiond_api::client::Client;
-use sessiond_api::v1::{event, Event, SendRequest, SubscribeRequest, WhoAmIRequest};
+use sessiond_api::v1::{
+    event, SendMessageRequest, SubscribeRequest, SubscribeResponse, WhoAmIRequest,
+};
 use sessiond_irc::line::{LineReader, Message};
 use support::{run_command, some_account_id, Daemon, TempDir};
 use tonic::Streaming;
@@ -94,14 +96,16 @@ fn parse_bench() {
 }
 
 /// Reads events until `n` OutgoingMessage events arrived; returns when the last did.
-async fn count_outgoing(stream: &mut Streaming<Event>, n: usize) -> Instant {
+async fn count_outgoing(stream: &mut Streaming<SubscribeResponse>, n: usize) -> Instant {
     let mut seen = 0;
     while seen < n {
         let e = tokio::time::timeout(Duration::from_secs(120), stream.message())
             .await
             .expect("events in time")
             .expect("stream")
-            .expect("stream open");
+            .expect("stream open")
+            .event
+            .expect("an event");
         if matches!(e.kind, Some(event::Kind::Outgoing(_))) {
             seen += 1;
         }
@@ -133,7 +137,7 @@ async fn send_bench() {
     let grpc_client = Client::new(channel.clone(), &grpc_token).expect("token");
     let client = Client::new(channel.clone(), &token).expect("token");
     let to = some_account_id(2);
-    let subscribe = |client: &Client, identity: &'static str, from_seq| {
+    let subscribe = |client: &Client, identity: &'static str, from_seq, log_epoch| {
         let mut messages = client.messages.clone();
         async move {
             messages
@@ -141,6 +145,7 @@ async fn send_bench() {
                     identity: identity.into(),
                     from_seq,
                     typing: false,
+                    log_epoch,
                 })
                 .await
                 .expect("subscribe")
@@ -150,13 +155,13 @@ async fn send_bench() {
 
     // gRPC Send, one after the other (as an IRC connection sends its lines).
     // The events are read while the messages are sent (an unread stream slows the daemon).
-    let mut events = subscribe(&grpc_client, "grpc", 0).await;
+    let mut events = subscribe(&grpc_client, "grpc", 0, 0).await;
     let counted = tokio::spawn(async move { count_outgoing(&mut events, MESSAGES).await });
     let start = Instant::now();
     let mut messages = grpc_client.messages.clone();
     for i in 0..MESSAGES {
         messages
-            .send(SendRequest {
+            .send_message(SendMessageRequest {
                 identity: "grpc".into(),
                 recipient: to.clone(),
                 text: format!("grpc message {i}"),
@@ -169,7 +174,7 @@ async fn send_bench() {
 
     // The same through IRC: one client writes all its PRIVMSG lines at once.
     let mut irc_client = Raw::register(&irc_addr, &token, "ircuser", "").await;
-    let last_seq = client
+    let me = client
         .identities
         .clone()
         .who_am_i(WhoAmIRequest {})
@@ -177,9 +182,8 @@ async fn send_bench() {
         .expect("whoami")
         .into_inner()
         .identity
-        .expect("scoped")
-        .last_seq;
-    let mut events = subscribe(&client, "irc", last_seq).await;
+        .expect("scoped");
+    let mut events = subscribe(&client, "irc", me.last_seq, me.log_epoch).await;
     let counted = tokio::spawn(async move { count_outgoing(&mut events, MESSAGES).await });
     let mut burst = String::new();
     for i in 0..MESSAGES {

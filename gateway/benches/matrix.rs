@@ -18,7 +18,7 @@ use ruma::events::room::message::RoomMessageEventContent;
 use ruma::{OwnedRoomId, OwnedUserId};
 use session_devnet::{Devnet, DevnetConfig};
 use sessiond_api::v1::{
-    event, CreateIdentityRequest, HistoryRequest, ListIdentitiesRequest, SendRequest,
+    event, CreateIdentityRequest, ListEventsRequest, ListIdentitiesRequest, SendMessageRequest,
     SubscribeRequest,
 };
 use support::{bearer, clients, networked_command, Clients, Daemon, TempDir};
@@ -52,7 +52,7 @@ async fn admin(d: &Daemon) -> Clients {
 
 async fn create(c: &mut Clients, name: &str) -> String {
     c.ids
-        .create(CreateIdentityRequest { name: name.into() })
+        .create_identity(CreateIdentityRequest { name: name.into() })
         .await
         .expect("create")
         .into_inner()
@@ -159,7 +159,7 @@ async fn main() {
     let sync_rps = f64::from(n) / started.elapsed().as_secs_f64();
     let last_seq = cb
         .ids
-        .list(ListIdentitiesRequest {})
+        .list_identities(ListIdentitiesRequest::default())
         .await
         .expect("list")
         .into_inner()
@@ -169,10 +169,10 @@ async fn main() {
     let mut n = 0u32;
     while started.elapsed() < RUN {
         cb.msgs
-            .history(HistoryRequest {
+            .list_events(ListEventsRequest {
                 identity: "bob".into(),
                 after_seq: last_seq,
-                limit: 500,
+                page_size: 500,
                 ..Default::default()
             })
             .await
@@ -219,18 +219,20 @@ async fn main() {
     // The same with gRPC: Send on A → Subscribe on B.
     let last_seq = cb
         .ids
-        .list(ListIdentitiesRequest {})
+        .list_identities(ListIdentitiesRequest::default())
         .await
         .expect("list")
         .into_inner()
         .identities[0]
-        .last_seq;
+        .clone();
+    let (last_seq, log_epoch) = (last_seq.last_seq, last_seq.log_epoch);
     let mut stream = cb
         .msgs
         .subscribe(SubscribeRequest {
             identity: "bob".into(),
             from_seq: last_seq,
             typing: false,
+            log_epoch,
         })
         .await
         .expect("subscribe")
@@ -240,7 +242,7 @@ async fn main() {
         let text = format!("grpc-{i}");
         let t0 = Instant::now();
         ca.msgs
-            .send(SendRequest {
+            .send_message(SendMessageRequest {
                 identity: "alice".into(),
                 recipient: bob_id.clone(),
                 text: text.clone(),
@@ -253,7 +255,9 @@ async fn main() {
                 .await
                 .expect("in time")
                 .expect("stream")
-                .expect("open");
+                .expect("open")
+                .event
+                .expect("an event");
             if matches!(&ev.kind, Some(event::Kind::Incoming(m)) if m.text == text) {
                 break;
             }

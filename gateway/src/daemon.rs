@@ -393,7 +393,11 @@ pub async fn run(
         let signal = until_shutdown(shutdown_rx.clone());
         servers.spawn(async move {
             router
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
+                .serve_with_incoming_shutdown(
+                    // Stock clients send the socket path as :authority; see AuthorityFix.
+                    UnixListenerStream::new(listener).map(|c| c.map(rpc::wire::AuthorityFix::new)),
+                    signal,
+                )
                 .await
                 .map_err(|source| DaemonError::Serve {
                     what: "the Unix socket",

@@ -2,7 +2,10 @@
 //!
 //! # Layout
 //! - [`auth`]: tokens (admin file, identity-scoped) and the interceptor that checks them.
-//! - [`err`]: [`ApiError`] and [`err::code_for`], the one kind → status code mapping.
+//! - [`err`]: [`ApiError`], [`err::code_for`] (the one kind → status code mapping) and the
+//!   rich details (ErrorInfo, BadRequest) every error status carries.
+//! - [`page`]: page sizes and page tokens of the List calls.
+//! - [`wire`]: the Unix socket's `:authority` fix and the RESOURCE_EXHAUSTED status fix.
 //! - `identities`, `messages`, `conversations`, `network`: one file per service's handlers.
 //! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing contents (texts, typing
 //!   notices).
@@ -16,18 +19,21 @@ pub mod err;
 mod identities;
 mod messages;
 mod network;
+pub mod page;
 mod seal;
+pub mod wire;
 
 use std::sync::Arc;
 
-use sessiond_api::v1::conversations_server::ConversationsServer;
-use sessiond_api::v1::identities_server::IdentitiesServer;
-use sessiond_api::v1::messages_server::MessagesServer;
-use sessiond_api::v1::network_server::NetworkServer;
+use sessiond_api::v1::conversation_service_server::ConversationServiceServer;
+use sessiond_api::v1::identity_service_server::IdentityServiceServer;
+use sessiond_api::v1::message_service_server::MessageServiceServer;
+use sessiond_api::v1::network_service_server::NetworkServiceServer;
 use tokio::sync::{watch, Notify};
 use tonic::service::interceptor::InterceptedService;
 
 pub use err::ApiError;
+pub use identities::log_epoch;
 pub use messages::{Sealer, MAX_TEXT_UTF16, NAMESPACE_DEFAULT};
 pub use network::{NetworkSource, NetworkUpdates};
 pub use seal::SessionSealer;
@@ -105,24 +111,32 @@ impl Service {
         }
     }
 
-    /// The Identities service behind auth.
-    pub fn identities(&self) -> Authed<IdentitiesServer<Service>> {
-        IdentitiesServer::with_interceptor(self.clone(), self.interceptor())
+    /// The IdentityService behind auth.
+    pub fn identities(&self) -> Authed<IdentityServiceServer<Service>> {
+        let server = IdentityServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
     }
 
-    /// The Messages service behind auth.
-    pub fn messages(&self) -> Authed<MessagesServer<Service>> {
-        MessagesServer::with_interceptor(self.clone(), self.interceptor())
+    /// The MessageService behind auth.
+    pub fn messages(&self) -> Authed<MessageServiceServer<Service>> {
+        let server = MessageServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
     }
 
-    /// The Conversations service behind auth.
-    pub fn conversations(&self) -> Authed<ConversationsServer<Service>> {
-        ConversationsServer::with_interceptor(self.clone(), self.interceptor())
+    /// The ConversationService behind auth.
+    pub fn conversations(&self) -> Authed<ConversationServiceServer<Service>> {
+        let server = ConversationServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
     }
 
-    /// The Network service behind auth.
-    pub fn network(&self) -> Authed<NetworkServer<Service>> {
-        NetworkServer::with_interceptor(self.clone(), self.interceptor())
+    /// The NetworkService behind auth.
+    pub fn network(&self) -> Authed<NetworkServiceServer<Service>> {
+        let server = NetworkServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
     }
 
     /// Runs a blocking store operation off the async threads.
@@ -138,8 +152,13 @@ impl Service {
     }
 }
 
+/// The router of one listener: the services behind [`wire::StatusFixLayer`].
+pub type Router = tonic::transport::server::Router<
+    tower::layer::util::Stack<wire::StatusFixLayer, tower::layer::util::Identity>,
+>;
+
 /// Builds the full router (the four services, health, reflection) for one listener.
-pub async fn router(service: &Service) -> Result<tonic::transport::server::Router, ApiError> {
+pub async fn router(service: &Service) -> Result<Router, ApiError> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sessiond_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
@@ -152,11 +171,20 @@ pub async fn router(service: &Service) -> Result<tonic::transport::server::Route
         .build_v1alpha()
         .map_err(|e| ApiError::Internal(format!("reflection: {e}")))?;
     let (mut reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<IdentitiesServer<Service>>().await;
-    reporter.set_serving::<MessagesServer<Service>>().await;
-    reporter.set_serving::<ConversationsServer<Service>>().await;
-    reporter.set_serving::<NetworkServer<Service>>().await;
+    reporter
+        .set_serving::<IdentityServiceServer<Service>>()
+        .await;
+    reporter
+        .set_serving::<MessageServiceServer<Service>>()
+        .await;
+    reporter
+        .set_serving::<ConversationServiceServer<Service>>()
+        .await;
+    reporter
+        .set_serving::<NetworkServiceServer<Service>>()
+        .await;
     Ok(tonic::transport::Server::builder()
+        .layer(wire::StatusFixLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

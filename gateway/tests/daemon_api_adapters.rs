@@ -10,11 +10,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sessiond_api::v1::{
-    event, Conversation, CreateIdentityRequest, CreateTokenRequest, Event, HistoryRequest,
-    LeaveConversationRequest, ListContactsRequest, ListConversationsRequest, ListIdentitiesRequest,
-    MarkReadRequest, OpenConversationRequest, RevokeTokenRequest, SendRequest, SendResponse,
+    event, Conversation, CreateIdentityRequest, CreateTokenRequest, Event, GetIdentityRequest,
+    LeaveConversationRequest, ListContactsRequest, ListConversationsRequest, ListEventsRequest,
+    ListEventsResponse, ListIdentitiesRequest, MarkConversationReadRequest,
+    OpenConversationRequest, RevokeTokenRequest, SendMessageRequest, SendMessageResponse,
     SendTypingRequest, SetContactHandleRequest, SetContactNameRequest, SetProfileRequest,
-    SubscribeRequest, WhoAmIRequest,
+    SubscribeRequest, SubscribeResponse, WhoAmIRequest,
 };
 use support::{
     bearer, clients, net, networked_command, some_account_id, Clients, Daemon, Net, TempDir,
@@ -27,7 +28,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 async fn create(c: &mut Clients, name: &str) -> String {
     c.ids
-        .create(CreateIdentityRequest { name: name.into() })
+        .create_identity(CreateIdentityRequest { name: name.into() })
         .await
         .expect("create identity")
         .into_inner()
@@ -63,9 +64,9 @@ async fn send_keyed(
     to: &str,
     text: &str,
     key: &str,
-) -> Result<SendResponse, tonic::Status> {
+) -> Result<SendMessageResponse, tonic::Status> {
     c.msgs
-        .send(SendRequest {
+        .send_message(SendMessageRequest {
             identity: from.into(),
             recipient: to.into(),
             text: text.into(),
@@ -77,9 +78,9 @@ async fn send_keyed(
 
 async fn history_of(c: &mut Clients, identity: &str, peer: &str) -> Vec<Event> {
     c.msgs
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: identity.into(),
-            limit: 1000,
+            page_size: 1000,
             peer: peer.into(),
             ..Default::default()
         })
@@ -102,7 +103,7 @@ fn changed(e: &Event) -> Option<&Conversation> {
 
 async fn last_seq(c: &mut Clients, identity: &str) -> u64 {
     c.ids
-        .list(ListIdentitiesRequest {})
+        .list_identities(ListIdentitiesRequest::default())
         .await
         .expect("list")
         .into_inner()
@@ -214,7 +215,7 @@ async fn who_am_i_scoped_tokens_and_revocation() {
     assert!(revoke(&mut admin, &tok_b).await.expect("admin"));
     let err = b
         .msgs
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: "bob".into(),
             ..Default::default()
         })
@@ -251,7 +252,7 @@ async fn set_profile_validates_and_shows_everywhere() {
     assert_eq!(id.display_name, "Alice Liddell");
     let listed = admin
         .ids
-        .list(ListIdentitiesRequest {})
+        .list_identities(ListIdentitiesRequest::default())
         .await
         .expect("list")
         .into_inner()
@@ -322,7 +323,7 @@ async fn conversations_open_leave_mark_read_and_handles() {
         identity: "alice".into(),
         account_id: account_id.into(),
     };
-    let read = |account_id: &str, seq: u64| MarkReadRequest {
+    let read = |account_id: &str, seq: u64| MarkConversationReadRequest {
         identity: "alice".into(),
         account_id: account_id.into(),
         seq,
@@ -341,13 +342,21 @@ async fn conversations_open_leave_mark_read_and_handles() {
         format!("05{}", "zz".repeat(32)),
     ];
     for bad in &bad_ids {
-        let err = admin.convs.open(open(bad)).await.expect_err("bad id");
-        assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
-        let err = admin.convs.leave(leave(bad)).await.expect_err("bad id");
+        let err = admin
+            .convs
+            .open_conversation(open(bad))
+            .await
+            .expect_err("bad id");
         assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
         let err = admin
             .convs
-            .mark_read(read(bad, 0))
+            .leave_conversation(leave(bad))
+            .await
+            .expect_err("bad id");
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
+        let err = admin
+            .convs
+            .mark_conversation_read(read(bad, 0))
             .await
             .expect_err("bad id");
         assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
@@ -358,11 +367,15 @@ async fn conversations_open_leave_mark_read_and_handles() {
             .expect_err("bad id");
         assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
     }
-    let err = admin.convs.leave(leave(&peer)).await.expect_err("unknown");
+    let err = admin
+        .convs
+        .leave_conversation(leave(&peer))
+        .await
+        .expect_err("unknown");
     assert_eq!(err.code(), Code::NotFound);
     let err = admin
         .convs
-        .mark_read(read(&peer, 0))
+        .mark_conversation_read(read(&peer, 0))
         .await
         .expect_err("unknown");
     assert_eq!(err.code(), Code::NotFound);
@@ -375,7 +388,7 @@ async fn conversations_open_leave_mark_read_and_handles() {
     // Open: accepted, a derived handle, one event; opening again records nothing.
     let conv = admin
         .convs
-        .open(open(&peer))
+        .open_conversation(open(&peer))
         .await
         .expect("open")
         .into_inner()
@@ -387,7 +400,11 @@ async fn conversations_open_leave_mark_read_and_handles() {
         (conv.last_seq, conv.read_seq, conv.last_activity_ms),
         (0, 0, 0)
     );
-    admin.convs.open(open(&peer)).await.expect("open again");
+    admin
+        .convs
+        .open_conversation(open(&peer))
+        .await
+        .expect("open again");
     assert_eq!(last_seq(&mut admin, "alice").await, 1);
 
     // A message in an accepted conversation changes no state: no event besides its own.
@@ -400,7 +417,7 @@ async fn conversations_open_leave_mark_read_and_handles() {
     // MarkRead: forward only, not past the end of the log.
     let conv = admin
         .convs
-        .mark_read(read(&peer, 2))
+        .mark_conversation_read(read(&peer, 2))
         .await
         .expect("read")
         .into_inner()
@@ -409,13 +426,13 @@ async fn conversations_open_leave_mark_read_and_handles() {
     assert_eq!((conv.read_seq, conv.last_seq), (2, 2));
     let err = admin
         .convs
-        .mark_read(read(&peer, 99))
+        .mark_conversation_read(read(&peer, 99))
         .await
         .expect_err("past the end");
     assert_eq!(err.code(), Code::InvalidArgument);
     let conv = admin
         .convs
-        .mark_read(read(&peer, 1))
+        .mark_conversation_read(read(&peer, 1))
         .await
         .expect("older")
         .into_inner()
@@ -427,14 +444,18 @@ async fn conversations_open_leave_mark_read_and_handles() {
     // Leave (event 4), leave again (nothing); writing again accepts it (Outgoing 5 + change 6).
     let conv = admin
         .convs
-        .leave(leave(&peer))
+        .leave_conversation(leave(&peer))
         .await
         .expect("leave")
         .into_inner()
         .conversation
         .expect("conversation");
     assert!(conv.left);
-    admin.convs.leave(leave(&peer)).await.expect("leave again");
+    admin
+        .convs
+        .leave_conversation(leave(&peer))
+        .await
+        .expect("leave again");
     assert_eq!(last_seq(&mut admin, "alice").await, 4);
     send_keyed(&mut admin, "alice", &peer, "back", "")
         .await
@@ -517,6 +538,7 @@ async fn conversations_open_leave_mark_read_and_handles() {
         .convs
         .list_contacts(ListContactsRequest {
             identity: "alice".into(),
+            ..Default::default()
         })
         .await
         .expect("contacts")
@@ -530,8 +552,9 @@ async fn conversations_open_leave_mark_read_and_handles() {
     assert!(contacts.iter().all(|c| !c.handle.is_empty()));
     let convs = admin
         .convs
-        .list(ListConversationsRequest {
+        .list_conversations(ListConversationsRequest {
             identity: "alice".into(),
+            ..Default::default()
         })
         .await
         .expect("list")
@@ -567,7 +590,7 @@ async fn conversations_open_leave_mark_read_and_handles() {
     assert!(history_of(&mut admin, "alice", &other).await.is_empty());
     let err = admin
         .msgs
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: "alice".into(),
             peer: "bobby".into(),
             ..Default::default()
@@ -578,11 +601,23 @@ async fn conversations_open_leave_mark_read_and_handles() {
     assert!(err.message().starts_with("peer:"), "{}", err.message());
 
     // Subscribers see the same events.
+    let log_epoch = admin
+        .ids
+        .get_identity(GetIdentityRequest {
+            name: "alice".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .identity
+        .expect("identity")
+        .log_epoch;
     let mut stream = admin
         .msgs
         .subscribe(SubscribeRequest {
             identity: "alice".into(),
             from_seq: 5,
+            log_epoch,
             ..Default::default()
         })
         .await
@@ -595,7 +630,7 @@ async fn conversations_open_leave_mark_read_and_handles() {
             .expect("in time")
             .expect("stream")
             .expect("open");
-        got.push(e);
+        got.push(e.event.expect("an event"));
     }
     assert_eq!(seqs(&got), [6, 7]);
     assert_eq!(changed(&got[1]).expect("a change").handle, "Bobby");
@@ -604,9 +639,12 @@ async fn conversations_open_leave_mark_read_and_handles() {
     let tok_b = token(&mut admin, "bob").await;
     let mut b = clients(&channel, bearer(&tok_b));
     let denied = [
-        b.convs.open(open(&peer)).await.map(|_| ()),
-        b.convs.leave(leave(&peer)).await.map(|_| ()),
-        b.convs.mark_read(read(&peer, 1)).await.map(|_| ()),
+        b.convs.open_conversation(open(&peer)).await.map(|_| ()),
+        b.convs.leave_conversation(leave(&peer)).await.map(|_| ()),
+        b.convs
+            .mark_conversation_read(read(&peer, 1))
+            .await
+            .map(|_| ()),
         b.convs
             .set_contact_handle(handle(&peer, "x"))
             .await
@@ -685,26 +723,28 @@ async fn idempotency_keys_survive_restarts_and_history_pages_by_peer() {
     assert_eq!(after.message_id, first.message_id);
 
     // Alice's log: 1 p1, 2 p1, 3 p2, 4 p2. Page p1 and p2 both ways.
-    let page = |peer: &str, after_seq, before_seq, limit, newest_first| HistoryRequest {
+    let page = |peer: &str, after_seq, before_seq, page_size, newest_first| ListEventsRequest {
         identity: "alice".into(),
         after_seq,
         before_seq,
-        limit,
+        page_size,
         newest_first,
         peer: peer.into(),
+        ..Default::default()
     };
-    let get = |r: HistoryRequest| {
+    let get = |r: ListEventsRequest| {
         let mut c = admin.msgs.clone();
-        async move { c.history(r).await.expect("history").into_inner() }
+        async move { c.list_events(r).await.expect("history").into_inner() }
     };
+    let more = |h: &ListEventsResponse| !h.next_page_token.is_empty();
     let h = get(page(&p1, 0, 0, 0, false)).await;
-    assert_eq!((seqs(&h.events), h.more), (vec![1, 2], false));
+    assert_eq!((seqs(&h.events), more(&h)), (vec![1, 2], false));
     let h = get(page(&p2, 0, 0, 1, true)).await;
-    assert_eq!((seqs(&h.events), h.more), (vec![4], true));
+    assert_eq!((seqs(&h.events), more(&h)), (vec![4], true));
     let h = get(page(&p2, 0, 4, 1, true)).await;
-    assert_eq!((seqs(&h.events), h.more), (vec![3], false));
+    assert_eq!((seqs(&h.events), more(&h)), (vec![3], false));
     let h = get(page(&p2, 3, 0, 10, false)).await;
-    assert_eq!((seqs(&h.events), h.more), (vec![4], false));
+    assert_eq!((seqs(&h.events), more(&h)), (vec![4], false));
     assert!(h.events.iter().all(|e| matches!(
         &e.kind,
         Some(event::Kind::Outgoing(m)) if m.recipient == p2
@@ -777,7 +817,7 @@ impl Net {
 
 /// Reads events until `done` says so; panics at the deadline.
 async fn read_until(
-    stream: &mut Streaming<Event>,
+    stream: &mut Streaming<SubscribeResponse>,
     seen: &mut Vec<Event>,
     mut done: impl FnMut(&[Event]) -> bool,
 ) {
@@ -785,7 +825,7 @@ async fn read_until(
     while !done(seen) {
         let left = until.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, stream.message()).await {
-            Ok(Ok(Some(e))) => seen.push(e),
+            Ok(Ok(Some(r))) => seen.push(r.event.expect("an event")),
             Ok(other) => panic!("stream ended: {other:?}"),
             Err(_) => panic!("timed out; saw {seen:#?}"),
         }
@@ -837,6 +877,7 @@ async fn typing_and_profile_names_cross_between_daemons() {
         identity: "bob".into(),
         from_seq: 0,
         typing,
+        log_epoch: 0,
     };
     let mut with_typing = cb
         .msgs
@@ -902,8 +943,9 @@ async fn typing_and_profile_names_cross_between_daemons() {
     // On bob's side alice is a message request whose handle comes from her profile name.
     let convs = cb
         .convs
-        .list(ListConversationsRequest {
+        .list_conversations(ListConversationsRequest {
             identity: "bob".into(),
+            ..Default::default()
         })
         .await
         .expect("list")
@@ -921,6 +963,7 @@ async fn typing_and_profile_names_cross_between_daemons() {
         .convs
         .list_contacts(ListContactsRequest {
             identity: "bob".into(),
+            ..Default::default()
         })
         .await
         .expect("contacts")

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sessiond_api::v1::{
-    event, CreateIdentityRequest, DeliveryState, Event, HistoryRequest, NetworkEventKind,
-    NetworkStatusRequest, RebuildPathsRequest, SendRequest, SubscribeRequest, WatchNetworkRequest,
+    event, CreateIdentityRequest, DeliveryState, Event, GetNetworkStatusRequest, ListEventsRequest,
+    NetworkEventKind, RebuildPathsRequest, SendMessageRequest, SubscribeRequest, SubscribeResponse,
+    WatchNetworkRequest,
 };
 use support::{
     bearer, clients, net, networked_command, Clients, Daemon, Net, TempDir, BIN, FAST_CONFIG,
@@ -41,7 +42,7 @@ async fn admin(d: &Daemon) -> Clients {
 
 async fn create(c: &mut Clients, name: &str) -> String {
     c.ids
-        .create(CreateIdentityRequest { name: name.into() })
+        .create_identity(CreateIdentityRequest { name: name.into() })
         .await
         .expect("create identity")
         .into_inner()
@@ -52,7 +53,7 @@ async fn create(c: &mut Clients, name: &str) -> String {
 
 async fn send(c: &mut Clients, from: &str, to: &str, text: &str) -> String {
     c.msgs
-        .send(SendRequest {
+        .send_message(SendMessageRequest {
             identity: from.into(),
             recipient: to.into(),
             text: text.into(),
@@ -64,11 +65,17 @@ async fn send(c: &mut Clients, from: &str, to: &str, text: &str) -> String {
         .message_id
 }
 
-async fn subscribe(c: &mut Clients, identity: &str, from_seq: u64) -> Streaming<Event> {
+async fn subscribe(
+    c: &mut Clients,
+    identity: &str,
+    from_seq: u64,
+    log_epoch: u64,
+) -> Streaming<SubscribeResponse> {
     c.msgs
         .subscribe(SubscribeRequest {
             identity: identity.into(),
             from_seq,
+            log_epoch,
             ..Default::default()
         })
         .await
@@ -76,21 +83,27 @@ async fn subscribe(c: &mut Clients, identity: &str, from_seq: u64) -> Streaming<
         .into_inner()
 }
 
-/// Reads events until `done` says so; panics at the deadline.
+/// Reads events until `done` says so; panics at the deadline. Returns the log epoch the events
+/// came with (0 if none came).
 async fn read_until(
-    stream: &mut Streaming<Event>,
+    stream: &mut Streaming<SubscribeResponse>,
     seen: &mut Vec<Event>,
     mut done: impl FnMut(&[Event]) -> bool,
-) {
+) -> u64 {
     let until = Instant::now() + DEADLINE;
+    let mut epoch = 0;
     while !done(seen) {
         let left = until.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, stream.message()).await {
-            Ok(Ok(Some(e))) => seen.push(e),
+            Ok(Ok(Some(r))) => {
+                epoch = r.log_epoch;
+                seen.push(r.event.expect("an event"));
+            }
             Ok(other) => panic!("stream ended: {other:?}"),
             Err(_) => panic!("timed out; saw {seen:#?}"),
         }
     }
+    epoch
 }
 
 fn incoming_texts(events: &[Event]) -> Vec<(String, String)> {
@@ -122,11 +135,11 @@ async fn history(c: &mut Clients, identity: &str) -> Vec<Event> {
     loop {
         let page = c
             .msgs
-            .history(HistoryRequest {
+            .list_events(ListEventsRequest {
                 identity: identity.into(),
                 after_seq: after,
                 before_seq: 0,
-                limit: 1000,
+                page_size: 1000,
                 newest_first: false,
                 ..Default::default()
             })
@@ -135,7 +148,7 @@ async fn history(c: &mut Clients, identity: &str) -> Vec<Event> {
             .into_inner();
         after = page.events.last().map_or(after, |e| e.seq);
         out.extend(page.events);
-        if !page.more {
+        if page.next_page_token.is_empty() {
             return out;
         }
     }
@@ -187,8 +200,8 @@ async fn two_daemons_exchange_messages_and_subscribers_resume() {
     let alice = create(&mut ca, "alice").await;
     let bob = create(&mut cb, "bob").await;
 
-    let mut sa = subscribe(&mut ca, "alice", 0).await;
-    let mut sb = subscribe(&mut cb, "bob", 0).await;
+    let mut sa = subscribe(&mut ca, "alice", 0, 0).await;
+    let mut sb = subscribe(&mut cb, "bob", 0, 0).await;
     let to_bob = send(&mut ca, "alice", &bob, "hello bob").await;
     let to_alice = send(&mut cb, "bob", &alice, "hello alice").await;
 
@@ -202,7 +215,7 @@ async fn two_daemons_exchange_messages_and_subscribers_resume() {
         vec![(bob.clone(), "hello alice".to_owned())]
     );
     let mut seen_b = Vec::new();
-    read_until(&mut sb, &mut seen_b, |ev| {
+    let epoch_b = read_until(&mut sb, &mut seen_b, |ev| {
         sent_ids(ev).contains(&to_alice) && !incoming_texts(ev).is_empty()
     })
     .await;
@@ -218,7 +231,7 @@ async fn two_daemons_exchange_messages_and_subscribers_resume() {
         send(&mut ca, "alice", &bob, &format!("missed {i}")).await;
     }
     history_until(&mut cb, "bob", |h| incoming_texts(h).len() == 4).await;
-    let mut sb = subscribe(&mut cb, "bob", last_seen).await;
+    let mut sb = subscribe(&mut cb, "bob", last_seen, epoch_b).await;
     let mut resumed = Vec::new();
     read_until(&mut sb, &mut resumed, |ev| ev.len() == 3).await;
     // Sends run concurrently, so the swarm may hold them in any order.
@@ -239,17 +252,19 @@ async fn two_daemons_exchange_messages_and_subscribers_resume() {
 
     let status = ca
         .net
-        .status(NetworkStatusRequest {})
+        .get_network_status(GetNetworkStatusRequest {})
         .await
         .expect("network status")
-        .into_inner();
+        .into_inner()
+        .status
+        .expect("a status");
     assert_eq!(status.network, "devnet");
     assert!(status.pool_size >= 6, "{status:?}");
     assert!(status.online, "{status:?}");
     // Watch sees the paths a rebuild drops and builds.
     let mut watch = ca
         .net
-        .watch(WatchNetworkRequest {})
+        .watch_network(WatchNetworkRequest {})
         .await
         .expect("watch")
         .into_inner();
@@ -268,7 +283,9 @@ async fn two_daemons_exchange_messages_and_subscribers_resume() {
             .await
             .expect("a path is built before the deadline")
             .expect("watch stream")
-            .expect("watch open");
+            .expect("watch open")
+            .event
+            .expect("an event");
         if ev.kind == NetworkEventKind::PathBuilt as i32 {
             assert!(ev.path.is_some_and(|p| p.hops.len() == 3));
             break;
@@ -337,7 +354,7 @@ async fn sigkill_mid_traffic_then_restart_loses_and_duplicates_nothing() {
     assert!(got.values().all(|&c| c == 1), "{got:?}");
 
     // A subscriber from 0 sees the same log, once.
-    let mut s = subscribe(&mut ca, "alice", 0).await;
+    let mut s = subscribe(&mut ca, "alice", 0, 0).await;
     let mut all = Vec::new();
     read_until(&mut s, &mut all, |ev| ev.len() == log_a.len()).await;
     no_duplicates(&all);
@@ -445,7 +462,7 @@ async fn run_devnet_answers_through_the_echo_identity() {
     let mut c = admin(&d).await;
     let listed = c
         .ids
-        .list(sessiond_api::v1::ListIdentitiesRequest {})
+        .list_identities(sessiond_api::v1::ListIdentitiesRequest::default())
         .await
         .expect("list")
         .into_inner()
@@ -457,7 +474,7 @@ async fn run_devnet_answers_through_the_echo_identity() {
         .account_id
         .clone();
     assert!(listed.iter().any(|i| i.name == "me"));
-    let mut s = subscribe(&mut c, "me", 0).await;
+    let mut s = subscribe(&mut c, "me", 0, 0).await;
     send(&mut c, "me", &echo, "ping").await;
     let mut seen = Vec::new();
     read_until(&mut s, &mut seen, |ev| !incoming_texts(ev).is_empty()).await;

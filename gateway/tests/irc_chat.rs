@@ -16,8 +16,8 @@ use common::{identity_with_token, Raw, DEADLINE};
 use irc::client::prelude::{Capability, Client, Command, Config, Message};
 use irc::client::ClientStream;
 use session_devnet::{Devnet, DevnetConfig};
-use sessiond_api::v1::messages_client::MessagesClient;
-use sessiond_api::v1::{event, HistoryRequest};
+use sessiond_api::v1::message_service_client::MessageServiceClient;
+use sessiond_api::v1::{event, ListEventsRequest};
 use support::{networked_command, Daemon, TempDir};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -129,13 +129,13 @@ async fn wait_privmsg(stream: &mut ClientStream, text: &str) -> Message {
 /// Polls the daemon until identity `name` has `n` incoming messages.
 async fn incoming_until(channel: &Channel, token: &str, name: &str, n: usize) {
     let bearer = sessiond_api::client::Bearer::new(token).expect("token");
-    let mut msgs = MessagesClient::with_interceptor(channel.clone(), bearer);
+    let mut msgs = MessageServiceClient::with_interceptor(channel.clone(), bearer);
     let until = Instant::now() + DEADLINE;
     loop {
         let events = msgs
-            .history(HistoryRequest {
+            .list_events(ListEventsRequest {
                 identity: name.into(),
-                limit: 1000,
+                page_size: 1000,
                 ..Default::default()
             })
             .await
@@ -377,7 +377,7 @@ async fn two_irc_users_on_two_daemons_chat_and_catch_up() {
     sessiond_api::client::Client::new(a.channel.clone(), &a.token)
         .expect("token")
         .messages
-        .send(sessiond_api::v1::SendRequest {
+        .send_message(sessiond_api::v1::SendMessageRequest {
             identity: "alice".into(),
             recipient: b.account.clone(),
             text: long.clone(),
@@ -504,12 +504,13 @@ async fn run_devnet_echo_is_named_echo() {
         .await
         .expect("start");
     let bearer = sessiond_api::client::Bearer::new(&d.admin_token).expect("token");
-    let mut ids = sessiond_api::v1::identities_client::IdentitiesClient::with_interceptor(
-        d.channel().await,
-        bearer,
-    );
+    let mut ids =
+        sessiond_api::v1::identity_service_client::IdentityServiceClient::with_interceptor(
+            d.channel().await,
+            bearer,
+        );
     let listed = ids
-        .list(sessiond_api::v1::ListIdentitiesRequest {})
+        .list_identities(sessiond_api::v1::ListIdentitiesRequest::default())
         .await
         .expect("list")
         .into_inner()

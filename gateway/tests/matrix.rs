@@ -21,7 +21,7 @@ use ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent, SyncMessageLik
 use ruma::{OwnedRoomId, OwnedTransactionId, OwnedUserId, RoomId};
 use serde_json::{json, Value};
 use sessiond_api::v1::{
-    event, CreateIdentityRequest, CreateTokenRequest, HistoryRequest, OpenConversationRequest,
+    event, CreateIdentityRequest, CreateTokenRequest, ListEventsRequest, OpenConversationRequest,
     RevokeTokenRequest,
 };
 use support::{
@@ -95,7 +95,7 @@ async fn admin(d: &Daemon) -> Clients {
 
 async fn create(c: &mut Clients, name: &str) -> String {
     c.ids
-        .create(CreateIdentityRequest { name: name.into() })
+        .create_identity(CreateIdentityRequest { name: name.into() })
         .await
         .expect("create identity")
         .into_inner()
@@ -594,9 +594,9 @@ async fn outgoing_count(d: &Daemon, identity: &str) -> usize {
     admin(d)
         .await
         .msgs
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: identity.into(),
-            limit: 1000,
+            page_size: 1000,
             ..Default::default()
         })
         .await
@@ -742,7 +742,7 @@ async fn unknown_rooms_and_other_identities_rooms() {
     admin(&f.daemon)
         .await
         .convs
-        .open(OpenConversationRequest {
+        .open_conversation(OpenConversationRequest {
             identity: "bob".into(),
             account_id: bobs_peer.clone(),
         })

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sessiond_api::client::looks_like_account_id;
-use sessiond_api::v1::{ListContactsRequest, SetProfileRequest};
+use sessiond_api::v1::SetProfileRequest;
 
 use crate::auth::Me;
 use crate::err::MatrixError;
@@ -110,16 +110,7 @@ pub(crate) fn put_account_data(
 
 /// The display name of a contact, if the user knows one.
 async fn contact_name(me: &Me, peer: &str) -> Result<Option<String>, MatrixError> {
-    let contacts = me
-        .client
-        .conversations
-        .clone()
-        .list_contacts(ListContactsRequest {
-            identity: me.name().to_owned(),
-        })
-        .await?
-        .into_inner()
-        .contacts;
+    let contacts = me.client.all_contacts(me.name()).await?;
     Ok(contacts
         .into_iter()
         .find(|c| c.account_id == peer)
@@ -357,16 +348,7 @@ pub(crate) async fn user_directory(s: &Shared, me: &Me, req: &Req) -> Result<Val
     let limit = usize::try_from(body.limit.unwrap_or(10).clamp(1, 50)).unwrap_or(50);
     let server = &s.config.server_name;
     let term = body.search_term.trim().to_lowercase();
-    let contacts = me
-        .client
-        .conversations
-        .clone()
-        .list_contacts(ListContactsRequest {
-            identity: me.name().to_owned(),
-        })
-        .await?
-        .into_inner()
-        .contacts;
+    let contacts = me.client.all_contacts(me.name()).await?;
     let mut results: Vec<Value> = Vec::new();
     let direct = match parse_user(&body.search_term, server, true) {
         Some(LocalUser::Ghost(peer)) => Some(peer),

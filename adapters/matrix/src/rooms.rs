@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sessiond_api::v1::{
-    HistoryRequest, LeaveConversationRequest, MarkReadRequest, OpenConversationRequest,
-    SendRequest, SendTypingRequest, SetContactNameRequest,
+    LeaveConversationRequest, ListEventsRequest, MarkConversationReadRequest,
+    OpenConversationRequest, SendMessageRequest, SendTypingRequest, SetContactNameRequest,
 };
 use tonic::Code;
 
@@ -66,7 +66,7 @@ async fn open(s: &Shared, me: &Me, peer: &str) -> Result<Value, MatrixError> {
         .client
         .conversations
         .clone()
-        .open(OpenConversationRequest {
+        .open_conversation(OpenConversationRequest {
             identity: me.name().to_owned(),
             account_id: peer.to_owned(),
         })
@@ -140,7 +140,7 @@ pub(crate) async fn leave(s: &Shared, me: &Me, room: &str) -> Result<Value, Matr
     me.client
         .conversations
         .clone()
-        .leave(LeaveConversationRequest {
+        .leave_conversation(LeaveConversationRequest {
             identity: me.name().to_owned(),
             account_id: peer,
         })
@@ -328,13 +328,14 @@ pub(crate) async fn messages(
         .client
         .messages
         .clone()
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: me.name().to_owned(),
             after_seq,
             before_seq,
-            limit: u32::try_from(limit.saturating_mul(3).min(1000)).unwrap_or(1000),
+            page_size: i32::try_from(limit.saturating_mul(3).min(1000)).unwrap_or(1000),
             newest_first: backwards,
             peer: conv.account_id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -360,7 +361,7 @@ pub(crate) async fn messages(
     }
     // The position after the last examined event in the paging direction.
     let end = match last {
-        Some(seq) if full || page.more => Some(StreamToken {
+        Some(seq) if full || !page.next_page_token.is_empty() => Some(StreamToken {
             seq: if backwards { seq - 1 } else { seq },
             eph: 0,
         }),
@@ -404,13 +405,14 @@ pub(crate) async fn event(
         .client
         .messages
         .clone()
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: me.name().to_owned(),
             after_seq: seq - 1,
             before_seq: seq.saturating_add(1),
-            limit: 1,
+            page_size: 1,
             newest_first: false,
             peer: conv.account_id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -466,7 +468,7 @@ pub(crate) async fn send(
         .client
         .messages
         .clone()
-        .send(SendRequest {
+        .send_message(SendMessageRequest {
             identity: me.name().to_owned(),
             recipient: conv.account_id,
             text,
@@ -548,7 +550,7 @@ async fn mark_read(s: &Shared, me: &Me, room: &str, seq: u64) -> Result<(), Matr
     me.client
         .conversations
         .clone()
-        .mark_read(MarkReadRequest {
+        .mark_conversation_read(MarkConversationReadRequest {
             identity: me.name().to_owned(),
             account_id: peer,
             seq,

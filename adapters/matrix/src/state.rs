@@ -175,6 +175,7 @@ impl IdentityState {
         client: &Client,
         identity: &str,
         from_seq: u64,
+        log_epoch: u64,
         stop: watch::Receiver<bool>,
     ) {
         let mut inner = self.lock();
@@ -186,7 +187,8 @@ impl IdentityState {
         let client = client.clone();
         let identity = identity.to_owned();
         inner.live = Some(tokio::spawn(async move {
-            me.run_live(client, identity, from_seq, stop).await;
+            me.run_live(client, identity, from_seq, log_epoch, stop)
+                .await;
         }));
     }
 
@@ -201,6 +203,7 @@ impl IdentityState {
         mut client: Client,
         identity: String,
         from_seq: u64,
+        log_epoch: u64,
         mut stop: watch::Receiver<bool>,
     ) {
         let span = tracing::debug_span!("matrix_live", identity = %identity);
@@ -211,6 +214,7 @@ impl IdentityState {
                 identity: identity.clone(),
                 from_seq,
                 typing: true,
+                log_epoch,
             })
             .await;
         let mut stream = match stream {
@@ -226,7 +230,11 @@ impl IdentityState {
                 () = stopped(&mut stop) => return,
             };
             match next {
-                Ok(Some(ev)) => self.on_event(ev),
+                Ok(Some(resp)) => {
+                    if let Some(ev) = resp.event {
+                        self.on_event(ev);
+                    }
+                }
                 Ok(None) => break,
                 Err(status) => {
                     tracing::debug!(code = ?status.code(), "live subscription ended");

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sessiond_api::v1::{event, Conversation, Event, HistoryRequest, ListConversationsRequest};
+use sessiond_api::v1::{event, Conversation, Event, ListEventsRequest};
 use tokio::time::Instant;
 
 use crate::auth::Me;
@@ -25,11 +25,11 @@ pub const DEFAULT_TIMELINE_LIMIT: usize = 20;
 pub const MAX_TIMELINE_LIMIT: usize = 100;
 /// Event-log entries read per incremental sync; a client further behind catches up over
 /// several syncs (each `next_batch` is where the previous one stopped).
-const BATCH: u32 = 500;
+const BATCH: i32 = 500;
 /// How far back [`was_joined`] looks for the conversation's previous state.
-const LOOKBACK: u32 = 200;
+const LOOKBACK: i32 = 200;
 /// Unread messages are counted up to this many per room (clients show "99+" long before).
-const MAX_UNREAD: u32 = 1000;
+const MAX_UNREAD: i32 = 1000;
 
 /// What a `/sync` asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -103,7 +103,13 @@ fn timeline_limit(filter: &Value) -> usize {
 pub(crate) async fn sync(s: &Shared, me: &Me, req: &Req) -> Result<Value, MatrixError> {
     let p = params(s, me, req)?;
     let ids = s.identity(me.name());
-    ids.ensure_live(&me.client, me.name(), me.identity.last_seq, s.stop.clone());
+    ids.ensure_live(
+        &me.client,
+        me.name(),
+        me.identity.last_seq,
+        me.identity.log_epoch,
+        s.stop.clone(),
+    );
     let Some(since) = p.since else {
         return initial(s, me, &ids, p.limit).await;
     };
@@ -127,7 +133,13 @@ pub(crate) async fn sync(s: &Shared, me: &Me, req: &Req) -> Result<Value, Matrix
                     return Ok(resp);
                 }
                 // The live subscription may have ended (its token was revoked): go on with ours.
-                ids.ensure_live(&me.client, me.name(), ids.last_seq(), s.stop.clone());
+                ids.ensure_live(
+                    &me.client,
+                    me.name(),
+                    ids.last_seq(),
+                    me.identity.log_epoch,
+                    s.stop.clone(),
+                );
             }
             () = tokio::time::sleep_until(deadline) => {}
             () = crate::state::stopped(&mut stop) => return Ok(resp),
@@ -137,16 +149,7 @@ pub(crate) async fn sync(s: &Shared, me: &Me, req: &Req) -> Result<Value, Matrix
 
 /// The identity's conversations.
 pub(crate) async fn conversations(me: &Me) -> Result<Vec<Conversation>, MatrixError> {
-    Ok(me
-        .client
-        .conversations
-        .clone()
-        .list(ListConversationsRequest {
-            identity: me.name().to_owned(),
-        })
-        .await?
-        .into_inner()
-        .conversations)
+    Ok(me.client.all_conversations(me.name()).await?)
 }
 
 /// The newest `limit` timeline events of a room up to seq `end`, oldest first, with `limited`
@@ -162,19 +165,20 @@ pub(crate) async fn recent(
         .client
         .messages
         .clone()
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: me.name().to_owned(),
             after_seq: 0,
             before_seq: end.saturating_add(1),
-            limit: u32::try_from(limit.saturating_mul(3).min(1000)).unwrap_or(1000),
+            page_size: i32::try_from(limit.saturating_mul(3).min(1000)).unwrap_or(1000),
             newest_first: true,
             peer: view.peer().to_owned(),
+            ..Default::default()
         })
         .await?
         .into_inner();
     let mut timeline = Vec::new();
     let mut oldest = None;
-    let mut limited = page.more;
+    let mut limited = !page.next_page_token.is_empty();
     for ev in &page.events {
         if timeline.len() == limit {
             limited = true;
@@ -204,13 +208,14 @@ async fn unread(me: &Me, conv: &Conversation) -> Result<u64, MatrixError> {
         .client
         .messages
         .clone()
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: me.name().to_owned(),
             after_seq: conv.read_seq,
             before_seq: 0,
-            limit: MAX_UNREAD,
+            page_size: MAX_UNREAD,
             newest_first: false,
             peer: conv.account_id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -339,13 +344,14 @@ async fn incremental(
         .client
         .messages
         .clone()
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: me.name().to_owned(),
             after_seq: since.seq,
             before_seq: 0,
-            limit: BATCH,
+            page_size: BATCH,
             newest_first: false,
             peer: String::new(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -489,13 +495,14 @@ async fn was_joined(me: &Me, peer: &str, at: u64) -> Result<bool, MatrixError> {
         .client
         .messages
         .clone()
-        .history(HistoryRequest {
+        .list_events(ListEventsRequest {
             identity: me.name().to_owned(),
             after_seq: 0,
             before_seq: at + 1,
-            limit: LOOKBACK,
+            page_size: LOOKBACK,
             newest_first: true,
             peer: peer.to_owned(),
+            ..Default::default()
         })
         .await?
         .into_inner();

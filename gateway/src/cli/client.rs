@@ -12,12 +12,11 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use session_proto::err::{ErrorKind, HasKind};
 use sessiond_api::client::{looks_like_account_id, Authed, Client};
-use sessiond_api::v1::identities_client::IdentitiesClient;
-use sessiond_api::v1::messages_client::MessagesClient;
+use sessiond_api::v1::identity_service_client::IdentityServiceClient;
+use sessiond_api::v1::message_service_client::MessageServiceClient;
 use sessiond_api::v1::{
-    event, CreateIdentityRequest, CreateTokenRequest, DeliveryState, Event,
-    ExportRecoveryPasswordRequest, ListContactsRequest, ListIdentitiesRequest,
-    RemoveIdentityRequest, RestoreIdentityRequest, SendRequest, SubscribeRequest,
+    event, CreateIdentityRequest, CreateTokenRequest, DeleteIdentityRequest, DeliveryState, Event,
+    ExportRecoveryPasswordRequest, RestoreIdentityRequest, SendMessageRequest, SubscribeRequest,
 };
 use tonic::codegen::http::Uri;
 use tonic::transport::Endpoint;
@@ -99,6 +98,11 @@ pub struct ListenArgs {
     /// Print events after this sequence number (0: the whole log).
     #[arg(long, default_value_t = 0)]
     pub from_seq: u64,
+    /// The log epoch `--from-seq` belongs to (the `log_epoch` of the printed events, or of
+    /// `sessiond identity list`); required with `--from-seq`, so a log that was replaced (the
+    /// identity deleted and added again) is refused instead of silently skipping events.
+    #[arg(long, default_value_t = 0)]
+    pub log_epoch: u64,
     /// Where the daemon is.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -260,12 +264,12 @@ impl Connection {
     }
 
     /// An Identities client.
-    pub fn identities(&self) -> IdentitiesClient<Authed> {
+    pub fn identities(&self) -> IdentityServiceClient<Authed> {
         self.client.identities.clone()
     }
 
     /// A Messages client.
-    pub fn messages(&self) -> MessagesClient<Authed> {
+    pub fn messages(&self) -> MessageServiceClient<Authed> {
         self.client.messages.clone()
     }
 
@@ -276,16 +280,7 @@ impl Connection {
         if looks_like_account_id(to) || !to.starts_with(|c: char| c.is_ascii_alphabetic()) {
             return Ok(to.to_owned());
         }
-        let contacts = self
-            .client
-            .conversations
-            .clone()
-            .list_contacts(ListContactsRequest {
-                identity: identity.to_owned(),
-            })
-            .await?
-            .into_inner()
-            .contacts;
+        let contacts = self.client.all_contacts(identity).await?;
         contacts
             .into_iter()
             .find(|c| c.handle.eq_ignore_ascii_case(to))
@@ -342,7 +337,7 @@ pub fn run_identity(
         match cmd {
             IdentityClientCmd::New { name } => {
                 let r = ids
-                    .create(CreateIdentityRequest { name })
+                    .create_identity(CreateIdentityRequest { name })
                     .await?
                     .into_inner();
                 let id = r.identity.unwrap_or_default();
@@ -362,7 +357,7 @@ pub fn run_identity(
                     .map(|p| p.trim().to_owned())
                     .unwrap_or_default();
                 let r = ids
-                    .restore(RestoreIdentityRequest {
+                    .restore_identity(RestoreIdentityRequest {
                         name,
                         recovery_password,
                     })
@@ -375,13 +370,13 @@ pub fn run_identity(
                 )
             }
             IdentityClientCmd::List => {
-                let r = ids.list(ListIdentitiesRequest {}).await?.into_inner();
-                let list: Vec<_> = r
-                    .identities
+                let identities = conn.client.all_identities().await?;
+                let list: Vec<_> = identities
                     .into_iter()
                     .map(|i| {
                         json!({"name": i.name, "account_id": i.account_id,
-                               "created_at_ms": i.created_at_ms, "last_seq": i.last_seq})
+                               "created_at_ms": i.created_at_ms, "last_seq": i.last_seq,
+                               "log_epoch": i.log_epoch})
                     })
                     .collect();
                 print(stdout, &serde_json::Value::Array(list))
@@ -395,7 +390,7 @@ pub fn run_identity(
             }
             IdentityClientCmd::Remove { name } => {
                 let r = ids
-                    .remove(RemoveIdentityRequest { name: name.clone() })
+                    .delete_identity(DeleteIdentityRequest { name: name.clone() })
                     .await?
                     .into_inner();
                 print(
@@ -425,7 +420,7 @@ pub fn run_send(args: SendArgs, stdout: &mut dyn Write) -> Result<(), ClientErro
         let recipient = conn.recipient(&args.from, &args.to).await?;
         let r = conn
             .messages()
-            .send(SendRequest {
+            .send_message(SendMessageRequest {
                 identity: args.from,
                 recipient,
                 text: args.text,
@@ -452,11 +447,15 @@ pub fn run_listen(args: ListenArgs, stdout: &mut dyn Write) -> Result<(), Client
                 identity: args.name,
                 from_seq: args.from_seq,
                 typing: false,
+                log_epoch: args.log_epoch,
             })
             .await?
             .into_inner();
-        while let Some(event) = stream.message().await? {
-            print(stdout, &event_json(&event))?;
+        while let Some(resp) = stream.message().await? {
+            let Some(event) = resp.event else { continue };
+            let mut line = event_json(&event);
+            line["log_epoch"] = json!(resp.log_epoch);
+            print(stdout, &line)?;
         }
         Ok(())
     })

@@ -5,13 +5,13 @@
 use std::future::Future;
 use std::io;
 
+use crate::rpc::Router;
 use hyper_util::rt::TokioIo;
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
-use tonic::transport::server::Router;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Bytes buffered in each direction of a pipe (one HTTP/2 connection).
@@ -54,7 +54,9 @@ mod tests {
     #[tokio::test]
     async fn calls_reach_the_router_and_stop_with_it() {
         let (_reporter, health) = tonic_health::server::health_reporter();
-        let router = tonic::transport::Server::builder().add_service(health);
+        let router = tonic::transport::Server::builder()
+            .layer(crate::rpc::wire::StatusFixLayer)
+            .add_service(health);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (channel, server) = channel(router, async {
             let _ = stop_rx.await;

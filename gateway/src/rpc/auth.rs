@@ -92,12 +92,18 @@ fn bearer(metadata: &MetadataMap) -> Result<&str, ApiError> {
     let value = value
         .to_str()
         .map_err(|_| ApiError::Unauthenticated("the authorization metadata is not ASCII text"))?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
+    // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
+    let value = value.trim_start();
+    let (scheme, token) = value
+        .split_once([' ', '\t'])
         .ok_or(ApiError::Unauthenticated(
             "the authorization metadata must be `Bearer <token>`",
         ))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthenticated(
+            "the authorization metadata must be `Bearer <token>`",
+        ));
+    }
     Ok(token.trim())
 }
 
@@ -205,6 +211,17 @@ mod tests {
         assert!(matches!(bearer(&md), Err(ApiError::Unauthenticated(_))));
         md.insert("authorization", "Bearer abc ".parse().expect("ascii"));
         assert_eq!(bearer(&md).expect("ok"), "abc");
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            md.insert(
+                "authorization",
+                format!("{scheme} abc").parse().expect("ascii"),
+            );
+            assert_eq!(bearer(&md).expect("any case"), "abc");
+        }
+        md.insert("authorization", "Bearerabc".parse().expect("ascii"));
+        assert!(bearer(&md).is_err());
+        md.insert("authorization", "Bearers abc".parse().expect("ascii"));
+        assert!(bearer(&md).is_err());
     }
 
     #[test]

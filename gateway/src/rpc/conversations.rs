@@ -1,20 +1,22 @@
-//! The Conversations service: conversations and contacts from the store; opening, leaving and
-//! marking conversations read; contact names and handles.
+//! The ConversationService: conversations and contacts from the store (listed in pages, or one
+//! by one); opening, leaving and marking conversations read; contact names and handles.
 
-use sessiond_api::v1::conversations_server::Conversations;
+use sessiond_api::v1::conversation_service_server::ConversationService;
 use sessiond_api::v1::{
-    Contact, Conversation, LeaveConversationRequest, LeaveConversationResponse,
+    Contact, Conversation, GetContactRequest, GetContactResponse, GetConversationRequest,
+    GetConversationResponse, LeaveConversationRequest, LeaveConversationResponse,
     ListContactsRequest, ListContactsResponse, ListConversationsRequest, ListConversationsResponse,
-    MarkReadRequest, MarkReadResponse, OpenConversationRequest, OpenConversationResponse,
-    SetContactHandleRequest, SetContactHandleResponse, SetContactNameRequest,
-    SetContactNameResponse,
+    MarkConversationReadRequest, MarkConversationReadResponse, OpenConversationRequest,
+    OpenConversationResponse, SetContactHandleRequest, SetContactHandleResponse,
+    SetContactNameRequest, SetContactNameResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
 use super::identities::validate_display_name;
 use super::messages::parse_recipient;
-use super::{now_ms, ApiError, Service};
+use super::{now_ms, page, ApiError, Service};
+use crate::store::StoreError;
 use crate::store::{handles, ContactRecord, ConversationView};
 
 /// Longest contact name, in characters.
@@ -47,26 +49,113 @@ pub(super) fn conversation_to_api(v: ConversationView) -> Conversation {
     }
 }
 
+/// Where a conversation sorts in ListConversations: most recent activity first, then the
+/// newest message first, then by Account ID. Ascending in this key is the list's order.
+fn conversation_key(c: &Conversation) -> (std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, &str) {
+    (
+        std::cmp::Reverse(c.last_activity_ms),
+        std::cmp::Reverse(c.last_seq),
+        c.account_id.as_str(),
+    )
+}
+
+/// One page of `items` (already in list order): the first `size` items that `past` says lie
+/// past the previous page's position, and whether more follow.
+fn take_page<T>(items: Vec<T>, past: impl Fn(&T) -> bool, size: usize) -> (Vec<T>, bool) {
+    let mut rest = items.into_iter().filter(|i| past(i));
+    let page: Vec<T> = rest.by_ref().take(size).collect();
+    let more = rest.next().is_some();
+    (page, more)
+}
+
 #[tonic::async_trait]
-impl Conversations for Service {
-    async fn list(
+impl ConversationService for Service {
+    async fn list_conversations(
         &self,
         req: Request<ListConversationsRequest>,
     ) -> Result<Response<ListConversationsResponse>, Status> {
         let who = caller(&req)?;
-        let identity = req.into_inner().identity;
-        let conversations = self
+        let ListConversationsRequest {
+            identity,
+            page_size,
+            page_token,
+        } = req.into_inner();
+        let size = page::page_size(page_size)?;
+        // The token: the identity, then the last conversation's activity, seq and Account ID.
+        let after = match page::decode("conversations", &page_token, 4)? {
+            Some(p) => {
+                page::same(&p[0], &identity)?;
+                Some((page::number(&p[1])?, page::number(&p[2])?, p[3].clone()))
+            }
+            None => None,
+        };
+        let out = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                Ok(state
+                let mut all: Vec<Conversation> = state
                     .store
                     .conversations(record.id)?
                     .into_iter()
                     .map(conversation_to_api)
-                    .collect())
+                    .collect();
+                all.sort_by(|a, b| conversation_key(a).cmp(&conversation_key(b)));
+                let (conversations, more) = take_page(
+                    all,
+                    |c| match &after {
+                        None => true,
+                        Some((activity, seq, peer)) => {
+                            conversation_key(c)
+                                > (
+                                    std::cmp::Reverse(*activity),
+                                    std::cmp::Reverse(*seq),
+                                    peer.as_str(),
+                                )
+                        }
+                    },
+                    size,
+                );
+                let next_page_token = match conversations.last() {
+                    Some(last) if more => page::encode(
+                        "conversations",
+                        &[
+                            &identity,
+                            &last.last_activity_ms.to_string(),
+                            &last.last_seq.to_string(),
+                            &last.account_id,
+                        ],
+                    ),
+                    _ => String::new(),
+                };
+                Ok(ListConversationsResponse {
+                    conversations,
+                    next_page_token,
+                })
             })
             .await?;
-        Ok(Response::new(ListConversationsResponse { conversations }))
+        Ok(Response::new(out))
+    }
+
+    async fn get_conversation(
+        &self,
+        req: Request<GetConversationRequest>,
+    ) -> Result<Response<GetConversationResponse>, Status> {
+        let who = caller(&req)?;
+        let GetConversationRequest {
+            identity,
+            account_id,
+        } = req.into_inner();
+        let peer = parse_recipient("account_id", &account_id)?.to_string();
+        let view = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                state.store.conversation(record.id, &peer)?.ok_or_else(|| {
+                    ApiError::Store(StoreError::UnknownConversation { peer: peer.clone() })
+                })
+            })
+            .await?;
+        Ok(Response::new(GetConversationResponse {
+            conversation: Some(conversation_to_api(view)),
+        }))
     }
 
     async fn list_contacts(
@@ -74,19 +163,76 @@ impl Conversations for Service {
         req: Request<ListContactsRequest>,
     ) -> Result<Response<ListContactsResponse>, Status> {
         let who = caller(&req)?;
-        let identity = req.into_inner().identity;
-        let contacts = self
+        let ListContactsRequest {
+            identity,
+            page_size,
+            page_token,
+        } = req.into_inner();
+        let size = page::page_size(page_size)?;
+        // The token: the identity, then the last contact's Account ID (contacts sort by it).
+        let after = match page::decode("contacts", &page_token, 2)? {
+            Some(p) => {
+                page::same(&p[0], &identity)?;
+                Some(p[1].clone())
+            }
+            None => None,
+        };
+        let out = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                Ok(state
+                let all: Vec<Contact> = state
                     .store
                     .contacts(record.id)?
                     .into_iter()
                     .map(contact_to_api)
-                    .collect())
+                    .collect();
+                let (contacts, more) = take_page(
+                    all,
+                    |c| after.as_deref().is_none_or(|a| c.account_id.as_str() > a),
+                    size,
+                );
+                let next_page_token = match contacts.last() {
+                    Some(last) if more => page::encode("contacts", &[&identity, &last.account_id]),
+                    _ => String::new(),
+                };
+                Ok(ListContactsResponse {
+                    contacts,
+                    next_page_token,
+                })
             })
             .await?;
-        Ok(Response::new(ListContactsResponse { contacts }))
+        Ok(Response::new(out))
+    }
+
+    async fn get_contact(
+        &self,
+        req: Request<GetContactRequest>,
+    ) -> Result<Response<GetContactResponse>, Status> {
+        let who = caller(&req)?;
+        let GetContactRequest {
+            identity,
+            account_id,
+        } = req.into_inner();
+        let account_id = parse_recipient("account_id", &account_id)?.to_string();
+        let contact = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                // The store answers a blank contact for an unknown one; Get says NOT_FOUND.
+                state
+                    .store
+                    .contacts(record.id)?
+                    .into_iter()
+                    .find(|c| c.account_id == account_id)
+                    .ok_or_else(|| {
+                        ApiError::NotFound(format!(
+                            "{identity:?} has no contact {account_id}; ListContacts shows them"
+                        ))
+                    })
+            })
+            .await?;
+        Ok(Response::new(GetContactResponse {
+            contact: Some(contact_to_api(contact)),
+        }))
     }
 
     async fn set_contact_name(
@@ -142,7 +288,7 @@ impl Conversations for Service {
         }))
     }
 
-    async fn open(
+    async fn open_conversation(
         &self,
         req: Request<OpenConversationRequest>,
     ) -> Result<Response<OpenConversationResponse>, Status> {
@@ -163,7 +309,7 @@ impl Conversations for Service {
         }))
     }
 
-    async fn leave(
+    async fn leave_conversation(
         &self,
         req: Request<LeaveConversationRequest>,
     ) -> Result<Response<LeaveConversationResponse>, Status> {
@@ -184,12 +330,12 @@ impl Conversations for Service {
         }))
     }
 
-    async fn mark_read(
+    async fn mark_conversation_read(
         &self,
-        req: Request<MarkReadRequest>,
-    ) -> Result<Response<MarkReadResponse>, Status> {
+        req: Request<MarkConversationReadRequest>,
+    ) -> Result<Response<MarkConversationReadResponse>, Status> {
         let who = caller(&req)?;
-        let MarkReadRequest {
+        let MarkConversationReadRequest {
             identity,
             account_id,
             seq,
@@ -201,7 +347,7 @@ impl Conversations for Service {
                 Ok(state.store.mark_read(record.id, &peer, seq, now_ms())?)
             })
             .await?;
-        Ok(Response::new(MarkReadResponse {
+        Ok(Response::new(MarkConversationReadResponse {
             conversation: Some(conversation_to_api(view)),
         }))
     }

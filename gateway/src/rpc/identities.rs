@@ -1,19 +1,21 @@
-//! The Identities service: create, restore, list, remove, export, identity-scoped tokens
+//! The IdentityService: create, restore, list, get, delete, export, identity-scoped tokens
 //! (create, revoke, who am I), profiles.
 
 use session_proto::keys::IdentityKeys;
-use sessiond_api::v1::identities_server::Identities;
+use sessiond_api::v1::identity_service_server::IdentityService;
 use sessiond_api::v1::{
     CreateIdentityRequest, CreateIdentityResponse, CreateTokenRequest, CreateTokenResponse,
-    ExportRecoveryPasswordRequest, ExportRecoveryPasswordResponse, Identity, ListIdentitiesRequest,
-    ListIdentitiesResponse, RemoveIdentityRequest, RemoveIdentityResponse, RestoreIdentityRequest,
-    RestoreIdentityResponse, RevokeTokenRequest, RevokeTokenResponse, SetProfileRequest,
-    SetProfileResponse, WhoAmIRequest, WhoAmIResponse,
+    DeleteIdentityRequest, DeleteIdentityResponse, ExportRecoveryPasswordRequest,
+    ExportRecoveryPasswordResponse, GetIdentityRequest, GetIdentityResponse, Identity,
+    ListIdentitiesRequest, ListIdentitiesResponse, RestoreIdentityRequest, RestoreIdentityResponse,
+    RevokeTokenRequest, RevokeTokenResponse, SetProfileRequest, SetProfileResponse, WhoAmIRequest,
+    WhoAmIResponse,
 };
+use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::auth::{self, caller, Caller};
-use super::{now_ms, ApiError, Service, State};
+use super::{now_ms, page, ApiError, Service, State};
 use crate::store::{IdentityRecord, Revoked, TokenRecord};
 
 /// Longest identity name.
@@ -69,9 +71,28 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The incarnation of an identity's event log (`Identity.log_epoch`): derived from what makes
+/// this identity record unique (its store number, which is never reused in a store, its
+/// creation time and Account ID), so an identity deleted and added again under the same name,
+/// or the same account in a fresh data dir, has another epoch. Never 0 (0 means "no epoch" in
+/// requests).
+pub fn log_epoch(record: &IdentityRecord) -> u64 {
+    let mut h = Sha256::new();
+    h.update(b"sessiond log epoch\0");
+    h.update(record.id.to_be_bytes());
+    h.update(record.created_at_ms.to_be_bytes());
+    h.update(record.account_id.as_bytes());
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    // Positive in an i64 too, for clients whose JSON or integers are signed; never 0.
+    (u64::from_be_bytes(first) >> 1).max(1)
+}
+
 fn to_api(state: &State, record: IdentityRecord) -> Result<Identity, ApiError> {
     let last_seq = state.store.last_seq(record.id)?;
     Ok(Identity {
+        log_epoch: log_epoch(&record),
         name: record.name,
         account_id: record.account_id,
         created_at_ms: record.created_at_ms,
@@ -91,8 +112,8 @@ fn add(state: &State, name: &str, keys: &IdentityKeys) -> Result<Identity, ApiEr
 }
 
 #[tonic::async_trait]
-impl Identities for Service {
-    async fn create(
+impl IdentityService for Service {
+    async fn create_identity(
         &self,
         req: Request<CreateIdentityRequest>,
     ) -> Result<Response<CreateIdentityResponse>, Status> {
@@ -115,7 +136,7 @@ impl Identities for Service {
         Ok(Response::new(out))
     }
 
-    async fn restore(
+    async fn restore_identity(
         &self,
         req: Request<RestoreIdentityRequest>,
     ) -> Result<Response<RestoreIdentityResponse>, Status> {
@@ -134,33 +155,66 @@ impl Identities for Service {
         }))
     }
 
-    async fn list(
+    async fn list_identities(
         &self,
         req: Request<ListIdentitiesRequest>,
     ) -> Result<Response<ListIdentitiesResponse>, Status> {
         let who = caller(&req)?;
-        let identities = self
+        let ListIdentitiesRequest {
+            page_size,
+            page_token,
+        } = req.into_inner();
+        let size = page::page_size(page_size)?;
+        // The token is the name of the last identity of the previous page (names sort).
+        let after = page::decode("identities", &page_token, 1)?.map(|mut p| p.remove(0));
+        let out = self
             .blocking(move |state| {
-                state
-                    .store
-                    .identities()?
-                    .into_iter()
-                    .filter(|r| match who {
+                let mut rest = state.store.identities()?.into_iter().filter(|r| {
+                    (match who {
                         Caller::Admin => true,
                         Caller::Identity(id) => r.id == id,
-                    })
-                    .map(|r| to_api(state, r))
-                    .collect::<Result<Vec<_>, _>>()
+                    }) && after.as_deref().is_none_or(|after| r.name.as_str() > after)
+                });
+                let mut identities = Vec::new();
+                for r in rest.by_ref().take(size) {
+                    identities.push(to_api(state, r)?);
+                }
+                let next_page_token = match (rest.next(), identities.last()) {
+                    (Some(_), Some(last)) => page::encode("identities", &[&last.name]),
+                    _ => String::new(),
+                };
+                Ok(ListIdentitiesResponse {
+                    identities,
+                    next_page_token,
+                })
             })
             .await?;
-        Ok(Response::new(ListIdentitiesResponse { identities }))
+        Ok(Response::new(out))
     }
 
-    async fn remove(
+    async fn get_identity(
         &self,
-        req: Request<RemoveIdentityRequest>,
-    ) -> Result<Response<RemoveIdentityResponse>, Status> {
-        caller(&req)?.require_admin("removing an identity")?;
+        req: Request<GetIdentityRequest>,
+    ) -> Result<Response<GetIdentityResponse>, Status> {
+        let who = caller(&req)?;
+        let name = req.into_inner().name;
+        validate_name("name", &name)?;
+        let identity = self
+            .blocking(move |state| {
+                let record = who.identity(state, "name", &name)?;
+                to_api(state, record)
+            })
+            .await?;
+        Ok(Response::new(GetIdentityResponse {
+            identity: Some(identity),
+        }))
+    }
+
+    async fn delete_identity(
+        &self,
+        req: Request<DeleteIdentityRequest>,
+    ) -> Result<Response<DeleteIdentityResponse>, Status> {
+        caller(&req)?.require_admin("deleting an identity")?;
         let name = req.into_inner().name;
         validate_name("name", &name)?;
         let record = self
@@ -168,7 +222,7 @@ impl Identities for Service {
             .await?;
         tracing::info!(identity = %record.name, "identity removed");
         self.state().identities_changed.notify_one();
-        Ok(Response::new(RemoveIdentityResponse {
+        Ok(Response::new(DeleteIdentityResponse {
             account_id: record.account_id,
         }))
     }

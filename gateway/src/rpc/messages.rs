@@ -1,6 +1,9 @@
-//! The Messages service: Send (seal + outbox + queued event, idempotency keys), Subscribe
-//! (backlog then live, plus live typing notices on request), History (pages of the event log,
+//! The MessageService: SendMessage (seal + outbox + queued event, idempotency keys), Subscribe
+//! (backlog then live, plus live typing notices on request), ListEvents (pages of the event log,
 //! optionally of one conversation), SendTyping (one best-effort store, nothing recorded).
+//!
+//! Cursors are (log_epoch, seq): [`check_cursor`] refuses a seq without its epoch, an epoch of
+//! another incarnation of the log, and a seq past the log's end.
 
 use std::pin::Pin;
 
@@ -9,11 +12,12 @@ use session_proto::account_id::{AccountId, Prefix};
 use session_proto::keys::IdentityKeys;
 use session_proto::message::{text_content, typing_content, TYPING_TTL_MS};
 use session_proto::protos::Content;
-use sessiond_api::v1::messages_server::Messages;
+use sessiond_api::v1::message_service_server::MessageService;
 use sessiond_api::v1::{
     event, ConversationChanged, DeliveryState as ApiDeliveryState, DeliveryUpdate, Event,
-    HistoryRequest, HistoryResponse, IncomingMessage, OutgoingMessage, SendRequest, SendResponse,
-    SendTypingRequest, SendTypingResponse, SubscribeRequest, Typing,
+    IncomingMessage, ListEventsRequest, ListEventsResponse, OutgoingMessage, SendMessageRequest,
+    SendMessageResponse, SendTypingRequest, SendTypingResponse, SubscribeRequest,
+    SubscribeResponse, Typing,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,9 +26,11 @@ use tonic::{Request, Response, Status};
 
 use super::auth::caller;
 use super::conversations::conversation_to_api;
-use super::{now_ms, ApiError, Service};
+use super::identities::log_epoch;
+use super::{now_ms, page, ApiError, Service, State};
 use crate::store::{
-    DeliveryState, EventKind, IdentityId, NewOutgoing, Queued, SentKey, StoredEvent, TypingNotice,
+    DeliveryState, EventKind, IdentityId, IdentityRecord, NewOutgoing, Queued, SentKey,
+    StoredEvent, TypingNotice,
 };
 
 /// The longest text, in UTF-16 code units: the Session clients' limit for non-Pro accounts
@@ -34,9 +40,6 @@ pub const MAX_TEXT_UTF16: usize = 2000;
 pub const NAMESPACE_DEFAULT: i32 = 0;
 /// The longest idempotency key, in characters.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
-/// Default and largest History page.
-const HISTORY_DEFAULT: usize = 100;
-const HISTORY_MAX: usize = 1000;
 /// Events read from the store per batch while streaming a backlog.
 const SUBSCRIBE_BATCH: usize = 256;
 /// Events buffered per subscriber before the reader waits for the client: a bounded queue, so a
@@ -138,8 +141,53 @@ fn typing_to_api(identity: &str, t: TypingNotice) -> Event {
     }
 }
 
-fn duplicate(first: SentKey) -> SendResponse {
-    SendResponse {
+/// Checks a cursor against an identity's log and returns the log's epoch. `seqs` are the
+/// request's seq fields that must lie within the log (0: unset); `bounds` are seq fields that
+/// only bound a range (0: unset). A set seq or bound needs `given` (the request's log_epoch);
+/// `given`, when set, must be the log's epoch; a seq must not be past the log's end.
+pub fn check_cursor(
+    state: &State,
+    record: &IdentityRecord,
+    given: u64,
+    seqs: &[(&'static str, u64)],
+    bounds: &[(&'static str, u64)],
+) -> Result<u64, ApiError> {
+    let current = log_epoch(record);
+    if given == 0 {
+        if let Some((field, _)) = seqs.iter().chain(bounds).find(|(_, seq)| *seq != 0) {
+            return Err(ApiError::field(
+                "log_epoch",
+                format!(
+                    "{field} is set, so log_epoch must say which log it belongs to \
+                     (Identity.log_epoch, or the log_epoch that came with the seq)"
+                ),
+            ));
+        }
+        return Ok(current);
+    }
+    if given != current {
+        return Err(ApiError::EpochMismatch {
+            field: "log_epoch",
+            identity: record.name.clone(),
+            given,
+            current,
+        });
+    }
+    if let Some(&(field, seq)) = seqs.iter().find(|(_, seq)| *seq != 0) {
+        let last_seq = state.store.last_seq(record.id)?;
+        if seq > last_seq {
+            return Err(ApiError::SeqOutOfRange {
+                field,
+                seq,
+                last_seq,
+            });
+        }
+    }
+    Ok(current)
+}
+
+fn duplicate(first: SentKey) -> SendMessageResponse {
+    SendMessageResponse {
         message_id: first.message_id,
         seq: first.seq,
         state: ApiDeliveryState::Queued as i32,
@@ -148,9 +196,9 @@ fn duplicate(first: SentKey) -> SendResponse {
     }
 }
 
-/// Seals a Content for a recipient: the bytes [`Messages::send`] writes to the outbox (and
-/// SendTyping stores once), stored as-is in the recipient's swarm. Sealing happens once, at
-/// queue time, so retries resend the same bytes (same message hash, so the swarm stores it
+/// Seals a Content for a recipient: the bytes [`MessageService::send_message`] writes to the
+/// outbox (and SendTyping stores once), stored as-is in the recipient's swarm. Sealing happens
+/// once, at queue time, so retries resend the same bytes (same message hash, so the swarm stores it
 /// once).
 pub trait Sealer: Send + Sync + std::fmt::Debug + 'static {
     /// The encoded message for the recipient's swarm (namespace 0), with Envelope timestamp
@@ -164,13 +212,16 @@ pub trait Sealer: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<u8>, ApiError>;
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
+type EventStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl Messages for Service {
-    async fn send(&self, req: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
+impl MessageService for Service {
+    async fn send_message(
+        &self,
+        req: Request<SendMessageRequest>,
+    ) -> Result<Response<SendMessageResponse>, Status> {
         let who = caller(&req)?;
-        let SendRequest {
+        let SendMessageRequest {
             identity,
             recipient,
             text,
@@ -214,7 +265,7 @@ impl Messages for Service {
                 Ok(match queued {
                     Queued::New { event, entry } => {
                         tracing::debug!(identity = %record.name, seq = event.seq, "message queued");
-                        SendResponse {
+                        SendMessageResponse {
                             message_id: entry.message_id,
                             seq: event.seq,
                             state: ApiDeliveryState::Queued as i32,
@@ -243,9 +294,14 @@ impl Messages for Service {
             identity,
             from_seq,
             typing,
+            log_epoch: given,
         } = req.into_inner();
-        let record = self
-            .blocking(move |state| who.identity(state, "identity", &identity))
+        let (record, epoch) = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                let epoch = check_cursor(state, &record, given, &[("from_seq", from_seq)], &[])?;
+                Ok((record, epoch))
+            })
             .await?;
         let (tx, rx) = mpsc::channel(SUBSCRIBE_BUFFER);
         // Before the backlog is read, so no notice sent meanwhile is missed.
@@ -255,7 +311,7 @@ impl Messages for Service {
         // removed (watch closed) or the daemon shuts down.
         tokio::spawn(async move {
             if let Err(status) = service
-                .pump(record.id, record.name, from_seq, typing, &tx)
+                .pump(record.id, record.name, epoch, from_seq, typing, &tx)
                 .await
             {
                 let _ = tx.send(Err(status)).await;
@@ -264,31 +320,76 @@ impl Messages for Service {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn history(
+    async fn list_events(
         &self,
-        req: Request<HistoryRequest>,
-    ) -> Result<Response<HistoryResponse>, Status> {
+        req: Request<ListEventsRequest>,
+    ) -> Result<Response<ListEventsResponse>, Status> {
         let who = caller(&req)?;
-        let HistoryRequest {
+        let ListEventsRequest {
             identity,
-            after_seq,
-            before_seq,
-            limit,
+            mut after_seq,
+            mut before_seq,
+            page_size,
             newest_first,
             peer,
+            page_token,
+            log_epoch: given,
         } = req.into_inner();
         let peer = if peer.is_empty() {
             None
         } else {
             Some(parse_recipient("peer", &peer)?.to_string())
         };
-        let limit = match usize::try_from(limit).unwrap_or(HISTORY_MAX) {
-            0 => HISTORY_DEFAULT,
-            n => n.min(HISTORY_MAX),
+        let limit = page::page_size(page_size)?;
+        // The token: the request fields it is bound to, the log's epoch, and the last seq
+        // returned (the next page starts past it, in the request's order).
+        let bound = [
+            identity.clone(),
+            after_seq.to_string(),
+            before_seq.to_string(),
+            u8::from(newest_first).to_string(),
+            peer.clone().unwrap_or_default(),
+        ];
+        let position = match page::decode("events", &page_token, bound.len() + 2)? {
+            Some(p) => {
+                for (part, now) in p.iter().zip(&bound) {
+                    page::same(part, now)?;
+                }
+                Some((page::number(&p[5])?, page::number(&p[6])?))
+            }
+            None => None,
         };
         let out = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
+                // Without log_epoch the bounds are taken as they are (a page_token still
+                // checks its own epoch); with it they are checked like a Subscribe cursor.
+                let epoch = if given == 0 {
+                    check_cursor(state, &record, 0, &[], &[])?
+                } else {
+                    check_cursor(
+                        state,
+                        &record,
+                        given,
+                        &[("after_seq", after_seq)],
+                        &[("before_seq", before_seq)],
+                    )?
+                };
+                if let Some((token_epoch, last)) = position {
+                    if token_epoch != epoch {
+                        return Err(ApiError::EpochMismatch {
+                            field: "page_token",
+                            identity: record.name.clone(),
+                            given: token_epoch,
+                            current: epoch,
+                        });
+                    }
+                    if newest_first {
+                        before_seq = last;
+                    } else {
+                        after_seq = last;
+                    }
+                }
                 let (events, more) = match peer.as_deref() {
                     Some(peer) => state.store.peer_events(
                         record.id,
@@ -304,12 +405,23 @@ impl Messages for Service {
                             .events(record.id, after_seq, before_seq, limit, newest_first)?
                     }
                 };
-                Ok(HistoryResponse {
+                let next_page_token = match events.last() {
+                    Some(last) if more => {
+                        let mut parts: Vec<&str> = bound.iter().map(String::as_str).collect();
+                        let (epoch, seq) = (epoch.to_string(), last.seq.to_string());
+                        parts.push(&epoch);
+                        parts.push(&seq);
+                        page::encode("events", &parts)
+                    }
+                    _ => String::new(),
+                };
+                Ok(ListEventsResponse {
                     events: events
                         .into_iter()
                         .map(|e| to_api(&record.name, e))
                         .collect(),
-                    more,
+                    next_page_token,
+                    log_epoch: epoch,
                 })
             })
             .await?;
@@ -354,15 +466,21 @@ impl Messages for Service {
 
 impl Service {
     /// Streams an identity's events after `cursor` into `tx`: the backlog, then live ones, and
-    /// (if `typing` is given) live typing notices while it waits for more.
+    /// (if `typing` is given) live typing notices while it waits for more. `epoch` is the log's
+    /// epoch, sent with every event.
     async fn pump(
         &self,
         identity: IdentityId,
         name: String,
+        epoch: u64,
         mut cursor: u64,
         mut typing: Option<broadcast::Receiver<TypingNotice>>,
-        tx: &mpsc::Sender<Result<Event, Status>>,
+        tx: &mpsc::Sender<Result<SubscribeResponse, Status>>,
     ) -> Result<(), Status> {
+        let wrap = |event: Event| SubscribeResponse {
+            event: Some(event),
+            log_epoch: epoch,
+        };
         // Watch first, then read: an append between the read and the wait still wakes us.
         let mut wake = self.state().store.watch(identity);
         let mut shutdown = self.state().shutdown.clone();
@@ -377,7 +495,7 @@ impl Service {
                 .await?;
             for e in events {
                 cursor = e.seq;
-                if tx.send(Ok(to_api(&name, e))).await.is_err() {
+                if tx.send(Ok(wrap(to_api(&name, e)))).await.is_err() {
                     return Ok(());
                 }
             }
@@ -388,20 +506,26 @@ impl Service {
                 let notice = tokio::select! {
                     changed = wake.changed() => {
                         if changed.is_err() {
-                            return Err(Status::not_found(format!(
-                                "the identity {name:?} was removed"
-                            )));
+                            return Err(ApiError::NotFound(format!(
+                                "the identity {name:?} was deleted"
+                            )).into());
                         }
                         break;
                     }
                     notice = next_typing(&mut typing, identity) => notice,
                     () = shut_down(&mut shutdown) => {
-                        return Err(Status::unavailable("the daemon is shutting down; resubscribe \
-                                                        with from_seq set to the last seq you got"));
+                        return Err(ApiError::Unavailable(
+                            "the daemon is shutting down; resubscribe with from_seq set to the \
+                             last seq you got and its log_epoch".to_owned(),
+                        ).into());
                     }
                     () = tx.closed() => return Ok(()),
                 };
-                if tx.send(Ok(typing_to_api(&name, notice))).await.is_err() {
+                if tx
+                    .send(Ok(wrap(typing_to_api(&name, notice))))
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
             }

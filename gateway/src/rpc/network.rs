@@ -1,4 +1,4 @@
-//! The Network service: status, events and path rebuilds from the network client, through the
+//! The NetworkService: status, events and path rebuilds from the network client, through the
 //! [`NetworkSource`] trait the client implements; UNAVAILABLE while the daemon has none. The
 //! same trait lets other services store a message once (SendTyping).
 
@@ -6,10 +6,10 @@ use std::fmt::Debug;
 use std::pin::Pin;
 
 use session_proto::account_id::AccountId;
-use sessiond_api::v1::network_server::Network;
+use sessiond_api::v1::network_service_server::NetworkService;
 use sessiond_api::v1::{
-    NetworkEvent, NetworkStatus, NetworkStatusRequest, RebuildPathsRequest, RebuildPathsResponse,
-    WatchNetworkRequest,
+    GetNetworkStatusRequest, GetNetworkStatusResponse, NetworkEvent, NetworkStatus,
+    RebuildPathsRequest, RebuildPathsResponse, WatchNetworkRequest, WatchNetworkResponse,
 };
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -53,35 +53,43 @@ fn unavailable() -> ApiError {
     )
 }
 
-type NetworkEventStream = Pin<Box<dyn Stream<Item = Result<NetworkEvent, Status>> + Send>>;
+type NetworkEventStream = Pin<Box<dyn Stream<Item = Result<WatchNetworkResponse, Status>> + Send>>;
 
 // tonic's stream item type is `Result<_, Status>`; its size is not ours to choose.
 #[allow(clippy::result_large_err)]
 #[tonic::async_trait]
-impl Network for Service {
-    async fn status(
+impl NetworkService for Service {
+    async fn get_network_status(
         &self,
-        req: Request<NetworkStatusRequest>,
-    ) -> Result<Response<NetworkStatus>, Status> {
+        req: Request<GetNetworkStatusRequest>,
+    ) -> Result<Response<GetNetworkStatusResponse>, Status> {
         caller(&req)?;
         let net = self.state().network.as_ref().ok_or_else(unavailable)?;
-        Ok(Response::new(net.status()))
+        Ok(Response::new(GetNetworkStatusResponse {
+            status: Some(net.status()),
+        }))
     }
 
-    type WatchStream = NetworkEventStream;
+    type WatchNetworkStream = NetworkEventStream;
 
-    async fn watch(
+    async fn watch_network(
         &self,
         req: Request<WatchNetworkRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
+    ) -> Result<Response<Self::WatchNetworkStream>, Status> {
         caller(&req)?;
         let net = self.state().network.as_ref().ok_or_else(unavailable)?;
         let stream = BroadcastStream::new(net.subscribe()).map(|item| match item {
-            Ok(event) => Ok(event),
-            Err(BroadcastStreamRecvError::Lagged(n)) => Err(Status::data_loss(format!(
-                "this watcher fell {n} events behind and they were dropped; call Status and \
-                 Watch again"
-            ))),
+            Ok(event) => Ok(WatchNetworkResponse { event: Some(event) }),
+            Err(BroadcastStreamRecvError::Lagged(n)) => Err(super::err::status(
+                tonic::Code::DataLoss,
+                format!(
+                    "this watcher fell {n} events behind and they were dropped; call \
+                     GetNetworkStatus and WatchNetwork again"
+                ),
+                "WATCHER_LAGGED",
+                None,
+                std::collections::HashMap::new(),
+            )),
         });
         Ok(Response::new(Box::pin(stream)))
     }

@@ -110,7 +110,7 @@ pub enum StoreError {
         id: u64,
     },
     /// The identity has no conversation with this Account ID.
-    #[error("there is no conversation with {peer}; Conversations.List shows them")]
+    #[error("there is no conversation with {peer}; ListConversations shows them")]
     UnknownConversation {
         /// The other side's Account ID (the caller's own input).
         peer: String,

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use sessiond_api::v1::identities_client::IdentitiesClient;
+use sessiond_api::v1::identity_service_client::IdentityServiceClient;
 use sessiond_api::v1::{CreateIdentityRequest, CreateTokenRequest};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -22,9 +22,9 @@ pub async fn identity_with_token(
     name: &str,
 ) -> (String, String) {
     let bearer = sessiond_api::client::Bearer::new(admin_token).expect("ascii token");
-    let mut ids = IdentitiesClient::with_interceptor(channel.clone(), bearer);
+    let mut ids = IdentityServiceClient::with_interceptor(channel.clone(), bearer);
     let account = ids
-        .create(CreateIdentityRequest { name: name.into() })
+        .create_identity(CreateIdentityRequest { name: name.into() })
         .await
         .expect("create identity")
         .into_inner()

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use session_devnet::{Devnet, DevnetConfig};
-use sessiond_api::v1::conversations_client::ConversationsClient;
-use sessiond_api::v1::identities_client::IdentitiesClient;
-use sessiond_api::v1::messages_client::MessagesClient;
-use sessiond_api::v1::network_client::NetworkClient;
+use sessiond_api::v1::conversation_service_client::ConversationServiceClient;
+use sessiond_api::v1::identity_service_client::IdentityServiceClient;
+use sessiond_api::v1::message_service_client::MessageServiceClient;
+use sessiond_api::v1::network_service_client::NetworkServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -189,18 +189,18 @@ pub type Authed = InterceptedService<Channel, Token>;
 
 /// All four clients with one token.
 pub struct Clients {
-    pub ids: IdentitiesClient<Authed>,
-    pub msgs: MessagesClient<Authed>,
-    pub convs: ConversationsClient<Authed>,
-    pub net: NetworkClient<Authed>,
+    pub ids: IdentityServiceClient<Authed>,
+    pub msgs: MessageServiceClient<Authed>,
+    pub convs: ConversationServiceClient<Authed>,
+    pub net: NetworkServiceClient<Authed>,
 }
 
 pub fn clients(channel: &Channel, token: Token) -> Clients {
     Clients {
-        ids: IdentitiesClient::with_interceptor(channel.clone(), token.clone()),
-        msgs: MessagesClient::with_interceptor(channel.clone(), token.clone()),
-        convs: ConversationsClient::with_interceptor(channel.clone(), token.clone()),
-        net: NetworkClient::with_interceptor(channel.clone(), token),
+        ids: IdentityServiceClient::with_interceptor(channel.clone(), token.clone()),
+        msgs: MessageServiceClient::with_interceptor(channel.clone(), token.clone()),
+        convs: ConversationServiceClient::with_interceptor(channel.clone(), token.clone()),
+        net: NetworkServiceClient::with_interceptor(channel.clone(), token),
     }
 }
 

@@ -6,11 +6,14 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
-use crate::v1::conversations_client::ConversationsClient;
-use crate::v1::identities_client::IdentitiesClient;
-use crate::v1::messages_client::MessagesClient;
-use crate::v1::network_client::NetworkClient;
-use crate::v1::{Identity, ListIdentitiesRequest, WhoAmIRequest};
+use crate::v1::conversation_service_client::ConversationServiceClient;
+use crate::v1::identity_service_client::IdentityServiceClient;
+use crate::v1::message_service_client::MessageServiceClient;
+use crate::v1::network_service_client::NetworkServiceClient;
+use crate::v1::{
+    Contact, Conversation, GetIdentityRequest, Identity, ListContactsRequest,
+    ListConversationsRequest, ListIdentitiesRequest, WhoAmIRequest,
+};
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
@@ -47,14 +50,14 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 /// The four `sessiond.v1` services, all calling with one token. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// Identities: who the daemon holds, tokens, profiles.
-    pub identities: IdentitiesClient<Authed>,
-    /// Messages: send, subscribe, history, typing.
-    pub messages: MessagesClient<Authed>,
-    /// Conversations and contacts.
-    pub conversations: ConversationsClient<Authed>,
-    /// Network status and paths.
-    pub network: NetworkClient<Authed>,
+    /// IdentityService: who the daemon holds, tokens, profiles.
+    pub identities: IdentityServiceClient<Authed>,
+    /// MessageService: send, subscribe, history, typing.
+    pub messages: MessageServiceClient<Authed>,
+    /// ConversationService: conversations and contacts.
+    pub conversations: ConversationServiceClient<Authed>,
+    /// NetworkService: network status and paths.
+    pub network: NetworkServiceClient<Authed>,
 }
 
 impl Client {
@@ -62,13 +65,90 @@ impl Client {
     pub fn new(channel: Channel, token: &str) -> Option<Client> {
         let bearer = Bearer::new(token)?;
         Some(Client {
-            identities: IdentitiesClient::with_interceptor(channel.clone(), bearer.clone()),
-            messages: MessagesClient::with_interceptor(channel.clone(), bearer.clone()),
-            conversations: ConversationsClient::with_interceptor(channel.clone(), bearer.clone()),
-            network: NetworkClient::with_interceptor(channel, bearer),
+            identities: IdentityServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            messages: MessageServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            conversations: ConversationServiceClient::with_interceptor(
+                channel.clone(),
+                bearer.clone(),
+            ),
+            network: NetworkServiceClient::with_interceptor(channel, bearer),
         })
     }
+
+    /// Every identity the token may see (all pages of ListIdentities), sorted by name.
+    pub async fn all_identities(&self) -> Result<Vec<Identity>, Status> {
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .identities
+                .clone()
+                .list_identities(ListIdentitiesRequest {
+                    page_size: MAX_PAGE_SIZE,
+                    page_token,
+                })
+                .await?
+                .into_inner();
+            out.extend(page.identities);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// Every conversation of `identity` (all pages of ListConversations), most recent first.
+    pub async fn all_conversations(&self, identity: &str) -> Result<Vec<Conversation>, Status> {
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .conversations
+                .clone()
+                .list_conversations(ListConversationsRequest {
+                    identity: identity.to_owned(),
+                    page_size: MAX_PAGE_SIZE,
+                    page_token,
+                })
+                .await?
+                .into_inner();
+            out.extend(page.conversations);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// Every contact of `identity` (all pages of ListContacts), sorted by Account ID.
+    pub async fn all_contacts(&self, identity: &str) -> Result<Vec<Contact>, Status> {
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .conversations
+                .clone()
+                .list_contacts(ListContactsRequest {
+                    identity: identity.to_owned(),
+                    page_size: MAX_PAGE_SIZE,
+                    page_token,
+                })
+                .await?
+                .into_inner();
+            out.extend(page.contacts);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
 }
+
+/// The largest page_size the daemon honours on every List call (larger values are treated as
+/// this); 0 asks for [`DEFAULT_PAGE_SIZE`].
+pub const MAX_PAGE_SIZE: i32 = 1000;
+/// The page size of a List call that gives page_size 0.
+pub const DEFAULT_PAGE_SIZE: i32 = 100;
 
 /// A checked login: a client calling with the token, and the identity it acts for.
 #[derive(Debug, Clone)]
@@ -142,18 +222,20 @@ pub async fn login(channel: Channel, token: &str, user: Option<&str>) -> Result<
         });
     }
     let user = user.ok_or(LoginError::IdentityNameRequired)?;
-    let identities = client
+    let identity = client
         .identities
         .clone()
-        .list(ListIdentitiesRequest {})
+        .get_identity(GetIdentityRequest {
+            name: user.to_owned(),
+        })
         .await
-        .map_err(LoginError::Daemon)?
+        .map_err(|status| match status.code() {
+            Code::NotFound | Code::InvalidArgument => LoginError::UnknownIdentity(user.to_owned()),
+            _ => LoginError::Daemon(status),
+        })?
         .into_inner()
-        .identities;
-    let identity = identities
-        .into_iter()
-        .find(|i| i.name == user)
-        .ok_or_else(|| LoginError::UnknownIdentity(user.to_owned()))?;
+        .identity
+        .ok_or_else(|| LoginError::Daemon(Status::internal("GetIdentity answered no identity")))?;
     Ok(Login {
         client,
         identity,

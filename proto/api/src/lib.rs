@@ -2,12 +2,14 @@
 //! tonic-build from `sessiond/v1/*.proto`, which other languages use to generate their clients.
 //!
 //! # Layout
-//! - [`v1`]: the generated code: `identities_client`/`identities_server`, `messages_*`,
-//!   `conversations_*`, `network_*` and the message types.
+//! - [`v1`]: the generated code: `identity_service_client`/`identity_service_server`,
+//!   `message_service_*`, `conversation_service_*`, `network_service_*` and the message types.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by server reflection.
 //! - [`client`]: the services behind one bearer token, and the login check adapters make.
+//! - [`codec`]: the codec of every method: bad request bytes are INVALID_ARGUMENT.
 
 pub mod client;
+pub mod codec;
 
 /// The `sessiond.v1` package.
 #[allow(missing_docs, clippy::all, missing_debug_implementations)]

@@ -3,9 +3,7 @@
 //! NOTICE and NICK lines; and the bounded replay of missed messages at registration.
 
 use sessiond_api::client::looks_like_account_id;
-use sessiond_api::v1::{
-    event, DeliveryState, Event, ListConversationsRequest, SendRequest, SendTypingRequest,
-};
+use sessiond_api::v1::{event, DeliveryState, Event, SendMessageRequest, SendTypingRequest};
 use tracing::debug;
 
 use super::history::{self, is_message};
@@ -109,13 +107,13 @@ impl Conn {
         let Some(s) = &self.session else {
             return Ok(());
         };
-        let request = SendRequest {
+        let request = SendMessageRequest {
             identity: s.identity.clone(),
             recipient: account.clone(),
             text: session_text,
             idempotency_key: String::new(),
         };
-        let sent = s.client.messages.clone().send(request).await;
+        let sent = s.client.messages.clone().send_message(request).await;
         let sent = match sent {
             Ok(r) => r.into_inner(),
             Err(status) => {
@@ -373,15 +371,9 @@ impl Conn {
             return Ok(());
         };
         let (client, identity, upto) = (s.client.clone(), s.identity.clone(), s.start_seq);
-        let listed = client
-            .conversations
-            .clone()
-            .list(ListConversationsRequest {
-                identity: identity.clone(),
-            })
-            .await;
+        let listed = client.all_conversations(&identity).await;
         let mut conversations = match listed {
-            Ok(r) => r.into_inner().conversations,
+            Ok(r) => r,
             Err(status) => {
                 let why = crate::err::status_text(&status);
                 return self

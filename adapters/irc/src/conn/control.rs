@@ -6,9 +6,8 @@
 
 use sessiond_api::client::looks_like_account_id;
 use sessiond_api::v1::{
-    CreateIdentityRequest, ListIdentitiesRequest, NetworkStatusRequest, OpenConversationRequest,
-    RebuildPathsRequest, RestoreIdentityRequest, SetContactHandleRequest, SetContactNameRequest,
-    SetProfileRequest,
+    CreateIdentityRequest, GetNetworkStatusRequest, OpenConversationRequest, RebuildPathsRequest,
+    RestoreIdentityRequest, SetContactHandleRequest, SetContactNameRequest, SetProfileRequest,
 };
 use tonic::{Code, Status};
 
@@ -163,7 +162,7 @@ impl Conn {
                 s.client
                     .conversations
                     .clone()
-                    .open(OpenConversationRequest {
+                    .open_conversation(OpenConversationRequest {
                         identity: s.identity.clone(),
                         account_id: account.clone(),
                     })
@@ -259,19 +258,14 @@ impl Conn {
                 .await;
         }
         let answer: Result<String, Status> = match sub.as_deref() {
-            None | Some("list") => client
-                .identities
-                .clone()
-                .list(ListIdentitiesRequest {})
-                .await
-                .map(|r| {
-                    let ids = r.into_inner().identities;
-                    let mut out = format!("{} identities:", ids.len());
-                    for i in ids {
-                        out.push_str(&format!("\n{} {}", i.name, i.account_id));
-                    }
-                    out
-                }),
+            None | Some("list") => client.all_identities().await.map(|r| {
+                let ids = r;
+                let mut out = format!("{} identities:", ids.len());
+                for i in ids {
+                    out.push_str(&format!("\n{} {}", i.name, i.account_id));
+                }
+                out
+            }),
             Some("new") => {
                 let Some(name) = args.get(1) else {
                     return self
@@ -281,7 +275,7 @@ impl Conn {
                 match client
                     .identities
                     .clone()
-                    .create(CreateIdentityRequest {
+                    .create_identity(CreateIdentityRequest {
                         name: (*name).to_owned(),
                     })
                     .await
@@ -319,7 +313,7 @@ impl Conn {
                 client
                     .identities
                     .clone()
-                    .restore(RestoreIdentityRequest {
+                    .restore_identity(RestoreIdentityRequest {
                         name: (*name).to_owned(),
                         recovery_password: words.join(" "),
                     })
@@ -355,9 +349,11 @@ impl Conn {
                     .client
                     .network
                     .clone()
-                    .status(NetworkStatusRequest {})
+                    .get_network_status(GetNetworkStatusRequest {})
                     .await?
-                    .into_inner();
+                    .into_inner()
+                    .status
+                    .unwrap_or_default();
                 let mut out = format!(
                     "Network {}: {}, {} snodes known, {} paths, {} swarms cached.",
                     st.network,

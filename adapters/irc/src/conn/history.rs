@@ -6,7 +6,7 @@
 //! message is shown with (its Session timestamp).
 
 use sessiond_api::client::Client;
-use sessiond_api::v1::{event, Event, HistoryRequest, ListConversationsRequest};
+use sessiond_api::v1::{event, Event, ListEventsRequest};
 use tonic::Status;
 
 use super::register::CONTROL;
@@ -16,7 +16,7 @@ use crate::line::{format_time, parse_time, Message};
 /// The most messages one CHATHISTORY request returns (ISUPPORT `CHATHISTORY=100`).
 pub(super) const MAX_LIMIT: usize = 100;
 /// Events read per History call while looking for messages.
-const PAGE: u32 = 500;
+const PAGE: i32 = 500;
 
 /// True for an incoming or outgoing message event.
 pub(super) fn is_message(e: &Event) -> bool {
@@ -52,13 +52,14 @@ pub(crate) async fn messages(
         let page = client
             .messages
             .clone()
-            .history(HistoryRequest {
+            .list_events(ListEventsRequest {
                 identity: identity.to_owned(),
                 after_seq: after,
                 before_seq: before,
-                limit: PAGE,
+                page_size: PAGE,
                 newest_first,
                 peer: peer.to_owned(),
+                ..Default::default()
             })
             .await?
             .into_inner();
@@ -77,7 +78,7 @@ pub(crate) async fn messages(
                 out.push(e);
             }
         }
-        if !page.more {
+        if page.next_page_token.is_empty() {
             break;
         }
         if newest_first {
@@ -156,13 +157,14 @@ impl Conn {
                 .client
                 .messages
                 .clone()
-                .history(HistoryRequest {
+                .list_events(ListEventsRequest {
                     identity: s.identity.clone(),
                     after_seq: 0,
                     before_seq: before,
-                    limit: PAGE,
+                    page_size: PAGE,
                     newest_first: true,
                     peer: peer.to_owned(),
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();
@@ -178,7 +180,7 @@ impl Conn {
                 }
                 last_newer = e.seq;
             }
-            match (page.more, page.events.last()) {
+            match (!page.next_page_token.is_empty(), page.events.last()) {
                 (true, Some(e)) => before = e.seq,
                 _ => return Ok(if take_stopper { 0 } else { last_newer }),
             }
@@ -314,16 +316,9 @@ impl Conn {
         let Some(s) = &self.session else {
             return Ok(());
         };
-        let listed = s
-            .client
-            .conversations
-            .clone()
-            .list(ListConversationsRequest {
-                identity: s.identity.clone(),
-            })
-            .await;
+        let listed = s.client.all_conversations(&s.identity).await;
         let mut conversations = match listed {
-            Ok(r) => r.into_inner().conversations,
+            Ok(r) => r,
             Err(status) => {
                 let why = crate::err::status_text(&status);
                 return self

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessiond_api::client::{Client, Login};
-use sessiond_api::v1::{Event, ListContactsRequest, MarkReadRequest, SubscribeRequest};
+use sessiond_api::v1::{Event, MarkConversationReadRequest, SubscribeRequest};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::{Code, Status};
@@ -65,15 +65,7 @@ impl Session {
             identity,
             admin,
         } = login;
-        let contacts = client
-            .conversations
-            .clone()
-            .list_contacts(ListContactsRequest {
-                identity: identity.name.clone(),
-            })
-            .await?
-            .into_inner()
-            .contacts;
+        let contacts = client.all_contacts(&identity.name).await?;
         let mut dir = Directory::default();
         dir.load(contacts);
         let (tx, events) = mpsc::channel(sendq_lines.max(MIN_EVENT_BUFFER));
@@ -82,6 +74,7 @@ impl Session {
             client.clone(),
             identity.name.clone(),
             identity.last_seq,
+            identity.log_epoch,
             tx,
             overflowed.clone(),
         ));
@@ -111,16 +104,7 @@ impl Session {
     /// Refreshes the contacts from the daemon; returns the nick changes
     /// (Account ID, old, new).
     pub async fn refresh_contacts(&mut self) -> Result<Vec<(String, String, String)>, Status> {
-        let contacts = self
-            .client
-            .conversations
-            .clone()
-            .list_contacts(ListContactsRequest {
-                identity: self.identity.clone(),
-            })
-            .await?
-            .into_inner()
-            .contacts;
+        let contacts = self.client.all_contacts(&self.identity).await?;
         Ok(self.dir.load(contacts))
     }
 
@@ -159,6 +143,7 @@ async fn subscribe_loop(
     client: Client,
     identity: String,
     mut from_seq: u64,
+    log_epoch: u64,
     tx: mpsc::Sender<Event>,
     overflowed: Arc<AtomicBool>,
 ) {
@@ -168,6 +153,7 @@ async fn subscribe_loop(
             identity: identity.clone(),
             from_seq,
             typing: true,
+            log_epoch,
         };
         let mut messages = client.messages.clone();
         let subscribed = tokio::select! {
@@ -183,7 +169,8 @@ async fn subscribe_loop(
                         next = stream.message() => next,
                     };
                     match next {
-                        Ok(Some(event)) => {
+                        Ok(Some(resp)) => {
+                            let Some(event) = resp.event else { continue };
                             backoff = Duration::from_millis(100);
                             if event.seq > 0 {
                                 from_seq = event.seq;
@@ -222,7 +209,12 @@ async fn subscribe_loop(
 fn is_final(status: &Status) -> bool {
     matches!(
         status.code(),
-        Code::Unauthenticated | Code::PermissionDenied | Code::NotFound
+        Code::Unauthenticated
+            | Code::PermissionDenied
+            | Code::NotFound
+            // The identity's log was replaced (deleted and created again): this cursor never
+            // works again.
+            | Code::FailedPrecondition
     )
 }
 
@@ -236,12 +228,17 @@ async fn mark_loop(client: Client, identity: String, marks: Arc<ReadMarks>) {
         }
         let closed = marks.is_closed();
         for (account_id, seq) in marks.take() {
-            let request = MarkReadRequest {
+            let request = MarkConversationReadRequest {
                 identity: identity.clone(),
                 account_id,
                 seq,
             };
-            if let Err(status) = client.conversations.clone().mark_read(request).await {
+            if let Err(status) = client
+                .conversations
+                .clone()
+                .mark_conversation_read(request)
+                .await
+            {
                 debug!(code = ?status.code(), "MarkRead failed");
             }
         }
