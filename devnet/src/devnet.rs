@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::err::DevnetError;
-use crate::https::{server_tls_config, HttpsClient};
+use crate::https::server_tls_config;
 use crate::node::{self, Event, EventLog, Faults, NetShared, NodeShared, Running};
 use crate::store::Store;
 use crate::topology::{assign_swarms, NodeInfo, NodeKeys, Topology};
@@ -144,7 +144,7 @@ impl Devnet {
         rand::rngs::OsRng.fill_bytes(&mut token);
         let net = Arc::new(NetShared {
             topology: Topology::new(infos),
-            client: HttpsClient::new(),
+            client: session_net::HttpsTransport::default(),
             token: hex::encode(token),
             relay_timeout: config.relay_timeout,
             replication_timeout: config.replication_timeout,

@@ -20,7 +20,7 @@
 //! - [`onion`]: onion layers at a node: final hop, proxy, relay.
 //! - [`store`]: a node's messages (memory, optionally redb).
 //! - [`topology`]: node keys, swarms and the JSON that describes them.
-//! - [`https`]: [`HttpsClient`] (any snode certificate accepted) and the node TLS config.
+//! - [`https`]: the node TLS config (the client side is session-net's transport).
 //! - [`err`]: [`DevnetError`], startup and transport errors.
 //!
 //! Every wire format and crypto step (storage-RPC bodies and signatures, message hashes, swarm
@@ -37,5 +37,4 @@ pub mod topology;
 
 pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, NodeHandle};
 pub use err::DevnetError;
-pub use https::{HttpReply, HttpsClient};
 pub use node::{Event, Origin};
