@@ -10,8 +10,8 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use session_net::transport::BoxFuture;
 use session_net::{
-    HttpReply, HttpTarget, MemoryPoolStore, NetClient, NetConfig, NetError, NetEvent, Snode,
-    Transport, TransportError,
+    HttpReply, HttpTarget, MemoryPoolStore, NetClient, NetConfig, NetError, NetEvent, RetryPolicy,
+    Snode, Transport, TransportError,
 };
 use session_proto::err::{ErrorKind, HasKind};
 use session_proto::storage_rpc::Request;
@@ -252,7 +252,7 @@ async fn bad_node_lists_from_seeds_are_clear_errors() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retries_back_off_exponentially() {
+async fn retries_back_off_exponentially_with_jitter() {
     let t = Scripted::new(Onion::Garbage);
     let c = client(t.clone());
     c.bootstrap().await.expect("bootstrap");
@@ -263,12 +263,19 @@ async fn retries_back_off_exponentially() {
         .await
         .expect_err("always garbage");
     assert!(matches!(e, NetError::BadReply { .. }));
-    // devnet config: 3 attempts, backoff 20 ms then 40 ms (virtual time).
-    let cfg = c.config();
-    assert_eq!(
-        start.elapsed(),
-        cfg.backoff(1) + cfg.backoff(2),
-        "waited exactly the backoff between attempts"
+    // devnet config: 3 attempts in all (path and destination failures share them), backoff
+    // ceilings 20 ms then 40 ms, each wait between half its ceiling and the ceiling (virtual
+    // time).
+    let p = RetryPolicy::from_config(c.config());
+    assert_eq!(p.attempts, 3);
+    let (low, high) = (
+        p.ceiling(1) / 2 + p.ceiling(2) / 2,
+        p.ceiling(1) + p.ceiling(2),
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= low && waited <= high,
+        "waited {waited:?}, expected the jittered backoff between {low:?} and {high:?}"
     );
 }
 
