@@ -120,9 +120,10 @@ pub fn default_onion_timeout_ms() -> u64 {
 pub fn default_connect_timeout_ms() -> u64 {
     5_000
 }
-/// 3 attempts.
+/// 4 attempts: path and destination failures share them, so a request survives a dead
+/// relay on one path and a dead swarm member.
 pub fn default_attempts() -> u32 {
-    3
+    4
 }
 /// 200 ms, as libsession.
 pub fn default_backoff_initial_ms() -> u64 {

@@ -183,13 +183,19 @@ impl NetClient {
                     | NetError::PathFailed { .. }
                     | NetError::BadReply { .. }
             );
-            // A path failure retries the same destination on another path; when a second path
-            // fails too, a swarm request suspects the member (the last relay could not reach
-            // it) and moves on to another one.
+            // A path failure retries the same destination on another path. A swarm request
+            // moves on to another member when a second path failed too (the last relay could
+            // not reach it) or when no untried path avoids this member.
             if path_level {
                 path_failures += 1;
             }
-            let suspect = matches!(to, To::Swarm { .. }) && path_failures >= 2;
+            let fresh_path = {
+                let st = self.lock();
+                st.paths
+                    .iter()
+                    .any(|p| !p.contains(&dest.ed25519) && !tried_paths.contains(&p.id))
+            };
+            let suspect = matches!(to, To::Swarm { .. }) && (path_failures >= 2 || !fresh_path);
             if path_level && !suspect {
                 debug!(error = %err, "onion request failed; trying another path");
                 same = Some(dest);
