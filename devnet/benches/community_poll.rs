@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::RngCore as _;
 use session_devnet::community::{CommunityConfig, RoomSpec};
-use session_devnet::{Devnet, DevnetConfig, HttpsClient};
+use session_devnet::{Devnet, DevnetConfig};
+use session_net::HttpsTransport;
 use session_proto::bencode::V4Request;
 use session_proto::community::api::{poll_batch, RoomPaths};
 use session_proto::community::{
@@ -48,7 +49,7 @@ fn signed(keys: &Blind15Keys, path: &str, body: &[u8]) -> SogsAuth {
 }
 
 /// One poll; true if the server answered 200 with five sub-responses.
-async fn poll(c: &HttpsClient, d: &Devnet, keys: &Blind15Keys, onion: bool) -> bool {
+async fn poll(c: &HttpsTransport, d: &Devnet, keys: &Blind15Keys, onion: bool) -> bool {
     let s = d.community().expect("community server");
     let batch = poll_batch(
         &RoomPaths::new("lobby").expect("room"),
@@ -92,7 +93,7 @@ async fn poll(c: &HttpsClient, d: &Devnet, keys: &Blind15Keys, onion: bool) -> b
             return false;
         };
         let url = format!("{}/onion_req/v2", d.node(0).url());
-        let Ok(r) = c.post(&url, &[], req.body, T).await else {
+        let Ok(r) = c.post_url(&url, &[], req.body, T).await else {
             return false;
         };
         match req.reply.open_v4_reply(&r.body) {
@@ -102,7 +103,7 @@ async fn poll(c: &HttpsClient, d: &Devnet, keys: &Blind15Keys, onion: bool) -> b
     } else {
         let url = format!("{}/batch", s.url());
         let headers = auth.headers();
-        let Ok(r) = c.post(&url, &headers, body, T).await else {
+        let Ok(r) = c.post_url(&url, &headers, body, T).await else {
             return false;
         };
         (r.status, r.body.to_vec())
@@ -120,7 +121,7 @@ async fn measure(d: &Arc<Devnet>, users: &Arc<Vec<Blind15Keys>>, onion: bool) ->
     for i in 0..CONCURRENCY {
         let (d, users, done, failed) = (d.clone(), users.clone(), done.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
-            let c = HttpsClient::new();
+            let c = HttpsTransport::default();
             while start.elapsed() < RUN {
                 if poll(&c, &d, &users[i], onion).await {
                     done.fetch_add(1, Ordering::Relaxed);
@@ -172,13 +173,13 @@ fn main() {
         // Fill the room (moderators are not rate limited).
         let poster = Blind15Keys::new(&IdentityKeys::from_seed(&[200; 32]), &s.pubkey());
         s.add_moderator(Some("lobby"), poster.id(), true).expect("room");
-        let c = HttpsClient::new();
+        let c = HttpsTransport::default();
         for i in 0..POSTS {
             let content = text_content(&format!("post {i} with some ordinary text"), None, now_s() * 1000);
             let body = serde_json::to_vec(&encode_room_message(&poster, &content)).expect("json");
             let auth = signed(&poster, "/room/lobby/message", &body);
             let r = c
-                .post(&format!("{}/room/lobby/message", s.url()), &auth.headers(), body, T)
+                .post_url(&format!("{}/room/lobby/message", s.url()), &auth.headers(), body, T)
                 .await
                 .expect("posts");
             assert_eq!(r.status, 201, "{}", r.text());

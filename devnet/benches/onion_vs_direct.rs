@@ -5,7 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-use session_devnet::{Devnet, DevnetConfig, HttpsClient};
+use session_devnet::{Devnet, DevnetConfig};
+use session_net::HttpsTransport;
 use session_proto::onion::{build_request, Destination, EncType, Hop};
 use session_proto::storage_rpc::sign::{retrieve_message, sign};
 use session_proto::storage_rpc::wire::encode_base64;
@@ -52,7 +53,7 @@ fn hop(d: &Devnet, i: usize) -> Hop {
 
 /// One store + one retrieve; returns true if both succeeded.
 async fn round(
-    c: &HttpsClient,
+    c: &HttpsTransport,
     d: &Devnet,
     a: &Acct,
     n: u64,
@@ -78,7 +79,7 @@ async fn round(
                 return false;
             };
             let url = format!("{}/onion_req/v2", d.node(path[0]).url());
-            match c.post(&url, &[], req.body, T).await {
+            match c.post_url(&url, &[], req.body, T).await {
                 Ok(r) if r.status == 200 => {
                     ok &= req
                         .reply
@@ -89,7 +90,7 @@ async fn round(
             }
         } else {
             let url = format!("{}/storage_rpc/v1", d.node(dest).url());
-            let r = c.post(&url, &[], rpc.to_string().into_bytes(), T).await;
+            let r = c.post_url(&url, &[], rpc.to_string().into_bytes(), T).await;
             ok &= r.is_ok_and(|r| r.status == 200);
         }
     }
@@ -97,7 +98,7 @@ async fn round(
 }
 
 async fn measure(d: &'static Devnet, accts: &'static [Acct], onion: bool) -> (f64, usize) {
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (w, a) in accts.iter().enumerate() {
@@ -168,7 +169,7 @@ fn main() {
 }
 
 async fn measure_short(d: &'static Devnet, accts: &'static [Acct]) -> bool {
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = &accts[0];
     let (_, m) = d
         .swarm_for(&hex::decode(&a.hex).unwrap_or_default())

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::community::{CommunityConfig, CommunityServer};
 use crate::err::DevnetError;
 use crate::file_server::{FileServer, FileServerConfig};
-use crate::https::{server_tls_config, HttpsClient};
+use crate::https::server_tls_config;
 use crate::node::{self, Event, EventLog, Faults, NetShared, NodeShared, Running};
 use crate::revocations::Revocations;
 use crate::store::Store;
@@ -171,7 +171,7 @@ impl Devnet {
         rand::rngs::OsRng.fill_bytes(&mut token);
         let net = Arc::new(NetShared {
             topology: Topology::new(infos),
-            client: HttpsClient::new(),
+            client: session_net::HttpsTransport::default(),
             token: hex::encode(token),
             relay_timeout: config.relay_timeout,
             replication_timeout: config.replication_timeout,

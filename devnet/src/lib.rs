@@ -24,7 +24,7 @@
 //! - [`topology`]: node keys, swarms and the JSON that describes them.
 //! - [`file_server`]: [`FileServer`], the file server's HTTP API (uploads, downloads, expiry),
 //!   direct and through onion requests.
-//! - [`https`]: [`HttpsClient`] (any snode certificate accepted) and the node TLS config.
+//! - [`https`]: the node TLS config (the client side is session-net's transport).
 //! - [`err`]: [`DevnetError`], startup and transport errors.
 //!
 //! Every wire format and crypto step (storage-RPC bodies and signatures, message hashes, swarm
@@ -46,5 +46,4 @@ pub use community::{CommunityConfig, CommunityServer, RoomSpec};
 pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, ManifestServer, NodeHandle};
 pub use err::DevnetError;
 pub use file_server::{FileServer, FileServerConfig};
-pub use https::{HttpReply, HttpsClient};
 pub use node::{Event, Origin};

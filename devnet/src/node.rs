@@ -17,7 +17,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::err::DevnetError;
-use crate::https::HttpsClient;
 use crate::revocations::Revocations;
 use crate::store::Store;
 use crate::topology::{NodeKeys, Topology};
@@ -130,7 +129,7 @@ pub(crate) struct Faults {
 #[derive(Debug)]
 pub(crate) struct NetShared {
     pub(crate) topology: Topology,
-    pub(crate) client: HttpsClient,
+    pub(crate) client: session_net::HttpsTransport,
     /// Shared secret that marks devnet-internal requests (relay, replication).
     pub(crate) token: String,
     pub(crate) relay_timeout: Duration,

@@ -124,7 +124,7 @@ impl NodeShared {
         match self
             .net
             .client
-            .post(&url, &headers, hop.next_body, self.net.relay_timeout)
+            .post_url(&url, &headers, hop.next_body, self.net.relay_timeout)
             .await
         {
             Ok(r) => Ok(RawReply {
@@ -156,14 +156,14 @@ impl NodeShared {
         match self
             .net
             .client
-            .post(&url, &[], req.plaintext, self.net.proxy_timeout)
+            .post_url(&url, &[], req.plaintext, self.net.proxy_timeout)
             .await
         {
             Ok(r) => RawReply {
                 status: r.status,
                 body: r.body,
             },
-            Err(crate::err::DevnetError::Timeout { .. }) => plain(504, "Request time out"),
+            Err(session_net::TransportError::Timeout { .. }) => plain(504, "Request time out"),
             Err(e) => plain(502, e.to_string()),
         }
     }

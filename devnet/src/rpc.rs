@@ -273,7 +273,7 @@ impl NodeShared {
                 ];
                 let res = net
                     .client
-                    .post(&url, &headers, body, net.replication_timeout)
+                    .post_url(&url, &headers, body, net.replication_timeout)
                     .await;
                 let mut fail = NodeFailure {
                     failed: true,

@@ -9,7 +9,8 @@ use hyper_util::rt::TokioIo;
 use rand::RngCore as _;
 use serde_json::{json, Value};
 use session_devnet::community::{CommunityConfig, CommunityServer, RoomSpec};
-use session_devnet::{Devnet, DevnetConfig, HttpsClient};
+use session_devnet::{Devnet, DevnetConfig};
+use session_net::HttpsTransport;
 use session_proto::account_id::AccountId;
 use session_proto::bencode::V4Request;
 use session_proto::community::api::{
@@ -685,7 +686,7 @@ async fn a_server_going_down_and_back_loses_nothing() {
 /// Sends a v4 request through a 3-hop path of the devnet to its community server.
 async fn via_onion(
     d: &Devnet,
-    c: &HttpsClient,
+    c: &HttpsTransport,
     req: &V4Request,
 ) -> (u16, Option<session_proto::bencode::V4Response>) {
     let s = d.community().expect("community server");
@@ -709,7 +710,7 @@ async fn via_onion(
     )
     .expect("builds");
     let r = c
-        .post(
+        .post_url(
             &format!("{}/onion_req/v2", d.node(0).url()),
             &[],
             onion.body,
@@ -768,7 +769,7 @@ async fn onion_v4_through_the_devnet_snodes() {
     .await
     .expect("devnet starts");
     let s = d.community().expect("server");
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let u = User::new(10, s);
 
     // Post, react (emoji unencoded in the endpoint) and poll, all through the onion.
@@ -827,7 +828,7 @@ async fn onion_v4_through_the_devnet_snodes() {
     assert_eq!(reply.expect("reply").code, 404);
     // Junk to the server's v4 endpoint: 400, and the server keeps serving.
     let r = c
-        .post(
+        .post_url(
             &format!("http://127.0.0.1:{}/oxen/v4/lsrpc", s.addr().port()),
             &[],
             b"junk".to_vec(),

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use client::*;
 use serde_json::json;
-use session_devnet::{Devnet, DevnetConfig, HttpsClient};
+use session_devnet::{Devnet, DevnetConfig};
+use session_net::HttpsTransport;
 use session_proto::onion::EncType;
 
 async fn small(cfg: DevnetConfig) -> Devnet {
@@ -27,7 +28,7 @@ async fn a_stopped_node_leaves_its_swarm_serving() {
         ..Default::default()
     })
     .await;
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = Acct::in_swarm(&d, d.topology().swarm_ids()[0], 0x05, 1);
     let m = d.swarm_for(&a.id).expect("swarm").1;
     d.node(m[2]).stop().await;
@@ -60,7 +61,7 @@ async fn a_stopped_node_leaves_its_swarm_serving() {
         );
     }
     assert!(
-        c.post(
+        c.post_url(
             &format!("{}/storage_rpc/v1", d.node(m[2]).url()),
             &[],
             b"{}".to_vec(),
@@ -95,7 +96,7 @@ async fn a_stopped_node_leaves_its_swarm_serving() {
 #[tokio::test]
 async fn a_skewed_node_clock_gives_406_and_shows_in_t() {
     let d = small(DevnetConfig::default()).await;
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = Acct::in_swarm(&d, d.topology().swarm_ids()[1], 0x05, 50);
     let m = d.swarm_for(&a.id).expect("swarm").1;
     d.node(m[0]).set_clock_offset_ms(10 * 60_000);
@@ -124,7 +125,7 @@ async fn dropped_and_delayed_replies_break_paths() {
         ..Default::default()
     })
     .await;
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let s0 = d.topology().swarm_ids()[0];
     let a = Acct::in_swarm(&d, s0, 0x05, 100);
     let dest = d.swarm_for(&a.id).expect("swarm").1[0];
@@ -133,7 +134,7 @@ async fn dropped_and_delayed_replies_break_paths() {
     // A relay that drops replies: the guard answers 504, plain text.
     d.node(path[1]).set_drop_replies(true);
     assert!(
-        c.post(
+        c.post_url(
             &format!("{}/storage_rpc/v1", d.node(path[1]).url()),
             &[],
             b"{}".to_vec(),
@@ -170,7 +171,7 @@ async fn data_dir_keeps_keys_and_messages_across_restarts() {
         ..Default::default()
     };
     let d = small(cfg.clone()).await;
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = Acct::in_swarm(&d, d.topology().swarm_ids()[0], 0x05, 200);
     let r = rpc(
         &c,
@@ -192,7 +193,7 @@ async fn data_dir_keeps_keys_and_messages_across_restarts() {
             .collect::<Vec<_>>()
     };
     assert_eq!(keys(&before), keys(&after), "same identities");
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     for i in d.swarm_for(&a.id).expect("s").1 {
         let r = rpc(
             &c,

@@ -15,7 +15,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use session_devnet::file_server::FileIds;
-use session_devnet::{Devnet, DevnetConfig, Event, FileServer, FileServerConfig, HttpsClient};
+use session_devnet::{Devnet, DevnetConfig, Event, FileServer, FileServerConfig};
+use session_net::HttpsTransport;
 use session_proto::attachment::{
     self, legacy, server, AttachmentMeta, FileUrl, IncomingAttachment,
 };
@@ -259,7 +260,7 @@ async fn ttl_header_numeric_ids_and_the_legacy_endpoints() {
 
 /// Sends a v4 request to the devnet's file server through three snodes.
 async fn via_onion(
-    c: &HttpsClient,
+    c: &HttpsTransport,
     d: &Devnet,
     path: &[usize],
     req: &V4Request,
@@ -285,7 +286,7 @@ async fn via_onion(
     .expect("builds");
     let url = format!("{}/onion_req/v2", d.node(path[0]).url());
     let r = c
-        .post(&url, &[], onion.body, Duration::from_secs(30))
+        .post_url(&url, &[], onion.body, Duration::from_secs(30))
         .await
         .expect("guard answers");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -323,7 +324,7 @@ async fn attachments_travel_through_onion_requests() {
     let m = manifest.file_server.as_ref().expect("in devnet.json");
     assert_eq!(m.url, fs.url());
     assert_eq!(m.x25519, hex::encode(fs.x25519()));
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let path = [0, 3, 5];
 
     // A 1.5 MB attachment, encrypted as released clients do, uploaded through the onion.
@@ -431,7 +432,7 @@ async fn attachments_travel_through_onion_requests() {
     )
     .expect("builds");
     let r = c
-        .post(
+        .post_url(
             &format!("{}/onion_req/v2", d.node(0).url()),
             &[],
             wrong.body,
@@ -458,7 +459,7 @@ async fn attachments_travel_through_onion_requests() {
     )
     .expect("builds");
     let r = c
-        .post(
+        .post_url(
             &format!("{}/onion_req/v2", d.node(0).url()),
             &[],
             junk.body,

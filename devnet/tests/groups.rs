@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 use client::*;
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-use session_devnet::{Devnet, DevnetConfig, HttpsClient};
+use session_devnet::{Devnet, DevnetConfig};
+use session_net::HttpsTransport;
 use session_proto::storage_rpc::sign::{
     retrieve_message, revocation_result_message, revoke_subaccount_message, sign, store_message,
     unrevoke_subaccount_message,
@@ -111,7 +112,7 @@ fn member_url(d: &Devnet, group: &Acct, i: usize) -> String {
     d.node(members[i % members.len()]).url()
 }
 
-async fn retrieve_count(c: &HttpsClient, url: &str, params: Value) -> (u16, usize, String) {
+async fn retrieve_count(c: &HttpsTransport, url: &str, params: Value) -> (u16, usize, String) {
     let r = rpc(c, url, "retrieve", params).await;
     let n = r
         .json()
@@ -123,7 +124,7 @@ async fn retrieve_count(c: &HttpsClient, url: &str, params: Value) -> (u16, usiz
 #[tokio::test]
 async fn subaccount_reads_and_writes_with_its_flags() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let group = Acct::new(7001, 0x03);
     let url = member_url(d, &group, 0);
     let now = now_ms();
@@ -188,7 +189,7 @@ async fn subaccount_reads_and_writes_with_its_flags() {
 #[tokio::test]
 async fn revoked_subaccount_reads_only_the_kicked_namespace() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let group = Acct::new(7101, 0x03);
     let url = member_url(d, &group, 1);
     let now = now_ms();
@@ -271,7 +272,7 @@ async fn revoked_subaccount_reads_only_the_kicked_namespace() {
 #[tokio::test]
 async fn only_the_newest_fifty_revocations_are_kept() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let group = Acct::new(7201, 0x03);
     let url = member_url(d, &group, 2);
     let now = now_ms();
@@ -308,7 +309,7 @@ async fn only_the_newest_fifty_revocations_are_kept() {
 #[tokio::test]
 async fn revocation_inside_a_sequence_then_store() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let group = Acct::new(7301, 0x03);
     let url = member_url(d, &group, 0);
     let now = now_ms();
@@ -335,7 +336,7 @@ async fn revocation_inside_a_sequence_then_store() {
 #[tokio::test]
 async fn bad_revocation_requests() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let group = Acct::new(7401, 0x03);
     let url = member_url(d, &group, 1);
     let now = now_ms();
@@ -416,7 +417,7 @@ async fn group_lifecycle_with_real_subaccounts() {
     use session_proto::keys::IdentityKeys;
 
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let mut rng = rand::rngs::OsRng;
     let admin_id = IdentityKeys::from_seed(&[61; 32]);
     let member = IdentityKeys::from_seed(&[62; 32]);

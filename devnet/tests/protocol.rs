@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 
 use client::*;
 use serde_json::{json, Value};
-use session_devnet::{Devnet, DevnetConfig, Event, HttpsClient, Origin};
+use session_devnet::{Devnet, DevnetConfig, Event, Origin};
+use session_net::HttpsTransport;
 use session_proto::onion::{build_request, Destination, EncType, Hop, PeerKey, ServerDestination};
 use session_proto::storage_rpc::message_hash;
 use session_proto::storage_rpc::wire::{decode_base64, encode_base64};
@@ -49,7 +50,7 @@ fn swarm(i: usize) -> u64 {
 #[tokio::test]
 async fn store_via_one_member_retrieve_from_every_member() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = Acct::in_swarm(d, swarm(0), 0x05, 1);
     let (_, members) = d.swarm_for(&a.id).expect("swarm");
     assert_eq!(members.len(), 3);
@@ -118,7 +119,7 @@ async fn store_via_one_member_retrieve_from_every_member() {
 #[tokio::test]
 async fn wrong_swarm_gets_421_with_the_right_swarm() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = Acct::in_swarm(d, swarm(1), 0x05, 100);
     let other = outside(d, swarm(1))[0];
     let r = rpc(
@@ -172,7 +173,7 @@ async fn wrong_swarm_gets_421_with_the_right_swarm() {
 #[tokio::test]
 async fn signatures_and_clocks_are_checked() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = Acct::in_swarm(d, swarm(2), 0x05, 200);
     let m = d.swarm_for(&a.id).expect("swarm").1[0];
     let url = d.node(m).url();
@@ -241,7 +242,7 @@ async fn signatures_and_clocks_are_checked() {
 #[tokio::test]
 async fn retrieve_pages_with_last_hash_and_limits() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = Acct::in_swarm(d, swarm(0), 0x05, 400);
     let url = d.node(d.swarm_for(&a.id).expect("swarm").1[1]).url();
     let now = now_ms();
@@ -276,7 +277,7 @@ async fn retrieve_pages_with_last_hash_and_limits() {
 #[tokio::test]
 async fn delete_and_expire_replicate_with_node_signatures() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = Acct::in_swarm(d, swarm(1), 0x05, 500);
     let members = d.swarm_for(&a.id).expect("swarm").1;
     let url = d.node(members[0]).url();
@@ -368,7 +369,7 @@ async fn delete_and_expire_replicate_with_node_signatures() {
 #[tokio::test]
 async fn bootstrap_seed_and_oxend_request() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let body = json!({"jsonrpc": "2.0", "method": "get_n_service_nodes", "params": {
         "active_only": true, "fields": {"public_ip": true, "storage_port": true,
         "pubkey_x25519": true, "pubkey_ed25519": true, "requested_unlock_height": true,
@@ -429,7 +430,7 @@ async fn three_hop(enc: EncType, seed: u64) {
     .await
     .expect("devnet starts");
     let d = &own;
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = Acct::in_swarm(d, d.topology().swarm_ids()[0], 0x05, seed);
     let dest = d.swarm_for(&a.id).expect("swarm").1[0];
     let path: Vec<usize> = outside(d, d.topology().swarm_ids()[0])
@@ -498,7 +499,7 @@ async fn three_hop_onion_xchacha20() {
 #[tokio::test]
 async fn onion_reply_options_json_and_raw() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let a = Acct::in_swarm(d, swarm(1), 0x05, 800);
     let dest = d.swarm_for(&a.id).expect("swarm").1[0];
     let rpc_body = json!({"method": "info", "params": {}}).to_string();
@@ -517,7 +518,7 @@ async fn onion_reply_options_json_and_raw() {
 #[tokio::test]
 async fn bad_storage_rpc_input_gets_clear_errors() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let url = format!("{}/storage_rpc/v1", d.node(0).url());
     let cases: Vec<(&[u8], u16)> = vec![
         (b"{not json", 400),
@@ -573,7 +574,7 @@ async fn bad_storage_rpc_input_gets_clear_errors() {
     assert_eq!(rpc(&c, &d.node(0).url(), "retrieve", p).await.status, 400);
     // Oversized body: 413.
     let r = c
-        .post(&url, &[], vec![b' '; 11 * 1024 * 1024], T)
+        .post_url(&url, &[], vec![b' '; 11 * 1024 * 1024], T)
         .await
         .expect("answers");
     assert_eq!(r.status, 413);
@@ -581,7 +582,7 @@ async fn bad_storage_rpc_input_gets_clear_errors() {
     let r = post(&c, &format!("{}/nothing", d.node(0).url()), vec![]).await;
     assert_eq!(r.status, 404);
     let r = c
-        .post(&url, &[("X-Loki-Long-Poll", "true")], b"{}".to_vec(), T)
+        .post_url(&url, &[("X-Loki-Long-Poll", "true")], b"{}".to_vec(), T)
         .await
         .expect("ok");
     assert_eq!(r.status, 410);
@@ -601,7 +602,7 @@ async fn bad_storage_rpc_input_gets_clear_errors() {
 #[tokio::test]
 async fn bad_onion_input_gets_the_spec_statuses() {
     let d = net();
-    let c = HttpsClient::new();
+    let c = HttpsTransport::default();
     let url = format!("{}/onion_req/v2", d.node(3).url());
     // Garbage frames and metadata: 400 "Error parsing onion request".
     for body in [

@@ -163,12 +163,17 @@ async fn through_bare_client(seeds: Vec<String>) -> Stats {
                     message::encrypt_message(&alice, bob.account_id(), &content, ts, &mut OsRng)
                         .expect("seal");
                 let stored = client
-                    .store(&account, 0, &data, 600_000, None)
+                    .store(&account, 0, &data, 600_000, &session_net::Auth::None)
                     .await
                     .expect("bare store");
                 loop {
                     let r = client
-                        .retrieve(&account, 0, last_hash.as_deref(), bob.signing_key())
+                        .retrieve(
+                            &account,
+                            0,
+                            last_hash.as_deref(),
+                            &session_net::Auth::Account(bob.signing_key().clone()),
+                        )
                         .await
                         .expect("bare retrieve");
                     if let Some(m) = r.messages.last() {

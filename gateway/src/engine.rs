@@ -83,15 +83,6 @@ impl Ctx {
             .map_err(EngineError::from)
     }
 
-    /// Makes sure the client has a pool before an account request: `swarm` picks a pool node
-    /// without loading or fetching the pool first, so an empty pool would fail every request.
-    pub async fn ready(&self) -> Result<(), session_net::NetError> {
-        if self.net.status().pool_size == 0 {
-            self.net.bootstrap().await?;
-        }
-        Ok(())
-    }
-
     /// Marks an identity active (its poller switches to the fast interval).
     pub fn poke(&self, identity: IdentityId) {
         let nudge = self

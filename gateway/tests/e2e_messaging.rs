@@ -415,7 +415,7 @@ async fn garbage_in_the_swarm_is_skipped_and_later_messages_arrive() {
     );
     raw.bootstrap().await.expect("bootstrap");
     for junk in [&b"not a message"[..], &[0x00, 0x02, 1, 2, 3], &[0x08; 300]] {
-        raw.store(&account, 0, junk, 600_000, None)
+        raw.store(&account, 0, junk, 600_000, &session_net::Auth::None)
             .await
             .expect("store junk");
     }

@@ -1,5 +1,7 @@
 //! Onion-routed `store` and `retrieve` through the network client against a 9-node devnet,
-//! next to the same requests sent directly (no path) in the same run.
+//! next to the same requests sent directly (no path) in the same run; and a poll of one
+//! account's namespaces 0 and 2-5 (its inbox and config, as desktop polls) in one `batch` onion
+//! request next to five single-namespace polls.
 //!
 //! Run: `cargo bench -p session-net --bench net` (prints requests/s and p50/p99).
 
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use session_devnet::{Devnet, DevnetConfig};
-use session_net::{MemoryPoolStore, NetClient, NetConfig, Snode};
+use session_net::{Auth, Mailbox, MemoryPoolStore, NetClient, NetConfig, Snode};
 use session_proto::storage_rpc::sign::{retrieve_message, sign};
 use session_proto::storage_rpc::{
     Base64Bytes, Ed25519Pubkey, Request, RetrieveParams, StoreParams, SubaccountAuth, UserPubkey,
@@ -114,7 +116,7 @@ async fn main() {
         let mut data = body.clone();
         data[0] = i;
         client
-            .store(&reader, 0, &data, 600_000, None)
+            .store(&reader, 0, &data, 600_000, &Auth::None)
             .await
             .expect("seed the reader's mailbox");
     }
@@ -129,7 +131,7 @@ async fn main() {
             let mut data = b.clone();
             data[..8].copy_from_slice(&(i as u64).to_le_bytes());
             async move {
-                c.store(&account, 0, &data, 60_000, None)
+                c.store(&account, 0, &data, 60_000, &Auth::None)
                     .await
                     .expect("onion store");
             }
@@ -166,7 +168,7 @@ async fn main() {
             let (c, k) = (c.clone(), k.clone());
             async move {
                 let r = c
-                    .retrieve(&reader, 0, None, &k)
+                    .retrieve(&reader, 0, None, &Auth::Account(k.clone()))
                     .await
                     .expect("onion retrieve");
                 assert_eq!(r.messages.len(), 10);
@@ -227,5 +229,75 @@ async fn main() {
             or.rps / dr.rps
         );
     }
+    poll_batch_vs_single(&client, &rsk, reader).await;
     d.shutdown().await;
+}
+
+/// Namespaces a client polls in its own swarm: the inbox and the four user config namespaces.
+const POLLED: [i16; 5] = [0, 2, 3, 4, 5];
+
+/// One poll of [`POLLED`] per iteration, sequentially (a poller polls one account at a time):
+/// one `batch` onion request versus five single-namespace onion requests, each with a
+/// member-sticky [`Mailbox`] that has caught up (a steady-state poll).
+async fn poll_batch_vs_single(client: &NetClient, key: &SigningKey, account: UserPubkey) {
+    let auth = Auth::Account(key.clone());
+    // Something in every namespace, so each reply carries messages to check.
+    for ns in POLLED {
+        client
+            .store(&account, ns, &[ns as u8; 256], 600_000, &auth)
+            .await
+            .expect("seed namespace");
+    }
+    let mut batched = Mailbox::new(account);
+    let p = client
+        .poll(&mut batched, &auth, &POLLED)
+        .await
+        .expect("first poll");
+    batched.advance(&p);
+    let mut singles = Mailbox::new(account);
+    for ns in POLLED {
+        let p = client
+            .poll(&mut singles, &auth, &[ns])
+            .await
+            .expect("first poll");
+        singles.advance(&p);
+    }
+    let rounds = N / 4;
+    let mut batch_lat = Vec::with_capacity(rounds);
+    let mut single_lat = Vec::with_capacity(rounds);
+    let (mut batch_wall, mut single_wall) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..rounds {
+        // Interleaved, so both see the same load on the machine.
+        let s = Instant::now();
+        let p = client
+            .poll(&mut batched, &auth, &POLLED)
+            .await
+            .expect("batch poll");
+        assert!(p.namespaces.iter().all(|n| n.result.is_ok()));
+        batched.advance(&p);
+        let e = s.elapsed();
+        batch_lat.push(e);
+        batch_wall += e;
+        let s = Instant::now();
+        for ns in POLLED {
+            let p = client
+                .poll(&mut singles, &auth, &[ns])
+                .await
+                .expect("single poll");
+            singles.advance(&p);
+        }
+        let e = s.elapsed();
+        single_lat.push(e);
+        single_wall += e;
+    }
+    let batch = stats(batch_lat, batch_wall);
+    let single = stats(single_lat, single_wall);
+    println!("poll of ns 0,2,3,4,5 for one account, {rounds} polls each:");
+    print("poll     1 batch onion request ", &batch);
+    print("poll     5 single onion requests", &single);
+    println!(
+        "batch/single: polls/s {:.2}x   p50 latency {:.2}x",
+        batch.rps / single.rps,
+        batch.p50.as_secs_f64() / single.p50.as_secs_f64()
+    );
 }

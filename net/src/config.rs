@@ -1,7 +1,5 @@
 //! Settings of the network client: seeds, path policy, strike thresholds, timeouts, retries.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
 /// Settings of the network client. Immutable once the client is built.
@@ -44,9 +42,11 @@ pub struct NetConfig {
     pub onion_timeout_ms: u64,
     /// Timeout for opening a TCP+TLS connection (ms).
     pub connect_timeout_ms: u64,
-    /// Attempts per request (first try included) when failures are retryable.
+    /// Attempts per request (first try included) when failures are retryable: path and
+    /// destination failures share them ([`RetryPolicy`](crate::RetryPolicy)).
     pub attempts: u32,
-    /// First retry backoff (ms); doubles per retry up to `backoff_max_ms`.
+    /// First retry backoff ceiling (ms); doubles per retry up to `backoff_max_ms`; the wait is
+    /// jittered between half the ceiling and the ceiling.
     pub backoff_initial_ms: u64,
     /// Largest retry backoff (ms).
     pub backoff_max_ms: u64,
@@ -120,9 +120,10 @@ pub fn default_onion_timeout_ms() -> u64 {
 pub fn default_connect_timeout_ms() -> u64 {
     5_000
 }
-/// 3 attempts.
+/// 4 attempts: path and destination failures share them, so a request survives a dead
+/// relay on one path and a dead swarm member.
 pub fn default_attempts() -> u32 {
-    3
+    4
 }
 /// 200 ms, as libsession.
 pub fn default_backoff_initial_ms() -> u64 {
@@ -188,16 +189,6 @@ impl NetConfig {
         }
     }
 
-    /// Backoff before retry number `retry` (1 = first retry): initial × 2^(retry−1), capped.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let factor = 1u64 << retry.saturating_sub(1).min(20);
-        Duration::from_millis(
-            self.backoff_initial_ms
-                .saturating_mul(factor)
-                .min(self.backoff_max_ms),
-        )
-    }
-
     /// Nodes a path needs besides the destination: guard + 2 relays.
     pub(crate) const HOPS: usize = 3;
 }
@@ -213,16 +204,6 @@ mod tests {
         assert!(c.seeds.iter().all(|s| s.starts_with("https://seed")));
         assert_eq!(c.guard_count, 2);
         assert_eq!(c.min_pool_size, 8);
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let c = NetConfig::default();
-        assert_eq!(c.backoff(1), Duration::from_millis(200));
-        assert_eq!(c.backoff(2), Duration::from_millis(400));
-        assert_eq!(c.backoff(5), Duration::from_millis(3200));
-        assert_eq!(c.backoff(6), Duration::from_millis(5000));
-        assert_eq!(c.backoff(u32::MAX), Duration::from_millis(5000));
     }
 
     #[test]

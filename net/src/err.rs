@@ -168,12 +168,53 @@ pub enum NetError {
         /// Why.
         reason: String,
     },
+    /// The request cannot be made as asked (e.g. a delete without a signature, a bad server
+    /// URL). Nothing was sent.
+    #[error("bad request: {reason}")]
+    BadRequest {
+        /// Why.
+        reason: String,
+    },
+    /// A sub-request of a `sequence` did not run because an earlier one failed.
+    #[error("not run: an earlier sub-request of the sequence failed")]
+    NotRun,
+    /// A server reached by an onion request v4 answered with an error status (4xx, 5xx).
+    #[error("server {server} answered HTTP {status}: {reason}")]
+    ServerStatus {
+        /// `host:port`.
+        server: String,
+        /// The v4 response code.
+        status: u16,
+        /// The response body, truncated.
+        reason: String,
+    },
+    /// The last relay could not reach the server (the path's 502/504), on every path tried.
+    #[error("server {server} unreachable (HTTP {status} from the path): {reason}")]
+    ServerUnreachable {
+        /// `host:port`.
+        server: String,
+        /// The path's HTTP status.
+        status: u16,
+        /// The relay's plain-text reason, truncated.
+        reason: String,
+    },
     /// The client is shutting down.
     #[error("network client is shut down")]
     Shutdown,
 }
 
 impl NetError {
+    /// The status a snode or server answered with, when the error is such a refusal.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            NetError::ClockSkew { status, .. }
+            | NetError::Rejected { status, .. }
+            | NetError::Busy { status, .. }
+            | NetError::ServerStatus { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// Whether trying the same operation again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -185,10 +226,14 @@ impl NetError {
             | NetError::BadReply { .. }
             | NetError::Busy { .. }
             | NetError::SwarmRedirectLoop
-            | NetError::NoSwarm { .. } => true,
+            | NetError::NoSwarm { .. }
+            | NetError::NotRun
+            | NetError::ServerUnreachable { .. } => true,
+            NetError::ServerStatus { status, .. } => *status >= 500 || *status == 429,
             NetError::ClockSkew { .. }
             | NetError::Rejected { .. }
             | NetError::Onion { .. }
+            | NetError::BadRequest { .. }
             | NetError::Shutdown => false,
         }
     }
@@ -214,7 +259,16 @@ impl HasKind for NetError {
             NetError::ClockSkew { .. } => ErrorKind::ClockSkew,
             NetError::Rejected { .. } => ErrorKind::Rejected,
             NetError::Busy { .. } => ErrorKind::Busy,
-            NetError::Onion { .. } => ErrorKind::InvalidInput,
+            NetError::Onion { .. } | NetError::BadRequest { .. } => ErrorKind::InvalidInput,
+            NetError::NotRun => ErrorKind::Busy,
+            NetError::ServerStatus { status, .. } => {
+                if *status >= 500 || *status == 429 {
+                    ErrorKind::Busy
+                } else {
+                    ErrorKind::Rejected
+                }
+            }
+            NetError::ServerUnreachable { .. } => ErrorKind::NetworkUnreachable,
         }
     }
 }

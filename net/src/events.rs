@@ -2,9 +2,10 @@
 
 use std::net::SocketAddrV4;
 
-/// Capacity of the event channel. Events are small and rare (path and pool changes); a
+/// Capacity of the event channel. Pool and path events are rare; [`NetEvent::RequestDone`]
+/// comes once per request attempt, so a busy client sends a few per second and poller. A
 /// watcher that falls this far behind gets `Lagged` and should re-read [`NetStatus`].
-pub const EVENT_CAPACITY: usize = 256;
+pub const EVENT_CAPACITY: usize = 1024;
 
 /// One hop of a path, as shown to users.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,12 @@ pub struct PathStatus {
     pub hops: Vec<HopStatus>,
     /// Strikes against the path.
     pub strikes: u32,
+    /// When it was built, ms since the Unix epoch.
+    pub built_at_ms: u64,
+    /// Requests through it that reached their destination.
+    pub requests_ok: u64,
+    /// Requests through it that failed on the path.
+    pub requests_failed: u64,
 }
 
 /// A snapshot of the network client's state.
@@ -45,6 +52,28 @@ pub struct NetStatus {
     pub clock_offset_ms: i64,
     /// The last failure, as text.
     pub last_error: Option<String>,
+    /// When the last failure happened, ms since the Unix epoch.
+    pub last_error_at_ms: Option<u64>,
+}
+
+/// Where an onion request went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestTarget {
+    /// A snode (storage RPC): guard, two relays, the snode.
+    Snode,
+    /// A server (onion request v4): guard, two relays, then the last relay's HTTP request.
+    Server,
+}
+
+/// How one attempt of an onion request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// The destination answered with a success status.
+    Ok,
+    /// The destination answered with a failure status (refused, busy, wrong swarm, clock).
+    Refused,
+    /// The path failed (no reply, a relay error, an unreadable reply).
+    PathFailed,
 }
 
 /// Where a pool's node list came from.
@@ -96,5 +125,23 @@ pub enum NetEvent {
         id: u64,
         /// Its strikes now.
         strikes: u32,
+    },
+    /// One attempt of an onion request ended (one event per attempt; a retried request sends
+    /// several). For metrics: counts, latencies, outcomes.
+    RequestDone {
+        /// The path it took.
+        path: u64,
+        /// Nodes it crossed on the way out: 4 to a snode (3 path hops and the destination), 3
+        /// to a server (the last relay makes the server's HTTP request).
+        hops: u8,
+        /// Snode or server.
+        target: RequestTarget,
+        /// How it ended.
+        outcome: RequestOutcome,
+        /// The destination's status (storage RPC or v4 code), or the path's HTTP status when
+        /// the path failed with one.
+        status: Option<u16>,
+        /// From sending to the guard until the reply was judged, ms.
+        latency_ms: u64,
     },
 }

@@ -1,9 +1,11 @@
-//! The real [`Transport`]: HTTP/1.1 over TLS (rustls) to snodes and seeds, with kept-alive
-//! connections per address.
+//! The one HTTPS transport of the tree: HTTP/1.1 over TLS (rustls) or plain HTTP, with
+//! kept-alive connections per address. The network client uses it to reach snodes and seeds;
+//! the devnet's nodes use it among themselves (relays, replication) and to reach loopback
+//! servers.
 //!
-//! Snode certificates are self-signed and not verified, as the real clients do: the onion
-//! encryption to the nodes' X25519 keys carries the trust. The TLS handshake signature is still
-//! checked against the presented certificate.
+//! The certificate policy lives here and only here: snode certificates are self-signed and not
+//! verified, as the real clients do: the onion encryption to the nodes' X25519 keys carries the
+//! trust. The TLS handshake signature is still checked against the presented certificate.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,9 +26,10 @@ use tokio::task::JoinSet;
 use super::err::TransportError;
 use super::transport::{BoxFuture, HttpReply, HttpTarget, Transport};
 
-/// Idle connections kept per address. Requests to one snode rarely overlap more than this;
-/// extra connections are closed after use.
-pub const MAX_IDLE_PER_ADDR: usize = 8;
+/// Idle connections kept per address. Requests to one snode rarely overlap more than this (a
+/// devnet node relaying for parallel tests comes closest); extra connections are closed after
+/// use.
+pub const MAX_IDLE_PER_ADDR: usize = 16;
 
 /// Addresses with idle connections kept at most; beyond it the idle set is cleared (a
 /// crude bound: the pool holds a few dozen snodes in practice).
@@ -63,6 +66,13 @@ impl std::fmt::Debug for HttpsTransport {
     }
 }
 
+impl Default for HttpsTransport {
+    /// The [`NetConfig`](super::NetConfig) defaults: 5 s to connect, 16 MiB replies.
+    fn default() -> Self {
+        HttpsTransport::from_config(&super::NetConfig::default())
+    }
+}
+
 impl HttpsTransport {
     /// A transport with the given TCP+TLS connect timeout and reply size limit.
     pub fn new(connect_timeout: Duration, max_body: usize) -> HttpsTransport {
@@ -82,6 +92,35 @@ impl HttpsTransport {
                 conns: Mutex::new(JoinSet::new()),
             }),
         }
+    }
+
+    /// Posts `body` to `url` (`http(s)://host[:port]/path`) with extra request `headers`,
+    /// within `timeout`. For callers that hold URLs rather than [`HttpTarget`]s (the devnet).
+    pub async fn post_url(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<HttpReply, TransportError> {
+        let target = HttpTarget::parse_url(url, "")?;
+        self.post_with(&target, headers, body, timeout).await
+    }
+
+    /// Posts `body` to `target` with extra request `headers`, within `timeout`.
+    pub async fn post_with(
+        &self,
+        target: &HttpTarget,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<HttpReply, TransportError> {
+        tokio::time::timeout(timeout, self.exchange(target, headers, body))
+            .await
+            .map_err(|_| TransportError::Timeout {
+                target: target.authority(),
+                timeout_ms: duration_ms(timeout),
+            })?
     }
 
     /// A transport configured from [`super::NetConfig`].
@@ -106,13 +145,14 @@ impl HttpsTransport {
     async fn exchange(
         &self,
         target: &HttpTarget,
+        headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<HttpReply, TransportError> {
         let key: ConnKey = (target.tls, target.host.clone(), target.port);
         let body = Bytes::from(body);
         // A kept-alive connection may have been closed by the peer; then try a fresh one once.
         if let Some(sender) = self.take_idle(&key) {
-            match self.send(target, sender, body.clone()).await {
+            match self.send(target, headers, sender, body.clone()).await {
                 Ok((reply, sender)) => {
                     self.put_idle(key, sender);
                     return Ok(reply);
@@ -122,7 +162,7 @@ impl HttpsTransport {
             }
         }
         let sender = self.connect(target).await?;
-        match self.send(target, sender, body).await {
+        match self.send(target, headers, sender, body).await {
             Ok((reply, sender)) => {
                 self.put_idle(key, sender);
                 Ok(reply)
@@ -138,6 +178,7 @@ impl HttpsTransport {
     async fn send(
         &self,
         target: &HttpTarget,
+        headers: &[(&str, &str)],
         mut sender: SendRequest<Full<Bytes>>,
         body: Bytes,
     ) -> Result<(HttpReply, SendRequest<Full<Bytes>>), SendError> {
@@ -150,15 +191,24 @@ impl HttpsTransport {
         if sender.ready().await.is_err() {
             return Err(SendError::BeforeReply);
         }
-        let request = http::Request::post(target.path.as_str())
+        let mut request = http::Request::post(target.path.as_str())
             .header(http::header::HOST, target.authority())
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::USER_AGENT, USER_AGENT)
+            .header(http::header::USER_AGENT, USER_AGENT);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
             .body(Full::new(body))
             .map_err(|e| http_err(format!("bad request: {e}")))?;
         let response = match sender.send_request(request).await {
             Ok(r) => r,
-            Err(e) if e.is_canceled() || e.is_closed() => return Err(SendError::BeforeReply),
+            // Closed before any reply byte: a kept-alive connection the peer closed (e.g. after
+            // refusing an oversized body). Storage RPCs and onion requests are safe to repeat,
+            // so the caller tries once more on a fresh connection.
+            Err(e) if e.is_canceled() || e.is_closed() || e.is_incomplete_message() => {
+                return Err(SendError::BeforeReply)
+            }
             Err(e) => return Err(http_err(e.to_string())),
         };
         let status = response.status().as_u16();
@@ -275,7 +325,7 @@ impl HttpsTransport {
 }
 
 enum SendError {
-    /// The connection was closed before the request went out: safe to retry on a new one.
+    /// The connection was closed before a reply came: retried once on a new one.
     BeforeReply,
     Failed(TransportError),
 }
@@ -291,14 +341,7 @@ impl Transport for HttpsTransport {
         body: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<HttpReply, TransportError>> {
-        Box::pin(async move {
-            tokio::time::timeout(timeout, self.exchange(target, body))
-                .await
-                .map_err(|_| TransportError::Timeout {
-                    target: target.authority(),
-                    timeout_ms: duration_ms(timeout),
-                })?
-        })
+        Box::pin(self.post_with(target, &[], body, timeout))
     }
 }
 

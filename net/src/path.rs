@@ -15,16 +15,25 @@ pub(crate) struct Path {
     pub(crate) nodes: [Snode; 3],
     pub(crate) hops: [Hop; 3],
     pub(crate) strikes: u32,
+    /// When it was built, ms since the Unix epoch.
+    pub(crate) built_at_ms: u64,
+    /// Requests through it that reached their destination.
+    pub(crate) requests_ok: u64,
+    /// Requests through it that failed on the path.
+    pub(crate) requests_failed: u64,
 }
 
 impl Path {
-    pub(crate) fn new(id: u64, nodes: [Snode; 3]) -> Path {
+    pub(crate) fn new(id: u64, nodes: [Snode; 3], built_at_ms: u64) -> Path {
         let hops = nodes.clone().map(|n| Hop::new(n.x25519, n.ed25519));
         Path {
             id,
             nodes,
             hops,
             strikes: 0,
+            built_at_ms,
+            requests_ok: 0,
+            requests_failed: 0,
         }
     }
 
@@ -180,8 +189,8 @@ mod tests {
     #[test]
     fn pick_path_avoids_destination_and_prefers_untried() {
         let mut rng = StdRng::seed_from_u64(4);
-        let p1 = Path::new(1, [node(1, 0), node(2, 0), node(3, 0)]);
-        let p2 = Path::new(2, [node(4, 0), node(5, 0), node(6, 0)]);
+        let p1 = Path::new(1, [node(1, 0), node(2, 0), node(3, 0)], 0);
+        let p2 = Path::new(2, [node(4, 0), node(5, 0), node(6, 0)], 0);
         let paths = vec![p1, p2];
         for _ in 0..50 {
             assert_eq!(
@@ -195,7 +204,7 @@ mod tests {
             // Both tried: still a usable one rather than none.
             assert!(pick_path(&mut rng, &paths, None, &HashSet::from([1, 2])).is_some());
         }
-        let only = vec![Path::new(1, [node(1, 0), node(2, 0), node(3, 0)])];
+        let only = vec![Path::new(1, [node(1, 0), node(2, 0), node(3, 0)], 0)];
         assert_eq!(
             pick_path(&mut rng, &only, Some(&[3; 32]), &HashSet::new()),
             None

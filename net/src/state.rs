@@ -26,6 +26,7 @@ pub(crate) struct State {
     pub(crate) swarms: HashMap<[u8; 33], Vec<Snode>>,
     pub(crate) clock: NetworkClock,
     pub(crate) last_error: Option<String>,
+    pub(crate) last_error_at_ms: Option<u64>,
     next_path_id: u64,
 }
 
@@ -48,6 +49,9 @@ impl State {
                 })
                 .collect(),
             strikes: p.strikes,
+            built_at_ms: p.built_at_ms,
+            requests_ok: p.requests_ok,
+            requests_failed: p.requests_failed,
         }
     }
 
@@ -67,6 +71,7 @@ impl State {
             swarms_cached: self.swarms.len(),
             clock_offset_ms: self.clock.offset(),
             last_error: self.last_error.clone(),
+            last_error_at_ms: self.last_error_at_ms,
         }
     }
 
@@ -147,6 +152,7 @@ impl State {
             return;
         };
         p.strikes += 1;
+        p.requests_failed += 1;
         let strikes = p.strikes;
         let nodes = p.nodes.clone();
         let _ = events.send(NetEvent::PathStruck { id, strikes });
@@ -164,11 +170,12 @@ impl State {
         }
     }
 
-    /// A request through path `id` succeeded: its strikes and its nodes' strikes are cleared
-    /// (strikes count consecutive failures).
+    /// A request through path `id` reached its destination: its strikes and its nodes'
+    /// strikes are cleared (strikes count consecutive failures).
     pub(crate) fn path_succeeded(&mut self, id: u64) {
         if let Some(p) = self.paths.iter_mut().find(|p| p.id == id) {
             p.strikes = 0;
+            p.requests_ok += 1;
             for n in &p.nodes {
                 self.strikes.remove(&n.ed25519);
             }
@@ -197,10 +204,10 @@ mod tests {
         s.pool.replace((1..=8).map(|i| node(i, 0)).collect(), 1);
         let id = s.next_path_id();
         s.paths
-            .push(Path::new(id, [node(1, 0), node(2, 0), node(3, 0)]));
+            .push(Path::new(id, [node(1, 0), node(2, 0), node(3, 0)], 0));
         let id = s.next_path_id();
         s.paths
-            .push(Path::new(id, [node(4, 0), node(5, 0), node(6, 0)]));
+            .push(Path::new(id, [node(4, 0), node(5, 0), node(6, 0)], 0));
         s.set_swarm([5; 33], vec![node(3, 0), node(7, 0), node(8, 0)]);
         s
     }

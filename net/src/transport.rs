@@ -76,7 +76,10 @@ impl HttpTarget {
             tls,
             host: host.to_string(),
             port,
-            path: format!("{base}{path}"),
+            path: match format!("{base}{path}") {
+                p if p.is_empty() => "/".to_owned(),
+                p => p,
+            },
         })
     }
 
@@ -100,6 +103,18 @@ pub struct HttpReply {
     pub status: u16,
     /// The body.
     pub body: Bytes,
+}
+
+impl HttpReply {
+    /// The body as (lossy) UTF-8 text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
 }
 
 /// POSTs bodies to snodes and seeds.

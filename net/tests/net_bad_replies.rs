@@ -10,8 +10,8 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use session_net::transport::BoxFuture;
 use session_net::{
-    HttpReply, HttpTarget, MemoryPoolStore, NetClient, NetConfig, NetError, NetEvent, Snode,
-    Transport, TransportError,
+    HttpReply, HttpTarget, MemoryPoolStore, NetClient, NetConfig, NetError, NetEvent, RetryPolicy,
+    Snode, Transport, TransportError,
 };
 use session_proto::err::{ErrorKind, HasKind};
 use session_proto::storage_rpc::Request;
@@ -149,9 +149,10 @@ async fn undecodable_onion_replies_are_bad_replies_and_strike_paths() {
         assert!(matches!(e, NetError::BadReply { .. }), "{e}");
         assert_eq!(e.kind(), ErrorKind::ProtocolViolation);
         assert!(e.is_retryable());
+        let attempts = c.config().attempts as usize;
         assert_eq!(
             t.onion_calls.load(Ordering::SeqCst),
-            3,
+            attempts,
             "one try per attempt"
         );
         let mut path_strikes = 0;
@@ -160,7 +161,7 @@ async fn undecodable_onion_replies_are_bad_replies_and_strike_paths() {
                 path_strikes += 1;
             }
         }
-        assert_eq!(path_strikes, 3);
+        assert_eq!(path_strikes, attempts);
         let st = c.status();
         assert!(st.last_error.is_some());
         assert!(st
@@ -252,7 +253,7 @@ async fn bad_node_lists_from_seeds_are_clear_errors() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retries_back_off_exponentially() {
+async fn retries_back_off_exponentially_with_jitter() {
     let t = Scripted::new(Onion::Garbage);
     let c = client(t.clone());
     c.bootstrap().await.expect("bootstrap");
@@ -263,12 +264,17 @@ async fn retries_back_off_exponentially() {
         .await
         .expect_err("always garbage");
     assert!(matches!(e, NetError::BadReply { .. }));
-    // devnet config: 3 attempts, backoff 20 ms then 40 ms (virtual time).
-    let cfg = c.config();
-    assert_eq!(
-        start.elapsed(),
-        cfg.backoff(1) + cfg.backoff(2),
-        "waited exactly the backoff between attempts"
+    // devnet config: 4 attempts in all (path and destination failures share them), so three
+    // waits, each between half its backoff ceiling and the ceiling (virtual time).
+    let p = RetryPolicy::from_config(c.config());
+    assert_eq!(p.attempts, 4);
+    let (low, high) = (1..p.attempts).fold((Duration::ZERO, Duration::ZERO), |(l, h), r| {
+        (l + p.ceiling(r) / 2, h + p.ceiling(r))
+    });
+    let waited = start.elapsed();
+    assert!(
+        waited >= low && waited <= high,
+        "waited {waited:?}, expected the jittered backoff between {low:?} and {high:?}"
     );
 }
 

@@ -1,5 +1,6 @@
 //! The network client against a devnet: paths from seeds, onion-only account requests,
-//! relay failures, stale swarms, dead seeds and skewed clocks.
+//! relay failures, stale swarms, dead seeds and skewed clocks; batch and sequence requests,
+//! every namespace's auth, onion requests v4 to a server, member-sticky polling.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -8,12 +9,14 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use session_devnet::{Devnet, DevnetConfig, Event, Origin};
 use session_net::{
-    MemoryPoolStore, NetClient, NetConfig, NetError, NetEvent, PoolSource, PoolStore, Snode,
+    Auth, Fetched, Mailbox, MemoryPoolStore, NetClient, NetConfig, NetError, NetEvent, Op,
+    OpOutcome, PoolSource, PoolStore, RequestOutcome, RequestTarget, Server, ServerRequest,
+    ServerResponse, Snode, StoreOutcome,
 };
 use session_proto::err::{ErrorKind, HasKind};
 use session_proto::storage_rpc::sign::{retrieve_message, sign};
 use session_proto::storage_rpc::{
-    Ed25519Pubkey, Request, RetrieveParams, SubaccountAuth, UserPubkey,
+    Ed25519Pubkey, ExpireMode, Request, RetrieveParams, SubaccountAuth, SubaccountToken, UserPubkey,
 };
 
 async fn devnet(nodes: usize) -> Devnet {
@@ -177,16 +180,22 @@ async fn paths_build_from_seeds_alone() {
 
     // A second client starts from the saved pool, without asking the seeds.
     clear_events(&d);
+    // The saved pool is loaded when the client is built, before any request or bootstrap.
     let c2 = NetClient::with_https(NetConfig::devnet(d.seeds()), store.clone());
+    let saved = store.load().expect("load").expect("saved").nodes.len();
+    assert_eq!(c2.status().pool_size, saved);
     let mut ev2 = c2.events();
     c2.bootstrap().await.expect("bootstrap from the saved pool");
-    assert!(matches!(
-        ev2.try_recv(),
-        Ok(NetEvent::PoolRefreshed {
-            source: PoolSource::Store,
-            ..
-        })
-    ));
+    assert!(
+        !std::iter::from_fn(|| ev2.try_recv().ok()).any(|e| matches!(
+            e,
+            NetEvent::PoolRefreshed {
+                source: PoolSource::Seeds,
+                ..
+            }
+        )),
+        "no pool from the seeds"
+    );
     assert!(d.nodes().iter().all(|n| !n
         .events()
         .iter()
@@ -213,7 +222,13 @@ async fn account_requests_go_through_paths_only() {
 
     clear_events(&d);
     let out = c
-        .store(&id, 0, b"through the onion", 60_000, None)
+        .store(
+            &id,
+            0,
+            b"through the onion",
+            60_000,
+            &session_net::Auth::None,
+        )
         .await
         .expect("store");
     let dest = check_one_onion_request(&d, "store");
@@ -223,7 +238,10 @@ async fn account_requests_go_through_paths_only() {
     assert_eq!(out.hash.len(), 43);
 
     clear_events(&d);
-    let r = c.retrieve(&id, 0, None, &sk).await.expect("retrieve");
+    let r = c
+        .retrieve(&id, 0, None, &session_net::Auth::Account(sk.clone()))
+        .await
+        .expect("retrieve");
     let dest = check_one_onion_request(&d, "retrieve");
     assert!(members.contains(&dest));
     assert_eq!(r.messages.len(), 1);
@@ -232,7 +250,12 @@ async fn account_requests_go_through_paths_only() {
 
     // Paging: nothing after the last hash.
     let r = c
-        .retrieve(&id, 0, Some(&out.hash), &sk)
+        .retrieve(
+            &id,
+            0,
+            Some(&out.hash),
+            &session_net::Auth::Account(sk.clone()),
+        )
         .await
         .expect("retrieve after last hash");
     assert!(r.messages.is_empty());
@@ -240,7 +263,7 @@ async fn account_requests_go_through_paths_only() {
     // A wrong key is rejected by the swarm: a clear, non-retryable error.
     let (wrong, _) = account(43);
     let e = c
-        .retrieve(&id, 0, None, &wrong)
+        .retrieve(&id, 0, None, &session_net::Auth::Account(wrong.clone()))
         .await
         .expect_err("bad signature");
     assert_eq!(e.kind(), ErrorKind::Rejected, "{e}");
@@ -258,7 +281,7 @@ async fn a_stopped_relay_is_struck_and_its_path_rebuilt() {
     let relay = index_of_hex(&d, &path.hops[1].ed25519);
     // The account's swarm doesn't hold the relay: its failures are the path's alone.
     let (sk, id, _) = account_avoiding(&d, &[relay]);
-    c.store(&id, 0, b"before", 60_000, None)
+    c.store(&id, 0, b"before", 60_000, &session_net::Auth::None)
         .await
         .expect("store");
 
@@ -267,7 +290,9 @@ async fn a_stopped_relay_is_struck_and_its_path_rebuilt() {
     let mut rebuilt = false;
     let mut struck = false;
     for i in 0..30 {
-        let r = c.retrieve(&id, 0, None, &sk).await;
+        let r = c
+            .retrieve(&id, 0, None, &session_net::Auth::Account(sk.clone()))
+            .await;
         let r = r.unwrap_or_else(|e| panic!("request {i} failed: {e}"));
         assert_eq!(r.messages.len(), 1);
         while let Ok(e) = events.try_recv() {
@@ -284,7 +309,9 @@ async fn a_stopped_relay_is_struck_and_its_path_rebuilt() {
     assert!(struck, "the stopped relay was struck");
     assert!(rebuilt, "its path was dropped");
     // Paths are rebuilt on the next request; none uses the stopped relay's old path.
-    c.retrieve(&id, 0, None, &sk).await.expect("after rebuild");
+    c.retrieve(&id, 0, None, &session_net::Auth::Account(sk.clone()))
+        .await
+        .expect("after rebuild");
     let st = c.status();
     assert_eq!(st.paths.len(), 2);
     assert!(st.paths.iter().all(|p| p.id != path.id));
@@ -325,7 +352,7 @@ async fn a_stale_swarm_is_corrected_by_421() {
     c.remember_swarm(&id, wrong);
 
     clear_events(&d);
-    c.store(&id, 0, b"redirected", 60_000, None)
+    c.store(&id, 0, b"redirected", 60_000, &session_net::Auth::None)
         .await
         .expect("store after a 421");
     let mut fixed: Vec<usize> = c
@@ -349,7 +376,10 @@ async fn a_stale_swarm_is_corrected_by_421() {
         .collect();
     assert_eq!(finals.len(), 2, "{finals:?}");
     assert_eq!(finals.iter().filter(|i| members.contains(i)).count(), 1);
-    let r = c.retrieve(&id, 0, None, &sk).await.expect("retrieve");
+    let r = c
+        .retrieve(&id, 0, None, &session_net::Auth::Account(sk.clone()))
+        .await
+        .expect("retrieve");
     assert_eq!(r.messages.len(), 1);
     d.shutdown().await;
 }
@@ -372,7 +402,7 @@ async fn all_seeds_down_gives_a_clear_error() {
     assert!(e.is_retryable());
     let (_, id) = account(1);
     let e = c
-        .store(&id, 0, b"x", 60_000, None)
+        .store(&id, 0, b"x", 60_000, &session_net::Auth::None)
         .await
         .expect_err("nothing to send through");
     assert_eq!(e.kind(), ErrorKind::NetworkUnreachable, "{e}");
@@ -391,11 +421,11 @@ async fn a_skewed_node_clock_is_absorbed() {
         d.node(*m).set_clock_offset_ms(5 * 60 * 1000);
     }
     clear_events(&d);
-    c.store(&id, 0, b"on time", 60_000, None)
+    c.store(&id, 0, b"on time", 60_000, &session_net::Auth::None)
         .await
         .expect("store absorbs the skew");
     let r = c
-        .retrieve(&id, 0, None, &sk)
+        .retrieve(&id, 0, None, &session_net::Auth::Account(sk.clone()))
         .await
         .expect("retrieve absorbs the skew");
     assert_eq!(r.messages.len(), 1);
@@ -428,5 +458,560 @@ async fn a_skewed_node_clock_is_absorbed() {
         r.status, 406,
         "a local-clock signature is refused by a skewed node"
     );
+    d.shutdown().await;
+}
+
+// ----------------------------------------------------------------------------------------
+// Typed requests: batch/sequence, every namespace's auth, v4 servers, member-sticky polling
+// ----------------------------------------------------------------------------------------
+
+/// A `03` group: its admin key and its ID (03 ‖ the Ed25519 public key).
+fn group(seed: u64) -> (SigningKey, UserPubkey) {
+    let (sk, _) = account(seed);
+    let mut id = [0u8; 33];
+    id[0] = 0x03;
+    id[1..].copy_from_slice(&sk.verifying_key().to_bytes());
+    (sk, UserPubkey(id))
+}
+
+/// A subaccount of `group` for the member key `member` with `flags`, signed by `signer`
+/// (the group key, or a wrong one).
+fn subaccount(signer: &SigningKey, member: &SigningKey, flags: u8) -> Auth {
+    let mut t = [0u8; 36];
+    t[0] = 0x03;
+    t[1] = flags;
+    t[4..].copy_from_slice(&member.verifying_key().to_bytes());
+    let token = SubaccountToken(t);
+    Auth::Subaccount {
+        token,
+        token_sig: sign(signer, &token.0),
+        signer: Arc::new(member.clone()),
+    }
+}
+
+fn stored(r: &Result<OpOutcome, NetError>) -> &StoreOutcome {
+    match r {
+        Ok(OpOutcome::Stored(s)) => s,
+        other => panic!("expected a store outcome, got {other:?}"),
+    }
+}
+
+fn retrieved(r: &Result<OpOutcome, NetError>) -> Vec<String> {
+    match r {
+        Ok(OpOutcome::Retrieved(m)) => m.messages.iter().map(|m| m.hash.clone()).collect(),
+        other => panic!("expected retrieved messages, got {other:?}"),
+    }
+}
+
+fn store_op(namespace: i16, data: &[u8]) -> Op {
+    Op::Store {
+        namespace,
+        data: data.to_vec(),
+        ttl_ms: 60_000,
+    }
+}
+
+/// A TTL the snode refuses (403): longer than 30 days.
+fn bad_store_op(namespace: i16) -> Op {
+    Op::Store {
+        namespace,
+        data: b"too long".to_vec(),
+        ttl_ms: 40 * 24 * 3600 * 1000,
+    }
+}
+
+#[tokio::test]
+async fn batch_and_sequence_give_a_result_per_request() {
+    let d = devnet(9).await;
+    let (c, _) = client(&d);
+    let (sk, id) = account(101);
+    let auth = Auth::Account(sk);
+    // Without bootstrap(): the client loads and fetches what it needs itself.
+    let results = c
+        .batch(
+            &id,
+            &auth,
+            &[
+                store_op(0, b"inbox"),
+                store_op(2, b"profile"),
+                bad_store_op(3),
+                Op::Retrieve {
+                    namespace: 5,
+                    last_hash: None,
+                },
+            ],
+        )
+        .await
+        .expect("the batch reaches the swarm");
+    assert_eq!(results.len(), 4);
+    let inbox = stored(&results[0]).hash.clone();
+    let profile = stored(&results[1]).hash.clone();
+    assert!(
+        stored(&results[1]).stored_on >= 2,
+        "replicated and verified"
+    );
+    let e = results[2].as_ref().expect_err("a 40-day TTL is refused");
+    assert_eq!(e.status(), Some(403), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Rejected);
+    assert!(retrieved(&results[3]).is_empty());
+
+    // A sequence stops at the first failure; the rest is reported as not run.
+    let results = c
+        .sequence(
+            &id,
+            &auth,
+            &[
+                store_op(4, b"convo"),
+                bad_store_op(4),
+                store_op(4, b"never"),
+            ],
+        )
+        .await
+        .expect("the sequence reaches the swarm");
+    assert_eq!(results.len(), 3);
+    let convo = stored(&results[0]).hash.clone();
+    assert_eq!(
+        results[1].as_ref().err().and_then(NetError::status),
+        Some(403)
+    );
+    assert!(
+        matches!(results[2], Err(NetError::NotRun)),
+        "{:?}",
+        results[2]
+    );
+
+    // What ran is there, what did not is not; expire and delete by hash in one batch.
+    let results = c
+        .batch(
+            &id,
+            &auth,
+            &[
+                Op::Retrieve {
+                    namespace: 0,
+                    last_hash: None,
+                },
+                Op::Retrieve {
+                    namespace: 2,
+                    last_hash: None,
+                },
+                Op::Retrieve {
+                    namespace: 4,
+                    last_hash: None,
+                },
+            ],
+        )
+        .await
+        .expect("batch");
+    assert_eq!(retrieved(&results[0]), vec![inbox.clone()]);
+    assert_eq!(retrieved(&results[1]), vec![profile.clone()]);
+    assert_eq!(retrieved(&results[2]), vec![convo.clone()]);
+    let soon = c.network_now_ms() + 30_000;
+    let results = c
+        .batch(
+            &id,
+            &auth,
+            &[
+                Op::Expire {
+                    hashes: vec![profile.clone()],
+                    expiry_ms: soon,
+                    mode: ExpireMode::Shorten,
+                },
+                Op::Delete {
+                    hashes: vec![convo.clone()],
+                },
+            ],
+        )
+        .await
+        .expect("batch");
+    match &results[0] {
+        Ok(OpOutcome::Expired(e)) => {
+            assert_eq!(e.updated, vec![profile.clone()]);
+            assert!(e.confirmed_by >= 2, "{e:?}");
+        }
+        other => panic!("expire: {other:?}"),
+    }
+    match &results[1] {
+        Ok(OpOutcome::Deleted(o)) => {
+            assert_eq!(o.deleted, vec![convo.clone()]);
+            assert!(o.confirmed_by >= 2, "{o:?}");
+        }
+        other => panic!("delete: {other:?}"),
+    }
+    let left = c.retrieve(&id, 4, None, &auth).await.expect("retrieve");
+    assert!(left.messages.is_empty(), "deleted");
+
+    // Too many sub-requests is refused before anything is sent.
+    let many: Vec<Op> = (0..21).map(|i| store_op(0, &[i])).collect();
+    let e = c.batch(&id, &auth, &many).await.expect_err("21 > 20");
+    assert!(matches!(e, NetError::BadRequest { .. }), "{e}");
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_namespace_takes_its_own_auth() {
+    let d = devnet(9).await;
+    let (c, _) = client(&d);
+    c.bootstrap().await.expect("bootstrap");
+
+    // The account's own key: config namespaces 2-5 and negative namespaces.
+    let (sk, id) = account(202);
+    let own = Auth::Account(sk);
+    let ops: Vec<Op> = [2, 3, 4, 5, -1, -11]
+        .iter()
+        .map(|ns| store_op(*ns, format!("ns {ns}").as_bytes()))
+        .collect();
+    for r in c.batch(&id, &own, &ops).await.expect("batch") {
+        stored(&r);
+    }
+    for ns in [2, 3, 4, 5, -11] {
+        let r = c.retrieve(&id, ns, None, &own).await.expect("retrieve");
+        assert_eq!(r.messages.len(), 1, "ns {ns}");
+    }
+    // A public outbox reads without auth; other namespaces refuse an unsigned retrieve.
+    let r = c
+        .retrieve(&id, -1, None, &Auth::None)
+        .await
+        .expect("outbox");
+    assert_eq!(r.messages.len(), 1);
+    let (wrong, _) = account(203);
+    let wrong = Auth::Account(wrong);
+    for (what, r) in [
+        (
+            "unsigned",
+            c.retrieve(&id, 2, None, &Auth::None).await.err(),
+        ),
+        ("wrong key", c.retrieve(&id, 3, None, &wrong).await.err()),
+        (
+            "wrong key store",
+            c.store(&id, 5, b"x", 60_000, &wrong).await.err(),
+        ),
+    ] {
+        let e = r.unwrap_or_else(|| panic!("{what} accepted"));
+        assert_eq!(e.status(), Some(401), "{what}: {e}");
+        assert!(!e.is_retryable());
+    }
+
+    // A group's admin key: the group namespaces.
+    let (gk, gid) = group(204);
+    let admin = Auth::GroupAdmin(gk.clone());
+    let ops: Vec<Op> = [11, 12, 13, 14]
+        .iter()
+        .map(|ns| store_op(*ns, format!("group ns {ns}").as_bytes()))
+        .collect();
+    for r in c.batch(&gid, &admin, &ops).await.expect("batch") {
+        stored(&r);
+    }
+    let (not_admin, _) = group(205);
+    let e = c
+        .store(&gid, 12, b"x", 60_000, &Auth::GroupAdmin(not_admin.clone()))
+        .await
+        .expect_err("not the admin");
+    assert_eq!(e.status(), Some(401), "{e}");
+
+    // A member's subaccount (read|write): reads and posts group messages.
+    let (member, _) = account(206);
+    let rw = SubaccountToken::READ | SubaccountToken::WRITE;
+    let sub = subaccount(&gk, &member, rw);
+    let posted = c
+        .store(&gid, 11, b"from a member", 60_000, &sub)
+        .await
+        .expect("a member may write");
+    let r = c
+        .retrieve(&gid, 11, None, &sub)
+        .await
+        .expect("a member may read");
+    let hashes: Vec<&str> = r.messages.iter().map(|m| m.hash.as_str()).collect();
+    assert!(hashes.contains(&posted.hash.as_str()));
+    assert_eq!(r.messages.len(), 2);
+    // Refused with the snode's status: a token the admin did not sign, a read-only token
+    // writing, a read|write token deleting.
+    let forged = subaccount(&not_admin, &member, rw);
+    let read_only = subaccount(&gk, &member, SubaccountToken::READ);
+    for (what, r) in [
+        (
+            "forged token",
+            c.retrieve(&gid, 11, None, &forged).await.err(),
+        ),
+        (
+            "read-only write",
+            c.store(&gid, 11, b"x", 60_000, &read_only).await.err(),
+        ),
+        (
+            "delete without the delete flag",
+            c.delete(&gid, std::slice::from_ref(&posted.hash), &sub)
+                .await
+                .err(),
+        ),
+    ] {
+        let e = r.unwrap_or_else(|| panic!("{what} accepted"));
+        assert_eq!(e.status(), Some(401), "{what}: {e}");
+    }
+    d.shutdown().await;
+}
+
+/// A small v4 server on 127.0.0.1: opens onion requests with its X25519 key and answers
+/// `/echo` (200, the body and the request's method and headers back), `/status/<n>` (code n)
+/// and anything else with 404. Returns its base URL and X25519 public key.
+async fn v4_server() -> (String, [u8; 32]) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use session_proto::onion::{open_server_request, NodeKeys};
+
+    let keys = Arc::new(NodeKeys::new([77; 32]));
+    let public = *keys.public();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let keys = keys.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let keys = keys.clone();
+                    async move {
+                        assert_eq!(req.uri().path(), "/oxen/v4/lsrpc");
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let (plain, reply) =
+                            open_server_request(&keys, &body).expect("an onion request for us");
+                        let v4 = ServerRequest::decode(&plain).expect("a v4 request");
+                        let mut headers = std::collections::BTreeMap::new();
+                        let (code, out) = if v4.endpoint == "/echo" {
+                            headers.insert("x-method".to_owned(), v4.method.clone());
+                            for (k, v) in &v4.headers {
+                                headers.insert(format!("x-echo-{}", k.to_lowercase()), v.clone());
+                            }
+                            (200, v4.body.clone().unwrap_or_default())
+                        } else if let Some(n) = v4.endpoint.strip_prefix("/status/") {
+                            (n.parse().unwrap_or(500), b"as asked".to_vec())
+                        } else {
+                            (404, b"no such endpoint".to_vec())
+                        };
+                        let plain = ServerResponse {
+                            code,
+                            headers,
+                            body: out,
+                        }
+                        .encode();
+                        let sealed = reply.key().encrypt(&mut rand::rngs::OsRng, &plain);
+                        Ok::<_, hyper::Error>(hyper::Response::new(Full::new(bytes::Bytes::from(
+                            sealed,
+                        ))))
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    (url, public)
+}
+
+fn v4(method: &str, endpoint: &str, body: Option<&[u8]>) -> ServerRequest {
+    ServerRequest {
+        method: method.to_owned(),
+        endpoint: endpoint.to_owned(),
+        headers: [("Content-Type".to_owned(), "text/plain".to_owned())].into(),
+        body: body.map(<[u8]>::to_vec),
+    }
+}
+
+#[tokio::test]
+async fn onion_requests_v4_reach_a_server() {
+    let d = devnet(9).await;
+    let (c, _) = client(&d);
+    let (url, key) = v4_server().await;
+    let server = Server::new(&url, key).expect("server");
+    let mut events = c.events();
+
+    let r = c
+        .server_request(&server, &v4("POST", "/echo", Some(b"hello server")))
+        .await
+        .expect("echo");
+    assert_eq!(r.code, 200);
+    assert_eq!(r.body, b"hello server");
+    assert_eq!(r.headers["x-method"], "POST");
+    assert_eq!(r.headers["x-echo-content-type"], "text/plain");
+    let r = c
+        .server_request(&server, &v4("GET", "/echo", None))
+        .await
+        .expect("echo without a body");
+    assert_eq!((r.code, r.body.len()), (200, 0));
+    assert_eq!(r.headers["x-method"], "GET");
+    // It went through a path: the last relay proxied it, nobody got a direct request.
+    let proxied = d.nodes().iter().any(|n| {
+        n.events()
+            .iter()
+            .any(|e| matches!(e, Event::OnionProxied { .. }))
+    });
+    assert!(proxied, "a relay proxied the request");
+    let mut done = 0;
+    while let Ok(e) = events.try_recv() {
+        if let NetEvent::RequestDone {
+            target: RequestTarget::Server,
+            hops,
+            outcome: RequestOutcome::Ok,
+            ..
+        } = e
+        {
+            assert_eq!(hops, 3);
+            done += 1;
+        }
+    }
+    assert_eq!(done, 2, "one event per request");
+
+    // A 4xx from the server is a typed error with its status, not retried.
+    let e = c
+        .server_request(&server, &v4("GET", "/nothing", None))
+        .await
+        .expect_err("404");
+    assert!(
+        matches!(&e, NetError::ServerStatus { status: 404, reason, .. } if reason == "no such endpoint"),
+        "{e}"
+    );
+    assert_eq!(e.kind(), ErrorKind::Rejected);
+    assert!(!e.is_retryable());
+    let e = c
+        .server_request(&server, &v4("GET", "/status/503", None))
+        .await
+        .expect_err("503");
+    assert_eq!(e.status(), Some(503));
+    assert!(e.is_retryable());
+
+    // A server that is down: the relay cannot reach it.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let down_url = format!("http://{}", free.local_addr().expect("addr"));
+    drop(free);
+    let down = Server::new(&down_url, key).expect("server");
+    let e = c
+        .server_request(&down, &v4("GET", "/echo", None))
+        .await
+        .expect_err("down");
+    assert!(matches!(e, NetError::ServerUnreachable { .. }), "{e}");
+    assert_eq!(e.kind(), ErrorKind::NetworkUnreachable);
+    // The paths were not blamed for the server.
+    assert_eq!(c.status().paths.len(), 2);
+    assert!(c.status().paths.iter().all(|p| p.strikes == 0));
+    d.shutdown().await;
+}
+
+/// One poll of namespace 0, kept at once.
+async fn poll_ns0(c: &NetClient, mb: &mut Mailbox, auth: &Auth) -> (Snode, Fetched) {
+    let p = c.poll(mb, auth, &[0]).await.expect("poll");
+    let f = p.namespaces[0].result.clone().expect("ns 0");
+    mb.advance(&p);
+    (p.member, f)
+}
+
+#[tokio::test]
+async fn polling_sticks_to_a_member_and_survives_a_switch() {
+    let d = devnet(9).await;
+    let (c, _) = client(&d);
+    c.bootstrap().await.expect("bootstrap");
+    let (sk, id, members) = account_avoiding(&d, &[]);
+    let auth = Auth::Account(sk);
+    let mut mailbox = Mailbox::new(id);
+    let mut delivered: Vec<String> = Vec::new();
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let o = c
+            .store(&id, 0, format!("m{i}").as_bytes(), 60_000, &Auth::None)
+            .await
+            .expect("store");
+        sent.push(o.hash);
+    }
+    let (first, f) = poll_ns0(&c, &mut mailbox, &auth).await;
+    delivered.extend(f.messages.iter().map(|m| m.hash.clone()));
+    assert_eq!(delivered.len(), 3);
+    // Sticky: the next polls go to the same member and get nothing again.
+    for _ in 0..3 {
+        let (member, f) = poll_ns0(&c, &mut mailbox, &auth).await;
+        assert_eq!(member, first, "the mailbox sticks to its member");
+        assert!(f.messages.is_empty() && f.repeats == 0, "{f:?}");
+    }
+    // The member goes away after one more message reached the swarm.
+    let o = c
+        .store(&id, 0, b"m3", 60_000, &Auth::None)
+        .await
+        .expect("store");
+    sent.push(o.hash);
+    let gone = index_of(&d, &first.ed25519);
+    assert!(members.contains(&gone));
+    d.node(gone).stop().await;
+    // The stopped member may also be a relay of a path: a poll may fail while the client
+    // drops it; the mailbox then switches member by itself.
+    let mut tries = 0;
+    let p = loop {
+        tries += 1;
+        match c.poll(&mut mailbox, &auth, &[0]).await {
+            Ok(p) => break p,
+            Err(e) if tries < 5 => eprintln!("poll {tries} failed: {e}"),
+            Err(e) => panic!("no poll succeeded: {e}"),
+        }
+    };
+    let (second, f) = (
+        p.member.clone(),
+        p.namespaces[0].result.clone().expect("ns 0"),
+    );
+    mailbox.advance(&p);
+    assert_ne!(second, first, "another member answered");
+    assert_eq!(
+        f.repeats, 3,
+        "the new member's full read repeats the first three"
+    );
+    delivered.extend(f.messages.iter().map(|m| m.hash.clone()));
+    // And it sticks to the new member from its own cursor.
+    let o = c
+        .store(&id, 0, b"m4", 60_000, &Auth::None)
+        .await
+        .expect("store");
+    sent.push(o.hash);
+    let (member, f) = poll_ns0(&c, &mut mailbox, &auth).await;
+    assert_eq!(member, second);
+    assert_eq!(f.repeats, 0, "read from the new member's cursor");
+    delivered.extend(f.messages.iter().map(|m| m.hash.clone()));
+    assert_eq!(mailbox.member(), Some(&second));
+    let mut want = sent.clone();
+    want.sort();
+    let mut got = delivered.clone();
+    got.sort();
+    assert_eq!(got, want, "nothing skipped, nothing repeated");
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn status_counts_requests_per_path() {
+    let d = devnet(9).await;
+    let (c, store) = client(&d);
+    let (sk, id) = account(303);
+    let auth = Auth::Account(sk);
+    let before = c.status();
+    assert!(before.paths.is_empty() && before.last_error_at_ms.is_none());
+    c.store(&id, 0, b"x", 60_000, &Auth::None)
+        .await
+        .expect("store");
+    c.retrieve(&id, 0, None, &auth).await.expect("retrieve");
+    let st = c.status();
+    assert_eq!(st.paths.len(), 2);
+    let ok: u64 = st.paths.iter().map(|p| p.requests_ok).sum();
+    assert!(
+        ok >= 3,
+        "get_swarm, store and retrieve went through paths: {ok}"
+    );
+    assert!(st.paths.iter().all(|p| p.built_at_ms > 0));
+    let e = c
+        .retrieve(&id, 0, None, &Auth::None)
+        .await
+        .expect_err("unsigned");
+    assert_eq!(e.status(), Some(401));
+    let st = c.status();
+    assert!(st.last_error.is_some() && st.last_error_at_ms.is_some());
+
+    // A second client over the same store starts with the saved pool, before any bootstrap.
+    let again = NetClient::with_https(NetConfig::devnet(d.seeds()), store);
+    assert_eq!(again.status().pool_size, st.pool_size);
     d.shutdown().await;
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-use session_devnet::{Devnet, HttpReply, HttpsClient};
+use session_devnet::Devnet;
+use session_net::{HttpReply, HttpsTransport};
 use session_proto::onion::{
     build_request, encode_frame, x25519_public, Destination, EncType, Hop, LayerKey, PeerKey,
     ReplyHandle, SnodeReply,
@@ -96,15 +97,15 @@ impl Acct {
     }
 }
 
-pub async fn rpc(c: &HttpsClient, url: &str, method: &str, params: Value) -> HttpReply {
+pub async fn rpc(c: &HttpsTransport, url: &str, method: &str, params: Value) -> HttpReply {
     let body = json!({"method": method, "params": params})
         .to_string()
         .into_bytes();
     post(c, &format!("{url}/storage_rpc/v1"), body).await
 }
 
-pub async fn post(c: &HttpsClient, url: &str, body: Vec<u8>) -> HttpReply {
-    c.post(url, &[], body, T).await.expect("node answers")
+pub async fn post(c: &HttpsTransport, url: &str, body: Vec<u8>) -> HttpReply {
+    c.post_url(url, &[], body, T).await.expect("node answers")
 }
 
 fn ums(v: i64) -> u64 {
@@ -118,7 +119,7 @@ pub fn hop(devnet: &Devnet, i: usize) -> Hop {
 /// Sends `rpc` through `path` (node indices, guard first) to node `dest` with session-proto's
 /// builder; returns the HTTP status and, when 200, the opened `{"status","body"}` reply.
 pub async fn onion(
-    c: &HttpsClient,
+    c: &HttpsTransport,
     devnet: &Devnet,
     path: &[usize],
     dest: usize,

@@ -13,7 +13,8 @@ use tokio::task::JoinHandle;
 use crate::rpc::{now_ms, ApiError, NetworkSource, NetworkUpdates};
 use crate::store::Store;
 use session_net::{
-    NetClient, NetError, NetEvent, NetStatus, PathStatus, PoolSnapshot, PoolStore, PoolStoreError,
+    Auth, NetClient, NetError, NetEvent, NetStatus, PathStatus, PoolSnapshot, PoolStore,
+    PoolStoreError,
 };
 
 /// Events buffered for Network.Watch subscribers.
@@ -55,12 +56,12 @@ impl NetSource {
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => break,
                 };
-                let status = client.status();
-                let now_online = !status.paths.is_empty();
                 // Events the API has no kind for (per-request outcomes) are not forwarded.
                 let Some(mut api) = to_api_event(event) else {
                     continue;
                 };
+                let status = client.status();
+                let now_online = !status.paths.is_empty();
                 api.pool_size = u32::try_from(status.pool_size).unwrap_or(u32::MAX);
                 api.online = now_online;
                 let _ = events.send(api);
@@ -93,7 +94,9 @@ fn to_api_path(p: PathStatus) -> Path {
             })
             .collect(),
         strikes: p.strikes,
-        ..Path::default()
+        built_at_ms: p.built_at_ms,
+        requests_ok: p.requests_ok,
+        requests_failed: p.requests_failed,
     }
 }
 
@@ -160,7 +163,7 @@ pub fn to_api_status(network: &str, s: NetStatus) -> NetworkStatus {
         pool_refreshed_at_ms: s.pool_fetched_at_ms.unwrap_or(0),
         paths: s.paths.into_iter().map(to_api_path).collect(),
         last_error: s.last_error.unwrap_or_default(),
-        last_error_at_ms: 0,
+        last_error_at_ms: s.last_error_at_ms.unwrap_or(0),
         swarm_cache_size: u32::try_from(s.swarms_cached).unwrap_or(u32::MAX),
     }
 }
@@ -204,14 +207,10 @@ impl NetworkSource for NetSource {
         data: Vec<u8>,
         ttl_ms: u64,
     ) -> Result<String, ApiError> {
-        // `store` picks a pool node without loading the pool first (see `Ctx::ready`).
-        if self.client.status().pool_size == 0 {
-            self.client.bootstrap().await.map_err(net_error)?;
-        }
         let account = UserPubkey(*recipient.as_bytes());
         let outcome = self
             .client
-            .store(&account, namespace, &data, ttl_ms, None)
+            .store(&account, namespace, &data, ttl_ms, &Auth::None)
             .await
             .map_err(net_error)?;
         Ok(outcome.hash)

@@ -12,21 +12,16 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::seq::SliceRandom;
+use session_net::{Auth, Mailbox, NetError};
 use session_proto::keys::IdentityKeys;
 use session_proto::message::{self, ContentKind, TYPING_TTL_MS};
-use session_proto::storage_rpc::sign::{retrieve_message, sign};
-use session_proto::storage_rpc::{
-    message_hash, Ed25519Pubkey, Request, RetrieveParams, RetrieveReply, RetrievedMessage,
-    SubaccountAuth, UserPubkey,
-};
+use session_proto::storage_rpc::{RetrievedMessage, UserPubkey};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::Ctx;
 use crate::rpc::now_ms;
 use crate::store::{IdentityId, IdentityRecord, Received, StoreError, TypingNotice};
-use session_net::{NetError, Snode};
 
 /// The namespace one-to-one messages arrive in.
 const NAMESPACE: i16 = 0;
@@ -34,8 +29,8 @@ const NAMESPACE: i16 = 0;
 const RESCAN: Duration = Duration::from_secs(30);
 /// Clock skew tolerated when judging whether a typing notice is stale, ms.
 const TYPING_SKEW_MS: u64 = 60_000;
-/// Hashes of typing notices passed on, remembered per poller so a full re-read (another swarm
-/// member) does not replay them; a notice lives 20 s, so a few dozen cover any burst.
+/// Hashes of typing notices passed on, remembered per poller so a full re-read (a restart's
+/// first poll) does not replay them; a notice lives 20 s, so a few dozen cover any burst.
 const TYPING_SEEN: usize = 64;
 
 struct Running {
@@ -193,13 +188,13 @@ async fn poll_loop(
     let idle_after = Duration::from_secs(ctx.poll.idle_after_secs);
     let mut last_activity = Instant::now();
     let id = record.id;
-    let mut cursor = Cursor::default();
+    let mut cursor = Cursor::new(account, Auth::Account(keys.signing_key().clone()));
     loop {
         if *stop.borrow() {
             break;
         }
         let mut again = false;
-        match poll_once(&ctx, id, &account, &keys, &mut cursor).await {
+        match poll_once(&ctx, id, &keys, &mut cursor).await {
             Ok(Polled { got, more }) => {
                 if got > 0 {
                     last_activity = Instant::now();
@@ -239,8 +234,6 @@ enum PollError {
     Engine(super::EngineError),
     #[error("the identity was removed")]
     Gone,
-    #[error("unparsable retrieve reply: {0}")]
-    BadReply(String),
 }
 
 fn engine_err(e: super::EngineError) -> PollError {
@@ -250,20 +243,26 @@ fn engine_err(e: super::EngineError) -> PollError {
     }
 }
 
-/// Where a poller reads from. Swarm members hold messages in the order they reached each of
-/// them (replication reorders), so a `last_hash` is only meaningful on the member that gave it:
-/// the poller sticks to one member, and starts with a full read whenever it picks a new one
-/// (a restart included). Duplicates from the full read are dropped by the store's hash dedupe.
-#[derive(Default)]
+/// Where a poller reads from: session-net's member-sticky [`Mailbox`] (a cursor per swarm
+/// member, nothing skipped or repeated when the member changes) and the identity's auth. A
+/// restart starts with a full read; its repeats are dropped by the store's hash dedupe.
 struct Cursor {
-    node: Option<Snode>,
-    last_hash: Option<String>,
+    mailbox: Mailbox,
+    auth: Auth,
     /// The newest [`TYPING_SEEN`] typing notices' hashes (typing notices are not recorded, so
     /// the store's hash dedupe does not cover them).
     typing_seen: VecDeque<String>,
 }
 
 impl Cursor {
+    fn new(account: UserPubkey, auth: Auth) -> Cursor {
+        Cursor {
+            mailbox: Mailbox::new(account),
+            auth,
+            typing_seen: VecDeque::new(),
+        }
+    }
+
     /// True the first time a typing notice's hash is seen.
     fn first_typing(&mut self, hash: &str) -> bool {
         if self.typing_seen.iter().any(|h| h == hash) {
@@ -280,35 +279,26 @@ impl Cursor {
 async fn poll_once(
     ctx: &Ctx,
     id: IdentityId,
-    account: &UserPubkey,
     keys: &IdentityKeys,
     cursor: &mut Cursor,
 ) -> Result<Polled, PollError> {
-    ctx.ready().await.map_err(PollError::Net)?;
-    let node = match &cursor.node {
-        Some(n) => n.clone(),
+    let poll = ctx
+        .net
+        .poll(&mut cursor.mailbox, &cursor.auth, &[NAMESPACE])
+        .await
+        .map_err(PollError::Net)?;
+    let fetched = match poll.namespaces.first().map(|ns| &ns.result) {
+        Some(Ok(f)) => f.clone(),
+        Some(Err(e)) => return Err(PollError::Net(e.clone())),
         None => {
-            let members = ctx.net.swarm(account).await.map_err(PollError::Net)?;
-            let n = members
-                .choose(&mut rand::thread_rng())
-                .cloned()
-                .ok_or(PollError::Net(NetError::NoSwarm {
-                    reason: "the swarm has no members".to_owned(),
-                }))?;
-            cursor.node = Some(n.clone());
-            cursor.last_hash = None;
-            n
+            return Ok(Polled {
+                got: 0,
+                more: false,
+            })
         }
     };
-    let reply = match retrieve_from(ctx, &node, account, keys, cursor.last_hash.as_deref()).await {
-        Ok(r) => r,
-        Err(e) => {
-            // Another member next time (and a full read there).
-            cursor.node = None;
-            return Err(e);
-        }
-    };
-    let Some(last) = reply.messages.last().map(|m| m.hash.clone()) else {
+    let Some(last) = fetched.last_hash.clone() else {
+        cursor.mailbox.advance(&poll);
         return Ok(Polled {
             got: 0,
             more: false,
@@ -317,10 +307,8 @@ async fn poll_once(
     let now = now_ms();
     let mut received: Vec<Received> = Vec::new();
     let mut typing: Vec<TypingNotice> = Vec::new();
-    for m in &reply.messages {
-        if message_hash(&account.0, NAMESPACE, &m.data.0) != m.hash {
-            continue;
-        }
+    // Hashes were checked against the data by session-net.
+    for m in &fetched.messages {
         match open(keys, m, now) {
             Opened::Message(r) => received.push(r),
             Opened::Typing { sender, typing: t } if cursor.first_typing(&m.hash) => {
@@ -335,15 +323,13 @@ async fn poll_once(
             Opened::Skip => {}
         }
     }
-    let got = reply.messages.len();
-    let cursor_hash = last.clone();
+    let got = fetched.messages.len();
     let added = ctx
-        .blocking(move |s| {
-            s.record_received(id, i32::from(NAMESPACE), &received, Some(&cursor_hash), now)
-        })
+        .blocking(move |s| s.record_received(id, i32::from(NAMESPACE), &received, Some(&last), now))
         .await
         .map_err(engine_err)?;
-    cursor.last_hash = Some(last);
+    // Kept: the cursors move (a failure above polls the same messages again).
+    cursor.mailbox.advance(&poll);
     // After the messages they may follow, so a subscriber sees "stopped typing" after the text.
     let notices = typing.len();
     for notice in typing {
@@ -352,42 +338,15 @@ async fn poll_once(
     tracing::debug!(
         identity = id,
         fetched = got,
+        repeats = fetched.repeats,
         new = added.len(),
         typing = notices,
         "polled"
     );
     Ok(Polled {
         got: added.len() + notices,
-        more: reply.more,
+        more: fetched.more,
     })
-}
-
-/// A signed `retrieve` of namespace 0 to one member, through an onion path.
-async fn retrieve_from(
-    ctx: &Ctx,
-    node: &Snode,
-    account: &UserPubkey,
-    keys: &IdentityKeys,
-    last_hash: Option<&str>,
-) -> Result<RetrieveReply, PollError> {
-    let ts = ctx.net.network_now_ms();
-    let request = Request::Retrieve(RetrieveParams {
-        pubkey: *account,
-        namespace: NAMESPACE,
-        last_hash: last_hash.map(str::to_owned),
-        max_count: None,
-        max_size: None,
-        timestamp: Some(ts),
-        signature: Some(sign(keys.signing_key(), &retrieve_message(NAMESPACE, ts))),
-        pubkey_ed25519: Some(Ed25519Pubkey(*keys.ed25519_public())),
-        sub: SubaccountAuth::default(),
-    });
-    let reply = ctx
-        .net
-        .onion_rpc(node, &request)
-        .await
-        .map_err(PollError::Net)?;
-    serde_json::from_slice(&reply.body).map_err(|e| PollError::BadReply(e.to_string()))
 }
 
 #[cfg(test)]
@@ -480,7 +439,7 @@ mod tests {
 
     #[test]
     fn typing_hashes_are_passed_on_once() {
-        let mut cursor = Cursor::default();
+        let mut cursor = Cursor::new(UserPubkey([5; 33]), Auth::None);
         assert!(cursor.first_typing("a"));
         assert!(!cursor.first_typing("a"));
         for n in 0..TYPING_SEEN {
