@@ -23,6 +23,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::{OutboxConfig, PollConfig};
+use crate::metrics::Metrics;
 use crate::net::NetClient;
 use crate::store::{IdentityId, Store, StoreError};
 
@@ -67,6 +68,8 @@ pub struct Ctx {
     /// Per-identity "activity" nudges: the sender pokes the sending identity's poller after a
     /// successful send, so it polls fast for the reply. std Mutex: short sections, no awaits.
     pub activity: Mutex<HashMap<IdentityId, Arc<Notify>>>,
+    /// Counters for `/metrics` and the status page's recent failures.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Ctx {
@@ -90,6 +93,12 @@ impl Ctx {
             self.net.bootstrap().await?;
         }
         Ok(())
+    }
+
+    /// Hops of the client's current paths (0 when it has none): the hop count an onion request
+    /// goes over.
+    pub fn hops(&self) -> usize {
+        self.net.status().paths.first().map_or(0, |p| p.hops.len())
     }
 
     /// Marks an identity active (its poller switches to the fast interval).

@@ -24,6 +24,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::Ctx;
+use crate::metrics::RequestKind;
 use crate::net::{NetError, Snode};
 use crate::rpc::now_ms;
 use crate::store::{IdentityId, IdentityRecord, Received, StoreError, TypingNotice};
@@ -199,7 +200,14 @@ async fn poll_loop(
             break;
         }
         let mut again = false;
-        match poll_once(&ctx, id, &account, &keys, &mut cursor).await {
+        let polled = poll_once(&ctx, id, &account, &keys, &mut cursor).await;
+        if !matches!(
+            polled,
+            Err(PollError::Net(NetError::Shutdown)) | Err(PollError::Gone)
+        ) {
+            ctx.metrics.poll_round(polled.is_ok());
+        }
+        match polled {
             Ok(Polled { got, more }) => {
                 if got > 0 {
                     last_activity = Instant::now();
@@ -344,6 +352,7 @@ async fn poll_once(
         .await
         .map_err(engine_err)?;
     cursor.last_hash = Some(last);
+    ctx.metrics.messages_received(added.len());
     // After the messages they may follow, so a subscriber sees "stopped typing" after the text.
     let notices = typing.len();
     for notice in typing {
@@ -382,11 +391,11 @@ async fn retrieve_from(
         pubkey_ed25519: Some(Ed25519Pubkey(*keys.ed25519_public())),
         sub: SubaccountAuth::default(),
     });
-    let reply = ctx
-        .net
-        .onion_rpc(node, &request)
-        .await
-        .map_err(PollError::Net)?;
+    let started = Instant::now();
+    let reply = ctx.net.onion_rpc(node, &request).await;
+    ctx.metrics
+        .onion_request(RequestKind::Retrieve, ctx.hops(), started, &reply);
+    let reply = reply.map_err(PollError::Net)?;
     serde_json::from_slice(&reply.body).map_err(|e| PollError::BadReply(e.to_string()))
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use session_proto::account_id::AccountId;
 use session_proto::storage_rpc::UserPubkey;
@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 
 use super::Ctx;
 use crate::config::OutboxConfig;
+use crate::metrics::{DeliveryFailure, RequestKind};
 use crate::net::NetError;
 use crate::rpc::now_ms;
 use crate::store::OutboxEntry;
@@ -116,9 +117,14 @@ async fn attempt(ctx: &Ctx, e: &OutboxEntry) -> Result<String, Failure> {
     let (account, ns) = recipient_key(e)?;
     let sent = match ctx.ready().await {
         Ok(()) => {
-            ctx.net
+            let started = Instant::now();
+            let sent = ctx
+                .net
                 .store(&account, ns, &e.payload, e.ttl_ms, None)
-                .await
+                .await;
+            ctx.metrics
+                .onion_request(RequestKind::Store, ctx.hops(), started, &sent);
+            sent
         }
         Err(err) => Err(err),
     };
@@ -139,6 +145,7 @@ async fn send_one(ctx: Arc<Ctx>, e: OutboxEntry) -> u64 {
     let recorded = match result {
         Ok(hash) => {
             tracing::debug!(message_id = %e.message_id, attempts = e.attempts + 1, "message sent");
+            ctx.metrics.message_sent();
             let r = ctx
                 .blocking(move |s| s.outbox_sent(id, &hash, now).map(|_| ()))
                 .await;
@@ -155,6 +162,12 @@ async fn send_one(ctx: Arc<Ctx>, e: OutboxEntry) -> u64 {
         }
         Err(Failure::Retry(reason)) | Err(Failure::Permanent(reason)) => {
             tracing::warn!(message_id = %e.message_id, cause = %reason, "message failed");
+            ctx.metrics.message_failed(DeliveryFailure {
+                at_ms: now,
+                identity: e.identity,
+                message_id: e.message_id.clone(),
+                reason: reason.clone(),
+            });
             ctx.blocking(move |s| s.outbox_failed(id, &reason, now).map(|_| ()))
                 .await
         }
