@@ -5,6 +5,8 @@
 //! - `sender` ([`sender`]): stores due outbox entries in the recipients' swarms, with retries.
 //! - `pollers` ([`poller`]): a supervisor that keeps one poller task per identity, following
 //!   identities added and removed at run time.
+//! - `bootstrap`: fetches the pool and builds the paths at start (retrying with backoff until
+//!   it works), so the daemon is ready before the first message rather than at it.
 //! - `net-events` ([`netsource`]): forwards the client's events to Network.Watch.
 //! - `echo` ([`echo`], `run --devnet` only): answers every message to one identity.
 //!
@@ -115,6 +117,32 @@ impl Ctx {
     }
 }
 
+/// First wait between bootstrap attempts; doubles up to [`BOOTSTRAP_RETRY_MAX`].
+const BOOTSTRAP_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait between bootstrap attempts (the client's maintenance takes over later).
+const BOOTSTRAP_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Bootstraps the client once at start, retrying until it works or `stop` turns true.
+async fn bootstrap(net: NetClient, mut stop: watch::Receiver<bool>) {
+    let mut wait = BOOTSTRAP_RETRY;
+    loop {
+        let done = tokio::select! {
+            _ = stop.changed() => return,
+            r = net.bootstrap() => r,
+        };
+        match done {
+            Ok(()) => return,
+            Err(crate::net::NetError::Shutdown) => return,
+            Err(e) => tracing::debug!(cause = %e, "bootstrap failed; will retry"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(BOOTSTRAP_RETRY_MAX);
+    }
+}
+
 /// The running network side of the daemon.
 #[derive(Debug)]
 pub struct Engine {
@@ -138,6 +166,10 @@ impl Engine {
             (
                 "pollers",
                 tokio::spawn(poller::supervise(Arc::clone(&ctx), stop.subscribe())),
+            ),
+            (
+                "bootstrap",
+                tokio::spawn(bootstrap(ctx.net.clone(), stop.subscribe())),
             ),
         ];
         Engine { ctx, stop, tasks }
