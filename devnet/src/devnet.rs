@@ -10,6 +10,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
+use crate::community::{CommunityConfig, CommunityServer};
 use crate::err::DevnetError;
 use crate::https::{server_tls_config, HttpsClient};
 use crate::node::{self, Event, EventLog, Faults, NetShared, NodeShared, Running};
@@ -33,6 +34,8 @@ pub struct DevnetConfig {
     pub replication_timeout: Duration,
     /// How long a proxy waits for a server (default 25 s).
     pub proxy_timeout: Duration,
+    /// A community server to start beside the nodes (default none).
+    pub community: Option<CommunityConfig>,
 }
 
 impl Default for DevnetConfig {
@@ -45,6 +48,7 @@ impl Default for DevnetConfig {
             relay_timeout: Duration::from_secs(30),
             replication_timeout: Duration::from_secs(5),
             proxy_timeout: Duration::from_secs(25),
+            community: None,
         }
     }
 }
@@ -86,6 +90,7 @@ pub struct Devnet {
     nodes: Vec<NodeHandle>,
     net: Arc<NetShared>,
     purger: JoinHandle<()>,
+    community: Option<CommunityServer>,
 }
 
 /// Control of one node: identity, request log, faults, stop/restart.
@@ -186,12 +191,27 @@ impl Devnet {
                 }
             }
         });
-        Ok(Devnet { nodes, net, purger })
+        let community = match config.community {
+            Some(c) => Some(CommunityServer::start(c).await?),
+            None => None,
+        };
+        Ok(Devnet {
+            nodes,
+            net,
+            purger,
+            community,
+        })
     }
 
     /// All nodes, by index.
     pub fn nodes(&self) -> &[NodeHandle] {
         &self.nodes
+    }
+
+    /// The community server, if the config asked for one. Its onion v4 endpoint is reached
+    /// through any node (the last relay proxies to loopback hosts).
+    pub fn community(&self) -> Option<&CommunityServer> {
+        self.community.as_ref()
     }
 
     /// Node `i`. Panics if out of range (a test bug).
@@ -254,8 +274,11 @@ impl Devnet {
     }
 
     /// Stops every node and waits for them.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.purger.abort();
+        if let Some(c) = self.community.take() {
+            c.shutdown().await;
+        }
         for n in &self.nodes {
             n.stop().await;
         }

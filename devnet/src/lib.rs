@@ -14,6 +14,7 @@
 //! ```
 //!
 //! # Layout
+//! - [`community`]: a community server (SOGS API subset) on loopback HTTP and onion v4.
 //! - [`devnet`]: [`Devnet`], [`DevnetConfig`], [`NodeHandle`], `devnet.json` ([`Manifest`]).
 //! - [`node`]: one snode's HTTPS routes, [`Event`] log and fault knobs.
 //! - [`rpc`]: the storage RPC methods, replication to swarm peers, the seed's `/json_rpc`.
@@ -26,6 +27,7 @@
 //! Every wire format and crypto step (storage-RPC bodies and signatures, message hashes, swarm
 //! math, onion layers) is [`session_proto`]'s; the devnet holds only the snode behaviour.
 
+pub mod community;
 pub mod devnet;
 pub mod err;
 pub mod https;
@@ -35,6 +37,7 @@ pub mod rpc;
 pub mod store;
 pub mod topology;
 
+pub use community::{CommunityConfig, CommunityServer, RoomSpec};
 pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, NodeHandle};
 pub use err::DevnetError;
 pub use https::{HttpReply, HttpsClient};

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::OsRng;
 use session_devnet::{Devnet, DevnetConfig};
-use session_gateway::net::{MemoryPoolStore, NetClient, NetConfig};
+use session_net::{MemoryPoolStore, NetClient, NetConfig};
 use session_proto::keys::IdentityKeys;
 use session_proto::message;
 use session_proto::storage_rpc::UserPubkey;

@@ -76,7 +76,7 @@ pub struct GrpcConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// A `tracing` filter: a level (`error`, `warn`, `info`, `debug`, `trace`) or directives
-    /// such as `info,session_gateway::net=debug`.
+    /// such as `info,session_net=debug`.
     #[serde(default = "default_log_level")]
     pub level: String,
 }

@@ -25,10 +25,10 @@ use crate::config::Config;
 use crate::engine::{echo, Ctx, Engine, NetSource, StorePoolStore};
 use crate::http::HttpState;
 use crate::metrics::{self, FrontEnd, Metrics};
-use crate::net::{NetClient, NetConfig};
 use crate::rpc::{self, auth, ApiError, Service, State};
 use crate::status;
 use crate::store::{IdentityRecord, Store, StoreError};
+use session_net::{NetClient, NetConfig};
 
 mod inproc;
 
@@ -273,7 +273,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let admin_token = auth::load_or_create_admin_token(data_dir)?;
     if opts.forget_pool {
-        let empty = crate::net::PoolSnapshot {
+        let empty = session_net::PoolSnapshot {
             nodes: Vec::new(),
             fetched_at_ms: 0,
         };
@@ -581,7 +581,7 @@ pub async fn run(
 /// Prints the network's start-up steps until the first path is built (or the daemon stops):
 /// for a person at a terminal, who would otherwise wait without knowing for what.
 async fn show_progress(client: NetClient, mut stop: watch::Receiver<bool>) {
-    use crate::net::NetEvent;
+    use session_net::NetEvent;
     use std::io::Write;
     let say = |line: String| {
         let mut out = std::io::stdout().lock();

@@ -26,8 +26,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{OutboxConfig, PollConfig};
 use crate::metrics::Metrics;
-use crate::net::NetClient;
 use crate::store::{IdentityId, Store, StoreError};
+use session_net::NetClient;
 
 pub use netsource::{NetSource, StorePoolStore};
 
@@ -90,7 +90,7 @@ impl Ctx {
 
     /// Makes sure the client has a pool before an account request: `swarm` picks a pool node
     /// without loading or fetching the pool first, so an empty pool would fail every request.
-    pub async fn ready(&self) -> Result<(), crate::net::NetError> {
+    pub async fn ready(&self) -> Result<(), session_net::NetError> {
         if self.net.status().pool_size == 0 {
             self.net.bootstrap().await?;
         }
@@ -132,7 +132,7 @@ async fn bootstrap(net: NetClient, mut stop: watch::Receiver<bool>) {
         };
         match done {
             Ok(()) => return,
-            Err(crate::net::NetError::Shutdown) => return,
+            Err(session_net::NetError::Shutdown) => return,
             Err(e) => tracing::debug!(cause = %e, "bootstrap failed; will retry"),
         }
         tokio::select! {

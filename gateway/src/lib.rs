@@ -3,12 +3,12 @@
 //!
 //! # Layout
 //! - [`cli`]: the `sessiond` command line (offline commands and gRPC client commands).
-//! - [`net`]: the network client: snode pool, swarm cache, onion paths, HTTPS transport.
 //! - [`store`]: the redb store: identities, contacts, event log, outbox, poll cursors, snode pool.
 //! - [`config`]: the TOML configuration.
 //! - [`rpc`]: the gRPC services (`sessiond.v1`): auth, errors, one file per service.
 //! - [`daemon`]: `sessiond run`: store + gRPC listeners + graceful shutdown.
-//! - [`engine`]: the sender, the pollers, the devnet echo; the network client behind the API.
+//! - [`engine`]: the sender, the pollers, the devnet echo; the network client ([`session_net`])
+//!   behind the API.
 //! - [`metrics`]: the Prometheus metrics and recent history the daemon keeps of itself.
 //! - [`http`]: the HTTP listener: `/healthz`, `/metrics`, the status page.
 //! - [`status`]: the status report (`sessiond status`, the status page) and its health verdict.
@@ -20,7 +20,6 @@ pub mod daemon;
 pub mod engine;
 pub mod http;
 pub mod metrics;
-pub mod net;
 pub mod rpc;
 pub mod secrets;
 pub mod status;

@@ -21,8 +21,8 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::net::{NetClient, NetError, NetEvent};
 use crate::rpc::now_ms;
+use session_net::{NetClient, NetError, NetEvent};
 
 /// Delivery failures kept for the status page (the newest ones).
 pub const RECENT_FAILURES: usize = 20;
@@ -463,7 +463,7 @@ pub fn watch_network(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::{HopStatus, PathStatus};
+    use session_net::{HopStatus, PathStatus};
 
     fn path(id: u64) -> PathStatus {
         PathStatus {

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{FrontEnd, Metrics, Scrape};
-use crate::net::NetClient;
 use crate::rpc::now_ms;
 use crate::store::{Store, StoreError};
+use session_net::NetClient;
 
 /// Outbox entries listed in the report (the oldest first).
 pub const OUTBOX_LISTED: usize = 50;

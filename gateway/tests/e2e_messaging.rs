@@ -383,7 +383,7 @@ fn bad_seeds_fail_with_one_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_in_the_swarm_is_skipped_and_later_messages_arrive() {
-    use session_gateway::net::{MemoryPoolStore, NetClient, NetConfig};
+    use session_net::{MemoryPoolStore, NetClient, NetConfig};
     use session_proto::storage_rpc::UserPubkey;
     use std::sync::Arc;
 

@@ -10,11 +10,11 @@ use sessiond_api::v1::{Hop, NetworkEvent, NetworkEventKind, NetworkStatus, Path}
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::net::{
-    NetClient, NetError, NetEvent, NetStatus, PathStatus, PoolSnapshot, PoolStore, PoolStoreError,
-};
 use crate::rpc::{now_ms, ApiError, NetworkSource, NetworkUpdates};
 use crate::store::Store;
+use session_net::{
+    NetClient, NetError, NetEvent, NetStatus, PathStatus, PoolSnapshot, PoolStore, PoolStoreError,
+};
 
 /// Events buffered for Network.Watch subscribers.
 const WATCH_CAPACITY: usize = 256;
@@ -57,7 +57,10 @@ impl NetSource {
                 };
                 let status = client.status();
                 let now_online = !status.paths.is_empty();
-                let mut api = to_api_event(event);
+                // Events the API has no kind for (per-request outcomes) are not forwarded.
+                let Some(mut api) = to_api_event(event) else {
+                    continue;
+                };
                 api.pool_size = u32::try_from(status.pool_size).unwrap_or(u32::MAX);
                 api.online = now_online;
                 let _ = events.send(api);
@@ -94,7 +97,7 @@ fn to_api_path(p: PathStatus) -> Path {
     }
 }
 
-fn to_api_event(e: NetEvent) -> NetworkEvent {
+fn to_api_event(e: NetEvent) -> Option<NetworkEvent> {
     let (kind, path, message) = match e {
         NetEvent::PoolRefreshed { size, source } => (
             NetworkEventKind::PoolRefreshed,
@@ -136,15 +139,16 @@ fn to_api_event(e: NetEvent) -> NetworkEvent {
                 if dropped { "; dropped" } else { "" }
             ),
         ),
+        _ => return None,
     };
-    NetworkEvent {
+    Some(NetworkEvent {
         at_ms: now_ms(),
         kind: kind as i32,
         path,
         pool_size: 0,
         online: false,
         message,
-    }
+    })
 }
 
 /// A status snapshot in the API's form.

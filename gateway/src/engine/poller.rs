@@ -25,9 +25,9 @@ use tokio::task::JoinHandle;
 
 use super::Ctx;
 use crate::metrics::RequestKind;
-use crate::net::{NetError, Snode};
 use crate::rpc::now_ms;
 use crate::store::{IdentityId, IdentityRecord, Received, StoreError, TypingNotice};
+use session_net::{NetError, Snode};
 
 /// The namespace one-to-one messages arrive in.
 const NAMESPACE: i16 = 0;

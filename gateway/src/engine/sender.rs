@@ -17,9 +17,9 @@ use tokio::task::JoinSet;
 use super::Ctx;
 use crate::config::OutboxConfig;
 use crate::metrics::{DeliveryFailure, RequestKind};
-use crate::net::NetError;
 use crate::rpc::now_ms;
 use crate::store::OutboxEntry;
+use session_net::NetError;
 
 /// Sends in flight at once.
 pub const MAX_IN_FLIGHT: usize = 32;

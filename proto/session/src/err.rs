@@ -431,3 +431,238 @@ impl HasKind for BencodeError {
         ErrorKind::InvalidInput
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Config messages (config): bt data, merge, encryption, wrapping, multipart, typed views
+// ------------------------------------------------------------------------------------------------
+
+/// A config message, its encryption or one of its parts could not be used.
+///
+/// Variants name what was wrong and where, never the content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The bt-encoding is malformed at byte `at`.
+    #[error("malformed bt-encoding at byte {at}: {reason}")]
+    Bt {
+        /// Offset of the problem.
+        at: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The bt-encoding is well-formed but the message breaks a config rule.
+    #[error("invalid config message: {0}")]
+    Invalid(&'static str),
+    /// A signature is required and missing.
+    #[error("config message has no signature")]
+    MissingSignature,
+    /// The signature does not verify.
+    #[error("config message signature does not verify")]
+    BadSignature,
+    /// The ciphertext did not decrypt with any key (wrong key, wrong domain, or altered).
+    #[error("config message did not decrypt (wrong key or domain, or corrupted)")]
+    Decrypt,
+    /// The ciphertext is shorter than the encryption overhead.
+    #[error("config ciphertext of {len} bytes is shorter than the {min}-byte overhead")]
+    TooShort {
+        /// Length of the ciphertext.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// The decrypted plaintext is all padding.
+    #[error("config plaintext is empty")]
+    Empty,
+    /// The plaintext starts with a type byte we do not know (not `d`, `z` or `m`).
+    #[error("config plaintext has unknown type byte {0:#04x}")]
+    UnknownType(u8),
+    /// zstd decompression failed or the result is too large.
+    #[error("config decompression failed: {0}")]
+    Decompress(&'static str),
+    /// A config is larger than we accept or can send.
+    #[error("config of {size} bytes is larger than the {max}-byte limit")]
+    TooLarge {
+        /// The size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A multipart part is malformed or does not fit its set.
+    #[error("invalid multipart config part: {0}")]
+    Multipart(&'static str),
+    /// The legacy protobuf wrapper is malformed, not ours, or of the wrong kind.
+    #[error("invalid legacy config wrapper: {0}")]
+    Wrapper(&'static str),
+    /// A saved config state (dump) does not parse.
+    #[error("invalid config dump: {0}")]
+    Dump(&'static str),
+    /// A value given to a typed view is out of range (a name too long, a bad ID).
+    #[error("invalid config value: {0}")]
+    Value(&'static str),
+    /// A read-only config (no signing key) cannot be changed.
+    #[error("this config is read-only")]
+    ReadOnly,
+}
+
+impl HasKind for ConfigError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::MissingSignature | Self::BadSignature | Self::Decrypt => ErrorKind::BadCrypto,
+            Self::UnknownType(_) => ErrorKind::Unsupported,
+            Self::Dump(_) => ErrorKind::CorruptState,
+            Self::ReadOnly => ErrorKind::PermissionDenied,
+            _ => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Communities (community): URLs, blinding, X-SOGS auth, room messages, blinded DMs
+// ------------------------------------------------------------------------------------------------
+
+/// A community URL, blinded key, request signature, room message or community DM was
+/// malformed or did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommunityError {
+    /// The community URL does not have the `SCHEME://HOST[:PORT]/ROOM?public_key=PK` form.
+    #[error("invalid community URL: {0}")]
+    BadUrl(&'static str),
+    /// The URL has no `public_key`, or one that is not 64 hex, 43/44 base64 or 52 z-base-32
+    /// characters.
+    #[error("invalid community URL: {0}")]
+    BadServerKey(&'static str),
+    /// A room token that is empty, longer than 64 characters, or has characters outside
+    /// `[A-Za-z0-9_-]`.
+    #[error("invalid room token: must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")]
+    BadRoomToken,
+    /// A blinded ID was asked of an ID that is not a standard (`05`) Account ID.
+    #[error("expected a standard (05) Account ID, got prefix {prefix:02x}")]
+    NotStandard {
+        /// The prefix byte given.
+        prefix: u8,
+    },
+    /// A community ID with a prefix other than the one this operation needs.
+    #[error("expected a {expected} community ID, got prefix {prefix:02x}")]
+    WrongPrefix {
+        /// What was expected, e.g. "15 (blinded)".
+        expected: &'static str,
+        /// The prefix byte given.
+        prefix: u8,
+    },
+    /// 32 bytes that are not a usable Ed25519 point (not on the curve, small order or with a
+    /// torsion component).
+    #[error("{what} is not a valid Ed25519 point")]
+    BadPoint {
+        /// Which key, e.g. "the recipient's blinded key".
+        what: &'static str,
+    },
+    /// The X-SOGS-* headers were only partly present (all four or none are allowed).
+    #[error("incomplete X-SOGS-* headers: {missing} is missing")]
+    PartialAuth {
+        /// The first header name that is missing.
+        missing: &'static str,
+    },
+    /// An X-SOGS-* header value is malformed.
+    #[error("invalid {header}: {reason}")]
+    BadAuthHeader {
+        /// The header name.
+        header: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The server requires blinded (`15`) keys and the request used an unblinded one.
+    #[error("Invalid authentication: this server requires the use of blinded ids")]
+    BlindingRequired,
+    /// The X-SOGS-Timestamp is too far from the server's clock.
+    #[error("X-SOGS-Timestamp is {skew_secs} s away from the server's clock (at most {max_secs} s allowed)")]
+    TimestampSkew {
+        /// How far off, in seconds.
+        skew_secs: u64,
+        /// The allowed window.
+        max_secs: u64,
+    },
+    /// The request signature, or a room message signature, does not verify.
+    #[error("{what} signature does not verify")]
+    BadSignature {
+        /// Whose signature: "request", "message".
+        what: &'static str,
+    },
+    /// A field of a room message or DM was not valid base64, or had the wrong length.
+    #[error("invalid {field}: {reason}")]
+    BadField {
+        /// The JSON field, e.g. "data", "signature".
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A room message's Content (after unpadding) did not parse.
+    #[error("malformed Content in a community message: {0}")]
+    Content(prost::DecodeError),
+    /// `Content.sigTimestamp` is more than 6 h from the server's `posted` time.
+    #[error("sigTimestamp {sig_timestamp_ms} ms is more than 6 h from posted {posted_ms} ms")]
+    StaleTimestamp {
+        /// Content.sigTimestamp.
+        sig_timestamp_ms: u64,
+        /// The server's posted time in ms.
+        posted_ms: u64,
+    },
+    /// A community DM with a version byte other than 0.
+    #[error("unknown community DM version {0:#04x}")]
+    DmVersion(u8),
+    /// A community DM shorter than version + tag + nonce + sender key.
+    #[error("community DM too short: {len} bytes, need at least {min}")]
+    DmTooShort {
+        /// Length given.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// A community DM that does not decrypt (not for this key pair, or altered).
+    #[error("could not decrypt the community DM (not for this identity, or corrupted)")]
+    DmDecrypt,
+    /// The Ed25519 key inside a community DM does not blind to the claimed sender.
+    #[error("the community DM's sender key does not match its blinded sender ID")]
+    DmSenderMismatch,
+    /// Neither the sender nor the recipient of a community DM is this identity.
+    #[error("the community DM is neither from nor to this identity's blinded ID")]
+    DmNotOurs,
+}
+
+impl HasKind for CommunityError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::BadUrl(_)
+            | Self::BadServerKey(_)
+            | Self::BadRoomToken
+            | Self::NotStandard { .. }
+            | Self::WrongPrefix { .. }
+            | Self::BadPoint { .. }
+            | Self::PartialAuth { .. }
+            | Self::BadAuthHeader { .. }
+            | Self::BadField { .. }
+            | Self::Content(_)
+            | Self::StaleTimestamp { .. }
+            | Self::DmTooShort { .. } => ErrorKind::InvalidInput,
+            Self::BlindingRequired | Self::DmVersion(_) => ErrorKind::Unsupported,
+            Self::TimestampSkew { .. } => ErrorKind::ClockSkew,
+            Self::BadSignature { .. }
+            | Self::DmDecrypt
+            | Self::DmSenderMismatch
+            | Self::DmNotOurs => ErrorKind::BadCrypto,
+        }
+    }
+}
+
+impl CommunityError {
+    /// The status a community server answers with for a request that fails this way
+    /// (pysogs `routes/auth.py`): 400 for malformed auth, 401 for a bad signature, 425 for
+    /// clock skew.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadSignature { .. } => 401,
+            Self::TimestampSkew { .. } => 425,
+            _ => 400,
+        }
+    }
+}

@@ -15,10 +15,14 @@
 //! - [`onion`]: onion requests: per-hop encryption, the frame, the client builder, the relay peel,
 //!   reply encryption.
 //! - [`bencode`]: the small bencode subset onion v4 requests use.
+//! - [`config`]: account and group config messages: format, merge, encryption, typed views.
+//! - [`community`]: communities (SOGS): URLs, blinded keys, X-SOGS auth, room messages, DMs.
 //! - [`err`]: the error types, each with a [`err::ErrorKind`].
 
 pub mod account_id;
 pub mod bencode;
+pub mod community;
+pub mod config;
 pub mod err;
 pub mod keys;
 pub mod message;

@@ -103,7 +103,7 @@ pub(crate) fn pick_path(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::snode::testing::node;
+    use crate::snode::testing::node;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 

@@ -190,7 +190,7 @@ pub(crate) fn short(node: &[u8; 32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::snode::testing::node;
+    use crate::snode::testing::node;
 
     fn state_with_paths() -> State {
         let mut s = State::default();

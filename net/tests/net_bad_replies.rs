@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use session_gateway::net::transport::BoxFuture;
-use session_gateway::net::{
+use session_net::transport::BoxFuture;
+use session_net::{
     HttpReply, HttpTarget, MemoryPoolStore, NetClient, NetConfig, NetError, NetEvent, Snode,
     Transport, TransportError,
 };

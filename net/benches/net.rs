@@ -1,14 +1,14 @@
 //! Onion-routed `store` and `retrieve` through the network client against a 9-node devnet,
 //! next to the same requests sent directly (no path) in the same run.
 //!
-//! Run: `cargo bench -p session-gateway --bench net` (prints requests/s and p50/p99).
+//! Run: `cargo bench -p session-net --bench net` (prints requests/s and p50/p99).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use session_devnet::{Devnet, DevnetConfig};
-use session_gateway::net::{MemoryPoolStore, NetClient, NetConfig, Snode};
+use session_net::{MemoryPoolStore, NetClient, NetConfig, Snode};
 use session_proto::storage_rpc::sign::{retrieve_message, sign};
 use session_proto::storage_rpc::{
     Base64Bytes, Ed25519Pubkey, Request, RetrieveParams, StoreParams, SubaccountAuth, UserPubkey,

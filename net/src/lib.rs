@@ -1,6 +1,9 @@
-//! The network client: snode pool, swarm cache, onion paths, HTTPS transport.
+//! session-net: network I/O for the Session protocol: snode pool, swarm cache, onion paths,
+//! the HTTPS transport.
 //!
-//! [`NetClient`] is the daemon's handle: it sends storage RPCs through 3-hop onion paths
+//! It knows nothing of gRPC, redb or the daemon: persistence is behind [`PoolStore`].
+//!
+//! [`NetClient`] is the handle: it sends storage RPCs through 3-hop onion paths
 //! (`store`, `retrieve`, any request to a snode), keeps a snode pool (from seeds, refreshed
 //! from snodes, persisted through a [`PoolStore`]), a swarm cache per account (corrected by
 //! 421 replies), two paths with strike counting and rebuilds, and the network clock offset.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use session_devnet::{Devnet, DevnetConfig, Event, Origin};
-use session_gateway::net::{
+use session_net::{
     MemoryPoolStore, NetClient, NetConfig, NetError, NetEvent, PoolSource, PoolStore, Snode,
 };
 use session_proto::err::{ErrorKind, HasKind};

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_gateway::net::{HttpTarget, HttpsTransport, Transport, TransportError};
+use session_net::{HttpTarget, HttpsTransport, Transport, TransportError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

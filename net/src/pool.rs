@@ -177,7 +177,7 @@ pub(crate) fn intersect(answers: &[Vec<Snode>]) -> Vec<Snode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::snode::testing::node;
+    use crate::snode::testing::node;
     use session_proto::storage_rpc::{Ed25519Pubkey, X25519Pubkey};
 
     #[test]
