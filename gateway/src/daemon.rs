@@ -297,6 +297,7 @@ pub async fn run(
         echo_record = Some(echo);
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (banner_tx, banner_rx) = watch::channel(false);
     let mut state = State::new(store.clone(), &admin_token, config, shutdown_rx.clone());
     let (network_name, mut engine, net) = if config.network.offline {
         tracing::info!("offline: nothing is sent or polled");
@@ -305,9 +306,16 @@ pub async fn run(
         let (name, net_config) = net_config(&config.network.seeds);
         let client = NetClient::with_https(net_config, Arc::new(StorePoolStore(store.clone())));
         let counting = metrics::watch_network(&client, Arc::clone(&metrics), shutdown_rx.clone());
-        let progress = opts
-            .progress
-            .then(|| tokio::spawn(show_progress(client.clone(), shutdown_rx.clone())));
+        // Subscribed now so no step is missed; it prints once the banner is out.
+        let progress = opts.progress.then(|| {
+            let events = client.events();
+            tokio::spawn(show_progress(
+                client.clone(),
+                events,
+                banner_rx.clone(),
+                shutdown_rx.clone(),
+            ))
+        });
         let mut engine = Engine::start(Ctx {
             net: client.clone(),
             store: store.clone(),
@@ -450,6 +458,7 @@ pub async fn run(
         data_dir: data_dir.to_owned(),
     };
     on_listening(&listening);
+    banner_tx.send_replace(true);
 
     let until_shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|&down| down).await;
@@ -578,9 +587,15 @@ pub async fn run(
     result
 }
 
-/// Prints the network's start-up steps until the first path is built (or the daemon stops):
-/// for a person at a terminal, who would otherwise wait without knowing for what.
-async fn show_progress(client: NetClient, mut stop: watch::Receiver<bool>) {
+/// Prints the network's start-up steps (from `rx`, subscribed before the client started) once
+/// `banner` turns true, until the paths are built or the daemon stops: for a person at a
+/// terminal, who would otherwise wait without knowing for what.
+async fn show_progress(
+    client: NetClient,
+    mut rx: tokio::sync::broadcast::Receiver<session_net::NetEvent>,
+    mut banner: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
     use session_net::NetEvent;
     use std::io::Write;
     let say = |line: String| {
@@ -588,10 +603,10 @@ async fn show_progress(client: NetClient, mut stop: watch::Receiver<bool>) {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     };
-    if !client.status().paths.is_empty() {
-        return;
+    tokio::select! {
+        _ = stop.changed() => return,
+        r = banner.wait_for(|&out| out) => if r.is_err() { return },
     }
-    let mut rx = client.events();
     say("  … fetching the snode pool and building onion paths".to_owned());
     let mut paths = 0;
     loop {
