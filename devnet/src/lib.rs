@@ -20,7 +20,10 @@
 //! - [`rpc`]: the storage RPC methods, replication to swarm peers, the seed's `/json_rpc`.
 //! - [`onion`]: onion layers at a node: final hop, proxy, relay.
 //! - [`store`]: a node's messages (memory, optionally redb).
+//! - `revocations`: a node's subaccount revocation lists.
 //! - [`topology`]: node keys, swarms and the JSON that describes them.
+//! - [`file_server`]: [`FileServer`], the file server's HTTP API (uploads, downloads, expiry),
+//!   direct and through onion requests.
 //! - [`https`]: [`HttpsClient`] (any snode certificate accepted) and the node TLS config.
 //! - [`err`]: [`DevnetError`], startup and transport errors.
 //!
@@ -30,15 +33,18 @@
 pub mod community;
 pub mod devnet;
 pub mod err;
+pub mod file_server;
 pub mod https;
 pub mod node;
 pub mod onion;
+mod revocations;
 pub mod rpc;
 pub mod store;
 pub mod topology;
 
 pub use community::{CommunityConfig, CommunityServer, RoomSpec};
-pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, NodeHandle};
+pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, ManifestServer, NodeHandle};
 pub use err::DevnetError;
+pub use file_server::{FileServer, FileServerConfig};
 pub use https::{HttpReply, HttpsClient};
 pub use node::{Event, Origin};

@@ -7,6 +7,8 @@ use session_devnet::{CommunityConfig, Devnet, DevnetConfig, RoomSpec};
 
 const USAGE: &str = "\
 usage: session-devnet [--nodes N] [--swarm-size K] [--base-port P] [--out FILE] [--data-dir DIR]
+                      [--community NAME…] [--community-port P]
+                      [--file-server] [--file-server-port P]
 
   --nodes N        number of snodes (default 12)
   --swarm-size K   nodes per swarm (default 4)
@@ -15,7 +17,10 @@ usage: session-devnet [--nodes N] [--swarm-size K] [--base-port P] [--out FILE] 
   --data-dir DIR   keep node keys and messages in DIR across restarts (default: memory)
   --community NAME start a community server with room NAME (repeat, or NAME,NAME…);
                    a room named with a trailing '!' is read-only (e.g. news!)
-  --community-port P  the community server's port on 127.0.0.1 (default: ephemeral)";
+  --community-port P  the community server's port on 127.0.0.1 (default: ephemeral)
+  --file-server    also run a file server (uploads and downloads through onion requests)
+  --file-server-port P
+                   its port on 127.0.0.1 (default: ephemeral; implies --file-server)";
 
 #[derive(Debug)]
 struct Args {
@@ -71,6 +76,17 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                     .get_or_insert_with(CommunityConfig::default)
                     .port = Some(port);
             }
+            "--file-server" => {
+                config.file_server.get_or_insert_with(Default::default);
+            }
+            "--file-server-port" => {
+                let p = num(value()?)?;
+                let port = u16::try_from(p)
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| format!("--file-server-port: {p} is not a port"))?;
+                config.file_server.get_or_insert_with(Default::default).port = Some(port);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -111,10 +127,18 @@ async fn main() -> ExitCode {
         }
     }
     println!(
-        "devnet ready: {} nodes in {} swarms; seed {}{}; Ctrl-C stops",
+        "devnet ready: {} nodes in {} swarms; seed {}{}{}; Ctrl-C stops",
         devnet.nodes().len(),
         devnet.topology().swarm_ids().len(),
         devnet.seeds()[0],
+        devnet
+            .file_server()
+            .map(|f| format!(
+                "; file server {} (ed25519 {})",
+                f.url(),
+                hex::encode(f.ed25519())
+            ))
+            .unwrap_or_default(),
         args.out
             .as_ref()
             .map(|p| format!("; node list in {}", p.display()))
@@ -169,5 +193,14 @@ mod tests {
         assert!(args("--community a/b").is_err());
         assert!(args("--community").is_err());
         assert!(args("--community-port 70000").is_err());
+        assert!(a.config.file_server.is_none());
+        let f = args("--file-server").expect("valid").expect("not help");
+        assert_eq!(f.config.file_server.expect("on").port, None);
+        let f = args("--file-server-port 9999")
+            .expect("valid")
+            .expect("not help");
+        assert_eq!(f.config.file_server.expect("on").port, Some(9999));
+        assert!(args("--file-server-port 0").is_err());
+        assert!(args("--file-server-port 65536").is_err());
     }
 }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use tracing::{info, warn};
@@ -76,6 +76,9 @@ pub async fn serve_counted(
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    // One permit per live connection, given back the moment its task ends: the limit counts
+    // exactly the connections that are open, however long ago the loop last reaped tasks.
+    let permits = Arc::new(Semaphore::new(max_connections));
     tokio::pin!(shutdown);
     // Warn once per stretch at the limit, not once per refused connection.
     let mut at_limit = false;
@@ -88,7 +91,7 @@ pub async fn serve_counted(
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    if connections.len() >= max_connections {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
                         // Refused without waiting: a best-effort line, then close.
                         let _ = stream.try_write(b"ERROR :Closing link: too many connections\r\n");
                         if !at_limit {
@@ -96,14 +99,15 @@ pub async fn serve_counted(
                             at_limit = true;
                         }
                         continue;
-                    }
+                    };
                     at_limit = false;
                     let _ = stream.set_nodelay(true);
                     let counted = Counted::new(&open);
-                    let conn = conn::run(srv.clone(), stream, peer, stop_rx.clone());
+                    let run = conn::run(srv.clone(), stream, peer, stop_rx.clone());
                     connections.spawn(async move {
-                        let _counted = counted;
-                        conn.await
+                        run.await;
+                        drop(permit);
+                        drop(counted);
                     });
                 }
                 Err(e) => {

@@ -108,7 +108,10 @@ impl<'a> Reader<'a> {
 
     /// The next byte, without consuming it.
     pub fn peek(&self) -> Result<u8, ConfigError> {
-        self.buf.get(self.at).copied().ok_or(self.err("truncated"))
+        self.buf
+            .get(self.at)
+            .copied()
+            .ok_or_else(|| self.err("truncated"))
     }
 
     /// An error at the current offset.
@@ -176,7 +179,7 @@ impl<'a> Reader<'a> {
             .at
             .checked_add(len)
             .filter(|&e| e <= self.buf.len())
-            .ok_or(self.err("string runs past the end"))?;
+            .ok_or_else(|| self.err("string runs past the end"))?;
         let s = &self.buf[self.at..end];
         self.at = end;
         Ok(s)

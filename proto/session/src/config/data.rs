@@ -215,6 +215,15 @@ pub fn prune(d: &mut Data) {
     });
 }
 
+/// True when no set or dict (at any depth) is empty.
+pub fn is_pruned(d: &Data) -> bool {
+    d.values().all(|v| match v {
+        Field::Scalar(_) => true,
+        Field::Set(s) => !s.is_empty(),
+        Field::Dict(sub) => !sub.is_empty() && is_pruned(sub),
+    })
+}
+
 fn set_diff(old: &BTreeSet<Scalar>, new: &BTreeSet<Scalar>) -> Option<DiffOp> {
     let added: BTreeSet<Scalar> = new.difference(old).cloned().collect();
     let removed: BTreeSet<Scalar> = old.difference(new).cloned().collect();
@@ -291,13 +300,17 @@ pub fn apply_diff(data: &mut Data, diff: &Diff, source: &Data) {
             (DiffOp::Removed, _) => {
                 data.remove(k);
             }
-            (DiffOp::Assigned, Some(Field::Scalar(v))) => {
-                data.insert(k.clone(), Field::Scalar(v.clone()));
-            }
+            (DiffOp::Assigned, Some(Field::Scalar(v))) => match data.get_mut(k) {
+                Some(slot) => *slot = Field::Scalar(v.clone()),
+                None => {
+                    data.insert(k.clone(), Field::Scalar(v.clone()));
+                }
+            },
             (DiffOp::Dict(sub), Some(Field::Dict(src_sub))) => {
-                let slot = data
-                    .entry(k.clone())
-                    .or_insert_with(|| Field::Dict(Data::new()));
+                if !data.contains_key(k) {
+                    data.insert(k.clone(), Field::Dict(Data::new()));
+                }
+                let slot = data.get_mut(k).expect("inserted above");
                 if !matches!(slot, Field::Dict(_)) {
                     *slot = Field::Dict(Data::new());
                 }

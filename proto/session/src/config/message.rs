@@ -19,6 +19,7 @@
 //! The hash of a message is the unkeyed BLAKE2b-256 of exactly these bytes. The lagged window keeps
 //! diffs with `seqno − lag < s < seqno` (`lag` = 5 by default).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use blake2::digest::consts::U32;
@@ -26,7 +27,9 @@ use blake2::{Blake2b, Digest};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
 use super::bt::{encode_bytes, encode_int, Reader, Value};
-use super::data::{apply_diff, diff, prune, read_data, read_diff, write_data, write_diff};
+use super::data::{
+    apply_diff, diff, is_pruned, prune, read_data, read_diff, write_data, write_diff,
+};
 use super::data::{Data, Diff};
 use crate::err::ConfigError;
 
@@ -237,14 +240,22 @@ impl ConfigMessage {
     }
 
     /// This message's own diff (`=`): as parsed, or recomputed for a mutable message.
-    pub fn own_diff(&self) -> Diff {
+    pub fn own_diff(&self) -> Cow<'_, Diff> {
         match &self.own {
-            OwnDiff::Fixed(d) => d.clone(),
-            OwnDiff::Since(base) => {
-                let mut data = self.data.clone();
-                prune(&mut data);
-                diff(base, &data)
-            }
+            OwnDiff::Fixed(d) => Cow::Borrowed(d),
+            OwnDiff::Since(base) => Cow::Owned(diff(base, &self.pruned_data())),
+        }
+    }
+
+    /// The data without empty sets or dicts (a mutable message may hold some until it is
+    /// serialized); borrowed when there are none.
+    fn pruned_data(&self) -> Cow<'_, Data> {
+        if is_pruned(&self.data) {
+            Cow::Borrowed(&self.data)
+        } else {
+            let mut d = self.data.clone();
+            prune(&mut d);
+            Cow::Owned(d)
         }
     }
 
@@ -253,14 +264,7 @@ impl ConfigMessage {
     /// `signer`.
     pub fn serialize(&self, signer: Option<&SigningKey>) -> Vec<u8> {
         let own = self.own_diff();
-        let mut data_pruned;
-        let data = if self.is_mutable() {
-            data_pruned = self.data.clone();
-            prune(&mut data_pruned);
-            &data_pruned
-        } else {
-            &self.data
-        };
+        let data = self.pruned_data();
         let mut out = Vec::with_capacity(256);
         out.push(b'd');
         encode_bytes(b"#", &mut out);
@@ -274,7 +278,7 @@ impl ConfigMessage {
         };
         emit_unknown_before(b"&", &mut out);
         encode_bytes(b"&", &mut out);
-        write_data(data, &mut out);
+        write_data(&data, &mut out);
         emit_unknown_before(b"<", &mut out);
         encode_bytes(b"<", &mut out);
         out.push(b'l');
@@ -318,9 +322,8 @@ impl ConfigMessage {
     pub fn increment(&self, signer: Option<&SigningKey>) -> ConfigMessage {
         let bytes = self.serialize(signer);
         let hash = hash_bytes(&bytes);
-        let mut data = self.data.clone();
-        prune(&mut data);
-        let own = self.own_diff();
+        let data = self.pruned_data().into_owned();
+        let own = self.own_diff().into_owned();
         let new_seqno = self.seqno + 1;
         let mut lagged: BTreeMap<SeqHash, Diff> = self
             .lagged
@@ -428,13 +431,16 @@ impl ConfigMessage {
             configs.into_iter().filter(|c| !c.2).map(|c| c.1).collect();
         survivors.sort_by_key(|m| std::cmp::Reverse(m.seq_hash()));
         let mut data = survivors[0].data.clone();
+        // The diffs move out of the survivors (only their data is needed from here on).
         let mut replay: BTreeMap<SeqHash, (usize, Diff)> = BTreeMap::new();
-        for (i, m) in survivors.iter().enumerate() {
-            replay
-                .entry(m.seq_hash())
-                .or_insert_with(|| (i, m.own_diff()));
-            for (sh, d) in &m.lagged {
-                replay.entry(*sh).or_insert_with(|| (i, d.clone()));
+        for (i, m) in survivors.iter_mut().enumerate() {
+            let own = match std::mem::replace(&mut m.own, OwnDiff::Fixed(Diff::new())) {
+                OwnDiff::Fixed(d) => d,
+                OwnDiff::Since(base) => diff(&base, &m.data),
+            };
+            replay.entry(m.seq_hash()).or_insert((i, own));
+            for (sh, d) in std::mem::take(&mut m.lagged) {
+                replay.entry(sh).or_insert((i, d));
             }
         }
         let mut lagged = BTreeMap::new();
