@@ -7,7 +7,7 @@
 //! Exit statuses: 0 success; 1 the command could not do its work (I/O, daemon unreachable);
 //! 2 bad input or usage (clap's own usage errors also exit 2).
 
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -15,7 +15,9 @@ use session_proto::err::{ErrorKind, HasKind};
 
 pub mod client;
 pub mod identity;
+pub mod passphrase;
 pub mod run;
+pub mod status;
 
 /// `sessiond`: a localhost gateway to the Session network.
 #[derive(Debug, Parser)]
@@ -37,6 +39,10 @@ pub enum Command {
     Send(client::SendArgs),
     /// Print an identity's events as JSON lines: the backlog after --from-seq, then live.
     Listen(client::ListenArgs),
+    /// Show the running daemon's network, paths, identities, outbox and listeners.
+    Status(status::StatusArgs),
+    /// Encrypt the identity seeds with a passphrase, change it, or remove it (daemon stopped).
+    Passphrase(passphrase::PassphraseArgs),
 }
 
 /// `sessiond identity …`: the offline commands and the daemon's.
@@ -80,6 +86,12 @@ pub enum CliError {
     /// A gRPC client command failed.
     #[error(transparent)]
     Client(#[from] client::ClientError),
+    /// `sessiond status` failed.
+    #[error(transparent)]
+    Status(#[from] status::StatusError),
+    /// `sessiond passphrase` failed.
+    #[error(transparent)]
+    Passphrase(#[from] passphrase::PassphraseError),
 }
 
 impl CliError {
@@ -93,6 +105,14 @@ impl CliError {
                 _ => 1,
             },
             Self::Client(e) => e.exit_code(),
+            Self::Status(e) => match e.kind() {
+                ErrorKind::InvalidInput => 2,
+                _ => 1,
+            },
+            Self::Passphrase(e) => match e.kind() {
+                ErrorKind::InvalidInput | ErrorKind::Unauthenticated => 2,
+                _ => 1,
+            },
         }
     }
 }
@@ -104,6 +124,8 @@ impl HasKind for CliError {
             Self::ReadStdin(_) | Self::WriteStdout(_) => ErrorKind::LocalIo,
             Self::Run(e) => e.kind(),
             Self::Client(e) => e.kind(),
+            Self::Status(e) => e.kind(),
+            Self::Passphrase(e) => e.kind(),
         }
     }
 }
@@ -117,13 +139,19 @@ pub fn run(
     stderr: &mut dyn Write,
 ) -> Result<(), CliError> {
     match cli.command {
-        Command::Run(args) => run::run(args, stdout)?,
+        Command::Run(args) => {
+            // The banner for people; the JSON line for scripts and pipes.
+            let human = !args.json && io::stdout().is_terminal();
+            run::run(args, stdout, human)?
+        }
         Command::Identity(IdentityArgs { cmd, client }) => match cmd {
             IdentitySub::Offline(cmd) => identity::run(cmd, stdin, stdout)?,
             IdentitySub::Daemon(cmd) => client::run_identity(cmd, &client, stdin, stdout, stderr)?,
         },
         Command::Send(args) => client::run_send(args, stdout)?,
         Command::Listen(args) => client::run_listen(args, stdout)?,
+        Command::Status(args) => status::run(args, stdout)?,
+        Command::Passphrase(args) => passphrase::run(args, stdout)?,
     }
     Ok(())
 }

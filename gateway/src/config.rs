@@ -39,6 +39,21 @@ pub struct Config {
     /// The Matrix client-server endpoint (`sessiond-matrix`).
     #[serde(default)]
     pub matrix: sessiond_matrix::MatrixConfig,
+    /// The HTTP listener: health, Prometheus metrics, the status page.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the HTTP listener with `/healthz`, `/metrics` and the status page.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve it.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The address. Port 0 picks a free port (the daemon prints the one it got).
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
 }
 
 /// `[grpc]`: where the gRPC API listens.
@@ -120,6 +135,11 @@ pub fn default_true() -> bool {
 pub fn default_grpc_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 50051))
 }
+/// `127.0.0.1:9464`: loopback only; the health/metrics port of the Defaults table (the
+/// Prometheus exporters' customary range).
+pub fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
 /// `info`: lifecycle events, warnings and errors.
 pub fn default_log_level() -> String {
     "info".to_owned()
@@ -162,6 +182,15 @@ impl Default for GrpcConfig {
             tcp: default_true(),
             listen: default_grpc_listen(),
             unix_socket: default_true(),
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: default_true(),
+            listen: default_metrics_listen(),
         }
     }
 }
@@ -268,6 +297,10 @@ pub mod env {
     pub const IRC_LISTEN: &str = "SESSIOND_IRC_LISTEN";
     /// `matrix.listen` (and turns the Matrix endpoint on).
     pub const MATRIX_LISTEN: &str = "SESSIOND_MATRIX_LISTEN";
+    /// `metrics.listen` (and turns the HTTP listener on).
+    pub const METRICS_LISTEN: &str = "SESSIOND_METRICS_LISTEN";
+    /// A file holding the store's passphrase (first line).
+    pub const PASSPHRASE_FILE: &str = "SESSIOND_PASSPHRASE_FILE";
 }
 
 /// Parses an `ip:port` listen address from the environment variable `var`.
@@ -316,6 +349,10 @@ impl Config {
         if let Some(v) = vars(env::MATRIX_LISTEN).filter(|v| !v.is_empty()) {
             self.matrix.listen = env_addr(env::MATRIX_LISTEN, &v, "127.0.0.1:8008")?;
             self.matrix.enabled = true;
+        }
+        if let Some(v) = vars(env::METRICS_LISTEN).filter(|v| !v.is_empty()) {
+            self.metrics.listen = env_addr(env::METRICS_LISTEN, &v, "127.0.0.1:9464")?;
+            self.metrics.enabled = true;
         }
         if let Some(v) = vars(env::LOG).filter(|v| !v.is_empty()) {
             self.log.level = v;
@@ -468,9 +505,12 @@ mod tests {
             env::GRPC_LISTEN => Some("127.0.0.1:6000".into()),
             env::LOG => Some("debug".into()),
             env::SEEDS => Some("https://a:1, https://b:2,".into()),
+            env::METRICS_LISTEN => Some("127.0.0.1:9999".into()),
             _ => None,
         })
         .expect("env ok");
+        assert_eq!(c.metrics.listen.port(), 9999);
+        assert!(c.metrics.enabled);
         assert_eq!(c.data_dir.as_deref(), Some(Path::new("/from/env")));
         assert_eq!(c.grpc.listen.port(), 6000);
         assert_eq!(c.log.level, "debug");

@@ -19,9 +19,14 @@ use std::sync::{Arc, Mutex};
 
 use session_proto::keys::IdentityKeys;
 
+use std::sync::atomic::AtomicUsize;
+
 use crate::config::Config;
 use crate::engine::{echo, Ctx, Engine, NetSource, StorePoolStore};
+use crate::http::HttpState;
+use crate::metrics::{self, FrontEnd, Metrics};
 use crate::rpc::{self, auth, ApiError, Service, State};
+use crate::status;
 use crate::store::{IdentityRecord, Store, StoreError};
 use session_net::{NetClient, NetConfig};
 
@@ -104,6 +109,10 @@ pub struct Listening {
     pub irc: Option<SocketAddr>,
     /// The Matrix endpoint's address, if it runs.
     pub matrix: Option<SocketAddr>,
+    /// The HTTP listener's address (`/healthz`, `/metrics`, the status page), if it runs.
+    pub metrics: Option<SocketAddr>,
+    /// The admin token's file.
+    pub admin_token_file: PathBuf,
     /// Which network: "mainnet", "devnet", "custom", or "offline".
     pub network: &'static str,
     /// `run --devnet`: the identities made for trying it out.
@@ -130,6 +139,8 @@ pub struct RunOptions {
     pub demo_identities: bool,
     /// Forget the saved snode pool (an in-process devnet has new ports every run).
     pub forget_pool: bool,
+    /// Print the network's start-up progress (pool, paths) on stdout: for a terminal.
+    pub progress: bool,
 }
 
 /// The name of the echo identity `run --devnet` creates.
@@ -258,6 +269,18 @@ pub async fn run(
     on_listening: impl FnOnce(&Listening),
 ) -> Result<(), DaemonError> {
     let store = Store::open(data_dir)?;
+    if store.is_encrypted()? {
+        // A prompt blocks: off the async threads.
+        let passphrase = tokio::task::spawn_blocking(|| {
+            crate::secrets::obtain_passphrase("Passphrase of the sessiond store: ")
+        })
+        .await
+        .map_err(|e| DaemonError::Api(ApiError::Internal(format!("passphrase task: {e}"))))?
+        .map_err(StoreError::from)?;
+        store.unlock(&passphrase)?;
+    }
+    let started_at_ms = rpc::now_ms();
+    let metrics = Arc::new(Metrics::new());
     let admin_token = auth::load_or_create_admin_token(data_dir)?;
     if opts.forget_pool {
         let empty = session_net::PoolSnapshot {
@@ -294,13 +317,25 @@ pub async fn run(
         echo_record = Some(echo);
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (banner_tx, banner_rx) = watch::channel(false);
     let mut state = State::new(store.clone(), &admin_token, config, shutdown_rx.clone());
-    let (network_name, mut engine) = if config.network.offline {
+    let (network_name, mut engine, net) = if config.network.offline {
         tracing::info!("offline: nothing is sent or polled");
-        ("offline", None)
+        ("offline", None, None)
     } else {
         let (name, net_config) = net_config(&config.network.seeds);
         let client = NetClient::with_https(net_config, Arc::new(StorePoolStore(store.clone())));
+        let counting = metrics::watch_network(&client, Arc::clone(&metrics), shutdown_rx.clone());
+        // Subscribed now so no step is missed; it prints once the banner is out.
+        let progress = opts.progress.then(|| {
+            let events = client.events();
+            tokio::spawn(show_progress(
+                client.clone(),
+                events,
+                banner_rx.clone(),
+                shutdown_rx.clone(),
+            ))
+        });
         let mut engine = Engine::start(Ctx {
             net: client.clone(),
             store: store.clone(),
@@ -309,12 +344,17 @@ pub async fn run(
             outbox_wake: Arc::clone(&state.outbox_wake),
             identities_changed: Arc::clone(&state.identities_changed),
             activity: Mutex::new(Default::default()),
+            metrics: Arc::clone(&metrics),
         });
-        let (source, forwarder) = NetSource::start(client, name, engine.stopping());
+        engine.own("net-metrics", counting);
+        if let Some(task) = progress {
+            engine.own("progress", task);
+        }
+        let (source, forwarder) = NetSource::start(client.clone(), name, engine.stopping());
         engine.own("net-events", forwarder);
         state.network = Some(source);
         tracing::info!(network = name, "network client started");
-        (name, Some(engine))
+        (name, Some(engine), Some(client))
     };
     if let (Some(engine), Some(record)) = (engine.as_mut(), echo_record) {
         let name = record.name.clone();
@@ -365,6 +405,11 @@ pub async fn run(
     } else {
         None
     };
+    let http = if config.metrics.enabled {
+        Some(bind_adapter("HTTP (status, metrics)", config.metrics.listen).await?)
+    } else {
+        None
+    };
     let listening = Listening {
         event: "listening",
         data_dir: data_dir.to_owned(),
@@ -372,6 +417,8 @@ pub async fn run(
         grpc_unix: unix.as_ref().map(|_| socket_path.clone()),
         irc: irc.as_ref().and_then(|l| l.local_addr().ok()),
         matrix: matrix.as_ref().and_then(|l| l.local_addr().ok()),
+        metrics: http.as_ref().and_then(|l| l.local_addr().ok()),
+        admin_token_file: data_dir.join(auth::ADMIN_TOKEN_FILE),
         network: network_name,
         identities,
     };
@@ -380,9 +427,58 @@ pub async fn run(
         unix = ?listening.grpc_unix,
         irc = ?listening.irc,
         matrix = ?listening.matrix,
+        metrics = ?listening.metrics,
         "sessiond listening"
     );
+    let irc_open = Arc::new(AtomicUsize::new(0));
+    let matrix_open = Arc::new(AtomicUsize::new(0));
+    let mut listeners = Vec::new();
+    let mut listed = |name, addr: Option<String>, front_end, open: Option<&Arc<AtomicUsize>>| {
+        if let Some(listen) = addr {
+            listeners.push(status::Listener {
+                name,
+                listen,
+                front_end,
+                open: open.cloned(),
+            });
+        }
+    };
+    let text = |a: Option<SocketAddr>| a.map(|a| a.to_string());
+    listed("gRPC (TCP)", text(listening.grpc_tcp), None, None);
+    let unix_path = listening
+        .grpc_unix
+        .as_ref()
+        .map(|p| p.display().to_string());
+    listed("gRPC (Unix socket)", unix_path, None, None);
+    listed(
+        "IRC",
+        text(listening.irc),
+        Some(FrontEnd::Irc),
+        Some(&irc_open),
+    );
+    listed(
+        "Matrix",
+        text(listening.matrix),
+        Some(FrontEnd::Matrix),
+        Some(&matrix_open),
+    );
+    listed(
+        "HTTP (status, metrics)",
+        text(listening.metrics),
+        None,
+        None,
+    );
+    let sources = status::Sources {
+        store: store.clone(),
+        metrics: Arc::clone(&metrics),
+        net,
+        network: network_name,
+        listeners,
+        started_at_ms,
+        data_dir: data_dir.to_owned(),
+    };
     on_listening(&listening);
+    banner_tx.send_replace(true);
 
     let until_shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|&down| down).await;
@@ -425,8 +521,9 @@ pub async fn run(
         if let Some(listener) = irc {
             let (config, channel) = (config.irc.clone(), channel.clone());
             let signal = until_shutdown(shutdown_rx.clone());
+            let open = Arc::clone(&irc_open);
             servers.spawn(async move {
-                sessiond_irc::serve(listener, config, channel, signal)
+                sessiond_irc::serve_counted(listener, config, channel, signal, open)
                     .await
                     .map_err(|e| DaemonError::Adapter {
                         what: "IRC",
@@ -437,8 +534,9 @@ pub async fn run(
         if let Some(listener) = matrix {
             let (config, channel) = (config.matrix.clone(), channel.clone());
             let signal = until_shutdown(shutdown_rx.clone());
+            let open = Arc::clone(&matrix_open);
             servers.spawn(async move {
-                sessiond_matrix::serve(listener, config, channel, signal)
+                sessiond_matrix::serve_counted(listener, config, channel, signal, open)
                     .await
                     .map_err(|e| DaemonError::Adapter {
                         what: "Matrix",
@@ -446,6 +544,18 @@ pub async fn run(
                     })
             });
         }
+    }
+    if let Some(listener) = http {
+        let state = Arc::new(HttpState::new(sources, &admin_token));
+        let signal = until_shutdown(shutdown_rx.clone());
+        servers.spawn(async move {
+            crate::http::serve(listener, state, signal)
+                .await
+                .map_err(|e| DaemonError::Adapter {
+                    what: "HTTP (status, metrics)",
+                    detail: e.to_string(),
+                })
+        });
     }
     if let Some(listener) = tcp {
         let router = rpc::router(&service).await?;
@@ -499,6 +609,56 @@ pub async fn run(
     }
     tracing::info!("sessiond stopped");
     result
+}
+
+/// Prints the network's start-up steps (from `rx`, subscribed before the client started) once
+/// `banner` turns true, until the paths are built or the daemon stops: for a person at a
+/// terminal, who would otherwise wait without knowing for what.
+async fn show_progress(
+    client: NetClient,
+    mut rx: tokio::sync::broadcast::Receiver<session_net::NetEvent>,
+    mut banner: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use session_net::NetEvent;
+    use std::io::Write;
+    let say = |line: String| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    tokio::select! {
+        _ = stop.changed() => return,
+        r = banner.wait_for(|&out| out) => if r.is_err() { return },
+    }
+    say("  … fetching the snode pool and building onion paths".to_owned());
+    let mut paths = 0;
+    loop {
+        let event = tokio::select! {
+            _ = stop.changed() => return,
+            r = rx.recv() => r,
+        };
+        match event {
+            Ok(NetEvent::PoolRefreshed { size, .. }) => {
+                say(format!("  ✓ snode pool: {size} snodes"));
+            }
+            Ok(NetEvent::PathBuilt { path }) => {
+                paths += 1;
+                let hops: Vec<&str> = path
+                    .hops
+                    .iter()
+                    .map(|h| h.ed25519.get(..8).unwrap_or(&h.ed25519))
+                    .collect();
+                say(format!("  ✓ path {paths} built: {}", hops.join(" → ")));
+                if paths >= client.config().guard_count {
+                    say("  ✓ online: messages go out and come in".to_owned());
+                    return;
+                }
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 fn flatten(

@@ -5,6 +5,8 @@
 //! - `sender` ([`sender`]): stores due outbox entries in the recipients' swarms, with retries.
 //! - `pollers` ([`poller`]): a supervisor that keeps one poller task per identity, following
 //!   identities added and removed at run time.
+//! - `bootstrap`: fetches the pool and builds the paths at start (retrying with backoff until
+//!   it works), so the daemon is ready before the first message rather than at it.
 //! - `net-events` ([`netsource`]): forwards the client's events to Network.Watch.
 //! - `echo` ([`echo`], `run --devnet` only): answers every message to one identity.
 //!
@@ -23,6 +25,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::{OutboxConfig, PollConfig};
+use crate::metrics::Metrics;
 use crate::store::{IdentityId, Store, StoreError};
 use session_net::NetClient;
 
@@ -67,6 +70,8 @@ pub struct Ctx {
     /// Per-identity "activity" nudges: the sender pokes the sending identity's poller after a
     /// successful send, so it polls fast for the reply. std Mutex: short sections, no awaits.
     pub activity: Mutex<HashMap<IdentityId, Arc<Notify>>>,
+    /// Counters for `/metrics` and the status page's recent failures.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Ctx {
@@ -83,6 +88,12 @@ impl Ctx {
             .map_err(EngineError::from)
     }
 
+    /// Hops of the client's current paths (0 when it has none): the hop count an onion request
+    /// goes over.
+    pub fn hops(&self) -> usize {
+        self.net.status().paths.first().map_or(0, |p| p.hops.len())
+    }
+
     /// Marks an identity active (its poller switches to the fast interval).
     pub fn poke(&self, identity: IdentityId) {
         let nudge = self
@@ -94,6 +105,32 @@ impl Ctx {
         if let Some(n) = nudge {
             n.notify_one();
         }
+    }
+}
+
+/// First wait between bootstrap attempts; doubles up to [`BOOTSTRAP_RETRY_MAX`].
+const BOOTSTRAP_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait between bootstrap attempts (the client's maintenance takes over later).
+const BOOTSTRAP_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Bootstraps the client once at start, retrying until it works or `stop` turns true.
+async fn bootstrap(net: NetClient, mut stop: watch::Receiver<bool>) {
+    let mut wait = BOOTSTRAP_RETRY;
+    loop {
+        let done = tokio::select! {
+            _ = stop.changed() => return,
+            r = net.bootstrap() => r,
+        };
+        match done {
+            Ok(()) => return,
+            Err(session_net::NetError::Shutdown) => return,
+            Err(e) => tracing::debug!(cause = %e, "bootstrap failed; will retry"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(BOOTSTRAP_RETRY_MAX);
     }
 }
 
@@ -120,6 +157,10 @@ impl Engine {
             (
                 "pollers",
                 tokio::spawn(poller::supervise(Arc::clone(&ctx), stop.subscribe())),
+            ),
+            (
+                "bootstrap",
+                tokio::spawn(bootstrap(ctx.net.clone(), stop.subscribe())),
             ),
         ];
         Engine { ctx, stop, tasks }

@@ -7,7 +7,7 @@
 //! | `meta` | name | u64 (`sessiond_schema_version`, id counters) |
 //! | `identities` | identity id | JSON [`IdentityRecord`] |
 //! | `identity_names` | name | identity id |
-//! | `seeds` | identity id | the 32-byte seed |
+//! | `seeds` | identity id | the 32-byte seed, or sealed with the passphrase's key (`lock`) |
 //! | `events` | (identity id, seq) | JSON [`StoredEvent`] |
 //! | `seen_hashes` | (identity id, message hash) | seq of the event that recorded it |
 //! | `cursors` | (identity id, namespace) | `last_hash` of the poller |
@@ -18,7 +18,7 @@
 //! | `peer_events` | (identity id, peer Account ID, seq) | () — the per-conversation log index |
 //! | `idempotency` | (identity id, client key) | JSON [`SentKey`] |
 //! | `tokens` | SHA-256 of the token | JSON [`TokenRecord`] |
-//! | `blobs` | name | bytes (the snode pool) |
+//! | `blobs` | name | bytes (the snode pool; the passphrase's lock record) |
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
 //! a caller was told is durable survives a crash. The operations that must be atomic together are
@@ -43,10 +43,12 @@
 //! - `book`: conversations, contacts and handles, and the rules for ConversationChanged events.
 //! - [`handles`]: the handle rule and derivation (pure).
 //! - `migrate`: schema upgrades.
+//! - `lock`: the passphrase: sealed seeds, unlocking, set/change/remove with migration.
 
 mod book;
 mod err;
 pub mod handles;
+mod lock;
 mod migrate;
 mod records;
 
@@ -112,6 +114,8 @@ struct Shared {
     watchers: Mutex<HashMap<IdentityId, watch::Sender<u64>>>,
     /// Live typing notices for every identity (subscribers filter by identity).
     typing: broadcast::Sender<TypingNotice>,
+    /// The passphrase's key once unlocked (`lock`). A std Mutex: nothing awaits while it is held.
+    key: Mutex<Option<Arc<crate::secrets::SealKey>>>,
 }
 
 /// Someone started or stopped typing to an identity: a live notice, never stored.
@@ -195,6 +199,7 @@ impl Store {
                 file,
                 watchers: Mutex::new(HashMap::new()),
                 typing: broadcast::channel(TYPING_CAPACITY).0,
+                key: Mutex::new(None),
             }),
         };
         store.check_schema()?;
@@ -337,6 +342,12 @@ impl Store {
         f(&tx).map_err(|e| e.into_store(action))
     }
 
+    /// Events in all identities' event logs.
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        use redb::ReadableTableMetadata;
+        self.read("counting events", |tx| Ok(tx.open_table(EVENTS)?.len()?))
+    }
+
     // --------------------------------------------------------------------------------------------
     // Identities
     // --------------------------------------------------------------------------------------------
@@ -380,7 +391,8 @@ impl Store {
             names.insert(name, id)?;
             tx.open_table(IDENTITIES)?
                 .insert(id, encode(&record).as_slice())?;
-            tx.open_table(SEEDS)?.insert(id, seed.as_slice())?;
+            let stored = self.seal_seed(tx, id, seed)?;
+            tx.open_table(SEEDS)?.insert(id, stored.as_slice())?;
             Ok(record)
         })
     }
@@ -428,11 +440,7 @@ impl Store {
                 what: "seed",
                 detail: format!("identity {name:?} has no seed"),
             })?;
-            let seed: [u8; 32] = v.value().try_into().map_err(|_| StoreError::BadRecord {
-                what: "seed",
-                detail: format!("{} bytes instead of 32", v.value().len()),
-            })?;
-            Ok(Zeroizing::new(seed))
+            Ok(self.open_seed(record.id, v.value())?)
         })
     }
 

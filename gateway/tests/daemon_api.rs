@@ -1313,3 +1313,424 @@ with grpc.insecure_channel("unix:" + path) as ch:
     // WhoAmIResponse { admin: true }.
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0801");
 }
+
+/// A strict reader of the text exposition format (OpenMetrics 1.0 text, which Prometheus reads):
+/// every line is a `# HELP`/`# TYPE`/`# UNIT` comment, a sample of a declared family, or the
+/// final `# EOF`; label values are quoted with escapes; values are floats. Panics on anything
+/// else.
+mod prom {
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    pub struct Sample {
+        pub name: String,
+        pub labels: Vec<(String, String)>,
+        pub value: f64,
+    }
+
+    fn valid_name(s: &str) -> bool {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+
+    fn labels(text: &str, line: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let (name, after) = rest
+                .split_once("=\"")
+                .unwrap_or_else(|| panic!("bad label in {line:?}"));
+            assert!(valid_name(name), "bad label name {name:?} in {line:?}");
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((i, '"')) => break i,
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, 'n')) => value.push('\n'),
+                        Some((_, c @ ('\\' | '"'))) => value.push(c),
+                        other => panic!("bad escape {other:?} in {line:?}"),
+                    },
+                    Some((_, c)) => value.push(c),
+                    None => panic!("unterminated label value in {line:?}"),
+                }
+            };
+            out.push((name.to_owned(), value));
+            rest = &after[end + 1..];
+            rest = rest.strip_prefix(',').unwrap_or(rest);
+        }
+        out
+    }
+
+    fn value(s: &str, line: &str) -> f64 {
+        match s {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            _ => s
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value {s:?} in {line:?}")),
+        }
+    }
+
+    /// The samples of `text`, checked against the declared families.
+    pub fn parse(text: &str) -> Vec<Sample> {
+        let mut types: HashMap<String, String> = HashMap::new();
+        let mut samples = Vec::new();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.last(), Some(&"# EOF"), "no final # EOF");
+        for line in &lines[..lines.len() - 1] {
+            if let Some(comment) = line.strip_prefix("# ") {
+                let mut parts = comment.splitn(3, ' ');
+                let (kind, name) = (parts.next(), parts.next());
+                let name = name.unwrap_or_else(|| panic!("bad comment {line:?}"));
+                assert!(valid_name(name), "bad family name in {line:?}");
+                match kind {
+                    Some("TYPE") => {
+                        let t = parts.next().unwrap_or_default();
+                        assert!(
+                            [
+                                "counter",
+                                "gauge",
+                                "histogram",
+                                "summary",
+                                "unknown",
+                                "info"
+                            ]
+                            .contains(&t),
+                            "bad type in {line:?}"
+                        );
+                        types.insert(name.to_owned(), t.to_owned());
+                    }
+                    Some("HELP") | Some("UNIT") => {}
+                    _ => panic!("unexpected comment {line:?}"),
+                }
+                continue;
+            }
+            assert!(!line.is_empty(), "empty line in the exposition");
+            let (head, val) = match line.find('{') {
+                Some(open) => {
+                    let close = line
+                        .rfind('}')
+                        .unwrap_or_else(|| panic!("no }} in {line:?}"));
+                    let name = &line[..open];
+                    let ls = labels(&line[open + 1..close], line);
+                    ((name.to_owned(), ls), line[close + 1..].trim())
+                }
+                None => {
+                    let (name, v) = line
+                        .split_once(' ')
+                        .unwrap_or_else(|| panic!("no value in {line:?}"));
+                    ((name.to_owned(), Vec::new()), v.trim())
+                }
+            };
+            let (name, labels) = head;
+            assert!(valid_name(&name), "bad metric name in {line:?}");
+            let family = ["_total", "_bucket", "_count", "_sum", "_created", ""]
+                .iter()
+                .filter_map(|suffix| name.strip_suffix(suffix))
+                .find(|base| types.contains_key(*base))
+                .unwrap_or_else(|| panic!("sample of an undeclared family: {line:?}"));
+            if types[family] == "counter" {
+                assert!(
+                    name.ends_with("_total") || name.ends_with("_created"),
+                    "{line:?}"
+                );
+            }
+            let v = val.split(' ').next().unwrap_or_default();
+            samples.push(Sample {
+                name,
+                labels,
+                value: value(v, line),
+            });
+        }
+        samples
+    }
+
+    /// The sum of the samples named `name` whose labels include `with`.
+    pub fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
+        samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| {
+                with.iter()
+                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|s| s.value)
+            .sum()
+    }
+}
+
+/// The samples of a daemon's /metrics.
+async fn scrape(http: &str) -> Vec<prom::Sample> {
+    let r = support::http_request(http, "GET", "/metrics", &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/openmetrics-text")));
+    prom::parse(&r.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_before_and_after_bootstrap_and_metrics_as_messages_flow() {
+    // Before: seeds that do not answer: not bootstrapped, no path, and the reasons say so.
+    let dir = TempDir::new("api-health");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let dead_seed = format!("https://{}", dead.local_addr().expect("addr"));
+    drop(dead);
+    let mut cmd = support::run_command(dir.path());
+    cmd.env_remove("SESSIOND_OFFLINE")
+        .args(["--seeds", &dead_seed]);
+    let lonely = Daemon::start_with(dir.path(), cmd);
+    let http = lonely.http.clone().expect("http");
+    let r = support::http_request(&http, "GET", "/healthz", &[], "").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["ready"], false);
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("not bootstrapped"), "{reasons}");
+    assert!(reasons.contains("no onion path"), "{reasons}");
+    drop(lonely);
+
+    // After: on a devnet, ready once the pool is in and a path is built.
+    let n = support::net("api-metrics", support::FAST_CONFIG).await;
+    let data = n.dir.path().join("d");
+    let cmd = support::networked_command(&data, &n.manifest, &n.config);
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start_with(&data, cmd))
+        .await
+        .expect("start");
+    let http = daemon.http.clone().expect("http");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = support::http_request(&http, "GET", "/healthz", &[], "").await;
+        if r.status == 200 {
+            assert_eq!(r.json(), serde_json::json!({"ready": true, "reasons": []}));
+            break;
+        }
+        assert_eq!(r.status, 503);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready: {}",
+            r.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let channel = daemon.channel().await;
+    let mut admin = clients(&channel, bearer(&daemon.admin_token));
+    let alice = admin
+        .ids
+        .create_identity(create("alice"))
+        .await
+        .expect("alice")
+        .into_inner();
+    let bob = admin
+        .ids
+        .create_identity(create("bob"))
+        .await
+        .expect("bob")
+        .into_inner();
+    let alice_id = alice.identity.expect("identity").account_id;
+    let bob_id = bob.identity.expect("identity").account_id;
+    let before = scrape(&http).await;
+    let listed = [
+        "sessiond_onion_requests_total",
+        "sessiond_onion_request_duration_seconds_count",
+        "sessiond_path_builds_total",
+        "sessiond_path_drops_total",
+        "sessiond_path_strikes_total",
+        "sessiond_messages_sent_total",
+        "sessiond_messages_received_total",
+        "sessiond_messages_failed_total",
+        "sessiond_poll_rounds_total",
+        "sessiond_poll_errors_total",
+        "sessiond_outbox_depth",
+        "sessiond_outbox_oldest_age_seconds",
+        "sessiond_adapter_connections",
+        "sessiond_event_log_events",
+        "sessiond_paths",
+        "sessiond_snode_pool_size",
+    ];
+    let names: Vec<&str> = before.iter().map(|s| s.name.as_str()).collect();
+    for series in listed {
+        if series.starts_with("sessiond_onion_request") {
+            continue; // no request yet, perhaps
+        }
+        assert!(names.contains(&series), "{series} missing from /metrics");
+    }
+    assert!(prom::sum(&before, "sessiond_path_builds_total", &[("kind", "first")]) >= 1.0);
+    assert!(prom::sum(&before, "sessiond_paths", &[]) >= 1.0);
+    assert_eq!(prom::sum(&before, "sessiond_messages_sent_total", &[]), 0.0);
+
+    const TEXT: &str = "metrics should never see this text";
+    admin
+        .msgs
+        .send_message(SendMessageRequest {
+            identity: "alice".into(),
+            recipient: bob_id.clone(),
+            text: TEXT.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("send");
+    // An IRC connection shows in the front ends' gauge.
+    let irc = tokio::net::TcpStream::connect(daemon.irc.clone().expect("irc"))
+        .await
+        .expect("irc connect");
+    let after = loop {
+        let s = scrape(&http).await;
+        let got = prom::sum(&s, "sessiond_messages_received_total", &[]);
+        let irc_open = prom::sum(&s, "sessiond_adapter_connections", &[("front_end", "irc")]);
+        if got >= 1.0 && irc_open >= 1.0 {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob never received alice's message (received {got}, IRC connections {irc_open}): {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(irc);
+    assert_eq!(prom::sum(&after, "sessiond_messages_sent_total", &[]), 1.0);
+    let stored = [("kind", "store"), ("outcome", "ok"), ("hops", "3")];
+    assert!(prom::sum(&after, "sessiond_onion_requests_total", &stored) >= 1.0);
+    let retrieved = [("kind", "retrieve"), ("outcome", "ok")];
+    assert!(prom::sum(&after, "sessiond_onion_requests_total", &retrieved) >= 1.0);
+    assert!(
+        prom::sum(
+            &after,
+            "sessiond_onion_request_duration_seconds_count",
+            &[("kind", "store")]
+        ) >= 1.0
+    );
+    assert!(
+        prom::sum(&after, "sessiond_poll_rounds_total", &[])
+            > prom::sum(&before, "sessiond_poll_rounds_total", &[])
+    );
+    assert!(
+        prom::sum(&after, "sessiond_event_log_events", &[])
+            >= prom::sum(&before, "sessiond_event_log_events", &[]) + 2.0
+    );
+    assert_eq!(prom::sum(&after, "sessiond_outbox_depth", &[]), 0.0);
+    let names: Vec<&str> = after.iter().map(|s| s.name.as_str()).collect();
+    for series in listed {
+        assert!(names.contains(&series), "{series} missing from /metrics");
+    }
+    // No identifier in any label: short enum-like values only, none of the names, ids or text.
+    for s in &after {
+        for (k, v) in &s.labels {
+            assert!(
+                v.len() <= 12
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-._".contains(c)),
+                "label {k}={v:?} of {} looks like data",
+                s.name
+            );
+            for secret in [&alice_id, &bob_id, "alice", "bob", TEXT] {
+                assert!(!v.contains(secret) && !k.contains(secret));
+            }
+        }
+    }
+
+    status_page(&daemon, &http).await;
+    daemon.terminate();
+    n.devnet.shutdown().await;
+}
+
+/// The status page and its data: only with the admin token.
+async fn status_page(daemon: &Daemon, http: &str) {
+    use support::http_request as req;
+    // The page itself is a shell without data; the data needs the token.
+    let page = req(http, "GET", "/", &[], "").await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<title>sessiond status</title>"));
+    assert!(!page.text().contains("alice"));
+    assert!(page.header("content-security-policy").is_some());
+    for asset in ["/app.js", "/style.css"] {
+        assert_eq!(req(http, "GET", asset, &[], "").await.status, 200);
+    }
+    let denied = req(http, "GET", "/api/status", &[], "").await;
+    assert_eq!(denied.status, 401);
+    assert!(!denied.text().contains("alice"));
+
+    // Bad logins: no cookie.
+    for (body, status) in [
+        (r#"{"token":"wrong"}"#.to_owned(), 401),
+        ("not json".to_owned(), 400),
+        (r#"{"nope":1}"#.to_owned(), 400),
+        (format!(r#"{{"token":"{}"}}"#, "x".repeat(10_000)), 413),
+    ] {
+        let r = req(http, "POST", "/login", &[], &body).await;
+        assert_eq!(r.status, status, "{body:.40}: {}", r.text());
+        assert!(r.header("set-cookie").is_none());
+    }
+    let login = format!(r#"{{"token":"{}"}}"#, daemon.admin_token);
+    let r = req(http, "POST", "/login", &[], &login).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let set = r.header("set-cookie").expect("cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(
+        !set.contains(&daemon.admin_token),
+        "the cookie is not the token"
+    );
+    let cookie = set.split(';').next().expect("name=value").to_owned();
+
+    let r = req(http, "GET", "/api/status", &[("cookie", &cookie)], "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report = r.json();
+    let names: Vec<&str> = report["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert_eq!(report["health"]["ready"], true);
+    let paths = report["paths"].as_array().expect("paths");
+    assert!(!paths.is_empty());
+    assert_eq!(paths[0]["hops"].as_array().map(Vec::len), Some(3));
+    assert!(paths[0]["built_at_ms"].as_u64().is_some());
+
+    // A bearer token works too; a forged cookie or a wrong token does not.
+    let bearer = format!("bearer {}", daemon.admin_token);
+    assert_eq!(
+        req(
+            http,
+            "GET",
+            "/api/status",
+            &[("authorization", &bearer)],
+            ""
+        )
+        .await
+        .status,
+        200
+    );
+    let forged = format!("sessiond_status={}", "0".repeat(64));
+    assert_eq!(
+        req(http, "GET", "/api/status", &[("cookie", &forged)], "")
+            .await
+            .status,
+        401
+    );
+    let wrong = "Bearer 0000";
+    assert_eq!(
+        req(http, "GET", "/api/status", &[("authorization", wrong)], "")
+            .await
+            .status,
+        401
+    );
+
+    let r = req(http, "POST", "/logout", &[("cookie", &cookie)], "").await;
+    assert_eq!(r.status, 204);
+    assert!(r
+        .header("set-cookie")
+        .is_some_and(|c| c.contains("Max-Age=0")));
+    assert_eq!(req(http, "POST", "/metrics", &[], "").await.status, 405);
+    assert_eq!(req(http, "GET", "/nope", &[], "").await.status, 404);
+}

@@ -265,3 +265,187 @@ fn bad_adapter_addresses_fail_with_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--matrix-listen"), "{stderr}");
 }
+
+#[test]
+fn status_reports_a_running_daemon() {
+    let dir = TempDir::new("cli-status");
+    let daemon = Daemon::start(dir.path());
+    let d = dir.path();
+    let http = daemon.http.clone().expect("the HTTP listener runs");
+    json(&cli(d, &["identity", "new", "alice"], ""));
+    json(&cli(d, &["identity", "new", "bob"], ""));
+    let bob = json(&cli(d, &["identity", "list"], ""))[1]["account_id"]
+        .as_str()
+        .expect("bob's id")
+        .to_owned();
+    json(&cli(
+        d,
+        &["send", "--from", "alice", "--to", &bob, "hi"],
+        "",
+    ));
+
+    let out = cli(d, &["status", "--metrics-listen", &http], "");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for expected in [
+        "not ready",
+        "network: offline",
+        "Identities 2",
+        "alice",
+        "queued 1",
+        "Outbox    1 queued",
+        "IRC",
+        "Matrix",
+        &http,
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    // Account IDs only shortened.
+    assert!(!text.contains(&bob), "{text}");
+
+    let report = json(&cli(
+        d,
+        &["status", "--json", "--metrics-listen", &http],
+        "",
+    ));
+    assert_eq!(report["health"]["ready"], false);
+    assert_eq!(report["network"]["name"], "offline");
+    assert_eq!(report["identities"][0]["name"], "alice");
+    assert_eq!(report["identities"][0]["queued"], 1);
+    assert_eq!(report["outbox"]["depth"], 1);
+    assert_eq!(report["encrypted"], false);
+
+    // Nobody there: one line, exit 1.
+    let out = cli(d, &["status", "--metrics-listen", "127.0.0.1:1"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_line_error(&out).contains("cannot get the status"));
+    drop(daemon);
+}
+
+/// `sessiond passphrase …` with the passphrase files given.
+fn passphrase_cmd(d: &Path, args: &[&str], current: Option<&Path>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("passphrase")
+        .args(args)
+        .arg("--data-dir")
+        .arg(d)
+        .env_remove("SESSIOND_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stdin(Stdio::null());
+    match current {
+        Some(f) => cmd.env("SESSIOND_PASSPHRASE_FILE", f),
+        None => cmd.env_remove("SESSIOND_PASSPHRASE_FILE"),
+    };
+    cmd.output().expect("passphrase command")
+}
+
+fn export(d: &Path, name: &str) -> String {
+    json(&cli(d, &["identity", "export", name], ""))["recovery_password"]
+        .as_str()
+        .expect("recovery password")
+        .to_owned()
+}
+
+fn seed_in_file(d: &Path, password: &str) -> bool {
+    let seed = session_proto::mnemonic::decode_recovery_password(password).expect("decode");
+    let bytes = std::fs::read(d.join("sessiond.redb")).expect("read the store");
+    bytes.windows(seed.len()).any(|w| w == seed.as_slice())
+}
+
+#[test]
+fn a_passphrase_protects_the_seeds_and_migrates_both_ways() {
+    let dir = TempDir::new("cli-pass");
+    let d = dir.path();
+    let daemon = Daemon::start(d);
+    json(&cli(d, &["identity", "new", "alice"], ""));
+    let password = export(d, "alice");
+    assert!(daemon.terminate().success());
+    assert!(seed_in_file(d, &password), "the plain store holds the seed");
+
+    let files = TempDir::new("cli-pass-files");
+    std::fs::create_dir_all(files.path()).expect("dir");
+    let right = files.path().join("right");
+    let wrong = files.path().join("wrong");
+    let newer = files.path().join("newer");
+    std::fs::write(&right, "a long passphrase\n").expect("write");
+    std::fs::write(&wrong, "not it\n").expect("write");
+    std::fs::write(&newer, "an even longer passphrase\n").expect("write");
+    let new_flag = |f: &Path| ["--new-passphrase-file".to_owned(), f.display().to_string()];
+
+    // set: no new passphrase and no terminal is one line; with a file, the seeds are sealed.
+    let out = passphrase_cmd(d, &["set"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("new passphrase"));
+    let [flag, file] = new_flag(&right);
+    let out = passphrase_cmd(d, &["set", &flag, &file], None);
+    assert_eq!(json(&out)["passphrase"], "set");
+    assert!(
+        !seed_in_file(d, &password),
+        "a seed is readable in the encrypted store"
+    );
+    let out = passphrase_cmd(d, &["set", &flag, &file], None);
+    assert!(one_line_error(&out).contains("encrypted already"));
+
+    // Refused without the passphrase or with a wrong one: one line, and the daemon exits.
+    let out = run_command(d).output().expect("run");
+    assert!(!out.status.success());
+    assert!(one_line_error(&out).contains("encrypted"), "{out:?}");
+    let out = run_command(d)
+        .env("SESSIOND_PASSPHRASE_FILE", &wrong)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = one_line_error(&out);
+    assert!(err.contains("wrong passphrase"), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1
+    );
+
+    // Opened with it, from the file or as a systemd credential.
+    let mut cmd = run_command(d);
+    cmd.env("SESSIOND_PASSPHRASE_FILE", &right);
+    let daemon = Daemon::start_with(d, cmd);
+    assert_eq!(export(d, "alice"), password);
+    json(&cli(d, &["identity", "new", "bob"], ""));
+    let bob_password = export(d, "bob");
+    assert!(daemon.terminate().success());
+    assert!(
+        !seed_in_file(d, &bob_password),
+        "a new identity's seed is sealed too"
+    );
+    let creds = TempDir::new("cli-pass-creds");
+    std::fs::create_dir_all(creds.path()).expect("dir");
+    std::fs::copy(&right, creds.path().join("passphrase")).expect("credential");
+    let mut cmd = run_command(d);
+    cmd.env("CREDENTIALS_DIRECTORY", creds.path());
+    let daemon = Daemon::start_with(d, cmd);
+    assert_eq!(export(d, "bob"), bob_password);
+    assert!(daemon.terminate().success());
+
+    // change: the old one stops working.
+    let [flag, file] = new_flag(&newer);
+    let out = passphrase_cmd(d, &["change", &flag, &file], Some(&wrong));
+    assert!(one_line_error(&out).contains("wrong passphrase"));
+    json(&passphrase_cmd(d, &["change", &flag, &file], Some(&right)));
+    let out = run_command(d)
+        .env("SESSIOND_PASSPHRASE_FILE", &right)
+        .output()
+        .expect("run");
+    assert!(one_line_error(&out).contains("wrong passphrase"));
+
+    // remove: plain again; the daemon starts without a passphrase.
+    let out = passphrase_cmd(d, &["remove"], Some(&newer));
+    assert_eq!(json(&out)["passphrase"], "removed");
+    assert!(seed_in_file(d, &password));
+    let daemon = Daemon::start(d);
+    assert_eq!(export(d, "alice"), password);
+    assert_eq!(export(d, "bob"), bob_password);
+    assert!(daemon.terminate().success());
+    let out = passphrase_cmd(d, &["remove"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("not encrypted"));
+}

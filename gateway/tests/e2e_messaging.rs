@@ -369,6 +369,7 @@ fn run_with_seeds(dir: &Path, seeds: &str) -> std::process::Output {
         .arg(dir)
         .args(["--seeds", seeds])
         .env("SESSIOND_GRPC_LISTEN", "127.0.0.1:0")
+        .env("SESSIOND_METRICS_LISTEN", "127.0.0.1:0")
         .env_remove("SESSIOND_CONFIG")
         .env_remove("SESSIOND_OFFLINE")
         .output()

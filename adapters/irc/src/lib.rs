@@ -28,6 +28,7 @@ pub mod sasl;
 pub mod split;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -51,6 +52,17 @@ pub async fn serve(
     config: IrcConfig,
     api: Channel,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), IrcError> {
+    serve_counted(listener, config, api, shutdown, Arc::default()).await
+}
+
+/// [`serve`], keeping the number of open connections in `open` (for the daemon's metrics).
+pub async fn serve_counted(
+    listener: TcpListener,
+    config: IrcConfig,
+    api: Channel,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    open: Arc<AtomicUsize>,
 ) -> Result<(), IrcError> {
     check(&config)?;
     let max_connections = config.max_connections;
@@ -90,10 +102,12 @@ pub async fn serve(
                     };
                     at_limit = false;
                     let _ = stream.set_nodelay(true);
+                    let counted = Counted::new(&open);
                     let run = conn::run(srv.clone(), stream, peer, stop_rx.clone());
                     connections.spawn(async move {
                         run.await;
                         drop(permit);
+                        drop(counted);
                     });
                 }
                 Err(e) => {
@@ -114,6 +128,22 @@ pub async fn serve(
     }
     info!("IRC server stopped");
     Ok(())
+}
+
+/// One open connection in a count: counted while alive.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(open: &Arc<AtomicUsize>) -> Counted {
+        open.fetch_add(1, Ordering::Relaxed);
+        Counted(Arc::clone(open))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 fn check(config: &IrcConfig) -> Result<(), IrcError> {

@@ -2,6 +2,7 @@
 //! limit, path and query decoding), and writing JSON answers with CORS headers.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,7 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    open: Arc<AtomicUsize>,
 ) -> Result<(), ServeError> {
     tokio::pin!(shutdown);
     let mut conns = JoinSet::new();
@@ -52,7 +54,14 @@ pub(crate) async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     errors = 0;
-                    conns.spawn(connection(Arc::clone(&shared), stream));
+                    // Counted while the connection task lives.
+                    open.fetch_add(1, Ordering::Relaxed);
+                    let conn = connection(Arc::clone(&shared), stream);
+                    let open = Arc::clone(&open);
+                    conns.spawn(async move {
+                        conn.await;
+                        open.fetch_sub(1, Ordering::Relaxed);
+                    });
                 }
                 Err(e) => {
                     errors += 1;

@@ -45,10 +45,21 @@ pub async fn serve(
     api: tonic::transport::Channel,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_counted(listener, config, api, shutdown, Arc::default()).await
+}
+
+/// [`serve`], keeping the number of open connections in `open` (for the daemon's metrics).
+pub async fn serve_counted(
+    listener: tokio::net::TcpListener,
+    config: MatrixConfig,
+    api: tonic::transport::Channel,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shared = Arc::new(state::Shared::new(config, api, stop_rx));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, server_name = %shared.config.server_name, "matrix: listening");
     }
-    http::run(listener, shared, stop_tx, shutdown).await
+    http::run(listener, shared, stop_tx, shutdown, open).await
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use session_devnet::{Devnet, DevnetConfig, DevnetError, Manifest};
 
 use crate::config::{self, Config, ConfigError};
-use crate::daemon::{self, DaemonError, RunOptions};
+use crate::daemon::{self, DaemonError, Listening, RunOptions};
 
 /// The manifest `run --devnet` writes into the data dir.
 pub const DEVNET_MANIFEST: &str = "devnet.json";
@@ -43,6 +43,15 @@ pub struct RunArgs {
     /// a free one). Overrides the config and SESSIOND_MATRIX_LISTEN, and turns it on.
     #[arg(long, value_name = "ADDR")]
     pub matrix_listen: Option<std::net::SocketAddr>,
+    /// Serve /healthz, /metrics and the status page on this address (default 127.0.0.1:9464;
+    /// port 0 picks a free one). Overrides the config and SESSIOND_METRICS_LISTEN, and turns it
+    /// on.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Print the start-up line as JSON even on a terminal (it always is when stdout is not a
+    /// terminal).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Why `sessiond run` failed.
@@ -127,9 +136,10 @@ pub fn resolve_seeds(values: &[String]) -> Result<Vec<String>, RunError> {
     Ok(out)
 }
 
-/// Runs `sessiond run`: prints one JSON line with the listening addresses on stdout, logs to
-/// stderr, returns on SIGTERM or Ctrl-C after a graceful shutdown.
-pub fn run(args: RunArgs, stdout: &mut dyn Write) -> Result<(), RunError> {
+/// Runs `sessiond run`: prints the listening addresses on stdout (a banner for a person when
+/// `human`, else one JSON line), logs to stderr, returns on SIGTERM or Ctrl-C after a graceful
+/// shutdown.
+pub fn run(args: RunArgs, stdout: &mut dyn Write, human: bool) -> Result<(), RunError> {
     let (mut config, data_dir) = load_config(args.config, args.data_dir)?;
     if let Some(addr) = args.irc_listen {
         config.irc.listen = addr;
@@ -138,6 +148,10 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write) -> Result<(), RunError> {
     if let Some(addr) = args.matrix_listen {
         config.matrix.listen = addr;
         config.matrix.enabled = true;
+    }
+    if let Some(addr) = args.metrics_listen {
+        config.metrics.listen = addr;
+        config.metrics.enabled = true;
     }
     if !args.seeds.is_empty() {
         config.network.seeds = resolve_seeds(&args.seeds)?;
@@ -150,9 +164,20 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write) -> Result<(), RunError> {
         .map_err(RunError::Runtime)?;
     runtime.block_on(async {
         let stop = daemon::termination_signal()?;
-        let mut opts = RunOptions::default();
+        let mut opts = RunOptions {
+            progress: human,
+            ..RunOptions::default()
+        };
         let devnet = if args.devnet {
             crate::store::prepare_dir(&data_dir).map_err(DaemonError::from)?;
+            if human {
+                let _ = writeln!(
+                    stdout,
+                    "Starting a local Session network (devnet) of {} snodes…",
+                    args.devnet_nodes.max(3)
+                );
+                let _ = stdout.flush();
+            }
             let devnet = Devnet::start(DevnetConfig {
                 nodes: args.devnet_nodes.max(3),
                 swarm_size: 3,
@@ -171,8 +196,13 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write) -> Result<(), RunError> {
             None
         };
         let result = daemon::run(&config, &data_dir, &opts, stop, |listening| {
-            let line = serde_json::to_string(listening).unwrap_or_default();
-            let _ = writeln!(stdout, "{line}");
+            let text = if human {
+                banner(listening)
+            } else {
+                let line = serde_json::to_string(listening).unwrap_or_default();
+                format!("{line}\n")
+            };
+            let _ = stdout.write_all(text.as_bytes());
             let _ = stdout.flush();
         })
         .await;
@@ -181,4 +211,55 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write) -> Result<(), RunError> {
         }
         result.map_err(RunError::from)
     })
+}
+
+/// The start-up banner for a person: where to connect, where the token is.
+pub fn banner(l: &Listening) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "sessiond is running (network: {}).", l.network);
+    let mut row = |what: &str, value: String| {
+        let _ = writeln!(out, "  {what:<14}{value}");
+    };
+    row("data dir", l.data_dir.display().to_string());
+    row("admin token", l.admin_token_file.display().to_string());
+    if let Some(a) = l.grpc_tcp {
+        row("gRPC", format!("{a} (Authorization: Bearer <token>)"));
+    }
+    if let Some(p) = &l.grpc_unix {
+        row("gRPC socket", format!("{} (the CLI uses it)", p.display()));
+    }
+    if let Some(a) = l.irc {
+        row(
+            "IRC",
+            format!("{} port {} (PASS <token>, or SASL PLAIN)", a.ip(), a.port()),
+        );
+    }
+    if let Some(a) = l.matrix {
+        row(
+            "Matrix",
+            format!("http://{a} (user: an identity's name, password: a token)"),
+        );
+    }
+    if let Some(a) = l.metrics {
+        row(
+            "status page",
+            format!("http://{a}/ (asks for the admin token once)"),
+        );
+        row(
+            "health",
+            format!("http://{a}/healthz, metrics http://{a}/metrics"),
+        );
+    }
+    for i in &l.identities {
+        row(
+            &format!("identity {}", i.name),
+            format!("{} — {}", i.account_id, i.role),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Stop with Ctrl-C. `sessiond status` shows how it is doing."
+    );
+    out
 }

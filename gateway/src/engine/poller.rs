@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::Ctx;
+use crate::metrics::RequestKind;
 use crate::rpc::now_ms;
 use crate::store::{IdentityId, IdentityRecord, Received, StoreError, TypingNotice};
 
@@ -194,7 +195,14 @@ async fn poll_loop(
             break;
         }
         let mut again = false;
-        match poll_once(&ctx, id, &keys, &mut cursor).await {
+        let polled = poll_once(&ctx, id, &keys, &mut cursor).await;
+        if !matches!(
+            polled,
+            Err(PollError::Net(NetError::Shutdown)) | Err(PollError::Gone)
+        ) {
+            ctx.metrics.poll_round(polled.is_ok());
+        }
+        match polled {
             Ok(Polled { got, more }) => {
                 if got > 0 {
                     last_activity = Instant::now();
@@ -282,11 +290,14 @@ async fn poll_once(
     keys: &IdentityKeys,
     cursor: &mut Cursor,
 ) -> Result<Polled, PollError> {
+    let started = Instant::now();
     let poll = ctx
         .net
         .poll(&mut cursor.mailbox, &cursor.auth, &[NAMESPACE])
-        .await
-        .map_err(PollError::Net)?;
+        .await;
+    ctx.metrics
+        .onion_request(RequestKind::Retrieve, ctx.hops(), started, &poll);
+    let poll = poll.map_err(PollError::Net)?;
     let fetched = match poll.namespaces.first().map(|ns| &ns.result) {
         Some(Ok(f)) => f.clone(),
         Some(Err(e)) => return Err(PollError::Net(e.clone())),
@@ -330,6 +341,7 @@ async fn poll_once(
         .map_err(engine_err)?;
     // Kept: the cursors move (a failure above polls the same messages again).
     cursor.mailbox.advance(&poll);
+    ctx.metrics.messages_received(added.len());
     // After the messages they may follow, so a subscriber sees "stopped typing" after the text.
     let notices = typing.len();
     for notice in typing {

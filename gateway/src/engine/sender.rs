@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use session_proto::account_id::AccountId;
 use session_proto::storage_rpc::UserPubkey;
@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 
 use super::Ctx;
 use crate::config::OutboxConfig;
+use crate::metrics::{DeliveryFailure, RequestKind};
 use crate::rpc::now_ms;
 use crate::store::OutboxEntry;
 use session_net::{Auth, NetError};
@@ -115,10 +116,13 @@ fn recipient_key(e: &OutboxEntry) -> Result<(UserPubkey, i16), Failure> {
 async fn attempt(ctx: &Ctx, e: &OutboxEntry) -> Result<String, Failure> {
     let (account, ns) = recipient_key(e)?;
     // Recipients' inboxes are public (ns % 10 == 0): no signature.
+    let started = Instant::now();
     let sent = ctx
         .net
         .store(&account, ns, &e.payload, e.ttl_ms, &Auth::None)
         .await;
+    ctx.metrics
+        .onion_request(RequestKind::Store, ctx.hops(), started, &sent);
     match sent {
         Ok(outcome) => Ok(outcome.hash),
         Err(NetError::Shutdown) => Err(Failure::Stopping),
@@ -136,6 +140,7 @@ async fn send_one(ctx: Arc<Ctx>, e: OutboxEntry) -> u64 {
     let recorded = match result {
         Ok(hash) => {
             tracing::debug!(message_id = %e.message_id, attempts = e.attempts + 1, "message sent");
+            ctx.metrics.message_sent();
             let r = ctx
                 .blocking(move |s| s.outbox_sent(id, &hash, now).map(|_| ()))
                 .await;
@@ -152,6 +157,12 @@ async fn send_one(ctx: Arc<Ctx>, e: OutboxEntry) -> u64 {
         }
         Err(Failure::Retry(reason)) | Err(Failure::Permanent(reason)) => {
             tracing::warn!(message_id = %e.message_id, cause = %reason, "message failed");
+            ctx.metrics.message_failed(DeliveryFailure {
+                at_ms: now,
+                identity: e.identity,
+                message_id: e.message_id.clone(),
+                reason: reason.clone(),
+            });
             ctx.blocking(move |s| s.outbox_failed(id, &reason, now).map(|_| ()))
                 .await
         }

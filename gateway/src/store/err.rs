@@ -129,6 +129,19 @@ pub enum StoreError {
         /// The handle.
         handle: String,
     },
+    /// The store is encrypted and has not been unlocked with its passphrase.
+    #[error(
+        "the store {} is encrypted: give its passphrase (SESSIOND_PASSPHRASE_FILE, a systemd \
+         credential \"passphrase\", or a terminal)",
+        file.display()
+    )]
+    Locked {
+        /// The database file.
+        file: PathBuf,
+    },
+    /// The passphrase or a sealed secret failed.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     /// A seq beyond the newest event of the identity's log.
     #[error("seq {seq} is past the end of the event log (the newest event is {last})")]
     SeqPastEnd {
@@ -165,6 +178,8 @@ impl HasKind for StoreError {
             | StoreError::UnknownOutboxEntry { .. }
             | StoreError::UnknownConversation { .. } => ErrorKind::NotFound,
             StoreError::BadHandle { .. } | StoreError::SeqPastEnd { .. } => ErrorKind::InvalidInput,
+            StoreError::Locked { .. } => ErrorKind::Unauthenticated,
+            StoreError::Secrets(e) => e.kind(),
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Daemon {
     pub irc: Option<String>,
     /// The Matrix endpoint's address, if it runs.
     pub matrix: Option<String>,
+    /// The HTTP listener's address (health, metrics, status page), if it runs.
+    pub http: Option<String>,
 }
 
 /// The `sessiond run` command for a data dir, listening on an ephemeral loopback port.
@@ -67,6 +69,9 @@ pub fn run_command(data_dir: &Path) -> Command {
         .env("SESSIOND_GRPC_LISTEN", "127.0.0.1:0")
         .env("SESSIOND_IRC_LISTEN", "127.0.0.1:0")
         .env("SESSIOND_MATRIX_LISTEN", "127.0.0.1:0")
+        .env("SESSIOND_METRICS_LISTEN", "127.0.0.1:0")
+        .env_remove("SESSIOND_PASSPHRASE_FILE")
+        .env_remove("CREDENTIALS_DIRECTORY")
         .env("SESSIOND_LOG", "warn")
         // No network: these daemons must not reach for the mainnet seeds.
         .env("SESSIOND_OFFLINE", "1")
@@ -112,6 +117,7 @@ impl Daemon {
         let addr = v["grpc_tcp"].as_str().expect("tcp address").to_owned();
         let irc = v["irc"].as_str().map(str::to_owned);
         let matrix = v["matrix"].as_str().map(str::to_owned);
+        let http = v["metrics"].as_str().map(str::to_owned);
         let admin_token = std::fs::read_to_string(data_dir.join("admin.token"))
             .expect("admin.token")
             .trim()
@@ -123,6 +129,7 @@ impl Daemon {
             admin_token,
             irc,
             matrix,
+            http,
         }
     }
 
@@ -256,5 +263,72 @@ pub async fn net(tag: &str, config: &str) -> Net {
         dir,
         manifest,
         config: config_path,
+    }
+}
+
+/// An HTTP answer: status, headers, body.
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (hyper's client).
+pub async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpReply {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the HTTP listener");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(body.to_owned())))
+        .expect("request");
+    let res = sender.send_request(req).await.expect("send request");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    HttpReply {
+        status,
+        headers,
+        body,
     }
 }

@@ -1,0 +1,291 @@
+//! The HTTP listener (`[metrics]`, default `127.0.0.1:9464`): health for supervisors,
+//! Prometheus metrics, and the status page.
+//!
+//! | route | answer | token |
+//! |---|---|---|
+//! | `GET /healthz` | 200 `{"ready":true,…}`, or 503 with the reasons | none |
+//! | `GET /metrics` | the text exposition format (OpenMetrics 1.0, which Prometheus reads) | none |
+//! | `GET /` | the status page; a token form until the admin token is given | cookie |
+//! | `GET /app.js`, `GET /style.css` | the page's script and style (no data in them) | none |
+//! | `POST /login` | `{"token":"…"}` → 204 and the cookie; 401 for a wrong token | the body |
+//! | `POST /logout` | 204, the cookie cleared | none |
+//! | `GET /api/status` | the [`StatusReport`](crate::status::StatusReport) as JSON | cookie or `Authorization: Bearer` |
+//!
+//! The cookie (`HttpOnly; SameSite=Strict`) holds a hash of the admin token, not the token, so
+//! it is only good for this page and dies when the token is replaced. `/healthz` and `/metrics`
+//! carry no identifiers (label values are enums; see [`crate::metrics`]) and take no token, as
+//! supervisors and Prometheus expect; the listener is loopback-only unless configured otherwise.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::rpc::auth::token_hash;
+use crate::status::Sources;
+
+/// The cookie's name.
+pub const COOKIE_NAME: &str = "sessiond_status";
+/// The largest `/login` body read.
+const MAX_LOGIN_BYTES: usize = 4096;
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// How long the cookie lasts (30 days): the token is asked for once, not per visit.
+const COOKIE_MAX_AGE_SECS: u64 = 30 * 24 * 3600;
+
+const PAGE: &str = include_str!("http/page.html");
+const SCRIPT: &str = include_str!("http/app.js");
+const STYLE: &str = include_str!("http/style.css");
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct HttpState {
+    sources: Sources,
+    admin_hash: [u8; 32],
+    cookie_hash: [u8; 32],
+}
+
+impl HttpState {
+    /// State over `sources`, for the admin token `admin_token`.
+    pub fn new(sources: Sources, admin_token: &str) -> HttpState {
+        HttpState {
+            sources,
+            admin_hash: token_hash(admin_token),
+            cookie_hash: token_hash(&cookie_value(admin_token)),
+        }
+    }
+}
+
+/// The cookie's value for an admin token: a hash bound to its use here.
+pub fn cookie_value(admin_token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sessiond status page cookie\0");
+    h.update(admin_token.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Serves until `shutdown`; open connections are closed then (requests here are short).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept(), if conns.len() < MAX_CONNECTIONS => match accepted {
+                Ok((stream, _)) => {
+                    let state = Arc::clone(&state);
+                    conns.spawn(async move {
+                        let svc = service_fn(move |req| {
+                            let state = Arc::clone(&state);
+                            async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                        });
+                        let served = http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEADER_TIMEOUT)
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                        if let Err(e) = served {
+                            tracing::debug!(cause = %e, "status HTTP connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(cause = %e, "status HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    conns.shutdown().await;
+    Ok(())
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
+    reply(status, "application/json", value.to_string())
+}
+
+fn error(status: StatusCode, message: &str) -> Reply {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+/// Whether the request carries the admin token: the cookie, or a bearer token.
+fn authorized(state: &HttpState, req: &Request<Incoming>) -> bool {
+    let headers = req.headers();
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    if bearer.is_some_and(|t| token_hash(t) == state.admin_hash) {
+        return true;
+    }
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(name, value)| name == COOKIE_NAME && token_hash(value) == state.cookie_hash)
+}
+
+async fn handle(state: &Arc<HttpState>, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/healthz") => {
+            let sources = state.sources.clone();
+            let health = tokio::task::spawn_blocking(move || sources.health()).await;
+            match health {
+                Ok(h) => {
+                    let status = if h.ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    json(
+                        status,
+                        &serde_json::json!({ "ready": h.ready, "reasons": h.reasons }),
+                    )
+                }
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
+        (&Method::GET, "/metrics") => {
+            let sources = state.sources.clone();
+            let scraped = tokio::task::spawn_blocking(move || {
+                sources.scrape().map(|s| sources.metrics.render(&s))
+            })
+            .await;
+            match scraped {
+                Ok(Ok(text)) => reply(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    text,
+                ),
+                Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
+        (&Method::GET, "/") => {
+            let mut r = reply(StatusCode::OK, "text/html; charset=utf-8", PAGE);
+            let h = r.headers_mut();
+            h.insert(
+                "content-security-policy",
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                     frame-ancestors 'none'; form-action 'none'; base-uri 'none'",
+                ),
+            );
+            h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+            r
+        }
+        (&Method::GET, "/app.js") => {
+            reply(StatusCode::OK, "text/javascript; charset=utf-8", SCRIPT)
+        }
+        (&Method::GET, "/style.css") => reply(StatusCode::OK, "text/css; charset=utf-8", STYLE),
+        (&Method::POST, "/login") => login(state, req).await,
+        (&Method::POST, "/logout") => {
+            let mut r = reply(StatusCode::NO_CONTENT, "text/plain", "");
+            let cookie = format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(SET_COOKIE, v);
+            }
+            r
+        }
+        (&Method::GET, "/api/status") => {
+            if !authorized(state, &req) {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "the admin token is required (the cookie from /login, or Authorization: Bearer)",
+                );
+            }
+            let sources = state.sources.clone();
+            match tokio::task::spawn_blocking(move || sources.report()).await {
+                Ok(Ok(report)) => match serde_json::to_value(&report) {
+                    Ok(v) => json(StatusCode::OK, &v),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                },
+                Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
+        (
+            _,
+            "/healthz" | "/metrics" | "/" | "/app.js" | "/style.css" | "/login" | "/logout"
+            | "/api/status",
+        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        _ => error(StatusCode::NOT_FOUND, "no such page"),
+    }
+}
+
+/// `POST /login`: `{"token": "…"}`; the admin token gets the cookie.
+async fn login(state: &HttpState, req: Request<Incoming>) -> Reply {
+    let body = match Limited::new(req.into_body(), MAX_LOGIN_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large"),
+    };
+    #[derive(serde::Deserialize)]
+    struct Login {
+        token: String,
+    }
+    let Ok(login) = serde_json::from_slice::<Login>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a JSON body {\"token\": \"…\"}",
+        );
+    };
+    let token = login.token.trim();
+    if token_hash(token) != state.admin_hash {
+        return error(StatusCode::UNAUTHORIZED, "that is not the admin token");
+    }
+    let mut r = reply(StatusCode::NO_CONTENT, "text/plain", "");
+    let cookie = format!(
+        "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={COOKIE_MAX_AGE_SECS}",
+        cookie_value(token)
+    );
+    match HeaderValue::from_str(&cookie) {
+        Ok(v) => {
+            r.headers_mut().insert(SET_COOKIE, v);
+            r
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot set the cookie"),
+    }
+}
