@@ -4,12 +4,14 @@
 //! # Tasks (all owned by [`Engine`], all stopped by [`Engine::shutdown`])
 //! - `sender` ([`sender`]): stores due outbox entries in the recipients' swarms, with retries.
 //! - `pollers` ([`poller`]): a supervisor that keeps one poller task per identity, following
-//!   identities added and removed at run time.
+//!   identities added and removed at run time; each poll pulls the account's configs first
+//!   ([`configsync`]).
 //! - `net-events` ([`netsource`]): forwards the client's events to Network.Watch.
 //! - `echo` ([`echo`], `run --devnet` only): answers every message to one identity.
 //!
 //! Store calls block (redb commits fsync), so tasks run them through `spawn_blocking`.
 
+pub mod configsync;
 pub mod echo;
 pub mod netsource;
 pub mod poller;

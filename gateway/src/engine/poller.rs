@@ -5,6 +5,9 @@
 //! message request responses, reactions, empty contents…) are skipped, the cursor moving past
 //! them.
 //!
+//! Each poll first pulls the identity's config namespaces from the same member
+//! ([`super::configsync`]), then namespace 0.
+//!
 //! The interval adapts: `poll.active_interval_ms` while messages flow (either way), then
 //! `poll.idle_interval_ms` after `poll.idle_after_secs` without any.
 
@@ -192,14 +195,13 @@ async fn poll_loop(
     let idle = Duration::from_millis(ctx.poll.idle_interval_ms);
     let idle_after = Duration::from_secs(ctx.poll.idle_after_secs);
     let mut last_activity = Instant::now();
-    let id = record.id;
     let mut cursor = Cursor::default();
     loop {
         if *stop.borrow() {
             break;
         }
         let mut again = false;
-        match poll_once(&ctx, id, &account, &keys, &mut cursor).await {
+        match poll_once(&ctx, &record, &account, &keys, &mut cursor).await {
             Ok(Polled { got, more }) => {
                 if got > 0 {
                     last_activity = Instant::now();
@@ -232,7 +234,7 @@ struct Polled {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum PollError {
+pub(super) enum PollError {
     #[error(transparent)]
     Net(NetError),
     #[error(transparent)]
@@ -243,7 +245,7 @@ enum PollError {
     BadReply(String),
 }
 
-fn engine_err(e: super::EngineError) -> PollError {
+pub(super) fn engine_err(e: super::EngineError) -> PollError {
     match e {
         super::EngineError::Store(StoreError::UnknownIdentity { .. }) => PollError::Gone,
         other => PollError::Engine(other),
@@ -261,6 +263,8 @@ struct Cursor {
     /// The newest [`TYPING_SEEN`] typing notices' hashes (typing notices are not recorded, so
     /// the store's hash dedupe does not cover them).
     typing_seen: VecDeque<String>,
+    /// The identity's configs (loaded on the first poll).
+    configs: Option<super::configsync::Configs>,
 }
 
 impl Cursor {
@@ -279,7 +283,7 @@ impl Cursor {
 
 async fn poll_once(
     ctx: &Ctx,
-    id: IdentityId,
+    record: &IdentityRecord,
     account: &UserPubkey,
     keys: &IdentityKeys,
     cursor: &mut Cursor,
@@ -297,10 +301,37 @@ async fn poll_once(
                 }))?;
             cursor.node = Some(n.clone());
             cursor.last_hash = None;
+            if let Some(c) = cursor.configs.as_mut() {
+                c.reset_cursors();
+            }
             n
         }
     };
-    let reply = match retrieve_from(ctx, &node, account, keys, cursor.last_hash.as_deref()).await {
+    let id = record.id;
+    if cursor.configs.is_none() {
+        let seed_keys = IdentityKeys::from_seed(keys.seed());
+        let loaded = ctx
+            .blocking(move |s| super::configsync::Configs::load(s, id, &seed_keys))
+            .await
+            .map_err(engine_err)?;
+        cursor.configs = Some(loaded);
+    }
+    if let Some(configs) = cursor.configs.as_mut() {
+        if let Err(e) = super::configsync::pull(ctx, record, account, keys, &node, configs).await {
+            cursor.node = None;
+            return Err(e);
+        }
+    }
+    let reply = match retrieve_from(
+        ctx,
+        &node,
+        account,
+        keys,
+        NAMESPACE,
+        cursor.last_hash.as_deref(),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             // Another member next time (and a full read there).
@@ -362,23 +393,24 @@ async fn poll_once(
     })
 }
 
-/// A signed `retrieve` of namespace 0 to one member, through an onion path.
-async fn retrieve_from(
+/// A signed `retrieve` of `namespace` to one member, through an onion path.
+pub(super) async fn retrieve_from(
     ctx: &Ctx,
     node: &Snode,
     account: &UserPubkey,
     keys: &IdentityKeys,
+    namespace: i16,
     last_hash: Option<&str>,
 ) -> Result<RetrieveReply, PollError> {
     let ts = ctx.net.network_now_ms();
     let request = Request::Retrieve(RetrieveParams {
         pubkey: *account,
-        namespace: NAMESPACE,
+        namespace,
         last_hash: last_hash.map(str::to_owned),
         max_count: None,
         max_size: None,
         timestamp: Some(ts),
-        signature: Some(sign(keys.signing_key(), &retrieve_message(NAMESPACE, ts))),
+        signature: Some(sign(keys.signing_key(), &retrieve_message(namespace, ts))),
         pubkey_ed25519: Some(Ed25519Pubkey(*keys.ed25519_public())),
         sub: SubaccountAuth::default(),
     });
