@@ -10,9 +10,12 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
+use crate::community::{CommunityConfig, CommunityServer};
 use crate::err::DevnetError;
+use crate::file_server::{FileServer, FileServerConfig};
 use crate::https::{server_tls_config, HttpsClient};
 use crate::node::{self, Event, EventLog, Faults, NetShared, NodeShared, Running};
+use crate::revocations::Revocations;
 use crate::store::Store;
 use crate::topology::{assign_swarms, NodeInfo, NodeKeys, Topology};
 
@@ -33,6 +36,10 @@ pub struct DevnetConfig {
     pub replication_timeout: Duration,
     /// How long a proxy waits for a server (default 25 s).
     pub proxy_timeout: Duration,
+    /// A community server to start beside the nodes (default none).
+    pub community: Option<CommunityConfig>,
+    /// Run a file server beside the nodes (default: none).
+    pub file_server: Option<FileServerConfig>,
 }
 
 impl Default for DevnetConfig {
@@ -45,6 +52,8 @@ impl Default for DevnetConfig {
             relay_timeout: Duration::from_secs(30),
             replication_timeout: Duration::from_secs(5),
             proxy_timeout: Duration::from_secs(25),
+            community: None,
+            file_server: None,
         }
     }
 }
@@ -62,6 +71,22 @@ pub struct Manifest {
     pub seeds: Vec<String>,
     /// Every node.
     pub nodes: Vec<ManifestNode>,
+    /// The file server, when one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_server: Option<ManifestServer>,
+}
+
+/// A server beside the nodes in `devnet.json`: `{"url": "http://127.0.0.1:PORT", "ed25519":
+/// hex, "x25519": hex}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestServer {
+    /// Base URL.
+    pub url: String,
+    /// Ed25519 public key, hex.
+    pub ed25519: String,
+    /// X25519 public key, hex (onion requests encrypt to it).
+    pub x25519: String,
 }
 
 /// One node in `devnet.json`.
@@ -86,6 +111,8 @@ pub struct Devnet {
     nodes: Vec<NodeHandle>,
     net: Arc<NetShared>,
     purger: JoinHandle<()>,
+    community: Option<CommunityServer>,
+    file_server: Option<FileServer>,
 }
 
 /// Control of one node: identity, request log, faults, stop/restart.
@@ -162,6 +189,7 @@ impl Devnet {
                 keys: k,
                 net: net.clone(),
                 store,
+                revoked: Revocations::default(),
                 faults: Faults::default(),
                 events: EventLog::default(),
             });
@@ -186,7 +214,21 @@ impl Devnet {
                 }
             }
         });
-        Ok(Devnet { nodes, net, purger })
+        let community = match config.community {
+            Some(c) => Some(CommunityServer::start(c).await?),
+            None => None,
+        };
+        let file_server = match config.file_server {
+            Some(fs) => Some(FileServer::start(fs).await?),
+            None => None,
+        };
+        Ok(Devnet {
+            nodes,
+            net,
+            purger,
+            community,
+            file_server,
+        })
     }
 
     /// All nodes, by index.
@@ -194,9 +236,20 @@ impl Devnet {
         &self.nodes
     }
 
+    /// The community server, if the config asked for one. Its onion v4 endpoint is reached
+    /// through any node (the last relay proxies to loopback hosts).
+    pub fn community(&self) -> Option<&CommunityServer> {
+        self.community.as_ref()
+    }
+
     /// Node `i`. Panics if out of range (a test bug).
     pub fn node(&self, i: usize) -> &NodeHandle {
         &self.nodes[i]
+    }
+
+    /// The file server, when [`DevnetConfig::file_server`] asked for one.
+    pub fn file_server(&self) -> Option<&FileServer> {
+        self.file_server.as_ref()
     }
 
     /// The topology (swarms and node list).
@@ -239,6 +292,11 @@ impl Devnet {
                     swarm_id: n.swarm_id,
                 })
                 .collect(),
+            file_server: self.file_server.as_ref().map(|f| ManifestServer {
+                url: f.url(),
+                ed25519: hex::encode(f.ed25519()),
+                x25519: hex::encode(f.x25519()),
+            }),
         }
     }
 
@@ -254,8 +312,14 @@ impl Devnet {
     }
 
     /// Stops every node and waits for them.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.purger.abort();
+        if let Some(c) = self.community.take() {
+            c.shutdown().await;
+        }
+        if let Some(fs) = self.file_server.take() {
+            fs.shutdown().await;
+        }
         for n in &self.nodes {
             n.stop().await;
         }

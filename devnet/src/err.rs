@@ -9,6 +9,16 @@ use session_proto::err::{ErrorKind, HasKind};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DevnetError {
+    /// A server beside the snodes (file server) could not bind its port.
+    #[error("{server}: cannot listen on 127.0.0.1:{port}: {source}")]
+    ServerBind {
+        /// Which server.
+        server: &'static str,
+        /// The port asked for (0 = ephemeral).
+        port: u16,
+        /// What the OS said.
+        source: std::io::Error,
+    },
     /// The configuration cannot describe a network.
     #[error("bad devnet configuration: {0}")]
     Config(String),
@@ -72,6 +82,7 @@ impl HasKind for DevnetError {
             // ErrorKind has no I/O or "unavailable" kind yet; these are failures of the
             // environment or of a peer, the closest being ProtocolViolation.
             DevnetError::Bind { .. }
+            | DevnetError::ServerBind { .. }
             | DevnetError::Store { .. }
             | DevnetError::File { .. }
             | DevnetError::Http { .. }

@@ -14,28 +14,37 @@
 //! ```
 //!
 //! # Layout
+//! - [`community`]: a community server (SOGS API subset) on loopback HTTP and onion v4.
 //! - [`devnet`]: [`Devnet`], [`DevnetConfig`], [`NodeHandle`], `devnet.json` ([`Manifest`]).
 //! - [`node`]: one snode's HTTPS routes, [`Event`] log and fault knobs.
 //! - [`rpc`]: the storage RPC methods, replication to swarm peers, the seed's `/json_rpc`.
 //! - [`onion`]: onion layers at a node: final hop, proxy, relay.
 //! - [`store`]: a node's messages (memory, optionally redb).
+//! - `revocations`: a node's subaccount revocation lists.
 //! - [`topology`]: node keys, swarms and the JSON that describes them.
+//! - [`file_server`]: [`FileServer`], the file server's HTTP API (uploads, downloads, expiry),
+//!   direct and through onion requests.
 //! - [`https`]: [`HttpsClient`] (any snode certificate accepted) and the node TLS config.
 //! - [`err`]: [`DevnetError`], startup and transport errors.
 //!
 //! Every wire format and crypto step (storage-RPC bodies and signatures, message hashes, swarm
 //! math, onion layers) is [`session_proto`]'s; the devnet holds only the snode behaviour.
 
+pub mod community;
 pub mod devnet;
 pub mod err;
+pub mod file_server;
 pub mod https;
 pub mod node;
 pub mod onion;
+mod revocations;
 pub mod rpc;
 pub mod store;
 pub mod topology;
 
-pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, NodeHandle};
+pub use community::{CommunityConfig, CommunityServer, RoomSpec};
+pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, ManifestServer, NodeHandle};
 pub use err::DevnetError;
+pub use file_server::{FileServer, FileServerConfig};
 pub use https::{HttpReply, HttpsClient};
 pub use node::{Event, Origin};

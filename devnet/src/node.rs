@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::err::DevnetError;
 use crate::https::HttpsClient;
+use crate::revocations::Revocations;
 use crate::store::Store;
 use crate::topology::{NodeKeys, Topology};
 
@@ -145,6 +146,7 @@ pub(crate) struct NodeShared {
     pub(crate) ed_hex: String,
     pub(crate) net: Arc<NetShared>,
     pub(crate) store: Store,
+    pub(crate) revoked: Revocations,
     pub(crate) faults: Faults,
     pub(crate) events: EventLog,
 }

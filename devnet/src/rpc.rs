@@ -16,14 +16,15 @@ use serde_json::{json, Map, Value};
 use session_proto::err::RpcError;
 use session_proto::storage_rpc::sign::{self, sign};
 use session_proto::storage_rpc::{
-    check_timestamp, is_public_outbox, max_ttl_ms, message_hash, retrieve_requires_auth,
-    store_requires_auth, BatchReply, BatchResult, DeleteAllParams, DeleteAllResult,
-    DeleteBeforeParams, DeleteParams, DeleteResult, ExpireAllParams, ExpireAllResult, ExpireMode,
-    ExpireParams, ExpireResult, ExpiryValue, GetExpiriesParams, GetExpiriesReply,
-    HashesByNamespace, InfoReply, NamespaceOrAll, NodeFailure, OxendReply, OxendRequestParams,
-    Request, RetrieveParams, RetrieveReply, RetrievedMessage, StoreParams, StoreResult, UserPubkey,
-    RETRIEVE_MAX_SIZE, SIGNATURE_TOLERANCE_FORWARDED_MS, SIGNATURE_TOLERANCE_MS,
-    STORE_TOLERANCE_MS, TTL_MAX_PRIVATE_MS, TTL_MIN_MS,
+    check_timestamp, is_public_outbox, is_unrevocable, max_ttl_ms, message_hash,
+    retrieve_requires_auth, store_requires_auth, BatchReply, BatchResult, DeleteAllParams,
+    DeleteAllResult, DeleteBeforeParams, DeleteParams, DeleteResult, ExpireAllParams,
+    ExpireAllResult, ExpireMode, ExpireParams, ExpireResult, ExpiryValue, GetExpiriesParams,
+    GetExpiriesReply, HashesByNamespace, InfoReply, NamespaceOrAll, NodeFailure, OxendReply,
+    OxendRequestParams, Request, RetrieveParams, RetrieveReply, RetrievedMessage, RevocationResult,
+    StoreParams, StoreResult, SubaccountToken, UserPubkey, RETRIEVE_MAX_SIZE,
+    SIGNATURE_TOLERANCE_FORWARDED_MS, SIGNATURE_TOLERANCE_MS, STORE_TOLERANCE_MS,
+    TTL_MAX_PRIVATE_MS, TTL_MIN_MS,
 };
 use session_proto::storage_rpc::{Base64Bytes, Sig};
 
@@ -115,8 +116,19 @@ impl NodeShared {
         ))
     }
 
-    /// Checks the request signature (session-proto's verification; 401 on failure).
+    /// Checks the request signature (session-proto's verification; 401 on failure). A revoked
+    /// subaccount fails like a bad signature, except for `retrieve` from an unrevocable
+    /// namespace (−11, −111, …).
     fn check_sig(&self, req: &Request, what: &str) -> Result<(), Reply> {
+        if let (Some(token), Some(account)) = (req.subaccount(), req.account()) {
+            let exempt = matches!(req, Request::Retrieve(p) if is_unrevocable(p.namespace));
+            if !exempt && self.revoked.is_revoked(&account.0, token) {
+                return Err(Reply::text(
+                    401,
+                    format!("{what} signature verification failed"),
+                ));
+            }
+        }
         req.verify_signature().map_err(|e| match e {
             RpcError::BadSignature { .. } => {
                 Reply::text(401, format!("{what} signature verification failed"))
@@ -179,6 +191,16 @@ impl NodeShared {
             Request::ExpireAll(p) => self.expire_all(req, p, recurse).await,
             Request::GetExpiries(p) => self.get_expiries(req, p),
             Request::OxendRequest(p) => self.oxend_request(p),
+            Request::RevokeSubaccount(p) => {
+                let (pk, ts, tokens) = (p.pubkey, p.timestamp, p.revoke.0.clone());
+                self.revocation(req, recurse, "revoke_subaccount", pk, ts, tokens)
+                    .await
+            }
+            Request::UnrevokeSubaccount(p) => {
+                let (pk, ts, tokens) = (p.pubkey, p.timestamp, p.unrevoke.0.clone());
+                self.revocation(req, recurse, "unrevoke_subaccount", pk, ts, tokens)
+                    .await
+            }
             Request::Batch(_) | Request::Sequence(_) => {
                 Err(bad("batch/sequence subrequests cannot nest"))
             }
@@ -292,6 +314,44 @@ impl NodeShared {
         } else {
             SIGNATURE_TOLERANCE_FORWARDED_MS
         }
+    }
+
+    /// `revoke_subaccount` / `unrevoke_subaccount`: swarm → clock (±60 s, 406) → signature by
+    /// the account key (401) → apply on every member. Each member signs
+    /// [`sign::revocation_result_message`]; unrevoke also reports how many were listed.
+    async fn revocation(
+        self: &Arc<Self>,
+        req: &Request,
+        recurse: bool,
+        method: &'static str,
+        account: UserPubkey,
+        timestamp: u64,
+        tokens: Vec<SubaccountToken>,
+    ) -> R {
+        self.check_swarm(&account)?;
+        let now = self.now();
+        if !check_timestamp(timestamp, now, Self::sig_tolerance(recurse)) {
+            return Err(Reply::text(
+                406,
+                format!("{method} timestamp too far from current time"),
+            ));
+        }
+        self.check_sig(req, method)?;
+        let me = self.clone();
+        self.recursive(req, recurse, now, vec![], move || {
+            let count = if method == "revoke_subaccount" {
+                me.revoked.revoke(&account.0, &tokens);
+                None
+            } else {
+                Some(me.revoked.unrevoke(&account.0, &tokens))
+            };
+            let signed = sign::revocation_result_message(&account, timestamp, &tokens);
+            to_json(&RevocationResult {
+                count,
+                signature: me.sign(&signed),
+            })
+        })
+        .await
     }
 
     async fn store(self: &Arc<Self>, req: &Request, p: &StoreParams, recurse: bool) -> R {

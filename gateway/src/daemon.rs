@@ -215,6 +215,16 @@ fn ensure_identity(store: &Store, name: &str) -> Result<IdentityRecord, StoreErr
     }
 }
 
+/// A demo identity of `run --devnet`: made if missing, and announcing its name as its display
+/// name (so the other side's clients show "echo", not the start of an Account ID).
+fn demo_identity(store: &Store, name: &str) -> Result<IdentityRecord, StoreError> {
+    let record = ensure_identity(store, name)?;
+    if record.display_name.is_some() {
+        return Ok(record);
+    }
+    store.set_display_name(name, Some(name))
+}
+
 /// Installs the log subscriber (stderr) with the config's filter.
 pub fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
@@ -259,8 +269,18 @@ pub async fn run(
     let mut identities = Vec::new();
     let mut echo_record = None;
     if opts.demo_identities {
-        let me = ensure_identity(&store, FIRST_IDENTITY)?;
-        let echo = ensure_identity(&store, ECHO_IDENTITY)?;
+        let me = demo_identity(&store, FIRST_IDENTITY)?;
+        let echo = demo_identity(&store, ECHO_IDENTITY)?;
+        // "me" knows echo by the nick echo from the start (IRC nicks and Matrix names come
+        // from the contact's handle before its first message arrives).
+        if store.contact(me.id, &echo.account_id)?.handle.is_none() {
+            let named =
+                store.set_contact_handle(me.id, &echo.account_id, ECHO_IDENTITY, rpc::now_ms());
+            if let Err(e) = named {
+                // Another contact of "me" has it: echo keeps the handle the daemon gives it.
+                tracing::warn!(cause = %e, "cannot give the echo contact the handle echo");
+            }
+        }
         identities.push(ListedIdentity {
             name: me.name.clone(),
             account_id: me.account_id.clone(),

@@ -149,18 +149,29 @@ async fn bad_lines_get_their_numerics_and_everyone_carries_on() {
         .await;
     wrong.wait_for("ERROR :Closing link: Bad credentials").await;
     assert_eq!(wrong.line().await, None);
+    // A wrong SASL password may be retried (sasl-3.1), a few times: then the link closes.
     let mut wrong = Raw::connect(&addr).await;
     wrong.send("CAP REQ :sasl").await;
     wrong.send("NICK wrong").await;
     wrong.send("USER wrong 0 * :Wrong").await;
-    wrong.send("AUTHENTICATE PLAIN").await;
-    wrong.wait_for("AUTHENTICATE +").await;
     let creds = base64::engine::general_purpose::STANDARD.encode("\0alice\0not-a-token");
-    wrong.send(&format!("AUTHENTICATE {creds}")).await;
+    for attempt in 0..3 {
+        wrong.send("AUTHENTICATE PLAIN").await;
+        wrong.wait_for("AUTHENTICATE +").await;
+        wrong.send(&format!("AUTHENTICATE {creds}")).await;
+        wrong
+            .wait_for(" 904 wrong :SASL authentication failed: the token is not valid")
+            .await;
+        if attempt < 2 {
+            wrong.send(&format!("PING :retry{attempt}")).await;
+            wrong
+                .wait_for(&format!("PONG sessiond retry{attempt}"))
+                .await;
+        }
+    }
     wrong
-        .wait_for(" 904 wrong :SASL authentication failed")
+        .wait_for("ERROR :Closing link: Too many failed SASL attempts")
         .await;
-    wrong.wait_for("ERROR :Closing link: Bad credentials").await;
     assert_eq!(wrong.line().await, None);
     // The admin token without an identity name, and with one that does not exist.
     let mut admin = Raw::connect(&addr).await;
@@ -344,4 +355,179 @@ async fn a_flooding_client_is_disconnected() {
     flood.wait_for("ERROR :Closing link: Excess Flood").await;
     assert_eq!(flood.line().await, None);
     good.assert_alive(&peer, "flood").await;
+}
+
+/// SASL as IRCv3 sasl-3.1 has it: AUTHENTICATE needs the capability, a failure can be followed
+/// by a successful retry, and CAP END in the middle of an exchange aborts it (906) while
+/// registration goes on.
+#[tokio::test]
+async fn sasl_retries_aborts_and_needs_the_capability() {
+    let s = setup("irc-sasl", GENEROUS).await;
+    let addr = s.addr.clone();
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+
+    // Without CAP REQ :sasl: refused at once, no "AUTHENTICATE +" and no wait.
+    let mut nocap = Raw::connect(&addr).await;
+    nocap.send("AUTHENTICATE PLAIN").await;
+    let refused = nocap.line().await.expect("an answer");
+    assert!(
+        refused.contains(" 904 * :SASL authentication failed: request the sasl capability first"),
+        "{refused}"
+    );
+
+    // A failure, then the right token: logged in, registered.
+    let mut retry = Raw::connect(&addr).await;
+    retry.send("CAP LS 302").await;
+    retry.send("CAP REQ :sasl").await;
+    retry.wait_for("CAP * ACK").await;
+    retry.send("NICK again").await;
+    retry.send("USER again 0 * :Again").await;
+    retry.send("AUTHENTICATE PLAIN").await;
+    retry.wait_for("AUTHENTICATE +").await;
+    retry
+        .send(&format!("AUTHENTICATE {}", b64("\0alice\0wrong")))
+        .await;
+    retry
+        .wait_for(" 904 again :SASL authentication failed")
+        .await;
+    retry.send("AUTHENTICATE PLAIN").await;
+    retry.wait_for("AUTHENTICATE +").await;
+    retry
+        .send(&format!(
+            "AUTHENTICATE {}",
+            b64(&format!("\0alice\0{}", s.token))
+        ))
+        .await;
+    retry
+        .wait_for(" 903 again :SASL authentication successful")
+        .await;
+    retry.send("CAP END").await;
+    retry.wait_for(" 001 again ").await;
+
+    // CAP END during the exchange: 906, and registration goes on with PASS.
+    let mut abort = Raw::connect(&addr).await;
+    abort.send("CAP REQ :sasl").await;
+    abort.wait_for("CAP * ACK").await;
+    abort.send(&format!("PASS {}", s.token)).await;
+    abort.send("NICK midway").await;
+    abort.send("USER midway 0 * :Midway").await;
+    abort.send("AUTHENTICATE PLAIN").await;
+    abort.wait_for("AUTHENTICATE +").await;
+    abort.send("CAP END").await;
+    let aborted = abort.line().await.expect("an answer");
+    assert!(
+        aborted.contains(" 906 midway :SASL authentication aborted"),
+        "{aborted}"
+    );
+    abort.wait_for(" 001 midway ").await;
+}
+
+/// NOTICE never triggers an automatic reply (RFC 2812 §3.3.2), before registration or after.
+#[tokio::test]
+async fn a_notice_never_gets_an_automatic_reply() {
+    let s = setup("irc-notice", GENEROUS).await;
+    let addr = s.addr.clone();
+    // Before registration: nothing back, not even 451.
+    let mut early = Raw::connect(&addr).await;
+    early.send("NOTICE someone :hello").await;
+    early.send("PING :first").await;
+    let next = early.line().await.expect("an answer");
+    assert!(next.contains("PONG sessiond first"), "{next}");
+    // To nobody, to a channel, to several: no numerics come back.
+    let mut c = Raw::register(&addr, &s.token, "alice", CAPS).await;
+    c.send("NOTICE nobody :hello?").await;
+    c.send("NOTICE #elsewhere :hello?").await;
+    c.send(&format!("NOTICE a,{} :hello?", some_account_id(3)))
+        .await;
+    c.send("PING :after-notices").await;
+    let next = c.line().await.expect("an answer");
+    assert!(next.contains("PONG sessiond after-notices"), "{next}");
+}
+
+/// RFC 2812: USER with an empty realname is 461; USERHOST marks an away user with `-`; LUSERS
+/// answers 251/254/255 (252 and 253 only when not zero), not the MOTD.
+#[tokio::test]
+async fn user_userhost_and_lusers_as_rfc_2812_has_them() {
+    let s = setup("irc-rfc", GENEROUS).await;
+    let addr = s.addr.clone();
+    let mut early = Raw::connect(&addr).await;
+    early.send("USER early 0 * :").await;
+    early.wait_for(" 461 * USER :Not enough parameters").await;
+
+    let mut c = Raw::register(&addr, &s.token, "alice", CAPS).await;
+    c.send("USERHOST alice").await;
+    c.wait_for(" 302 alice alice=+alice@sessiond").await;
+    c.send("AWAY :lunch").await;
+    c.wait_for(" 306 alice ").await;
+    c.send("USERHOST alice").await;
+    c.wait_for(" 302 alice alice=-alice@sessiond").await;
+    c.send("AWAY").await;
+    c.wait_for(" 305 alice ").await;
+    c.send("LUSERS").await;
+    let mut codes = Vec::new();
+    while codes.last().map(String::as_str) != Some("255") {
+        let line = c.line().await.expect("LUSERS lines");
+        codes.push(line.split(' ').nth(1).unwrap_or_default().to_owned());
+        assert!(codes.len() < 10, "no 255: {codes:?}");
+    }
+    assert_eq!(codes, ["251", "254", "255"]);
+}
+
+/// message-tags: the welcome's ISUPPORT names the client tags that are not relayed.
+#[tokio::test]
+async fn clienttagdeny_says_which_client_tags_are_relayed() {
+    let s = setup("irc-tags", GENEROUS).await;
+    let c = Raw::register(&s.addr, &s.token, "alice", CAPS).await;
+    assert!(
+        c.seen
+            .iter()
+            .any(|l| l.contains(" 005 ") && l.contains(" CLIENTTAGDENY=*,-draft/typing,-typing ")),
+        "{:#?}",
+        c.seen
+    );
+}
+
+/// A client whose default nick is root (a Unix root account's) is welcomed under its identity's
+/// name and told why; once registered, root stays the control user's.
+#[tokio::test]
+async fn the_nick_root_is_settled_at_the_welcome() {
+    let s = setup("irc-root", GENEROUS).await;
+    let mut root = Raw::connect(&s.addr).await;
+    root.send(&format!("PASS {}", s.token)).await;
+    root.send("NICK root").await;
+    root.send("USER root 0 * :root").await;
+    let welcome = root.wait_for(" 001 ").await;
+    assert!(welcome.contains(" 001 alice :"), "{welcome}");
+    let why = root.wait_for("NOTICE alice :").await;
+    assert!(
+        why.starts_with(":root!root@sessiond ")
+            && why.contains("The nick root is the control user's"),
+        "{why}"
+    );
+    root.wait_for(" 366 alice ").await;
+    root.send("NICK root").await;
+    root.wait_for(" 433 alice root :Nickname is already in use: root is the control user")
+        .await;
+}
+
+/// The connection cap counts the connections that are open: after a full house leaves, the
+/// next client gets in at once.
+#[tokio::test]
+async fn the_connection_cap_counts_only_open_connections() {
+    let limits = format!("{GENEROUS}\nmax_connections = 6");
+    let s = setup("irc-cap", &limits).await;
+    let addr = s.addr.clone();
+    let mut full = Vec::new();
+    for i in 0..6 {
+        let mut c = Raw::connect(&addr).await;
+        c.send(&format!("PING :c{i}")).await;
+        c.wait_for(&format!("PONG sessiond c{i}")).await;
+        full.push(c);
+    }
+    drop(full);
+    // Give the server a moment to see them go (it sees EOF at once; nothing else to wait for).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut next = Raw::register(&addr, &s.token, "next", "").await;
+    next.send("PING :in").await;
+    next.wait_for("PONG sessiond in").await;
 }

@@ -195,10 +195,21 @@ async fn two_irc_users_on_two_daemons_chat_and_catch_up() {
         .await;
     }
 
-    // Alice writes to bob's Account ID: echoed to her with a msgid and a time...
+    // Alice writes to bob's Account ID. One conversation, one window: her query named by the
+    // Account ID is renamed to bob's nick (a NICK from the Account ID), where his replies come
+    // from; the echo goes to the nick, with a msgid and a time...
     alice.send_privmsg(&b.account, "hello bob").expect("send");
+    let renamed = wait_msg(&mut alice_in, "the NICK line", |m| {
+        matches!(m.command, Command::NICK(_))
+    })
+    .await;
+    assert_eq!(renamed.source_nickname(), Some(b.account.as_str()));
+    assert!(
+        matches!(&renamed.command, Command::NICK(n) if *n == bob_nick),
+        "{renamed:?}"
+    );
     let echo = wait_privmsg(&mut alice_in, "hello bob").await;
-    assert_eq!(privmsg(&echo).map(|p| p.0), Some(b.account.as_str()));
+    assert_eq!(privmsg(&echo).map(|p| p.0), Some(bob_nick.as_str()));
     assert_eq!(echo.source_nickname(), Some("alice"));
     assert!(
         tag(&echo, "msgid").is_some_and(|id| !id.is_empty()),
@@ -476,4 +487,58 @@ async fn read_batch(c: &mut Raw) -> Vec<String> {
         assert!(line.contains(&format!("batch={id}")), "{line}");
         lines.push(line);
     }
+}
+
+/// `run --devnet`, as the quick start has it: the echo identity is the nick `echo` for `me`
+/// from the first message on (its display name and handle), and writing to its Account ID
+/// turns the query into echo's, where the reply lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_devnet_echo_is_named_echo() {
+    let dir = TempDir::new("irc-devnet");
+    let data = dir.path().join("d");
+    let mut cmd = support::run_command(&data);
+    cmd.env_remove("SESSIOND_OFFLINE")
+        .args(["--devnet", "--devnet-nodes", "6"]);
+    let data2 = data.clone();
+    let d = tokio::task::spawn_blocking(move || Daemon::start_with(&data2, cmd))
+        .await
+        .expect("start");
+    let bearer = sessiond_api::client::Bearer::new(&d.admin_token).expect("token");
+    let mut ids = sessiond_api::v1::identities_client::IdentitiesClient::with_interceptor(
+        d.channel().await,
+        bearer,
+    );
+    let listed = ids
+        .list(sessiond_api::v1::ListIdentitiesRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .identities;
+    let names: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|i| (i.name.as_str(), i.display_name.as_str()))
+        .collect();
+    assert!(names.contains(&("me", "me")), "{names:?}");
+    assert!(names.contains(&("echo", "echo")), "{names:?}");
+    let echo = listed
+        .iter()
+        .find(|i| i.name == "echo")
+        .expect("echo")
+        .account_id
+        .clone();
+
+    let irc = d.irc.clone().expect("IRC");
+    let mut me = Raw::register(&irc, &format!("me:{}", d.admin_token), "me", "echo-message").await;
+    me.send(&format!("PRIVMSG {echo} :ping")).await;
+    let nick = me.wait_for(" NICK ").await;
+    assert!(
+        nick.starts_with(&format!(":{echo}!")) && nick.ends_with(" NICK echo"),
+        "{nick}"
+    );
+    let echoed = me.wait_for(" PRIVMSG echo ").await;
+    assert!(echoed.ends_with(" PRIVMSG echo ping"), "{echoed}");
+    let reply = me.wait_for(":echo: ping").await;
+    assert!(reply.starts_with(":echo!"), "{reply}");
+    drop(me);
+    drop(d);
 }

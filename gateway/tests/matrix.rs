@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ruma::api::client::membership::join_room_by_id;
 use ruma::api::client::message::{get_message_events, send_message_event};
+use ruma::api::client::receipt::create_receipt;
 use ruma::api::client::room::create_room;
 use ruma::api::client::sync::sync_events;
 use ruma::api::client::typing::create_typing_event::{self, v3::Typing, v3::TypingInfo};
@@ -290,6 +291,34 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
     })
     .await;
 
+    // Unread counts run from the read marker to the end of the room's log, whatever the sync
+    // holds: a sync with only Alice's own new message still counts Bob's three.
+    let unread = |r: &sync_events::v3::Response| {
+        r.rooms
+            .join
+            .get(&room_a)
+            .and_then(|j| j.unread_notifications.notification_count)
+            .map(u64::from)
+    };
+    let brb = mx_send(&alice, &room_a, "a2", "brb").await;
+    let resp = sync_until(&alice, &mut alice_since, |r| {
+        messages_in(r, &room_a).iter().any(|m| m.2 == "brb")
+    })
+    .await;
+    assert_eq!(unread(&resp), Some(3), "{:?}", resp.rooms.join.get(&room_a));
+    // Read up to her own message: nothing unread.
+    let receipt = create_receipt::v3::Request::new(
+        room_a.clone(),
+        create_receipt::v3::ReceiptType::Read,
+        brb.try_into().expect("event id"),
+    );
+    alice.send_request(receipt).await.expect("receipt");
+    let resp = sync_until(&alice, &mut alice_since, |r| {
+        r.rooms.join.contains_key(&room_a)
+    })
+    .await;
+    assert_eq!(unread(&resp), Some(0));
+
     // The away client comes back with its old `since`: exactly what it missed, in order, once.
     let mut since = Some(away_since);
     let mut caught_up = Vec::new();
@@ -305,7 +334,13 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
     let texts: Vec<&str> = caught_up.iter().map(|m| m.2.as_str()).collect();
     assert_eq!(
         texts,
-        ["hello bob", "hi alice", "are you there?", "ok, later"],
+        [
+            "hello bob",
+            "hi alice",
+            "are you there?",
+            "ok, later",
+            "brb"
+        ],
         "{caught_up:?}"
     );
     let ids: HashSet<&str> = caught_up.iter().map(|m| m.0.as_str()).collect();
@@ -326,7 +361,13 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
         .collect();
     assert_eq!(
         bodies,
-        ["ok, later", "are you there?", "hi alice", "hello bob"]
+        [
+            "brb",
+            "ok, later",
+            "are you there?",
+            "hi alice",
+            "hello bob"
+        ]
     );
 }
 
@@ -1351,4 +1392,162 @@ async fn shutdown_ends_long_polls_and_returns() {
         TcpStream::connect(&mx).await.is_err(),
         "the listener is closed"
     );
+}
+
+/// GET on `mx` with `token`, expecting 200.
+async fn get_ok(mx: &str, token: &str, path: String) -> Value {
+    let (status, v) = raw(mx, "GET", &path, Some(token), b"").await;
+    assert_eq!(status, 200, "GET {path}: {v}");
+    v
+}
+
+/// `full_state=true` on an incremental sync returns every joined room with its whole state,
+/// though nothing changed (matrix-commander's `--get-room-info` relies on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_state_returns_every_joined_room() {
+    let f = fixture("mx-full").await;
+    let (mx, a) = (f.mx.as_str(), f.alice.as_str());
+    let since = get_ok(mx, a, v3("sync")).await["next_batch"]
+        .as_str()
+        .expect("next_batch")
+        .to_owned();
+    let quiet = get_ok(mx, a, v3(&format!("sync?since={since}&timeout=0"))).await;
+    assert!(
+        quiet["rooms"]["join"].as_object().expect("join").is_empty(),
+        "{quiet}"
+    );
+    let full = get_ok(
+        mx,
+        a,
+        v3(&format!("sync?since={since}&timeout=0&full_state=true")),
+    )
+    .await;
+    let state = full["rooms"]["join"][&f.room]["state"]["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the room with its state: {full}"));
+    for kind in [
+        "m.room.create",
+        "m.room.member",
+        "m.room.power_levels",
+        "m.room.name",
+    ] {
+        assert!(state.iter().any(|e| e["type"] == kind), "{kind} in {full}");
+    }
+    is_error(
+        &raw(
+            mx,
+            "GET",
+            &v3(&format!("sync?since={since}&full_state=maybe")),
+            Some(a),
+            b"",
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    still_fine(mx, &f.bob).await;
+}
+
+/// What Element asks at every start answers as the spec says: no key backup is 404
+/// `M_NOT_FOUND` (not `M_UNRECOGNIZED`), no third-party protocols and no 3PIDs are empty lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_calls_get_the_spec_answers() {
+    let f = fixture("mx-backup").await;
+    let (mx, a) = (f.mx.as_str(), f.alice.as_str());
+    for path in [
+        "room_keys/version",
+        "room_keys/version/1",
+        "room_keys/keys?version=1",
+    ] {
+        is_error(
+            &raw(mx, "GET", &v3(path), Some(a), b"").await,
+            404,
+            "M_NOT_FOUND",
+        );
+    }
+    assert_eq!(get_ok(mx, a, v3("thirdparty/protocols")).await, json!({}));
+    assert_eq!(
+        get_ok(mx, a, v3("account/3pid")).await["threepids"],
+        json!([])
+    );
+    is_error(
+        &raw(
+            mx,
+            "GET",
+            &v3("user/%40alice%3Alocalhost/account_data/m.secret_storage.default_key"),
+            Some(a),
+            b"",
+        )
+        .await,
+        404,
+        "M_NOT_FOUND",
+    );
+    still_fine(mx, a).await;
+}
+
+/// The user's own typing shows in its room's `m.typing` (as the spec has it), until the
+/// client says it stopped or the notice's timeout passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_typing_is_in_m_typing() {
+    let f = fixture("mx-typing").await;
+    let (mx, a) = (f.mx.as_str(), f.alice.as_str());
+    let typing_path = v3(&format!(
+        "rooms/{}/typing/%40alice%3Alocalhost",
+        enc(&f.room)
+    ));
+    let typing_path = typing_path.as_str();
+    let put_typing = |body: Value| async move {
+        let (status, v) = raw(mx, "PUT", typing_path, Some(a), body.to_string().as_bytes()).await;
+        assert_eq!(status, 200, "{v}");
+    };
+    let typing_in = |sync: &Value| -> Option<Value> {
+        sync["rooms"]["join"][&f.room]["ephemeral"]["events"]
+            .as_array()?
+            .iter()
+            .find(|e| e["type"] == "m.typing")
+            .map(|e| e["content"]["user_ids"].clone())
+    };
+    let next = |sync: &Value| sync["next_batch"].as_str().expect("next_batch").to_owned();
+    let since = next(&get_ok(mx, a, v3("sync")).await);
+    put_typing(json!({ "typing": true, "timeout": 30000 })).await;
+    let s1 = get_ok(mx, a, v3(&format!("sync?since={since}&timeout=0"))).await;
+    assert_eq!(typing_in(&s1), Some(json!(["@alice:localhost"])), "{s1}");
+    let initial = get_ok(mx, a, v3("sync")).await;
+    assert_eq!(
+        typing_in(&initial),
+        Some(json!(["@alice:localhost"])),
+        "{initial}"
+    );
+    put_typing(json!({ "typing": false })).await;
+    let s2 = get_ok(mx, a, v3(&format!("sync?since={}&timeout=0", next(&s1)))).await;
+    assert_eq!(typing_in(&s2), Some(json!([])), "{s2}");
+    // A short timeout ends it by itself.
+    put_typing(json!({ "typing": true, "timeout": 300 })).await;
+    let s3 = get_ok(mx, a, v3(&format!("sync?since={}&timeout=0", next(&s2)))).await;
+    assert_eq!(typing_in(&s3), Some(json!(["@alice:localhost"])), "{s3}");
+    let s4 = get_ok(mx, a, v3(&format!("sync?since={}&timeout=1500", next(&s3)))).await;
+    assert_eq!(typing_in(&s4), Some(json!([])), "{s4}");
+}
+
+/// A full user id whose server part is the host the client used logs in (matrix-commander
+/// builds `@me:127.0.0.1` from `http://127.0.0.1:port`), with or without the port; another
+/// server's id is refused with words that say which form works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_the_host_as_the_server_part() {
+    let f = fixture("mx-login").await;
+    let mx = f.mx.as_str();
+    let host = mx.rsplit_once(':').expect("host:port").0;
+    let t = login(mx, &format!("@alice:{host}"), &f.daemon.admin_token).await;
+    still_fine(mx, &t).await;
+    login(mx, &format!("@alice:{mx}"), &f.daemon.admin_token).await;
+    let body = json!({
+        "type": "m.login.password",
+        "identifier": { "type": "m.id.user", "user": "@alice:example.org" },
+        "password": f.daemon.admin_token,
+    });
+    let refused = raw(mx, "POST", &v3("login"), None, body.to_string().as_bytes()).await;
+    is_error(&refused, 403, "M_FORBIDDEN");
+    let why = refused.1["error"].as_str().unwrap_or_default();
+    assert!(why.contains("@alice:localhost"), "{why}");
+    still_fine(mx, &f.alice).await;
 }

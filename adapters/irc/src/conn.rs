@@ -171,6 +171,8 @@ pub(crate) struct Conn {
     sasl: Sasl,
     /// A login made by SASL before registration completed.
     sasl_login: Option<sessiond_api::client::Login>,
+    /// Failed SASL attempts so far.
+    sasl_failures: u8,
     flood: TokenBucket,
     session: Option<Session>,
     batch_counter: u64,
@@ -217,6 +219,7 @@ pub(crate) async fn run<S>(
         pass: None,
         sasl: Sasl::Idle,
         sasl_login: None,
+        sasl_failures: 0,
         flood: TokenBucket::new(
             srv.config.flood_burst,
             srv.config.flood_lines_per_sec,
@@ -470,6 +473,10 @@ impl Conn {
                 .await;
         };
         if self.session.is_none() && !spec.before_registration {
+            if spec.name == "NOTICE" {
+                // RFC 2812 §3.3.2: a NOTICE never gets an automatic reply, errors included.
+                return Ok(());
+            }
             return self
                 .numeric(ERR_NOTREGISTERED, &["You have not registered"])
                 .await;
@@ -487,7 +494,8 @@ impl Conn {
             "ISON" => self.ison(&msg).await,
             "JOIN" => self.join(&msg).await,
             "LIST" => self.list().await,
-            "LUSERS" | "MOTD" => self.motd().await,
+            "LUSERS" => self.lusers().await,
+            "MOTD" => self.motd().await,
             "MODE" => self.mode(&msg).await,
             "NAMES" => self.names(&msg).await,
             "NICK" => self.nick(&msg).await,

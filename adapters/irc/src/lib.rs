@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 use tracing::{info, warn};
@@ -64,6 +64,9 @@ pub async fn serve(
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    // One permit per live connection, given back the moment its task ends: the limit counts
+    // exactly the connections that are open, however long ago the loop last reaped tasks.
+    let permits = Arc::new(Semaphore::new(max_connections));
     tokio::pin!(shutdown);
     // Warn once per stretch at the limit, not once per refused connection.
     let mut at_limit = false;
@@ -76,7 +79,7 @@ pub async fn serve(
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    if connections.len() >= max_connections {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
                         // Refused without waiting: a best-effort line, then close.
                         let _ = stream.try_write(b"ERROR :Closing link: too many connections\r\n");
                         if !at_limit {
@@ -84,10 +87,14 @@ pub async fn serve(
                             at_limit = true;
                         }
                         continue;
-                    }
+                    };
                     at_limit = false;
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(conn::run(srv.clone(), stream, peer, stop_rx.clone()));
+                    let run = conn::run(srv.clone(), stream, peer, stop_rx.clone());
+                    connections.spawn(async move {
+                        run.await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a moment rather than spin.

@@ -148,11 +148,7 @@ pub(crate) async fn login(s: &Shared, req: &Req) -> Result<Value, MatrixError> {
         (_, Some(u)) => u.as_str(),
         _ => return Err(MatrixError::BadJson("no user in the login".into())),
     };
-    let name = match parse_user(user, &s.config.server_name, true) {
-        Some(LocalUser::Identity(name)) => name,
-        // Another server's user, or a ghost: not an identity of this daemon.
-        _ => return Err(MatrixError::BadLogin),
-    };
+    let name = login_name(user, &s.config.server_name, req.host())?;
     let password = body
         .password
         .as_deref()
@@ -190,6 +186,53 @@ pub(crate) async fn login(s: &Shared, req: &Req) -> Result<Value, MatrixError> {
     }))
 }
 
+/// The identity a login names: a bare localpart, or a full user id whose server part is this
+/// server's name or the host the client reached it by (with or without the port): clients
+/// such as matrix-commander build `@me:127.0.0.1` from the homeserver URL. Any other server
+/// part is refused with words that say which forms work.
+fn login_name(user: &str, server: &str, host: Option<&str>) -> Result<String, MatrixError> {
+    let local = match user.strip_prefix('@') {
+        Some(rest) => {
+            let Some((local, part)) = rest.split_once(':') else {
+                return Err(MatrixError::Forbidden(format!(
+                    "{user:?} is not a user id: log in as @name:{server} or just name"
+                )));
+            };
+            let ours = part == server
+                || host.is_some_and(|h| {
+                    part.eq_ignore_ascii_case(h) || part.eq_ignore_ascii_case(without_port(h))
+                });
+            if !ours {
+                return Err(MatrixError::Forbidden(format!(
+                    "{user:?} is not a user of this server (its name is {server}): \
+                     log in as @{local}:{server} or just {local}"
+                )));
+            }
+            local
+        }
+        None => user,
+    };
+    match parse_user(local, server, true) {
+        Some(LocalUser::Identity(name)) => Ok(name),
+        // A ghost (a contact's Account ID) or nothing: not an identity of this daemon.
+        _ => Err(MatrixError::BadLogin),
+    }
+}
+
+/// `host` of a `host:port` Host header (`[v6]:port` too); the header itself if it has no port.
+fn without_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((h, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']')) =>
+        {
+            h
+        }
+        _ => host,
+    }
+}
+
 /// `POST /_matrix/client/v3/logout`: revokes the access token with the daemon.
 pub(crate) async fn logout(me: &Me) -> Result<Value, MatrixError> {
     me.client
@@ -206,4 +249,35 @@ pub(crate) async fn logout(me: &Me) -> Result<Value, MatrixError> {
 /// `GET /_matrix/client/v3/account/whoami`.
 pub(crate) fn whoami(me: &Me) -> Value {
     json!({ "user_id": me.user_id, "device_id": me.device_id, "is_guest": false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_names() {
+        let name = |u: &str, host: Option<&str>| login_name(u, "localhost", host).ok();
+        assert_eq!(name("me", None), Some("me".into()));
+        assert_eq!(name("@me:localhost", None), Some("me".into()));
+        assert_eq!(
+            name("@me:127.0.0.1", Some("127.0.0.1:8008")),
+            Some("me".into())
+        );
+        assert_eq!(
+            name("@me:127.0.0.1:8008", Some("127.0.0.1:8008")),
+            Some("me".into())
+        );
+        assert_eq!(name("@me:[::1]", Some("[::1]:8008")), Some("me".into()));
+        assert_eq!(name("@me:example.org", Some("127.0.0.1:8008")), None);
+        assert_eq!(name("@me", None), None);
+        assert_eq!(
+            name(&format!("@05{}:localhost", "ab".repeat(32)), None),
+            None
+        );
+        let e = login_name("@me:example.org", "localhost", None)
+            .expect_err("another server")
+            .to_string();
+        assert!(e.contains("@me:localhost"), "{e}");
+    }
 }

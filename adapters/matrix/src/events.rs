@@ -7,7 +7,7 @@ use sessiond_api::v1::{event, Conversation, DeliveryState, Event};
 
 use crate::auth::Me;
 use crate::ids::{event_id, room_id, short_account, state_event_id, user_id};
-use crate::state::IdentityState;
+use crate::state::{IdentityState, Typers};
 
 /// Rooms are created with this room version.
 pub const ROOM_VERSION: &str = "10";
@@ -311,9 +311,15 @@ impl RoomView<'_> {
         })
     }
 
-    /// The `m.typing` ephemeral event.
-    pub fn typing(&self, typing: bool) -> Value {
-        let users: Vec<String> = if typing { vec![self.ghost()] } else { vec![] };
+    /// The `m.typing` ephemeral event: everyone typing in the room, the user included.
+    pub fn typing(&self, who: Typers) -> Value {
+        let mut users = Vec::new();
+        if who.peer {
+            users.push(self.ghost());
+        }
+        if who.me {
+            users.push(self.me.user_id.clone());
+        }
         json!({ "type": "m.typing", "content": { "user_ids": users } })
     }
 

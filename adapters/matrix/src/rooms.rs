@@ -2,6 +2,8 @@
 //! createRoom/join open it, leave leaves it, send writes to it, typing/receipts/read markers go
 //! to the daemon, and state/members/messages are read from the conversation and its event log.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sessiond_api::v1::{
@@ -484,7 +486,15 @@ pub(crate) async fn send(
 #[derive(Debug, Deserialize)]
 struct TypingBody {
     typing: bool,
+    /// How long the user is typing, in ms (with `typing: true`).
+    #[serde(default)]
+    timeout: Option<f64>,
 }
+
+/// How long a typing notice lasts when the client gives no timeout.
+const TYPING_DEFAULT_MS: u64 = 30_000;
+/// The longest typing timeout honoured.
+const TYPING_MAX_MS: u64 = 120_000;
 
 /// `PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}`: a Session typing notice, best effort
 /// (offline it is dropped, as typing notices are).
@@ -504,10 +514,24 @@ pub(crate) async fn typing(
         .clone()
         .send_typing(SendTypingRequest {
             identity: me.name().to_owned(),
-            recipient: peer,
+            recipient: peer.clone(),
             typing: body.typing,
         })
         .await;
+    if result.is_ok()
+        || result
+            .as_ref()
+            .is_err_and(|e| e.code() == Code::Unavailable)
+    {
+        // The user's own clients see it typing in `m.typing`, as the spec has it.
+        // Any number is taken, clamped (`as` saturates; NaN becomes 0, then 1).
+        let timeout = body
+            .timeout
+            .map_or(TYPING_DEFAULT_MS, |t| t as u64)
+            .clamp(1, TYPING_MAX_MS);
+        s.identity(me.name())
+            .set_own_typing(&peer, body.typing, Duration::from_millis(timeout));
+    }
     match result {
         Ok(_) => Ok(json!({})),
         Err(status) if status.code() == Code::Unavailable => {

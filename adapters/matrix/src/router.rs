@@ -131,6 +131,10 @@ pub(crate) enum Endpoint {
         user: String,
     },
     UserDirectory,
+    /// `room_keys/…` reads: there is never a key backup.
+    NoKeyBackup,
+    ThirdPartyProtocols,
+    ThreePids,
 }
 
 /// Finds the endpoint for a request.
@@ -317,6 +321,9 @@ pub(crate) fn resolve(method: &Method, segments: &[String]) -> Result<Endpoint, 
             (M::PUT, E::PutPresence { user: s(user) }),
         ]),
         ["user_directory", "search"] => pick(vec![(M::POST, E::UserDirectory)]),
+        ["room_keys", "version" | "keys", ..] => pick(vec![(M::GET, E::NoKeyBackup)]),
+        ["thirdparty", "protocols"] => pick(vec![(M::GET, E::ThirdPartyProtocols)]),
+        ["account", "3pid"] => pick(vec![(M::GET, E::ThreePids)]),
         _ => Err(unknown()),
     }
 }
@@ -384,6 +391,12 @@ pub(crate) async fn dispatch(s: &Shared, req: &Req) -> Result<Value, MatrixError
         E::GetPresence { user } => account::get_presence(s, &me, &user),
         E::PutPresence { user } => account::put_presence(s, &me, &user, req),
         E::UserDirectory => account::user_directory(s, &me, req).await,
+        // The spec's answer when no backup exists (clients ask at every start).
+        E::NoKeyBackup => Err(MatrixError::NotFound(
+            "no key backup: this server keeps none".into(),
+        )),
+        E::ThirdPartyProtocols => Ok(serde_json::json!({})),
+        E::ThreePids => Ok(serde_json::json!({ "threepids": [] })),
     }
 }
 

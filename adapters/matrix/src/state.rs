@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 use sessiond_api::client::Client;
@@ -90,8 +91,11 @@ struct Inner {
     last_seq: u64,
     /// Counts ephemeral changes (typing, account data); items carry the count of their change.
     eph: u64,
-    /// Peer → (typing, eph of the change).
-    typing: HashMap<String, (bool, u64)>,
+    /// Peer → who is typing in the room with it, and the eph of the change.
+    typing: HashMap<String, (Typers, u64)>,
+    /// Counts the user's own typing notices, so that a timeout ends only the notice it was
+    /// set for.
+    own_typing_gen: u64,
     /// Type → (content, eph of the change).
     account_data: BTreeMap<String, (Value, u64)>,
     /// Filters by id; ids count up from 0.
@@ -105,13 +109,28 @@ struct Inner {
     version: u64,
 }
 
+/// Who is typing in one room: the other side, the user (one of its clients), or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Typers {
+    /// The contact is typing.
+    pub peer: bool,
+    /// The user is typing (until its notice's timeout).
+    pub me: bool,
+}
+
+impl Typers {
+    fn any(self) -> bool {
+        self.peer || self.me
+    }
+}
+
 /// The changes a `/sync` reports since an ephemeral version.
 #[derive(Debug, Default)]
 pub(crate) struct EphemeralChanges {
     /// The current ephemeral version.
     pub eph: u64,
-    /// Peers whose typing state changed, with the current state.
-    pub typing: Vec<(String, bool)>,
+    /// Peers whose room's typing changed, with who is typing there now.
+    pub typing: Vec<(String, Typers)>,
     /// Account data types that changed, with the content.
     pub account_data: Vec<(String, Value)>,
 }
@@ -227,7 +246,14 @@ impl IdentityState {
             Some(event::Kind::Typing(t)) => {
                 inner.eph += 1;
                 let eph = inner.eph;
-                inner.typing.insert(t.peer, (t.typing, eph));
+                let entry = inner.typing.entry(t.peer).or_default();
+                *entry = (
+                    Typers {
+                        peer: t.typing,
+                        ..entry.0
+                    },
+                    eph,
+                );
             }
             _ => inner.last_seq = inner.last_seq.max(ev.seq),
         }
@@ -244,8 +270,8 @@ impl IdentityState {
             typing: inner
                 .typing
                 .iter()
-                .filter(|(_, (on, v))| *v > since && (since > 0 || *on))
-                .map(|(peer, (on, _))| (peer.clone(), *on))
+                .filter(|(_, (who, v))| *v > since && (since > 0 || who.any()))
+                .map(|(peer, (who, _))| (peer.clone(), *who))
                 .collect(),
             account_data: inner
                 .account_data
@@ -254,6 +280,47 @@ impl IdentityState {
                 .map(|(k, (c, _))| (k.clone(), c.clone()))
                 .collect(),
         }
+    }
+
+    /// The user's own typing in the room with `peer` (the spec lists the user in its own
+    /// `m.typing`): on until `timeout` passes or a notice turns it off.
+    pub fn set_own_typing(self: &Arc<Self>, peer: &str, on: bool, timeout: Duration) {
+        let generation = {
+            let mut inner = self.lock();
+            inner.own_typing_gen += 1;
+            let generation = inner.own_typing_gen;
+            inner.eph += 1;
+            let eph = inner.eph;
+            let entry = inner.typing.entry(peer.to_owned()).or_default();
+            *entry = (Typers { me: on, ..entry.0 }, eph);
+            self.bump(&mut inner);
+            generation
+        };
+        if !on {
+            return;
+        }
+        let me = Arc::clone(self);
+        let peer = peer.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let mut inner = me.lock();
+            let current = inner.typing.get(&peer).map(|(who, _)| *who);
+            if inner.own_typing_gen != generation || !current.is_some_and(|w| w.me) {
+                return;
+            }
+            inner.eph += 1;
+            let eph = inner.eph;
+            if let Some(entry) = inner.typing.get_mut(&peer) {
+                *entry = (
+                    Typers {
+                        me: false,
+                        ..entry.0
+                    },
+                    eph,
+                );
+            }
+            me.bump(&mut inner);
+        });
     }
 
     /// Stores account data of `kind`.
@@ -335,12 +402,15 @@ mod tests {
         assert_eq!(all.typing.len(), 2);
         assert_eq!(all.account_data.len(), 1);
         let later = s.ephemeral_since(v1);
-        assert_eq!(later.typing, vec![("p2".to_owned(), true)]);
+        assert_eq!(later.typing, vec![("p2".to_owned(), peer_typing())]);
         // A version from before a restart (newer than ours) gets everything.
         assert_eq!(s.ephemeral_since(1000).typing.len(), 2);
         // Initial syncs do not list peers that stopped typing.
         s.on_event(typing("p1", false));
-        assert_eq!(s.ephemeral_since(0).typing, vec![("p2".to_owned(), true)]);
+        assert_eq!(
+            s.ephemeral_since(0).typing,
+            vec![("p2".to_owned(), peer_typing())]
+        );
     }
 
     #[test]
@@ -352,6 +422,13 @@ mod tests {
         }
         assert!(s.filter(first).is_none());
         assert!(s.filter(first + 1).is_some());
+    }
+
+    fn peer_typing() -> Typers {
+        Typers {
+            peer: true,
+            me: false,
+        }
     }
 
     fn typing(peer: &str, on: bool) -> sessiond_api::v1::Event {

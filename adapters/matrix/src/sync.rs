@@ -17,7 +17,7 @@ use crate::err::MatrixError;
 use crate::events::{m_direct, peer_of, Membership, RoomView};
 use crate::http::Req;
 use crate::ids::StreamToken;
-use crate::state::{IdentityState, Shared};
+use crate::state::{IdentityState, Shared, Typers};
 
 /// Timeline events per room when the filter sets no limit.
 pub const DEFAULT_TIMELINE_LIMIT: usize = 20;
@@ -28,6 +28,8 @@ pub const MAX_TIMELINE_LIMIT: usize = 100;
 const BATCH: u32 = 500;
 /// How far back [`was_joined`] looks for the conversation's previous state.
 const LOOKBACK: u32 = 200;
+/// Unread messages are counted up to this many per room (clients show "99+" long before).
+const MAX_UNREAD: u32 = 1000;
 
 /// What a `/sync` asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,6 +37,8 @@ struct Params {
     since: Option<StreamToken>,
     timeout: Duration,
     limit: usize,
+    /// `full_state=true`: every joined room with its whole state, changed or not.
+    full_state: bool,
 }
 
 fn params(s: &Shared, me: &Me, req: &Req) -> Result<Params, MatrixError> {
@@ -63,10 +67,16 @@ fn params(s: &Shared, me: &Me, req: &Req) -> Result<Params, MatrixError> {
             .and_then(|id| s.identity(me.name()).filter(id)),
     }
     .map_or(DEFAULT_TIMELINE_LIMIT, |f| timeline_limit(&f));
+    let full_state = match req.query("full_state") {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(MatrixError::param("full_state", "not true or false")),
+    };
     Ok(Params {
         since,
         timeout: Duration::from_millis(timeout),
         limit,
+        full_state,
     })
 }
 
@@ -107,7 +117,7 @@ pub(crate) async fn sync(s: &Shared, me: &Me, req: &Req) -> Result<Value, Matrix
     let mut rx = ids.watch();
     let mut stop = s.stop.clone();
     loop {
-        let (resp, empty) = incremental(s, me, &ids, since, p.limit).await?;
+        let (resp, empty) = incremental(s, me, &ids, since, p.limit, p.full_state).await?;
         if !empty || Instant::now() >= deadline || *stop.borrow() {
             return Ok(resp);
         }
@@ -183,6 +193,34 @@ pub(crate) async fn recent(
     Ok((timeline, limited, prev))
 }
 
+/// The messages the user has not read in a room: those it received after its read marker
+/// (the conversation's `read_seq`), up to the end of the room's log, whatever this sync's batch
+/// holds. Counted up to [`MAX_UNREAD`].
+async fn unread(me: &Me, conv: &Conversation) -> Result<u64, MatrixError> {
+    if conv.last_seq <= conv.read_seq {
+        return Ok(0);
+    }
+    let page = me
+        .client
+        .messages
+        .clone()
+        .history(HistoryRequest {
+            identity: me.name().to_owned(),
+            after_seq: conv.read_seq,
+            before_seq: 0,
+            limit: MAX_UNREAD,
+            newest_first: false,
+            peer: conv.account_id.clone(),
+        })
+        .await?
+        .into_inner();
+    Ok(page
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, Some(event::Kind::Incoming(_))))
+        .count() as u64)
+}
+
 /// A joined room's entry in `rooms.join`.
 fn joined_room(
     view: &RoomView<'_>,
@@ -191,17 +229,8 @@ fn joined_room(
     prev: StreamToken,
     ephemeral: Vec<Value>,
     account_data: Vec<Value>,
+    unread: u64,
 ) -> Value {
-    let unread = timeline
-        .iter()
-        .filter(|e| e["sender"] != json!(view.me.user_id))
-        .filter(|e| {
-            e["event_id"]
-                .as_str()
-                .and_then(crate::ids::parse_event_id)
-                .is_some_and(|seq| seq > view.conv.read_seq)
-        })
-        .count();
     json!({
         "summary": view.summary(),
         "state": { "events": view.state() },
@@ -240,7 +269,7 @@ async fn initial(
 ) -> Result<Value, MatrixError> {
     let end = me.identity.last_seq;
     let eph = ids.ephemeral_since(0);
-    let typing: HashMap<&str, bool> = eph.typing.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+    let typing: HashMap<&str, Typers> = eph.typing.iter().map(|(p, t)| (p.as_str(), *t)).collect();
     let convs = conversations(me).await?;
     let server = s.config.server_name.as_str();
     let (mut join, mut invite) = (serde_json::Map::new(), serde_json::Map::new());
@@ -250,13 +279,22 @@ async fn initial(
             Membership::Join => {
                 let (timeline, limited, prev) = recent(me, ids, &view, end, limit).await?;
                 let mut ephemeral: Vec<Value> = view.receipt().into_iter().collect();
-                if typing.get(view.peer()).copied().unwrap_or(false) {
-                    ephemeral.push(view.typing(true));
+                if let Some(who) = typing.get(view.peer()) {
+                    ephemeral.push(view.typing(*who));
                 }
                 let account_data = view.fully_read().into_iter().collect();
+                let unread = unread(me, conv).await?;
                 join.insert(
                     view.room_id(),
-                    joined_room(&view, timeline, limited, prev, ephemeral, account_data),
+                    joined_room(
+                        &view,
+                        timeline,
+                        limited,
+                        prev,
+                        ephemeral,
+                        account_data,
+                        unread,
+                    ),
                 );
             }
             Membership::Invite => {
@@ -295,6 +333,7 @@ async fn incremental(
     ids: &IdentityState,
     since: StreamToken,
     limit: usize,
+    full_state: bool,
 ) -> Result<(Value, bool), MatrixError> {
     let page = me
         .client
@@ -316,7 +355,9 @@ async fn incremental(
         eph: eph.eph,
     };
     let empty = serde_json::Map::new;
-    if page.events.is_empty() && eph.typing.is_empty() && eph.account_data.is_empty() {
+    let nothing_new =
+        page.events.is_empty() && eph.typing.is_empty() && eph.account_data.is_empty();
+    if nothing_new && !full_state {
         return Ok((response(next, empty(), empty(), empty(), vec![]), true));
     }
 
@@ -331,16 +372,17 @@ async fn incremental(
             }
         }
     }
-    let typing: HashMap<&str, bool> = eph.typing.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+    let typing: HashMap<&str, Typers> = eph.typing.iter().map(|(p, t)| (p.as_str(), *t)).collect();
     let touched: BTreeSet<&str> = by_peer.keys().chain(typing.keys()).copied().collect();
 
     let convs = conversations(me).await?;
     let server = s.config.server_name.as_str();
     let (mut join, mut invite, mut leave) = (empty(), empty(), empty());
-    for conv in convs
-        .iter()
-        .filter(|c| touched.contains(c.account_id.as_str()))
-    {
+    for conv in convs.iter().filter(|c| {
+        // full_state: every joined room (with its whole state, as always here), changed or not.
+        touched.contains(c.account_id.as_str())
+            || (full_state && Membership::of(c) == Membership::Join)
+    }) {
         let view = RoomView { me, server, conv };
         let peer = view.peer();
         let events = by_peer.get(peer).map(Vec::as_slice).unwrap_or(&[]);
@@ -376,12 +418,21 @@ async fn incremental(
                     ephemeral.extend(view.receipt());
                     account_data.extend(view.fully_read());
                 }
-                if let Some(t) = typing.get(peer) {
-                    ephemeral.push(view.typing(*t));
+                if let Some(who) = typing.get(peer) {
+                    ephemeral.push(view.typing(*who));
                 }
+                let unread = unread(me, conv).await?;
                 join.insert(
                     view.room_id(),
-                    joined_room(&view, timeline, limited, prev, ephemeral, account_data),
+                    joined_room(
+                        &view,
+                        timeline,
+                        limited,
+                        prev,
+                        ephemeral,
+                        account_data,
+                        unread,
+                    ),
                 );
             }
             Membership::Invite => {

@@ -145,8 +145,11 @@ impl Raw {
         self.wait_for(&format!("PONG sessiond alive-{tag}")).await;
         self.send(&format!("PRIVMSG {to_account} :still here {tag}"))
             .await;
+        // Written to an Account ID: the echo is addressed to the contact's nick (after a NICK
+        // line that renames the query), "s" and 8 hex digits for a nameless contact.
+        let nick = format!("s{}", &to_account[2..10]);
         let echo = self.wait_for(&format!("still here {tag}")).await;
-        assert!(echo.contains(&format!("PRIVMSG {to_account} ")), "{echo}");
+        assert!(echo.contains(&format!("PRIVMSG {nick} ")), "{echo}");
     }
 }
 

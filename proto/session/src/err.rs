@@ -515,3 +515,398 @@ impl HasKind for ConfigError {
         }
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Communities (community): URLs, blinding, X-SOGS auth, room messages, blinded DMs
+// ------------------------------------------------------------------------------------------------
+
+/// A community URL, blinded key, request signature, room message or community DM was
+/// malformed or did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommunityError {
+    /// The community URL does not have the `SCHEME://HOST[:PORT]/ROOM?public_key=PK` form.
+    #[error("invalid community URL: {0}")]
+    BadUrl(&'static str),
+    /// The URL has no `public_key`, or one that is not 64 hex, 43/44 base64 or 52 z-base-32
+    /// characters.
+    #[error("invalid community URL: {0}")]
+    BadServerKey(&'static str),
+    /// A room token that is empty, longer than 64 characters, or has characters outside
+    /// `[A-Za-z0-9_-]`.
+    #[error("invalid room token: must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")]
+    BadRoomToken,
+    /// A blinded ID was asked of an ID that is not a standard (`05`) Account ID.
+    #[error("expected a standard (05) Account ID, got prefix {prefix:02x}")]
+    NotStandard {
+        /// The prefix byte given.
+        prefix: u8,
+    },
+    /// A community ID with a prefix other than the one this operation needs.
+    #[error("expected a {expected} community ID, got prefix {prefix:02x}")]
+    WrongPrefix {
+        /// What was expected, e.g. "15 (blinded)".
+        expected: &'static str,
+        /// The prefix byte given.
+        prefix: u8,
+    },
+    /// 32 bytes that are not a usable Ed25519 point (not on the curve, small order or with a
+    /// torsion component).
+    #[error("{what} is not a valid Ed25519 point")]
+    BadPoint {
+        /// Which key, e.g. "the recipient's blinded key".
+        what: &'static str,
+    },
+    /// The X-SOGS-* headers were only partly present (all four or none are allowed).
+    #[error("incomplete X-SOGS-* headers: {missing} is missing")]
+    PartialAuth {
+        /// The first header name that is missing.
+        missing: &'static str,
+    },
+    /// An X-SOGS-* header value is malformed.
+    #[error("invalid {header}: {reason}")]
+    BadAuthHeader {
+        /// The header name.
+        header: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The server requires blinded (`15`) keys and the request used an unblinded one.
+    #[error("Invalid authentication: this server requires the use of blinded ids")]
+    BlindingRequired,
+    /// The X-SOGS-Timestamp is too far from the server's clock.
+    #[error("X-SOGS-Timestamp is {skew_secs} s away from the server's clock (at most {max_secs} s allowed)")]
+    TimestampSkew {
+        /// How far off, in seconds.
+        skew_secs: u64,
+        /// The allowed window.
+        max_secs: u64,
+    },
+    /// The request signature, or a room message signature, does not verify.
+    #[error("{what} signature does not verify")]
+    BadSignature {
+        /// Whose signature: "request", "message".
+        what: &'static str,
+    },
+    /// A field of a room message or DM was not valid base64, or had the wrong length.
+    #[error("invalid {field}: {reason}")]
+    BadField {
+        /// The JSON field, e.g. "data", "signature".
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A room message's Content (after unpadding) did not parse.
+    #[error("malformed Content in a community message: {0}")]
+    Content(prost::DecodeError),
+    /// `Content.sigTimestamp` is more than 6 h from the server's `posted` time.
+    #[error("sigTimestamp {sig_timestamp_ms} ms is more than 6 h from posted {posted_ms} ms")]
+    StaleTimestamp {
+        /// Content.sigTimestamp.
+        sig_timestamp_ms: u64,
+        /// The server's posted time in ms.
+        posted_ms: u64,
+    },
+    /// A community DM with a version byte other than 0.
+    #[error("unknown community DM version {0:#04x}")]
+    DmVersion(u8),
+    /// A community DM shorter than version + tag + nonce + sender key.
+    #[error("community DM too short: {len} bytes, need at least {min}")]
+    DmTooShort {
+        /// Length given.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// A community DM that does not decrypt (not for this key pair, or altered).
+    #[error("could not decrypt the community DM (not for this identity, or corrupted)")]
+    DmDecrypt,
+    /// The Ed25519 key inside a community DM does not blind to the claimed sender.
+    #[error("the community DM's sender key does not match its blinded sender ID")]
+    DmSenderMismatch,
+    /// Neither the sender nor the recipient of a community DM is this identity.
+    #[error("the community DM is neither from nor to this identity's blinded ID")]
+    DmNotOurs,
+}
+
+impl HasKind for CommunityError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::BadUrl(_)
+            | Self::BadServerKey(_)
+            | Self::BadRoomToken
+            | Self::NotStandard { .. }
+            | Self::WrongPrefix { .. }
+            | Self::BadPoint { .. }
+            | Self::PartialAuth { .. }
+            | Self::BadAuthHeader { .. }
+            | Self::BadField { .. }
+            | Self::Content(_)
+            | Self::StaleTimestamp { .. }
+            | Self::DmTooShort { .. } => ErrorKind::InvalidInput,
+            Self::BlindingRequired | Self::DmVersion(_) => ErrorKind::Unsupported,
+            Self::TimestampSkew { .. } => ErrorKind::ClockSkew,
+            Self::BadSignature { .. }
+            | Self::DmDecrypt
+            | Self::DmSenderMismatch
+            | Self::DmNotOurs => ErrorKind::BadCrypto,
+        }
+    }
+}
+
+impl CommunityError {
+    /// The status a community server answers with for a request that fails this way
+    /// (pysogs `routes/auth.py`): 400 for malformed auth, 401 for a bad signature, 425 for
+    /// clock skew.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadSignature { .. } => 401,
+            Self::TimestampSkew { .. } => 425,
+            _ => 400,
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Attachments (attachment)
+// ------------------------------------------------------------------------------------------------
+
+/// An attachment could not be encrypted, decrypted, described or located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttachmentError {
+    /// The file is larger than the scheme allows for sending.
+    #[error("attachment of {len} bytes is over the {max}-byte limit")]
+    TooLarge {
+        /// Plaintext length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The encryptor was fed a different number of bytes than it was told at the start.
+    #[error("attachment data was declared as {declared} bytes but {got} were given")]
+    LengthMismatch {
+        /// Bytes declared.
+        declared: u64,
+        /// Bytes given (so far, when over).
+        got: u64,
+    },
+    /// The pointer carries no key.
+    #[error("the attachment has no key")]
+    MissingKey,
+    /// The key has the wrong length for its scheme.
+    #[error("an attachment key for the {scheme} scheme is {expected} bytes, got {len}")]
+    BadKeyLength {
+        /// `legacy` or `stream`.
+        scheme: &'static str,
+        /// Expected length.
+        expected: usize,
+        /// Given length.
+        len: usize,
+    },
+    /// A legacy attachment without a digest (released clients refuse these too).
+    #[error("the attachment has no digest")]
+    MissingDigest,
+    /// The digest is not 32 bytes.
+    #[error("an attachment digest is 32 bytes, got {len}")]
+    BadDigestLength {
+        /// Given length.
+        len: usize,
+    },
+    /// More encrypted bytes arrived than any attachment may have.
+    #[error("encrypted attachment is over the {max}-byte limit")]
+    Oversized {
+        /// The limit.
+        max: u64,
+    },
+    /// The encrypted data ended early or has an impossible length.
+    #[error("encrypted attachment is truncated or malformed ({len} bytes): {reason}")]
+    Truncated {
+        /// Bytes received.
+        len: u64,
+        /// What is missing.
+        reason: &'static str,
+    },
+    /// SHA-256 of the downloaded blob is not the pointer's digest: the download is corrupt or
+    /// is not this attachment.
+    #[error("the downloaded attachment does not match its digest")]
+    DigestMismatch,
+    /// The HMAC of a legacy blob does not verify: wrong key, or altered data.
+    #[error("the attachment's MAC does not verify (wrong key or altered data)")]
+    BadMac,
+    /// A stream chunk did not authenticate: wrong key, or altered data.
+    #[error("attachment chunk {chunk} does not authenticate (wrong key or altered data)")]
+    ChunkAuth {
+        /// 0-based chunk index.
+        chunk: u64,
+    },
+    /// The decrypted padding is malformed (PKCS#7, or the stream's zero run and 0x01 marker).
+    #[error("the attachment's padding is malformed")]
+    BadPadding,
+    /// The decrypted data is shorter than the pointer's `size`.
+    #[error("the attachment decrypted to {got} bytes, its pointer says {size}")]
+    ShortPlaintext {
+        /// The pointer's size.
+        size: u64,
+        /// Bytes decrypted.
+        got: u64,
+    },
+    /// A stream-scheme blob does not start with `S` (0x53).
+    #[error("not a stream-encrypted attachment: first byte {first:#04x}, expected 0x53")]
+    NotStreamFormat {
+        /// The first byte.
+        first: u8,
+    },
+    /// Data after the stream's final chunk.
+    #[error("data after the final chunk of the attachment")]
+    TrailingData,
+    /// The attachment URL is malformed.
+    #[error("invalid attachment URL: {0}")]
+    BadUrl(&'static str),
+    /// The URL's `p=` server key is not a usable Ed25519 key.
+    #[error("invalid file server key in the attachment URL: {0}")]
+    BadServerKey(KeyError),
+}
+
+impl HasKind for AttachmentError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::DigestMismatch | Self::BadMac | Self::ChunkAuth { .. } | Self::BadPadding => {
+                ErrorKind::BadCrypto
+            }
+            _ => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+
+// ------------------------------------------------------------------------------------------------
+// Groups v2 (groups): keys messages, group messages, subaccounts, kicked notices, control messages
+// ------------------------------------------------------------------------------------------------
+
+/// A group keys message, group message, subaccount credential, kicked notice or control message
+/// could not be built or was refused.
+///
+/// Variants say what was wrong, never the content (no keys, no message bodies).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// The bt-encoding is malformed at byte `at`.
+    #[error("malformed bt-encoding at byte {at}: {reason}")]
+    Bt {
+        /// Offset of the problem.
+        at: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// Well-formed bt, but a field is missing or has the wrong type or size.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// Which structure (e.g. "keys message").
+        what: &'static str,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A signature by the group key (or the sender) is missing or does not verify.
+    #[error("{what}: signature does not verify")]
+    BadSignature {
+        /// What was signed (e.g. "keys message", "group message").
+        what: &'static str,
+    },
+    /// No known key decrypts the ciphertext (not for us, or altered).
+    #[error("{what}: could not decrypt with any known key")]
+    Decrypt {
+        /// What did not decrypt.
+        what: &'static str,
+    },
+    /// The ciphertext is shorter than its overhead.
+    #[error("{what} of {len} bytes is shorter than the {min}-byte minimum")]
+    TooShort {
+        /// What was short.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// The plaintext is too large to send, or decompresses to more than the limit.
+    #[error("{what} is larger than {max} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// An ID that should be a group's (`03…`) has another prefix.
+    #[error("not a group ID: prefix {prefix:02x} (groups have 03)")]
+    NotAGroupId {
+        /// The prefix byte.
+        prefix: u8,
+    },
+    /// The group's Ed25519 key is not a usable point.
+    #[error("bad group key: {0}")]
+    BadGroupKey(KeyError),
+    /// A member's Account ID is not a usable `05` ID.
+    #[error("bad member Account ID: {reason}")]
+    BadMember {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The operation needs the group's secret key (an admin) and we only have member keys.
+    #[error("{what} needs the group admin key")]
+    NotAdmin {
+        /// What was attempted.
+        what: &'static str,
+    },
+    /// We hold no group key yet, so nothing can be encrypted.
+    #[error("no group encryption key is known yet")]
+    NoKey,
+    /// The subaccount credential (memberAuthData or token) is malformed or refused.
+    #[error("bad subaccount credential: {reason}")]
+    Subaccount {
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A zstd-compressed payload did not decompress.
+    #[error("{what}: compressed data does not decompress")]
+    Decompress {
+        /// What did not decompress.
+        what: &'static str,
+    },
+    /// A protobuf inside a group message did not parse.
+    #[error("malformed {what}: {reason}")]
+    Protobuf {
+        /// Which message (Envelope, Content).
+        what: &'static str,
+        /// prost's description.
+        reason: String,
+    },
+    /// A message of a retired legacy (`05`-keyed) closed group.
+    #[error("legacy closed group ({what}): unsupported, only groups with 03 IDs are")]
+    LegacyGroup {
+        /// What was recognised.
+        what: &'static str,
+    },
+}
+
+impl HasKind for GroupError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Bt { .. }
+            | Self::Invalid { .. }
+            | Self::TooShort { .. }
+            | Self::TooLarge { .. }
+            | Self::NotAGroupId { .. }
+            | Self::BadMember { .. }
+            | Self::Decompress { .. }
+            | Self::Protobuf { .. } => ErrorKind::InvalidInput,
+            Self::BadSignature { .. }
+            | Self::Decrypt { .. }
+            | Self::BadGroupKey(_)
+            | Self::Subaccount { .. } => ErrorKind::BadCrypto,
+            Self::NotAdmin { .. } => ErrorKind::PermissionDenied,
+            Self::NoKey => ErrorKind::NotFound,
+            Self::LegacyGroup { .. } => ErrorKind::Unsupported,
+        }
+    }
+}

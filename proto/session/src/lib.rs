@@ -15,13 +15,21 @@
 //! - [`onion`]: onion requests: per-hop encryption, the frame, the client builder, the relay peel,
 //!   reply encryption.
 //! - [`bencode`]: the small bencode subset onion v4 requests use.
+//! - [`groups`]: groups v2 (`03…`): keys messages, group messages, subaccounts, kicked notices,
+//!   control messages; legacy groups recognised and refused.
 //! - [`config`]: account and group config messages: format, merge, encryption, typed views.
+//! - [`community`]: communities (SOGS): URLs, blinded keys, X-SOGS auth, room messages, DMs.
+//! - [`attachment`]: attachment encryption (legacy AES-CBC + HMAC, libsession's stream),
+//!   pointers and file server URLs.
 //! - [`err`]: the error types, each with a [`err::ErrorKind`].
 
 pub mod account_id;
+pub mod attachment;
 pub mod bencode;
+pub mod community;
 pub mod config;
 pub mod err;
+pub mod groups;
 pub mod keys;
 pub mod message;
 pub mod mnemonic;

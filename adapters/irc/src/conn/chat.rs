@@ -2,6 +2,7 @@
 //! echo-message), TAGMSG `+typing` becomes SendTyping; daemon events become PRIVMSG, TAGMSG,
 //! NOTICE and NICK lines; and the bounded replay of missed messages at registration.
 
+use sessiond_api::client::looks_like_account_id;
 use sessiond_api::v1::{
     event, DeliveryState, Event, ListConversationsRequest, SendRequest, SendTypingRequest,
 };
@@ -52,6 +53,9 @@ impl Conn {
             return self.numeric(ERR_NOTEXTTOSEND, &["No text to send"]).await;
         };
         if target.contains(',') {
+            if notice {
+                return Ok(());
+            }
             return self
                 .numeric(ERR_TOOMANYTARGETS, &[&target, "One target at a time"])
                 .await;
@@ -68,11 +72,18 @@ impl Conn {
             return self.control(&text, &reply_to).await;
         }
         if target.starts_with('&') || target.starts_with('#') {
+            if notice {
+                return Ok(());
+            }
             return self
                 .numeric(ERR_NOSUCHCHANNEL, &[&target, "No such channel"])
                 .await;
         }
         let Some(account) = self.resolve(&target).await else {
+            if notice {
+                // RFC 2812 §3.3.2: no automatic reply to a NOTICE, errors included.
+                return Ok(());
+            }
             return self
                 .numeric(
                     ERR_NOSUCHNICK,
@@ -117,6 +128,13 @@ impl Conn {
         if let Some(s) = &mut self.session {
             s.own_sent.insert(sent.seq);
         }
+        // Written to a full Account ID: the contact's nick takes over the query (see
+        // `rename_query`), so the echo goes to the nick as the replies will come from it.
+        let target = if looks_like_account_id(&target) {
+            self.rename_query(&target, &account).await?
+        } else {
+            target
+        };
         if self.caps.has(Cap::EchoMessage) {
             let shown = Shown {
                 from_me: true,
@@ -136,9 +154,29 @@ impl Conn {
         Ok(())
     }
 
-    /// `TAGMSG <target>` with `+typing=active|paused|done`: SendTyping (best effort).
+    /// One conversation, one query window: after the client wrote to a full Account ID,
+    /// `:<Account ID>!<user>@session NICK <nick>` tells it the contact's nick, as if the contact
+    /// had renamed itself. irssi and WeeChat rename an open query on a NICK from its nick, so
+    /// the query opened with the Account ID becomes the nick's, where replies arrive. Returns
+    /// the nick.
+    async fn rename_query(&mut self, typed: &str, account: &str) -> Result<String, Close> {
+        let nick = self.nick_of(account).await;
+        if !nick.eq_ignore_ascii_case(typed) {
+            let source = format!("{typed}!{}@session", contact_user(account));
+            self.send(Message::new("NICK", vec![nick.clone()]).with_source(source))
+                .await?;
+        }
+        Ok(nick)
+    }
+
+    /// `TAGMSG <target>` with `+typing=active|paused|done` (or `+draft/typing`): SendTyping
+    /// (best effort). Other client tags are not relayed (ISUPPORT CLIENTTAGDENY says so).
     pub(super) async fn tagmsg(&mut self, msg: &Message) -> Result<(), Close> {
-        let Some(typing) = msg.tag("+typing").map(str::to_owned) else {
+        let Some(typing) = msg
+            .tag("+typing")
+            .or_else(|| msg.tag("+draft/typing"))
+            .map(str::to_owned)
+        else {
             return Ok(());
         };
         let target = msg.param(0).unwrap_or_default().to_owned();

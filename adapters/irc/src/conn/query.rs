@@ -289,12 +289,16 @@ impl Conn {
         self.numeric(RPL_ISON, &[&on.join(" ")]).await
     }
 
-    /// `USERHOST <nicks>`.
+    /// `USERHOST <nicks>`: `nick=+user@host`, with `-` instead of `+` for someone away (only the
+    /// client itself can be: Session has no presence).
     pub(super) async fn userhost(&mut self, msg: &Message) -> Result<(), Close> {
         let mut replies = Vec::new();
         for nick in msg.params.iter().take(5) {
             if let Some((nick, user, host, _, _)) = self.lookup_person(nick).await {
-                replies.push(format!("{nick}=+{user}@{host}"));
+                let away =
+                    nick == self.me() && self.session.as_ref().is_some_and(|s| s.away.is_some());
+                let here = if away { '-' } else { '+' };
+                replies.push(format!("{nick}={here}{user}@{host}"));
             }
         }
         self.numeric(RPL_USERHOST, &[&replies.join(" ")]).await

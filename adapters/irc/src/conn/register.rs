@@ -17,6 +17,9 @@ pub(super) const VERSION: &str = concat!("sessiond-irc-", env!("CARGO_PKG_VERSIO
 /// The control channel.
 pub(crate) const CONTROL: &str = "&session";
 
+/// Failed SASL attempts allowed on one connection; the last one ends it.
+pub(super) const SASL_ATTEMPTS: u8 = 3;
+
 impl Conn {
     /// `CAP LS|LIST|REQ|END`.
     pub(super) async fn cap(&mut self, msg: &Message) -> Result<(), Close> {
@@ -102,18 +105,20 @@ impl Conn {
                 .numeric(ERR_ERRONEUSNICKNAME, &[&nick, "Erroneous nickname"])
                 .await;
         }
-        let taken = nick.eq_ignore_ascii_case(ROOT)
-            || self
-                .session
-                .as_ref()
-                .is_some_and(|s| s.dir.account(&nick).is_some());
-        if taken {
-            return self
-                .numeric(
-                    ERR_NICKNAMEINUSE,
-                    &[&nick, "Nickname is already in use (by root or a contact)"],
-                )
-                .await;
+        // Before registration any valid nick is taken as asked: a clash with root or a contact
+        // is settled at the welcome (see `free_nick`) rather than refused, so a client's default
+        // nick (often root) just works. Once registered, a clash is refused.
+        if let Some(s) = &self.session {
+            let why = if nick.eq_ignore_ascii_case(ROOT) {
+                Some("Nickname is already in use: root is the control user here".to_owned())
+            } else {
+                s.dir
+                    .account(&nick)
+                    .map(|_| "Nickname is already in use: it is a contact's nick".to_owned())
+            };
+            if let Some(why) = why {
+                return self.numeric(ERR_NICKNAMEINUSE, &[&nick, &why]).await;
+            }
         }
         if self.session.is_some() {
             let old = self.my_prefix();
@@ -139,18 +144,35 @@ impl Conn {
                 .numeric(ERR_NEEDMOREPARAMS, &["USER", "Not enough parameters"])
                 .await;
         }
+        let realname = msg.param(3).unwrap_or_default();
+        if realname.is_empty() {
+            // RFC 2812 §3.1.3: the realname is a parameter like the others; empty is missing.
+            return self
+                .numeric(ERR_NEEDMOREPARAMS, &["USER", "Not enough parameters"])
+                .await;
+        }
         self.user = Some(user.to_owned());
-        self.realname = msg.param(3).unwrap_or_default().to_owned();
+        self.realname = realname.to_owned();
         self.maybe_register().await
     }
 
-    /// `AUTHENTICATE PLAIN`, then the base64 credentials in 400-byte chunks.
+    /// `AUTHENTICATE PLAIN`, then the base64 credentials in 400-byte chunks (IRCv3 sasl-3.1):
+    /// only after `CAP REQ :sasl`; a failed attempt is answered with 904 and may be retried,
+    /// up to [`SASL_ATTEMPTS`] failures, after which the connection ends.
     pub(super) async fn authenticate(&mut self, msg: &Message) -> Result<(), Close> {
         if self.session.is_some() || self.sasl_login.is_some() {
             return self
                 .numeric(
                     ERR_SASLALREADY,
                     &["You have already authenticated using SASL"],
+                )
+                .await;
+        }
+        if !self.caps.has(Cap::Sasl) {
+            return self
+                .numeric(
+                    ERR_SASLFAIL,
+                    &["SASL authentication failed: request the sasl capability first (CAP REQ :sasl)"],
                 )
                 .await;
         }
@@ -201,7 +223,7 @@ impl Conn {
                 };
                 let creds = match sasl::decode_plain(&payload) {
                     Ok(creds) => creds,
-                    Err(e) => return self.login_failed(ERR_SASLFAIL, &e.to_string()).await,
+                    Err(e) => return self.sasl_failed(&e.to_string()).await,
                 };
                 let user = creds.user().map(str::to_owned);
                 match self.check_login(&creds.passwd, user.as_deref()).await {
@@ -218,21 +240,42 @@ impl Conn {
                         self.sasl_login = Some(l);
                         self.maybe_register().await
                     }
-                    Err(e) => self.login_failed(ERR_SASLFAIL, &login_text(&e)).await,
+                    Err(LoginError::Daemon(status)) => {
+                        // The daemon could not answer: not the client's failure.
+                        let why = crate::err::status_text(&status);
+                        self.numeric(
+                            ERR_SASLFAIL,
+                            &[&format!("SASL authentication failed: {why}")],
+                        )
+                        .await
+                    }
+                    Err(e) => self.sasl_failed(&login_text(&e)).await,
                 }
             }
         }
     }
 
-    /// Refuses a login: the numeric, then `ERROR` and the end of the connection.
-    async fn login_failed(&mut self, code: &str, why: &str) -> Result<(), Close> {
+    /// A failed SASL attempt: 904, and the client may try again (or go on with CAP END);
+    /// after [`SASL_ATTEMPTS`] failures the connection ends.
+    async fn sasl_failed(&mut self, why: &str) -> Result<(), Close> {
+        self.sasl_failures += 1;
+        info!(peer = %self.peer, failures = self.sasl_failures, "IRC SASL login refused");
+        self.numeric(
+            ERR_SASLFAIL,
+            &[&format!("SASL authentication failed: {why}")],
+        )
+        .await?;
+        if self.sasl_failures >= SASL_ATTEMPTS {
+            return Err(Close::Quit("Too many failed SASL attempts".into()));
+        }
+        Ok(())
+    }
+
+    /// Refuses a login by PASS: the numeric, then `ERROR` and the end of the connection.
+    async fn login_failed(&mut self, why: &str) -> Result<(), Close> {
         info!(peer = %self.peer, "IRC login refused");
-        let text = if code == ERR_SASLFAIL {
-            format!("SASL authentication failed: {why}")
-        } else {
-            format!("Password incorrect: {why}")
-        };
-        self.numeric(code, &[&text]).await?;
+        self.numeric(ERR_PASSWDMISMATCH, &[&format!("Password incorrect: {why}")])
+            .await?;
         Err(Close::Quit("Bad credentials".into()))
     }
 
@@ -255,19 +298,22 @@ impl Conn {
             || self.nick.is_none()
             || self.user.is_none()
             || self.cap_negotiating
-            || matches!(self.sasl, Sasl::Collecting(_))
         {
             return Ok(());
+        }
+        if matches!(self.sasl, Sasl::Collecting(_)) {
+            // sasl-3.1: registration completing during an exchange aborts it; registration goes
+            // on without it (with PASS, if given).
+            self.sasl = Sasl::Idle;
+            self.numeric(ERR_SASLABORTED, &["SASL authentication aborted"])
+                .await?;
         }
         let login = match self.sasl_login.take() {
             Some(l) => l,
             None => {
                 let Some(pass) = self.pass.take() else {
                     return self
-                        .login_failed(
-                            ERR_PASSWDMISMATCH,
-                            "a sessiond token is required (PASS <token> or SASL PLAIN)",
-                        )
+                        .login_failed("a sessiond token is required (PASS <token> or SASL PLAIN)")
                         .await;
                 };
                 let (user, token) = match pass.split_once(':') {
@@ -278,7 +324,7 @@ impl Conn {
                 };
                 match self.check_login(&token, user.as_deref()).await {
                     Ok(l) => l,
-                    Err(e) => return self.login_failed(ERR_PASSWDMISMATCH, &login_text(&e)).await,
+                    Err(e) => return self.login_failed(&login_text(&e)).await,
                 }
             }
         };
@@ -291,19 +337,23 @@ impl Conn {
                 return Err(Close::Quit(format!("could not start the session: {why}")));
             }
         };
-        // A nick that is a contact's would make messages ambiguous: take another.
-        let mut nick = self.me();
-        while session.dir.account(&nick).is_some() || nick.eq_ignore_ascii_case(ROOT) {
-            nick = if nick.len() < directory::NICKLEN {
-                format!("{nick}_")
-            } else {
-                format!("u{}", session.start_seq % 100_000)
-            };
-        }
-        self.nick = Some(nick);
+        let asked = self.me();
+        let nick = free_nick(&asked, &name, &session.dir, session.start_seq);
+        self.nick = Some(nick.clone());
         self.session = Some(session);
         info!(peer = %self.peer, identity = %name, "IRC client registered");
         self.welcome().await?;
+        if nick != asked {
+            let whose = if asked.eq_ignore_ascii_case(ROOT) {
+                "the control user's".to_owned()
+            } else {
+                "a contact's".to_owned()
+            };
+            self.root_notice(&format!(
+                "The nick {asked} is {whose} here, so you are {nick}. Use /nick to pick another."
+            ))
+            .await?;
+        }
         self.join_control().await?;
         if !self.caps.has(Cap::Chathistory) {
             self.replay_missed().await?;
@@ -341,10 +391,33 @@ impl Conn {
             self.numeric(RPL_ISUPPORT, &params).await?;
         }
         debug!(nick = %me, "welcome sent");
+        self.lusers().await?;
         self.motd().await
     }
 
-    /// The MOTD (also LUSERS and MOTD commands).
+    /// `LUSERS` (RFC 2812 §3.4.2): the people this client can see (itself, root and its
+    /// contacts) on one server with one channel. 252 and 253 are left out: their counts
+    /// (operators, unknown connections) are zero, and the RFC sends only non-zero ones.
+    pub(super) async fn lusers(&mut self) -> Result<(), Close> {
+        let contacts = self.session.as_ref().map_or(0, |s| s.dir.all().len());
+        let users = (2 + contacts).to_string();
+        self.numeric(
+            RPL_LUSERCLIENT,
+            &[&format!(
+                "There are {users} users and 0 invisible on 1 servers"
+            )],
+        )
+        .await?;
+        self.numeric(RPL_LUSERCHANNELS, &["1", "channels formed"])
+            .await?;
+        self.numeric(
+            RPL_LUSERME,
+            &[&format!("I have {users} clients and 0 servers")],
+        )
+        .await
+    }
+
+    /// The MOTD (also the MOTD command).
     pub(super) async fn motd(&mut self) -> Result<(), Close> {
         let server = self.srv.config.server_name.clone();
         let (identity, account) = match &self.session {
@@ -371,6 +444,28 @@ impl Conn {
     }
 }
 
+/// The nick a client registers with: the one it asked for, unless that is root's or a
+/// contact's (a clash would make messages ambiguous). Then the identity's name, if that is a
+/// valid nick and free; else the asked nick with `_` appended until free.
+fn free_nick(asked: &str, identity: &str, dir: &directory::Directory, seq: u64) -> String {
+    let taken = |n: &str| n.eq_ignore_ascii_case(ROOT) || dir.account(n).is_some();
+    if !taken(asked) {
+        return asked.to_owned();
+    }
+    if valid_nick(identity) && !taken(identity) {
+        return identity.to_owned();
+    }
+    let mut nick = asked.to_owned();
+    while taken(&nick) {
+        nick = if nick.len() < directory::NICKLEN {
+            format!("{nick}_")
+        } else {
+            format!("u{}", seq % 100_000)
+        };
+    }
+    nick
+}
+
 /// The ISUPPORT tokens: the real limits of this server.
 fn isupport(server: &str) -> Vec<String> {
     let _ = server;
@@ -382,6 +477,8 @@ fn isupport(server: &str) -> Vec<String> {
         "CHANNELLEN=8",
         "CHANTYPES=&",
         "CHATHISTORY=100",
+        // message-tags: the only client tag relayed is typing (+typing, or +draft/typing).
+        "CLIENTTAGDENY=*,-draft/typing,-typing",
         "MSGREFTYPES=msgid,timestamp",
         "NETWORK=Session",
         "NICKLEN=30",

@@ -81,8 +81,13 @@ async fn bad_input_before_registration_gets_numerics_and_the_connection_carries_
     c.expect(" 461 * USER :Not enough parameters").await;
     c.send(b"NICK 1bad\r\n").await;
     c.expect(" 432 * 1bad :Erroneous nickname").await;
-    c.send(b"NICK root\r\n").await;
-    c.expect(" 433 * root ").await;
+    // Without CAP REQ :sasl, AUTHENTICATE is refused at once (no "AUTHENTICATE +").
+    c.send(b"AUTHENTICATE PLAIN\r\n").await;
+    c.expect(" 904 * :SASL authentication failed: request the sasl capability first")
+        .await;
+    // A NOTICE gets no reply, not even 451.
+    c.send(b"NOTICE alice :hi\r\nPING early\r\n").await;
+    c.expect("PONG sessiond early").await;
     c.send(b"CAP FROB\r\n").await;
     c.expect(" 410 * FROB :Invalid CAP command").await;
     c.send(b"CAP REQ :sasl bogus-cap\r\n").await;

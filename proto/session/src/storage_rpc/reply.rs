@@ -143,6 +143,17 @@ pub struct StoreResult {
     pub already: bool,
 }
 
+/// A member's `revoke_subaccount` or `unrevoke_subaccount` result
+/// ([`super::sign::revocation_result_message`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationResult {
+    /// `unrevoke_subaccount` only: how many tokens were on the list and are now removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// The member's signature.
+    pub signature: Sig,
+}
+
 /// A member's `delete` result ([`super::sign::delete_result_message`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteResult {

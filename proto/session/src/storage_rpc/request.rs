@@ -468,6 +468,47 @@ impl OxendRequestParams {
     }
 }
 
+/// Most tokens one `revoke_subaccount` may carry, and most revocations a snode keeps per account
+/// (older ones are forgotten, so their tokens work again).
+pub const MAX_SUBACCOUNT_REVOCATIONS: usize = 50;
+
+/// `revoke_subaccount`: add subaccount tokens to the account's revocation list. Signed by the
+/// account key itself (no subaccount may revoke).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeSubaccountParams {
+    /// The account.
+    pub pubkey: UserPubkey,
+    /// The tokens to revoke (one or a list; base64 or hex), at most
+    /// [`MAX_SUBACCOUNT_REVOCATIONS`].
+    pub revoke: OneOrMany<SubaccountToken>,
+    /// Signature timestamp, ms.
+    #[serde(deserialize_with = "num::timestamp")]
+    pub timestamp: u64,
+    /// Signature over [`super::sign::revoke_subaccount_message`].
+    pub signature: Sig,
+    /// Ed25519 key that signed, for `05` accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pubkey_ed25519: Option<Ed25519Pubkey>,
+}
+
+/// `unrevoke_subaccount`: remove subaccount tokens from the account's revocation list (before
+/// re-inviting a removed group member). Signed by the account key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnrevokeSubaccountParams {
+    /// The account.
+    pub pubkey: UserPubkey,
+    /// The tokens to unrevoke (one or a list; base64 or hex).
+    pub unrevoke: OneOrMany<SubaccountToken>,
+    /// Signature timestamp, ms.
+    #[serde(deserialize_with = "num::timestamp")]
+    pub timestamp: u64,
+    /// Signature over [`super::sign::unrevoke_subaccount_message`].
+    pub signature: Sig,
+    /// Ed25519 key that signed, for `05` accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pubkey_ed25519: Option<Ed25519Pubkey>,
+}
+
 /// The seed node's JSON-RPC 2.0 request body (`POST /json_rpc`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedRequest {
@@ -529,6 +570,10 @@ pub enum Request {
     GetExpiries(GetExpiriesParams),
     /// `oxend_request`.
     OxendRequest(OxendRequestParams),
+    /// `revoke_subaccount`.
+    RevokeSubaccount(RevokeSubaccountParams),
+    /// `unrevoke_subaccount`.
+    UnrevokeSubaccount(UnrevokeSubaccountParams),
     /// `batch`: 1–[`BATCH_MAX`] subrequests run in parallel (no nesting).
     Batch(Vec<Request>),
     /// `sequence`: like batch, run in order, stopping after the first non-2xx.
@@ -652,6 +697,36 @@ impl Request {
                 Request::GetExpiries(g)
             }
             "oxend_request" => Request::OxendRequest(params("oxend_request", p)?),
+            "revoke_subaccount" => {
+                let r: RevokeSubaccountParams = params("revoke_subaccount", p)?;
+                if r.revoke.0.is_empty() || r.revoke.0.len() > MAX_SUBACCOUNT_REVOCATIONS {
+                    return Err(RpcError::BadParams {
+                        method: "revoke_subaccount",
+                        reason: format!(
+                            "invalid revoke: expected 1 to {MAX_SUBACCOUNT_REVOCATIONS} subaccount tokens"
+                        ),
+                    });
+                }
+                checked(
+                    "revoke_subaccount",
+                    check_ed_prefix(&r.pubkey, &r.pubkey_ed25519),
+                )?;
+                Request::RevokeSubaccount(r)
+            }
+            "unrevoke_subaccount" => {
+                let r: UnrevokeSubaccountParams = params("unrevoke_subaccount", p)?;
+                if r.unrevoke.0.is_empty() {
+                    return Err(RpcError::BadParams {
+                        method: "unrevoke_subaccount",
+                        reason: "invalid unrevoke: no subaccount tokens".into(),
+                    });
+                }
+                checked(
+                    "unrevoke_subaccount",
+                    check_ed_prefix(&r.pubkey, &r.pubkey_ed25519),
+                )?;
+                Request::UnrevokeSubaccount(r)
+            }
             "batch" | "sequence" => {
                 let name: &'static str = if method == "batch" {
                     "batch"
@@ -705,6 +780,8 @@ impl Request {
             Request::ExpireAll(_) => "expire_all",
             Request::GetExpiries(_) => "get_expiries",
             Request::OxendRequest(_) => "oxend_request",
+            Request::RevokeSubaccount(_) => "revoke_subaccount",
+            Request::UnrevokeSubaccount(_) => "unrevoke_subaccount",
             Request::Batch(_) => "batch",
             Request::Sequence(_) => "sequence",
         }
@@ -722,6 +799,8 @@ impl Request {
             Request::Expire(p) => Some(&p.pubkey),
             Request::ExpireAll(p) => Some(&p.pubkey),
             Request::GetExpiries(p) => Some(&p.pubkey),
+            Request::RevokeSubaccount(p) => Some(&p.pubkey),
+            Request::UnrevokeSubaccount(p) => Some(&p.pubkey),
             Request::Info | Request::OxendRequest(_) | Request::Batch(_) | Request::Sequence(_) => {
                 None
             }
@@ -738,7 +817,26 @@ impl Request {
                 | Request::DeleteBefore(_)
                 | Request::Expire(_)
                 | Request::ExpireAll(_)
+                | Request::RevokeSubaccount(_)
+                | Request::UnrevokeSubaccount(_)
         )
+    }
+
+    /// The subaccount token the request is authenticated with, if any (a snode checks it
+    /// against the account's revocation list).
+    pub fn subaccount(&self) -> Option<&SubaccountToken> {
+        let sub = match self {
+            Request::Store(p) => &p.sub,
+            Request::Retrieve(p) => &p.sub,
+            Request::Delete(p) => &p.sub,
+            Request::DeleteAll(p) => &p.sub,
+            Request::DeleteBefore(p) => &p.sub,
+            Request::Expire(p) => &p.sub,
+            Request::ExpireAll(p) => &p.sub,
+            Request::GetExpiries(p) => &p.sub,
+            _ => return None,
+        };
+        sub.subaccount.as_ref()
     }
 
     /// The JSON body `{"method": …, "params": …}`.
@@ -763,6 +861,8 @@ impl Serialize for ParamsOf<'_> {
             Request::ExpireAll(p) => p.serialize(s),
             Request::GetExpiries(p) => p.serialize(s),
             Request::OxendRequest(p) => p.serialize(s),
+            Request::RevokeSubaccount(p) => p.serialize(s),
+            Request::UnrevokeSubaccount(p) => p.serialize(s),
             Request::Batch(subs) | Request::Sequence(subs) => {
                 let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry("requests", subs)?;

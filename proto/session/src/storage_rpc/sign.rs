@@ -107,6 +107,41 @@ pub fn get_expiries_message<S: AsRef<str>>(timestamp: u64, hashes: &[S]) -> Vec<
     v
 }
 
+/// `revoke_subaccount`: `"revoke_subaccount" ‖ timestamp ‖ token0 ‖ token1 …` (raw 36 bytes
+/// each, in request order).
+pub fn revoke_subaccount_message(timestamp: u64, tokens: &[SubaccountToken]) -> Vec<u8> {
+    revocation_message("revoke_subaccount", timestamp, tokens)
+}
+
+/// `unrevoke_subaccount`: `"unrevoke_subaccount" ‖ timestamp ‖ token0 ‖ token1 …`.
+pub fn unrevoke_subaccount_message(timestamp: u64, tokens: &[SubaccountToken]) -> Vec<u8> {
+    revocation_message("unrevoke_subaccount", timestamp, tokens)
+}
+
+fn revocation_message(method: &str, timestamp: u64, tokens: &[SubaccountToken]) -> Vec<u8> {
+    let mut v = method.as_bytes().to_vec();
+    v.extend_from_slice(timestamp.to_string().as_bytes());
+    for t in tokens {
+        v.extend_from_slice(&t.0);
+    }
+    v
+}
+
+/// Per-member `revoke_subaccount` / `unrevoke_subaccount` result:
+/// `account_hex66 ‖ timestamp ‖ token0 ‖ token1 …` (the requested tokens, raw).
+pub fn revocation_result_message(
+    account: &UserPubkey,
+    timestamp: u64,
+    tokens: &[SubaccountToken],
+) -> Vec<u8> {
+    let mut v = account.to_hex().into_bytes();
+    v.extend_from_slice(timestamp.to_string().as_bytes());
+    for t in tokens {
+        v.extend_from_slice(&t.0);
+    }
+    v
+}
+
 /// Per-member `store` result: the hash string itself.
 pub fn store_result_message(hash: &str) -> Vec<u8> {
     hash.as_bytes().to_vec()
@@ -249,6 +284,19 @@ impl Request {
         use SubaccountToken as T;
         match self {
             Request::Info | Request::GetSwarm(_) | Request::OxendRequest(_) => Ok(()),
+            Request::RevokeSubaccount(p) => {
+                // The account key itself: a subaccount may not revoke.
+                let msg = revoke_subaccount_message(p.timestamp, &p.revoke.0);
+                let (ed, none) = (p.pubkey_ed25519.as_ref(), &SubaccountAuth::default());
+                let m = "revoke_subaccount";
+                verify_request_signature(m, &p.pubkey, ed, none, 0, &p.signature, &msg)
+            }
+            Request::UnrevokeSubaccount(p) => {
+                let msg = unrevoke_subaccount_message(p.timestamp, &p.unrevoke.0);
+                let (ed, none) = (p.pubkey_ed25519.as_ref(), &SubaccountAuth::default());
+                let m = "unrevoke_subaccount";
+                verify_request_signature(m, &p.pubkey, ed, none, 0, &p.signature, &msg)
+            }
             Request::Store(p) => {
                 let Some(sig) = &p.signature else {
                     return if store_requires_auth(p.namespace) {

@@ -228,6 +228,60 @@ fn subaccount_signatures() {
 }
 
 #[test]
+fn subaccount_revocation_requests() {
+    let owner = SigningKey::from_bytes(&[3; 32]);
+    let mut id = [3u8; 33];
+    id[1..].copy_from_slice(&owner.verifying_key().to_bytes());
+    let account = UserPubkey(id);
+    let tokens = [SubaccountToken([7; 36]), SubaccountToken([8; 36])];
+    let ts = 1_700_000_000_000;
+    let msg = revoke_subaccount_message(ts, &tokens);
+    assert_eq!(&msg[..30], b"revoke_subaccount1700000000000");
+    assert_eq!(&msg[30..66], &[7; 36]);
+    let req = Request::RevokeSubaccount(RevokeSubaccountParams {
+        pubkey: account,
+        revoke: OneOrMany(tokens.to_vec()),
+        timestamp: ts,
+        signature: sign(&owner, &msg),
+        pubkey_ed25519: None,
+    });
+    // Client JSON parses back to the same request, which verifies; it is recursive and names
+    // its account but carries no subaccount.
+    let back = Request::from_json(&req.to_json()).expect("round trip");
+    assert_eq!(back, req);
+    back.verify_signature().expect("owner signature");
+    assert!(back.is_recursive());
+    assert_eq!(back.account(), Some(&account));
+    assert!(back.subaccount().is_none());
+    // The unrevoke message is not the revoke message.
+    let un = Request::UnrevokeSubaccount(UnrevokeSubaccountParams {
+        pubkey: account,
+        unrevoke: OneOrMany(tokens.to_vec()),
+        timestamp: ts,
+        signature: sign(&owner, &msg),
+        pubkey_ed25519: None,
+    });
+    assert!(un.verify_signature().is_err());
+    // Too many, none, a bad token, a 05 key on a 03 account.
+    let v: Value = serde_json::from_slice(&req.to_json()).expect("json");
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = v.clone();
+        f(&mut v["params"]);
+        Request::from_json(v.to_string().as_bytes())
+    };
+    assert!(with(&|p| p["revoke"] = json!(vec![hex::encode([1u8; 36]); 51])).is_err());
+    assert!(with(&|p| p["revoke"] = json!([])).is_err());
+    assert!(with(&|p| p["revoke"] = json!(["zz"])).is_err());
+    assert!(with(&|p| p["pubkey_ed25519"] = json!(hex::encode([1u8; 32]))).is_err());
+    // A single token (not a list) is accepted.
+    assert!(with(&|p| p["revoke"] = json!(hex::encode([7u8; 36]))).is_ok());
+    // The per-member result signature covers account ‖ timestamp ‖ tokens.
+    let r = revocation_result_message(&account, ts, &tokens);
+    assert!(r.starts_with(account.to_hex().as_bytes()));
+    assert_eq!(r.len(), 66 + 13 + 72);
+}
+
+#[test]
 fn store_parse_legacy_forms() {
     let (_, sid, _) = identity();
     let body = json!({"method":"store","params":{
