@@ -779,7 +779,6 @@ impl HasKind for AttachmentError {
     }
 }
 
-
 // ------------------------------------------------------------------------------------------------
 // Groups v2 (groups): keys messages, group messages, subaccounts, kicked notices, control messages
 // ------------------------------------------------------------------------------------------------
