@@ -4,7 +4,8 @@
 //! # Tasks (all owned by [`Engine`], all stopped by [`Engine::shutdown`])
 //! - `sender` ([`sender`]): stores due outbox entries in the recipients' swarms, with retries.
 //! - `pollers` ([`poller`]): a supervisor that keeps one poller task per identity, following
-//!   identities added and removed at run time.
+//!   identities added and removed at run time; each poll reads the account's configs with its
+//!   messages and merges them first ([`configsync`]).
 //! - `bootstrap`: fetches the pool and builds the paths at start (retrying with backoff until
 //!   it works), so the daemon is ready before the first message rather than at it.
 //! - `net-events` ([`netsource`]): forwards the client's events to Network.Watch.
@@ -12,6 +13,7 @@
 //!
 //! Store calls block (redb commits fsync), so tasks run them through `spawn_blocking`.
 
+pub mod configsync;
 pub mod echo;
 pub mod netsource;
 pub mod poller;

@@ -19,6 +19,7 @@
 //! | `idempotency` | (identity id, client key) | JSON [`SentKey`] |
 //! | `tokens` | SHA-256 of the token | JSON [`TokenRecord`] |
 //! | `blobs` | name | bytes (the snode pool; the passphrase's lock record) |
+//! | `config_dumps` | (identity id, namespace) | the config's dump (session-proto `Config::dump`) |
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
 //! a caller was told is durable survives a crash. The operations that must be atomic together are
@@ -90,6 +91,7 @@ const PEER_EVENTS: TableDefinition<'_, (u64, &str, u64), ()> = TableDefinition::
 const IDEMPOTENCY: TableDefinition<'_, (u64, &str), &[u8]> = TableDefinition::new("idempotency");
 const TOKENS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("tokens");
 const BLOBS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("blobs");
+const CONFIG_DUMPS: TableDefinition<'_, (u64, i32), &[u8]> = TableDefinition::new("config_dumps");
 
 const SCHEMA_KEY: &str = "sessiond_schema_version";
 const NEXT_IDENTITY_KEY: &str = "next_identity_id";
@@ -278,6 +280,7 @@ impl Store {
             tx.open_table(IDEMPOTENCY)?;
             tx.open_table(TOKENS)?;
             tx.open_table(BLOBS)?;
+            tx.open_table(CONFIG_DUMPS)?;
             if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
                 migrate::upgrade(tx, found)?;
                 tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
@@ -485,6 +488,8 @@ impl Store {
                 .retain(|(owner, _, _), ()| owner != id)?;
             tx.open_table(IDEMPOTENCY)?
                 .retain(|(owner, _), _| owner != id)?;
+            tx.open_table(CONFIG_DUMPS)?
+                .retain_in((id, i32::MIN)..=(id, i32::MAX), |_, _| false)?;
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut doomed = Vec::new();
             for row in outbox.iter()? {
@@ -935,6 +940,34 @@ impl Store {
             let cursors = tx.open_table(CURSORS)?;
             let v = cursors.get((identity, namespace))?;
             Ok(v.map(|v| v.value().to_owned()))
+        })
+    }
+
+    /// The saved state of an identity's config in `namespace`, if any.
+    pub fn config_dump(
+        &self,
+        identity: IdentityId,
+        namespace: i32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read("reading a config dump", |tx| {
+            let dumps = tx.open_table(CONFIG_DUMPS)?;
+            let v = dumps.get((identity, namespace))?;
+            Ok(v.map(|v| v.value().to_vec()))
+        })
+    }
+
+    /// Saves the state of an identity's config in `namespace`.
+    pub fn set_config_dump(
+        &self,
+        identity: IdentityId,
+        namespace: i32,
+        dump: &[u8],
+    ) -> Result<(), StoreError> {
+        self.write("saving a config dump", |tx| {
+            require_identity(tx, identity)?;
+            tx.open_table(CONFIG_DUMPS)?
+                .insert((identity, namespace), dump)?;
+            Ok(())
         })
     }
 

@@ -483,3 +483,118 @@ async fn run_devnet_answers_through_the_echo_identity() {
     drop(s);
     d.terminate();
 }
+
+/// "Bring your Session account": another device of the account (here session-proto's config
+/// code, storing through a network client of its own) has put a profile name and a contact with
+/// a nickname into the account's swarm, next to junk in two other config namespaces. A daemon
+/// restoring the same recovery password shows both, without pushing anything (the account's
+/// config messages in the swarm stay the phone's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_identity_gets_the_accounts_profile_and_contacts() {
+    use session_net::{MemoryPoolStore, NetClient, NetConfig};
+    use session_proto::account_id::AccountId;
+    use session_proto::config::contacts::{self, Contact};
+    use session_proto::config::object::{CONTACTS, USER_PROFILE};
+    use session_proto::config::{user_profile, Config, ConfigKeys};
+    use session_proto::keys::IdentityKeys;
+    use session_proto::storage_rpc::UserPubkey;
+    use sessiond_api::v1::{ListContactsRequest, ListIdentitiesRequest, RestoreIdentityRequest};
+    use std::sync::Arc;
+
+    let n = net("e2e-config-pull", FAST_CONFIG).await;
+    let phone = IdentityKeys::from_seed16(&[0x5a; 16]);
+    let words = phone.recovery_password().expect("a 13-word account");
+    let friend = AccountId::standard([0x77; 32]);
+    let mut profile = Config::new(USER_PROFILE, ConfigKeys::user(&phone));
+    profile
+        .edit(|d| user_profile::set_name(d, "Phone Name"))
+        .expect("writable")
+        .expect("short name");
+    let mut book = Config::new(CONTACTS, ConfigKeys::user(&phone));
+    let mut bestie = Contact::new(friend);
+    bestie.nickname = "Bestie".into();
+    bestie.approved = true;
+    book.edit(|d| contacts::set(d, &bestie))
+        .expect("writable")
+        .expect("valid contact");
+    let raw = NetClient::with_https(
+        NetConfig::devnet(n.devnet.seeds()),
+        Arc::new(MemoryPoolStore::new()),
+    );
+    raw.bootstrap().await.expect("bootstrap");
+    let account = UserPubkey(*phone.account_id().as_bytes());
+    let auth = session_net::Auth::Account(phone.signing_key().clone());
+    let mut stored = Vec::new();
+    for config in [&mut profile, &mut book] {
+        let ns = config.config_type().namespace;
+        let push = config.push().expect("push");
+        for m in &push.messages {
+            raw.store(&account, ns, m, 30 * 24 * 3600 * 1000, &auth)
+                .await
+                .expect("store config");
+            stored.push((ns, m.clone()));
+        }
+    }
+
+    // Junk in the other config namespaces: skipped, the poller carries on.
+    for (ns, junk) in [(4i16, &b"not a config"[..]), (5, &[0x7a; 500][..])] {
+        raw.store(&account, ns, junk, 600_000, &auth)
+            .await
+            .expect("store junk");
+    }
+
+    let d = n.daemon("d").await;
+    let mut c = admin(&d).await;
+    c.ids
+        .restore_identity(RestoreIdentityRequest {
+            name: "me".into(),
+            recovery_password: words.to_string(),
+        })
+        .await
+        .expect("restore");
+    let start = Instant::now();
+    loop {
+        let ids = c
+            .ids
+            .list_identities(ListIdentitiesRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .identities;
+        let contacts = c
+            .convs
+            .list_contacts(ListContactsRequest {
+                identity: "me".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("contacts")
+            .into_inner()
+            .contacts;
+        let named = ids.iter().any(|i| i.display_name == "Phone Name");
+        let nick = contacts
+            .iter()
+            .any(|k| k.account_id == friend.to_string() && k.name == "Bestie");
+        if named && nick {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "profile {ids:?} / contacts {contacts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The swarm still holds exactly the phone's messages: the daemon pushed nothing.
+    for (ns, m) in stored {
+        let got = raw
+            .retrieve(&account, ns, None, &auth)
+            .await
+            .expect("retrieve")
+            .messages;
+        assert_eq!(got.len(), 1, "namespace {ns}");
+        assert_eq!(got[0].data.0, m);
+    }
+    raw.shutdown().await;
+    d.terminate();
+    n.devnet.shutdown().await;
+}

@@ -5,6 +5,9 @@
 //! message request responses, reactions, empty contents…) are skipped, the cursor moving past
 //! them.
 //!
+//! Each poll first pulls the identity's config namespaces from the same member
+//! ([`super::configsync`]), then namespace 0.
+//!
 //! The interval adapts: `poll.active_interval_ms` while messages flow (either way), then
 //! `poll.idle_interval_ms` after `poll.idle_after_secs` without any.
 
@@ -26,6 +29,9 @@ use crate::store::{IdentityId, IdentityRecord, Received, StoreError, TypingNotic
 
 /// The namespace one-to-one messages arrive in.
 const NAMESPACE: i16 = 0;
+/// What each poll reads in one batch: the user configs (UserProfile, Contacts,
+/// ConvoInfoVolatile, UserGroups), then the messages.
+const POLLED_NAMESPACES: [i16; 5] = [2, 3, 4, 5, NAMESPACE];
 /// How often the supervisor re-reads the identities without a wake-up (a safety net).
 const RESCAN: Duration = Duration::from_secs(30);
 /// Clock skew tolerated when judging whether a typing notice is stale, ms.
@@ -188,14 +194,13 @@ async fn poll_loop(
     let idle = Duration::from_millis(ctx.poll.idle_interval_ms);
     let idle_after = Duration::from_secs(ctx.poll.idle_after_secs);
     let mut last_activity = Instant::now();
-    let id = record.id;
     let mut cursor = Cursor::new(account, Auth::Account(keys.signing_key().clone()));
     loop {
         if *stop.borrow() {
             break;
         }
         let mut again = false;
-        let polled = poll_once(&ctx, id, &keys, &mut cursor).await;
+        let polled = poll_once(&ctx, &record, &keys, &mut cursor).await;
         if !matches!(
             polled,
             Err(PollError::Net(NetError::Shutdown)) | Err(PollError::Gone)
@@ -235,7 +240,7 @@ struct Polled {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum PollError {
+pub(super) enum PollError {
     #[error(transparent)]
     Net(NetError),
     #[error(transparent)]
@@ -244,7 +249,7 @@ enum PollError {
     Gone,
 }
 
-fn engine_err(e: super::EngineError) -> PollError {
+pub(super) fn engine_err(e: super::EngineError) -> PollError {
     match e {
         super::EngineError::Store(StoreError::UnknownIdentity { .. }) => PollError::Gone,
         other => PollError::Engine(other),
@@ -260,6 +265,8 @@ struct Cursor {
     /// The newest [`TYPING_SEEN`] typing notices' hashes (typing notices are not recorded, so
     /// the store's hash dedupe does not cover them).
     typing_seen: VecDeque<String>,
+    /// The identity's configs (loaded on the first poll).
+    configs: Option<super::configsync::Configs>,
 }
 
 impl Cursor {
@@ -268,6 +275,7 @@ impl Cursor {
             mailbox: Mailbox::new(account),
             auth,
             typing_seen: VecDeque::new(),
+            configs: None,
         }
     }
 
@@ -286,19 +294,34 @@ impl Cursor {
 
 async fn poll_once(
     ctx: &Ctx,
-    id: IdentityId,
+    record: &IdentityRecord,
     keys: &IdentityKeys,
     cursor: &mut Cursor,
 ) -> Result<Polled, PollError> {
+    let id = record.id;
+    if cursor.configs.is_none() {
+        let seed_keys = IdentityKeys::from_seed(keys.seed());
+        let loaded = ctx
+            .blocking(move |s| super::configsync::Configs::load(s, id, &seed_keys))
+            .await
+            .map_err(engine_err)?;
+        cursor.configs = Some(loaded);
+    }
+    // One batch request: the config namespaces, then the messages (configs are merged first,
+    // as desktop does, so names are known when the messages are recorded).
     let started = Instant::now();
     let poll = ctx
         .net
-        .poll(&mut cursor.mailbox, &cursor.auth, &[NAMESPACE])
+        .poll(&mut cursor.mailbox, &cursor.auth, &POLLED_NAMESPACES)
         .await;
     ctx.metrics
         .onion_request(RequestKind::Retrieve, ctx.hops(), started, &poll);
     let poll = poll.map_err(PollError::Net)?;
-    let fetched = match poll.namespaces.first().map(|ns| &ns.result) {
+    if let Some(configs) = cursor.configs.as_mut() {
+        super::configsync::absorb(ctx, record, configs, &poll).await?;
+    }
+    let ours = poll.namespaces.iter().find(|ns| ns.namespace == NAMESPACE);
+    let fetched = match ours.map(|ns| &ns.result) {
         Some(Ok(f)) => f.clone(),
         Some(Err(e)) => return Err(PollError::Net(e.clone())),
         None => {
