@@ -77,9 +77,7 @@ impl Client {
 
     /// Every identity the token may see (all pages of ListIdentities), sorted by name.
     pub async fn all_identities(&self) -> Result<Vec<Identity>, Status> {
-        let mut out = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        all_pages(|page_token| async {
             let page = self
                 .identities
                 .clone()
@@ -89,19 +87,14 @@ impl Client {
                 })
                 .await?
                 .into_inner();
-            out.extend(page.identities);
-            if page.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            page_token = page.next_page_token;
-        }
+            Ok((page.identities, page.next_page_token))
+        })
+        .await
     }
 
     /// Every conversation of `identity` (all pages of ListConversations), most recent first.
     pub async fn all_conversations(&self, identity: &str) -> Result<Vec<Conversation>, Status> {
-        let mut out = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        all_pages(|page_token| async {
             let page = self
                 .conversations
                 .clone()
@@ -112,19 +105,14 @@ impl Client {
                 })
                 .await?
                 .into_inner();
-            out.extend(page.conversations);
-            if page.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            page_token = page.next_page_token;
-        }
+            Ok((page.conversations, page.next_page_token))
+        })
+        .await
     }
 
     /// Every contact of `identity` (all pages of ListContacts), sorted by Account ID.
     pub async fn all_contacts(&self, identity: &str) -> Result<Vec<Contact>, Status> {
-        let mut out = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        all_pages(|page_token| async {
             let page = self
                 .conversations
                 .clone()
@@ -135,12 +123,28 @@ impl Client {
                 })
                 .await?
                 .into_inner();
-            out.extend(page.contacts);
-            if page.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            page_token = page.next_page_token;
+            Ok((page.contacts, page.next_page_token))
+        })
+        .await
+    }
+}
+
+/// Calls `page` with each `page_token` (the first empty) until a page comes back with no
+/// `next_page_token`, and returns every item in order (AIP-158 paging).
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, Status>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), Status>>,
+{
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (items, next) = page(page_token).await?;
+        out.extend(items);
+        if next.is_empty() {
+            return Ok(out);
         }
+        page_token = next;
     }
 }
 
