@@ -195,10 +195,16 @@ impl Message {
                     }
                     out.truncate(cut);
                 }
-            } else if p.is_empty() || p.contains(' ') || p.starts_with(':') {
-                out.push('*');
             } else {
+                // Judge the parameter as it will be written: one of only NULs or line breaks
+                // would otherwise leave an empty middle parameter (two spaces).
+                let start = out.len();
                 push_clean(&mut out, p, |_| true);
+                let clean = &out[start..];
+                if clean.is_empty() || clean.contains(' ') || clean.starts_with(':') {
+                    out.truncate(start);
+                    out.push('*');
+                }
             }
         }
         out.push_str("\r\n");
@@ -506,6 +512,20 @@ mod tests {
             m.to_line(),
             "@+typing=active;k=a\\:b\\sc\\\\;flag TAGMSG x\r\n"
         );
+    }
+
+    #[test]
+    fn middle_params_are_judged_after_cleaning() {
+        // Found by fuzz/irc_line: a middle parameter of only NULs (a client may send one) was
+        // written as nothing, leaving two spaces, and one starting with NUL then `:` was
+        // written as a trailing parameter.
+        let m = parse("USER \0 PLA");
+        assert_eq!(m.to_line(), "USER * PLA\r\n");
+        let m = Message::new("X", vec!["\0:a".into(), "\r\n".into(), "b".into()]);
+        assert_eq!(m.to_line(), "X * * b\r\n");
+        let line = m.to_line();
+        let again = Message::parse(line.trim_end().as_bytes()).expect("parses");
+        assert_eq!(again.to_line(), line);
     }
 
     #[test]
