@@ -175,7 +175,13 @@ impl Message {
             push_clean(&mut out, source, |c| c != ' ');
             out.push(' ');
         }
+        // A command that cleans to nothing, or to something read as a source or tags, is `*`.
+        let start = out.len();
         push_clean(&mut out, &self.command, |c| c != ' ');
+        if out[start..].is_empty() || out[start..].starts_with([':', '@']) {
+            out.truncate(start);
+            out.push('*');
+        }
         let last = self.params.len().saturating_sub(1);
         for (i, p) in self.params.iter().enumerate() {
             out.push(' ');
@@ -526,6 +532,11 @@ mod tests {
         let line = m.to_line();
         let again = Message::parse(line.trim_end().as_bytes()).expect("parses");
         assert_eq!(again.to_line(), line);
+        // The same for the command: `\0:h` was written as `:h`, a source without a command.
+        for command in ["\0:h", "\0", "\r\n@a"] {
+            let line = Message::new(command, vec!["x".into()]).to_line();
+            assert_eq!(line, "* x\r\n");
+        }
     }
 
     #[test]
