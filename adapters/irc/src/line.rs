@@ -155,18 +155,22 @@ impl Message {
     /// boundary (callers split long texts beforehand, see [`crate::split`]).
     pub fn to_line(&self) -> String {
         let mut out = String::with_capacity(128);
-        if !self.tags.is_empty() {
-            out.push('@');
-            for (i, tag) in self.tags.iter().enumerate() {
-                if i > 0 {
-                    out.push(';');
-                }
-                push_clean(&mut out, &tag.key, |c| c != ';' && c != ' ' && c != '=');
-                if let Some(v) = &tag.value {
-                    out.push('=');
-                    escape_tag_value(&mut out, v);
-                }
+        for tag in &self.tags {
+            // A key that cleans to nothing is left out with its value (parsers drop it too).
+            let start = out.len();
+            out.push(if start == 0 { '@' } else { ';' });
+            let key_start = out.len();
+            push_clean(&mut out, &tag.key, |c| c != ';' && c != ' ' && c != '=');
+            if out.len() == key_start {
+                out.truncate(start);
+                continue;
             }
+            if let Some(v) = &tag.value {
+                out.push('=');
+                escape_tag_value(&mut out, v);
+            }
+        }
+        if !out.is_empty() {
             out.push(' ');
         }
         let body_start = out.len();
@@ -533,6 +537,11 @@ mod tests {
         let again = Message::parse(line.trim_end().as_bytes()).expect("parses");
         assert_eq!(again.to_line(), line);
         // The same for the command: `\0:h` was written as `:h`, a source without a command.
+        // And for tags: a key of only NUL was written as `@ `, an empty tag.
+        let m = Message::new("X", vec![]).with_tag("\0", Some("v".into()));
+        assert_eq!(m.to_line(), "X\r\n");
+        let m = m.with_tag("k", None).with_tag("\r", None);
+        assert_eq!(m.to_line(), "@k X\r\n");
         for command in ["\0:h", "\0", "\r\n@a"] {
             let line = Message::new(command, vec!["x".into()]).to_line();
             assert_eq!(line, "* x\r\n");
