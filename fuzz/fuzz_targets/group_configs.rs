@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((sel, rest)) = split_selector(data) else {
         return;
     };
-    let (keys, _) = group_admin();
+    let keys = group_admin();
     let ty = if sel & 2 == 0 { INFO } else { MEMBERS };
     let plain = if sel & 1 == 0 {
         rest.to_vec()
@@ -32,12 +32,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let ct = crypt::encrypt(&plain, key.key(), ty.domain);
-    let mut config = Config::new(ty, config_keys(&keys));
+    let mut config = Config::new(ty, config_keys(keys));
     let report = config.merge(&[("h", &ct)], NOW_MS);
     if report.changed {
         let _ = info(config.data());
         let _ = members(config.data());
     }
     let dump = config.dump(NOW_MS);
-    let _ = Config::load(ty, config_keys(&keys), &dump, NOW_MS).expect("a dump loads");
+    let _ = Config::load(ty, config_keys(keys), &dump, NOW_MS).expect("a dump loads");
 });

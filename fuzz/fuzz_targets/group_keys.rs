@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         out.push(b'e');
         out
     };
-    let Ok(mut member) = GroupKeys::for_member(&own, admin.id()) else {
+    let Ok(mut member) = GroupKeys::for_member(own, admin.id()) else {
         return;
     };
     if member
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = member.current_generation();
         let _ = member.needs_rekey();
     }
-    let Ok(mut as_admin) = GroupKeys::for_admin(Some(&own), admin) else {
+    let Ok(mut as_admin) = GroupKeys::for_admin(Some(own), admin) else {
         return;
     };
     let _ = as_admin.load_key_message("h", &message, 1_700_000_000_000);

@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let own = recipient();
-    let (keys, _) = group_admin();
+    let keys = group_admin();
     let group_pk = *keys.group_public_key();
     match sel % 5 {
         0 => {
