@@ -155,18 +155,22 @@ impl Message {
     /// boundary (callers split long texts beforehand, see [`crate::split`]).
     pub fn to_line(&self) -> String {
         let mut out = String::with_capacity(128);
-        if !self.tags.is_empty() {
-            out.push('@');
-            for (i, tag) in self.tags.iter().enumerate() {
-                if i > 0 {
-                    out.push(';');
-                }
-                push_clean(&mut out, &tag.key, |c| c != ';' && c != ' ' && c != '=');
-                if let Some(v) = &tag.value {
-                    out.push('=');
-                    escape_tag_value(&mut out, v);
-                }
+        for tag in &self.tags {
+            // A key that cleans to nothing is left out with its value (parsers drop it too).
+            let start = out.len();
+            out.push(if start == 0 { '@' } else { ';' });
+            let key_start = out.len();
+            push_clean(&mut out, &tag.key, |c| c != ';' && c != ' ' && c != '=');
+            if out.len() == key_start {
+                out.truncate(start);
+                continue;
             }
+            if let Some(v) = &tag.value {
+                out.push('=');
+                escape_tag_value(&mut out, v);
+            }
+        }
+        if !out.is_empty() {
             out.push(' ');
         }
         let body_start = out.len();
@@ -175,7 +179,13 @@ impl Message {
             push_clean(&mut out, source, |c| c != ' ');
             out.push(' ');
         }
+        // A command that cleans to nothing, or to something read as a source or tags, is `*`.
+        let start = out.len();
         push_clean(&mut out, &self.command, |c| c != ' ');
+        if out[start..].is_empty() || out[start..].starts_with([':', '@']) {
+            out.truncate(start);
+            out.push('*');
+        }
         let last = self.params.len().saturating_sub(1);
         for (i, p) in self.params.iter().enumerate() {
             out.push(' ');
@@ -195,10 +205,16 @@ impl Message {
                     }
                     out.truncate(cut);
                 }
-            } else if p.is_empty() || p.contains(' ') || p.starts_with(':') {
-                out.push('*');
             } else {
+                // Judge the parameter as it will be written: one of only NULs or line breaks
+                // would otherwise leave an empty middle parameter (two spaces).
+                let start = out.len();
                 push_clean(&mut out, p, |_| true);
+                let clean = &out[start..];
+                if clean.is_empty() || clean.contains(' ') || clean.starts_with(':') {
+                    out.truncate(start);
+                    out.push('*');
+                }
             }
         }
         out.push_str("\r\n");
@@ -506,6 +522,30 @@ mod tests {
             m.to_line(),
             "@+typing=active;k=a\\:b\\sc\\\\;flag TAGMSG x\r\n"
         );
+    }
+
+    #[test]
+    fn middle_params_are_judged_after_cleaning() {
+        // Found by fuzz/irc_line: a middle parameter of only NULs (a client may send one) was
+        // written as nothing, leaving two spaces, and one starting with NUL then `:` was
+        // written as a trailing parameter.
+        let m = parse("USER \0 PLA");
+        assert_eq!(m.to_line(), "USER * PLA\r\n");
+        let m = Message::new("X", vec!["\0:a".into(), "\r\n".into(), "b".into()]);
+        assert_eq!(m.to_line(), "X * * b\r\n");
+        let line = m.to_line();
+        let again = Message::parse(line.trim_end().as_bytes()).expect("parses");
+        assert_eq!(again.to_line(), line);
+        // The same for the command: `\0:h` was written as `:h`, a source without a command.
+        // And for tags: a key of only NUL was written as `@ `, an empty tag.
+        let m = Message::new("X", vec![]).with_tag("\0", Some("v".into()));
+        assert_eq!(m.to_line(), "X\r\n");
+        let m = m.with_tag("k", None).with_tag("\r", None);
+        assert_eq!(m.to_line(), "@k X\r\n");
+        for command in ["\0:h", "\0", "\r\n@a"] {
+            let line = Message::new(command, vec!["x".into()]).to_line();
+            assert_eq!(line, "* x\r\n");
+        }
     }
 
     #[test]
