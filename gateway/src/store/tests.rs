@@ -1118,7 +1118,12 @@ fn idempotency_keys_expire_after_their_window() {
     };
     let t0 = 1_000_000;
     queue(&store, id, keyed(1, "early", t0), t0);
-    queue(&store, id, keyed(2, "later", t0 + 3_600_000), t0 + 3_600_000);
+    queue(
+        &store,
+        id,
+        keyed(2, "later", t0 + 3_600_000),
+        t0 + 3_600_000,
+    );
     assert_eq!(
         store.prune(t0 + IDEMPOTENCY_KEEP_MS).expect("prune"),
         Pruned::default()
