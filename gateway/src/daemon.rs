@@ -181,10 +181,11 @@ pub fn is_loopback_url(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Binds an adapter's TCP listener; warns when it is reachable beyond loopback.
-async fn bind_adapter(what: &'static str, addr: SocketAddr) -> Result<TcpListener, DaemonError> {
-    // A listen backlog of 1024 (TcpListener::bind uses 128): hundreds of IRC clients connecting
-    // at once (a bouncer or a bot farm reconnecting) would overflow 128 and be reset.
+/// Binds a TCP listener (gRPC, an adapter, HTTP); warns when it is reachable beyond loopback.
+async fn bind_tcp(what: &'static str, addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+    // A listen backlog of 1024 (TcpListener::bind uses 128): hundreds of clients connecting at
+    // once (a bouncer or a bot farm reconnecting, a burst of gRPC clients) would overflow 128 and
+    // be dropped or reset.
     let bind = || {
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
@@ -203,7 +204,7 @@ async fn bind_adapter(what: &'static str, addr: SocketAddr) -> Result<TcpListene
     if !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,
-            "{what} listens beyond loopback: tokens cross the network unencrypted"
+            "{what} listens beyond loopback: bearer tokens cross the network unencrypted"
         );
     }
     Ok(listener)
@@ -378,35 +379,22 @@ pub async fn run(
         None
     };
     let tcp = if config.grpc.tcp {
-        let listener = TcpListener::bind(config.grpc.listen)
-            .await
-            .map_err(|source| DaemonError::Bind {
-                what: "TCP",
-                addr: config.grpc.listen.to_string(),
-                source,
-            })?;
-        if !config.grpc.listen.ip().is_loopback() {
-            tracing::warn!(
-                addr = %config.grpc.listen,
-                "gRPC listens beyond loopback: bearer tokens cross the network unencrypted"
-            );
-        }
-        Some(listener)
+        Some(bind_tcp("gRPC", config.grpc.listen).await?)
     } else {
         None
     };
     let irc = if config.irc.enabled {
-        Some(bind_adapter("IRC", config.irc.listen).await?)
+        Some(bind_tcp("IRC", config.irc.listen).await?)
     } else {
         None
     };
     let matrix = if config.matrix.enabled {
-        Some(bind_adapter("Matrix", config.matrix.listen).await?)
+        Some(bind_tcp("Matrix", config.matrix.listen).await?)
     } else {
         None
     };
     let http = if config.metrics.enabled {
-        Some(bind_adapter("HTTP (status, metrics)", config.metrics.listen).await?)
+        Some(bind_tcp("HTTP (status, metrics)", config.metrics.listen).await?)
     } else {
         None
     };
@@ -691,4 +679,36 @@ fn bind_unix(path: &Path) -> Result<UnixListener, DaemonError> {
     let listener = UnixListener::bind(path).map_err(bind_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 600 clients connecting at once, none accepted yet, all get through the handshake: the
+    /// backlog holds them (with 128, the rest would wait for SYN retries and time out).
+    #[tokio::test]
+    async fn tcp_listeners_queue_a_burst_of_connections() {
+        let listener = bind_tcp("gRPC", "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut connects = tokio::task::JoinSet::new();
+        for _ in 0..600 {
+            connects.spawn(tokio::time::timeout(
+                Duration::from_millis(1500),
+                tokio::net::TcpStream::connect(addr),
+            ));
+        }
+        let mut open = Vec::new();
+        while let Some(done) = connects.join_next().await {
+            match done.expect("task") {
+                Ok(Ok(stream)) => open.push(stream),
+                Ok(Err(e)) => panic!("connect failed after {}: {e}", open.len()),
+                Err(_) => panic!("connect timed out after {} got through", open.len()),
+            }
+        }
+        assert_eq!(open.len(), 600);
+        drop(listener);
+    }
 }

@@ -9,14 +9,14 @@
 //! | `identity_names` | name | identity id |
 //! | `seeds` | identity id | the 32-byte seed, or sealed with the passphrase's key (`lock`) |
 //! | `events` | (identity id, seq) | JSON [`StoredEvent`] |
-//! | `seen_hashes` | (identity id, message hash) | seq of the event that recorded it |
+//! | `seen_hashes` | (identity id, message hash) | seq of the event that recorded it (pruned after [`SEEN_HASH_KEEP_MS`]) |
 //! | `cursors` | (identity id, namespace) | `last_hash` of the poller |
 //! | `outbox` | outbox id | JSON [`OutboxEntry`] |
 //! | `conversations` | (identity id, peer Account ID) | JSON [`ConversationRecord`] |
 //! | `contacts` | (identity id, Account ID) | JSON [`ContactRecord`] |
 //! | `contact_handles` | (identity id, lowercase handle) | the contact's Account ID |
 //! | `peer_events` | (identity id, peer Account ID, seq) | () — the per-conversation log index |
-//! | `idempotency` | (identity id, client key) | JSON [`SentKey`] |
+//! | `idempotency` | (identity id, client key) | JSON [`SentKey`] (pruned after [`IDEMPOTENCY_KEEP_MS`]) |
 //! | `tokens` | SHA-256 of the token | JSON [`TokenRecord`] |
 //! | `blobs` | name | bytes (the snode pool; the passphrase's lock record) |
 //! | `config_dumps` | (identity id, namespace) | the config's dump (session-proto `Config::dump`) |
@@ -100,6 +100,23 @@ const SNODE_POOL_BLOB: &str = "snode_pool";
 /// Typing notices buffered for subscribers: a bounded queue; a subscriber that falls further
 /// behind loses the oldest notices, which are stale by then anyway.
 const TYPING_CAPACITY: usize = 256;
+
+/// How long a received message's hash is kept for the dedupe after it was recorded: the swarm
+/// keeps a message at most 14 days (the longest TTL it accepts), plus a day for clocks that
+/// disagree. See [`Store::prune`].
+pub const SEEN_HASH_KEEP_MS: u64 = 15 * 24 * 3600 * 1000;
+/// How long an idempotency key is honoured after the message it queued was sent: a client
+/// retrying a Send within 24 h gets the first message back; the daemon prunes older keys hourly.
+pub const IDEMPOTENCY_KEEP_MS: u64 = 24 * 3600 * 1000;
+
+/// What [`Store::prune`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Hashes of received messages.
+    pub seen_hashes: usize,
+    /// Idempotency keys.
+    pub idempotency_keys: usize,
+}
 
 /// A cheap-clone handle on the open store.
 #[derive(Clone, Debug)]
@@ -1020,6 +1037,56 @@ impl Store {
             self.wake(identity, last.seq);
         }
         Ok(added)
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Bounded state
+    // --------------------------------------------------------------------------------------------
+
+    /// Forgets what can no longer matter at `now_ms`, in one transaction: the hashes of received
+    /// messages recorded more than [`SEEN_HASH_KEEP_MS`] ago (the swarm has dropped them, so no
+    /// re-read can return them) and idempotency keys of messages sent more than
+    /// [`IDEMPOTENCY_KEEP_MS`] ago (a retry after that queues a new message). The events stay.
+    pub fn prune(&self, now_ms: u64) -> Result<Pruned, StoreError> {
+        let seen_before = now_ms.saturating_sub(SEEN_HASH_KEEP_MS);
+        let keys_before = now_ms.saturating_sub(IDEMPOTENCY_KEEP_MS);
+        self.write("pruning old message hashes and idempotency keys", |tx| {
+            let events = tx.open_table(EVENTS)?;
+            let mut seen = tx.open_table(SEEN_HASHES)?;
+            let mut old_hashes: Vec<(u64, String)> = Vec::new();
+            for row in seen.iter()? {
+                let (k, v) = row?;
+                let (identity, hash) = k.value();
+                // A hash whose event is missing has nothing left to protect.
+                let recorded = match events.get((identity, v.value()))? {
+                    Some(e) => decode::<StoredEvent>("event", e.value())?.recorded_at_ms,
+                    None => 0,
+                };
+                if recorded < seen_before {
+                    old_hashes.push((identity, hash.to_owned()));
+                }
+            }
+            for (identity, hash) in &old_hashes {
+                seen.remove((*identity, hash.as_str()))?;
+            }
+            let mut keys = tx.open_table(IDEMPOTENCY)?;
+            let mut old_keys: Vec<(u64, String)> = Vec::new();
+            for row in keys.iter()? {
+                let (k, v) = row?;
+                let (identity, key) = k.value();
+                let first: SentKey = decode("idempotency key", v.value())?;
+                if first.sent_at_ms < keys_before {
+                    old_keys.push((identity, key.to_owned()));
+                }
+            }
+            for (identity, key) in &old_keys {
+                keys.remove((*identity, key.as_str()))?;
+            }
+            Ok(Pruned {
+                seen_hashes: old_hashes.len(),
+                idempotency_keys: old_keys.len(),
+            })
+        })
     }
 
     // --------------------------------------------------------------------------------------------

@@ -598,3 +598,67 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
     d.terminate();
     n.devnet.shutdown().await;
 }
+
+/// Two messages from one sender that reach the swarm in the reverse of their send order (the
+/// later-sent one stored first) and come back in one retrieve batch are recorded in send order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_batch_pair_is_recorded_in_send_order() {
+    use rand::rngs::OsRng;
+    use session_net::{MemoryPoolStore, NetClient, NetConfig};
+    use session_proto::keys::IdentityKeys;
+    use session_proto::message::{encrypt_message, text_content};
+    use session_proto::storage_rpc::UserPubkey;
+    use sessiond_api::v1::RestoreIdentityRequest;
+    use std::sync::Arc;
+
+    let n = net("e2e-order", FAST_CONFIG).await;
+    let bob = IdentityKeys::from_seed16(&[0x3c; 16]);
+    let alice = IdentityKeys::generate(&mut OsRng);
+    let raw = NetClient::with_https(
+        NetConfig::devnet(n.devnet.seeds()),
+        Arc::new(MemoryPoolStore::new()),
+    );
+    raw.bootstrap().await.expect("bootstrap");
+    let account = UserPubkey(*bob.account_id().as_bytes());
+    let sent = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    // The later one is stored first.
+    for (ts, text) in [(sent + 1_000, "second"), (sent, "first")] {
+        let data = encrypt_message(
+            &alice,
+            bob.account_id(),
+            &text_content(text, None, ts),
+            ts,
+            &mut OsRng,
+        )
+        .expect("seal");
+        raw.store(&account, 0, &data, 600_000, &session_net::Auth::None)
+            .await
+            .expect("store");
+    }
+    // Both are in the swarm before the daemon's first poll.
+    let auth = session_net::Auth::Account(bob.signing_key().clone());
+    let stored = raw
+        .retrieve(&account, 0, None, &auth)
+        .await
+        .expect("retrieve");
+    assert_eq!(stored.messages.len(), 2);
+
+    let d = n.daemon("d").await;
+    let mut c = admin(&d).await;
+    c.ids
+        .restore_identity(RestoreIdentityRequest {
+            name: "bob".into(),
+            recovery_password: bob.recovery_password().expect("words").to_string(),
+        })
+        .await
+        .expect("restore");
+    let log = history_until(&mut c, "bob", |h| incoming_texts(h).len() == 2).await;
+    let texts: Vec<String> = incoming_texts(&log).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, ["first", "second"]);
+    raw.shutdown().await;
+    d.terminate();
+    n.devnet.shutdown().await;
+}

@@ -76,10 +76,15 @@ impl Net {
 
 /// An offline daemon (no network needed: sends just queue), with the tests' config.
 async fn offline_daemon(tag: &str) -> (Daemon, TempDir) {
+    offline_daemon_with(tag, CONFIG).await
+}
+
+/// An offline daemon with this config file.
+async fn offline_daemon_with(tag: &str, config_text: &str) -> (Daemon, TempDir) {
     let dir = TempDir::new(tag);
     std::fs::create_dir_all(dir.path()).expect("temp dir");
     let config = dir.path().join("sessiond.toml");
-    std::fs::write(&config, CONFIG).expect("config");
+    std::fs::write(&config, config_text).expect("config");
     let data = dir.path().join("data");
     let mut cmd = run_command(&data);
     cmd.arg("--config").arg(&config);
@@ -1550,4 +1555,75 @@ async fn login_with_the_host_as_the_server_part() {
     let why = refused.1["error"].as_str().unwrap_or_default();
     assert!(why.contains("@alice:localhost"), "{why}");
     still_fine(mx, &f.alice).await;
+}
+
+/// `[matrix] max_connections`: a connection over the cap is answered 503 M_LIMIT_EXCEEDED and
+/// closed while the others carry on; when one of the open ones closes, its slot is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_cap_connections_are_refused_and_a_closed_one_frees_its_slot() {
+    let (d, _dir) = offline_daemon_with("mx-cap", &format!("{CONFIG}max_connections = 3\n")).await;
+    let addr = matrix_addr(&d);
+    // A full house: three connections, each answered once (so each is surely accepted).
+    let mut full = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        let head = format!("GET /_matrix/client/versions HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        s.write_all(head.as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        full.push(s);
+    }
+    // One more is told and closed (it sends nothing, so the close cannot turn into a reset).
+    for _ in 0..2 {
+        let mut over = TcpStream::connect(&addr).await.expect("connect");
+        let got = read_response(&mut over).await;
+        is_error(&got, 503, "M_LIMIT_EXCEEDED");
+    }
+    // The three still work.
+    for s in &mut full {
+        let head = format!("GET /_matrix/client/versions HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        s.write_all(head.as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    // One leaves: the next client gets in.
+    drop(full.pop());
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        let head = format!(
+            "GET /_matrix/client/versions HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        );
+        // A refused connection may reset the request; only the answer counts.
+        let _ = s.write_all(head.as_bytes()).await;
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(DEADLINE, s.read_to_end(&mut out)).await;
+        if out.starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no slot freed: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(full);
+    d.terminate();
 }

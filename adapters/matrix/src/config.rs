@@ -1,4 +1,5 @@
-//! `[matrix]` in the daemon's config file: where the Matrix endpoint listens and its server name.
+//! `[matrix]` in the daemon's config file: where the Matrix endpoint listens, its server name and
+//! its limits.
 
 use std::net::SocketAddr;
 
@@ -20,6 +21,9 @@ pub struct MatrixConfig {
     /// The longest a `/sync` long-poll waits (its `timeout` is clamped to this), in ms.
     #[serde(default = "default_max_sync_timeout_ms")]
     pub max_sync_timeout_ms: u64,
+    /// At most this many Matrix connections at once; one more is answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for MatrixConfig {
@@ -29,6 +33,7 @@ impl Default for MatrixConfig {
             listen: default_listen(),
             server_name: default_server_name(),
             max_sync_timeout_ms: default_max_sync_timeout_ms(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -50,4 +55,10 @@ pub fn default_server_name() -> String {
 /// 60 s: clients ask for 30 s; longer waits only hold connections open.
 pub fn default_max_sync_timeout_ms() -> u64 {
     60_000
+}
+
+/// 500, like IRC: far more than one person's clients (each holds one or two), and well under a
+/// default limit of 1024 open files.
+pub fn default_max_connections() -> usize {
+    500
 }

@@ -162,6 +162,9 @@ pub enum ServeError {
     /// Accepting a connection failed in a way that does not go away by itself.
     #[error("the Matrix listener failed to accept: {0}")]
     Accept(#[source] std::io::Error),
+    /// A limit in `[matrix]` is zero (nothing could ever be served).
+    #[error("matrix.{0} must be at least 1")]
+    ZeroLimit(&'static str),
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::err::{MatrixError, ServeError};
@@ -35,6 +35,10 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Accept errors in a row after which the listener is considered broken.
 const MAX_ACCEPT_ERRORS: u32 = 100;
+/// What a connection over `max_connections` is told before it is closed.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: application/json\r\nContent-Length: 61\r\nConnection: close\r\n\r\n\
+{\"errcode\":\"M_LIMIT_EXCEEDED\",\"error\":\"Too many connections\"}";
 
 /// Accepts connections until `shutdown`, then ends long-polls, lets requests in flight finish
 /// (up to [`DRAIN_TIMEOUT`]) and returns.
@@ -45,15 +49,36 @@ pub(crate) async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     open: Arc<AtomicUsize>,
 ) -> Result<(), ServeError> {
+    let max_connections = shared.config.max_connections;
+    if max_connections == 0 {
+        return Err(ServeError::ZeroLimit("max_connections"));
+    }
     tokio::pin!(shutdown);
     let mut conns = JoinSet::new();
     let mut errors = 0u32;
+    // One permit per live connection, given back the moment its task ends (like IRC's).
+    let permits = Arc::new(Semaphore::new(max_connections));
+    // Warn once per stretch at the limit, not once per refused connection.
+    let mut at_limit = false;
     let result = loop {
         tokio::select! {
             () = &mut shutdown => break Ok(()),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     errors = 0;
+                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                        // Refused without waiting: a best-effort answer, then close.
+                        let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+                        if !at_limit {
+                            tracing::warn!(
+                                max_connections,
+                                "matrix: connections refused: at the connection limit"
+                            );
+                            at_limit = true;
+                        }
+                        continue;
+                    };
+                    at_limit = false;
                     // Counted while the connection task lives.
                     open.fetch_add(1, Ordering::Relaxed);
                     let conn = connection(Arc::clone(&shared), stream);
@@ -61,6 +86,7 @@ pub(crate) async fn run(
                     conns.spawn(async move {
                         conn.await;
                         open.fetch_sub(1, Ordering::Relaxed);
+                        drop(permit);
                     });
                 }
                 Err(e) => {

@@ -1,7 +1,8 @@
 //! Pollers: one task per identity that retrieves its namespace-0 messages from its swarm,
 //! decrypts and verifies them, records the visible ones (dedupe by hash, events and cursor in one
 //! transaction) and passes typing notices on live (never stored); and the supervisor that starts
-//! and stops them as identities come and go. Other contents (receipts, data-extraction notices,
+//! and stops them as identities come and go (and prunes the store's old message hashes and
+//! idempotency keys hourly). Other contents (receipts, data-extraction notices,
 //! message request responses, reactions, empty contents…) are skipped, the cursor moving past
 //! them.
 //!
@@ -34,6 +35,11 @@ const NAMESPACE: i16 = 0;
 const POLLED_NAMESPACES: [i16; 5] = [2, 3, 4, 5, NAMESPACE];
 /// How often the supervisor re-reads the identities without a wake-up (a safety net).
 const RESCAN: Duration = Duration::from_secs(30);
+/// How often the supervisor prunes old message hashes and idempotency keys ([`Store::prune`]);
+/// the first time at start-up.
+///
+/// [`Store::prune`]: crate::store::Store::prune
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Clock skew tolerated when judging whether a typing notice is stale, ms.
 const TYPING_SKEW_MS: u64 = 60_000;
 /// Hashes of typing notices passed on, remembered per poller so a full re-read (a restart's
@@ -48,9 +54,21 @@ struct Running {
 /// The supervisor: keeps one poller per identity until `stop` turns true.
 pub async fn supervise(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     let mut running: HashMap<IdentityId, Running> = HashMap::new();
+    let mut pruned_at: Option<Instant> = None;
     loop {
         if *stop.borrow() {
             break;
+        }
+        if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(Instant::now());
+            match ctx.blocking(|s| s.prune(now_ms())).await {
+                Ok(p) => tracing::debug!(
+                    seen_hashes = p.seen_hashes,
+                    idempotency_keys = p.idempotency_keys,
+                    "pruned"
+                ),
+                Err(e) => tracing::warn!(cause = %e, "cannot prune old hashes and keys"),
+            }
         }
         match ctx.blocking(|s| s.identities()).await {
             Ok(records) => reconcile(&ctx, &mut running, records).await,
@@ -180,6 +198,14 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
             .and_then(|p| p.display_name)
             .filter(|n| !n.is_empty()),
     })
+}
+
+/// Puts one batch's messages in the order their senders sent them: envelope timestamp, then
+/// hash (a fixed tie-break). A swarm returns them in the order they were stored, which for two
+/// messages sent close together can be the reverse; recording them sorted lets IRC and stream
+/// readers see them in send order.
+pub fn in_send_order(received: &mut [Received]) {
+    received.sort_by(|a, b| (a.sent_at_ms, &a.hash).cmp(&(b.sent_at_ms, &b.hash)));
 }
 
 async fn poll_loop(
@@ -357,6 +383,7 @@ async fn poll_once(
             Opened::Skip => {}
         }
     }
+    in_send_order(&mut received);
     let got = fetched.messages.len();
     let added = ctx
         .blocking(move |s| s.record_received(id, i32::from(NAMESPACE), &received, Some(&last), now))
@@ -470,6 +497,32 @@ mod tests {
         );
         // Not for us.
         assert_eq!(open(&alice, &text, NOW), Opened::Skip);
+    }
+
+    #[test]
+    fn a_batch_is_put_in_send_order() {
+        let alice = IdentityKeys::generate(&mut OsRng);
+        let bob = IdentityKeys::generate(&mut OsRng);
+        // Stored (and so retrieved) in the reverse order of sending; two share a timestamp.
+        let batch: Vec<Received> = [
+            (NOW + 2, "second"),
+            (NOW + 1, "first-b"),
+            (NOW + 1, "first-a"),
+        ]
+        .into_iter()
+        .map(|(ts, text)| {
+            let mut m = retrieved(&alice, &bob, &text_content(text, None, ts), ts);
+            m.hash = format!("hash-{text}");
+            match open(&bob, &m, NOW + 10) {
+                Opened::Message(r) => r,
+                other => panic!("a text must be recorded, got {other:?}"),
+            }
+        })
+        .collect();
+        let mut sorted = batch.clone();
+        in_send_order(&mut sorted);
+        let texts: Vec<&str> = sorted.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts, ["first-a", "first-b", "second"]);
     }
 
     #[test]

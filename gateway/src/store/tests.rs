@@ -1043,3 +1043,109 @@ fn a_version_1_file_gets_handles_and_a_peer_index_when_opened() {
         .expect("name");
     assert_eq!(c.handle.as_deref(), Some("carol_c2"));
 }
+
+#[test]
+fn seen_hashes_are_pruned_after_the_swarm_ttl() {
+    const DAY: u64 = 24 * 3600 * 1000;
+    let dir = TempDir::new("prune-seen");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    let t0 = 100 * DAY;
+    store
+        .record_received(id, 0, &[received("old", BOB_ID, t0)], Some("old"), t0)
+        .expect("record old");
+    store
+        .record_received(
+            id,
+            0,
+            &[received("new", BOB_ID, t0 + 10 * DAY)],
+            Some("new"),
+            t0 + 10 * DAY,
+        )
+        .expect("record new");
+    // Within the window: kept, a re-read is still deduplicated.
+    let just_before = t0 + SEEN_HASH_KEEP_MS - 1;
+    assert_eq!(store.prune(just_before).expect("prune"), Pruned::default());
+    let again = store
+        .record_received(id, 0, &[received("old", BOB_ID, t0)], None, just_before)
+        .expect("re-read");
+    assert!(again.is_empty(), "{again:?}");
+    // Past it: the old hash goes, the newer one stays; the events stay.
+    let seq = store.last_seq(id).expect("seq");
+    let after = t0 + SEEN_HASH_KEEP_MS + 1;
+    assert_eq!(
+        store.prune(after).expect("prune"),
+        Pruned {
+            seen_hashes: 1,
+            idempotency_keys: 0
+        }
+    );
+    let count = |store: &Store| {
+        use redb::ReadableTableMetadata;
+        store
+            .read("counting", |tx| Ok(tx.open_table(SEEN_HASHES)?.len()?))
+            .expect("count")
+    };
+    assert_eq!(count(&store), 1);
+    assert_eq!(store.last_seq(id).expect("seq"), seq);
+    assert_eq!(
+        store.events(id, 0, 0, 100, false).expect("events").0.len() as u64,
+        seq
+    );
+    let again = store
+        .record_received(id, 0, &[received("new", BOB_ID, t0)], None, after)
+        .expect("re-read");
+    assert!(again.is_empty(), "the newer hash was pruned: {again:?}");
+    // Nothing left to prune until the newer one is old too.
+    assert_eq!(store.prune(after).expect("prune"), Pruned::default());
+}
+
+#[test]
+fn idempotency_keys_expire_after_their_window() {
+    let dir = TempDir::new("prune-keys");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    let keyed = |n: u8, key: &str, sent: u64| NewOutgoing {
+        idempotency_key: Some(key.to_owned()),
+        sent_at_ms: sent,
+        ..outgoing(n, BOB_ID)
+    };
+    let t0 = 1_000_000;
+    queue(&store, id, keyed(1, "early", t0), t0);
+    queue(
+        &store,
+        id,
+        keyed(2, "later", t0 + 3_600_000),
+        t0 + 3_600_000,
+    );
+    assert_eq!(
+        store.prune(t0 + IDEMPOTENCY_KEEP_MS).expect("prune"),
+        Pruned::default()
+    );
+    assert!(store.sent_key(id, "early").expect("read").is_some());
+    assert_eq!(
+        store.prune(t0 + IDEMPOTENCY_KEEP_MS + 1).expect("prune"),
+        Pruned {
+            seen_hashes: 0,
+            idempotency_keys: 1
+        }
+    );
+    assert_eq!(store.sent_key(id, "early").expect("read"), None);
+    assert!(store.sent_key(id, "later").expect("read").is_some());
+    // The expired key queues a new message; the live one is still a duplicate.
+    let now = t0 + IDEMPOTENCY_KEEP_MS + 2;
+    queue(&store, id, keyed(3, "early", now), now);
+    match store
+        .queue_outgoing(id, keyed(4, "later", now), now)
+        .expect("again")
+    {
+        Queued::Duplicate(k) => assert_eq!(k.sent_at_ms, t0 + 3_600_000),
+        Queued::New { .. } => panic!("a live key queued a message"),
+    }
+}
