@@ -36,7 +36,7 @@ pub use err::ApiError;
 pub use identities::log_epoch;
 pub use messages::{Sealer, MAX_TEXT_UTF16, NAMESPACE_DEFAULT};
 pub use network::{NetworkSource, NetworkUpdates};
-pub use seal::SessionSealer;
+pub use seal::{sync_copy, SessionSealer};
 
 use crate::config::Config;
 use crate::store::Store;

@@ -242,7 +242,7 @@ impl Sources {
 
     /// The gauges for `/metrics`. Blocking (store reads).
     pub fn scrape(&self) -> Result<Scrape, StoreError> {
-        let outbox = self.store.outbox()?;
+        let outbox = messages_queued(&self.store)?;
         let now = now_ms();
         let oldest = outbox.iter().map(|e| e.sent_at_ms).min();
         let (pool_size, paths) = self.net.as_ref().map_or((0, 0), |n| {
@@ -277,7 +277,7 @@ impl Sources {
                 .find(|r| r.id == id)
                 .map_or_else(|| format!("#{id}"), |r| r.name.clone())
         };
-        let outbox = self.store.outbox()?;
+        let outbox = messages_queued(&self.store)?;
         let failures = self.metrics.recent_failures();
         let mut ids = Vec::new();
         for r in &identities {
@@ -489,6 +489,16 @@ pub fn render_human(r: &StatusReport) -> String {
         }
     );
     out
+}
+
+/// The outbox as a user counts it: messages. A message's sync copy (for the account's other
+/// devices) is part of its message, not a second message.
+fn messages_queued(store: &Store) -> Result<Vec<crate::store::OutboxEntry>, StoreError> {
+    Ok(store
+        .outbox()?
+        .into_iter()
+        .filter(|e| !e.sync_copy)
+        .collect())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! | `identity_names` | name | identity id |
 //! | `seeds` | identity id | the 32-byte seed, or sealed with the passphrase's key (`lock`) |
 //! | `events` | (identity id, seq) | JSON [`StoredEvent`] |
-//! | `seen_hashes` | (identity id, message hash) | seq of the event that recorded it (pruned after [`SEEN_HASH_KEEP_MS`]) |
+//! | `seen_hashes` | (identity id, message hash) | seq of the event that recorded it (for the identity's own sync copy: its message's `Outgoing` event); pruned after [`SEEN_HASH_KEEP_MS`] |
 //! | `cursors` | (identity id, namespace) | `last_hash` of the poller |
 //! | `outbox` | outbox id | JSON [`OutboxEntry`] |
 //! | `conversations` | (identity id, peer Account ID) | JSON [`ConversationRecord`] |
@@ -23,10 +23,11 @@
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
 //! a caller was told is durable survives a crash. The operations that must be atomic together are
-//! single methods: [`Store::queue_outgoing`] (idempotency key + outbox entry + `Outgoing` event +
-//! conversation + contact), [`Store::record_received`] (dedupe + events + `last_hash` +
-//! conversation + contact), [`Store::outbox_sent`] / [`Store::outbox_failed`] (remove entry +
-//! `Delivery` event), and each conversation change with its `Conversation` event (`book`).
+//! single methods: [`Store::queue_outgoing`] (idempotency key + outbox entry + the sync copy's
+//! entry and seen hash + `Outgoing` event + conversation + contact), [`Store::record_received`]
+//! (dedupe + events + `last_hash` + conversation + contact), [`Store::outbox_sent`] /
+//! [`Store::outbox_failed`] (remove entry + `Delivery` event + release or drop of the held sync
+//! copy), and each conversation change with its `Conversation` event (`book`).
 //!
 //! Schema versions: 1 had no handles, peer index or idempotency keys; opening a version-1 file
 //! gives every contact (and every conversation's peer) a handle and indexes the log by peer, in
@@ -67,7 +68,8 @@ use zeroize::Zeroizing;
 pub use err::StoreError;
 pub use records::{
     ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, IdentityId,
-    IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, TokenRecord,
+    IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, SyncCopy,
+    TokenRecord, HELD,
 };
 
 /// The database file's name in the data dir.
@@ -799,9 +801,14 @@ impl Store {
                     recipient: msg.recipient.clone(),
                     text: msg.text.clone(),
                     sent_at_ms: msg.sent_at_ms,
+                    from_other_device: false,
                 },
             )?;
             let id = next_counter(tx, NEXT_OUTBOX_KEY)?;
+            let copy_id = match msg.sync_copy {
+                Some(_) => Some(next_counter(tx, NEXT_OUTBOX_KEY)?),
+                None => None,
+            };
             let entry = OutboxEntry {
                 id,
                 identity,
@@ -815,9 +822,30 @@ impl Store {
                 next_try_ms: now_ms,
                 last_error: None,
                 event_seq: event.seq,
+                sync_copy: false,
+                held_copy: copy_id,
             };
-            tx.open_table(OUTBOX)?
-                .insert(id, encode(&entry).as_slice())?;
+            let mut outbox = tx.open_table(OUTBOX)?;
+            outbox.insert(id, encode(&entry).as_slice())?;
+            if let (Some(copy), Some(copy_id)) = (msg.sync_copy, copy_id) {
+                // In the same transaction as the message, held until the message is sent: a
+                // queued message always has its copy queued too, and a crash loses neither. Its
+                // hash is marked seen now, so the identity's own poller skips the copy when it
+                // reads it back.
+                let copy_entry = OutboxEntry {
+                    id: copy_id,
+                    recipient: copy.account,
+                    payload: copy.payload,
+                    next_try_ms: HELD,
+                    sync_copy: true,
+                    held_copy: None,
+                    ..entry.clone()
+                };
+                outbox.insert(copy_id, encode(&copy_entry).as_slice())?;
+                tx.open_table(SEEN_HASHES)?
+                    .insert((identity, copy.hash.as_str()), event.seq)?;
+            }
+            drop(outbox);
             let mut book = book::Book::open(tx)?;
             let change = book.message(
                 &mut log,
@@ -891,19 +919,26 @@ impl Store {
     }
 
     /// Records success: removes the entry and appends a `Sent` delivery event, in one
-    /// transaction. `attempts` counts this successful one too.
-    pub fn outbox_sent(&self, id: u64, hash: &str, now_ms: u64) -> Result<StoredEvent, StoreError> {
+    /// transaction. `attempts` counts this successful one too. A sync copy's entry is only
+    /// removed (`None`).
+    pub fn outbox_sent(
+        &self,
+        id: u64,
+        hash: &str,
+        now_ms: u64,
+    ) -> Result<Option<StoredEvent>, StoreError> {
         self.finish_outbox(id, now_ms, DeliveryState::Sent, Some(hash), None)
     }
 
     /// Records giving up: removes the entry and appends a `Failed` delivery event with the
-    /// reason, in one transaction.
+    /// reason, in one transaction. A sync copy's entry is only removed (`None`): the message
+    /// itself was not affected, only the account's other devices miss it.
     pub fn outbox_failed(
         &self,
         id: u64,
         reason: &str,
         now_ms: u64,
-    ) -> Result<StoredEvent, StoreError> {
+    ) -> Result<Option<StoredEvent>, StoreError> {
         self.finish_outbox(id, now_ms, DeliveryState::Failed, None, Some(reason))
     }
 
@@ -914,13 +949,28 @@ impl Store {
         state: DeliveryState,
         hash: Option<&str>,
         reason: Option<&str>,
-    ) -> Result<StoredEvent, StoreError> {
+    ) -> Result<Option<StoredEvent>, StoreError> {
         let (identity, event) = self.write("finishing an outbox entry", |tx| {
             let mut outbox = tx.open_table(OUTBOX)?;
             let entry: OutboxEntry = match outbox.remove(id)? {
                 Some(v) => decode("outbox", v.value())?,
                 None => return Err(StoreError::UnknownOutboxEntry { id }.into()),
             };
+            if entry.sync_copy {
+                return Ok((entry.identity, None));
+            }
+            if let Some(copy_id) = entry.held_copy {
+                // Sent: the copy is due now. Failed: the other devices must not show it as sent.
+                let copy: Option<OutboxEntry> = match outbox.remove(copy_id)? {
+                    Some(v) => Some(decode("outbox", v.value())?),
+                    None => None,
+                };
+                if let (Some(mut copy), DeliveryState::Sent) = (copy, state) {
+                    copy.next_try_ms = now_ms;
+                    outbox.insert(copy_id, encode(&copy).as_slice())?;
+                }
+            }
+            drop(outbox);
             let attempts = match state {
                 DeliveryState::Sent => entry.attempts.saturating_add(1),
                 DeliveryState::Failed => entry.attempts,
@@ -937,9 +987,11 @@ impl Store {
                     attempts,
                 },
             )?;
-            Ok((entry.identity, event))
+            Ok((entry.identity, Some(event)))
         })?;
-        self.wake(identity, event.seq);
+        if let Some(event) = &event {
+            self.wake(identity, event.seq);
+        }
         Ok(event)
     }
 
@@ -989,10 +1041,12 @@ impl Store {
     }
 
     /// Records a poll result in one transaction: appends an `Incoming` event for every message
-    /// whose hash was not seen before (in order), updates conversations (a `Conversation` event
-    /// after a message that changed one, e.g. made a left conversation a message request again)
-    /// and the senders' contacts (profile name; a handle for a new one), and sets the cursor to
-    /// `last_hash` (if given). Returns the new events.
+    /// whose hash was not seen before (in order; for a sync copy from another device of the
+    /// account, an `Outgoing` event with `from_other_device` in the conversation with its
+    /// target), updates conversations (a `Conversation` event after a message that changed one,
+    /// e.g. made a left conversation a message request again) and the senders' contacts
+    /// (profile name; a handle for a new one), and sets the cursor to `last_hash` (if given).
+    /// Returns the new events.
     pub fn record_received(
         &self,
         identity: IdentityId,
@@ -1011,15 +1065,35 @@ impl Store {
                 if seen.get((identity, msg.hash.as_str()))?.is_some() {
                     continue;
                 }
-                let event = log.append(identity, now_ms, EventKind::Incoming(msg.clone()))?;
+                let (kind, peer, way) = match &msg.sync_target {
+                    // Sent by another device of the account: an outgoing message of the
+                    // conversation with its target.
+                    Some(target) => (
+                        EventKind::Outgoing {
+                            message_id: sync_copy_message_id(&msg.hash),
+                            recipient: target.clone(),
+                            text: msg.text.clone(),
+                            sent_at_ms: msg.sent_at_ms,
+                            from_other_device: true,
+                        },
+                        target.as_str(),
+                        book::Message::Outgoing,
+                    ),
+                    None => (
+                        EventKind::Incoming(msg.clone()),
+                        msg.sender.as_str(),
+                        book::Message::Incoming {
+                            profile_name: msg.sender_profile_name.as_deref(),
+                        },
+                    ),
+                };
+                let event = log.append(identity, now_ms, kind)?;
                 seen.insert((identity, msg.hash.as_str()), event.seq)?;
                 let change = book.message(
                     &mut log,
                     identity,
-                    &msg.sender,
-                    book::Message::Incoming {
-                        profile_name: msg.sender_profile_name.as_deref(),
-                    },
+                    peer,
+                    way,
                     event.seq,
                     msg.sent_at_ms,
                     now_ms,
@@ -1153,6 +1227,14 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, St
         what,
         detail: e.to_string(),
     })
+}
+
+/// The message id of a message another device of the account sent, from its sync copy's hash:
+/// 32 hex characters like the daemon's own ids, the same whenever the copy is read.
+fn sync_copy_message_id(hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(hash.as_bytes());
+    hex::encode(&digest[..16])
 }
 
 fn next_counter(tx: &redb::WriteTransaction, key: &str) -> Result<u64, TxError> {

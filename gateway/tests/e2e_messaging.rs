@@ -662,3 +662,108 @@ async fn a_same_batch_pair_is_recorded_in_send_order() {
     d.terminate();
     n.devnet.shutdown().await;
 }
+
+/// The outgoing messages of a log: (recipient, text, from_other_device).
+fn outgoing_texts(events: &[Event]) -> Vec<(String, String, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(event::Kind::Outgoing(m)) => {
+                Some((m.recipient.clone(), m.text.clone(), m.from_other_device))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two devices of one account (two daemons restored from the same recovery password) and a
+/// peer: what one device sends reaches the peer once and shows on the other device once, as an
+/// outgoing message of the conversation with the peer (its sync copy), never as incoming from
+/// itself; the sending device does not record its own copy again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_on_one_device_shows_on_the_other_as_outgoing_once() {
+    use sessiond_api::v1::RestoreIdentityRequest;
+
+    let n = net("e2e-sync-copy", FAST_CONFIG).await;
+    let (d1, d2, dp) = (
+        n.daemon("one").await,
+        n.daemon("two").await,
+        n.daemon("peer").await,
+    );
+    let (mut c1, mut c2, mut cp) = (admin(&d1).await, admin(&d2).await, admin(&dp).await);
+    let created = c1
+        .ids
+        .create_identity(CreateIdentityRequest { name: "me".into() })
+        .await
+        .expect("create")
+        .into_inner();
+    let me = created.identity.expect("identity").account_id;
+    let restored = c2
+        .ids
+        .restore_identity(RestoreIdentityRequest {
+            name: "me".into(),
+            recovery_password: created.recovery_password,
+        })
+        .await
+        .expect("restore")
+        .into_inner()
+        .identity
+        .expect("identity");
+    assert_eq!(restored.account_id, me, "the same account on both devices");
+    let peer = create(&mut cp, "peer").await;
+
+    let id = send(&mut c1, "me", &peer, "from device one").await;
+
+    // The peer gets it.
+    history_until(&mut cp, "peer", |h| !incoming_texts(h).is_empty()).await;
+    // Device two shows it as sent by the account, in the conversation with the peer.
+    let two = history_until(&mut c2, "me", |h| !outgoing_texts(h).is_empty()).await;
+    assert_eq!(
+        outgoing_texts(&two),
+        vec![(peer.clone(), "from device one".to_owned(), true)]
+    );
+    assert!(incoming_texts(&two).is_empty(), "{two:#?}");
+    let in_conversation = c2
+        .msgs
+        .list_events(ListEventsRequest {
+            identity: "me".into(),
+            peer: peer.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("conversation history")
+        .into_inner()
+        .events;
+    assert_eq!(outgoing_texts(&in_conversation).len(), 1);
+    // Device one: sent, and its own copy (read back from the account's swarm) not recorded.
+    history_until(&mut c1, "me", |h| sent_ids(h).contains(&id)).await;
+
+    // Several more polls on every side: still exactly once everywhere.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let one = history(&mut c1, "me").await;
+    assert_eq!(
+        outgoing_texts(&one),
+        vec![(peer.clone(), "from device one".to_owned(), false)]
+    );
+    assert!(incoming_texts(&one).is_empty(), "{one:#?}");
+    let two = history(&mut c2, "me").await;
+    assert_eq!(outgoing_texts(&two).len(), 1, "{two:#?}");
+    assert!(incoming_texts(&two).is_empty(), "{two:#?}");
+    assert!(
+        sent_ids(&two).is_empty(),
+        "no delivery for another device's message"
+    );
+    let p = history(&mut cp, "peer").await;
+    assert_eq!(
+        incoming_texts(&p),
+        vec![(me.clone(), "from device one".to_owned())]
+    );
+    for log in [&one, &two, &p] {
+        no_duplicates(log);
+    }
+
+    d1.terminate();
+    d2.terminate();
+    dp.terminate();
+    n.devnet.shutdown().await;
+}

@@ -10,7 +10,7 @@ use session_proto::message::text_content;
 use tokio::sync::watch;
 
 use super::Ctx;
-use crate::rpc::{now_ms, Sealer, SessionSealer, MAX_TEXT_UTF16, NAMESPACE_DEFAULT};
+use crate::rpc::{now_ms, sync_copy, Sealer, SessionSealer, MAX_TEXT_UTF16, NAMESPACE_DEFAULT};
 use crate::store::{EventKind, IdentityRecord, NewOutgoing, Received};
 
 /// Events read per batch.
@@ -88,8 +88,16 @@ async fn reply(ctx: &Ctx, me: &IdentityRecord, keys: &Arc<IdentityKeys>, m: Rece
             // Read afresh: SetProfile may have changed the name since the echo started.
             let display_name = s.identity_by_id(id)?.display_name;
             let content = text_content(&text, display_name.as_deref(), sent_at_ms);
-            let payload = match SessionSealer.seal(&keys, &to, &content, sent_at_ms) {
-                Ok(p) => p,
+            let sealed = SessionSealer
+                .seal(&keys, &to, &content, sent_at_ms)
+                .and_then(|p| {
+                    Ok((
+                        p,
+                        sync_copy(&SessionSealer, &keys, &to, &content, sent_at_ms)?,
+                    ))
+                });
+            let (payload, sync_copy) = match sealed {
+                Ok(sealed) => sealed,
                 Err(e) => {
                     tracing::debug!(cause = %e, "echo cannot seal a reply");
                     return Ok(());
@@ -108,6 +116,7 @@ async fn reply(ctx: &Ctx, me: &IdentityRecord, keys: &Arc<IdentityKeys>, m: Rece
                     namespace: NAMESPACE_DEFAULT,
                     ttl_ms,
                     idempotency_key: None,
+                    sync_copy,
                 },
                 sent_at_ms,
             )

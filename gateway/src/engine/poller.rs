@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use session_net::{Auth, Mailbox, NetError};
+use session_proto::account_id::{AccountId, Prefix};
 use session_proto::keys::IdentityKeys;
 use session_proto::message::{self, ContentKind, TYPING_TTL_MS};
 use session_proto::storage_rpc::{RetrievedMessage, UserPubkey};
@@ -187,6 +188,13 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
     let Some(data) = incoming.content.data_message else {
         return Opened::Skip;
     };
+    let sync_target = match sync_target(keys, &incoming.sender, data.sync_target.as_deref()) {
+        Ok(t) => t,
+        Err(why) => {
+            tracing::debug!(why, "skipping a sync copy");
+            return Opened::Skip;
+        }
+    };
     Opened::Message(Received {
         sender: incoming.sender.to_string(),
         text: data.body.unwrap_or_default(),
@@ -197,6 +205,7 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
             .profile
             .and_then(|p| p.display_name)
             .filter(|n| !n.is_empty()),
+        sync_target,
     })
 }
 
@@ -206,6 +215,30 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
 /// readers see them in send order.
 pub fn in_send_order(received: &mut [Received]) {
     received.sort_by(|a, b| (a.sent_at_ms, &a.hash).cmp(&(b.sent_at_ms, &b.hash)));
+}
+
+/// The conversation a sync copy belongs to (identity-and-messages §3.7): a message with
+/// `syncTarget` set is one the account itself sent from another device, to that Account ID.
+/// Only the account itself writes sync copies, and only of one-to-one messages to someone else
+/// (groups are not handled here); anything else is skipped, with the reason.
+fn sync_target(
+    keys: &IdentityKeys,
+    sender: &AccountId,
+    target: Option<&str>,
+) -> Result<Option<String>, &'static str> {
+    let Some(target) = target.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if sender != keys.account_id() {
+        return Err("a sync copy from someone else than the account");
+    }
+    match target.parse::<AccountId>() {
+        Ok(id) if id.prefix() == Some(Prefix::Standard) && &id != keys.account_id() => {
+            Ok(Some(id.to_string()))
+        }
+        Ok(_) => Err("a sync copy not of a one-to-one message to someone else"),
+        Err(_) => Err("a sync copy whose target is not an Account ID"),
+    }
 }
 
 async fn poll_loop(
@@ -537,5 +570,71 @@ mod tests {
         // "a" fell out of the window, the newest are still remembered.
         assert!(cursor.first_typing("a"));
         assert!(!cursor.first_typing(&format!("h{}", TYPING_SEEN - 1)));
+    }
+
+    #[test]
+    fn sync_copies_from_the_account_are_recognised_and_others_skipped() {
+        use crate::rpc::{sync_copy, SessionSealer};
+        let me = IdentityKeys::generate(&mut OsRng);
+        let bob = IdentityKeys::generate(&mut OsRng);
+        let bob_id = bob.account_id().to_string();
+        let content = text_content("from my phone", Some("Me"), NOW);
+        let copy = sync_copy(&SessionSealer, &me, bob.account_id(), &content, NOW)
+            .expect("seal")
+            .expect("a copy");
+        let m = RetrievedMessage {
+            hash: copy.hash.clone(),
+            timestamp: NOW,
+            expiration: NOW + 1000,
+            data: Base64Bytes(copy.payload),
+        };
+        match open(&me, &m, NOW + 5) {
+            Opened::Message(r) => {
+                assert_eq!(r.sync_target.as_deref(), Some(bob_id.as_str()));
+                assert_eq!(r.sender, me.account_id().to_string());
+                assert_eq!((r.text.as_str(), r.sent_at_ms), ("from my phone", NOW));
+            }
+            other => panic!("a sync copy must be recorded, got {other:?}"),
+        }
+        // An ordinary message has no target.
+        let plain = retrieved(&bob, &me, &content, NOW);
+        assert!(matches!(
+            open(&me, &plain, NOW),
+            Opened::Message(Received {
+                sync_target: None,
+                ..
+            })
+        ));
+
+        let with_target = |target: &str| {
+            let mut c = content.clone();
+            if let Some(d) = c.data_message.as_mut() {
+                d.sync_target = Some(target.to_owned());
+            }
+            c
+        };
+        // Someone else cannot write our sync copies.
+        let forged = retrieved(&bob, &me, &with_target(&bob_id), NOW);
+        assert_eq!(open(&me, &forged, NOW), Opened::Skip);
+        // Targets that are not someone else's Account ID.
+        let me_id = me.account_id().to_string();
+        for bad in [
+            me_id.as_str(),
+            "05zz",
+            "not an id",
+            &format!("03{}", &bob_id[2..]),
+        ] {
+            let m = retrieved(&me, &me, &with_target(bad), NOW);
+            assert_eq!(open(&me, &m, NOW), Opened::Skip, "target {bad:?}");
+        }
+        // An empty target is no target.
+        let m = retrieved(&me, &me, &with_target(""), NOW);
+        assert!(matches!(
+            open(&me, &m, NOW),
+            Opened::Message(Received {
+                sync_target: None,
+                ..
+            })
+        ));
     }
 }

@@ -1,5 +1,9 @@
 //! The sender task: stores due outbox entries in their recipients' swarms, a few at a time;
 //! records success, schedules retries with exponential backoff, gives up after the budget.
+//! A message's sync copy (for the account's other devices) is an entry of its own, queued in
+//! the message's transaction but held until the message is sent (the store releases it when it
+//! records the message sent, drops it when the message fails), then sent to the identity's own
+//! swarm the same way; its outcome records no event and is not counted as a message.
 //!
 //! An entry leaves the outbox only in the transaction that records its outcome, so a crash
 //! mid-send leaves it queued; the resend carries the same sealed bytes (same message hash), and
@@ -139,8 +143,10 @@ async fn send_one(ctx: Arc<Ctx>, e: OutboxEntry) -> u64 {
     let max = ctx.outbox.max_attempts;
     let recorded = match result {
         Ok(hash) => {
-            tracing::debug!(message_id = %e.message_id, attempts = e.attempts + 1, "message sent");
-            ctx.metrics.message_sent();
+            tracing::debug!(message_id = %e.message_id, attempts = e.attempts + 1, sync_copy = e.sync_copy, "message sent");
+            if !e.sync_copy {
+                ctx.metrics.message_sent();
+            }
             let r = ctx
                 .blocking(move |s| s.outbox_sent(id, &hash, now).map(|_| ()))
                 .await;
@@ -153,6 +159,12 @@ async fn send_one(ctx: Arc<Ctx>, e: OutboxEntry) -> u64 {
             let at = now.saturating_add(backoff_ms(&ctx.outbox, retry));
             tracing::debug!(message_id = %e.message_id, retry, cause = %reason, "send failed; will retry");
             ctx.blocking(move |s| s.outbox_retry(id, at, &reason).map(|_| ()))
+                .await
+        }
+        Err(Failure::Retry(reason)) | Err(Failure::Permanent(reason)) if e.sync_copy => {
+            // The message itself has its own entry; only the account's other devices miss it.
+            tracing::warn!(message_id = %e.message_id, cause = %reason, "a sync copy failed");
+            ctx.blocking(move |s| s.outbox_failed(id, &reason, now).map(|_| ()))
                 .await
         }
         Err(Failure::Retry(reason)) | Err(Failure::Permanent(reason)) => {

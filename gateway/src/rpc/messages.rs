@@ -27,6 +27,7 @@ use tonic::{Request, Response, Status};
 use super::auth::caller;
 use super::conversations::conversation_to_api;
 use super::identities::log_epoch;
+use super::seal::sync_copy;
 use super::{now_ms, page, ApiError, Service, State};
 use crate::store::{
     DeliveryState, EventKind, IdentityId, IdentityRecord, NewOutgoing, Queued, SentKey,
@@ -92,11 +93,13 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             recipient,
             text,
             sent_at_ms,
+            from_other_device,
         } => event::Kind::Outgoing(OutgoingMessage {
             message_id,
             recipient,
             text,
             sent_at_ms,
+            from_other_device,
         }),
         EventKind::Delivery {
             message_id,
@@ -246,6 +249,9 @@ impl MessageService for Service {
                 let sent_at_ms = now_ms();
                 let content = text_content(&text, record.display_name.as_deref(), sent_at_ms);
                 let payload = sealer.seal(&keys, &recipient, &content, sent_at_ms)?;
+                // For the account's other devices (the phone shows it as sent).
+                let sync_copy =
+                    sync_copy(sealer.as_ref(), &keys, &recipient, &content, sent_at_ms)?;
                 let mut id = [0u8; 16];
                 rand::rngs::OsRng.fill_bytes(&mut id);
                 let queued = state.store.queue_outgoing(
@@ -259,6 +265,7 @@ impl MessageService for Service {
                         namespace: NAMESPACE_DEFAULT,
                         ttl_ms,
                         idempotency_key: key,
+                        sync_copy,
                     },
                     sent_at_ms,
                 )?;

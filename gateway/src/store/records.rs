@@ -50,6 +50,10 @@ pub enum EventKind {
         text: String,
         /// The message's Session timestamp, in milliseconds.
         sent_at_ms: u64,
+        /// True: sent by another device of the account (its sync copy was read from the
+        /// identity's own swarm); no `Delivery` event follows. Absent (false) in older records.
+        #[serde(default, skip_serializing_if = "is_false")]
+        from_other_device: bool,
     },
     /// An outgoing message was stored by the swarm, or given up.
     Delivery {
@@ -69,6 +73,10 @@ pub enum EventKind {
     /// A conversation's state or its contact's names changed (see [`ConversationView::changed`]);
     /// the conversation as it is after the change.
     Conversation(ConversationView),
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl EventKind {
@@ -109,6 +117,11 @@ pub struct Received {
     pub hash: String,
     /// The display name in the message's profile, if any.
     pub sender_profile_name: Option<String>,
+    /// Set for a sync copy (identity-and-messages §3.7): a message the identity itself sent from
+    /// another device of the account, read from its own swarm; the Account ID it was sent to.
+    /// The store records it as an outgoing message of that conversation, not as incoming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_target: Option<String>,
 }
 
 /// A message to queue: what [`super::Store::queue_outgoing`] writes to the outbox and the log.
@@ -131,6 +144,22 @@ pub struct NewOutgoing {
     /// The client's idempotency key, if it gave one: a second queueing with the same key (for
     /// the same identity) writes nothing and returns the first one's [`SentKey`].
     pub idempotency_key: Option<String>,
+    /// The copy for the identity's other devices, if the message gets one.
+    pub sync_copy: Option<SyncCopy>,
+}
+
+/// A sync copy (identity-and-messages §3.7): the same Content with `syncTarget` = the
+/// recipient, sealed for the identity itself and stored in its own swarm (namespace 0), so the
+/// account's other devices show the message as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncCopy {
+    /// The identity's own Account ID: the swarm the copy goes to.
+    pub account: String,
+    /// The sealed bytes for the identity's own swarm.
+    pub payload: Vec<u8>,
+    /// The hash the swarm will give them (known in advance: it depends only on the account,
+    /// the namespace and the bytes), so the identity's own poller skips its own copy.
+    pub hash: String,
 }
 
 /// What an idempotency key remembers of the message it first queued.
@@ -188,7 +217,21 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     /// The seq of the `Outgoing` event that recorded it.
     pub event_seq: u64,
+    /// True: the message's sync copy, stored in the identity's own swarm (`recipient` is the
+    /// identity itself); its outcome records no `Delivery` event (the message's own entry
+    /// does). It is held (`next_try_ms` = [`HELD`]) until the message is sent. Absent (false)
+    /// in older records.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sync_copy: bool,
+    /// The outbox id of this message's held sync copy, if it has one: released (due at once)
+    /// in the transaction that records this entry sent, removed in the one that records it
+    /// failed, as the Session apps send the sync copy only after the message itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_copy: Option<u64>,
 }
+
+/// The `next_try_ms` of a held outbox entry (a sync copy waiting for its message): never due.
+pub const HELD: u64 = u64::MAX;
 
 /// A one-to-one conversation of an identity.
 ///

@@ -45,6 +45,7 @@ fn outgoing(n: u8, to: &str) -> NewOutgoing {
         namespace: 0,
         ttl_ms: 14 * 24 * 3600 * 1000,
         idempotency_key: None,
+        sync_copy: None,
     }
 }
 
@@ -64,6 +65,7 @@ fn received(hash: &str, from: &str, at: u64) -> Received {
         received_at_ms: at + 5,
         hash: hash.to_owned(),
         sender_profile_name: None,
+        sync_target: None,
     }
 }
 
@@ -215,6 +217,152 @@ fn queue_writes_outbox_event_and_conversation_together_and_survives_reopen() {
 }
 
 #[test]
+fn a_sync_copy_is_queued_with_its_message_held_until_it_is_sent_and_never_read_back() {
+    let dir = TempDir::new("sync-copy");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    let with_copy = |n: u8, to: &str| NewOutgoing {
+        sync_copy: Some(SyncCopy {
+            account: ALICE_ID.to_owned(),
+            payload: vec![n + 100; 12],
+            hash: format!("COPY{n}"),
+        }),
+        ..outgoing(n, to)
+    };
+    let (event, entry) = queue(&store, id, with_copy(1, BOB_ID), 100);
+    // Both entries were written in the message's transaction; the copy waits for the message.
+    let outbox = store.outbox().expect("outbox");
+    assert_eq!(outbox.len(), 2);
+    let copy = outbox
+        .iter()
+        .find(|e| e.sync_copy)
+        .expect("the copy's entry");
+    assert_eq!(entry.held_copy, Some(copy.id));
+    assert_eq!(copy.recipient, ALICE_ID);
+    assert_eq!(copy.payload, vec![101; 12]);
+    assert_eq!(copy.next_try_ms, HELD);
+    assert_eq!(
+        (&copy.message_id, copy.event_seq, copy.sent_at_ms),
+        (&entry.message_id, event.seq, entry.sent_at_ms)
+    );
+    let due: Vec<u64> = store
+        .outbox_due(u64::MAX - 1)
+        .expect("due")
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(due, vec![entry.id], "only the message is due");
+
+    // Our own poller reads the copy back (even before it is recorded sent): known by its hash.
+    let back = Received {
+        sync_target: Some(BOB_ID.to_owned()),
+        ..received("COPY1", ALICE_ID, 1_001)
+    };
+    assert!(store
+        .record_received(id, 0, &[back], Some("COPY1"), 150)
+        .expect("record")
+        .is_empty());
+
+    // The message is sent: its copy is due now, in the same transaction.
+    let sent = store.outbox_sent(entry.id, "MAINHASH", 200).expect("sent");
+    assert!(sent.is_some());
+    let outbox = store.outbox().expect("outbox");
+    assert_eq!(outbox.len(), 1);
+    assert_eq!((outbox[0].id, outbox[0].next_try_ms), (copy.id, 200));
+    // The copy's outcome records nothing a client sees.
+    let last = store.last_seq(id).expect("seq");
+    assert_eq!(
+        store.outbox_sent(copy.id, "COPY1", 300).expect("sent"),
+        None
+    );
+    assert_eq!(store.last_seq(id).expect("seq"), last);
+    assert!(store.outbox().expect("outbox").is_empty());
+
+    // A message that fails takes its copy with it: other devices must not show it as sent.
+    let (_, failing) = queue(&store, id, with_copy(2, CAROL_ID), 400);
+    assert_eq!(store.outbox().expect("outbox").len(), 2);
+    assert!(store
+        .outbox_failed(failing.id, "no path", 500)
+        .expect("failed")
+        .is_some());
+    assert!(store.outbox().expect("outbox").is_empty());
+
+    // Survives a reopen (the held copy is plain data in the outbox).
+    let (_, kept) = queue(&store, id, with_copy(3, BOB_ID), 600);
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopen");
+    let outbox = store.outbox().expect("outbox");
+    assert_eq!(outbox.len(), 2);
+    assert_eq!(outbox[0].held_copy, kept.held_copy);
+    assert!(outbox[1].sync_copy && outbox[1].next_try_ms == HELD);
+}
+
+#[test]
+fn another_devices_sync_copy_is_an_outgoing_message_of_its_conversation_once() {
+    let dir = TempDir::new("sync-other");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    let copy = Received {
+        sync_target: Some(BOB_ID.to_owned()),
+        text: "sent from the phone".to_owned(),
+        ..received("PHONE1", ALICE_ID, 1_000)
+    };
+    let added = store
+        .record_received(id, 0, &[copy.clone(), copy.clone()], Some("PHONE1"), 50)
+        .expect("record");
+    assert_eq!(added.len(), 1, "{added:?}");
+    match &added[0].kind {
+        EventKind::Outgoing {
+            message_id,
+            recipient,
+            text,
+            sent_at_ms,
+            from_other_device,
+        } => {
+            assert_eq!(recipient, BOB_ID);
+            assert_eq!(text, "sent from the phone");
+            assert_eq!(*sent_at_ms, 1_000);
+            assert!(*from_other_device);
+            assert_eq!(message_id.len(), 32);
+        }
+        other => panic!("not an outgoing message: {other:?}"),
+    }
+    // Read again (a restart's full read): nothing new.
+    assert!(store
+        .record_received(id, 0, &[copy], Some("PHONE1"), 60)
+        .expect("record")
+        .is_empty());
+    // It is Bob's conversation, written by us: accepted, one outgoing, nothing incoming; no
+    // conversation with ourselves.
+    let convs = store.conversations(id).expect("convs");
+    assert_eq!(convs.len(), 1, "{convs:?}");
+    let c = &convs[0].conversation;
+    assert_eq!(c.peer, BOB_ID);
+    assert_eq!((c.outgoing_count, c.incoming_count), (1, 0));
+    assert!(c.accepted);
+    let (events, _) = store.events(id, 0, 0, 10, false).expect("events");
+    assert_eq!(events.len(), 1);
+    // The flag survives the JSON round trip; older records read as not from another device.
+    let old: EventKind = serde_json::from_str(&format!(
+        r#"{{"type":"outgoing","message_id":"m","recipient":"{BOB_ID}","text":"t","sent_at_ms":1}}"#
+    ))
+    .expect("an old record");
+    assert!(matches!(
+        old,
+        EventKind::Outgoing {
+            from_other_device: false,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn queue_for_an_unknown_identity_writes_nothing() {
     let dir = TempDir::new("queue-unknown");
     let store = Store::open(dir.path()).expect("open");
@@ -248,13 +396,19 @@ fn outbox_retry_sent_and_failed() {
         .collect();
     assert_eq!(due, vec![e2.id]);
 
-    let sent = store.outbox_sent(e1.id, "HASH1", 600).expect("sent");
+    let sent = store
+        .outbox_sent(e1.id, "HASH1", 600)
+        .expect("sent")
+        .expect("a delivery event");
     assert_eq!(sent.seq, 3);
     assert!(matches!(
         &sent.kind,
         EventKind::Delivery { state: DeliveryState::Sent, hash: Some(h), attempts: 2, .. } if h == "HASH1"
     ));
-    let failed = store.outbox_failed(e2.id, "no path", 700).expect("failed");
+    let failed = store
+        .outbox_failed(e2.id, "no path", 700)
+        .expect("failed")
+        .expect("a delivery event");
     assert!(matches!(
         &failed.kind,
         EventKind::Delivery { state: DeliveryState::Failed, reason: Some(r), .. } if r == "no path"
@@ -976,6 +1130,7 @@ fn a_version_1_file_gets_handles_and_a_peer_index_when_opened() {
                         recipient: BOB_ID.into(),
                         text: "hi".into(),
                         sent_at_ms: 5,
+                        from_other_device: false,
                     },
                 },
                 StoredEvent {
