@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -23,6 +23,10 @@ use crate::topology::{NodeKeys, Topology};
 
 /// Largest request body a node reads (413 above it).
 pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
+/// How much of an oversized body a node still reads (and drops) before it answers 413, so a
+/// client that is still writing gets the 413 rather than a reset connection; a larger body is
+/// cut off at this point.
+const DRAIN_LIMIT: usize = 4 * MAX_REQUEST_BODY;
 /// Events kept per node; older ones are dropped first.
 pub const EVENT_LOG_CAPACITY: usize = 10_000;
 /// Header carrying the sending node's Ed25519 key on devnet-internal routes.
@@ -286,21 +290,13 @@ impl NodeShared {
             )
             .into_http());
         }
-        let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                return Ok(
-                    if e.downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some()
-                    {
-                        Reply::text(413, "Request body too large").into_http()
-                    } else {
-                        Reply::text(400, "could not read request body").into_http()
-                    },
-                );
+        let body = match read_body(req.into_body()).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                return Ok(Reply::text(413, "Request body too large").into_http())
+            }
+            Err(BodyError::Unreadable) => {
+                return Ok(Reply::text(400, "could not read request body").into_http())
             }
         };
         let reply: RawReply = match path.as_str() {
@@ -412,4 +408,37 @@ pub(crate) fn serve(
         }
     });
     Running { stop, task }
+}
+
+/// Why a request body was not read.
+#[derive(Debug)]
+enum BodyError {
+    /// Over [`MAX_REQUEST_BODY`].
+    TooLarge,
+    /// The connection failed mid-body.
+    Unreadable,
+}
+
+/// Reads a request body of at most [`MAX_REQUEST_BODY`] bytes. An oversized one is read on and
+/// dropped up to [`DRAIN_LIMIT`], so the 413 reaches a client that is still sending.
+async fn read_body(mut body: Incoming) -> Result<Bytes, BodyError> {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Unreadable)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > DRAIN_LIMIT {
+            return Err(BodyError::TooLarge);
+        }
+        if seen <= MAX_REQUEST_BODY {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_REQUEST_BODY {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(Bytes::from(kept))
 }
