@@ -13,8 +13,12 @@
 //! Afterwards it times each pair in interleaved rounds and prints messages per second and the
 //! ratio `session / baseline`.
 
+#[path = "common/interleave.rs"]
+mod interleave;
+use interleave::interleaved;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use criterion::{criterion_group, Criterion};
@@ -121,31 +125,6 @@ fn benches(c: &mut Criterion) {
         b.iter(|| f.plain.sign(black_box(&f.padded)))
     });
     g.finish();
-}
-
-/// Median time per call of `a` and `b`, timed in alternating rounds.
-fn interleaved(
-    rounds: usize,
-    iters: u32,
-    mut a: impl FnMut(),
-    mut b: impl FnMut(),
-) -> (Duration, Duration) {
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let t = Instant::now();
-        for _ in 0..iters {
-            a();
-        }
-        ta.push(t.elapsed() / iters);
-        let t = Instant::now();
-        for _ in 0..iters {
-            b();
-        }
-        tb.push(t.elapsed() / iters);
-    }
-    ta.sort();
-    tb.sort();
-    (ta[rounds / 2], tb[rounds / 2])
 }
 
 fn ratios() {

@@ -11,8 +11,12 @@
 //! Afterwards the bench times the pairs again in interleaved rounds (so both see the same
 //! machine load) and prints the ratios `session / baseline`. The goal for encrypt is ≤ 1.2.
 
+#[path = "common/interleave.rs"]
+mod interleave;
+use interleave::interleaved;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use blake2::digest::consts::U24;
 use blake2::{Blake2b, Digest};
@@ -160,32 +164,6 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-/// Median time per call of `session` and `baseline`, timed in alternating rounds.
-fn interleaved(
-    rounds: usize,
-    iters: u32,
-    mut session: impl FnMut(),
-    mut baseline: impl FnMut(),
-) -> (Duration, Duration) {
-    let mut s = Vec::with_capacity(rounds);
-    let mut b = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let t = Instant::now();
-        for _ in 0..iters {
-            session();
-        }
-        s.push(t.elapsed() / iters);
-        let t = Instant::now();
-        for _ in 0..iters {
-            baseline();
-        }
-        b.push(t.elapsed() / iters);
-    }
-    s.sort();
-    b.sort();
-    (s[rounds / 2], b[rounds / 2])
 }
 
 fn ratios() {

@@ -14,8 +14,12 @@
 //! Afterwards the pairs are timed again in interleaved rounds (both see the same machine load)
 //! and the ratios `session / baseline` are printed.
 
+#[path = "common/interleave.rs"]
+mod interleave;
+use interleave::interleaved;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -154,31 +158,6 @@ fn benches(c: &mut Criterion) {
         b.iter(|| baseline_open(&vk, &f.group_pk, &f.key, black_box(&f.baseline_ct)))
     });
     g.finish();
-}
-
-/// Median time per call of `a` and `b`, timed in alternating rounds.
-fn interleaved(
-    rounds: usize,
-    iters: u32,
-    mut a: impl FnMut(),
-    mut b: impl FnMut(),
-) -> (Duration, Duration) {
-    let (mut ta, mut tb) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
-    for _ in 0..rounds {
-        let t = Instant::now();
-        for _ in 0..iters {
-            a();
-        }
-        ta.push(t.elapsed() / iters);
-        let t = Instant::now();
-        for _ in 0..iters {
-            b();
-        }
-        tb.push(t.elapsed() / iters);
-    }
-    ta.sort();
-    tb.sort();
-    (ta[rounds / 2], tb[rounds / 2])
 }
 
 fn ratios() {
