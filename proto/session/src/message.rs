@@ -504,11 +504,22 @@ fn decoy_signature(inner: &Signature, rng: &mut impl CryptoRngCore) -> [u8; 64] 
 
 /// Envelope and WebSocketMessage around a sealed box.
 fn wrap(ct: Vec<u8>, timestamp_ms: u64, pro_sig: Option<[u8; 64]>) -> Vec<u8> {
+    wrap_sealed(ct, timestamp_ms, Some(SOURCE_DEVICE), pro_sig)
+}
+
+/// The Envelope (type SessionMessage) and WebSocketMessage request around a sealed box: the
+/// shape of one-to-one messages and of the legacy config wrapper alike.
+pub(crate) fn wrap_sealed(
+    ct: Vec<u8>,
+    timestamp_ms: u64,
+    source_device: Option<u32>,
+    pro_sig: Option<[u8; 64]>,
+) -> Vec<u8> {
     let env = Envelope {
         r#type: envelope::Type::SessionMessage as i32,
         source: None,
         timestamp: timestamp_ms,
-        source_device: Some(SOURCE_DEVICE),
+        source_device,
         content: Some(ct),
         server_timestamp: None,
         pro_sig: pro_sig.map(|s| s.to_vec()),

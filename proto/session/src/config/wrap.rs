@@ -15,9 +15,9 @@ use prost::Message as _;
 
 use crate::err::ConfigError;
 use crate::keys::IdentityKeys;
-use crate::message::{decrypt_incoming, encrypt_for_recipient_deterministic};
-use crate::protos::{envelope, websocket::web_socket_message, Envelope};
-use crate::protos::{WebSocketMessage, WebSocketRequestMessage};
+use crate::message::{decrypt_incoming, encrypt_for_recipient_deterministic, wrap_sealed};
+use crate::protos::WebSocketMessage;
+use crate::protos::{websocket::web_socket_message, Envelope};
 
 /// `Content` with only field 11, `sharedConfigMessage` (reserved in the current Session proto).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -59,27 +59,8 @@ pub fn wrap(own: &IdentityKeys, ciphertext: &[u8], seqno: i64, namespace: i16) -
     plain.push(0x80);
     let sealed = encrypt_for_recipient_deterministic(own, own.x25519_public(), &plain)
         .expect("our own X25519 key is a valid recipient");
-    let env = Envelope {
-        r#type: envelope::Type::SessionMessage as i32,
-        source: None,
-        timestamp: 1,
-        source_device: None,
-        content: Some(sealed),
-        server_timestamp: None,
-        pro_sig: None,
-    };
-    let ws = WebSocketMessage {
-        r#type: Some(web_socket_message::Type::Request as i32),
-        request: Some(WebSocketRequestMessage {
-            verb: Some(String::new()),
-            path: Some(String::new()),
-            body: Some(env.encode_to_vec()),
-            headers: Vec::new(),
-            id: Some(0),
-        }),
-        response: None,
-    };
-    Some(ws.encode_to_vec())
+    // Timestamp 1 and no source device, as libsession writes the wrapper.
+    Some(wrap_sealed(sealed, 1, None, None))
 }
 
 /// Unwraps one layer. Errors mean "not wrapped (by us, for this namespace)"; callers then treat
