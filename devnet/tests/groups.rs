@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use client::*;
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
-use session_devnet::{Devnet, DevnetConfig};
+use session_devnet::Devnet;
 use session_net::HttpsTransport;
 use session_proto::storage_rpc::sign::{
     retrieve_message, revocation_result_message, revoke_subaccount_message, sign, store_message,
@@ -23,33 +23,10 @@ use session_proto::storage_rpc::sign::{
 use session_proto::storage_rpc::wire::{decode_base64, encode_base64};
 use session_proto::storage_rpc::{SubaccountToken, UserPubkey};
 
-struct Shared {
-    _rt: tokio::runtime::Runtime,
-    devnet: Devnet,
-}
-
 /// One devnet for the whole binary, served by its own runtime (tests run on theirs).
 fn net() -> &'static Devnet {
-    static NET: OnceLock<Shared> = OnceLock::new();
-    &NET.get_or_init(|| {
-        std::thread::spawn(|| {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            let cfg = DevnetConfig {
-                nodes: 6,
-                swarm_size: 3,
-                ..Default::default()
-            };
-            let devnet = rt.block_on(Devnet::start(cfg)).expect("devnet starts");
-            Shared { _rt: rt, devnet }
-        })
-        .join()
-        .expect("devnet thread")
-    })
-    .devnet
+    static NET: OnceLock<SharedDevnet> = OnceLock::new();
+    shared_devnet(&NET, 6)
 }
 
 /// A subaccount of `group`: its own signing key, a token `03 flags 00 00 pk` and the group's

@@ -14,33 +14,10 @@ use session_proto::onion::{build_request, Destination, EncType, Hop, PeerKey, Se
 use session_proto::storage_rpc::message_hash;
 use session_proto::storage_rpc::wire::{decode_base64, encode_base64};
 
-struct Shared {
-    _rt: tokio::runtime::Runtime,
-    devnet: Devnet,
-}
-
 /// One devnet for the whole binary, served by its own runtime (tests run on theirs).
 fn net() -> &'static Devnet {
-    static NET: OnceLock<Shared> = OnceLock::new();
-    &NET.get_or_init(|| {
-        std::thread::spawn(|| {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            let cfg = DevnetConfig {
-                nodes: 9,
-                swarm_size: 3,
-                ..Default::default()
-            };
-            let devnet = rt.block_on(Devnet::start(cfg)).expect("devnet starts");
-            Shared { _rt: rt, devnet }
-        })
-        .join()
-        .expect("devnet thread")
-    })
-    .devnet
+    static NET: OnceLock<SharedDevnet> = OnceLock::new();
+    shared_devnet(&NET, 9)
 }
 
 fn swarm(i: usize) -> u64 {

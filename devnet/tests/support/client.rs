@@ -175,3 +175,37 @@ pub fn outside(devnet: &Devnet, swarm_id: u64) -> Vec<usize> {
         .filter(|&i| devnet.node(i).swarm_id() != swarm_id)
         .collect()
 }
+
+/// A devnet shared by a whole test binary, with the runtime that serves it (tests run on
+/// their own runtimes, which come and go).
+pub struct SharedDevnet {
+    _rt: tokio::runtime::Runtime,
+    devnet: Devnet,
+}
+
+/// The binary's devnet of `nodes` nodes in swarms of 3, started on first use in `cell`.
+pub fn shared_devnet(
+    cell: &'static std::sync::OnceLock<SharedDevnet>,
+    nodes: usize,
+) -> &'static Devnet {
+    &cell
+        .get_or_init(|| {
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                let cfg = session_devnet::DevnetConfig {
+                    nodes,
+                    swarm_size: 3,
+                    ..Default::default()
+                };
+                let devnet = rt.block_on(Devnet::start(cfg)).expect("devnet starts");
+                SharedDevnet { _rt: rt, devnet }
+            })
+            .join()
+            .expect("devnet thread")
+        })
+        .devnet
+}
