@@ -93,8 +93,6 @@ fn client_api() -> Router<Arc<Shared>> {
         .route("/room_keys/keys", get(a::no_key_backup))
         .route("/room_keys/keys/*rest", get(a::no_key_backup))
         .route("/thirdparty/protocols", get(a::third_party_protocols))
-        // After every route: it applies to the routes above.
-        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// The whole app: discovery, the client API under its prefixes, the Matrix error for
@@ -104,10 +102,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/.well-known/matrix/client", get(account::well_known))
         .route("/_matrix/client/versions", get(account::versions))
-        .method_not_allowed_fallback(method_not_allowed)
         .nest("/_matrix/client/r0", api.clone())
         .nest("/_matrix/client/v3", api.clone())
         .nest("/_matrix/client/v1", api)
+        // After every route and nest: it applies to the routes added before it.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_endpoint)
         .layer(middleware::from_fn(cors_and_log))
         .with_state(shared)
