@@ -886,6 +886,30 @@ impl Store {
         })
     }
 
+    /// How many messages `identity` has queued and not yet sent or failed (sync copies, which
+    /// follow their message, are not counted): what `outbox.max_queued` bounds.
+    pub fn outbox_depth(&self, identity: IdentityId) -> Result<u64, StoreError> {
+        /// The two fields the count needs; the payload is skipped, not decoded.
+        #[derive(serde::Deserialize)]
+        struct Head {
+            identity: IdentityId,
+            #[serde(default)]
+            sync_copy: bool,
+        }
+        self.read("counting the outbox", |tx| {
+            let outbox = tx.open_table(OUTBOX)?;
+            let mut depth = 0;
+            for row in outbox.iter()? {
+                let (_, v) = row?;
+                let head: Head = decode("outbox", v.value())?;
+                if head.identity == identity && !head.sync_copy {
+                    depth += 1;
+                }
+            }
+            Ok(depth)
+        })
+    }
+
     /// The outbox entries due at `now_ms`, earliest `next_try_ms` first.
     pub fn outbox_due(&self, now_ms: u64) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut due: Vec<OutboxEntry> = self

@@ -234,6 +234,7 @@ impl MessageService for Service {
         validate_text(&text)?;
         let key = validate_idempotency_key(&idempotency_key)?;
         let ttl_ms = self.state().message_ttl_ms;
+        let limit = self.state().outbox_limit;
         let sealer = std::sync::Arc::clone(&self.state().sealer);
         let out = self
             .blocking(move |state| {
@@ -243,6 +244,14 @@ impl MessageService for Service {
                     if let Some(first) = state.store.sent_key(record.id, key)? {
                         return Ok(duplicate(first));
                     }
+                }
+                let depth = state.store.outbox_depth(record.id)?;
+                if depth >= limit {
+                    return Err(ApiError::OutboxFull {
+                        identity: record.name.clone(),
+                        depth,
+                        limit,
+                    });
                 }
                 let seed = state.store.identity_seed(&record.name)?;
                 let keys = IdentityKeys::from_seed(&seed);
