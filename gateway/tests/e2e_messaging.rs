@@ -5,6 +5,8 @@
 
 #[path = "support/faults.rs"]
 mod faults;
+
+use faults::history;
 #[path = "support/daemon.rs"]
 mod support;
 
@@ -129,32 +131,6 @@ fn sent_ids(events: &[Event]) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-/// The whole log of an identity, through History.
-async fn history(c: &mut Clients, identity: &str) -> Vec<Event> {
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = c
-            .msgs
-            .list_events(ListEventsRequest {
-                identity: identity.into(),
-                after_seq: after,
-                before_seq: 0,
-                page_size: 1000,
-                newest_first: false,
-                ..Default::default()
-            })
-            .await
-            .expect("history")
-            .into_inner();
-        after = page.events.last().map_or(after, |e| e.seq);
-        out.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-    }
 }
 
 /// Polls History until `done`; panics at the deadline.
