@@ -68,6 +68,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The config's webhooks could not be applied.
+    #[error(transparent)]
+    Webhooks(#[from] crate::webhooks::WebhookConfigError),
     /// An adapter (IRC, Matrix) stopped with an error.
     #[error("the {what} server failed: {detail}")]
     Adapter {
@@ -90,6 +93,7 @@ impl HasKind for DaemonError {
             | DaemonError::Signals(_)
             | DaemonError::Adapter { .. } => ErrorKind::LocalIo,
             DaemonError::Api(e) => e.kind(),
+            DaemonError::Webhooks(e) => e.kind(),
         }
     }
 }
@@ -320,6 +324,17 @@ pub async fn run(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (banner_tx, banner_rx) = watch::channel(false);
     let mut state = State::new(store.clone(), &admin_token, config, shutdown_rx.clone());
+    state.webhooks = crate::webhooks::Hub::new(config.webhooks.clone(), metrics.webhooks.clone());
+    let skipped = crate::webhooks::apply_config(&store, &config.webhooks)?;
+    for name in skipped {
+        tracing::warn!(
+            webhook = %name,
+            "a webhook of the config has the name of one added through the API; the config's is skipped"
+        );
+    }
+    // Task "webhooks": delivery runs offline too (the log grows with queued messages).
+    let webhook_task =
+        crate::webhooks::start(state.webhooks.clone(), store.clone(), shutdown_rx.clone());
     let (network_name, mut engine, net) = if config.network.offline {
         tracing::info!("offline: nothing is sent or polled");
         ("offline", None, None)
@@ -591,6 +606,12 @@ pub async fn run(
     }
     if let Some(engine) = engine.take() {
         engine.shutdown().await;
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, webhook_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("webhook deliveries did not stop within the shutdown grace period");
     }
     if listening.grpc_unix.is_some() {
         let _ = std::fs::remove_file(&socket_path);
