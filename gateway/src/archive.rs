@@ -520,6 +520,44 @@ pub fn read_archive(bytes: &[u8]) -> Result<IdentityRows, ArchiveError> {
     })
 }
 
+/// How often the retention task looks for old events.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Task "retention": at start and hourly, deletes events older than each identity's
+/// `[retention]` days (nothing with the default, 0 = forever), until `stop` turns true.
+pub async fn retention_task(
+    store: Store,
+    config: crate::config::RetentionConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (s, c) = (store.clone(), config.clone());
+        let swept = tokio::task::spawn_blocking(move || -> Result<usize, StoreError> {
+            let now = crate::rpc::now_ms();
+            let mut n = 0;
+            for identity in s.identities()? {
+                let days = c.keep_days(&identity.name);
+                if days > 0 {
+                    let before = now.saturating_sub(days.saturating_mul(86_400_000));
+                    n += s.forget_events_before(identity.id, before)?;
+                }
+            }
+            Ok(n)
+        })
+        .await;
+        match swept {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(events = n, "retention: old events deleted"),
+            Ok(Err(e)) => tracing::warn!(cause = %e, "retention failed"),
+            Err(e) => tracing::warn!(cause = %e, "retention task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+            _ = stop.wait_for(|&s| s) => return,
+        }
+    }
+}
+
 /// Whether `dir` is missing or an empty directory.
 fn is_fresh(dir: &Path) -> Result<bool, ArchiveError> {
     match std::fs::read_dir(dir) {

@@ -579,6 +579,46 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_retention_and_isolation_parse() {
+        let c = Config::from_toml(
+            r#"
+[network]
+isolate_identities = true
+[webhooks]
+allowed_hosts = ["hooks.example"]
+[[webhooks.endpoints]]
+identity = "me"
+name = "bot"
+url = "http://127.0.0.1:8080/hook"
+secret_file = "/etc/sessiond/bot.secret"
+[retention]
+keep_days = 90
+identities = { bot = 7 }
+"#,
+            Path::new("x.toml"),
+        )
+        .expect("parses");
+        assert!(c.network.isolate_identities);
+        assert_eq!(c.webhooks.endpoints.len(), 1);
+        assert!(!c.webhooks.endpoints[0].from_start);
+        assert_eq!(c.retention.keep_days("bot"), 7);
+        assert_eq!(c.retention.keep_days("me"), 90);
+        assert_eq!(
+            Config::default().retention.keep_days("me"),
+            0,
+            "forever by default"
+        );
+        for bad in [
+            "[webhooks]\nbackoff_initial_ms = 0",
+            "[webhooks]\nbackoff_initial_ms = 10\nbackoff_max_ms = 5",
+            "[[webhooks.endpoints]]\nname = \"x\"",
+            "[retention]\nkeep_days = -1",
+        ] {
+            assert!(Config::from_toml(bad, Path::new("x")).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         let c = Config::from_toml("", Path::new("x.toml")).expect("empty parses");
         assert_eq!(c, Config::default());

@@ -332,6 +332,12 @@ pub async fn run(
             "a webhook of the config has the name of one added through the API; the config's is skipped"
         );
     }
+    // Task "retention": owned here, ended by the shutdown signal (or aborted at the end).
+    let retention = tokio::spawn(crate::archive::retention_task(
+        store.clone(),
+        config.retention.clone(),
+        shutdown_rx.clone(),
+    ));
     // Task "webhooks": delivery runs offline too (the log grows with queued messages).
     let webhook_task =
         crate::webhooks::start(state.webhooks.clone(), store.clone(), shutdown_rx.clone());
@@ -607,6 +613,7 @@ pub async fn run(
     if let Some(engine) = engine.take() {
         engine.shutdown().await;
     }
+    let _ = retention.await;
     if tokio::time::timeout(SHUTDOWN_GRACE, webhook_task)
         .await
         .is_err()

@@ -49,6 +49,7 @@
 //! - `migrate`: schema upgrades.
 //! - `lock`: the passphrase: sealed seeds, unlocking, set/change/remove with migration.
 //! - `webhooks`: webhooks and their cursors.
+//! - `retention`: forgetting old events.
 //! - `archive`: an identity's records in and out, for export and import.
 
 mod archive;
@@ -58,6 +59,7 @@ pub mod handles;
 mod lock;
 mod migrate;
 mod records;
+mod retention;
 mod webhooks;
 
 use std::collections::HashMap;
