@@ -347,6 +347,8 @@ pub async fn run(
     } else {
         let (name, net_config) = net_config(&config.network.seeds);
         let client = NetClient::with_https(net_config, Arc::new(StorePoolStore(store.clone())));
+        // Path isolation: each identity's requests go through its own family member.
+        client.set_isolation(config.network.isolate_identities);
         let counting = metrics::watch_network(&client, Arc::clone(&metrics), shutdown_rx.clone());
         // Subscribed now so no step is missed; it prints once the banner is out.
         let progress = opts.progress.then(|| {
@@ -372,7 +374,9 @@ pub async fn run(
         if let Some(task) = progress {
             engine.own("progress", task);
         }
-        let (source, forwarder) = NetSource::start(client.clone(), name, engine.stopping());
+        let names = Some(store.clone());
+        let (source, forwarder) =
+            NetSource::start_named(client.clone(), name, names, engine.stopping());
         engine.own("net-events", forwarder);
         state.network = Some(source);
         tracing::info!(network = name, "network client started");

@@ -673,3 +673,152 @@ async fn export_then_import_gives_the_same_history_of_a_1000_message_conversatio
     assert_eq!(after_peer, before_peer);
     assert_eq!(conversations_and_contacts(&mut api).await, before_book);
 }
+
+/// With `isolate_identities`, two identities' requests enter the devnet through disjoint guards
+/// and client connections, by the devnet's own record of which guard saw which client
+/// connection carry whose requests; GetNetworkStatus names each identity's paths; messages
+/// still flow both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_identities_never_share_a_guard() {
+    use session_devnet::node::Event;
+    use std::collections::{HashMap, HashSet};
+    let config = format!(
+        "{}\n[network]\nisolate_identities = true\n",
+        support::FAST_CONFIG
+    );
+    let net = support::net("iso", &config).await;
+    let data = net.dir.path().join("data");
+    let daemon = Daemon::start_with(
+        &data,
+        support::networked_command(&data, &net.manifest, &net.config),
+    );
+    let mut api = api(&daemon).await;
+    let mut accounts = HashMap::new();
+    for name in ["alice", "bob"] {
+        let id = api
+            .c
+            .ids
+            .create_identity(CreateIdentityRequest { name: name.into() })
+            .await
+            .expect("identity")
+            .into_inner()
+            .identity
+            .expect("identity");
+        accounts.insert(name, id.account_id);
+    }
+    // A message each way: the isolated paths carry stores and polls.
+    for (from, to) in [("alice", "bob"), ("bob", "alice")] {
+        api.c
+            .msgs
+            .send_message(SendMessageRequest {
+                identity: from.into(),
+                recipient: accounts[to].clone(),
+                text: format!("hi from {from}"),
+                idempotency_key: String::new(),
+            })
+            .await
+            .expect("send");
+    }
+    let received = |events: &[sessiond_api::v1::Event]| {
+        events
+            .iter()
+            .any(|e| matches!(e.kind, Some(sessiond_api::v1::event::Kind::Incoming(_))))
+    };
+    for name in ["alice", "bob"] {
+        let mut got = false;
+        for _ in 0..300 {
+            let events = api
+                .c
+                .msgs
+                .list_events(sessiond_api::v1::ListEventsRequest {
+                    identity: name.into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("events")
+                .into_inner()
+                .events;
+            if received(&events) {
+                got = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(got, "{name} never got its message over isolated paths");
+    }
+
+    // The devnet's record: the guards and client connections that carried each account's polls.
+    let mut guards: HashMap<&str, HashSet<String>> = HashMap::new();
+    let mut conns: HashMap<&str, HashSet<SocketAddr>> = HashMap::new();
+    let mut entered: HashMap<String, HashSet<SocketAddr>> = HashMap::new();
+    for node in net.devnet.nodes() {
+        for event in node.events() {
+            match event {
+                Event::OnionEntered { client } => {
+                    entered
+                        .entry(hex::encode(node.ed25519()))
+                        .or_default()
+                        .insert(client);
+                }
+                Event::OnionTraced {
+                    guard,
+                    client,
+                    method,
+                    accounts: named,
+                    // Requests only the account itself makes (signed retrieves); a store or a
+                    // swarm lookup names the recipient, which is another identity's account.
+                } if matches!(method.as_str(), "batch" | "sequence" | "retrieve") => {
+                    for (name, account) in &accounts {
+                        if named.iter().any(|a| account.starts_with(a.as_str())) {
+                            guards.entry(name).or_default().insert(guard.clone());
+                            conns.entry(name).or_default().insert(client);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let (ga, gb) = (&guards["alice"], &guards["bob"]);
+    assert!(!ga.is_empty() && !gb.is_empty(), "{guards:?}");
+    assert!(
+        ga.is_disjoint(gb),
+        "a guard carried both identities: {ga:?} {gb:?}"
+    );
+    assert!(conns["alice"].is_disjoint(&conns["bob"]));
+    // Each traced connection is one the guard itself recorded.
+    for g in ga.iter().chain(gb) {
+        assert!(
+            entered.contains_key(g),
+            "guard {g} recorded no client connection"
+        );
+    }
+
+    // GetNetworkStatus names each identity's paths; their guards are the devnet's.
+    let status = api
+        .c
+        .net
+        .get_network_status(sessiond_api::v1::GetNetworkStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner()
+        .status
+        .expect("status");
+    assert!(status.isolate_identities);
+    let reported = |name: &str| -> HashSet<String> {
+        status
+            .paths
+            .iter()
+            .filter(|p| p.identity == name)
+            .filter_map(|p| p.hops.first().map(|h| h.ed25519_pubkey.clone()))
+            .collect()
+    };
+    let (ra, rb) = (reported("alice"), reported("bob"));
+    assert!(!ra.is_empty() && !rb.is_empty(), "{status:?}");
+    assert!(ra.is_disjoint(&rb));
+    // What the devnet saw agrees: no guard of one identity is a reported guard of the other.
+    assert!(
+        ga.is_disjoint(&rb) && gb.is_disjoint(&ra),
+        "{ga:?} {gb:?} vs {ra:?} {rb:?}"
+    );
+}
