@@ -304,7 +304,7 @@ pub fn export_mbox(
         let mut mail = String::new();
         mail.push_str(&format!("From {from} {}\n", asctime(at)));
         mail.push_str(&format!("From: <{from}>\nTo: <{to}>\n"));
-        mail.push_str(&format!("Date: {}\n", rfc2822(at)));
+        mail.push_str(&format!("Date: {}\n", mail_date(at)));
         mail.push_str(&format!(
             "Message-ID: <{}.{}@session.invalid>\n",
             id.replace(['<', '>', '@', ' '], ""),
@@ -331,62 +331,23 @@ pub fn export_mbox(
     Ok(n)
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's method).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 7231's date, which mail readers take as a Date).
+fn mail_date(ms: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
-/// (year, month, day) → days since 1970-01-01.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-fn parts(ms: u64) -> (&'static str, i64, &'static str, u32, u64, u64, u64) {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let (y, m, d) = civil(days);
-    let rem = secs % 86_400;
-    (
-        DAYS[days.rem_euclid(7) as usize],
-        y,
-        MONTHS[(m - 1) as usize],
-        d,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-    )
-}
-
-/// `Thu Jan  1 00:00:00 1970`: the mbox separator's date.
+/// `Sun Nov  6 08:49:37 1994`: the date of an mbox `From ` line, from [`mail_date`]'s parts.
 fn asctime(ms: u64) -> String {
-    let (wd, y, mon, d, h, mi, s) = parts(ms);
-    format!("{wd} {mon} {d:>2} {h:02}:{mi:02}:{s:02} {y}")
-}
-
-/// `Thu, 01 Jan 1970 00:00:00 +0000`: a mail Date.
-fn rfc2822(ms: u64) -> String {
-    let (wd, y, mon, d, h, mi, s) = parts(ms);
-    format!("{wd}, {d:02} {mon} {y} {h:02}:{mi:02}:{s:02} +0000")
+    let date = mail_date(ms);
+    let p: Vec<&str> = date.split(' ').collect();
+    match p.as_slice() {
+        [wd, day, mon, year, time, _] => format!(
+            "{} {mon} {:>2} {time} {year}",
+            wd.trim_end_matches(','),
+            day.trim_start_matches('0')
+        ),
+        _ => date,
+    }
 }
 
 /// Reads and checks a JSON-lines archive completely; nothing is written.
@@ -619,21 +580,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_are_civil() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(days_from_civil(2024, 2, 29), civil_inv(2024, 2, 29));
-        assert_eq!(civil(days_from_civil(2026, 12, 4)), (2026, 12, 4));
+    fn mbox_dates() {
         assert_eq!(asctime(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(asctime(1_000_000_000_000), "Sun Sep  9 01:46:40 2001");
         assert_eq!(
-            rfc2822(1_000_000_000_000),
-            "Sun, 09 Sep 2001 01:46:40 +0000"
+            mail_date(1_000_000_000_000),
+            "Sun, 09 Sep 2001 01:46:40 GMT"
         );
-    }
-
-    fn civil_inv(y: i64, m: u32, d: u32) -> i64 {
-        (0..30_000)
-            .find(|&n| civil(n) == (y, m, d))
-            .expect("in range")
     }
 
     #[test]

@@ -482,11 +482,10 @@ impl Task {
                         let _ = changes.changed().await;
                     }
                     Next::UpToDate => {
+                        // An error means the identity was removed (its webhooks with it, in the
+                        // same transaction): the next step finds the webhook gone and ends.
                         tokio::select! {
-                            r = log.changed() => if r.is_err() {
-                                // The identity was removed: its webhooks with it.
-                                let _ = changes.changed().await;
-                            },
+                            _ = log.changed() => {}
                             _ = changes.changed() => {}
                         }
                     }

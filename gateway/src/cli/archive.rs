@@ -27,7 +27,8 @@ pub enum Format {
 pub struct ExportArgs {
     /// The identity's name.
     pub identity: String,
-    /// Only events recorded since: a date (2026-01-31), a Unix time in ms, or an age (30d, 12h).
+    /// Only events recorded since: a date (2026-01-31), a UTC time (2026-01-31T12:00:00Z), a Unix
+    /// time in ms, or an age (30d, 12h).
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
     /// The format.
@@ -111,20 +112,14 @@ pub fn parse_since(text: &str, now_ms: u64) -> Result<u64, ArchiveCliError> {
             return Ok(now_ms.saturating_sub(n.saturating_mul(unit)));
         }
     }
-    let mut parts = t.splitn(3, '-');
-    let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(err());
+    // A date (midnight UTC) or an RFC 3339 time in UTC.
+    let stamp = if t.len() == 10 {
+        format!("{t}T00:00:00Z")
+    } else {
+        t.to_owned()
     };
-    let (y, m, d): (i64, u32, u32) = (
-        y.parse().map_err(|_| err())?,
-        m.parse().map_err(|_| err())?,
-        d.parse().map_err(|_| err())?,
-    );
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(err());
-    }
-    let days = archive::days_from_civil(y, m, d);
-    Ok(u64::try_from(days).map_err(|_| err())? * 86_400_000)
+    // The RFC 3339 parser of the IRC adapter's server-time tags: the one date parser in the tree.
+    sessiond_irc::line::parse_time(&stamp).ok_or_else(err)
 }
 
 /// Runs `sessiond export`.
@@ -207,6 +202,10 @@ mod tests {
         );
         assert_eq!(parse_since("2d", now).expect("age"), now - 2 * 86_400_000);
         assert_eq!(parse_since("1970-01-02", now).expect("date"), 86_400_000);
+        assert_eq!(
+            parse_since("1970-01-02T00:00:01Z", now).expect("time"),
+            86_401_000
+        );
         for bad in ["", "yesterday", "2026-13-01", "x d", "2026-01"] {
             assert!(parse_since(bad, now).is_err(), "{bad}");
         }
