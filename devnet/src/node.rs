@@ -43,7 +43,8 @@ pub enum Origin {
     Node(String),
 }
 
-/// What a node saw, in order. Account IDs, keys of clients and message bodies are never
+/// What a node saw, in order. Full Account IDs (only their first 10 hex characters, in
+/// [`Event::OnionTraced`]), keys of clients and message bodies are never
 /// recorded; node keys (public, part of the topology) are.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -89,6 +90,24 @@ pub enum Event {
     SeedRpc {
         /// The method.
         method: String,
+    },
+    /// This node was a guard: a client connection from `client` sent it an onion request.
+    OnionEntered {
+        /// The client connection's address (ip:port: one TCP connection).
+        client: std::net::SocketAddr,
+    },
+    /// This node was the final hop of an onion request and ran a storage RPC for `accounts`;
+    /// the request entered the devnet at `guard` from the client connection `client`. The
+    /// devnet's record of which guard carried whose traffic.
+    OnionTraced {
+        /// Ed25519 (hex) of the guard it entered through.
+        guard: String,
+        /// The client connection the guard got it on.
+        client: std::net::SocketAddr,
+        /// The storage RPC's method (`batch` for a batch).
+        method: String,
+        /// The accounts the request names (each shortened to its first 10 hex characters).
+        accounts: Vec<String>,
     },
 }
 
@@ -252,6 +271,7 @@ impl NodeShared {
     async fn route(
         self: Arc<Self>,
         req: hyper::Request<Incoming>,
+        from: std::net::SocketAddr,
     ) -> Result<hyper::Response<Full<Bytes>>, DropReply> {
         let delay = self.faults.delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
@@ -268,6 +288,13 @@ impl NodeShared {
         let path = req.uri().path().to_string();
         let post = method == http::Method::POST;
         let internal_peer = self.internal_peer(&req);
+        // Where a relayed onion request entered the devnet (set by its guard; trusted only on
+        // the token-checked internal route).
+        let entry = internal_peer
+            .as_ref()
+            .and_then(|_| req.headers().get(crate::onion::ENTRY_HEADER))
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::onion::Entry::decode);
         let long_poll = req
             .headers()
             .get("x-loki-long-poll")
@@ -311,11 +338,23 @@ impl NodeShared {
                 self.events.push(Event::DirectRpc { method });
                 reply.into()
             }
-            "/onion_req/v2" => self.clone().handle_onion(&body, Origin::Client).await,
+            "/onion_req/v2" => {
+                let entry = crate::onion::Entry {
+                    guard: self.ed_hex.clone(),
+                    client: from,
+                };
+                self.clone()
+                    .handle_onion(&body, Origin::Client, Some(entry))
+                    .await
+            }
             "/json_rpc" => self.handle_seed(&body).into(),
             "/ping_test/v1" => Reply::text(200, "").into(),
             "/devnet/v1/onion_relay" => match internal_peer {
-                Some(peer) => self.clone().handle_onion(&body, Origin::Node(peer)).await,
+                Some(peer) => {
+                    self.clone()
+                        .handle_onion(&body, Origin::Node(peer), entry)
+                        .await
+                }
                 None => Reply::text(403, "devnet-internal route").into(),
             },
             "/devnet/v1/storage_cc" => match internal_peer {
@@ -389,7 +428,7 @@ pub(crate) fn serve(
                 a = listener.accept() => a,
                 _ = stopped.changed() => break,
             };
-            let Ok((tcp, _peer)) = accepted else {
+            let Ok((tcp, peer)) = accepted else {
                 continue;
             };
             let _ = tcp.set_nodelay(true);
@@ -401,7 +440,7 @@ pub(crate) fn serve(
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let svc = service_fn(move |req| node.clone().route(req));
+                    let svc = service_fn(move |req| node.clone().route(req, peer));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), svc)
                         .await;

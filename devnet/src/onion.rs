@@ -18,6 +18,59 @@ use session_proto::onion::{
 
 use crate::node::{Body, Event, NodeShared, Origin, RawReply, Reply, PEER_HEADER, TOKEN_HEADER};
 
+/// The devnet-internal header that carries an onion request's [`Entry`] from its guard to the
+/// next hops (only on the token-checked relay route; never part of the Session protocol).
+pub(crate) const ENTRY_HEADER: &str = "x-devnet-entry";
+
+/// Where an onion request entered the devnet: its guard and the client connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// The guard's Ed25519 (hex).
+    pub(crate) guard: String,
+    /// The client connection's address.
+    pub(crate) client: std::net::SocketAddr,
+}
+
+impl Entry {
+    fn encode(&self) -> String {
+        format!("{}|{}", self.guard, self.client)
+    }
+
+    /// Parses [`Entry::encode`]'s form.
+    pub(crate) fn decode(s: &str) -> Option<Entry> {
+        let (guard, client) = s.split_once('|')?;
+        Some(Entry {
+            guard: guard.to_owned(),
+            client: client.parse().ok()?,
+        })
+    }
+}
+
+/// The accounts a storage RPC body names (`params.pubkey`, and in each subrequest of a batch
+/// or sequence), shortened to their first 10 hex characters.
+fn accounts_named(body: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut take = |params: &serde_json::Value| {
+        if let Some(pk) = params.get("pubkey").and_then(|p| p.as_str()) {
+            let short: String = pk.chars().take(10).collect();
+            if !out.contains(&short) {
+                out.push(short);
+            }
+        }
+    };
+    let params = &v["params"];
+    take(params);
+    if let Some(subs) = params.get("requests").and_then(|r| r.as_array()) {
+        for sub in subs {
+            take(&sub["params"]);
+        }
+    }
+    out
+}
+
 fn plain(status: u16, s: impl Into<String>) -> RawReply {
     RawReply {
         status,
@@ -43,16 +96,28 @@ fn body_bytes(body: &Body) -> Vec<u8> {
 
 impl NodeShared {
     /// Handles one onion layer arriving from `from`.
-    pub(crate) async fn handle_onion(self: Arc<Self>, body: &[u8], from: Origin) -> RawReply {
+    pub(crate) async fn handle_onion(
+        self: Arc<Self>,
+        body: &[u8],
+        from: Origin,
+        entry: Option<Entry>,
+    ) -> RawReply {
+        if let (Origin::Client, Some(e)) = (&from, &entry) {
+            self.events.push(Event::OnionEntered { client: e.client });
+        }
         self.events.push(Event::OnionArrived { from });
-        let reply = self.peel_and_act(body).await;
+        let reply = self.peel_and_act(body, entry).await;
         if let Err(r) = &reply {
             self.events.push(Event::OnionRejected { status: r.status });
         }
         reply.unwrap_or_else(|e| e)
     }
 
-    async fn peel_and_act(self: &Arc<Self>, body: &[u8]) -> Result<RawReply, RawReply> {
+    async fn peel_and_act(
+        self: &Arc<Self>,
+        body: &[u8],
+        entry: Option<Entry>,
+    ) -> Result<RawReply, RawReply> {
         // Errors before the layer opens go back in plain text: the node cannot encrypt yet.
         let layer = open_layer(&self.keys.onion, body).map_err(|e| match e {
             OnionError::Decrypt | OnionError::BadPeerKey => plain(400, "Invalid ciphertext"),
@@ -61,11 +126,19 @@ impl NodeShared {
         match layer.classify() {
             Ok(Peeled::Final(req)) => {
                 let (method, reply) = self.clone().handle_rpc_body(&req.body, true).await;
+                if let Some(e) = entry {
+                    self.events.push(Event::OnionTraced {
+                        guard: e.guard,
+                        client: e.client,
+                        method: method.clone(),
+                        accounts: accounts_named(&req.body),
+                    });
+                }
                 self.events.push(Event::OnionFinal { method });
                 Ok(self.seal(&req, reply))
             }
             Ok(Peeled::Proxy(req)) => Ok(self.proxy(req, &layer).await),
-            Ok(Peeled::Relay(hop)) => self.relay(hop).await,
+            Ok(Peeled::Relay(hop)) => self.relay(hop, entry).await,
             // Path errors are plain text, as the storage server sends them.
             Err(OnionError::TooManyHops(_)) => {
                 Err(plain(400, "onion request max path length exceeded"))
@@ -105,7 +178,11 @@ impl NodeShared {
         self.seal(&req, reply)
     }
 
-    async fn relay(self: &Arc<Self>, hop: RelayHop) -> Result<RawReply, RawReply> {
+    async fn relay(
+        self: &Arc<Self>,
+        hop: RelayHop,
+        entry: Option<Entry>,
+    ) -> Result<RawReply, RawReply> {
         let topo = &self.net.topology;
         let Some(next) = topo.find_ed25519(&hop.destination) else {
             return Err(plain(
@@ -117,10 +194,14 @@ impl NodeShared {
             to: hop.destination_hex(),
         });
         let url = format!("{}/devnet/v1/onion_relay", topo.url(next));
-        let headers = [
+        let entry = entry.map(|e| e.encode()).unwrap_or_default();
+        let mut headers = vec![
             (PEER_HEADER, self.ed_hex.as_str()),
             (TOKEN_HEADER, self.net.token.as_str()),
         ];
+        if !entry.is_empty() {
+            headers.push((ENTRY_HEADER, entry.as_str()));
+        }
         match self
             .net
             .client

@@ -13,11 +13,13 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use session_proto::err::{ErrorKind, HasKind};
 
+pub mod archive;
 pub mod client;
 pub mod identity;
 pub mod passphrase;
 pub mod run;
 pub mod status;
+pub mod webhook;
 
 /// `sessiond`: a localhost gateway to the Session network.
 #[derive(Debug, Parser)]
@@ -43,6 +45,12 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Encrypt the identity seeds with a passphrase, change it, or remove it (daemon stopped).
     Passphrase(passphrase::PassphraseArgs),
+    /// Write an identity's history to a file: JSON lines (importable) or mbox (daemon stopped).
+    Export(archive::ExportArgs),
+    /// Create a new data dir from an export (`sessiond export --format jsonl`).
+    Import(archive::ImportArgs),
+    /// Add, list, remove, pause, resume webhooks and replay dead letters (running daemon).
+    Webhook(webhook::WebhookArgs),
 }
 
 /// `sessiond identity …`: the offline commands and the daemon's.
@@ -92,6 +100,9 @@ pub enum CliError {
     /// `sessiond passphrase` failed.
     #[error(transparent)]
     Passphrase(#[from] passphrase::PassphraseError),
+    /// `sessiond export` or `import` failed.
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveCliError),
 }
 
 impl CliError {
@@ -113,6 +124,10 @@ impl CliError {
                 ErrorKind::InvalidInput | ErrorKind::Unauthenticated => 2,
                 _ => 1,
             },
+            Self::Archive(e) => match e.kind() {
+                ErrorKind::InvalidInput | ErrorKind::AlreadyExists => 2,
+                _ => 1,
+            },
         }
     }
 }
@@ -126,6 +141,7 @@ impl HasKind for CliError {
             Self::Client(e) => e.kind(),
             Self::Status(e) => e.kind(),
             Self::Passphrase(e) => e.kind(),
+            Self::Archive(e) => e.kind(),
         }
     }
 }
@@ -152,6 +168,9 @@ pub fn run(
         Command::Listen(args) => client::run_listen(args, stdout)?,
         Command::Status(args) => status::run(args, stdout)?,
         Command::Passphrase(args) => passphrase::run(args, stdout)?,
+        Command::Export(args) => archive::run_export(args, stdout)?,
+        Command::Import(args) => archive::run_import(args, stdout)?,
+        Command::Webhook(args) => webhook::run(args, stdout)?,
     }
     Ok(())
 }

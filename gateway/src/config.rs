@@ -42,6 +42,78 @@ pub struct Config {
     /// The HTTP listener: health, Prometheus metrics, the status page.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Webhooks: where they may point, how they are retried, and the ones defined here.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+    /// How long each identity's event log keeps events.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `[webhooks]`: the settings every webhook shares, and `[[webhooks.endpoints]]`, the webhooks
+/// defined in the config file (more can be added through the WebhookService).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Hosts (names or IP addresses, compared case-insensitively) a webhook may point at besides
+    /// loopback ones.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// How long one delivery may take (connect, send, answer headers), ms.
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Wait before the first retry, ms; doubles per retry up to `backoff_max_ms` (each wait is
+    /// jittered between half and all of it).
+    #[serde(default = "default_webhook_backoff_initial_ms")]
+    pub backoff_initial_ms: u64,
+    /// Longest wait between retries, ms.
+    #[serde(default = "default_webhook_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// After the head event has failed for this long, the webhook enters the dead-letter state.
+    #[serde(default = "default_webhook_dead_letter_after_secs")]
+    pub dead_letter_after_secs: u64,
+    /// The webhooks defined here.
+    #[serde(default)]
+    pub endpoints: Vec<WebhookEndpoint>,
+}
+
+/// `[[webhooks.endpoints]]`: one webhook defined in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    /// The identity whose events it receives.
+    pub identity: String,
+    /// Its name, unique per identity (1 to 64 of `[A-Za-z0-9._-]`).
+    pub name: String,
+    /// The endpoint, `http://host[:port]/path`.
+    pub url: String,
+    /// A file holding the signing secret (`whsec_` + base64), first line.
+    pub secret_file: PathBuf,
+    /// When first added: send the whole event log (true) or only events from then on (false).
+    #[serde(default)]
+    pub from_start: bool,
+}
+
+/// `[retention]`: how long events are kept. 0 days: forever (the default).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days every identity's events are kept; 0 keeps them forever.
+    #[serde(default)]
+    pub keep_days: u64,
+    /// Per identity (by name): days its events are kept, overriding `keep_days`; 0 forever.
+    #[serde(default)]
+    pub identities: std::collections::BTreeMap<String, u64>,
+}
+
+impl RetentionConfig {
+    /// The days an identity's events are kept (0: forever).
+    pub fn keep_days(&self, identity: &str) -> u64 {
+        self.identities
+            .get(identity)
+            .copied()
+            .unwrap_or(self.keep_days)
+    }
 }
 
 /// `[metrics]`: the HTTP listener with `/healthz`, `/metrics` and the status page.
@@ -92,6 +164,10 @@ pub struct NetworkConfig {
     /// answers UNAVAILABLE. For tests and offline maintenance.
     #[serde(default)]
     pub offline: bool,
+    /// Give each identity its own guards and onion paths, so no guard sees two identities'
+    /// traffic. Costs `guard_count` paths per identity (README, "Path isolation").
+    #[serde(default)]
+    pub isolate_identities: bool,
 }
 
 /// `[poll]`: the adaptive poll interval of each identity's swarm.
@@ -180,6 +256,36 @@ pub fn default_outbox_backoff_max_ms() -> u64 {
 /// 14 days, the one-to-one message TTL of the Session clients (and the storage servers' max).
 pub fn default_message_ttl_secs() -> u64 {
     14 * 24 * 3600
+}
+
+/// 10 s for one webhook delivery.
+pub fn default_webhook_timeout_ms() -> u64 {
+    10_000
+}
+/// 1 s before the first webhook retry.
+pub fn default_webhook_backoff_initial_ms() -> u64 {
+    1_000
+}
+/// At most 5 minutes between webhook retries.
+pub fn default_webhook_backoff_max_ms() -> u64 {
+    300_000
+}
+/// 3 days of failures before a webhook is dead-lettered (long enough for a weekend outage).
+pub fn default_webhook_dead_letter_after_secs() -> u64 {
+    3 * 24 * 3600
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allowed_hosts: Vec::new(),
+            timeout_ms: default_webhook_timeout_ms(),
+            backoff_initial_ms: default_webhook_backoff_initial_ms(),
+            backoff_max_ms: default_webhook_backoff_max_ms(),
+            dead_letter_after_secs: default_webhook_dead_letter_after_secs(),
+            endpoints: Vec::new(),
+        }
+    }
 }
 
 /// The largest message TTL the storage servers accept, seconds.
@@ -421,6 +527,18 @@ impl Config {
         if self.poll.active_interval_ms == 0 || self.poll.idle_interval_ms == 0 {
             return invalid("poll", "intervals must be at least 1 ms");
         }
+        if self.webhooks.timeout_ms == 0 || self.webhooks.backoff_initial_ms == 0 {
+            return invalid(
+                "webhooks",
+                "timeout_ms and backoff_initial_ms must be at least 1",
+            );
+        }
+        if self.webhooks.backoff_initial_ms > self.webhooks.backoff_max_ms {
+            return invalid(
+                "webhooks.backoff_initial_ms",
+                "must not exceed webhooks.backoff_max_ms",
+            );
+        }
         if !self.grpc.tcp && !self.grpc.unix_socket {
             return invalid("grpc", "at least one of tcp and unix_socket must be on");
         }
@@ -471,6 +589,46 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn webhooks_retention_and_isolation_parse() {
+        let c = Config::from_toml(
+            r#"
+[network]
+isolate_identities = true
+[webhooks]
+allowed_hosts = ["hooks.example"]
+[[webhooks.endpoints]]
+identity = "me"
+name = "bot"
+url = "http://127.0.0.1:8080/hook"
+secret_file = "/etc/sessiond/bot.secret"
+[retention]
+keep_days = 90
+identities = { bot = 7 }
+"#,
+            Path::new("x.toml"),
+        )
+        .expect("parses");
+        assert!(c.network.isolate_identities);
+        assert_eq!(c.webhooks.endpoints.len(), 1);
+        assert!(!c.webhooks.endpoints[0].from_start);
+        assert_eq!(c.retention.keep_days("bot"), 7);
+        assert_eq!(c.retention.keep_days("me"), 90);
+        assert_eq!(
+            Config::default().retention.keep_days("me"),
+            0,
+            "forever by default"
+        );
+        for bad in [
+            "[webhooks]\nbackoff_initial_ms = 0",
+            "[webhooks]\nbackoff_initial_ms = 10\nbackoff_max_ms = 5",
+            "[[webhooks.endpoints]]\nname = \"x\"",
+            "[retention]\nkeep_days = -1",
+        ] {
+            assert!(Config::from_toml(bad, Path::new("x")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The config's webhooks could not be applied.
+    #[error(transparent)]
+    Webhooks(#[from] crate::webhooks::WebhookConfigError),
     /// An adapter (IRC, Matrix) stopped with an error.
     #[error("the {what} server failed: {detail}")]
     Adapter {
@@ -90,6 +93,7 @@ impl HasKind for DaemonError {
             | DaemonError::Signals(_)
             | DaemonError::Adapter { .. } => ErrorKind::LocalIo,
             DaemonError::Api(e) => e.kind(),
+            DaemonError::Webhooks(e) => e.kind(),
         }
     }
 }
@@ -320,12 +324,31 @@ pub async fn run(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (banner_tx, banner_rx) = watch::channel(false);
     let mut state = State::new(store.clone(), &admin_token, config, shutdown_rx.clone());
+    state.webhooks = crate::webhooks::Hub::new(config.webhooks.clone(), metrics.webhooks.clone());
+    let skipped = crate::webhooks::apply_config(&store, &config.webhooks)?;
+    for name in skipped {
+        tracing::warn!(
+            webhook = %name,
+            "a webhook of the config has the name of one added through the API; the config's is skipped"
+        );
+    }
+    // Task "retention": owned here, ended by the shutdown signal (or aborted at the end).
+    let retention = tokio::spawn(crate::archive::retention_task(
+        store.clone(),
+        config.retention.clone(),
+        shutdown_rx.clone(),
+    ));
+    // Task "webhooks": delivery runs offline too (the log grows with queued messages).
+    let webhook_task =
+        crate::webhooks::start(state.webhooks.clone(), store.clone(), shutdown_rx.clone());
     let (network_name, mut engine, net) = if config.network.offline {
         tracing::info!("offline: nothing is sent or polled");
         ("offline", None, None)
     } else {
         let (name, net_config) = net_config(&config.network.seeds);
         let client = NetClient::with_https(net_config, Arc::new(StorePoolStore(store.clone())));
+        // Path isolation: each identity's requests go through its own family member.
+        client.set_isolation(config.network.isolate_identities);
         let counting = metrics::watch_network(&client, Arc::clone(&metrics), shutdown_rx.clone());
         // Subscribed now so no step is missed; it prints once the banner is out.
         let progress = opts.progress.then(|| {
@@ -351,7 +374,9 @@ pub async fn run(
         if let Some(task) = progress {
             engine.own("progress", task);
         }
-        let (source, forwarder) = NetSource::start(client.clone(), name, engine.stopping());
+        let names = Some(store.clone());
+        let (source, forwarder) =
+            NetSource::start_named(client.clone(), name, names, engine.stopping());
         engine.own("net-events", forwarder);
         state.network = Some(source);
         tracing::info!(network = name, "network client started");
@@ -591,6 +616,13 @@ pub async fn run(
     }
     if let Some(engine) = engine.take() {
         engine.shutdown().await;
+    }
+    let _ = retention.await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, webhook_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("webhook deliveries did not stop within the shutdown grace period");
     }
     if listening.grpc_unix.is_some() {
         let _ = std::fs::remove_file(&socket_path);

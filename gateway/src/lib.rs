@@ -13,7 +13,10 @@
 //! - [`http`]: the HTTP listener: `/healthz`, `/metrics`, the status page.
 //! - [`status`]: the status report (`sessiond status`, the status page) and its health verdict.
 //! - [`secrets`]: the store's passphrase: key derivation and sealing of seeds.
+//! - [`archive`]: `sessiond export` / `import`: an identity's history in and out of a file.
+//! - [`webhooks`]: events POSTed to HTTP endpoints, signed, with a durable cursor per webhook.
 
+pub mod archive;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -24,3 +27,4 @@ pub mod rpc;
 pub mod secrets;
 pub mod status;
 pub mod store;
+pub mod webhooks;

@@ -184,6 +184,8 @@ pub struct Metrics {
     paths: Gauge,
     /// Recent failures and path birth times. A std Mutex: short sections, no awaits.
     recent: Mutex<Recent>,
+    /// The webhooks' counters and per-webhook stats.
+    pub webhooks: crate::webhooks::WebhookMetrics,
 }
 
 #[derive(Debug, Default)]
@@ -285,6 +287,8 @@ impl Metrics {
         let identities = gauge(&mut registry, "identities", "Identities held");
         let pool_size = gauge(&mut registry, "snode_pool_size", "Snodes in the pool");
         let paths = gauge(&mut registry, "paths", "Onion paths built and usable");
+        let webhooks = crate::webhooks::WebhookMetrics::default();
+        webhooks.register(&mut registry);
         Metrics {
             registry,
             onion_requests,
@@ -307,6 +311,7 @@ impl Metrics {
             pool_size,
             paths,
             recent: Mutex::new(Recent::default()),
+            webhooks,
         }
     }
 

@@ -6,7 +6,8 @@
 //!   rich details (ErrorInfo, BadRequest) every error status carries.
 //! - [`page`]: page sizes and page tokens of the List calls.
 //! - [`wire`]: the Unix socket's `:authority` fix and the RESOURCE_EXHAUSTED status fix.
-//! - `identities`, `messages`, `conversations`, `network`: one file per service's handlers.
+//! - `identities`, `messages`, `conversations`, `network`, `webhooks`: one file per service's
+//!   handlers.
 //! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing contents (texts, typing
 //!   notices).
 //!
@@ -21,6 +22,7 @@ mod messages;
 mod network;
 pub mod page;
 mod seal;
+mod webhooks;
 pub mod wire;
 
 use std::sync::Arc;
@@ -29,11 +31,13 @@ use sessiond_api::v1::conversation_service_server::ConversationServiceServer;
 use sessiond_api::v1::identity_service_server::IdentityServiceServer;
 use sessiond_api::v1::message_service_server::MessageServiceServer;
 use sessiond_api::v1::network_service_server::NetworkServiceServer;
+use sessiond_api::v1::webhook_service_server::WebhookServiceServer;
 use tokio::sync::{watch, Notify};
 use tonic::service::interceptor::InterceptedService;
 
 pub use err::ApiError;
 pub use identities::log_epoch;
+pub use messages::to_api as event_to_api;
 pub use messages::{Sealer, MAX_TEXT_UTF16, NAMESPACE_DEFAULT};
 pub use network::{NetworkSource, NetworkUpdates};
 pub use seal::{sync_copy, SessionSealer};
@@ -62,6 +66,8 @@ pub struct State {
     pub outbox_wake: Arc<Notify>,
     /// Notified when an identity is added or removed: the pollers follow.
     pub identities_changed: Arc<Notify>,
+    /// The webhooks' settings, stats and change signal.
+    pub webhooks: crate::webhooks::Hub,
 }
 
 impl State {
@@ -82,6 +88,7 @@ impl State {
             shutdown,
             outbox_wake: Arc::new(Notify::new()),
             identities_changed: Arc::new(Notify::new()),
+            webhooks: crate::webhooks::Hub::new(config.webhooks.clone(), Default::default()),
         }
     }
 }
@@ -142,6 +149,13 @@ impl Service {
         InterceptedService::new(server, self.interceptor())
     }
 
+    /// The WebhookService behind auth.
+    pub fn webhooks(&self) -> Authed<WebhookServiceServer<Service>> {
+        let server = WebhookServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
+    }
+
     /// Runs a blocking store operation off the async threads.
     async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
@@ -186,6 +200,9 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
     reporter
         .set_serving::<NetworkServiceServer<Service>>()
         .await;
+    reporter
+        .set_serving::<WebhookServiceServer<Service>>()
+        .await;
     Ok(tonic::transport::Server::builder()
         .layer(wire::StatusFixLayer)
         .add_service(health)
@@ -194,7 +211,8 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
         .add_service(service.identities())
         .add_service(service.messages())
         .add_service(service.conversations())
-        .add_service(service.network()))
+        .add_service(service.network())
+        .add_service(service.webhooks()))
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

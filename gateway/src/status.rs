@@ -170,6 +170,9 @@ pub struct StatusReport {
     pub recent_failures: Vec<FailureReport>,
     /// The listeners.
     pub adapters: Vec<AdapterReport>,
+    /// The webhooks with their delivery state (absent from older daemons' reports).
+    #[serde(default)]
+    pub webhooks: Vec<crate::webhooks::WebhookView>,
 }
 
 /// A listener as the daemon bound it, with its connection count if it keeps one.
@@ -381,6 +384,7 @@ impl Sources {
                     reason: f.reason.clone(),
                 })
                 .collect(),
+            webhooks: self.metrics.webhooks.views(&self.store)?,
             adapters: self
                 .listeners
                 .iter()
@@ -469,6 +473,25 @@ pub fn render_human(r: &StatusReport) -> String {
                 f.identity,
                 f.reason
             );
+        }
+    }
+    if !r.webhooks.is_empty() {
+        let _ = writeln!(out, "\nWebhooks  {}", r.webhooks.len());
+        for w in &r.webhooks {
+            let state = match w.state {
+                crate::webhooks::WebhookState::Active => "active",
+                crate::webhooks::WebhookState::Retrying => "retrying",
+                crate::webhooks::WebhookState::Paused => "paused",
+                crate::webhooks::WebhookState::DeadLetter => "DEAD LETTER",
+            };
+            let _ = writeln!(
+                out,
+                "  {}/{:<16} {state}, at seq {}, {} pending, {} delivered, {} failed attempts",
+                w.identity, w.name, w.cursor_seq, w.pending, w.delivered, w.failed_attempts
+            );
+            if let Some(e) = &w.last_error {
+                let _ = writeln!(out, "    last error: {e}");
+            }
         }
     }
     let _ = writeln!(out, "\nListeners");

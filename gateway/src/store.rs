@@ -20,6 +20,8 @@
 //! | `tokens` | SHA-256 of the token | JSON [`TokenRecord`] |
 //! | `blobs` | name | bytes (the snode pool; the passphrase's lock record) |
 //! | `config_dumps` | (identity id, namespace) | the config's dump (session-proto `Config::dump`) |
+//! | `webhooks` | (identity id, webhook name) | JSON [`WebhookRecord`] |
+//! | `webhook_cursors` | (identity id, webhook name) | seq of the last event the endpoint accepted |
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
 //! a caller was told is durable survives a crash. The operations that must be atomic together are
@@ -46,13 +48,19 @@
 //! - [`handles`]: the handle rule and derivation (pure).
 //! - `migrate`: schema upgrades.
 //! - `lock`: the passphrase: sealed seeds, unlocking, set/change/remove with migration.
+//! - `webhooks`: webhooks and their cursors.
+//! - `retention`: forgetting old events.
+//! - `archive`: an identity's records in and out, for export and import.
 
+mod archive;
 mod book;
 mod err;
 pub mod handles;
 mod lock;
 mod migrate;
 mod records;
+mod retention;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::fs;
@@ -66,12 +74,14 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
+pub use archive::{IdentityRows, Row};
 pub use err::StoreError;
 pub use records::{
     ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, IdentityId,
     IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, SyncCopy,
     TokenRecord, HELD,
 };
+pub use webhooks::{DeadLetter, WebhookRecord, WebhookSource};
 
 /// The database file's name in the data dir.
 pub const DB_FILE: &str = "sessiond.redb";
@@ -337,6 +347,8 @@ impl Store {
             tx.open_table(TOKENS)?;
             tx.open_table(BLOBS)?;
             tx.open_table(CONFIG_DUMPS)?;
+            tx.open_table(webhooks::WEBHOOKS)?;
+            tx.open_table(webhooks::WEBHOOK_CURSORS)?;
             if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
                 migrate::upgrade(tx, found)?;
                 tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
@@ -546,6 +558,7 @@ impl Store {
                 .retain(|(owner, _), _| owner != id)?;
             tx.open_table(CONFIG_DUMPS)?
                 .retain_in((id, i32::MIN)..=(id, i32::MAX), |_, _| false)?;
+            webhooks::remove_all(tx, id)?;
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut doomed = Vec::new();
             for row in outbox.iter()? {

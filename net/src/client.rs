@@ -10,12 +10,15 @@
 //! - [`ops`](self::ops): typed storage operations, `batch` and `sequence`.
 //! - [`poll`](self::poll): member-sticky retrieve with a [`Mailbox`](crate::Mailbox).
 //! - [`server`](self::server): onion requests v4 to servers.
+//! - [`isolation`](self::isolation): a family of clients with their own paths and disjoint
+//!   guards (one per identity when the daemon isolates identities).
 //!
 //! The client is usable as soon as it is built: the saved pool is loaded in [`NetClient::new`],
 //! and the first request fetches the pool and builds paths if needed ([`NetClient::bootstrap`]
 //! only does it ahead of time).
 
 mod bootstrap;
+mod isolation;
 mod ops;
 mod paths;
 mod poll;
@@ -70,6 +73,21 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     // std Mutex: set/taken once, never across an await.
     maintenance: Mutex<Option<JoinHandle<()>>>,
+    // The clients that must not share guards with this one (see `isolation`).
+    family: Arc<isolation::Family>,
+    // This client's isolation key; `None` for the root client.
+    key: Option<u64>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The root client's family holds its members; they go with it.
+        if self.key.is_none() {
+            if let Ok(mut members) = self.family.members.lock() {
+                members.clear();
+            }
+        }
+    }
 }
 
 /// A body that `t` is read from (every snode reply carries the node's clock).
@@ -100,8 +118,11 @@ impl NetClient {
                 events,
                 shutdown,
                 maintenance: Mutex::new(None),
+                family: Arc::default(),
+                key: None,
             }),
         };
+        client.adopt_as_root();
         client.load_pool();
         client
     }

@@ -27,10 +27,14 @@ pub(crate) struct State {
     pub(crate) clock: NetworkClock,
     pub(crate) last_error: Option<String>,
     pub(crate) last_error_at_ms: Option<u64>,
+    // Test fixtures number their paths here; clients number them per family
+    // (`client::isolation`).
+    #[cfg(test)]
     next_path_id: u64,
 }
 
 impl State {
+    #[cfg(test)]
     pub(crate) fn next_path_id(&mut self) -> u64 {
         self.next_path_id += 1;
         self.next_path_id

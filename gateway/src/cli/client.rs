@@ -273,6 +273,13 @@ impl Connection {
         self.client.messages.clone()
     }
 
+    /// A Webhooks client.
+    pub fn webhooks(
+        &self,
+    ) -> sessiond_api::v1::webhook_service_client::WebhookServiceClient<Authed> {
+        self.client.webhooks.clone()
+    }
+
     /// `to` as an Account ID: itself if it looks like one (or cannot be a handle, which starts
     /// with a letter: the daemon then says what is wrong with it), else the Account ID of the
     /// contact of `identity` whose handle it is (compared case-insensitively).
@@ -293,18 +300,21 @@ impl Connection {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
+/// A current-thread runtime for one client command.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ClientError::Runtime)
 }
 
-fn data_dir(args: &ClientArgs) -> Result<PathBuf, ClientError> {
+/// The data dir the client args name.
+pub fn data_dir(args: &ClientArgs) -> Result<PathBuf, ClientError> {
     Ok(load_config(args.config.clone(), args.data_dir.clone())?.1)
 }
 
-fn print(stdout: &mut dyn Write, value: &serde_json::Value) -> Result<(), ClientError> {
+/// Prints one JSON value as a line.
+pub fn print(stdout: &mut dyn Write, value: &serde_json::Value) -> Result<(), ClientError> {
     writeln!(stdout, "{value}")
         .and_then(|()| stdout.flush())
         .map_err(ClientError::Stdout)

@@ -26,6 +26,8 @@ pub struct NetSource {
     client: NetClient,
     network: &'static str,
     events: broadcast::Sender<NetworkEvent>,
+    /// Names the identities of isolated paths (path isolation); `None`: they are not listed.
+    names: Option<crate::store::Store>,
 }
 
 impl NetSource {
@@ -35,6 +37,17 @@ impl NetSource {
     pub fn start(
         client: NetClient,
         network: &'static str,
+        stop: watch::Receiver<bool>,
+    ) -> (Arc<NetSource>, JoinHandle<()>) {
+        NetSource::start_named(client, network, None, stop)
+    }
+
+    /// Like [`NetSource::start`]; with `names`, the status also lists each identity's own
+    /// paths (path isolation), by the identity's local name.
+    pub fn start_named(
+        client: NetClient,
+        network: &'static str,
+        names: Option<crate::store::Store>,
         mut stop: watch::Receiver<bool>,
     ) -> (Arc<NetSource>, JoinHandle<()>) {
         let (events, _) = broadcast::channel(WATCH_CAPACITY);
@@ -42,6 +55,7 @@ impl NetSource {
             client: client.clone(),
             network,
             events: events.clone(),
+            names,
         });
         let mut rx = client.events();
         let task = tokio::spawn(async move {
@@ -97,6 +111,7 @@ fn to_api_path(p: PathStatus) -> Path {
         built_at_ms: p.built_at_ms,
         requests_ok: p.requests_ok,
         requests_failed: p.requests_failed,
+        ..Path::default()
     }
 }
 
@@ -165,6 +180,7 @@ pub fn to_api_status(network: &str, s: NetStatus) -> NetworkStatus {
         last_error: s.last_error.unwrap_or_default(),
         last_error_at_ms: s.last_error_at_ms.unwrap_or(0),
         swarm_cache_size: u32::try_from(s.swarms_cached).unwrap_or(u32::MAX),
+        ..NetworkStatus::default()
     }
 }
 
@@ -181,7 +197,25 @@ fn net_error(e: NetError) -> ApiError {
 #[tonic::async_trait]
 impl NetworkSource for NetSource {
     fn status(&self) -> NetworkStatus {
-        to_api_status(self.network, self.client.status())
+        let mut status = to_api_status(self.network, self.client.status());
+        status.isolate_identities = self.client.isolation();
+        if let (true, Some(store)) = (status.isolate_identities, &self.names) {
+            // A std-blocking read of the identities' names (one short read transaction).
+            let names = store.identities().unwrap_or_default();
+            for (key, member) in self.client.family_status() {
+                let Some(key) = key else { continue };
+                let name = names
+                    .iter()
+                    .find(|r| r.id == key)
+                    .map_or_else(|| format!("#{key}"), |r| r.name.clone());
+                for p in member.paths {
+                    let mut path = to_api_path(p);
+                    path.identity = name.clone();
+                    status.paths.push(path);
+                }
+            }
+        }
+        status
     }
 
     fn subscribe(&self) -> NetworkUpdates {

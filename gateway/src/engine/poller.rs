@@ -371,6 +371,7 @@ async fn poll_once(
     let started = Instant::now();
     let poll = ctx
         .net
+        .isolated(record.id)
         .poll(&mut cursor.mailbox, &cursor.auth, &POLLED_NAMESPACES)
         .await;
     ctx.metrics

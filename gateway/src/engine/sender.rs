@@ -123,6 +123,7 @@ async fn attempt(ctx: &Ctx, e: &OutboxEntry) -> Result<String, Failure> {
     let started = Instant::now();
     let sent = ctx
         .net
+        .isolated(e.identity)
         .store(&account, ns, &e.payload, e.ttl_ms, &Auth::None)
         .await;
     ctx.metrics

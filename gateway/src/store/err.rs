@@ -150,6 +150,18 @@ pub enum StoreError {
         /// The newest seq.
         last: u64,
     },
+    /// The identity has no webhook of this name.
+    #[error("there is no webhook {name:?}; ListWebhooks shows them")]
+    UnknownWebhook {
+        /// The webhook's name.
+        name: String,
+    },
+    /// The identity has a webhook of this name already.
+    #[error("a webhook named {name:?} exists already; remove it first or choose another name")]
+    WebhookTaken {
+        /// The webhook's name.
+        name: String,
+    },
 }
 
 impl StoreError {
@@ -180,6 +192,8 @@ impl HasKind for StoreError {
             StoreError::BadHandle { .. } | StoreError::SeqPastEnd { .. } => ErrorKind::InvalidInput,
             StoreError::Locked { .. } => ErrorKind::Unauthenticated,
             StoreError::Secrets(e) => e.kind(),
+            StoreError::UnknownWebhook { .. } => ErrorKind::NotFound,
+            StoreError::WebhookTaken { .. } => ErrorKind::AlreadyExists,
         }
     }
 }

@@ -120,6 +120,10 @@ impl NetClient {
             for p in &st.paths {
                 exclude.insert(p.guard().ed25519);
             }
+            // Isolation: other clients' guards are never this client's guards.
+            drop(st);
+            let others = self.family_guards();
+            let st = self.lock();
             let in_paths: HashSet<[u8; 32]> = st
                 .paths
                 .iter()
@@ -129,7 +133,11 @@ impl NetClient {
                 .pool
                 .nodes()
                 .into_iter()
-                .filter(|n| !exclude.contains(&n.ed25519) && !in_paths.contains(&n.ed25519))
+                .filter(|n| {
+                    !exclude.contains(&n.ed25519)
+                        && !in_paths.contains(&n.ed25519)
+                        && !others.contains(&n.ed25519)
+                })
                 .collect();
             g.shuffle(&mut rand::thread_rng());
             g.truncate(GUARD_TRIES);
@@ -143,6 +151,13 @@ impl NetClient {
                 self.lock()
                     .strike_node(&guard.ed25519, cfg, events, "guard test failed");
                 last_err = Some(e);
+                continue;
+            }
+            // The family's lock is held from the last guard check to the path's addition, so
+            // two clients building at once cannot both take this guard.
+            let family = std::sync::Arc::clone(&self.shared.family);
+            let _committing = family.commit.lock().expect("family lock");
+            if self.family_guards().contains(&guard.ed25519) {
                 continue;
             }
             let mut st = self.lock();
@@ -172,7 +187,7 @@ impl NetClient {
                     },
                 });
             };
-            let id = st.next_path_id();
+            let id = self.next_path_id();
             let path = Path::new(id, [guard, r1, r2], local_now_ms());
             let status = st.path_status(&path);
             info!(

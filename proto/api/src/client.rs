@@ -10,6 +10,7 @@ use crate::v1::conversation_service_client::ConversationServiceClient;
 use crate::v1::identity_service_client::IdentityServiceClient;
 use crate::v1::message_service_client::MessageServiceClient;
 use crate::v1::network_service_client::NetworkServiceClient;
+use crate::v1::webhook_service_client::WebhookServiceClient;
 use crate::v1::{
     Contact, Conversation, GetIdentityRequest, Identity, ListContactsRequest,
     ListConversationsRequest, ListIdentitiesRequest, WhoAmIRequest,
@@ -58,6 +59,8 @@ pub struct Client {
     pub conversations: ConversationServiceClient<Authed>,
     /// NetworkService: network status and paths.
     pub network: NetworkServiceClient<Authed>,
+    /// WebhookService: webhooks and their delivery state.
+    pub webhooks: WebhookServiceClient<Authed>,
 }
 
 impl Client {
@@ -71,7 +74,8 @@ impl Client {
                 channel.clone(),
                 bearer.clone(),
             ),
-            network: NetworkServiceClient::with_interceptor(channel, bearer),
+            network: NetworkServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            webhooks: WebhookServiceClient::with_interceptor(channel, bearer),
         })
     }
 

@@ -1,0 +1,824 @@
+//! Issue 21 end to end on real `sessiond` processes: webhooks delivered to a real local HTTP
+//! endpoint (down, hanging, redirecting, refusing, then up; a SIGKILL in the middle), and the
+//! endpoint's bad answers; `sessiond export` / `import` round trips and bad archives.
+
+#[path = "support/daemon.rs"]
+mod support;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use session_gateway::webhooks::sign;
+use sessiond_api::v1::webhook_service_client::WebhookServiceClient;
+use sessiond_api::v1::{
+    AddWebhookRequest, CreateIdentityRequest, ListWebhooksRequest, ReplayDeadLettersRequest,
+    SendMessageRequest, Webhook, WebhookState,
+};
+use support::{bearer, clients, run_command, some_account_id, Daemon, TempDir};
+use tonic::Code;
+
+/// How the test endpoint answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// 200 after `delay`.
+    Up,
+    /// 503.
+    Down,
+    /// Never answers.
+    Hang,
+    /// 302 to another host.
+    Redirect,
+    /// 413.
+    TooLarge,
+    /// 500.
+    Broken,
+}
+
+/// A request the endpoint got.
+#[derive(Debug, Clone)]
+struct Got {
+    id: String,
+    timestamp: u64,
+    signature: String,
+    body: Bytes,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// Every request, whatever the answer.
+    all: Vec<Got>,
+    /// The requests answered 200.
+    accepted: Vec<Got>,
+}
+
+/// A real HTTP/1.1 endpoint on 127.0.0.1.
+#[derive(Clone)]
+struct Endpoint {
+    addr: SocketAddr,
+    mode: Arc<Mutex<Mode>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Endpoint {
+    async fn start(mode: Mode, delay: Duration) -> Endpoint {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let ep = Endpoint {
+            addr: listener.local_addr().expect("addr"),
+            mode: Arc::new(Mutex::new(mode)),
+            seen: Arc::new(Mutex::new(Seen::default())),
+        };
+        let shared = ep.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let ep = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let ep = ep.clone();
+                        async move { ep.answer(req, delay).await }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        ep
+    }
+
+    async fn answer(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        delay: Duration,
+    ) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let (id, ts, sig) = (
+            header("webhook-id"),
+            header("webhook-timestamp"),
+            header("webhook-signature"),
+        );
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let got = Got {
+            id,
+            timestamp: ts.parse().unwrap_or(0),
+            signature: sig,
+            body,
+        };
+        let mode = *self.mode.lock().expect("mode");
+        self.seen.lock().expect("seen").all.push(got.clone());
+        let status = match mode {
+            Mode::Up => {
+                tokio::time::sleep(delay).await;
+                self.seen.lock().expect("seen").accepted.push(got);
+                200
+            }
+            Mode::Down => 503,
+            Mode::Broken => 500,
+            Mode::TooLarge => 413,
+            Mode::Redirect => 302,
+            Mode::Hang => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                200
+            }
+        };
+        let mut res = http::Response::builder().status(status);
+        if mode == Mode::Redirect {
+            res = res.header("location", "http://elsewhere.example/hook");
+        }
+        Ok(res.body(Full::new(Bytes::new())).expect("response"))
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().expect("mode") = mode;
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn accepted(&self) -> Vec<Got> {
+        self.seen.lock().expect("seen").accepted.clone()
+    }
+
+    fn requests(&self) -> usize {
+        self.seen.lock().expect("seen").all.len()
+    }
+}
+
+/// The config of the webhook tests: quick retries and timeouts.
+const WEBHOOK_CONFIG: &str = r#"
+[webhooks]
+timeout_ms = 400
+backoff_initial_ms = 20
+backoff_max_ms = 150
+dead_letter_after_secs = 3600
+"#;
+
+fn start(dir: &Path, config: &Path) -> Daemon {
+    let mut cmd = run_command(dir);
+    cmd.arg("--config").arg(config);
+    Daemon::start_with(dir, cmd)
+}
+
+struct Api {
+    c: support::Clients,
+    hooks: WebhookServiceClient<support::Authed>,
+}
+
+async fn api(d: &Daemon) -> Api {
+    let ch = d.channel().await;
+    let token = bearer(&d.admin_token);
+    Api {
+        c: clients(&ch, token.clone()),
+        hooks: WebhookServiceClient::with_interceptor(ch, token),
+    }
+}
+
+async fn send(api: &mut Api, n: usize, tag: &str) {
+    for i in 0..n {
+        api.c
+            .msgs
+            .send_message(SendMessageRequest {
+                identity: "me".into(),
+                recipient: some_account_id(7),
+                text: format!("{tag} {i}"),
+                idempotency_key: String::new(),
+            })
+            .await
+            .expect("send");
+    }
+}
+
+async fn hook(api: &mut Api, name: &str) -> Webhook {
+    let list = api
+        .hooks
+        .list_webhooks(ListWebhooksRequest {
+            identity: "me".into(),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .webhooks;
+    list.into_iter()
+        .find(|w| w.name == name)
+        .expect("the webhook is listed")
+}
+
+async fn last_seq(api: &mut Api) -> u64 {
+    api.c
+        .ids
+        .list_identities(sessiond_api::v1::ListIdentitiesRequest::default())
+        .await
+        .expect("list identities")
+        .into_inner()
+        .identities
+        .into_iter()
+        .find(|i| i.name == "me")
+        .expect("me")
+        .last_seq
+}
+
+/// Waits (up to 20 s) until `f` holds for the webhook.
+async fn until(api: &mut Api, name: &str, what: &str, f: impl Fn(&Webhook) -> bool) -> Webhook {
+    for _ in 0..400 {
+        let w = hook(api, name).await;
+        if f(&w) {
+            return w;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "webhook {name} never got {what}: {:?}",
+        hook(api, name).await
+    );
+}
+
+/// Checks every accepted request's signature and that, with repeats of an id dropped, the ids
+/// are the events 1..=last in order; returns how many repeats there were.
+fn check_deliveries(got: &[Got], key: &[u8], last: u64) -> usize {
+    let mut seen = HashSet::new();
+    let mut order = Vec::new();
+    for g in got {
+        assert!(
+            sign::verify(key, &g.id, g.timestamp, &g.body, &g.signature),
+            "bad signature on {}",
+            g.id
+        );
+        let v: serde_json::Value = serde_json::from_slice(&g.body).expect("JSON body");
+        let seq = v["seq"].as_u64().expect("seq");
+        let epoch = v["log_epoch"].as_u64().expect("log_epoch");
+        assert_eq!(g.id, format!("evt_{epoch}_{seq}"), "the id names the event");
+        assert_eq!(v["identity"], "me");
+        if seen.insert(g.id.clone()) {
+            order.push(seq);
+        }
+    }
+    let want: Vec<u64> = (1..=last).collect();
+    assert_eq!(order, want, "every event once, in order");
+    got.len() - order.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_gets_every_event_once_in_order_through_outages_and_a_sigkill() {
+    let dir = TempDir::new("wh");
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, WEBHOOK_CONFIG).expect("config");
+    let data = dir.path().join("data");
+    let ep = Endpoint::start(Mode::Down, Duration::from_millis(15)).await;
+    let daemon = start(&data, &config);
+    let mut api = api(&daemon).await;
+    api.c
+        .ids
+        .create_identity(CreateIdentityRequest { name: "me".into() })
+        .await
+        .expect("identity");
+
+    // Bad input to AddWebhook: clear errors, nothing added.
+    let bad = |url: &str, secret: &str, name: &str| AddWebhookRequest {
+        identity: "me".into(),
+        name: name.into(),
+        url: url.into(),
+        secret: secret.into(),
+        after_seq: 0,
+        from_now: false,
+    };
+    for (req, code, needle) in [
+        (
+            bad("https://127.0.0.1/x", "", "a"),
+            Code::InvalidArgument,
+            "scheme",
+        ),
+        (
+            bad("http://example.com/x", "", "a"),
+            Code::InvalidArgument,
+            "allowed_hosts",
+        ),
+        (
+            bad("http://user:pw@127.0.0.1/x", "", "a"),
+            Code::InvalidArgument,
+            "credentials",
+        ),
+        (bad("nonsense", "", "a"), Code::InvalidArgument, "not a URL"),
+        (
+            bad(&ep.url(), "whsec_AAAA", "a"),
+            Code::InvalidArgument,
+            "24 to 64",
+        ),
+        (
+            bad(&ep.url(), "secret", "a"),
+            Code::InvalidArgument,
+            "whsec_",
+        ),
+        (bad(&ep.url(), "", "a b"), Code::InvalidArgument, "name"),
+        (bad(&ep.url(), "", ""), Code::InvalidArgument, "name"),
+    ] {
+        let err = api.hooks.add_webhook(req).await.expect_err(needle);
+        assert_eq!(err.code(), code, "{}", err.message());
+        assert!(err.message().contains(needle), "{}", err.message());
+    }
+    let mut past = bad(&ep.url(), "", "a");
+    past.after_seq = 5;
+    let err = api.hooks.add_webhook(past).await.expect_err("past the end");
+    assert_eq!(err.code(), Code::OutOfRange, "{}", err.message());
+
+    // The endpoint is down while 10 messages are queued.
+    let secret = sign::new_secret();
+    let key = sign::secret_bytes(&secret).expect("secret");
+    let added = api
+        .hooks
+        .add_webhook(bad(&ep.url(), &secret, "bot"))
+        .await
+        .expect("add")
+        .into_inner();
+    assert_eq!(added.secret, secret);
+    let err = api
+        .hooks
+        .add_webhook(bad(&ep.url(), "", "bot"))
+        .await
+        .expect_err("same name");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    send(&mut api, 10, "first").await;
+    let w = until(&mut api, "bot", "503s", |w| w.failed_attempts >= 3).await;
+    assert_eq!(w.state, WebhookState::Retrying as i32);
+    assert_eq!(w.last_status, 503);
+    assert_eq!(w.cursor_seq, 0);
+    assert!(ep.accepted().is_empty());
+    // 500, a hang (timeout) and a redirect: each a clear state, nothing lost.
+    ep.set(Mode::Broken);
+    until(&mut api, "bot", "a 500", |w| w.last_status == 500).await;
+    ep.set(Mode::Hang);
+    let w = until(&mut api, "bot", "a timeout", |w| {
+        w.last_error.contains("hangs")
+    })
+    .await;
+    assert_eq!(w.state, WebhookState::Retrying as i32);
+    ep.set(Mode::Redirect);
+    let w = until(&mut api, "bot", "a redirect", |w| w.last_status == 302).await;
+    assert!(
+        w.last_error.contains("elsewhere.example"),
+        "{}",
+        w.last_error
+    );
+    assert_eq!(w.cursor_seq, 0);
+
+    // The endpoint comes back: everything arrives, once, in order.
+    ep.set(Mode::Up);
+    let last = last_seq(&mut api).await;
+    assert!(last >= 10);
+    let w = until(&mut api, "bot", "the backlog", |w| w.cursor_seq == last).await;
+    assert_eq!(w.state, WebhookState::Active as i32);
+    assert_eq!(w.pending, 0);
+    assert_eq!(check_deliveries(&ep.accepted(), &key, last), 0);
+    let v: serde_json::Value = serde_json::from_slice(&ep.accepted()[0].body).expect("json");
+    assert_eq!(v["type"], "outgoing");
+    assert_eq!(v["text"], "first 0");
+
+    // Status and metrics show the webhook.
+    let http = daemon.http.clone().expect("http listener");
+    let auth = format!("Bearer {}", daemon.admin_token);
+    let status =
+        support::http_request(&http, "GET", "/api/status", &[("authorization", &auth)], "")
+            .await
+            .json();
+    let listed = &status["webhooks"][0];
+    assert_eq!(listed["name"], "bot");
+    assert_eq!(listed["cursor_seq"], last);
+    let metrics = support::http_request(&http, "GET", "/metrics", &[], "")
+        .await
+        .text();
+    assert!(
+        metrics.contains("sessiond_webhook_deliveries_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sessiond_webhook_failed_attempts_total"),
+        "{metrics}"
+    );
+
+    // A SIGKILL in the middle of a stream of deliveries loses nothing.
+    send(&mut api, 40, "second").await;
+    let target = ep.accepted().len() + 10;
+    for _ in 0..400 {
+        if ep.accepted().len() >= target {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    daemon.kill9();
+    let daemon = start(&data, &config);
+    let mut api = self::api(&daemon).await;
+    let last = last_seq(&mut api).await;
+    until(&mut api, "bot", "the rest", |w| w.cursor_seq == last).await;
+    let repeats = check_deliveries(&ep.accepted(), &key, last);
+    assert!(
+        repeats <= 1,
+        "at most the event in flight is repeated: {repeats}"
+    );
+
+    // 413: dead-lettered at once, with the reason; replay after the fix delivers the rest.
+    ep.set(Mode::TooLarge);
+    send(&mut api, 3, "third").await;
+    let w = until(&mut api, "bot", "the dead-letter state", |w| {
+        w.state == WebhookState::DeadLetter as i32
+    })
+    .await;
+    assert!(w.last_error.contains("413"), "{}", w.last_error);
+    assert!(w.pending >= 3);
+    let tried = ep.requests();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ep.requests(), tried, "a dead-lettered webhook stops trying");
+    ep.set(Mode::Up);
+    let replay = api
+        .hooks
+        .replay_dead_letters(ReplayDeadLettersRequest {
+            identity: "me".into(),
+            name: "bot".into(),
+        })
+        .await
+        .expect("replay")
+        .into_inner();
+    assert_eq!(replay.replayed, w.pending);
+    let last = last_seq(&mut api).await;
+    until(&mut api, "bot", "the dead letters", |w| {
+        w.cursor_seq == last
+    })
+    .await;
+    check_deliveries(&ep.accepted(), &key, last);
+}
+
+/// Every event of `me` (all pages of ListEvents, optionally one conversation's) and its epoch.
+async fn history(api: &mut Api, peer: &str) -> (Vec<sessiond_api::v1::Event>, u64) {
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let r = api
+            .c
+            .msgs
+            .list_events(sessiond_api::v1::ListEventsRequest {
+                identity: "me".into(),
+                page_size: 1000,
+                peer: peer.into(),
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("list events")
+            .into_inner();
+        out.extend(r.events);
+        if r.next_page_token.is_empty() {
+            return (out, r.log_epoch);
+        }
+        page_token = r.next_page_token;
+    }
+}
+
+async fn conversations_and_contacts(api: &mut Api) -> (Vec<String>, Vec<String>) {
+    let convs = api
+        .c
+        .convs
+        .list_conversations(sessiond_api::v1::ListConversationsRequest {
+            identity: "me".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("conversations")
+        .into_inner()
+        .conversations;
+    let contacts = api
+        .c
+        .convs
+        .list_contacts(sessiond_api::v1::ListContactsRequest {
+            identity: "me".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("contacts")
+        .into_inner()
+        .contacts;
+    (
+        convs.iter().map(|c| format!("{c:?}")).collect(),
+        contacts.iter().map(|c| format!("{c:?}")).collect(),
+    )
+}
+
+fn sessiond(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(support::BIN)
+        .args(args)
+        .env_remove("SESSIOND_CONFIG")
+        .env_remove("SESSIOND_DATA_DIR")
+        .env_remove("SESSIOND_PASSPHRASE_FILE")
+        .output()
+        .expect("run sessiond")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_then_import_gives_the_same_history_of_a_1000_message_conversation() {
+    let dir = TempDir::new("archive");
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data);
+    let mut api = api(&daemon).await;
+    api.c
+        .ids
+        .create_identity(CreateIdentityRequest { name: "me".into() })
+        .await
+        .expect("identity");
+    send(&mut api, 1000, "long").await;
+    for i in 0..3 {
+        api.c
+            .msgs
+            .send_message(SendMessageRequest {
+                identity: "me".into(),
+                recipient: some_account_id(9),
+                text: format!("From the other conversation\nFrom line {i}"),
+                idempotency_key: String::new(),
+            })
+            .await
+            .expect("send");
+    }
+    api.c
+        .convs
+        .set_contact_name(sessiond_api::v1::SetContactNameRequest {
+            identity: "me".into(),
+            account_id: some_account_id(7),
+            name: "Seven".into(),
+        })
+        .await
+        .expect("name");
+    let peer = some_account_id(7);
+    let (before_all, epoch) = history(&mut api, "").await;
+    let (before_peer, _) = history(&mut api, &peer).await;
+    assert!(before_peer.len() >= 1000, "{}", before_peer.len());
+    let before_book = conversations_and_contacts(&mut api).await;
+    assert!(daemon.terminate().success());
+
+    let file = dir.path().join("me.jsonl");
+    let d = data.to_str().expect("utf-8");
+    let out = sessiond(&[
+        "export",
+        "me",
+        "--data-dir",
+        d,
+        "--output",
+        file.to_str().expect("p"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the archive holds the seed");
+    // Never overwritten.
+    let again = sessiond(&[
+        "export",
+        "me",
+        "--data-dir",
+        d,
+        "--output",
+        file.to_str().expect("p"),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    // mbox: the messages, with From-lines quoted.
+    let mbox = sessiond(&["export", "me", "--data-dir", d, "--format", "mbox"]);
+    assert!(mbox.status.success());
+    let mbox = String::from_utf8(mbox.stdout).expect("utf-8");
+    assert_eq!(
+        mbox.matches("\nFrom: <").count() + usize::from(mbox.starts_with("From: ")),
+        1003
+    );
+    assert!(mbox.contains("\n>From line 0\n"), "mboxrd quoting");
+    assert!(mbox.starts_with("From 05"), "{}", &mbox[..80]);
+
+    // Bad archives: truncated, edited, garbage; nothing is written.
+    let bytes = std::fs::read(&file).expect("read");
+    let target = dir.path().join("imported");
+    let t = target.to_str().expect("utf-8");
+    for (name, content, needle) in [
+        ("truncated", bytes[..bytes.len() / 2].to_vec(), "truncated"),
+        (
+            "cut-at-line",
+            {
+                let cut = bytes[..bytes.len() - 2]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .expect("lines");
+                bytes[..=cut].to_vec()
+            },
+            "truncated",
+        ),
+        (
+            "edited",
+            String::from_utf8(bytes.clone())
+                .expect("utf-8")
+                .replacen("long 5\"", "long 6\"", 1)
+                .into_bytes(),
+            "checksum",
+        ),
+        ("garbage", b"hello\n".to_vec(), "truncated"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &content).expect("write");
+        let out = sessiond(&["import", path.to_str().expect("p"), "--data-dir", t]);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(!target.exists(), "{name}: nothing written");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".import-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{name}: no staging dir left");
+    }
+    // Over an existing data dir: refused.
+    let out = sessiond(&["import", file.to_str().expect("p"), "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+
+    let out = sessiond(&["import", file.to_str().expect("p"), "--data-dir", t]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let daemon = Daemon::start(&target);
+    let mut api = self::api(&daemon).await;
+    let (after_all, after_epoch) = history(&mut api, "").await;
+    let (after_peer, _) = history(&mut api, &peer).await;
+    assert_eq!(after_epoch, epoch, "the log keeps its epoch");
+    assert_eq!(after_all, before_all);
+    assert_eq!(after_peer, before_peer);
+    assert_eq!(conversations_and_contacts(&mut api).await, before_book);
+}
+
+/// With `isolate_identities`, two identities' requests enter the devnet through disjoint guards
+/// and client connections, by the devnet's own record of which guard saw which client
+/// connection carry whose requests; GetNetworkStatus names each identity's paths; messages
+/// still flow both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_identities_never_share_a_guard() {
+    use session_devnet::node::Event;
+    use std::collections::{HashMap, HashSet};
+    let config = format!(
+        "{}\n[network]\nisolate_identities = true\n",
+        support::FAST_CONFIG
+    );
+    let net = support::net("iso", &config).await;
+    let data = net.dir.path().join("data");
+    let daemon = Daemon::start_with(
+        &data,
+        support::networked_command(&data, &net.manifest, &net.config),
+    );
+    let mut api = api(&daemon).await;
+    let mut accounts = HashMap::new();
+    for name in ["alice", "bob"] {
+        let id = api
+            .c
+            .ids
+            .create_identity(CreateIdentityRequest { name: name.into() })
+            .await
+            .expect("identity")
+            .into_inner()
+            .identity
+            .expect("identity");
+        accounts.insert(name, id.account_id);
+    }
+    // A message each way: the isolated paths carry stores and polls.
+    for (from, to) in [("alice", "bob"), ("bob", "alice")] {
+        api.c
+            .msgs
+            .send_message(SendMessageRequest {
+                identity: from.into(),
+                recipient: accounts[to].clone(),
+                text: format!("hi from {from}"),
+                idempotency_key: String::new(),
+            })
+            .await
+            .expect("send");
+    }
+    let received = |events: &[sessiond_api::v1::Event]| {
+        events
+            .iter()
+            .any(|e| matches!(e.kind, Some(sessiond_api::v1::event::Kind::Incoming(_))))
+    };
+    for name in ["alice", "bob"] {
+        let mut got = false;
+        for _ in 0..300 {
+            let events = api
+                .c
+                .msgs
+                .list_events(sessiond_api::v1::ListEventsRequest {
+                    identity: name.into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("events")
+                .into_inner()
+                .events;
+            if received(&events) {
+                got = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(got, "{name} never got its message over isolated paths");
+    }
+
+    // The devnet's record: the guards and client connections that carried each account's polls.
+    let mut guards: HashMap<&str, HashSet<String>> = HashMap::new();
+    let mut conns: HashMap<&str, HashSet<SocketAddr>> = HashMap::new();
+    let mut entered: HashMap<String, HashSet<SocketAddr>> = HashMap::new();
+    for node in net.devnet.nodes() {
+        for event in node.events() {
+            match event {
+                Event::OnionEntered { client } => {
+                    entered
+                        .entry(hex::encode(node.ed25519()))
+                        .or_default()
+                        .insert(client);
+                }
+                Event::OnionTraced {
+                    guard,
+                    client,
+                    method,
+                    accounts: named,
+                    // Requests only the account itself makes (signed retrieves); a store or a
+                    // swarm lookup names the recipient, which is another identity's account.
+                } if matches!(method.as_str(), "batch" | "sequence" | "retrieve") => {
+                    for (name, account) in &accounts {
+                        if named.iter().any(|a| account.starts_with(a.as_str())) {
+                            guards.entry(name).or_default().insert(guard.clone());
+                            conns.entry(name).or_default().insert(client);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let (ga, gb) = (&guards["alice"], &guards["bob"]);
+    assert!(!ga.is_empty() && !gb.is_empty(), "{guards:?}");
+    assert!(
+        ga.is_disjoint(gb),
+        "a guard carried both identities: {ga:?} {gb:?}"
+    );
+    assert!(conns["alice"].is_disjoint(&conns["bob"]));
+    // Each traced connection is one the guard itself recorded.
+    for g in ga.iter().chain(gb) {
+        assert!(
+            entered.contains_key(g),
+            "guard {g} recorded no client connection"
+        );
+    }
+
+    // GetNetworkStatus names each identity's paths; their guards are the devnet's.
+    let status = api
+        .c
+        .net
+        .get_network_status(sessiond_api::v1::GetNetworkStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner()
+        .status
+        .expect("status");
+    assert!(status.isolate_identities);
+    let reported = |name: &str| -> HashSet<String> {
+        status
+            .paths
+            .iter()
+            .filter(|p| p.identity == name)
+            .filter_map(|p| p.hops.first().map(|h| h.ed25519_pubkey.clone()))
+            .collect()
+    };
+    let (ra, rb) = (reported("alice"), reported("bob"));
+    assert!(!ra.is_empty() && !rb.is_empty(), "{status:?}");
+    assert!(ra.is_disjoint(&rb));
+    // What the devnet saw agrees: no guard of one identity is a reported guard of the other.
+    assert!(
+        ga.is_disjoint(&rb) && gb.is_disjoint(&ra),
+        "{ga:?} {gb:?} vs {ra:?} {rb:?}"
+    );
+}
