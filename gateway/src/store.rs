@@ -20,6 +20,7 @@
 //! | `tokens` | SHA-256 of the token | JSON [`TokenRecord`] |
 //! | `blobs` | name | bytes (the snode pool; the passphrase's lock record) |
 //! | `config_dumps` | (identity id, namespace) | the config's dump (session-proto `Config::dump`) |
+//! | `groups` | (identity id, group `03…` ID) | JSON [`GroupRecord`] (`groups`) |
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
 //! a caller was told is durable survives a crash. The operations that must be atomic together are
@@ -45,10 +46,12 @@
 //! - `book`: conversations, contacts and handles, and the rules for ConversationChanged events.
 //! - [`handles`]: the handle rule and derivation (pure).
 //! - `migrate`: schema upgrades.
+//! - `groups`: the groups of each identity and their events.
 //! - `lock`: the passphrase: sealed seeds, unlocking, set/change/remove with migration.
 
 mod book;
 mod err;
+mod groups;
 pub mod handles;
 mod lock;
 mod migrate;
@@ -66,6 +69,7 @@ use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
 pub use err::StoreError;
+pub use groups::{member_diff, GroupChange, GroupMember, GroupRecord, GroupStatus, KeysMessage};
 pub use records::{
     ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, IdentityId,
     IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, SyncCopy,
@@ -300,6 +304,7 @@ impl Store {
             tx.open_table(TOKENS)?;
             tx.open_table(BLOBS)?;
             tx.open_table(CONFIG_DUMPS)?;
+            tx.open_table(groups::GROUPS)?;
             if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
                 migrate::upgrade(tx, found)?;
                 tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
@@ -509,6 +514,8 @@ impl Store {
                 .retain(|(owner, _), _| owner != id)?;
             tx.open_table(CONFIG_DUMPS)?
                 .retain_in((id, i32::MIN)..=(id, i32::MAX), |_, _| false)?;
+            tx.open_table(groups::GROUPS)?
+                .retain(|(owner, _), _| owner != id)?;
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut doomed = Vec::new();
             for row in outbox.iter()? {

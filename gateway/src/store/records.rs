@@ -73,6 +73,9 @@ pub enum EventKind {
     /// A conversation's state or its contact's names changed (see [`ConversationView::changed`]);
     /// the conversation as it is after the change.
     Conversation(ConversationView),
+    /// Something happened in a group: an invitation, joining, members added or removed or
+    /// promoted, a rename, being kicked, leaving, the group destroyed.
+    Group(super::GroupChange),
 }
 
 fn is_false(b: &bool) -> bool {
@@ -90,6 +93,7 @@ impl EventKind {
                 recipient
             }
             EventKind::Conversation(view) => &view.conversation.address,
+            EventKind::Group(change) => &change.group,
         }
     }
 }
