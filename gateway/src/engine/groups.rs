@@ -205,7 +205,8 @@ pub fn auth(own: &IdentityKeys, rec: &GroupRecord) -> Result<Auth, GroupOpError>
         .and_then(|d| hex::decode(d).ok())
         .ok_or_else(|| GroupOpError::Protocol("no credentials for this group".to_owned()))?;
     let data = MemberAuthData::from_slice(&data).map_err(|e| proto("member auth data", e))?;
-    let signer = SubaccountSigner::new(own, id.key(), &data).map_err(|e| proto("credentials", e))?;
+    let signer =
+        SubaccountSigner::new(own, id.key(), &data).map_err(|e| proto("credentials", e))?;
     Ok(Auth::Subaccount {
         token: *signer.token(),
         token_sig: data.token_signature(),
@@ -382,8 +383,8 @@ fn absorb(
         }
     }
     // With new keys, the configs decrypt under them too.
-    live.info = configs::with_keys(&mut live.info, &live.keys, now)
-        .map_err(|e| proto("info config", e))?;
+    live.info =
+        configs::with_keys(&mut live.info, &live.keys, now).map_err(|e| proto("info config", e))?;
     live.members = configs::with_keys(&mut live.members, &live.keys, now)
         .map_err(|e| proto("members config", e))?;
     for (ns, config) in [(NS_INFO, &mut live.info), (NS_MEMBERS, &mut live.members)] {
@@ -417,9 +418,17 @@ fn absorb(
                 continue;
             };
             if let Some(update) = &data.group_update_message {
-                match control::read_group_update(live.keys.group_public_key(), msg.envelope_timestamp, update) {
-                    Ok(u) => tracing::debug!(hash = %m.hash, update = ?std::mem::discriminant(&u), "group control message"),
-                    Err(e) => tracing::debug!(hash = %m.hash, cause = %e, "skipping a group control message"),
+                match control::read_group_update(
+                    live.keys.group_public_key(),
+                    msg.envelope_timestamp,
+                    update,
+                ) {
+                    Ok(u) => {
+                        tracing::debug!(hash = %m.hash, update = ?std::mem::discriminant(&u), "group control message")
+                    }
+                    Err(e) => {
+                        tracing::debug!(hash = %m.hash, cause = %e, "skipping a group control message")
+                    }
                 }
                 continue;
             }

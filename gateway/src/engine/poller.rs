@@ -283,7 +283,10 @@ async fn poll_loop(
         }
         let mut again = false;
         let polled = poll_once(&ctx, &record, &keys, &mut cursor).await;
-        match groups.poll_all(&ctx.net, &ctx.store, record.id, &keys).await {
+        match groups
+            .poll_all(&ctx.net, &ctx.store, record.id, &keys)
+            .await
+        {
             Ok(g) => {
                 if g.new > 0 {
                     last_activity = Instant::now();

@@ -24,8 +24,8 @@ use session_proto::protos::Content;
 use sessiond_api::v1::group_service_server::GroupService;
 use sessiond_api::v1::{
     AcceptInvitationRequest, AcceptInvitationResponse, CreateGroupRequest, CreateGroupResponse,
-    DeclineInvitationRequest, DeclineInvitationResponse, GetGroupRequest, GetGroupResponse,
-    Group, GroupMember as ApiMember, GroupStatus as ApiStatus, InviteGroupMembersRequest,
+    DeclineInvitationRequest, DeclineInvitationResponse, GetGroupRequest, GetGroupResponse, Group,
+    GroupMember as ApiMember, GroupStatus as ApiStatus, InviteGroupMembersRequest,
     InviteGroupMembersResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupMembersRequest,
     ListGroupMembersResponse, ListGroupsRequest, ListGroupsResponse, PromoteGroupMembersRequest,
     PromoteGroupMembersResponse, RemoveGroupMembersRequest, RemoveGroupMembersResponse,
@@ -184,7 +184,11 @@ impl Service {
     }
 
     /// One group of the identity; NOT_FOUND if it has none with that ID.
-    async fn group_of(&self, record: &IdentityRecord, group: &str) -> Result<GroupRecord, ApiError> {
+    async fn group_of(
+        &self,
+        record: &IdentityRecord,
+        group: &str,
+    ) -> Result<GroupRecord, ApiError> {
         let (id, name, group) = (record.id, record.name.clone(), group.to_owned());
         self.blocking(move |state| {
             state.store.group(id, &group)?.ok_or_else(|| {
@@ -197,7 +201,11 @@ impl Service {
     }
 
     /// Saves a group record (and records its events).
-    async fn save(&self, record: &IdentityRecord, rec: GroupRecord) -> Result<GroupRecord, ApiError> {
+    async fn save(
+        &self,
+        record: &IdentityRecord,
+        rec: GroupRecord,
+    ) -> Result<GroupRecord, ApiError> {
         let id = record.id;
         self.blocking(move |state| {
             let gid = rec.id.clone();
@@ -332,9 +340,7 @@ impl Service {
             )));
         }
         let admin = admin_keys(&rec).map_err(op_err)?.ok_or_else(|| {
-            ApiError::FailedPrecondition(format!(
-                "the identity is not an admin of group {group}"
-            ))
+            ApiError::FailedPrecondition(format!("the identity is not an admin of group {group}"))
         })?;
         let live = Live::load(own, &rec, now_ms()).map_err(op_err)?;
         Ok((rec, admin, live))
