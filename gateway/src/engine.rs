@@ -11,10 +11,14 @@
 //! - `net-events` ([`netsource`]): forwards the client's events to Network.Watch.
 //! - `echo` ([`echo`], `run --devnet` only): answers every message to one identity.
 //!
+//! Each identity's poller also polls the groups it joined ([`groups`]) after its own swarm, and
+//! hands invitations and promotions found in its one-to-one messages to [`groups`].
+//!
 //! Store calls block (redb commits fsync), so tasks run them through `spawn_blocking`.
 
 pub mod configsync;
 pub mod echo;
+pub mod groups;
 pub mod netsource;
 pub mod poller;
 pub mod sender;

@@ -2,6 +2,7 @@
 //! standard protocols.
 //!
 //! # Layout
+//! - [`address`]: conversation addresses (one-to-one, group, community room, community DM).
 //! - [`cli`]: the `sessiond` command line (offline commands and gRPC client commands).
 //! - [`store`]: the redb store: identities, contacts, event log, outbox, poll cursors, snode pool.
 //! - [`config`]: the TOML configuration.
@@ -16,6 +17,7 @@
 //! - [`archive`]: `sessiond export` / `import`: an identity's history in and out of a file.
 //! - [`webhooks`]: events POSTed to HTTP endpoints, signed, with a durable cursor per webhook.
 
+pub mod address;
 pub mod archive;
 pub mod cli;
 pub mod config;

@@ -12,16 +12,17 @@
 //! | `seen_hashes` | (identity id, message hash) | seq of the event that recorded it (for the identity's own sync copy: its message's `Outgoing` event); pruned after [`SEEN_HASH_KEEP_MS`] |
 //! | `cursors` | (identity id, namespace) | `last_hash` of the poller |
 //! | `outbox` | outbox id | JSON [`OutboxEntry`] |
-//! | `conversations` | (identity id, peer Account ID) | JSON [`ConversationRecord`] |
+//! | `conversations` | (identity id, conversation address) | JSON [`ConversationRecord`] |
 //! | `contacts` | (identity id, Account ID) | JSON [`ContactRecord`] |
 //! | `contact_handles` | (identity id, lowercase handle) | the contact's Account ID |
-//! | `peer_events` | (identity id, peer Account ID, seq) | () — the per-conversation log index |
+//! | `peer_events` | (identity id, conversation address, seq) | () — the per-conversation log index |
 //! | `idempotency` | (identity id, client key) | JSON [`SentKey`] (pruned after [`IDEMPOTENCY_KEEP_MS`]) |
 //! | `tokens` | SHA-256 of the token | JSON [`TokenRecord`] |
 //! | `blobs` | name | bytes (the snode pool; the passphrase's lock record) |
 //! | `config_dumps` | (identity id, namespace) | the config's dump (session-proto `Config::dump`) |
 //! | `webhooks` | (identity id, webhook name) | JSON [`WebhookRecord`] |
 //! | `webhook_cursors` | (identity id, webhook name) | seq of the last event the endpoint accepted |
+//! | `groups` | (identity id, group `03…` ID) | JSON [`GroupRecord`] (`groups`) |
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
 //! a caller was told is durable survives a crash. The operations that must be atomic together are
@@ -47,6 +48,7 @@
 //! - `book`: conversations, contacts and handles, and the rules for ConversationChanged events.
 //! - [`handles`]: the handle rule and derivation (pure).
 //! - `migrate`: schema upgrades.
+//! - `groups`: the groups of each identity and their events.
 //! - `lock`: the passphrase: sealed seeds, unlocking, set/change/remove with migration.
 //! - `webhooks`: webhooks and their cursors.
 //! - `retention`: forgetting old events.
@@ -55,6 +57,7 @@
 mod archive;
 mod book;
 mod err;
+mod groups;
 pub mod handles;
 mod lock;
 mod migrate;
@@ -76,6 +79,7 @@ use zeroize::Zeroizing;
 
 pub use archive::{IdentityRows, Row};
 pub use err::StoreError;
+pub use groups::{member_diff, GroupChange, GroupMember, GroupRecord, GroupStatus, KeysMessage};
 pub use records::{
     ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, IdentityId,
     IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, SyncCopy,
@@ -349,6 +353,7 @@ impl Store {
             tx.open_table(CONFIG_DUMPS)?;
             tx.open_table(webhooks::WEBHOOKS)?;
             tx.open_table(webhooks::WEBHOOK_CURSORS)?;
+            tx.open_table(groups::GROUPS)?;
             if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
                 migrate::upgrade(tx, found)?;
                 tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
@@ -559,6 +564,8 @@ impl Store {
             tx.open_table(CONFIG_DUMPS)?
                 .retain_in((id, i32::MIN)..=(id, i32::MAX), |_, _| false)?;
             webhooks::remove_all(tx, id)?;
+            tx.open_table(groups::GROUPS)?
+                .retain(|(owner, _), _| owner != id)?;
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut doomed = Vec::new();
             for row in outbox.iter()? {
@@ -703,9 +710,9 @@ impl Store {
         })
     }
 
-    /// Like [`Store::events`], but only the events of the conversation with `peer` (messages
-    /// either way, their delivery updates and its `Conversation` events), through the
-    /// `peer_events` index.
+    /// Like [`Store::events`], but only the events of the conversation at address `peer`
+    /// (messages either way, their delivery updates and its `Conversation` events), through
+    /// the `peer_events` index.
     pub fn peer_events(
         &self,
         identity: IdentityId,
@@ -1155,7 +1162,7 @@ impl Store {
                     ),
                     None => (
                         EventKind::Incoming(msg.clone()),
-                        msg.sender.as_str(),
+                        msg.conversation(),
                         book::Message::Incoming {
                             profile_name: msg.sender_profile_name.as_deref(),
                         },
@@ -1163,6 +1170,17 @@ impl Store {
                 };
                 let event = log.append(identity, now_ms, kind)?;
                 seen.insert((identity, msg.hash.as_str()), event.seq)?;
+                // Posted in a group or room: the sender is someone to name, too.
+                let renamed = match (&msg.sync_target, book::is_person(peer)) {
+                    (None, false) => book.note_sender(
+                        &mut log,
+                        identity,
+                        &msg.sender,
+                        msg.sender_profile_name.as_deref(),
+                        now_ms,
+                    )?,
+                    _ => None,
+                };
                 let change = book.message(
                     &mut log,
                     identity,
@@ -1174,6 +1192,7 @@ impl Store {
                 )?;
                 added.push(event);
                 added.extend(change);
+                added.extend(renamed);
             }
             if let Some(hash) = last_hash {
                 tx.open_table(CURSORS)?
@@ -1423,7 +1442,8 @@ impl<'t> Log<'t> {
         };
         self.events
             .insert((identity, seq), encode(&event).as_slice())?;
-        self.peers.insert((identity, event.kind.peer(), seq), ())?;
+        self.peers
+            .insert((identity, event.kind.conversation(), seq), ())?;
         Ok(event)
     }
 }

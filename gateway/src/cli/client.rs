@@ -487,7 +487,7 @@ pub fn event_json(e: &Event) -> serde_json::Value {
         Some(event::Kind::Incoming(m)) => json!({
             "type": "incoming", "sender": m.sender, "text": m.text, "sent_at_ms": m.sent_at_ms,
             "received_at_ms": m.received_at_ms, "hash": m.hash,
-            "sender_profile_name": m.sender_profile_name,
+            "sender_profile_name": m.sender_profile_name, "conversation_id": m.conversation_id,
         }),
         Some(event::Kind::Outgoing(m)) => json!({
             "type": "outgoing", "message_id": m.message_id, "recipient": m.recipient,
@@ -503,10 +503,16 @@ pub fn event_json(e: &Event) -> serde_json::Value {
         }
         Some(event::Kind::Conversation(c)) => {
             let c = c.conversation.clone().unwrap_or_default();
-            json!({"type": "conversation", "account_id": c.account_id, "handle": c.handle,
+            json!({"type": "conversation", "account_id": c.account_id,
+                   "conversation_id": c.conversation_id, "handle": c.handle,
                    "display_name": c.display_name, "accepted": c.accepted, "left": c.left,
                    "read_seq": c.read_seq})
         }
+        Some(event::Kind::Group(g)) => json!({
+            "type": "group", "group_id": g.group_id, "name": g.name, "status": g.status,
+            "added": g.added, "removed": g.removed, "promoted": g.promoted,
+            "inviter": g.inviter, "renamed": g.renamed,
+        }),
         None => json!({"type": "unknown"}),
     };
     if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {

@@ -68,6 +68,14 @@ pub enum ApiError {
         /// The identity's current epoch.
         current: u64,
     },
+    /// The request is valid but the daemon does not do this yet (a conversation kind it cannot
+    /// send to, say).
+    #[error("{0}")]
+    Unimplemented(String),
+    /// The request is valid but the state does not allow it (a group the identity was removed
+    /// from, an invitation not accepted).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A seq past the end of the identity's log (of the right epoch).
     #[error("{field}: seq {seq} is past the end of the log (its last seq is {last_seq})")]
     SeqOutOfRange {
@@ -120,6 +128,7 @@ impl ApiError {
             ApiError::EpochMismatch { .. } => Code::FailedPrecondition,
             ApiError::SeqOutOfRange { .. } => Code::OutOfRange,
             ApiError::Internal(_) => Code::Internal,
+            ApiError::Unimplemented(_) => Code::Unimplemented,
             e => code_for(e.kind()),
         }
     }
@@ -132,6 +141,7 @@ impl ApiError {
             ApiError::SeqOutOfRange { .. } => REASON_SEQ_OUT_OF_RANGE,
             ApiError::Internal(_) => REASON_INTERNAL,
             ApiError::OutboxFull { .. } => REASON_OUTBOX_FULL,
+            ApiError::Unimplemented(_) => REASON_UNIMPLEMENTED,
             e => reason_for(e.kind()),
         }
     }
@@ -194,6 +204,8 @@ pub const REASON_SEQ_OUT_OF_RANGE: &str = "SEQ_OUT_OF_RANGE";
 pub const REASON_MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
 /// ErrorInfo reason: a request body that is not a valid message (bad protobuf, bad UTF-8).
 pub const REASON_MALFORMED_MESSAGE: &str = "MALFORMED_MESSAGE";
+/// ErrorInfo reason: something the daemon does not do yet.
+pub const REASON_UNIMPLEMENTED: &str = "UNIMPLEMENTED";
 /// ErrorInfo reason: a failure of the daemon itself.
 pub const REASON_INTERNAL: &str = "INTERNAL";
 /// ErrorInfo reason: the identity's outbox is at `outbox.max_queued` (RESOURCE_EXHAUSTED; the
@@ -258,6 +270,8 @@ impl HasKind for ApiError {
             ApiError::SeqOutOfRange { .. } => ErrorKind::InvalidInput,
             // RESOURCE_EXHAUSTED: retry later.
             ApiError::OutboxFull { .. } => ErrorKind::Busy,
+            ApiError::Unimplemented(_) => ErrorKind::Unsupported,
+            ApiError::FailedPrecondition(_) => ErrorKind::Rejected,
         }
     }
 }

@@ -23,7 +23,7 @@ impl Store {
                 if event.recorded_at_ms >= before_ms {
                     break;
                 }
-                doomed.push((k.value().1, event.kind.peer().to_owned()));
+                doomed.push((k.value().1, event.kind.conversation().to_owned()));
             }
             let mut index = tx.open_table(PEER_EVENTS)?;
             for (seq, peer) in &doomed {
@@ -51,6 +51,7 @@ mod tests {
             hash: hash.to_owned(),
             sender_profile_name: None,
             sync_target: None,
+            conversation: None,
         }
     }
 

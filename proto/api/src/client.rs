@@ -7,6 +7,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use crate::v1::conversation_service_client::ConversationServiceClient;
+use crate::v1::group_service_client::GroupServiceClient;
 use crate::v1::identity_service_client::IdentityServiceClient;
 use crate::v1::message_service_client::MessageServiceClient;
 use crate::v1::network_service_client::NetworkServiceClient;
@@ -61,6 +62,8 @@ pub struct Client {
     pub network: NetworkServiceClient<Authed>,
     /// WebhookService: webhooks and their delivery state.
     pub webhooks: WebhookServiceClient<Authed>,
+    /// GroupService: groups.
+    pub groups: GroupServiceClient<Authed>,
 }
 
 impl Client {
@@ -75,7 +78,8 @@ impl Client {
                 bearer.clone(),
             ),
             network: NetworkServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            webhooks: WebhookServiceClient::with_interceptor(channel, bearer),
+            webhooks: WebhookServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            groups: GroupServiceClient::with_interceptor(channel, bearer),
         })
     }
 
