@@ -346,6 +346,7 @@ pub async fn run(
             identities_changed: Arc::clone(&state.identities_changed),
             activity: Mutex::new(Default::default()),
             metrics: Arc::clone(&metrics),
+            sync: Arc::clone(&state.sync),
         });
         engine.own("net-metrics", counting);
         if let Some(task) = progress {

@@ -39,6 +39,7 @@ pub use network::{NetworkSource, NetworkUpdates};
 pub use seal::{sync_copy, SessionSealer};
 
 use crate::config::Config;
+use crate::engine::configsync::SyncHub;
 use crate::store::Store;
 
 /// What every handler shares. Immutable apart from the store's own state.
@@ -60,6 +61,8 @@ pub struct State {
     pub outbox_wake: Arc<Notify>,
     /// Notified when an identity is added or removed: the pollers follow.
     pub identities_changed: Arc<Notify>,
+    /// Config sync: changes to push to the account's other devices, and the sync status.
+    pub sync: Arc<SyncHub>,
 }
 
 impl State {
@@ -79,6 +82,7 @@ impl State {
             shutdown,
             outbox_wake: Arc::new(Notify::new()),
             identities_changed: Arc::new(Notify::new()),
+            sync: Arc::new(SyncHub::default()),
         }
     }
 }

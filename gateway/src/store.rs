@@ -53,6 +53,7 @@ pub mod handles;
 mod lock;
 mod migrate;
 mod records;
+mod sync;
 
 use std::collections::HashMap;
 use std::fs;
@@ -71,6 +72,7 @@ pub use records::{
     IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, SyncCopy,
     TokenRecord, HELD,
 };
+pub use sync::SyncedContact;
 
 /// The database file's name in the data dir.
 pub const DB_FILE: &str = "sessiond.redb";
@@ -1063,6 +1065,17 @@ impl Store {
             let mut book = book::Book::open(tx)?;
             for msg in messages {
                 if seen.get((identity, msg.hash.as_str()))?.is_some() {
+                    continue;
+                }
+                // A blocked contact's messages are kept out of the log (remembered as seen, so
+                // a re-read after an unblock does not bring them back).
+                if msg.sync_target.is_none()
+                    && book
+                        .contact(identity, &msg.sender)?
+                        .is_some_and(|c| c.blocked)
+                {
+                    let last = log.last_seq(identity)?;
+                    seen.insert((identity, msg.hash.as_str()), last)?;
                     continue;
                 }
                 let (kind, peer, way) = match &msg.sync_target {

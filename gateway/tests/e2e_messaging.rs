@@ -767,3 +767,325 @@ async fn a_message_sent_on_one_device_shows_on_the_other_as_outgoing_once() {
     dp.terminate();
     n.devnet.shutdown().await;
 }
+
+/// A raw network client on the devnet, as the account's "phone" or a stranger.
+async fn raw_client(n: &Net) -> session_net::NetClient {
+    let raw = session_net::NetClient::with_https(
+        session_net::NetConfig::devnet(n.devnet.seeds()),
+        std::sync::Arc::new(session_net::MemoryPoolStore::new()),
+    );
+    raw.bootstrap().await.expect("bootstrap");
+    raw
+}
+
+/// Stores a one-to-one text from `from` in `to`'s swarm; returns its Session timestamp.
+async fn deliver(
+    raw: &session_net::NetClient,
+    from: &session_proto::keys::IdentityKeys,
+    to: &str,
+    text: &str,
+) -> u64 {
+    use rand::rngs::OsRng;
+    use session_proto::account_id::AccountId;
+    use session_proto::message::{encrypt_message, text_content};
+    let to: AccountId = to.parse().expect("account id");
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let data =
+        encrypt_message(from, &to, &text_content(text, None, ts), ts, &mut OsRng).expect("seal");
+    let account = session_proto::storage_rpc::UserPubkey(*to.as_bytes());
+    raw.store(&account, 0, &data, 600_000, &session_net::Auth::None)
+        .await
+        .expect("store");
+    ts
+}
+
+/// Polls `probe` until it returns `Some`; panics at the deadline with the last `None` reason.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let until = Instant::now() + DEADLINE;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(why) => assert!(
+                Instant::now() < until,
+                "timed out waiting for {what}: {why}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn identity(c: &mut Clients, name: &str) -> sessiond_api::v1::Identity {
+    c.ids
+        .get_identity(sessiond_api::v1::GetIdentityRequest { name: name.into() })
+        .await
+        .expect("get identity")
+        .into_inner()
+        .identity
+        .expect("identity")
+}
+
+async fn contact(
+    c: &mut Clients,
+    name: &str,
+    account_id: &str,
+) -> Option<sessiond_api::v1::Contact> {
+    c.convs
+        .get_contact(sessiond_api::v1::GetContactRequest {
+            identity: name.into(),
+            account_id: account_id.into(),
+        })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().contact)
+}
+
+/// The account's live Contacts config messages in its swarm, merged by a fresh config object
+/// (as a third device would see them): (storage hashes, the nicknames it holds).
+async fn swarm_contacts(
+    raw: &session_net::NetClient,
+    keys: &session_proto::keys::IdentityKeys,
+) -> (Vec<String>, Vec<(String, String)>) {
+    use session_proto::config::object::CONTACTS;
+    use session_proto::config::{contacts, Config, ConfigKeys};
+    let account = session_proto::storage_rpc::UserPubkey(*keys.account_id().as_bytes());
+    let auth = session_net::Auth::Account(keys.signing_key().clone());
+    let got = raw
+        .retrieve(&account, 3, None, &auth)
+        .await
+        .expect("retrieve contacts")
+        .messages;
+    let mut config = Config::new(CONTACTS, ConfigKeys::user(keys));
+    let msgs: Vec<(&str, &[u8])> = got
+        .iter()
+        .map(|m| (m.hash.as_str(), m.data.0.as_slice()))
+        .collect();
+    config.merge(&msgs, 0);
+    let mut hashes: Vec<String> = got.iter().map(|m| m.hash.clone()).collect();
+    hashes.sort();
+    let mut names: Vec<(String, String)> = contacts::list(config.data())
+        .into_iter()
+        .filter(|c| !c.nickname.is_empty())
+        .map(|c| (c.session_id.to_string(), c.nickname))
+        .collect();
+    names.sort();
+    (hashes, names)
+}
+
+/// Two devices of one account (two daemons restored from the same recovery password): a
+/// profile name, a contact's nickname, a block and a read position set on one appear on the
+/// other; a blocked contact's later messages stay out of both logs; concurrent renames on both
+/// devices converge to one merged Contacts config in the swarm (the same message hash, holding
+/// both names), shown on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_share_profile_contacts_blocks_and_read_positions() {
+    use rand::rngs::OsRng;
+    use session_proto::keys::IdentityKeys;
+    use sessiond_api::v1::{
+        BlockContactRequest, GetConversationRequest, MarkConversationReadRequest,
+        RestoreIdentityRequest, SetContactNameRequest, SetProfileRequest,
+    };
+
+    let n = net("e2e-config-sync", FAST_CONFIG).await;
+    let account = IdentityKeys::from_seed16(&[0x42; 16]);
+    let words = account.recovery_password().expect("words").to_string();
+    let (d1, d2) = (n.daemon("one").await, n.daemon("two").await);
+    let (mut c1, mut c2) = (admin(&d1).await, admin(&d2).await);
+    for c in [&mut c1, &mut c2] {
+        c.ids
+            .restore_identity(RestoreIdentityRequest {
+                name: "me".into(),
+                recovery_password: words.clone(),
+            })
+            .await
+            .expect("restore");
+    }
+    let me = account.account_id().to_string();
+    let raw = raw_client(&n).await;
+    let friend = IdentityKeys::generate(&mut OsRng);
+    let pest = IdentityKeys::generate(&mut OsRng);
+    let (friend_id, pest_id) = (
+        friend.account_id().to_string(),
+        pest.account_id().to_string(),
+    );
+    deliver(&raw, &friend, &me, "hello from a friend").await;
+    deliver(&raw, &pest, &me, "hello from a pest").await;
+    // Both devices see both messages and have pulled the configs.
+    for c in [&mut c1, &mut c2] {
+        history_until(c, "me", |h| incoming_texts(h).len() == 2).await;
+        eventually("the first config pull", || {
+            let mut c = clone_clients(c);
+            async move {
+                let i = identity(&mut c, "me").await;
+                i.configs_pulled.then_some(()).ok_or(format!("{i:?}"))
+            }
+        })
+        .await;
+    }
+    let read_to = history(&mut c1, "me")
+        .await
+        .iter()
+        .find(|e| matches!(&e.kind, Some(event::Kind::Incoming(m)) if m.sender == friend_id))
+        .expect("the friend's message")
+        .seq;
+
+    // Device one changes things.
+    c1.ids
+        .set_profile(SetProfileRequest {
+            name: "me".into(),
+            display_name: "Device One".into(),
+        })
+        .await
+        .expect("set profile");
+    c1.convs
+        .set_contact_name(SetContactNameRequest {
+            identity: "me".into(),
+            account_id: friend_id.clone(),
+            name: "Buddy".into(),
+        })
+        .await
+        .expect("name");
+    c1.convs
+        .block_contact(BlockContactRequest {
+            identity: "me".into(),
+            account_id: pest_id.clone(),
+        })
+        .await
+        .expect("block");
+    c1.convs
+        .mark_conversation_read(MarkConversationReadRequest {
+            identity: "me".into(),
+            account_id: friend_id.clone(),
+            seq: read_to,
+        })
+        .await
+        .expect("mark read");
+
+    // Device two shows them.
+    let friend_on_two = history(&mut c2, "me")
+        .await
+        .iter()
+        .find(|e| matches!(&e.kind, Some(event::Kind::Incoming(m)) if m.sender == friend_id))
+        .expect("the friend's message on two")
+        .seq;
+    eventually("device one's changes on device two", || {
+        let mut c = clone_clients(&c2);
+        let (friend_id, pest_id) = (friend_id.clone(), pest_id.clone());
+        async move {
+            let i = identity(&mut c, "me").await;
+            let buddy = contact(&mut c, "me", &friend_id).await;
+            let pest = contact(&mut c, "me", &pest_id).await;
+            let conv = c
+                .convs
+                .get_conversation(GetConversationRequest {
+                    identity: "me".into(),
+                    account_id: friend_id.clone(),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner()
+                .conversation
+                .unwrap_or_default();
+            let done = i.display_name == "Device One"
+                && buddy.as_ref().is_some_and(|b| b.name == "Buddy")
+                && pest.as_ref().is_some_and(|p| p.blocked)
+                && conv.read_seq == friend_on_two;
+            done.then_some(())
+                .ok_or(format!("{i:?} / {buddy:?} / {pest:?} / {conv:?}"))
+        }
+    })
+    .await;
+
+    // The blocked contact writes again, then the friend: only the friend's message is recorded,
+    // on both devices.
+    deliver(&raw, &pest, &me, "let me in").await;
+    deliver(&raw, &friend, &me, "after the block").await;
+    for c in [&mut c1, &mut c2] {
+        let h = history_until(c, "me", |h| incoming_texts(h).len() == 3).await;
+        assert!(
+            !incoming_texts(&h).iter().any(|(_, t)| t == "let me in"),
+            "{h:#?}"
+        );
+    }
+
+    // Concurrent renames on both devices converge.
+    let (x1, x2) = (some_id(0x31), some_id(0x32));
+    let rename = |c: &Clients, who: String, name: &'static str| {
+        let mut c = clone_clients(c);
+        async move {
+            c.convs
+                .set_contact_name(SetContactNameRequest {
+                    identity: "me".into(),
+                    account_id: who,
+                    name: name.into(),
+                })
+                .await
+                .expect("rename");
+        }
+    };
+    tokio::join!(
+        rename(&c1, x1.clone(), "From One"),
+        rename(&c2, x2.clone(), "From Two")
+    );
+    let want = {
+        let mut w = vec![
+            (friend_id.clone(), "Buddy".to_owned()),
+            (x1.clone(), "From One".to_owned()),
+            (x2.clone(), "From Two".to_owned()),
+        ];
+        w.sort();
+        w
+    };
+    let hashes = eventually("one merged Contacts config in the swarm", || {
+        let (raw, account, want) = (&raw, &account, want.clone());
+        async move {
+            let (hashes, names) = swarm_contacts(raw, account).await;
+            (hashes.len() == 1 && names == want)
+                .then_some(hashes.clone())
+                .ok_or(format!("{hashes:?} {names:?}"))
+        }
+    })
+    .await;
+    for c in [&c1, &c2] {
+        eventually("both renames on both devices", || {
+            let mut c = clone_clients(c);
+            let (x1, x2) = (x1.clone(), x2.clone());
+            async move {
+                let a = contact(&mut c, "me", &x1).await.map(|k| k.name);
+                let b = contact(&mut c, "me", &x2).await.map(|k| k.name);
+                (a.as_deref() == Some("From One") && b.as_deref() == Some("From Two"))
+                    .then_some(())
+                    .ok_or(format!("{a:?} {b:?}"))
+            }
+        })
+        .await;
+    }
+    // Several more polls: nothing moves (both devices hold the same message and push nothing).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(swarm_contacts(&raw, &account).await.0, hashes);
+
+    raw.shutdown().await;
+    d1.terminate();
+    d2.terminate();
+    n.devnet.shutdown().await;
+}
+
+/// A fresh set of clients on the same channels.
+fn clone_clients(c: &Clients) -> Clients {
+    Clients {
+        ids: c.ids.clone(),
+        msgs: c.msgs.clone(),
+        convs: c.convs.clone(),
+        net: c.net.clone(),
+    }
+}
+
+fn some_id(n: u8) -> String {
+    support::some_account_id(n)
+}

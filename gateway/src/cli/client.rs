@@ -497,6 +497,10 @@ pub fn event_json(e: &Event) -> serde_json::Value {
                    "display_name": c.display_name, "accepted": c.accepted, "left": c.left,
                    "read_seq": c.read_seq})
         }
+        Some(event::Kind::Unreadable(u)) => json!({
+            "type": "unreadable", "hash": u.hash, "received_at_ms": u.received_at_ms,
+            "reason": u.reason,
+        }),
         None => json!({"type": "unknown"}),
     };
     if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {

@@ -122,6 +122,15 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
         EventKind::Conversation(view) => event::Kind::Conversation(ConversationChanged {
             conversation: Some(conversation_to_api(view)),
         }),
+        EventKind::Unreadable {
+            hash,
+            received_at_ms,
+            reason,
+        } => event::Kind::Unreadable(sessiond_api::v1::UnreadableMessage {
+            hash,
+            received_at_ms,
+            reason,
+        }),
     };
     Event {
         seq: e.seq,

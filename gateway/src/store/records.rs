@@ -73,6 +73,17 @@ pub enum EventKind {
     /// A conversation's state or its contact's names changed (see [`ConversationView::changed`]);
     /// the conversation as it is after the change.
     Conversation(ConversationView),
+    /// A message arrived that this daemon cannot read (the "v2" format meant for the account's
+    /// device group, identity-and-messages §3.9): recorded so that it is never lost silently.
+    /// Its sender is unknown (encrypted).
+    Unreadable {
+        /// The storage server's message hash.
+        hash: String,
+        /// When it was fetched, in milliseconds.
+        received_at_ms: u64,
+        /// Why it cannot be read (no content).
+        reason: String,
+    },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -88,6 +99,7 @@ impl EventKind {
                 recipient
             }
             EventKind::Conversation(view) => &view.conversation.peer,
+            EventKind::Unreadable { .. } => "",
         }
     }
 }
@@ -257,6 +269,9 @@ pub struct ConversationRecord {
     pub left: bool,
     /// The seq up to which the user has read it; 0 if never marked.
     pub read_seq: u64,
+    /// Explicitly marked unread (on another device of the account: its ConvoInfoVolatile
+    /// `u` flag).
+    pub unread: bool,
 }
 
 /// [`ConversationRecord`] as stored, with the fields later versions added made optional.
@@ -273,6 +288,8 @@ struct ConversationJson {
     left: bool,
     #[serde(default)]
     read_seq: u64,
+    #[serde(default)]
+    unread: bool,
 }
 
 impl From<ConversationJson> for ConversationRecord {
@@ -286,6 +303,7 @@ impl From<ConversationJson> for ConversationRecord {
             outgoing_count: j.outgoing_count,
             left: j.left,
             read_seq: j.read_seq,
+            unread: j.unread,
         }
     }
 }
@@ -303,6 +321,16 @@ pub struct ContactRecord {
     /// records written before handles existed, until the store assigns one when it opens.
     #[serde(default)]
     pub handle: Option<String>,
+    /// Blocked: its messages are kept out of the log (Block, or another device of the account
+    /// through the Contacts config).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub blocked: bool,
+    /// The account accepted it (the Contacts config's `a`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub approved: bool,
+    /// It accepted the account (the Contacts config's `A`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub approved_me: bool,
 }
 
 /// A conversation joined with its contact: what the API shows as a `Conversation`.
@@ -334,6 +362,8 @@ impl ConversationView {
                 v.conversation.read_seq,
                 v.display_name().map(str::to_owned),
                 v.contact.handle.clone(),
+                v.conversation.unread,
+                v.contact.blocked,
             )
         };
         key(self) != key(before)
