@@ -486,20 +486,25 @@ async fn run_devnet_answers_through_the_echo_identity() {
 
 /// "Bring your Session account": another device of the account (here session-proto's config
 /// code, storing through a network client of its own) has put a profile name and a contact with
-/// a nickname into the account's swarm, next to junk in two other config namespaces. A daemon
-/// restoring the same recovery password shows both, without pushing anything (the account's
-/// config messages in the swarm stay the phone's).
+/// a nickname into the account's swarm (at seqno 10), next to junk in two other config
+/// namespaces, device-group keys in namespace −21 and a message in the new "v2" format. A daemon
+/// restoring the same recovery password shows the name and the contact; a nickname set through
+/// it right after the restore (before its first pull) is pushed only after that pull, merged on
+/// top of the phone's contacts (pushed before, at seqno 1, it would have been stale against
+/// seqno 10 and lost); the phone's profile message is left as it is (nothing to push there). It
+/// says that another device published device-group keys, and records the v2 message as
+/// unreadable, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restored_identity_gets_the_accounts_profile_and_contacts() {
-    use session_net::{MemoryPoolStore, NetClient, NetConfig};
     use session_proto::account_id::AccountId;
     use session_proto::config::contacts::{self, Contact};
     use session_proto::config::object::{CONTACTS, USER_PROFILE};
     use session_proto::config::{user_profile, Config, ConfigKeys};
     use session_proto::keys::IdentityKeys;
     use session_proto::storage_rpc::UserPubkey;
-    use sessiond_api::v1::{ListContactsRequest, ListIdentitiesRequest, RestoreIdentityRequest};
-    use std::sync::Arc;
+    use sessiond_api::v1::{
+        ListContactsRequest, ListIdentitiesRequest, RestoreIdentityRequest, SetContactNameRequest,
+    };
 
     let n = net("e2e-config-pull", FAST_CONFIG).await;
     let phone = IdentityKeys::from_seed16(&[0x5a; 16]);
@@ -511,17 +516,25 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
         .expect("writable")
         .expect("short name");
     let mut book = Config::new(CONTACTS, ConfigKeys::user(&phone));
-    let mut bestie = Contact::new(friend);
-    bestie.nickname = "Bestie".into();
-    bestie.approved = true;
-    book.edit(|d| contacts::set(d, &bestie))
-        .expect("writable")
-        .expect("valid contact");
-    let raw = NetClient::with_https(
-        NetConfig::devnet(n.devnet.seeds()),
-        Arc::new(MemoryPoolStore::new()),
-    );
-    raw.bootstrap().await.expect("bootstrap");
+    // Ten rounds of changes on the phone: its Contacts config is at seqno 10.
+    for round in 1..=10 {
+        let mut bestie = Contact::new(friend.clone());
+        bestie.nickname = if round == 10 {
+            "Bestie".into()
+        } else {
+            format!("Bestie {round}")
+        };
+        bestie.approved = true;
+        book.edit(|d| contacts::set(d, &bestie))
+            .expect("writable")
+            .expect("valid contact");
+        if round < 10 {
+            let p = book.push().expect("push");
+            book.confirm_pushed(p.seqno, &[format!("earlier-{round}")]);
+        }
+    }
+    assert_eq!(book.seqno(), 10);
+    let raw = raw_client(&n).await;
     let account = UserPubkey(*phone.account_id().as_bytes());
     let auth = session_net::Auth::Account(phone.signing_key().clone());
     let mut stored = Vec::new();
@@ -542,6 +555,22 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
             .await
             .expect("store junk");
     }
+    // Another device published device-group keys (−21 takes the account's signature), and
+    // someone sent a v2 message.
+    raw.store(
+        &account,
+        -21,
+        b"d1:Mi1e1:X32:................................e",
+        600_000,
+        &auth,
+    )
+    .await
+    .expect("store to -21");
+    let mut v2 = vec![0x00, 0x02];
+    v2.extend((0..1278u32).map(|i| (i * 7 % 251) as u8));
+    raw.store(&account, 0, &v2, 600_000, &session_net::Auth::None)
+        .await
+        .expect("store a v2 message");
 
     let d = n.daemon("d").await;
     let mut c = admin(&d).await;
@@ -552,6 +581,16 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
         })
         .await
         .expect("restore");
+    // At once, before the first poll can have finished.
+    let early = AccountId::standard([0x78; 32]);
+    c.convs
+        .set_contact_name(SetContactNameRequest {
+            identity: "me".into(),
+            account_id: early.to_string(),
+            name: "Early".into(),
+        })
+        .await
+        .expect("name a contact");
     let start = Instant::now();
     loop {
         let ids = c
@@ -574,7 +613,7 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
         let named = ids.iter().any(|i| i.display_name == "Phone Name");
         let nick = contacts
             .iter()
-            .any(|k| k.account_id == friend.to_string() && k.name == "Bestie");
+            .any(|k| k.account_id == friend.to_string() && k.name == "Bestie" && k.approved);
         if named && nick {
             break;
         }
@@ -584,16 +623,45 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The swarm still holds exactly the phone's messages: the daemon pushed nothing.
-    for (ns, m) in stored {
-        let got = raw
-            .retrieve(&account, ns, None, &auth)
-            .await
-            .expect("retrieve")
-            .messages;
-        assert_eq!(got.len(), 1, "namespace {ns}");
-        assert_eq!(got[0].data.0, m);
-    }
+    // The daemon's nickname joined the phone's contacts in one merged message.
+    let mut want = vec![
+        (friend.to_string(), "Bestie".to_owned()),
+        (early.to_string(), "Early".to_owned()),
+    ];
+    want.sort();
+    eventually(
+        "the early nickname merged into the phone's contacts",
+        || {
+            let (raw, phone, want) = (&raw, &phone, want.clone());
+            async move {
+                let (hashes, names) = swarm_contacts(raw, phone).await;
+                (hashes.len() == 1 && names == want)
+                    .then_some(())
+                    .ok_or(format!("{hashes:?} {names:?}"))
+            }
+        },
+    )
+    .await;
+    // The phone's profile message is untouched: nothing was pushed there.
+    let (ns, m) = &stored[0];
+    let got = raw
+        .retrieve(&account, *ns, None, &auth)
+        .await
+        .expect("retrieve")
+        .messages;
+    assert_eq!(got.len(), 1, "namespace {ns}");
+    assert_eq!(&got[0].data.0, m);
+
+    // Device-group keys and the v2 message are told, the message once.
+    let me = identity(&mut c, "me").await;
+    assert!(me.other_device_keys && me.configs_pulled, "{me:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = history(&mut c, "me").await;
+    let unreadable: Vec<_> = log
+        .iter()
+        .filter(|e| matches!(e.kind, Some(event::Kind::Unreadable(_))))
+        .collect();
+    assert_eq!(unreadable.len(), 1, "{log:#?}");
     raw.shutdown().await;
     d.terminate();
     n.devnet.shutdown().await;

@@ -752,6 +752,108 @@ mod tests {
         assert!(c.pulled());
     }
 
+    fn ctx(store: crate::store::Store) -> Ctx {
+        Ctx {
+            net: session_net::NetClient::with_https(
+                session_net::NetConfig::devnet(vec!["http://127.0.0.1:9/".into()]),
+                Arc::new(session_net::MemoryPoolStore::new()),
+            ),
+            store,
+            outbox: Default::default(),
+            poll: Default::default(),
+            outbox_wake: Arc::new(Notify::new()),
+            identities_changed: Arc::new(Notify::new()),
+            activity: Mutex::new(HashMap::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            sync: Arc::new(SyncHub::default()),
+        }
+    }
+
+    fn poll(contacts_ok: bool) -> Poll {
+        let ok = || {
+            Ok(session_net::Fetched {
+                messages: Vec::new(),
+                more: false,
+                last_hash: None,
+                repeats: 0,
+            })
+        };
+        Poll {
+            member: session_net::Snode {
+                ed25519: [1; 32],
+                x25519: [2; 32],
+                ip: std::net::Ipv4Addr::LOCALHOST,
+                port: 1,
+            },
+            namespaces: [2, 3, 4, 5]
+                .into_iter()
+                .map(|ns| session_net::NamespacePoll {
+                    namespace: ns,
+                    result: if ns == 3 && !contacts_ok {
+                        Err(NetError::NotRun)
+                    } else {
+                        ok()
+                    },
+                })
+                .collect(),
+            at_ms: 0,
+        }
+    }
+
+    /// A restored identity whose Contacts read failed in its first poll keeps the API's edit
+    /// waiting and pushes nothing; once every namespace was read, the edit lands.
+    #[tokio::test]
+    async fn edits_wait_for_the_first_complete_pull() {
+        let dir = crate::store::tests::TempDir::new("configsync");
+        std::fs::create_dir_all(dir.path()).expect("dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let keys = IdentityKeys::from_seed16(&[9; 16]);
+        let record = store
+            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
+            .expect("identity");
+        let ctx = ctx(store.clone());
+        let mut state = Configs::load(&store, record.id, &keys).expect("configs");
+        ctx.sync.edit(
+            record.id,
+            Edit::Nickname {
+                account_id: BOB.into(),
+                nickname: Some("Bobby".into()),
+            },
+        );
+        let account = UserPubkey(*keys.account_id().as_bytes());
+        let auth = Auth::Account(keys.signing_key().clone());
+
+        absorb(&ctx, &record, &mut state, &poll(false))
+            .await
+            .expect("absorb");
+        assert!(!state.pulled() && !ctx.sync.status(record.id).pulled);
+        assert!(state
+            .get(3)
+            .is_some_and(|c| !c.needs_push() && c.seqno() == 0));
+        // Not pulled: no push is even tried (the client has no network to try it on).
+        assert_eq!(
+            push(&ctx, &record, &mut state, &account, &auth)
+                .await
+                .expect("push"),
+            0
+        );
+
+        absorb(&ctx, &record, &mut state, &poll(true))
+            .await
+            .expect("absorb");
+        assert!(state.pulled() && ctx.sync.status(record.id).pulled);
+        let c = state.get(3).expect("contacts");
+        assert!(c.needs_push() && c.seqno() == 1);
+        let bob: AccountId = BOB.parse().expect("id");
+        assert_eq!(
+            contacts::get(c.data(), &bob).expect("bob").nickname,
+            "Bobby"
+        );
+        // The dirty config is saved: a restart pushes it.
+        let again = Configs::load(&store, record.id, &keys).expect("configs");
+        assert!(again.get(3).is_some_and(|c| c.needs_push()));
+    }
+
     #[test]
     fn the_hub_queues_edits_and_bounds_them() {
         let hub = SyncHub::default();

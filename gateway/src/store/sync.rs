@@ -207,3 +207,193 @@ impl Store {
         Ok(event)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::TempDir;
+    use super::*;
+    use crate::store::Received;
+
+    const BOB: &str = "05bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const EVE: &str = "05eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+
+    fn received(hash: &str, from: &str, at: u64) -> Received {
+        Received {
+            sender: from.to_owned(),
+            text: format!("text {hash}"),
+            sent_at_ms: at,
+            received_at_ms: at + 5,
+            hash: hash.to_owned(),
+            sender_profile_name: None,
+            sync_target: None,
+        }
+    }
+
+    fn store(dir: &TempDir) -> (Store, IdentityId) {
+        std::fs::create_dir_all(dir.path()).expect("dir");
+        let s = Store::open(dir.path()).expect("store");
+        let id = s
+            .add_identity("me", &format!("05{}", "a".repeat(64)), &[1; 32], 1)
+            .expect("identity")
+            .id;
+        (s, id)
+    }
+
+    fn texts(s: &Store, id: IdentityId) -> Vec<String> {
+        s.events(id, 0, 0, 1000, false)
+            .expect("events")
+            .0
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Incoming(m) => Some(m.text),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_blocked_contacts_messages_stay_out_of_the_log_even_after_an_unblock() {
+        let dir = TempDir::new("sync-block");
+        let (s, id) = store(&dir);
+        s.record_received(id, 0, &[received("h1", EVE, 10)], None, 20)
+            .expect("record");
+        let eve = s.set_contact_blocked(id, EVE, true, 30).expect("block");
+        assert!(eve.blocked);
+        s.record_received(
+            id,
+            0,
+            &[received("h2", EVE, 40), received("h3", BOB, 41)],
+            None,
+            50,
+        )
+        .expect("record");
+        assert_eq!(texts(&s, id), ["text h1", "text h3"]);
+        // The ConversationChanged event says it is blocked.
+        let conv = s
+            .conversation(id, EVE)
+            .expect("read")
+            .expect("conversation");
+        assert!(conv.contact.blocked);
+        s.set_contact_blocked(id, EVE, false, 60).expect("unblock");
+        // A re-read of the message dropped while blocked does not bring it back.
+        s.record_received(
+            id,
+            0,
+            &[received("h2", EVE, 40), received("h4", EVE, 70)],
+            None,
+            80,
+        )
+        .expect("record");
+        assert_eq!(texts(&s, id), ["text h1", "text h3", "text h4"]);
+    }
+
+    #[test]
+    fn synced_contacts_and_read_positions_apply_and_only_differences_write() {
+        let dir = TempDir::new("sync-read");
+        let (s, id) = store(&dir);
+        s.record_received(
+            id,
+            0,
+            &[
+                received("a", BOB, 1_000),
+                received("b", BOB, 2_000),
+                received("c", BOB, 3_000),
+            ],
+            None,
+            3_500,
+        )
+        .expect("record");
+        let seq_of = |t: u64| {
+            s.events(id, 0, 0, 100, false)
+                .expect("events")
+                .0
+                .into_iter()
+                .find(|e| matches!(&e.kind, EventKind::Incoming(m) if m.sent_at_ms == t))
+                .expect("message")
+                .seq
+        };
+        // The read time of a position is its newest message at or before it.
+        assert_eq!(
+            s.read_time(id, BOB, seq_of(2_000)).expect("time"),
+            Some(2_000)
+        );
+        assert_eq!(s.read_time(id, EVE, 5).expect("time"), None);
+        // Read up to 2,500 ms: the message of 2,000 is the last read.
+        let v = s
+            .sync_read(id, BOB, 2_500, false, 4_000)
+            .expect("sync")
+            .expect("conversation");
+        assert_eq!(v.conversation.read_seq, seq_of(2_000));
+        let last = s.last_seq(id).expect("seq");
+        // The same again writes nothing; an older position never moves read_seq back.
+        s.sync_read(id, BOB, 2_500, false, 4_100).expect("sync");
+        s.sync_read(id, BOB, 500, false, 4_200).expect("sync");
+        assert_eq!(s.last_seq(id).expect("seq"), last);
+        let v = s
+            .sync_read(id, BOB, 0, true, 4_300)
+            .expect("sync")
+            .expect("conversation");
+        assert!(v.conversation.unread);
+        assert_eq!(v.conversation.read_seq, seq_of(2_000));
+        // No conversation: nothing.
+        assert!(s
+            .sync_read(id, EVE, 9_000, false, 4_400)
+            .expect("sync")
+            .is_none());
+
+        let synced = SyncedContact {
+            account_id: BOB.into(),
+            nickname: Some("Bobby".into()),
+            profile_name: Some("Robert".into()),
+            approved: true,
+            approved_me: true,
+            blocked: false,
+        };
+        s.sync_contact(id, &synced, 5_000).expect("sync");
+        let bob = s.contact(id, BOB).expect("contact");
+        assert_eq!(
+            (bob.name.as_deref(), bob.profile_name.as_deref()),
+            (Some("Bobby"), Some("Robert"))
+        );
+        assert!(bob.approved && bob.approved_me && !bob.blocked);
+        let last = s.last_seq(id).expect("seq");
+        s.sync_contact(id, &synced, 5_100).expect("sync");
+        assert_eq!(
+            s.last_seq(id).expect("seq"),
+            last,
+            "nothing changed, nothing recorded"
+        );
+        // An empty nickname keeps the local name.
+        s.sync_contact(
+            id,
+            &SyncedContact {
+                nickname: None,
+                ..synced
+            },
+            5_200,
+        )
+        .expect("sync");
+        assert_eq!(
+            s.contact(id, BOB).expect("contact").name.as_deref(),
+            Some("Bobby")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_message_is_recorded_once() {
+        let dir = TempDir::new("sync-unreadable");
+        let (s, id) = store(&dir);
+        assert!(s
+            .record_unreadable(id, "v2", "why", 10)
+            .expect("record")
+            .is_some());
+        assert!(s
+            .record_unreadable(id, "v2", "why", 20)
+            .expect("record")
+            .is_none());
+        let (events, _) = s.events(id, 0, 0, 10, false).expect("events");
+        assert_eq!(events.len(), 1);
+        assert!(matches!(&events[0].kind, EventKind::Unreadable { hash, .. } if hash == "v2"));
+        assert!(s.record_unreadable(99, "v2", "why", 20).is_err());
+    }
+}
