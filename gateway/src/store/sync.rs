@@ -226,6 +226,7 @@ mod tests {
             hash: hash.to_owned(),
             sender_profile_name: None,
             sync_target: None,
+            conversation: None,
         }
     }
 
