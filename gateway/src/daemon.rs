@@ -465,6 +465,7 @@ pub async fn run(
         listeners,
         started_at_ms,
         data_dir: data_dir.to_owned(),
+        sync: Arc::clone(&service.state().sync),
     };
     on_listening(&listening);
     banner_tx.send_replace(true);

@@ -662,6 +662,23 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
         .filter(|e| matches!(e.kind, Some(event::Kind::Unreadable(_))))
         .collect();
     assert_eq!(unreadable.len(), 1, "{log:#?}");
+    // The status page (and `sessiond status`, which renders the same report) says it too.
+    let http = d.http.clone().expect("the HTTP listener");
+    let auth_header = format!("Bearer {}", d.admin_token);
+    let status = support::http_request(
+        &http,
+        "GET",
+        "/api/status",
+        &[("authorization", auth_header.as_str())],
+        "",
+    )
+    .await
+    .json();
+    let note = status["identities"][0]["notice"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(note.contains("new device group"), "{status}");
+    assert_eq!(status["identities"][0]["configs_pulled"], true);
     raw.shutdown().await;
     d.terminate();
     n.devnet.shutdown().await;
