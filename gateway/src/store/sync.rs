@@ -79,6 +79,27 @@ impl Store {
         next.approved = synced.approved;
         next.approved_me = synced.approved_me;
         next.blocked = synced.blocked;
+        // Accepted on another device: the message request is a conversation here too.
+        if synced.approved {
+            let pending = self
+                .conversation(identity, &synced.account_id)?
+                .is_some_and(|v| !v.conversation.accepted && !v.conversation.left);
+            if pending {
+                self.edit_conversation(
+                    "accepting a synced contact's conversation",
+                    identity,
+                    &synced.account_id,
+                    now_ms,
+                    |_, c| {
+                        let mut c = c.ok_or_else(|| StoreError::UnknownConversation {
+                            peer: synced.account_id.clone(),
+                        })?;
+                        c.accepted = true;
+                        Ok(c)
+                    },
+                )?;
+            }
+        }
         if next == current {
             return Ok(());
         }
@@ -350,7 +371,22 @@ mod tests {
             approved_me: true,
             blocked: false,
         };
+        assert!(
+            !s.conversation(id, BOB)
+                .expect("read")
+                .expect("conversation")
+                .conversation
+                .accepted
+        );
         s.sync_contact(id, &synced, 5_000).expect("sync");
+        // Approved on another device: no longer a message request.
+        assert!(
+            s.conversation(id, BOB)
+                .expect("read")
+                .expect("conversation")
+                .conversation
+                .accepted
+        );
         let bob = s.contact(id, BOB).expect("contact");
         assert_eq!(
             (bob.name.as_deref(), bob.profile_name.as_deref()),
