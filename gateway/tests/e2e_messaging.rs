@@ -518,7 +518,7 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
     let mut book = Config::new(CONTACTS, ConfigKeys::user(&phone));
     // Ten rounds of changes on the phone: its Contacts config is at seqno 10.
     for round in 1..=10 {
-        let mut bestie = Contact::new(friend.clone());
+        let mut bestie = Contact::new(friend);
         bestie.nickname = if round == 10 {
             "Bestie".into()
         } else {

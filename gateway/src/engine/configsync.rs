@@ -689,11 +689,8 @@ mod tests {
             },
             now
         ));
-        let r = convo_info_volatile::get(
-            c.get(4).expect("convo").data(),
-            &Convo::OneToOne(bob.clone()),
-        )
-        .expect("read state");
+        let r = convo_info_volatile::get(c.get(4).expect("convo").data(), &Convo::OneToOne(bob))
+            .expect("read state");
         assert_eq!(r.last_read_ms, (now - 5) as i64);
         assert!(c.apply_edit(
             &Edit::Hide {
@@ -701,11 +698,10 @@ mod tests {
             },
             now
         ));
-        assert!(convo_info_volatile::get(
-            c.get(4).expect("convo").data(),
-            &Convo::OneToOne(bob.clone())
-        )
-        .is_none());
+        assert!(
+            convo_info_volatile::get(c.get(4).expect("convo").data(), &Convo::OneToOne(bob))
+                .is_none()
+        );
         assert_eq!(
             contacts::get(c.get(3).expect("contacts").data(), &bob)
                 .expect("bob")
