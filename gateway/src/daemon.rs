@@ -369,6 +369,7 @@ pub async fn run(
             identities_changed: Arc::clone(&state.identities_changed),
             activity: Mutex::new(Default::default()),
             metrics: Arc::clone(&metrics),
+            sync: Arc::clone(&state.sync),
         });
         engine.own("net-metrics", counting);
         if let Some(task) = progress {
@@ -489,6 +490,7 @@ pub async fn run(
         listeners,
         started_at_ms,
         data_dir: data_dir.to_owned(),
+        sync: Arc::clone(&service.state().sync),
     };
     on_listening(&listening);
     banner_tx.send_replace(true);

@@ -78,6 +78,8 @@ pub struct Ctx {
     pub activity: Mutex<HashMap<IdentityId, Arc<Notify>>>,
     /// Counters for `/metrics` and the status page's recent failures.
     pub metrics: Arc<Metrics>,
+    /// Config sync's queued edits and status, shared with the API.
+    pub sync: Arc<configsync::SyncHub>,
 }
 
 impl Ctx {

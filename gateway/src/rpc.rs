@@ -45,6 +45,7 @@ pub use network::{NetworkSource, NetworkUpdates};
 pub use seal::{sync_copy, SessionSealer};
 
 use crate::config::Config;
+use crate::engine::configsync::SyncHub;
 use crate::store::Store;
 
 /// What every handler shares. Immutable apart from the store's own state.
@@ -70,6 +71,8 @@ pub struct State {
     pub identities_changed: Arc<Notify>,
     /// The webhooks' settings, stats and change signal.
     pub webhooks: crate::webhooks::Hub,
+    /// Config sync: changes to push to the account's other devices, and the sync status.
+    pub sync: Arc<SyncHub>,
 }
 
 impl State {
@@ -91,6 +94,7 @@ impl State {
             outbox_wake: Arc::new(Notify::new()),
             identities_changed: Arc::new(Notify::new()),
             webhooks: crate::webhooks::Hub::new(config.webhooks.clone(), Default::default()),
+            sync: Arc::new(SyncHub::default()),
         }
     }
 }

@@ -87,7 +87,21 @@ pub struct IdentityReport {
     pub queued: u64,
     /// Messages that failed since the daemon started.
     pub failed: u64,
+    /// Config sync: the account's settings were read from the network since start (until
+    /// then nothing is pushed).
+    #[serde(default)]
+    pub configs_pulled: bool,
+    /// Said plainly when it matters: another device of the account published device-group
+    /// keys, so messages in the new format cannot be read here yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
+
+/// What the status page and `sessiond status` say when another device of the account has
+/// published device-group keys (namespace −21).
+pub const DEVICE_KEYS_NOTICE: &str = "another device of this account joined the new device \
+    group: messages sent to it in the new format cannot be read here yet (they show as \
+    'cannot read this message here'); read them on that device";
 
 /// One outbox entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +219,8 @@ pub struct Sources {
     pub started_at_ms: u64,
     /// The data dir.
     pub data_dir: PathBuf,
+    /// Config sync's per-identity status.
+    pub sync: Arc<crate::engine::configsync::SyncHub>,
 }
 
 /// Shortens an Account ID or key for display: `05ab12…ef90`.
@@ -288,9 +304,16 @@ impl Sources {
                 .store
                 .conversations(r.id)?
                 .iter()
-                .filter(|c| c.conversation.last_seq > c.conversation.read_seq)
+                .filter(|c| {
+                    c.conversation.last_seq > c.conversation.read_seq || c.conversation.unread
+                })
                 .count() as u64;
+            let sync = self.sync.status(r.id);
             ids.push(IdentityReport {
+                configs_pulled: sync.pulled,
+                notice: sync
+                    .other_device_keys
+                    .then(|| DEVICE_KEYS_NOTICE.to_owned()),
                 name: r.name.clone(),
                 account: short(&r.account_id),
                 unread,
@@ -455,9 +478,21 @@ pub fn render_human(r: &StatusReport) -> String {
     for i in &r.identities {
         let _ = writeln!(
             out,
-            "  {:<16} {}  unread {}, queued {}, failed {}",
-            i.name, i.account, i.unread, i.queued, i.failed
+            "  {:<16} {}  unread {}, queued {}, failed {}{}",
+            i.name,
+            i.account,
+            i.unread,
+            i.queued,
+            i.failed,
+            if i.configs_pulled {
+                ""
+            } else {
+                ", settings not synced yet"
+            }
         );
+        if let Some(n) = &i.notice {
+            let _ = writeln!(out, "    note: {n}");
+        }
     }
     let oldest = r.outbox.oldest_at_ms.map_or(String::new(), |t| {
         format!(", oldest {} old", age(r.now_ms, t))

@@ -63,6 +63,7 @@ mod lock;
 mod migrate;
 mod records;
 mod retention;
+mod sync;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -85,6 +86,7 @@ pub use records::{
     IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, SyncCopy,
     TokenRecord, HELD,
 };
+pub use sync::SyncedContact;
 pub use webhooks::{DeadLetter, WebhookRecord, WebhookSource};
 
 /// The database file's name in the data dir.
@@ -1144,6 +1146,17 @@ impl Store {
             let mut book = book::Book::open(tx)?;
             for msg in messages {
                 if seen.get((identity, msg.hash.as_str()))?.is_some() {
+                    continue;
+                }
+                // A blocked contact's messages are kept out of the log (remembered as seen, so
+                // a re-read after an unblock does not bring them back).
+                if msg.sync_target.is_none()
+                    && book
+                        .contact(identity, &msg.sender)?
+                        .is_some_and(|c| c.blocked)
+                {
+                    let last = log.last_seq(identity)?;
+                    seen.insert((identity, msg.hash.as_str()), last)?;
                     continue;
                 }
                 let (kind, peer, way) = match &msg.sync_target {

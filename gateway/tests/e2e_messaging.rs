@@ -468,20 +468,25 @@ async fn run_devnet_answers_through_the_echo_identity() {
 
 /// "Bring your Session account": another device of the account (here session-proto's config
 /// code, storing through a network client of its own) has put a profile name and a contact with
-/// a nickname into the account's swarm, next to junk in two other config namespaces. A daemon
-/// restoring the same recovery password shows both, without pushing anything (the account's
-/// config messages in the swarm stay the phone's).
+/// a nickname into the account's swarm (at seqno 10), next to junk in two other config
+/// namespaces, device-group keys in namespace −21 and a message in the new "v2" format. A daemon
+/// restoring the same recovery password shows the name and the contact; a nickname set through
+/// it right after the restore (before its first pull) is pushed only after that pull, merged on
+/// top of the phone's contacts (pushed before, at seqno 1, it would have been stale against
+/// seqno 10 and lost); the phone's profile message is left as it is (nothing to push there). It
+/// says that another device published device-group keys, and records the v2 message as
+/// unreadable, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restored_identity_gets_the_accounts_profile_and_contacts() {
-    use session_net::{MemoryPoolStore, NetClient, NetConfig};
     use session_proto::account_id::AccountId;
     use session_proto::config::contacts::{self, Contact};
     use session_proto::config::object::{CONTACTS, USER_PROFILE};
     use session_proto::config::{user_profile, Config, ConfigKeys};
     use session_proto::keys::IdentityKeys;
     use session_proto::storage_rpc::UserPubkey;
-    use sessiond_api::v1::{ListContactsRequest, ListIdentitiesRequest, RestoreIdentityRequest};
-    use std::sync::Arc;
+    use sessiond_api::v1::{
+        ListContactsRequest, ListIdentitiesRequest, RestoreIdentityRequest, SetContactNameRequest,
+    };
 
     let n = net("e2e-config-pull", FAST_CONFIG).await;
     let phone = IdentityKeys::from_seed16(&[0x5a; 16]);
@@ -493,17 +498,25 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
         .expect("writable")
         .expect("short name");
     let mut book = Config::new(CONTACTS, ConfigKeys::user(&phone));
-    let mut bestie = Contact::new(friend);
-    bestie.nickname = "Bestie".into();
-    bestie.approved = true;
-    book.edit(|d| contacts::set(d, &bestie))
-        .expect("writable")
-        .expect("valid contact");
-    let raw = NetClient::with_https(
-        NetConfig::devnet(n.devnet.seeds()),
-        Arc::new(MemoryPoolStore::new()),
-    );
-    raw.bootstrap().await.expect("bootstrap");
+    // Ten rounds of changes on the phone: its Contacts config is at seqno 10.
+    for round in 1..=10 {
+        let mut bestie = Contact::new(friend);
+        bestie.nickname = if round == 10 {
+            "Bestie".into()
+        } else {
+            format!("Bestie {round}")
+        };
+        bestie.approved = true;
+        book.edit(|d| contacts::set(d, &bestie))
+            .expect("writable")
+            .expect("valid contact");
+        if round < 10 {
+            let p = book.push().expect("push");
+            book.confirm_pushed(p.seqno, &[format!("earlier-{round}")]);
+        }
+    }
+    assert_eq!(book.seqno(), 10);
+    let raw = raw_client(&n).await;
     let account = UserPubkey(*phone.account_id().as_bytes());
     let auth = session_net::Auth::Account(phone.signing_key().clone());
     let mut stored = Vec::new();
@@ -524,6 +537,22 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
             .await
             .expect("store junk");
     }
+    // Another device published device-group keys (−21 takes the account's signature), and
+    // someone sent a v2 message.
+    raw.store(
+        &account,
+        -21,
+        b"d1:Mi1e1:X32:................................e",
+        600_000,
+        &auth,
+    )
+    .await
+    .expect("store to -21");
+    let mut v2 = vec![0x00, 0x02];
+    v2.extend((0..1278u32).map(|i| (i * 7 % 251) as u8));
+    raw.store(&account, 0, &v2, 600_000, &session_net::Auth::None)
+        .await
+        .expect("store a v2 message");
 
     let d = n.daemon("d").await;
     let mut c = admin(&d).await;
@@ -534,6 +563,16 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
         })
         .await
         .expect("restore");
+    // At once, before the first poll can have finished.
+    let early = AccountId::standard([0x78; 32]);
+    c.convs
+        .set_contact_name(SetContactNameRequest {
+            identity: "me".into(),
+            account_id: early.to_string(),
+            name: "Early".into(),
+        })
+        .await
+        .expect("name a contact");
     let start = Instant::now();
     loop {
         let ids = c
@@ -556,7 +595,7 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
         let named = ids.iter().any(|i| i.display_name == "Phone Name");
         let nick = contacts
             .iter()
-            .any(|k| k.account_id == friend.to_string() && k.name == "Bestie");
+            .any(|k| k.account_id == friend.to_string() && k.name == "Bestie" && k.approved);
         if named && nick {
             break;
         }
@@ -566,16 +605,62 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The swarm still holds exactly the phone's messages: the daemon pushed nothing.
-    for (ns, m) in stored {
-        let got = raw
-            .retrieve(&account, ns, None, &auth)
-            .await
-            .expect("retrieve")
-            .messages;
-        assert_eq!(got.len(), 1, "namespace {ns}");
-        assert_eq!(got[0].data.0, m);
-    }
+    // The daemon's nickname joined the phone's contacts in one merged message.
+    let mut want = vec![
+        (friend.to_string(), "Bestie".to_owned()),
+        (early.to_string(), "Early".to_owned()),
+    ];
+    want.sort();
+    eventually(
+        "the early nickname merged into the phone's contacts",
+        || {
+            let (raw, phone, want) = (&raw, &phone, want.clone());
+            async move {
+                let (hashes, names) = swarm_contacts(raw, phone).await;
+                (hashes.len() == 1 && names == want)
+                    .then_some(())
+                    .ok_or(format!("{hashes:?} {names:?}"))
+            }
+        },
+    )
+    .await;
+    // The phone's profile message is untouched: nothing was pushed there.
+    let (ns, m) = &stored[0];
+    let got = raw
+        .retrieve(&account, *ns, None, &auth)
+        .await
+        .expect("retrieve")
+        .messages;
+    assert_eq!(got.len(), 1, "namespace {ns}");
+    assert_eq!(&got[0].data.0, m);
+
+    // Device-group keys and the v2 message are told, the message once.
+    let me = identity(&mut c, "me").await;
+    assert!(me.other_device_keys && me.configs_pulled, "{me:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = history(&mut c, "me").await;
+    let unreadable: Vec<_> = log
+        .iter()
+        .filter(|e| matches!(e.kind, Some(event::Kind::Unreadable(_))))
+        .collect();
+    assert_eq!(unreadable.len(), 1, "{log:#?}");
+    // The status page (and `sessiond status`, which renders the same report) says it too.
+    let http = d.http.clone().expect("the HTTP listener");
+    let auth_header = format!("Bearer {}", d.admin_token);
+    let status = support::http_request(
+        &http,
+        "GET",
+        "/api/status",
+        &[("authorization", auth_header.as_str())],
+        "",
+    )
+    .await
+    .json();
+    let note = status["identities"][0]["notice"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(note.contains("new device group"), "{status}");
+    assert_eq!(status["identities"][0]["configs_pulled"], true);
     raw.shutdown().await;
     d.terminate();
     n.devnet.shutdown().await;
@@ -1048,4 +1133,327 @@ async fn a_group_from_creation_to_removal_and_promotion_over_three_daemons() {
         .groups;
     assert_eq!(groups.len(), 1);
     no_duplicates(&a_log);
+}
+
+/// A raw network client on the devnet, as the account's "phone" or a stranger.
+async fn raw_client(n: &Net) -> session_net::NetClient {
+    let raw = session_net::NetClient::with_https(
+        session_net::NetConfig::devnet(n.devnet.seeds()),
+        std::sync::Arc::new(session_net::MemoryPoolStore::new()),
+    );
+    raw.bootstrap().await.expect("bootstrap");
+    raw
+}
+
+/// Stores a one-to-one text from `from` in `to`'s swarm; returns its Session timestamp.
+async fn deliver(
+    raw: &session_net::NetClient,
+    from: &session_proto::keys::IdentityKeys,
+    to: &str,
+    text: &str,
+) -> u64 {
+    use rand::rngs::OsRng;
+    use session_proto::account_id::AccountId;
+    use session_proto::message::{encrypt_message, text_content};
+    let to: AccountId = to.parse().expect("account id");
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let data =
+        encrypt_message(from, &to, &text_content(text, None, ts), ts, &mut OsRng).expect("seal");
+    let account = session_proto::storage_rpc::UserPubkey(*to.as_bytes());
+    raw.store(&account, 0, &data, 600_000, &session_net::Auth::None)
+        .await
+        .expect("store");
+    ts
+}
+
+/// Polls `probe` until it returns `Some`; panics at the deadline with the last `None` reason.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let until = Instant::now() + DEADLINE;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(why) => assert!(
+                Instant::now() < until,
+                "timed out waiting for {what}: {why}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn identity(c: &mut Clients, name: &str) -> sessiond_api::v1::Identity {
+    c.ids
+        .get_identity(sessiond_api::v1::GetIdentityRequest { name: name.into() })
+        .await
+        .expect("get identity")
+        .into_inner()
+        .identity
+        .expect("identity")
+}
+
+async fn contact(
+    c: &mut Clients,
+    name: &str,
+    account_id: &str,
+) -> Option<sessiond_api::v1::Contact> {
+    c.convs
+        .get_contact(sessiond_api::v1::GetContactRequest {
+            identity: name.into(),
+            account_id: account_id.into(),
+        })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().contact)
+}
+
+/// The account's live Contacts config messages in its swarm, merged by a fresh config object
+/// (as a third device would see them): (storage hashes, the nicknames it holds).
+async fn swarm_contacts(
+    raw: &session_net::NetClient,
+    keys: &session_proto::keys::IdentityKeys,
+) -> (Vec<String>, Vec<(String, String)>) {
+    use session_proto::config::object::CONTACTS;
+    use session_proto::config::{contacts, Config, ConfigKeys};
+    let account = session_proto::storage_rpc::UserPubkey(*keys.account_id().as_bytes());
+    let auth = session_net::Auth::Account(keys.signing_key().clone());
+    let got = raw
+        .retrieve(&account, 3, None, &auth)
+        .await
+        .expect("retrieve contacts")
+        .messages;
+    let mut config = Config::new(CONTACTS, ConfigKeys::user(keys));
+    let msgs: Vec<(&str, &[u8])> = got
+        .iter()
+        .map(|m| (m.hash.as_str(), m.data.0.as_slice()))
+        .collect();
+    config.merge(&msgs, 0);
+    let mut hashes: Vec<String> = got.iter().map(|m| m.hash.clone()).collect();
+    hashes.sort();
+    let mut names: Vec<(String, String)> = contacts::list(config.data())
+        .into_iter()
+        .filter(|c| !c.nickname.is_empty())
+        .map(|c| (c.session_id.to_string(), c.nickname))
+        .collect();
+    names.sort();
+    (hashes, names)
+}
+
+/// Two devices of one account (two daemons restored from the same recovery password): a
+/// profile name, a contact's nickname, a block and a read position set on one appear on the
+/// other; a blocked contact's later messages stay out of both logs; concurrent renames on both
+/// devices converge to one merged Contacts config in the swarm (the same message hash, holding
+/// both names), shown on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_share_profile_contacts_blocks_and_read_positions() {
+    use rand::rngs::OsRng;
+    use session_proto::keys::IdentityKeys;
+    use sessiond_api::v1::{
+        BlockContactRequest, GetConversationRequest, MarkConversationReadRequest,
+        RestoreIdentityRequest, SetContactNameRequest, SetProfileRequest,
+    };
+
+    let n = net("e2e-config-sync", FAST_CONFIG).await;
+    let account = IdentityKeys::from_seed16(&[0x42; 16]);
+    let words = account.recovery_password().expect("words").to_string();
+    let (d1, d2) = (n.daemon("one").await, n.daemon("two").await);
+    let (mut c1, mut c2) = (admin(&d1).await, admin(&d2).await);
+    for c in [&mut c1, &mut c2] {
+        c.ids
+            .restore_identity(RestoreIdentityRequest {
+                name: "me".into(),
+                recovery_password: words.clone(),
+            })
+            .await
+            .expect("restore");
+    }
+    let me = account.account_id().to_string();
+    let raw = raw_client(&n).await;
+    let friend = IdentityKeys::generate(&mut OsRng);
+    let pest = IdentityKeys::generate(&mut OsRng);
+    let (friend_id, pest_id) = (
+        friend.account_id().to_string(),
+        pest.account_id().to_string(),
+    );
+    deliver(&raw, &friend, &me, "hello from a friend").await;
+    deliver(&raw, &pest, &me, "hello from a pest").await;
+    // Both devices see both messages and have pulled the configs.
+    for c in [&mut c1, &mut c2] {
+        history_until(c, "me", |h| incoming_texts(h).len() == 2).await;
+        eventually("the first config pull", || {
+            let mut c = clone_clients(c);
+            async move {
+                let i = identity(&mut c, "me").await;
+                i.configs_pulled.then_some(()).ok_or(format!("{i:?}"))
+            }
+        })
+        .await;
+    }
+    let read_to = history(&mut c1, "me")
+        .await
+        .iter()
+        .find(|e| matches!(&e.kind, Some(event::Kind::Incoming(m)) if m.sender == friend_id))
+        .expect("the friend's message")
+        .seq;
+
+    // Device one changes things.
+    c1.ids
+        .set_profile(SetProfileRequest {
+            name: "me".into(),
+            display_name: "Device One".into(),
+        })
+        .await
+        .expect("set profile");
+    c1.convs
+        .set_contact_name(SetContactNameRequest {
+            identity: "me".into(),
+            account_id: friend_id.clone(),
+            name: "Buddy".into(),
+        })
+        .await
+        .expect("name");
+    c1.convs
+        .block_contact(BlockContactRequest {
+            identity: "me".into(),
+            account_id: pest_id.clone(),
+        })
+        .await
+        .expect("block");
+    c1.convs
+        .mark_conversation_read(MarkConversationReadRequest {
+            identity: "me".into(),
+            account_id: friend_id.clone(),
+            seq: read_to,
+        })
+        .await
+        .expect("mark read");
+
+    // Device two shows them.
+    let friend_on_two = history(&mut c2, "me")
+        .await
+        .iter()
+        .find(|e| matches!(&e.kind, Some(event::Kind::Incoming(m)) if m.sender == friend_id))
+        .expect("the friend's message on two")
+        .seq;
+    eventually("device one's changes on device two", || {
+        let mut c = clone_clients(&c2);
+        let (friend_id, pest_id) = (friend_id.clone(), pest_id.clone());
+        async move {
+            let i = identity(&mut c, "me").await;
+            let buddy = contact(&mut c, "me", &friend_id).await;
+            let pest = contact(&mut c, "me", &pest_id).await;
+            let conv = c
+                .convs
+                .get_conversation(GetConversationRequest {
+                    identity: "me".into(),
+                    account_id: friend_id.clone(),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .into_inner()
+                .conversation
+                .unwrap_or_default();
+            let done = i.display_name == "Device One"
+                && buddy.as_ref().is_some_and(|b| b.name == "Buddy")
+                && pest.as_ref().is_some_and(|p| p.blocked)
+                && conv.read_seq == friend_on_two;
+            done.then_some(())
+                .ok_or(format!("{i:?} / {buddy:?} / {pest:?} / {conv:?}"))
+        }
+    })
+    .await;
+
+    // The blocked contact writes again, then the friend: only the friend's message is recorded,
+    // on both devices.
+    deliver(&raw, &pest, &me, "let me in").await;
+    deliver(&raw, &friend, &me, "after the block").await;
+    for c in [&mut c1, &mut c2] {
+        let h = history_until(c, "me", |h| incoming_texts(h).len() == 3).await;
+        assert!(
+            !incoming_texts(&h).iter().any(|(_, t)| t == "let me in"),
+            "{h:#?}"
+        );
+    }
+
+    // Concurrent renames on both devices converge.
+    let (x1, x2) = (some_id(0x31), some_id(0x32));
+    let rename = |c: &Clients, who: String, name: &'static str| {
+        let mut c = clone_clients(c);
+        async move {
+            c.convs
+                .set_contact_name(SetContactNameRequest {
+                    identity: "me".into(),
+                    account_id: who,
+                    name: name.into(),
+                })
+                .await
+                .expect("rename");
+        }
+    };
+    tokio::join!(
+        rename(&c1, x1.clone(), "From One"),
+        rename(&c2, x2.clone(), "From Two")
+    );
+    let want = {
+        let mut w = vec![
+            (friend_id.clone(), "Buddy".to_owned()),
+            (x1.clone(), "From One".to_owned()),
+            (x2.clone(), "From Two".to_owned()),
+        ];
+        w.sort();
+        w
+    };
+    let hashes = eventually("one merged Contacts config in the swarm", || {
+        let (raw, account, want) = (&raw, &account, want.clone());
+        async move {
+            let (hashes, names) = swarm_contacts(raw, account).await;
+            (hashes.len() == 1 && names == want)
+                .then_some(hashes.clone())
+                .ok_or(format!("{hashes:?} {names:?}"))
+        }
+    })
+    .await;
+    for c in [&c1, &c2] {
+        eventually("both renames on both devices", || {
+            let mut c = clone_clients(c);
+            let (x1, x2) = (x1.clone(), x2.clone());
+            async move {
+                let a = contact(&mut c, "me", &x1).await.map(|k| k.name);
+                let b = contact(&mut c, "me", &x2).await.map(|k| k.name);
+                (a.as_deref() == Some("From One") && b.as_deref() == Some("From Two"))
+                    .then_some(())
+                    .ok_or(format!("{a:?} {b:?}"))
+            }
+        })
+        .await;
+    }
+    // Several more polls: nothing moves (both devices hold the same message and push nothing).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(swarm_contacts(&raw, &account).await.0, hashes);
+
+    raw.shutdown().await;
+    d1.terminate();
+    d2.terminate();
+    n.devnet.shutdown().await;
+}
+
+/// A fresh set of clients on the same channels.
+fn clone_clients(c: &Clients) -> Clients {
+    Clients {
+        ids: c.ids.clone(),
+        msgs: c.msgs.clone(),
+        convs: c.convs.clone(),
+        net: c.net.clone(),
+        groups: c.groups.clone(),
+    }
+}
+
+fn some_id(n: u8) -> String {
+    support::some_account_id(n)
 }

@@ -16,8 +16,9 @@ use common::{identity_with_token, Raw, DEADLINE};
 use irc::client::prelude::{Capability, Client, Command, Config, Message};
 use irc::client::ClientStream;
 use session_devnet::{Devnet, DevnetConfig};
+use sessiond_api::v1::conversation_service_client::ConversationServiceClient;
 use sessiond_api::v1::message_service_client::MessageServiceClient;
-use sessiond_api::v1::{event, ListEventsRequest};
+use sessiond_api::v1::{event, GetContactRequest, ListEventsRequest};
 use support::{networked_command, Daemon, TempDir};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -449,6 +450,59 @@ async fn two_irc_users_on_two_daemons_chat_and_catch_up() {
     let echo = wait_privmsg(&mut bob_in, "renamed you").await;
     assert_eq!(privmsg(&echo).map(|p| p.0), Some("ally"));
     wait_privmsg(&mut alice_in, "renamed you").await;
+
+    // Blocking through root: the daemon's contact says so, and the account's other devices
+    // learn it through config sync (e2e_messaging).
+    let blocked = || async {
+        let bearer = sessiond_api::client::Bearer::new(&b.token).expect("token");
+        let mut convs = ConversationServiceClient::with_interceptor(b.channel.clone(), bearer);
+        convs
+            .get_contact(GetContactRequest {
+                identity: "bob".into(),
+                account_id: a.account.clone(),
+            })
+            .await
+            .expect("contact")
+            .into_inner()
+            .contact
+            .expect("contact")
+            .blocked
+    };
+    ask("contacts block ally");
+    let m = wait_msg(&mut bob_in, "blocked", from_root).await;
+    assert!(
+        privmsg(&m).is_some_and(|(_, t)| t.starts_with("ally is blocked")),
+        "{m:?}"
+    );
+    assert!(blocked().await);
+    ask("contacts unblock ally");
+    let m = wait_msg(&mut bob_in, "unblocked", from_root).await;
+    assert!(
+        privmsg(&m).is_some_and(|(_, t)| t == "ally is no longer blocked."),
+        "{m:?}"
+    );
+    assert!(!blocked().await);
+    ask("contacts block nobody");
+    let m = wait_msg(&mut bob_in, "no such contact", from_root).await;
+    assert!(
+        privmsg(&m).is_some_and(|(_, t)| t.starts_with("No contact is called nobody")),
+        "{m:?}"
+    );
+    ask("contacts block");
+    let m = wait_msg(&mut bob_in, "usage", from_root).await;
+    assert!(
+        privmsg(&m).is_some_and(|(_, t)| t.starts_with("Usage: contacts block")),
+        "{m:?}"
+    );
+    ask("account");
+    let m = wait_msg(&mut bob_in, "sync state", |m| {
+        from_root(m) && privmsg(m).is_some_and(|(_, t)| t.contains("settings"))
+    })
+    .await;
+    assert!(
+        privmsg(&m).is_some_and(|(_, t)| t.contains("in sync with your other devices")),
+        "{m:?}"
+    );
 
     // Alice has a second connection: bob's message shows there too, and her own messages from
     // the first appear there as sent by her.

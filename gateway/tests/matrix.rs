@@ -1323,6 +1323,41 @@ async fn client_start_up_and_the_room_mapping() {
     );
     let since = inc["next_batch"].as_str().expect("next_batch").to_owned();
 
+    // Ignoring a user is blocking the contact (the daemon's, shared with the account's other
+    // devices): the list is read back from the daemon and comes in the next sync.
+    let ignored = format!("user/{me}/account_data/m.ignored_user_list");
+    assert_eq!(get(v3(&ignored)).await, json!({ "ignored_users": {} }));
+    send(
+        "PUT",
+        v3(&ignored),
+        json!({ "ignored_users": { &ghost: {}, "@someone:elsewhere": {} } }),
+    )
+    .await;
+    assert_eq!(
+        get(v3(&ignored)).await,
+        json!({ "ignored_users": { &ghost: {} } })
+    );
+    let inc = get(v3(&format!("sync?since={since}&timeout=0"))).await;
+    let listed = inc["account_data"]["events"]
+        .as_array()
+        .expect("account data")
+        .iter()
+        .find(|e| e["type"] == "m.ignored_user_list")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        listed["content"]["ignored_users"],
+        json!({ &ghost: {} }),
+        "{inc}"
+    );
+    let since = inc["next_batch"].as_str().expect("next_batch").to_owned();
+    for bad in [json!({}), json!({ "ignored_users": [] })] {
+        let got = raw(mx, "PUT", &v3(&ignored), a, bad.to_string().as_bytes()).await;
+        is_error(&got, 400, "M_BAD_JSON");
+    }
+    send("PUT", v3(&ignored), json!({ "ignored_users": {} })).await;
+    assert_eq!(get(v3(&ignored)).await, json!({ "ignored_users": {} }));
+
     send("POST", v3(&format!("rooms/{room}/leave")), json!({})).await;
     let inc = get(v3(&format!("sync?since={since}&timeout=0"))).await;
     assert!(inc["rooms"]["leave"][&f.room].is_object(), "{inc}");

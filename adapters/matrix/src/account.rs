@@ -88,6 +88,11 @@ pub(crate) async fn get_account_data(
     Path((user, kind)): Path<(String, String)>,
 ) -> Answer {
     me.require_self(&user)?;
+    if kind == crate::ignored::KIND {
+        return Ok(Json(
+            crate::ignored::content(&me, &s.config.server_name).await?,
+        ));
+    }
     if kind == "m.direct" {
         let convs = conversations(&me).await?;
         return Ok(Json(
@@ -101,7 +106,8 @@ pub(crate) async fn get_account_data(
 }
 
 /// `PUT /_matrix/client/v3/user/{userId}/account_data/{type}`: kept in memory (a client's
-/// settings); `m.direct` is accepted but always answered from the conversations.
+/// settings); `m.direct` is accepted but always answered from the conversations;
+/// `m.ignored_user_list` blocks and unblocks contacts (and is answered from them).
 pub(crate) async fn put_account_data(
     State(s): State<Arc<Shared>>,
     me: Me,
@@ -110,6 +116,12 @@ pub(crate) async fn put_account_data(
 ) -> Answer {
     me.require_self(&user)?;
     let content: Value = body.json()?;
+    if kind == crate::ignored::KIND {
+        // Blocking: the daemon's blocked contacts are the list (nothing kept here).
+        let wanted = crate::ignored::wanted(&content, &s.config.server_name)?;
+        crate::ignored::apply(&me, &wanted).await?;
+        return Ok(Json(json!({})));
+    }
     s.identity(me.name())
         .set_account_data(&kind, content)
         .map_err(|()| MatrixError::Forbidden("too many account data types".into()))?;

@@ -28,6 +28,7 @@ mod err;
 mod events;
 mod http;
 mod ids;
+mod ignored;
 mod rooms;
 mod router;
 mod state;

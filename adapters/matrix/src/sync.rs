@@ -19,6 +19,7 @@ use crate::err::MatrixError;
 use crate::events::{m_direct, peer_of, Membership, RoomView};
 use crate::http::{Answer, Json, Query};
 use crate::ids::StreamToken;
+use crate::ignored;
 use crate::state::{IdentityState, Shared, Typers};
 
 /// Timeline events per room when the filter sets no limit.
@@ -319,11 +320,14 @@ async fn initial(
             Membership::Leave => {}
         }
     }
-    let mut account_data = vec![m_direct(me, server, &convs)];
+    let mut account_data = vec![
+        m_direct(me, server, &convs),
+        json!({ "type": ignored::KIND, "content": ignored::content(me, server).await? }),
+    ];
     account_data.extend(
         eph.account_data
             .into_iter()
-            .filter(|(k, _)| k != "m.direct")
+            .filter(|(k, _)| k != "m.direct" && k != ignored::KIND)
             .map(|(k, c)| json!({ "type": k, "content": c })),
     );
     let next = StreamToken {
@@ -483,10 +487,15 @@ async fn incremental(
     if !page.events.is_empty() {
         account_data.push(m_direct(me, server, &convs));
     }
+    // A block or unblock (here or on another device of the account) changes a conversation.
+    if !changed.is_empty() {
+        account_data
+            .push(json!({ "type": ignored::KIND, "content": ignored::content(me, server).await? }));
+    }
     account_data.extend(
         eph.account_data
             .into_iter()
-            .filter(|(k, _)| k != "m.direct")
+            .filter(|(k, _)| k != "m.direct" && k != ignored::KIND)
             .map(|(k, c)| json!({ "type": k, "content": c })),
     );
     Ok((response(next, join, invite, leave, account_data), false))

@@ -513,6 +513,10 @@ pub fn event_json(e: &Event) -> serde_json::Value {
             "added": g.added, "removed": g.removed, "promoted": g.promoted,
             "inviter": g.inviter, "renamed": g.renamed,
         }),
+        Some(event::Kind::Unreadable(u)) => json!({
+            "type": "unreadable", "hash": u.hash, "received_at_ms": u.received_at_ms,
+            "reason": u.reason,
+        }),
         None => json!({"type": "unknown"}),
     };
     if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {

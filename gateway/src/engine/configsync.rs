@@ -1,31 +1,203 @@
-//! Config sync, pull side: every poll of an identity reads its config namespaces
-//! (UserProfile 2, Contacts 3, ConvoInfoVolatile 4, UserGroups 5) in the same batch request as
-//! its messages (session-net's member-sticky `poll`), merges what arrived into the identity's configs (session-proto `config::Config`), saves their
-//! dumps, and applies what the account's other devices set: the display name and the contacts'
-//! nicknames.
+//! Config sync: the account's config messages (UserProfile 2, Contacts 3, ConvoInfoVolatile 4,
+//! UserGroups 5, in its own swarm) are what its devices share. This module pulls them, applies
+//! them to the store, and pushes the daemon's own changes the way desktop does.
 //!
-//! Config messages are handled before namespace 0, as desktop does. Nothing is pushed from
-//! here: a restored identity only reads until the push side exists, so it can never overwrite
-//! the account's configs with an empty one. Bad config messages (undecryptable, unparseable,
-//! unknown types, incomplete multipart sets) are skipped with a debug line (hashes and reasons
-//! only) and never stop the poller.
+//! # Pull
+//! Every poll of an identity reads its config namespaces in the same batch request as its
+//! messages (session-net's member-sticky `poll`), before namespace 0 as desktop does. What
+//! arrived is merged into the identity's configs (session-proto `config::Config`), changed dumps
+//! are saved, and the configs are applied: the display name; the contacts' nicknames (as local
+//! names), announced names, approved / approved_me / blocked; the 1:1 read positions and unread
+//! marks; the lists of groups and communities (kept in the [`SyncHub`] for the API).
+//!
+//! # Push
+//! API calls that change something the account shares (SetProfile, SetContactName,
+//! SetContactHandle, Open/Leave, MarkConversationRead, Block/Unblock) queue an [`Edit`] in the
+//! [`SyncHub`] and wake the identity's poller. The poller's next round pulls first, then applies
+//! the queued edits to the merged configs (a real change increments the seqno once per push),
+//! applies the result to the store, and pushes every config that needs it in one `sequence`
+//! request: a `store` per message, then one `delete` of the obsolete hashes. Success confirms
+//! the push (the stored hashes become the current ones); a failure leaves the config dirty for
+//! the next round. Dumps are saved after each step, so a dirty config survives a restart.
+//!
+//! **Never before the first pull** (config-sync §5.1): until every config namespace has been
+//! read to its end once since start, edits wait in the hub and nothing is pushed, so an empty
+//! or stale config can never overwrite what the account's other devices wrote.
+//!
+//! # Bad input
+//! Config messages that fail to unwrap, decrypt, decompress, parse or merge, whose seqno jumps
+//! far ahead, incomplete multipart sets and unknown types are skipped by session-proto (hash
+//! and reason logged at debug, never content) and never deleted: the push deletes only the
+//! hashes of messages that were merged.
+//!
+//! # Device groups (namespace −21)
+//! The poll also reads the account's public outbox −21, where the coming libsession "device
+//! group" publishes the account's rotating keys (config-sync §5.2). sessiond never publishes
+//! there. Only the account can store there (the snodes check its signature), so any message in
+//! it means another device of the account has published keys: the hub records it and the API,
+//! status page and adapters say that messages in the new "v2" format cannot be read here yet.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use session_net::{Auth, NetError, Op, OpOutcome, Poll};
+use session_proto::account_id::{AccountId, Prefix};
+use session_proto::config::convo_info_volatile::{self, Convo, ReadState};
 use session_proto::config::object::USER_CONFIGS;
+use session_proto::config::user_groups::{self, CommunityEntry, GroupEntry};
 use session_proto::config::{contacts, user_profile, Config, ConfigKeys};
 use session_proto::keys::IdentityKeys;
+use session_proto::storage_rpc::UserPubkey;
+use tokio::sync::Notify;
 
 use super::poller::PollError;
 use super::Ctx;
 use crate::rpc::now_ms;
-use crate::store::{IdentityId, IdentityRecord, StoreError};
-use session_net::Poll;
+use crate::store::{IdentityId, IdentityRecord, StoreError, SyncedContact};
 
-/// One identity's configs and where their polls stand on the current swarm member.
+/// The account's public outbox for device-group keys (config-sync §5.2).
+pub const DEVICE_KEYS_NAMESPACE: i16 = -21;
+/// How long pushed config messages live in the swarm (desktop's `TTL_DEFAULT.CONFIG_MESSAGE`);
+/// every device's pushes renew them.
+pub const CONFIG_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
+/// At most this many edits wait per identity (while it has not pulled yet, e.g. offline); the
+/// oldest are dropped beyond it, with a warning.
+pub const MAX_QUEUED_EDITS: usize = 10_000;
+/// Longest display name or nickname in a config, in bytes (libsession's limit).
+const MAX_NAME_BYTES: usize = user_profile::MAX_NAME_LENGTH;
+
+/// A local change that goes to the account's configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// SetProfile: the display name (`None` clears it).
+    Profile {
+        /// The new name.
+        name: Option<String>,
+    },
+    /// SetContactName: the contact's nickname (`None` clears it); adds the contact.
+    Nickname {
+        /// The contact's Account ID.
+        account_id: String,
+        /// The new nickname.
+        nickname: Option<String>,
+    },
+    /// SetContactHandle and the like: the contact is added (if missing).
+    AddContact {
+        /// The contact's Account ID.
+        account_id: String,
+    },
+    /// OpenConversation (or writing in a message request): the contact is approved and its
+    /// conversation shown again.
+    Accept {
+        /// The contact's Account ID.
+        account_id: String,
+    },
+    /// LeaveConversation: the conversation is hidden and its read state dropped.
+    Hide {
+        /// The contact's Account ID.
+        account_id: String,
+    },
+    /// BlockContact / UnblockContact.
+    Block {
+        /// The contact's Account ID.
+        account_id: String,
+        /// Blocked or not.
+        blocked: bool,
+    },
+    /// MarkConversationRead: read up to the message sent at `read_ms`.
+    Read {
+        /// The peer's Account ID.
+        account_id: String,
+        /// The time of the newest message read, ms.
+        read_ms: u64,
+    },
+}
+
+/// What the API can ask about an identity's config sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// Every config namespace was read to its end since start (pushes are allowed).
+    pub pulled: bool,
+    /// Another device of the account published device-group keys (namespace −21).
+    pub other_device_keys: bool,
+    /// The account's groups (UserGroups `g`), as last applied.
+    pub groups: Vec<GroupEntry>,
+    /// The account's communities (UserGroups `o`), as last applied.
+    pub communities: Vec<CommunityEntry>,
+    /// How many legacy groups the config lists.
+    pub legacy_groups: usize,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    edits: Vec<Edit>,
+    wake: Arc<Notify>,
+    status: SyncStatus,
+}
+
+/// Shared by the API (which queues edits and reads the status) and the pollers (which apply
+/// and push the edits and keep the status).
+#[derive(Debug, Default)]
+pub struct SyncHub {
+    slots: Mutex<HashMap<IdentityId, Slot>>,
+}
+
+impl SyncHub {
+    fn with<T>(&self, id: IdentityId, f: impl FnOnce(&mut Slot) -> T) -> T {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        f(slots.entry(id).or_default())
+    }
+
+    /// Queues an edit for the identity's configs and wakes its poller.
+    pub fn edit(&self, id: IdentityId, edit: Edit) {
+        self.with(id, |s| {
+            if s.edits.len() >= MAX_QUEUED_EDITS {
+                tracing::warn!(
+                    identity = id,
+                    "too many config changes waiting for the first pull; dropping the oldest"
+                );
+                s.edits.remove(0);
+            }
+            s.edits.push(edit);
+            s.wake.notify_one();
+        });
+    }
+
+    /// What wakes the identity's poller when an edit is queued.
+    pub fn waker(&self, id: IdentityId) -> Arc<Notify> {
+        self.with(id, |s| Arc::clone(&s.wake))
+    }
+
+    /// The identity's sync status.
+    pub fn status(&self, id: IdentityId) -> SyncStatus {
+        self.with(id, |s| s.status.clone())
+    }
+
+    /// Forgets an identity (removed).
+    pub fn forget(&self, id: IdentityId) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    fn take_edits(&self, id: IdentityId) -> Vec<Edit> {
+        self.with(id, |s| std::mem::take(&mut s.edits))
+    }
+
+    fn update(&self, id: IdentityId, f: impl FnOnce(&mut SyncStatus)) {
+        self.with(id, |s| f(&mut s.status));
+    }
+}
+
+/// One identity's configs and how far its pulls got since start.
 #[derive(Debug)]
 pub struct Configs {
     configs: Vec<Config>,
     /// Whether the saved state was applied once since start.
     applied: bool,
+    /// Config namespaces read to their end at least once since start.
+    pulled: BTreeSet<i16>,
 }
 
 impl Configs {
@@ -51,6 +223,7 @@ impl Configs {
         Ok(Configs {
             configs,
             applied: false,
+            pulled: BTreeSet::new(),
         })
     }
 
@@ -60,12 +233,138 @@ impl Configs {
             .iter()
             .find(|c| c.config_type().namespace == namespace)
     }
+
+    fn get_mut(&mut self, namespace: i16) -> Option<&mut Config> {
+        self.configs
+            .iter_mut()
+            .find(|c| c.config_type().namespace == namespace)
+    }
+
+    /// Every config namespace was read to its end once since start.
+    pub fn pulled(&self) -> bool {
+        USER_CONFIGS
+            .iter()
+            .all(|t| self.pulled.contains(&t.namespace))
+    }
+
+    /// Applies one edit to the configs. Returns whether a config changed; an edit the configs
+    /// cannot take (a malformed Account ID) is logged and dropped.
+    pub fn apply_edit(&mut self, edit: &Edit, now_ms: u64) -> bool {
+        let r = match edit {
+            Edit::Profile { name } => self.edit_ns(2, |d| {
+                let name = clip(name.as_deref().unwrap_or(""));
+                user_profile::set_name(d, name).map(|_| ())
+            }),
+            Edit::Nickname {
+                account_id,
+                nickname,
+            } => self.edit_contact(account_id, |c| {
+                c.nickname = clip(nickname.as_deref().unwrap_or("")).to_owned()
+            }),
+            Edit::AddContact { account_id } => self.edit_contact(account_id, |_| {}),
+            Edit::Accept { account_id } => self.edit_contact(account_id, |c| {
+                c.approved = true;
+                if c.priority < 0 {
+                    c.priority = 0;
+                }
+            }),
+            Edit::Hide { account_id } => {
+                let hid = self.edit_contact(account_id, |c| c.priority = -1);
+                let erased = match peer(account_id) {
+                    Some(id) => self.edit_ns(4, |d| {
+                        convo_info_volatile::erase(d, &Convo::OneToOne(id));
+                        Ok(())
+                    }),
+                    None => Ok(false),
+                };
+                hid.and_then(|a| erased.map(|b| a | b))
+            }
+            Edit::Block {
+                account_id,
+                blocked,
+            } => self.edit_contact(account_id, |c| c.blocked = *blocked),
+            Edit::Read {
+                account_id,
+                read_ms,
+            } => match peer(account_id) {
+                Some(id) => self.edit_ns(4, |d| {
+                    let state = ReadState {
+                        last_read_ms: i64::try_from(*read_ms).unwrap_or(i64::MAX),
+                        unread: false,
+                    };
+                    let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
+                    convo_info_volatile::set(d, &Convo::OneToOne(id), state, None, now);
+                    Ok(())
+                }),
+                None => Ok(false),
+            },
+        };
+        match r {
+            Ok(changed) => changed,
+            Err(e) => {
+                tracing::debug!(cause = %e, "a config change was not taken");
+                false
+            }
+        }
+    }
+
+    /// Runs `f` on the data of `namespace`; whether it changed.
+    fn edit_ns(
+        &mut self,
+        namespace: i16,
+        f: impl FnOnce(&mut session_proto::config::Data) -> Result<(), session_proto::err::ConfigError>,
+    ) -> Result<bool, session_proto::err::ConfigError> {
+        let Some(c) = self.get_mut(namespace) else {
+            return Ok(false);
+        };
+        let before = c.data().clone();
+        c.edit(f)??;
+        Ok(c.data() != &before)
+    }
+
+    fn edit_contact(
+        &mut self,
+        account_id: &str,
+        f: impl FnOnce(&mut contacts::Contact),
+    ) -> Result<bool, session_proto::err::ConfigError> {
+        let Some(id) = peer(account_id) else {
+            return Ok(false);
+        };
+        self.edit_ns(3, |d| {
+            let mut c = contacts::get_or_new(d, &id);
+            if c.created == 0 {
+                c.created = i64::try_from(now_ms() / 1000).unwrap_or(0);
+            }
+            f(&mut c);
+            contacts::set(d, &c)
+        })
+    }
 }
 
-/// Merges the config namespaces of one batch poll (messages not handed out before), saves
-/// changed dumps and applies changes. A namespace that failed in this poll is skipped (the
-/// mailbox does not move past it, so the next poll asks again). Returns how many config
-/// messages were new.
+/// A standard (05) Account ID, else `None`.
+fn peer(account_id: &str) -> Option<AccountId> {
+    account_id
+        .parse::<AccountId>()
+        .ok()
+        .filter(|id| id.prefix() == Some(Prefix::Standard))
+}
+
+/// `s` cut to [`MAX_NAME_BYTES`] at a character boundary.
+fn clip(s: &str) -> &str {
+    if s.len() <= MAX_NAME_BYTES {
+        return s;
+    }
+    let mut end = MAX_NAME_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Merges the config namespaces of one batch poll (messages not handed out before), applies
+/// the queued edits once every namespace was pulled, saves changed dumps and applies changes to
+/// the store. A namespace that failed in this poll is skipped (the mailbox does not move past
+/// it, so the next poll asks again). Returns how many config messages were new.
 pub(super) async fn absorb(
     ctx: &Ctx,
     record: &IdentityRecord,
@@ -77,20 +376,41 @@ pub(super) async fn absorb(
     let mut changed = !state.applied;
     for part in &poll.namespaces {
         let ns = part.namespace;
-        let Some(config) = state
-            .configs
-            .iter_mut()
-            .find(|c| c.config_type().namespace == ns)
-        else {
+        if ns == DEVICE_KEYS_NAMESPACE {
+            if let Ok(f) = &part.result {
+                if !f.messages.is_empty() {
+                    ctx.sync.update(id, |s| {
+                        if !s.other_device_keys {
+                            tracing::info!(
+                                identity = id,
+                                "another device of the account published device-group keys; \
+                                 messages in the new format cannot be read here yet"
+                            );
+                        }
+                        s.other_device_keys = true;
+                    });
+                }
+            }
             continue;
-        };
+        }
+        if state.get(ns).is_none() {
+            continue;
+        }
         let fetched = match &part.result {
-            Ok(f) if !f.messages.is_empty() => f,
-            Ok(_) => continue,
+            Ok(f) => f,
             Err(e) => {
                 tracing::debug!(identity = id, namespace = ns, cause = %e, "config namespace not read this poll");
                 continue;
             }
+        };
+        if !fetched.more {
+            state.pulled.insert(ns);
+        }
+        if fetched.messages.is_empty() {
+            continue;
+        }
+        let Some(config) = state.get_mut(ns) else {
+            continue;
         };
         // Hashes were checked against the data by session-net.
         let msgs: Vec<(&str, &[u8])> = fetched
@@ -99,19 +419,21 @@ pub(super) async fn absorb(
             .map(|m| (m.hash.as_str(), m.data.0.as_slice()))
             .collect();
         fresh += msgs.len();
-        let now = now_ms();
-        let report = config.merge(&msgs, now);
+        let report = config.merge(&msgs, now_ms());
         for (hash, cause) in &report.skipped {
             tracing::debug!(identity = id, namespace = ns, %hash, %cause, "config message skipped");
         }
         changed |= report.changed;
-        if config.needs_dump() {
-            let dump = config.dump(now);
-            ctx.blocking(move |s| s.set_config_dump(id, i32::from(ns), &dump))
-                .await
-                .map_err(super::poller::engine_err)?;
-        }
     }
+    if state.pulled() {
+        let edits = ctx.sync.take_edits(id);
+        let now = now_ms();
+        for e in &edits {
+            changed |= state.apply_edit(e, now);
+        }
+        ctx.sync.update(id, |s| s.pulled = true);
+    }
+    save_dumps(ctx, id, state).await?;
     if changed {
         apply(ctx, record, state).await?;
         state.applied = true;
@@ -119,8 +441,128 @@ pub(super) async fn absorb(
     Ok(fresh)
 }
 
-/// Applies the configs to the store: the identity's display name and its contacts' nicknames
-/// (as the contacts' local names). Only differences are written.
+async fn save_dumps(ctx: &Ctx, id: IdentityId, state: &mut Configs) -> Result<(), PollError> {
+    let now = now_ms();
+    let mut dumps = Vec::new();
+    for c in &mut state.configs {
+        if c.needs_dump() {
+            dumps.push((i32::from(c.config_type().namespace), c.dump(now)));
+        }
+    }
+    if dumps.is_empty() {
+        return Ok(());
+    }
+    ctx.blocking(move |s| {
+        for (ns, d) in &dumps {
+            s.set_config_dump(id, *ns, d)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(super::poller::engine_err)
+}
+
+/// Pushes every config that needs it in one `sequence` request to the account's own swarm: a
+/// `store` per message (TTL [`CONFIG_TTL_MS`]), then one `delete` of the obsolete hashes.
+/// Nothing happens before the first pull. Returns how many configs were pushed.
+pub(super) async fn push(
+    ctx: &Ctx,
+    record: &IdentityRecord,
+    state: &mut Configs,
+    account: &UserPubkey,
+    auth: &Auth,
+) -> Result<usize, PollError> {
+    if !state.pulled() {
+        return Ok(0);
+    }
+    let id = record.id;
+    // (config index, seqno, how many stores)
+    let mut plan: Vec<(usize, i64, usize)> = Vec::new();
+    let mut ops = Vec::new();
+    let mut obsolete: BTreeSet<String> = BTreeSet::new();
+    for (i, c) in state.configs.iter_mut().enumerate() {
+        if !c.needs_push() {
+            continue;
+        }
+        let ns = c.config_type().namespace;
+        let p = match c.push() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(identity = id, namespace = ns, cause = %e, "cannot build a config push");
+                continue;
+            }
+        };
+        plan.push((i, p.seqno, p.messages.len()));
+        obsolete.extend(p.obsolete);
+        for data in p.messages {
+            ops.push(Op::Store {
+                namespace: ns,
+                data,
+                ttl_ms: CONFIG_TTL_MS,
+            });
+        }
+    }
+    if plan.is_empty() {
+        return Ok(0);
+    }
+    let obsolete: Vec<String> = obsolete.into_iter().collect();
+    if !obsolete.is_empty() {
+        ops.push(Op::Delete {
+            hashes: obsolete.clone(),
+        });
+    }
+    let results = ctx.net.sequence(account, auth, &ops).await;
+    let mut pushed = 0;
+    match results {
+        Err(e) => {
+            for (i, seqno, _) in &plan {
+                state.configs[*i].push_failed(*seqno);
+            }
+            save_dumps(ctx, id, state).await?;
+            if matches!(e, NetError::Shutdown) {
+                return Err(PollError::Net(e));
+            }
+            tracing::debug!(identity = id, cause = %e, "config push failed; will retry");
+            return Ok(0);
+        }
+        Ok(results) => {
+            let mut it = results.into_iter();
+            for (i, seqno, n) in &plan {
+                let mut hashes = Vec::new();
+                let mut ok = true;
+                for _ in 0..*n {
+                    match it.next() {
+                        Some(Ok(OpOutcome::Stored(s))) => hashes.push(s.hash),
+                        Some(Err(e)) => {
+                            tracing::debug!(identity = id, cause = %e, "config store failed");
+                            ok = false;
+                        }
+                        _ => ok = false,
+                    }
+                }
+                let c = &mut state.configs[*i];
+                if ok {
+                    c.confirm_pushed(*seqno, &hashes);
+                    pushed += 1;
+                } else {
+                    c.push_failed(*seqno);
+                }
+            }
+            if let Some(Ok(OpOutcome::Deleted(_))) = it.next() {
+                // Deleted, or already gone: either way nothing is left to delete.
+                for c in &mut state.configs {
+                    c.forget_obsolete(&obsolete);
+                }
+            }
+        }
+    }
+    save_dumps(ctx, id, state).await?;
+    tracing::debug!(identity = id, configs = pushed, "configs pushed");
+    Ok(pushed)
+}
+
+/// Applies the configs to the store: the identity's display name, the contacts, the 1:1 read
+/// positions; and the groups and communities to the hub. Only differences are written.
 async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<(), PollError> {
     let id = record.id;
     let name = state.get(2).and_then(|c| user_profile::name(c.data()));
@@ -130,25 +572,304 @@ async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<()
             .await
             .map_err(super::poller::engine_err)?;
     }
-    let list = state
+    let synced: Vec<SyncedContact> = state
         .get(3)
         .map(|c| contacts::list(c.data()))
-        .unwrap_or_default();
-    for c in list {
-        if c.nickname.is_empty() {
-            continue;
-        }
-        let account_id = c.session_id.to_string();
-        let nickname = c.nickname.clone();
-        let now = now_ms();
-        ctx.blocking(move |s| {
-            if s.contact(id, &account_id)?.name.as_deref() != Some(nickname.as_str()) {
-                s.set_contact_name(id, &account_id, Some(&nickname), now)?;
-            }
-            Ok(())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.session_id.prefix() == Some(Prefix::Standard))
+        .map(|c| SyncedContact {
+            account_id: c.session_id.to_string(),
+            nickname: Some(c.nickname).filter(|n| !n.is_empty()),
+            profile_name: Some(c.name).filter(|n| !n.is_empty()),
+            approved: c.approved,
+            approved_me: c.approved_me,
+            blocked: c.blocked,
         })
-        .await
-        .map_err(super::poller::engine_err)?;
+        .collect();
+    let reads: Vec<(String, ReadState)> = state
+        .get(4)
+        .map(|c| convo_info_volatile::list(c.data()))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(c, r)| match c {
+            Convo::OneToOne(id) => Some((id.to_string(), r)),
+            _ => None,
+        })
+        .collect();
+    let now = now_ms();
+    ctx.blocking(move |s| {
+        for c in &synced {
+            s.sync_contact(id, c, now)?;
+        }
+        for (peer, r) in &reads {
+            let read_ms = u64::try_from(r.last_read_ms).unwrap_or(0);
+            s.sync_read(id, peer, read_ms, r.unread, now)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(super::poller::engine_err)?;
+    if let Some(g) = state.get(5) {
+        let (groups, communities) = (
+            user_groups::groups(g.data()),
+            user_groups::communities(g.data()),
+        );
+        let legacy = user_groups::legacy_group_count(g.data());
+        ctx.sync.update(id, |s| {
+            s.groups = groups;
+            s.communities = communities;
+            s.legacy_groups = legacy;
+        });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configs() -> Configs {
+        let keys = IdentityKeys::from_seed16(&[9; 16]);
+        Configs {
+            configs: USER_CONFIGS
+                .iter()
+                .map(|t| Config::new(*t, ConfigKeys::user(&keys)))
+                .collect(),
+            applied: false,
+            pulled: BTreeSet::new(),
+        }
+    }
+
+    const BOB: &str = "050000000000000000000000000000000000000000000000000000000000000001";
+
+    #[test]
+    fn edits_change_the_configs_desktop_would() {
+        let mut c = configs();
+        let now = 1_800_000_000_000;
+        assert!(c.apply_edit(
+            &Edit::Profile {
+                name: Some("Me".into())
+            },
+            now
+        ));
+        assert_eq!(
+            user_profile::name(c.get(2).expect("profile").data()).as_deref(),
+            Some("Me")
+        );
+        assert!(c.apply_edit(
+            &Edit::Nickname {
+                account_id: BOB.into(),
+                nickname: Some("Bobby".into())
+            },
+            now
+        ));
+        assert!(c.apply_edit(
+            &Edit::Block {
+                account_id: BOB.into(),
+                blocked: true
+            },
+            now
+        ));
+        // The same edit again changes nothing.
+        assert!(!c.apply_edit(
+            &Edit::Block {
+                account_id: BOB.into(),
+                blocked: true
+            },
+            now
+        ));
+        let bob: AccountId = BOB.parse().expect("id");
+        let k = contacts::get(c.get(3).expect("contacts").data(), &bob).expect("bob");
+        assert_eq!((k.nickname.as_str(), k.blocked), ("Bobby", true));
+        assert!(c.apply_edit(
+            &Edit::Read {
+                account_id: BOB.into(),
+                read_ms: now - 5
+            },
+            now
+        ));
+        let r = convo_info_volatile::get(c.get(4).expect("convo").data(), &Convo::OneToOne(bob))
+            .expect("read state");
+        assert_eq!(r.last_read_ms, (now - 5) as i64);
+        assert!(c.apply_edit(
+            &Edit::Hide {
+                account_id: BOB.into()
+            },
+            now
+        ));
+        assert!(
+            convo_info_volatile::get(c.get(4).expect("convo").data(), &Convo::OneToOne(bob))
+                .is_none()
+        );
+        assert_eq!(
+            contacts::get(c.get(3).expect("contacts").data(), &bob)
+                .expect("bob")
+                .priority,
+            -1
+        );
+        assert!(c.apply_edit(
+            &Edit::Accept {
+                account_id: BOB.into()
+            },
+            now
+        ));
+        let k = contacts::get(c.get(3).expect("contacts").data(), &bob).expect("bob");
+        assert_eq!((k.approved, k.priority), (true, 0));
+        // Not an Account ID, or not a 1:1 one: nothing changes.
+        for bad in ["nope", "03aa", &format!("03{}", &BOB[2..])] {
+            assert!(
+                !c.apply_edit(
+                    &Edit::Block {
+                        account_id: bad.into(),
+                        blocked: true
+                    },
+                    now
+                ),
+                "{bad}"
+            );
+        }
+        // A name over 100 bytes is cut at a character boundary.
+        let long = "é".repeat(80);
+        assert!(c.apply_edit(&Edit::Profile { name: Some(long) }, now));
+        let n = user_profile::name(c.get(2).expect("profile").data()).expect("name");
+        assert_eq!(n, "é".repeat(50));
+    }
+
+    #[test]
+    fn nothing_is_pulled_until_every_namespace_is() {
+        let mut c = configs();
+        assert!(!c.pulled());
+        for ns in [2, 3, 4] {
+            c.pulled.insert(ns);
+        }
+        assert!(!c.pulled());
+        c.pulled.insert(5);
+        assert!(c.pulled());
+    }
+
+    fn ctx(store: crate::store::Store) -> Ctx {
+        Ctx {
+            net: session_net::NetClient::with_https(
+                session_net::NetConfig::devnet(vec!["http://127.0.0.1:9/".into()]),
+                Arc::new(session_net::MemoryPoolStore::new()),
+            ),
+            store,
+            outbox: Default::default(),
+            poll: Default::default(),
+            outbox_wake: Arc::new(Notify::new()),
+            identities_changed: Arc::new(Notify::new()),
+            activity: Mutex::new(HashMap::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            sync: Arc::new(SyncHub::default()),
+        }
+    }
+
+    fn poll(contacts_ok: bool) -> Poll {
+        let ok = || {
+            Ok(session_net::Fetched {
+                messages: Vec::new(),
+                more: false,
+                last_hash: None,
+                repeats: 0,
+            })
+        };
+        Poll {
+            member: session_net::Snode {
+                ed25519: [1; 32],
+                x25519: [2; 32],
+                ip: std::net::Ipv4Addr::LOCALHOST,
+                port: 1,
+            },
+            namespaces: [2, 3, 4, 5]
+                .into_iter()
+                .map(|ns| session_net::NamespacePoll {
+                    namespace: ns,
+                    result: if ns == 3 && !contacts_ok {
+                        Err(NetError::NotRun)
+                    } else {
+                        ok()
+                    },
+                })
+                .collect(),
+            at_ms: 0,
+        }
+    }
+
+    /// A restored identity whose Contacts read failed in its first poll keeps the API's edit
+    /// waiting and pushes nothing; once every namespace was read, the edit lands.
+    #[tokio::test]
+    async fn edits_wait_for_the_first_complete_pull() {
+        let dir = crate::store::tests::TempDir::new("configsync");
+        std::fs::create_dir_all(dir.path()).expect("dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let keys = IdentityKeys::from_seed16(&[9; 16]);
+        let record = store
+            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
+            .expect("identity");
+        let ctx = ctx(store.clone());
+        let mut state = Configs::load(&store, record.id, &keys).expect("configs");
+        ctx.sync.edit(
+            record.id,
+            Edit::Nickname {
+                account_id: BOB.into(),
+                nickname: Some("Bobby".into()),
+            },
+        );
+        let account = UserPubkey(*keys.account_id().as_bytes());
+        let auth = Auth::Account(keys.signing_key().clone());
+
+        absorb(&ctx, &record, &mut state, &poll(false))
+            .await
+            .expect("absorb");
+        assert!(!state.pulled() && !ctx.sync.status(record.id).pulled);
+        assert!(state
+            .get(3)
+            .is_some_and(|c| !c.needs_push() && c.seqno() == 0));
+        // Not pulled: no push is even tried (the client has no network to try it on).
+        assert_eq!(
+            push(&ctx, &record, &mut state, &account, &auth)
+                .await
+                .expect("push"),
+            0
+        );
+
+        absorb(&ctx, &record, &mut state, &poll(true))
+            .await
+            .expect("absorb");
+        assert!(state.pulled() && ctx.sync.status(record.id).pulled);
+        let c = state.get(3).expect("contacts");
+        assert!(c.needs_push() && c.seqno() == 1);
+        let bob: AccountId = BOB.parse().expect("id");
+        assert_eq!(
+            contacts::get(c.data(), &bob).expect("bob").nickname,
+            "Bobby"
+        );
+        // The dirty config is saved: a restart pushes it.
+        let again = Configs::load(&store, record.id, &keys).expect("configs");
+        assert!(again.get(3).is_some_and(|c| c.needs_push()));
+    }
+
+    #[test]
+    fn the_hub_queues_edits_and_bounds_them() {
+        let hub = SyncHub::default();
+        hub.edit(
+            1,
+            Edit::AddContact {
+                account_id: BOB.into(),
+            },
+        );
+        assert_eq!(hub.take_edits(1).len(), 1);
+        assert!(hub.take_edits(1).is_empty());
+        for _ in 0..MAX_QUEUED_EDITS + 5 {
+            hub.edit(
+                2,
+                Edit::AddContact {
+                    account_id: BOB.into(),
+                },
+            );
+        }
+        assert_eq!(hub.take_edits(2).len(), MAX_QUEUED_EDITS);
+        assert!(!hub.status(3).pulled);
+    }
 }

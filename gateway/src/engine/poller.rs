@@ -32,8 +32,19 @@ use crate::store::{IdentityId, IdentityRecord, Received, StoreError, TypingNotic
 /// The namespace one-to-one messages arrive in.
 const NAMESPACE: i16 = 0;
 /// What each poll reads in one batch: the user configs (UserProfile, Contacts,
-/// ConvoInfoVolatile, UserGroups), then the messages.
-const POLLED_NAMESPACES: [i16; 5] = [2, 3, 4, 5, NAMESPACE];
+/// ConvoInfoVolatile, UserGroups), the account's device-group keys outbox (−21, only read),
+/// then the messages.
+const POLLED_NAMESPACES: [i16; 6] = [
+    2,
+    3,
+    4,
+    5,
+    super::configsync::DEVICE_KEYS_NAMESPACE,
+    NAMESPACE,
+];
+/// What an [`Opened::Unreadable`] event says.
+pub const V2_REASON: &str = "sent in the new \"v2\" format for the account's device group, \
+                             which sessiond cannot read yet; read it on your other device";
 /// How often the supervisor re-reads the identities without a wake-up (a safety net).
 const RESCAN: Duration = Duration::from_secs(30);
 /// How often the supervisor prunes old message hashes and idempotency keys ([`Store::prune`]);
@@ -158,6 +169,9 @@ pub enum Opened {
         /// The update.
         update: Box<session_proto::protos::GroupUpdateMessage>,
     },
+    /// A message in the new "v2" format (identity-and-messages §3.9): it cannot be read here,
+    /// and is recorded as such rather than dropped.
+    Unreadable,
     /// Nothing to record: undecryptable, not for us, stale, or not a visible message.
     Skip,
 }
@@ -166,6 +180,10 @@ pub enum Opened {
 /// to skip it are logged at debug. A typing notice older than its 20 s TTL (give or take a
 /// minute of clock skew; a full re-read can return one) is stale and skipped.
 pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
+    // v2 (PFS + post-quantum) messages start 0x00 0x02 and are stored without the v1 wrapping.
+    if m.data.0.starts_with(&[0x00, 0x02]) {
+        return Opened::Unreadable;
+    }
     let incoming = match message::decrypt_message(keys, &m.data.0) {
         Ok(i) => i,
         Err(e) => {
@@ -277,6 +295,7 @@ async fn poll_loop(
     let mut last_activity = Instant::now();
     let mut cursor = Cursor::new(account, Auth::Account(keys.signing_key().clone()));
     let mut groups = super::groups::GroupCursors::default();
+    let config_edit = ctx.sync.waker(record.id);
     loop {
         if *stop.borrow() {
             break;
@@ -324,6 +343,7 @@ async fn poll_loop(
         tokio::select! {
             _ = stop.changed() => break,
             () = nudge.notified() => last_activity = Instant::now(),
+            () = config_edit.notified() => last_activity = Instant::now(),
             () = tokio::time::sleep(wait) => {}
         }
     }
@@ -415,6 +435,8 @@ async fn poll_once(
     let poll = poll.map_err(PollError::Net)?;
     if let Some(configs) = cursor.configs.as_mut() {
         super::configsync::absorb(ctx, record, configs, &poll).await?;
+        let account = *cursor.mailbox.account();
+        super::configsync::push(ctx, record, configs, &account, &cursor.auth).await?;
     }
     let ours = poll.namespaces.iter().find(|ns| ns.namespace == NAMESPACE);
     let fetched = match ours.map(|ns| &ns.result) {
@@ -438,9 +460,11 @@ async fn poll_once(
     let mut received: Vec<Received> = Vec::new();
     let mut typing: Vec<TypingNotice> = Vec::new();
     let mut updates = Vec::new();
+    let mut unreadable: Vec<String> = Vec::new();
     // Hashes were checked against the data by session-net.
     for m in &fetched.messages {
         match open(keys, m, now) {
+            Opened::Unreadable => unreadable.push(m.hash.clone()),
             Opened::Message(r) => received.push(r),
             Opened::Typing { sender, typing: t } if cursor.first_typing(&m.hash) => {
                 typing.push(TypingNotice {
@@ -468,6 +492,21 @@ async fn poll_once(
     }
     in_send_order(&mut received);
     let got = fetched.messages.len();
+    if !unreadable.is_empty() {
+        tracing::info!(
+            identity = id,
+            count = unreadable.len(),
+            "messages in the new format arrived; they cannot be read here"
+        );
+        ctx.blocking(move |s| {
+            for hash in &unreadable {
+                s.record_unreadable(id, hash, V2_REASON, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(engine_err)?;
+    }
     let added = ctx
         .blocking(move |s| s.record_received(id, i32::from(NAMESPACE), &received, Some(&last), now))
         .await

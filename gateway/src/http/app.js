@@ -66,7 +66,8 @@ function render(r) {
   $("paths").replaceChildren(...(paths.length ? paths : [text("p", "No path built.", "muted")]));
 
   fill("identities", r.identities.map((i) =>
-    row([i.name, i.account, i.unread, i.queued, i.failed])), "No identities.");
+    row([i.name, i.account, i.unread, i.queued, i.failed,
+      i.notice || (i.configs_pulled ? "" : "settings not synced yet")])), "No identities.");
   const o = r.outbox;
   $("outbox-summary").textContent = `${o.depth} queued` +
     (o.oldest_at_ms ? `, the oldest ${ago(r.now_ms, o.oldest_at_ms)} old` : "");

@@ -3,19 +3,22 @@
 
 use sessiond_api::v1::conversation_service_server::ConversationService;
 use sessiond_api::v1::{
-    Contact, Conversation, ConversationKind, GetContactRequest, GetContactResponse,
-    GetConversationRequest, GetConversationResponse, LeaveConversationRequest,
-    LeaveConversationResponse, ListContactsRequest, ListContactsResponse, ListConversationsRequest,
-    ListConversationsResponse, MarkConversationReadRequest, MarkConversationReadResponse,
-    OpenConversationRequest, OpenConversationResponse, SetContactHandleRequest,
-    SetContactHandleResponse, SetContactNameRequest, SetContactNameResponse,
+    AccountCommunity, AccountGroup, BlockContactRequest, BlockContactResponse, Contact,
+    Conversation, ConversationKind, GetContactRequest, GetContactResponse, GetConversationRequest,
+    GetConversationResponse, LeaveConversationRequest, LeaveConversationResponse,
+    ListAccountGroupsRequest, ListAccountGroupsResponse, ListContactsRequest, ListContactsResponse,
+    ListConversationsRequest, ListConversationsResponse, MarkConversationReadRequest,
+    MarkConversationReadResponse, OpenConversationRequest, OpenConversationResponse,
+    SetContactHandleRequest, SetContactHandleResponse, SetContactNameRequest,
+    SetContactNameResponse, UnblockContactRequest, UnblockContactResponse,
 };
 use tonic::{Request, Response, Status};
 
-use super::auth::caller;
+use super::auth::{caller, Caller};
 use super::identities::validate_display_name;
 use super::messages::{kind_to_api, parse_conversation, parse_recipient};
 use super::{now_ms, page, ApiError, Service};
+use crate::engine::configsync::Edit;
 use crate::store::StoreError;
 use crate::store::{handles, ContactRecord, ConversationView};
 
@@ -28,6 +31,9 @@ fn contact_to_api(c: ContactRecord) -> Contact {
         name: c.name.unwrap_or_default(),
         profile_name: c.profile_name.unwrap_or_default(),
         handle: c.handle.unwrap_or_default(),
+        blocked: c.blocked,
+        approved: c.approved,
+        approved_me: c.approved_me,
     }
 }
 
@@ -57,6 +63,8 @@ pub(super) fn conversation_to_api(v: ConversationView) -> Conversation {
         left: c.left,
         read_seq: c.read_seq,
         handle: v.contact.handle.unwrap_or_default(),
+        unread: c.unread,
+        blocked: v.contact.blocked,
     }
 }
 
@@ -261,12 +269,20 @@ impl ConversationService for Service {
         let contact = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                Ok(state.store.set_contact_name(
+                let contact = state.store.set_contact_name(
                     record.id,
                     &account_id,
                     name.as_deref(),
                     now_ms(),
-                )?)
+                )?;
+                state.sync.edit(
+                    record.id,
+                    Edit::Nickname {
+                        account_id: account_id.clone(),
+                        nickname: name.clone(),
+                    },
+                );
+                Ok(contact)
             })
             .await?;
         Ok(Response::new(SetContactNameResponse {
@@ -289,9 +305,17 @@ impl ConversationService for Service {
         let contact = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                Ok(state
-                    .store
-                    .set_contact_handle(record.id, &account_id, &handle, now_ms())?)
+                let contact =
+                    state
+                        .store
+                        .set_contact_handle(record.id, &account_id, &handle, now_ms())?;
+                state.sync.edit(
+                    record.id,
+                    Edit::AddContact {
+                        account_id: account_id.clone(),
+                    },
+                );
+                Ok(contact)
             })
             .await?;
         Ok(Response::new(SetContactHandleResponse {
@@ -312,7 +336,14 @@ impl ConversationService for Service {
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                Ok(state.store.open_conversation(record.id, &peer, now_ms())?)
+                let view = state.store.open_conversation(record.id, &peer, now_ms())?;
+                state.sync.edit(
+                    record.id,
+                    Edit::Accept {
+                        account_id: peer.clone(),
+                    },
+                );
+                Ok(view)
             })
             .await?;
         Ok(Response::new(OpenConversationResponse {
@@ -333,7 +364,14 @@ impl ConversationService for Service {
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                Ok(state.store.leave_conversation(record.id, &peer, now_ms())?)
+                let view = state.store.leave_conversation(record.id, &peer, now_ms())?;
+                state.sync.edit(
+                    record.id,
+                    Edit::Hide {
+                        account_id: peer.clone(),
+                    },
+                );
+                Ok(view)
             })
             .await?;
         Ok(Response::new(LeaveConversationResponse {
@@ -355,11 +393,133 @@ impl ConversationService for Service {
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                Ok(state.store.mark_read(record.id, &peer, seq, now_ms())?)
+                let view = state.store.mark_read(record.id, &peer, seq, now_ms())?;
+                // The account's other devices keep read positions as message times.
+                if let Some(read_ms) =
+                    state
+                        .store
+                        .read_time(record.id, &peer, view.conversation.read_seq)?
+                {
+                    state.sync.edit(
+                        record.id,
+                        Edit::Read {
+                            account_id: peer.clone(),
+                            read_ms,
+                        },
+                    );
+                }
+                Ok(view)
             })
             .await?;
         Ok(Response::new(MarkConversationReadResponse {
             conversation: Some(conversation_to_api(view)),
         }))
+    }
+
+    async fn block_contact(
+        &self,
+        req: Request<BlockContactRequest>,
+    ) -> Result<Response<BlockContactResponse>, Status> {
+        let who = caller(&req)?;
+        let BlockContactRequest {
+            identity,
+            account_id,
+        } = req.into_inner();
+        let contact = self.set_blocked(who, identity, &account_id, true).await?;
+        Ok(Response::new(BlockContactResponse {
+            contact: Some(contact_to_api(contact)),
+        }))
+    }
+
+    async fn unblock_contact(
+        &self,
+        req: Request<UnblockContactRequest>,
+    ) -> Result<Response<UnblockContactResponse>, Status> {
+        let who = caller(&req)?;
+        let UnblockContactRequest {
+            identity,
+            account_id,
+        } = req.into_inner();
+        let contact = self.set_blocked(who, identity, &account_id, false).await?;
+        Ok(Response::new(UnblockContactResponse {
+            contact: Some(contact_to_api(contact)),
+        }))
+    }
+
+    async fn list_account_groups(
+        &self,
+        req: Request<ListAccountGroupsRequest>,
+    ) -> Result<Response<ListAccountGroupsResponse>, Status> {
+        let who = caller(&req)?;
+        let ListAccountGroupsRequest { identity } = req.into_inner();
+        let out = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                let status = state.sync.status(record.id);
+                let mut groups: Vec<AccountGroup> = status
+                    .groups
+                    .iter()
+                    .map(|g| AccountGroup {
+                        group_id: g.id.to_string(),
+                        name: g.name.clone(),
+                        admin: g.admin_seed.is_some(),
+                        invited: g.invited,
+                        priority: g.priority,
+                        joined_at: g.joined_at,
+                        removed: g.removed_status != 0,
+                    })
+                    .collect();
+                groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+                let mut communities: Vec<AccountCommunity> = status
+                    .communities
+                    .iter()
+                    .map(|c| AccountCommunity {
+                        address: format!("{}/{}", c.base_url, c.room.to_lowercase()),
+                        base_url: c.base_url.clone(),
+                        room: c.room.clone(),
+                        server_pubkey: hex::encode(c.pubkey),
+                        priority: c.priority,
+                        joined_at: c.joined_at,
+                    })
+                    .collect();
+                communities.sort_by(|a, b| a.address.cmp(&b.address));
+                Ok(ListAccountGroupsResponse {
+                    groups,
+                    communities,
+                    legacy_groups: u32::try_from(status.legacy_groups).unwrap_or(u32::MAX),
+                })
+            })
+            .await?;
+        Ok(Response::new(out))
+    }
+}
+
+impl Service {
+    /// Block or Unblock: the store, then the account's Contacts config.
+    async fn set_blocked(
+        &self,
+        who: Caller,
+        identity: String,
+        account_id: &str,
+        blocked: bool,
+    ) -> Result<ContactRecord, Status> {
+        let account_id = parse_recipient("account_id", account_id)?.to_string();
+        Ok(self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                let contact =
+                    state
+                        .store
+                        .set_contact_blocked(record.id, &account_id, blocked, now_ms())?;
+                state.sync.edit(
+                    record.id,
+                    Edit::Block {
+                        account_id: account_id.clone(),
+                        blocked,
+                    },
+                );
+                Ok(contact)
+            })
+            .await?)
     }
 }

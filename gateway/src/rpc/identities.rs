@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{self, caller, Caller};
 use super::{now_ms, page, ApiError, Service, State};
+use crate::engine::configsync::Edit;
 use crate::store::{IdentityRecord, Revoked, TokenRecord};
 
 /// Longest identity name.
@@ -91,7 +92,10 @@ pub fn log_epoch(record: &IdentityRecord) -> u64 {
 
 fn to_api(state: &State, record: IdentityRecord) -> Result<Identity, ApiError> {
     let last_seq = state.store.last_seq(record.id)?;
+    let sync = state.sync.status(record.id);
     Ok(Identity {
+        configs_pulled: sync.pulled,
+        other_device_keys: sync.other_device_keys,
         log_epoch: log_epoch(&record),
         name: record.name,
         account_id: record.account_id,
@@ -221,6 +225,7 @@ impl IdentityService for Service {
             .blocking(move |state| Ok(state.store.remove_identity(&name)?))
             .await?;
         tracing::info!(identity = %record.name, "identity removed");
+        self.state().sync.forget(record.id);
         self.state().identities_changed.notify_one();
         Ok(Response::new(DeleteIdentityResponse {
             account_id: record.account_id,
@@ -378,6 +383,12 @@ impl IdentityService for Service {
                 let record = state
                     .store
                     .set_display_name(&record.name, display_name.as_deref())?;
+                state.sync.edit(
+                    record.id,
+                    Edit::Profile {
+                        name: display_name.clone(),
+                    },
+                );
                 to_api(state, record)
             })
             .await?;

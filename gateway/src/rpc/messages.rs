@@ -144,6 +144,15 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             conversation: Some(conversation_to_api(view)),
         }),
         EventKind::Group(change) => event::Kind::Group(super::groups::change_to_api(change)),
+        EventKind::Unreadable {
+            hash,
+            received_at_ms,
+            reason,
+        } => event::Kind::Unreadable(sessiond_api::v1::UnreadableMessage {
+            hash,
+            received_at_ms,
+            reason,
+        }),
     };
     Event {
         seq: e.seq,

@@ -491,7 +491,7 @@ impl Store {
     /// Changes a contact with `f` (creating it if needed, with a handle if it has none after
     /// `f`), and records a `Conversation` event if the identity has a conversation with it and
     /// it changed.
-    fn edit_contact(
+    pub(super) fn edit_contact(
         &self,
         action: &'static str,
         identity: IdentityId,
@@ -600,7 +600,7 @@ impl Store {
     /// Changes (or, if `f` allows, creates) a conversation and records a `Conversation` event
     /// if it was created or changed. The contact is created (with a handle) only once `f` has
     /// accepted the change.
-    fn edit_conversation(
+    pub(super) fn edit_conversation(
         &self,
         action: &'static str,
         identity: IdentityId,

@@ -76,6 +76,17 @@ pub enum EventKind {
     /// Something happened in a group: an invitation, joining, members added or removed or
     /// promoted, a rename, being kicked, leaving, the group destroyed.
     Group(super::GroupChange),
+    /// A message arrived that this daemon cannot read (the "v2" format meant for the account's
+    /// device group, identity-and-messages §3.9): recorded so that it is never lost silently.
+    /// Its sender is unknown (encrypted).
+    Unreadable {
+        /// The storage server's message hash.
+        hash: String,
+        /// When it was fetched, in milliseconds.
+        received_at_ms: u64,
+        /// Why it cannot be read (no content).
+        reason: String,
+    },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -94,6 +105,7 @@ impl EventKind {
             }
             EventKind::Conversation(view) => &view.conversation.address,
             EventKind::Group(change) => &change.group,
+            EventKind::Unreadable { .. } => "",
         }
     }
 }
@@ -280,6 +292,9 @@ pub struct ConversationRecord {
     pub left: bool,
     /// The seq up to which the user has read it; 0 if never marked.
     pub read_seq: u64,
+    /// Explicitly marked unread (on another device of the account: its ConvoInfoVolatile
+    /// `u` flag).
+    pub unread: bool,
     /// The conversation's own name, for the kinds that have one (a group's name, a community
     /// room's name); `None` for person-to-person conversations, whose name is the contact's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,6 +316,7 @@ struct ConversationJson {
     #[serde(default)]
     read_seq: u64,
     #[serde(default)]
+    unread: bool,
     title: Option<String>,
 }
 
@@ -315,6 +331,7 @@ impl From<ConversationJson> for ConversationRecord {
             outgoing_count: j.outgoing_count,
             left: j.left,
             read_seq: j.read_seq,
+            unread: j.unread,
             title: j.title,
         }
     }
@@ -333,6 +350,16 @@ pub struct ContactRecord {
     /// records written before handles existed, until the store assigns one when it opens.
     #[serde(default)]
     pub handle: Option<String>,
+    /// Blocked: its messages are kept out of the log (Block, or another device of the account
+    /// through the Contacts config).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub blocked: bool,
+    /// The account accepted it (the Contacts config's `a`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub approved: bool,
+    /// It accepted the account (the Contacts config's `A`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub approved_me: bool,
 }
 
 /// A conversation joined with its contact (for a group or a room, a contact record of its
@@ -368,6 +395,8 @@ impl ConversationView {
                 v.conversation.read_seq,
                 v.display_name().map(str::to_owned),
                 v.contact.handle.clone(),
+                v.conversation.unread,
+                v.contact.blocked,
             )
         };
         key(self) != key(before)

@@ -337,6 +337,13 @@ impl Conn {
                 ))
                 .await
             }
+            Some(event::Kind::Unreadable(u)) => {
+                self.root_notice(&format!(
+                    "A message arrived that cannot be read here: {}",
+                    u.reason
+                ))
+                .await
+            }
             Some(event::Kind::Typing(t)) => {
                 if !self.caps.has(Cap::MessageTags) {
                     return Ok(());

@@ -6,8 +6,9 @@
 
 use sessiond_api::client::looks_like_account_id;
 use sessiond_api::v1::{
-    CreateIdentityRequest, GetNetworkStatusRequest, OpenConversationRequest, RebuildPathsRequest,
-    RestoreIdentityRequest, SetContactHandleRequest, SetContactNameRequest, SetProfileRequest,
+    BlockContactRequest, CreateIdentityRequest, GetIdentityRequest, GetNetworkStatusRequest,
+    OpenConversationRequest, RebuildPathsRequest, RestoreIdentityRequest, SetContactHandleRequest,
+    SetContactNameRequest, SetProfileRequest, UnblockContactRequest,
 };
 use tonic::{Code, Status};
 
@@ -21,11 +22,16 @@ use crate::split::{split_text, text_budget};
 const COMMANDS: &[(&str, &str)] = &[
     ("help", "help [command]: this list, or more about one command"),
     ("account", "account: your identity and Account ID; account name <display name>: set the name others see"),
-    ("contacts", "contacts [list] | contacts add <Account ID> [nick] | contacts rename <nick> <new nick> | contacts name <nick> <name>"),
+    ("contacts", "contacts [list] | contacts add <Account ID> [nick] | contacts rename <nick> <new nick> | contacts name <nick> <name> | contacts block <nick> | contacts unblock <nick>"),
     ("identities", "identities [list] | identities new <name> | identities restore <name> <13 words> (admin token only)"),
     ("network", "network [status] | network rebuild (admin token only)"),
     ("history", "history <nick> [count]: replay the last messages with someone (at most 100)"),
 ];
+
+/// What root says when another device of the account published device-group keys.
+pub(super) const DEVICE_KEYS_NOTICE: &str = "Another device of your account has joined the new \
+    device group: people may now send you messages in a new format that sessiond cannot read \
+    yet. Those show here as 'cannot read this message here'; read them on your other device.";
 
 const ADMIN_ONLY: &str = "that needs the admin token: log in with PASS <identity>:<admin token> \
                           (the admin token is in admin.token in the daemon's data dir), or use the \
@@ -84,10 +90,33 @@ impl Conn {
             return Ok(String::new());
         };
         match args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
-            None => Ok(format!(
-                "You are identity {} with Account ID {} (give it to people so they can write to you).",
-                s.identity, s.account_id
-            )),
+            None => {
+                let me = s
+                    .client
+                    .identities
+                    .clone()
+                    .get_identity(GetIdentityRequest {
+                        name: s.identity.clone(),
+                    })
+                    .await?
+                    .into_inner()
+                    .identity
+                    .unwrap_or_default();
+                let mut out = format!(
+                    "You are identity {} with Account ID {} (give it to people so they can write to you).",
+                    s.identity, s.account_id
+                );
+                out.push_str(if me.configs_pulled {
+                    "\nYour account's settings are in sync with your other devices (names, contacts, blocks, read positions)."
+                } else {
+                    "\nYour account's settings have not been read from the network yet; your changes wait until they have."
+                });
+                if me.other_device_keys {
+                    out.push('\n');
+                    out.push_str(DEVICE_KEYS_NOTICE);
+                }
+                Ok(out)
+            }
             Some("name") => {
                 let name = args[1..].join(" ");
                 let r = s
@@ -99,7 +128,11 @@ impl Conn {
                         display_name: name.clone(),
                     })
                     .await?;
-                let shown = r.into_inner().identity.map(|i| i.display_name).unwrap_or(name);
+                let shown = r
+                    .into_inner()
+                    .identity
+                    .map(|i| i.display_name)
+                    .unwrap_or(name);
                 Ok(if shown.is_empty() {
                     "You announce no display name now.".into()
                 } else {
@@ -238,9 +271,43 @@ impl Conn {
                     .await?;
                 Ok(format!("{nick}'s name is now {name:?}."))
             }
+            Some(verb @ ("block" | "unblock")) => {
+                let Some(nick) = args.get(1) else {
+                    return Ok(format!("Usage: contacts {verb} <nick or Account ID>"));
+                };
+                let Some(account) = self.resolve(nick).await else {
+                    return Ok(format!(
+                        "No contact is called {nick}: 'contacts list' shows them."
+                    ));
+                };
+                let Some(s) = &self.session else {
+                    return Ok(String::new());
+                };
+                let mut convs = s.client.conversations.clone();
+                let (identity, account_id) = (s.identity.clone(), account);
+                if verb == "block" {
+                    convs
+                        .block_contact(BlockContactRequest {
+                            identity,
+                            account_id,
+                        })
+                        .await?;
+                    Ok(format!(
+                        "{nick} is blocked: their messages are not shown (on your other devices too)."
+                    ))
+                } else {
+                    convs
+                        .unblock_contact(UnblockContactRequest {
+                            identity,
+                            account_id,
+                        })
+                        .await?;
+                    Ok(format!("{nick} is no longer blocked."))
+                }
+            }
             Some(other) => Ok(unknown(
                 other,
-                ["list", "add", "rename", "name"].into_iter(),
+                ["list", "add", "rename", "name", "block", "unblock"].into_iter(),
             )),
         }
     }

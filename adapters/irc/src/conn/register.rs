@@ -421,22 +421,36 @@ impl Conn {
     /// The MOTD (also the MOTD command).
     pub(super) async fn motd(&mut self) -> Result<(), Close> {
         let server = self.srv.config.server_name.clone();
-        let (identity, account) = match &self.session {
-            Some(s) => (s.identity.clone(), s.account_id.clone()),
+        let (identity, account, client) = match &self.session {
+            Some(s) => (s.identity.clone(), s.account_id.clone(), s.client.clone()),
             None => return Ok(()),
         };
+        // Said at every login while it holds: the user may not look at 'account'.
+        let device_keys = client
+            .identities
+            .clone()
+            .get_identity(sessiond_api::v1::GetIdentityRequest {
+                name: identity.clone(),
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().identity)
+            .is_some_and(|i| i.other_device_keys);
         self.numeric(
             RPL_MOTDSTART,
             &[&format!("- {server} Message of the day -")],
         )
         .await?;
-        let lines = [
+        let mut lines = vec![
             format!("- You are {identity}, Session Account ID {account}"),
             "- Your contacts are nicks: /msg <nick> or /msg <Account ID> to write to someone."
                 .to_owned(),
             format!("- {CONTROL} is the control channel: say 'help' there."),
             "- Messages you missed are replayed when you connect (or use CHATHISTORY).".to_owned(),
         ];
+        if device_keys {
+            lines.push(format!("- {}", super::control::DEVICE_KEYS_NOTICE));
+        }
         for line in lines {
             self.numeric(RPL_MOTD, &[&line]).await?;
         }
