@@ -585,9 +585,12 @@ fn only_visible_data_messages_classify_as_visible() {
     }
 }
 
-/// Any of the new Content kinds with random fields, and what [`interpret`] must read back.
-fn interaction_case(
-) -> impl Strategy<Value = (u8, u64, String, bool, Option<(bool, u32)>, Vec<u64>)> {
+/// The random fields of one new Content kind: which kind, a target timestamp, a text, a flag,
+/// an optional timer (after send?, seconds) and receipt timestamps.
+type InteractionCase = (u8, u64, String, bool, Option<(bool, u32)>, Vec<u64>);
+
+/// Any of the new Content kinds with random fields.
+fn interaction_case() -> impl Strategy<Value = InteractionCase> {
     (
         0u8..7,
         1u64..u64::MAX,
