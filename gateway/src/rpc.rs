@@ -6,7 +6,8 @@
 //!   rich details (ErrorInfo, BadRequest) every error status carries.
 //! - [`page`]: page sizes and page tokens of the List calls.
 //! - [`wire`]: the Unix socket's `:authority` fix and the RESOURCE_EXHAUSTED status fix.
-//! - `identities`, `messages`, `conversations`, `network`: one file per service's handlers.
+//! - `identities`, `messages`, `conversations`, `network`, `interactions`: one file per
+//!   service's handlers.
 //! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing contents (texts, typing
 //!   notices).
 //!
@@ -17,6 +18,7 @@ pub mod auth;
 mod conversations;
 pub mod err;
 mod identities;
+mod interactions;
 mod messages;
 mod network;
 pub mod page;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 
 use sessiond_api::v1::conversation_service_server::ConversationServiceServer;
 use sessiond_api::v1::identity_service_server::IdentityServiceServer;
+use sessiond_api::v1::interaction_service_server::InteractionServiceServer;
 use sessiond_api::v1::message_service_server::MessageServiceServer;
 use sessiond_api::v1::network_service_server::NetworkServiceServer;
 use tokio::sync::{watch, Notify};
@@ -139,6 +142,13 @@ impl Service {
         InterceptedService::new(server, self.interceptor())
     }
 
+    /// The InteractionService behind auth.
+    pub fn interactions(&self) -> Authed<InteractionServiceServer<Service>> {
+        let server = InteractionServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
+    }
+
     /// Runs a blocking store operation off the async threads.
     async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
@@ -183,6 +193,9 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
     reporter
         .set_serving::<NetworkServiceServer<Service>>()
         .await;
+    reporter
+        .set_serving::<InteractionServiceServer<Service>>()
+        .await;
     Ok(tonic::transport::Server::builder()
         .layer(wire::StatusFixLayer)
         .add_service(health)
@@ -191,7 +204,8 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
         .add_service(service.identities())
         .add_service(service.messages())
         .add_service(service.conversations())
-        .add_service(service.network()))
+        .add_service(service.network())
+        .add_service(service.interactions()))
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

@@ -50,6 +50,7 @@
 mod book;
 mod err;
 pub mod handles;
+mod interactions;
 mod lock;
 mod migrate;
 mod records;
@@ -66,10 +67,13 @@ use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
 pub use err::StoreError;
+pub use interactions::{
+    Chore, ControlOut, Due, IdentitySettings, Inbound, InboundKind, ReadEffects, SwarmChore,
+};
 pub use records::{
-    ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, IdentityId,
-    IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, SyncCopy,
-    TokenRecord, HELD,
+    ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, ExpirySetting,
+    IdentityId, IdentityRecord, MessageExtras, NewOutgoing, NoticeKind, OutboxEntry, Queued,
+    Received, RemovedReason, ReplyRef, SentKey, StoredEvent, SyncCopy, TokenRecord, HELD,
 };
 
 /// The database file's name in the data dir.
@@ -300,6 +304,7 @@ impl Store {
             tx.open_table(TOKENS)?;
             tx.open_table(BLOBS)?;
             tx.open_table(CONFIG_DUMPS)?;
+            interactions::create_tables(tx)?;
             if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
                 migrate::upgrade(tx, found)?;
                 tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
@@ -509,6 +514,7 @@ impl Store {
                 .retain(|(owner, _), _| owner != id)?;
             tx.open_table(CONFIG_DUMPS)?
                 .retain_in((id, i32::MIN)..=(id, i32::MAX), |_, _| false)?;
+            interactions::forget_identity(tx, id)?;
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut doomed = Vec::new();
             for row in outbox.iter()? {
@@ -793,17 +799,22 @@ impl Store {
                 }
             }
             let mut log = Log::open(tx)?;
-            let event = log.append(
+            let kind = interactions::prepare(
+                &log,
+                tx,
                 identity,
-                now_ms,
                 EventKind::Outgoing {
                     message_id: msg.message_id.clone(),
                     recipient: msg.recipient.clone(),
                     text: msg.text.clone(),
                     sent_at_ms: msg.sent_at_ms,
                     from_other_device: false,
+                    extras: msg.extras.clone(),
                 },
             )?;
+            let event = log.append(identity, now_ms, kind)?;
+            let own_hash = msg.sync_copy.as_ref().map(|c| c.hash.as_str());
+            interactions::schedule(tx, identity, &event, own_hash)?;
             let id = next_counter(tx, NEXT_OUTBOX_KEY)?;
             let copy_id = match msg.sync_copy {
                 Some(_) => Some(next_counter(tx, NEXT_OUTBOX_KEY)?),
@@ -824,6 +835,7 @@ impl Store {
                 event_seq: event.seq,
                 sync_copy: false,
                 held_copy: copy_id,
+                control: false,
             };
             let mut outbox = tx.open_table(OUTBOX)?;
             outbox.insert(id, encode(&entry).as_slice())?;
@@ -956,7 +968,7 @@ impl Store {
                 Some(v) => decode("outbox", v.value())?,
                 None => return Err(StoreError::UnknownOutboxEntry { id }.into()),
             };
-            if entry.sync_copy {
+            if entry.sync_copy || entry.control {
                 return Ok((entry.identity, None));
             }
             if let Some(copy_id) = entry.held_copy {
@@ -973,7 +985,7 @@ impl Store {
             drop(outbox);
             let attempts = match state {
                 DeliveryState::Sent => entry.attempts.saturating_add(1),
-                DeliveryState::Failed => entry.attempts,
+                DeliveryState::Failed | DeliveryState::Read => entry.attempts,
             };
             let event = Log::open(tx)?.append(
                 entry.identity,
@@ -1075,6 +1087,7 @@ impl Store {
                             text: msg.text.clone(),
                             sent_at_ms: msg.sent_at_ms,
                             from_other_device: true,
+                            extras: msg.extras.clone(),
                         },
                         target.as_str(),
                         book::Message::Outgoing,
@@ -1087,8 +1100,10 @@ impl Store {
                         },
                     ),
                 };
+                let kind = interactions::prepare(&log, tx, identity, kind)?;
                 let event = log.append(identity, now_ms, kind)?;
                 seen.insert((identity, msg.hash.as_str()), event.seq)?;
+                interactions::schedule(tx, identity, &event, Some(&msg.hash))?;
                 let change = book.message(
                     &mut log,
                     identity,

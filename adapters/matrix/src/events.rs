@@ -44,6 +44,10 @@ pub(crate) fn peer_of(ev: &Event) -> Option<&str> {
         event::Kind::Delivery(d) => Some(&d.recipient),
         event::Kind::Conversation(c) => c.conversation.as_ref().map(|c| c.account_id.as_str()),
         event::Kind::Typing(_) => None,
+        event::Kind::Reaction(r) => Some(&r.conversation),
+        event::Kind::Removed(r) => Some(&r.conversation),
+        event::Kind::Disappearing(d) => Some(&d.conversation),
+        event::Kind::Notice(n) => Some(&n.conversation),
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use session_devnet::{Devnet, DevnetConfig};
 use sessiond_api::v1::conversation_service_client::ConversationServiceClient;
 use sessiond_api::v1::identity_service_client::IdentityServiceClient;
+use sessiond_api::v1::interaction_service_client::InteractionServiceClient;
 use sessiond_api::v1::message_service_client::MessageServiceClient;
 use sessiond_api::v1::network_service_client::NetworkServiceClient;
 use tonic::metadata::AsciiMetadataValue;
@@ -200,6 +201,7 @@ pub struct Clients {
     pub msgs: MessageServiceClient<Authed>,
     pub convs: ConversationServiceClient<Authed>,
     pub net: NetworkServiceClient<Authed>,
+    pub inter: InteractionServiceClient<Authed>,
 }
 
 pub fn clients(channel: &Channel, token: Token) -> Clients {
@@ -207,7 +209,8 @@ pub fn clients(channel: &Channel, token: Token) -> Clients {
         ids: IdentityServiceClient::with_interceptor(channel.clone(), token.clone()),
         msgs: MessageServiceClient::with_interceptor(channel.clone(), token.clone()),
         convs: ConversationServiceClient::with_interceptor(channel.clone(), token.clone()),
-        net: NetworkServiceClient::with_interceptor(channel.clone(), token),
+        net: NetworkServiceClient::with_interceptor(channel.clone(), token.clone()),
+        inter: InteractionServiceClient::with_interceptor(channel.clone(), token),
     }
 }
 

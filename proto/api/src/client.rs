@@ -8,6 +8,7 @@ use tonic::{Code, Request, Status};
 
 use crate::v1::conversation_service_client::ConversationServiceClient;
 use crate::v1::identity_service_client::IdentityServiceClient;
+use crate::v1::interaction_service_client::InteractionServiceClient;
 use crate::v1::message_service_client::MessageServiceClient;
 use crate::v1::network_service_client::NetworkServiceClient;
 use crate::v1::{
@@ -58,6 +59,8 @@ pub struct Client {
     pub conversations: ConversationServiceClient<Authed>,
     /// NetworkService: network status and paths.
     pub network: NetworkServiceClient<Authed>,
+    /// InteractionService: reactions, unsend, disappearing timers, read-receipt setting.
+    pub interactions: InteractionServiceClient<Authed>,
 }
 
 impl Client {
@@ -71,7 +74,8 @@ impl Client {
                 channel.clone(),
                 bearer.clone(),
             ),
-            network: NetworkServiceClient::with_interceptor(channel, bearer),
+            network: NetworkServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            interactions: InteractionServiceClient::with_interceptor(channel, bearer),
         })
     }
 
