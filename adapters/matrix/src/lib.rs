@@ -28,6 +28,7 @@ mod err;
 mod events;
 mod http;
 mod ids;
+mod interact;
 mod rooms;
 mod router;
 mod state;

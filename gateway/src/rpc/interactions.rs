@@ -100,6 +100,7 @@ pub fn event_to_api(kind: EventKind) -> Option<event::Kind> {
             target_seq,
             emoji,
             removed,
+            removes_seq,
         } => event::Kind::Reaction(Reaction {
             conversation,
             author,
@@ -110,6 +111,7 @@ pub fn event_to_api(kind: EventKind) -> Option<event::Kind> {
             target_seq,
             emoji,
             removed,
+            removes_seq: removes_seq.unwrap_or(0),
         }),
         EventKind::Removed {
             conversation,

@@ -284,6 +284,42 @@ impl Log<'_> {
         Ok(None)
     }
 
+    /// The newest reaction by `author` with `emoji` to the message at `target_seq` that is
+    /// still in place (for a removal to name), looking at most [`SCAN_LIMIT`] events back.
+    fn find_reaction(
+        &self,
+        identity: IdentityId,
+        conversation: &str,
+        author: &str,
+        target_seq: u64,
+        emoji: &str,
+    ) -> Result<Option<u64>, TxError> {
+        let range = self
+            .peers
+            .range((identity, conversation, target_seq)..=(identity, conversation, u64::MAX))?;
+        for row in range.rev().take(SCAN_LIMIT) {
+            let (k, _) = row?;
+            let seq = k.value().2;
+            let Some(v) = self.events.get((identity, seq))? else {
+                continue;
+            };
+            let event: StoredEvent = decode("event", v.value())?;
+            if let EventKind::Reaction {
+                author: a,
+                target_seq: t,
+                emoji: e,
+                removed,
+                ..
+            } = &event.kind
+            {
+                if a == author && *t == target_seq && e == emoji {
+                    return Ok((!removed).then_some(seq));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Deletes an event and its conversation index entry.
     fn remove(&mut self, identity: IdentityId, event: &StoredEvent) -> Result<(), TxError> {
         self.events.remove((identity, event.seq))?;
@@ -591,6 +627,10 @@ impl Store {
                     what: "by that author",
                     sent_at_ms: target_sent_at_ms,
                 })?;
+            let removes_seq = match removed {
+                true => log.find_reaction(identity, conversation, &own, target.seq, emoji)?,
+                false => None,
+            };
             let event = log.append(
                 identity,
                 now_ms,
@@ -602,6 +642,7 @@ impl Store {
                     target_seq: target.seq,
                     emoji: emoji.to_owned(),
                     removed,
+                    removes_seq,
                 },
             )?;
             queue_control_entry(tx, identity, control, event.seq, now_ms)?;
@@ -943,6 +984,12 @@ fn apply(
                         target_seq: target.seq,
                         emoji: emoji.clone(),
                         removed: *remove,
+                        removes_seq: match remove {
+                            true => {
+                                log.find_reaction(identity, conv, &item.sender, target.seq, emoji)?
+                            }
+                            false => None,
+                        },
                     },
                     None => ignored(
                         conv,

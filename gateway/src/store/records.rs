@@ -92,6 +92,9 @@ pub enum EventKind {
         emoji: String,
         /// True: the reaction was removed.
         removed: bool,
+        /// For a removal: the seq of the `Reaction` event it takes back, if the log has it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removes_seq: Option<u64>,
     },
     /// A message was removed from the log: unsent by its author, or expired.
     Removed {
