@@ -997,6 +997,7 @@ impl Store {
                     hash: hash.map(str::to_owned),
                     reason: reason.map(str::to_owned),
                     attempts,
+                    message_seq: None,
                 },
             )?;
             Ok((entry.identity, Some(event)))

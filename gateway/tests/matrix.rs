@@ -1974,5 +1974,57 @@ async fn replies_reactions_redactions_receipts_and_the_timer_in_a_matrix_room() 
     .await;
     assert_eq!(status, 200, "{v}");
     log_until(&mut cb, "bob", "the timer off", |k| matches!(k, event::Kind::Disappearing(d) if d.author == alice_id && d.disappearing.is_some_and(|t| t.seconds == 0))).await;
+    // Bob reads alice's messages: her client gets his ghost's m.read receipt.
+    let last = log_until(&mut cb, "bob", "my oops", |k| {
+        matches!(k, event::Kind::Removed(_))
+    })
+    .await;
+    let bob_last = cb
+        .msgs
+        .list_events(ListEventsRequest {
+            identity: "bob".into(),
+            page_size: 1,
+            newest_first: true,
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .events[0]
+        .seq;
+    assert!(bob_last >= last.seq);
+    cb.convs
+        .mark_conversation_read(sessiond_api::v1::MarkConversationReadRequest {
+            identity: "bob".into(),
+            account_id: alice_id.clone(),
+            seq: bob_last,
+        })
+        .await
+        .expect("mark read");
+    let ghost = format!("@{bob_id}:{SERVER}");
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let path = v3(&format!(
+            "sync?timeout=500&since={}",
+            enc_query(since.as_deref().unwrap_or(""))
+        ));
+        let (status, v) = raw(&mx, "GET", &path, Some(&token), b"").await;
+        assert_eq!(status, 200, "{v}");
+        since = v["next_batch"].as_str().map(str::to_owned);
+        let eph = v["rooms"]["join"][&room]["ephemeral"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let read = eph.iter().any(|e| {
+            e["type"] == "m.receipt"
+                && e["content"]
+                    .as_object()
+                    .is_some_and(|c| c.values().any(|r| r["m.read"].get(&ghost).is_some()))
+        });
+        if read {
+            break;
+        }
+        assert!(Instant::now() < until, "no m.read from bob's ghost");
+    }
     still_fine(&mx, &token).await;
 }

@@ -11,6 +11,8 @@
 //!   [`TIMER_EVENT`] (`org.sessiond.disappearing`, state key `""`), content `{"mode":
 //!   "after_send"|"after_read"|"off", "seconds": <n>}`; a client sets it with `PUT
 //!   /rooms/{room}/state/org.sessiond.disappearing` and the same content;
+//! - the contact's Session read receipts are its `m.read` receipts (ephemeral, in the sync
+//!   that brings them);
 //! - screenshot, saved-media, accepted-request and ignored-control-message notices are
 //!   `m.notice` messages.
 //!
@@ -25,8 +27,8 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sessiond_api::v1::{
-    event, Disappearing, DisappearingMode, Event, ListEventsRequest, MessageRef, NoticeKind,
-    ReactRequest, RemovedReason, SetDisappearingRequest, UnsendRequest,
+    event, DeliveryState, Disappearing, DisappearingMode, Event, ListEventsRequest, MessageRef,
+    NoticeKind, ReactRequest, RemovedReason, SetDisappearingRequest, UnsendRequest,
 };
 
 use crate::auth::Me;
@@ -141,6 +143,26 @@ pub(crate) fn timeline(view: &RoomView<'_>, ev: &Event) -> Option<Value> {
         out[key] = value;
     }
     Some(out)
+}
+
+/// The contact's `m.read` receipt for the newest of the user's messages it read, from the
+/// read receipts among `events` (the room's new events in a sync); `None` if there are none.
+pub(crate) fn peer_receipt(view: &RoomView<'_>, events: &[&Event]) -> Option<Value> {
+    let read = events
+        .iter()
+        .filter_map(|e| match e.kind.as_ref() {
+            Some(event::Kind::Delivery(d))
+                if d.state == DeliveryState::Read as i32 && d.message_seq != 0 =>
+            {
+                Some((d.message_seq, e.recorded_at_ms))
+            }
+            _ => None,
+        })
+        .max()?;
+    Some(json!({
+        "type": "m.receipt",
+        "content": { event_id(read.0): { "m.read": { view.ghost(): { "ts": read.1 } } } }
+    }))
 }
 
 /// The message an event id names in the conversation with `peer`: (its reference, whether it

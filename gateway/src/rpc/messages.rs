@@ -126,6 +126,7 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             hash,
             reason,
             attempts,
+            message_seq,
         } => event::Kind::Delivery(DeliveryUpdate {
             message_id,
             state: match state {
@@ -137,6 +138,7 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             reason: reason.unwrap_or_default(),
             attempts,
             recipient,
+            message_seq: message_seq.unwrap_or(0),
         }),
         EventKind::Conversation(view) => event::Kind::Conversation(ConversationChanged {
             conversation: Some(conversation_to_api(view)),

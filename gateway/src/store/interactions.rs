@@ -1045,6 +1045,7 @@ fn apply(
                         hash: None,
                         reason: None,
                         attempts: 0,
+                        message_seq: Some(target.seq),
                     },
                 )?);
             }

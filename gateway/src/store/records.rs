@@ -72,6 +72,9 @@ pub enum EventKind {
         reason: Option<String>,
         /// How many attempts were made.
         attempts: u32,
+        /// For `Read`: the seq of the message's `Outgoing` event. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_seq: Option<u64>,
     },
     /// A conversation's state or its contact's names changed (see [`ConversationView::changed`]);
     /// the conversation as it is after the change.
