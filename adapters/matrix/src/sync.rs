@@ -155,7 +155,9 @@ async fn sync_of(s: &Shared, me: &Me, query: &Query) -> Result<Value, MatrixErro
 
 /// The identity's conversations.
 pub(crate) async fn conversations(me: &Me) -> Result<Vec<Conversation>, MatrixError> {
-    Ok(me.client.all_conversations(me.name()).await?)
+    let mut all = me.client.all_conversations(me.name()).await?;
+    all.retain(|c| crate::events::is_direct(c.kind));
+    Ok(all)
 }
 
 /// The newest `limit` timeline events of a room up to seq `end`, oldest first, with `limited`

@@ -209,25 +209,29 @@ pub fn control(
     })
 }
 
-/// After the user read `peer`'s conversation from past `from_seq` up to `to_seq`: starts the
-/// after-read timers of the messages read and, if the identity sends read receipts, queues one
-/// for them. Blocking (store calls).
+/// After the user read `conversation` from past `from_seq` up to `to_seq`: starts the
+/// after-read timers of the messages read and, in a one-to-one conversation, if the identity
+/// sends read receipts, queues one for them (the apps send none in groups). Blocking.
 pub fn after_read(
     state: &State,
     record: &IdentityRecord,
-    peer: &AccountId,
+    conversation: &str,
     from_seq: u64,
     to_seq: u64,
 ) -> Result<(), ApiError> {
     let now = now_ms();
     let effects = state
         .store
-        .messages_read(record.id, &peer.to_string(), from_seq, to_seq, now)?;
+        .messages_read(record.id, conversation, from_seq, to_seq, now)?;
     if effects.read_sent_at_ms.is_empty()
         || !state.store.identity_settings(record.id)?.read_receipts
     {
         return Ok(());
     }
+    let Ok(peer) = parse_recipient("account_id", conversation) else {
+        return Ok(());
+    };
+    let peer = &peer;
     let keys = keys_of(state, record)?;
     let content = read_receipt_content(&effects.read_sent_at_ms, now);
     let out = control(state, &keys, peer, &content, now)?;

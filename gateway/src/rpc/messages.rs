@@ -15,10 +15,10 @@ use session_proto::message::{typing_content, TYPING_TTL_MS};
 use session_proto::protos::Content;
 use sessiond_api::v1::message_service_server::MessageService;
 use sessiond_api::v1::{
-    event, ConversationChanged, DeliveryState as ApiDeliveryState, DeliveryUpdate, Event,
-    IncomingMessage, ListEventsRequest, ListEventsResponse, OutgoingMessage, SendMessageRequest,
-    SendMessageResponse, SendTypingRequest, SendTypingResponse, SubscribeRequest,
-    SubscribeResponse, Typing,
+    event, ConversationChanged, ConversationKind, DeliveryState as ApiDeliveryState,
+    DeliveryUpdate, Event, IncomingMessage, ListEventsRequest, ListEventsResponse, OutgoingMessage,
+    SendMessageRequest, SendMessageResponse, SendTypingRequest, SendTypingResponse,
+    SubscribeRequest, SubscribeResponse, Typing,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -34,6 +34,7 @@ use super::interactions::{
 };
 use super::seal::sync_copy;
 use super::{now_ms, page, ApiError, Service, State};
+use crate::address::{self, Kind};
 use crate::store::{
     DeliveryState, EventKind, IdentityId, IdentityRecord, MessageExtras, NewOutgoing, Queued,
     SentKey, StoredEvent, TypingNotice,
@@ -67,6 +68,22 @@ pub fn parse_recipient(field: &'static str, text: &str) -> Result<AccountId, Api
     Ok(id)
 }
 
+/// Parses a conversation address (see [`crate::address`]) into its canonical form and kind.
+pub fn parse_conversation(field: &'static str, text: &str) -> Result<(String, Kind), ApiError> {
+    address::parse(text).map_err(|why| ApiError::field(field, why))
+}
+
+/// The API's kind of a stored conversation address.
+pub fn kind_to_api(address: &str) -> ConversationKind {
+    match Kind::of(address) {
+        Some(Kind::Direct) => ConversationKind::Direct,
+        Some(Kind::Group) => ConversationKind::Group,
+        Some(Kind::CommunityRoom) => ConversationKind::CommunityRoom,
+        Some(Kind::CommunityDm) => ConversationKind::CommunityDm,
+        None => ConversationKind::Unspecified,
+    }
+}
+
 /// Checks a message text: not empty, at most [`MAX_TEXT_UTF16`] UTF-16 code units.
 pub fn validate_text(text: &str) -> Result<(), ApiError> {
     if text.trim().is_empty() {
@@ -86,8 +103,12 @@ pub fn validate_text(text: &str) -> Result<(), ApiError> {
 pub fn to_api(identity: &str, e: StoredEvent) -> Event {
     let kind = match e.kind {
         EventKind::Incoming(m) => {
+            let conversation_id = m.conversation().to_owned();
+            let conversation_kind = kind_to_api(m.conversation()) as i32;
             let (reply_to, disappearing, expires_at_ms) = extras_to_api(m.extras);
             event::Kind::Incoming(IncomingMessage {
+                conversation_id,
+                conversation_kind,
                 sender: m.sender,
                 text: m.text,
                 sent_at_ms: m.sent_at_ms,
@@ -109,6 +130,8 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
         } => {
             let (reply_to, disappearing, expires_at_ms) = extras_to_api(extras);
             event::Kind::Outgoing(OutgoingMessage {
+                conversation_id: recipient.clone(),
+                conversation_kind: kind_to_api(&recipient) as i32,
                 message_id,
                 recipient,
                 text,
@@ -257,9 +280,17 @@ impl MessageService for Service {
             reply_to,
             disappearing,
         } = req.into_inner();
-        let recipient = parse_recipient("recipient", &recipient)?;
+        let (address, kind) = parse_conversation("recipient", &recipient)?;
         validate_text(&text)?;
         let key = validate_idempotency_key(&idempotency_key)?;
+        if kind != Kind::Direct {
+            return Err(ApiError::Unimplemented(format!(
+                "recipient: this daemon cannot post in a conversation of kind {:?} yet",
+                kind_to_api(&address)
+            ))
+            .into());
+        }
+        let recipient = parse_recipient("recipient", &address)?;
         let reply_to = reply_to.as_ref().map(reply_from_api).transpose()?;
         let chosen_expiry = disappearing
             .as_ref()
@@ -422,7 +453,7 @@ impl MessageService for Service {
         let peer = if peer.is_empty() {
             None
         } else {
-            Some(parse_recipient("peer", &peer)?.to_string())
+            Some(parse_conversation("peer", &peer)?.0)
         };
         let limit = page::page_size(page_size)?;
         // The token: the request fields it is bound to, the log's epoch, and the last seq

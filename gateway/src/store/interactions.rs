@@ -324,7 +324,7 @@ impl Log<'_> {
     fn remove(&mut self, identity: IdentityId, event: &StoredEvent) -> Result<(), TxError> {
         self.events.remove((identity, event.seq))?;
         self.peers
-            .remove((identity, event.kind.peer(), event.seq))?;
+            .remove((identity, event.kind.conversation(), event.seq))?;
         Ok(())
     }
 }
@@ -339,7 +339,7 @@ pub(super) fn prepare(
     mut kind: EventKind,
 ) -> Result<EventKind, TxError> {
     let own = own_account(tx, identity)?;
-    let conversation = kind.peer().to_owned();
+    let conversation = kind.conversation().to_owned();
     let (extras, sent_at_ms, outgoing) = match &mut kind {
         EventKind::Incoming(m) => (&mut m.extras, m.sent_at_ms, false),
         EventKind::Outgoing {
@@ -391,7 +391,7 @@ fn start_timer(
     own_hash: Option<&str>,
 ) -> Result<(), TxError> {
     let due = DueRecord {
-        conversation: event.kind.peer().to_owned(),
+        conversation: event.kind.conversation().to_owned(),
     };
     tx.open_table(EXPIRIES)?
         .insert((identity, at_ms, event.seq), encode(&due).as_slice())?;
@@ -461,7 +461,7 @@ fn take_out(
         identity,
         now_ms,
         EventKind::Removed {
-            conversation: event.kind.peer().to_owned(),
+            conversation: event.kind.conversation().to_owned(),
             removed_seq: event.seq,
             sent_at_ms,
             author,

@@ -136,6 +136,10 @@ impl Conn {
             event::Kind::Notice(n) => (n.conversation.clone(), n.author.clone()),
             _ => return None,
         };
+        // Group and community conversations are not shown as queries (yet).
+        if !conversation.starts_with("05") {
+            return Some(Ok(()));
+        }
         let me = self.me();
         let own = self
             .session
