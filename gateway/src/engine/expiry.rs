@@ -64,7 +64,7 @@ pub async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
 
 async fn do_chore(ctx: &Ctx, keys: &mut HashMap<IdentityId, IdentityKeys>, chore: SwarmChore) {
     let id = chore.identity;
-    if !keys.contains_key(&id) {
+    if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(id) {
         let loaded = ctx
             .blocking(move |s| {
                 let record = s.identity_by_id(id)?;
@@ -73,7 +73,7 @@ async fn do_chore(ctx: &Ctx, keys: &mut HashMap<IdentityId, IdentityKeys>, chore
             .await;
         match loaded {
             Ok(seed) => {
-                keys.insert(id, IdentityKeys::from_seed(&seed));
+                slot.insert(IdentityKeys::from_seed(&seed));
             }
             Err(e) => {
                 tracing::debug!(identity = id, cause = %e, "dropping a chore of a gone identity");
