@@ -6,6 +6,8 @@
 //! - `pollers` ([`poller`]): a supervisor that keeps one poller task per identity, following
 //!   identities added and removed at run time; each poll reads the account's configs with its
 //!   messages and merges them first ([`configsync`]).
+//! - `expiry` ([`expiry`]): purges disappearing messages when their timers run out and carries
+//!   out the swarm chores (expire, delete) on the identities' own swarms.
 //! - `bootstrap`: fetches the pool and builds the paths at start (retrying with backoff until
 //!   it works), so the daemon is ready before the first message rather than at it.
 //! - `net-events` ([`netsource`]): forwards the client's events to Network.Watch.
@@ -18,6 +20,7 @@
 
 pub mod configsync;
 pub mod echo;
+pub mod expiry;
 pub mod groups;
 pub mod netsource;
 pub mod poller;
@@ -165,6 +168,10 @@ impl Engine {
             (
                 "pollers",
                 tokio::spawn(poller::supervise(Arc::clone(&ctx), stop.subscribe())),
+            ),
+            (
+                "expiry",
+                tokio::spawn(expiry::run(Arc::clone(&ctx), stop.subscribe())),
             ),
             (
                 "bootstrap",

@@ -6,8 +6,8 @@
 //!   rich details (ErrorInfo, BadRequest) every error status carries.
 //! - [`page`]: page sizes and page tokens of the List calls.
 //! - [`wire`]: the Unix socket's `:authority` fix and the RESOURCE_EXHAUSTED status fix.
-//! - `identities`, `messages`, `conversations`, `network`, `webhooks`, `groups`: one file per service's
-//!   handlers.
+//! - `identities`, `messages`, `conversations`, `network`, `webhooks`, `groups`, `interactions`:
+//!   one file per service's handlers.
 //! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing contents (texts, typing
 //!   notices).
 //!
@@ -19,6 +19,7 @@ mod conversations;
 pub mod err;
 mod groups;
 mod identities;
+mod interactions;
 mod messages;
 mod network;
 pub mod page;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use sessiond_api::v1::conversation_service_server::ConversationServiceServer;
 use sessiond_api::v1::group_service_server::GroupServiceServer;
 use sessiond_api::v1::identity_service_server::IdentityServiceServer;
+use sessiond_api::v1::interaction_service_server::InteractionServiceServer;
 use sessiond_api::v1::message_service_server::MessageServiceServer;
 use sessiond_api::v1::network_service_server::NetworkServiceServer;
 use sessiond_api::v1::webhook_service_server::WebhookServiceServer;
@@ -169,6 +171,13 @@ impl Service {
         InterceptedService::new(server, self.interceptor())
     }
 
+    /// The InteractionService behind auth.
+    pub fn interactions(&self) -> Authed<InteractionServiceServer<Service>> {
+        let server = InteractionServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
+    }
+
     /// Runs a blocking store operation off the async threads.
     async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
@@ -217,6 +226,9 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
         .set_serving::<WebhookServiceServer<Service>>()
         .await;
     reporter.set_serving::<GroupServiceServer<Service>>().await;
+    reporter
+        .set_serving::<InteractionServiceServer<Service>>()
+        .await;
     Ok(tonic::transport::Server::builder()
         .layer(wire::StatusFixLayer)
         .add_service(health)
@@ -227,7 +239,8 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
         .add_service(service.conversations())
         .add_service(service.network())
         .add_service(service.webhooks())
-        .add_service(service.groups()))
+        .add_service(service.groups())
+        .add_service(service.interactions()))
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

@@ -59,6 +59,7 @@ mod book;
 mod err;
 mod groups;
 pub mod handles;
+mod interactions;
 mod lock;
 mod migrate;
 mod records;
@@ -81,10 +82,13 @@ use zeroize::Zeroizing;
 pub use archive::{IdentityRows, Row};
 pub use err::StoreError;
 pub use groups::{member_diff, GroupChange, GroupMember, GroupRecord, GroupStatus, KeysMessage};
+pub use interactions::{
+    Chore, ControlOut, Due, IdentitySettings, Inbound, InboundKind, ReadEffects, SwarmChore,
+};
 pub use records::{
-    ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, IdentityId,
-    IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, SyncCopy,
-    TokenRecord, HELD,
+    ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, ExpirySetting,
+    IdentityId, IdentityRecord, MessageExtras, NewOutgoing, NoticeKind, OutboxEntry, Queued,
+    Received, RemovedReason, ReplyRef, SentKey, StoredEvent, SyncCopy, TokenRecord, HELD,
 };
 pub use sync::SyncedContact;
 pub use webhooks::{DeadLetter, WebhookRecord, WebhookSource};
@@ -356,6 +360,7 @@ impl Store {
             tx.open_table(webhooks::WEBHOOKS)?;
             tx.open_table(webhooks::WEBHOOK_CURSORS)?;
             tx.open_table(groups::GROUPS)?;
+            interactions::create_tables(tx)?;
             if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
                 migrate::upgrade(tx, found)?;
                 tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
@@ -568,6 +573,7 @@ impl Store {
             webhooks::remove_all(tx, id)?;
             tx.open_table(groups::GROUPS)?
                 .retain(|(owner, _), _| owner != id)?;
+            interactions::forget_identity(tx, id)?;
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut doomed = Vec::new();
             for row in outbox.iter()? {
@@ -852,17 +858,22 @@ impl Store {
                 }
             }
             let mut log = Log::open(tx)?;
-            let event = log.append(
+            let kind = interactions::prepare(
+                &log,
+                tx,
                 identity,
-                now_ms,
                 EventKind::Outgoing {
                     message_id: msg.message_id.clone(),
                     recipient: msg.recipient.clone(),
                     text: msg.text.clone(),
                     sent_at_ms: msg.sent_at_ms,
                     from_other_device: false,
+                    extras: msg.extras.clone(),
                 },
             )?;
+            let event = log.append(identity, now_ms, kind)?;
+            let own_hash = msg.sync_copy.as_ref().map(|c| c.hash.as_str());
+            interactions::schedule(tx, identity, &event, own_hash)?;
             let id = next_counter(tx, NEXT_OUTBOX_KEY)?;
             let copy_id = match msg.sync_copy {
                 Some(_) => Some(next_counter(tx, NEXT_OUTBOX_KEY)?),
@@ -883,6 +894,7 @@ impl Store {
                 event_seq: event.seq,
                 sync_copy: false,
                 held_copy: copy_id,
+                control: false,
             };
             let mut outbox = tx.open_table(OUTBOX)?;
             outbox.insert(id, encode(&entry).as_slice())?;
@@ -1039,7 +1051,7 @@ impl Store {
                 Some(v) => decode("outbox", v.value())?,
                 None => return Err(StoreError::UnknownOutboxEntry { id }.into()),
             };
-            if entry.sync_copy {
+            if entry.sync_copy || entry.control {
                 return Ok((entry.identity, None));
             }
             if let Some(copy_id) = entry.held_copy {
@@ -1056,7 +1068,7 @@ impl Store {
             drop(outbox);
             let attempts = match state {
                 DeliveryState::Sent => entry.attempts.saturating_add(1),
-                DeliveryState::Failed => entry.attempts,
+                DeliveryState::Failed | DeliveryState::Read => entry.attempts,
             };
             let event = Log::open(tx)?.append(
                 entry.identity,
@@ -1068,6 +1080,7 @@ impl Store {
                     hash: hash.map(str::to_owned),
                     reason: reason.map(str::to_owned),
                     attempts,
+                    message_seq: None,
                 },
             )?;
             Ok((entry.identity, Some(event)))
@@ -1169,6 +1182,7 @@ impl Store {
                             text: msg.text.clone(),
                             sent_at_ms: msg.sent_at_ms,
                             from_other_device: true,
+                            extras: msg.extras.clone(),
                         },
                         target.as_str(),
                         book::Message::Outgoing,
@@ -1181,8 +1195,10 @@ impl Store {
                         },
                     ),
                 };
+                let kind = interactions::prepare(&log, tx, identity, kind)?;
                 let event = log.append(identity, now_ms, kind)?;
                 seen.insert((identity, msg.hash.as_str()), event.seq)?;
+                interactions::schedule(tx, identity, &event, Some(&msg.hash))?;
                 // Posted in a group or room: the sender is someone to name, too.
                 let renamed = match (&msg.sync_target, book::is_person(peer)) {
                     (None, false) => book.note_sender(

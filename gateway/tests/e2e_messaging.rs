@@ -1,7 +1,9 @@
 //! End to end: real `sessiond` processes on a devnet started in the test exchange messages
 //! through gRPC; subscribers resume; a daemon killed with SIGKILL mid-traffic loses nothing and
 //! duplicates nothing; the fault suite (snodes stopped, silent, slow or answering 5xx, daemons
-//! SIGKILLed mid-send) loses and duplicates nothing; bad `--seeds` fail with one line.
+//! SIGKILLed mid-send) loses and duplicates nothing; bad `--seeds` fail with one line; replies,
+//! reactions, unsend, read receipts and disappearing messages travel both ways and disappearing
+//! ones leave the logs and swarms.
 
 #[path = "support/faults.rs"]
 mod faults;
@@ -14,12 +16,17 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use session_proto::keys::IdentityKeys;
+use session_proto::storage_rpc::UserPubkey;
 use sessiond_api::v1::{
     event, AcceptInvitationRequest, ConversationKind, CreateGroupRequest, CreateIdentityRequest,
-    DeliveryState, Event, GetGroupRequest, GetNetworkStatusRequest, GroupStatus,
+    DeliveryState, Disappearing, DisappearingMode, Event, ExportRecoveryPasswordRequest,
+    GetGroupRequest, GetNetworkStatusRequest, GetReadReceiptsRequest, GroupStatus,
     InviteGroupMembersRequest, ListEventsRequest, ListGroupMembersRequest, ListGroupsRequest,
-    NetworkEventKind, PromoteGroupMembersRequest, RebuildPathsRequest, RemoveGroupMembersRequest,
-    SendMessageRequest, SubscribeRequest, SubscribeResponse, UpdateGroupInfoRequest,
+    MarkConversationReadRequest, MessageRef, NetworkEventKind, NoticeKind, OpenConversationRequest,
+    PromoteGroupMembersRequest, ReactRequest, RebuildPathsRequest, RemoveGroupMembersRequest,
+    RemovedReason, SendMessageRequest, SendMessageResponse, SetDisappearingRequest,
+    SubscribeRequest, SubscribeResponse, UnsendRequest, UpdateGroupInfoRequest,
     WatchNetworkRequest,
 };
 use support::{
@@ -1451,9 +1458,404 @@ fn clone_clients(c: &Clients) -> Clients {
         convs: c.convs.clone(),
         net: c.net.clone(),
         groups: c.groups.clone(),
+        inter: c.inter.clone(),
     }
 }
 
 fn some_id(n: u8) -> String {
     support::some_account_id(n)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Replies, reactions, unsend, read receipts, disappearing messages (issue 16)
+// ------------------------------------------------------------------------------------------------
+
+/// The first event of `log` that `pick` maps to something.
+fn find<T>(log: &[Event], pick: impl Fn(&event::Kind) -> Option<T>) -> Option<T> {
+    log.iter().filter_map(|e| e.kind.as_ref()).find_map(pick)
+}
+
+/// The incoming message with this text, if the log has it.
+fn incoming(log: &[Event], text: &str) -> Option<(u64, sessiond_api::v1::IncomingMessage)> {
+    log.iter().find_map(|e| match &e.kind {
+        Some(event::Kind::Incoming(m)) if m.text == text => Some((e.seq, m.clone())),
+        _ => None,
+    })
+}
+
+/// The outgoing message with this text, if the log has it.
+fn outgoing(log: &[Event], text: &str) -> Option<(u64, sessiond_api::v1::OutgoingMessage)> {
+    log.iter().find_map(|e| match &e.kind {
+        Some(event::Kind::Outgoing(m)) if m.text == text => Some((e.seq, m.clone())),
+        _ => None,
+    })
+}
+
+async fn send_with(c: &mut Clients, req: SendMessageRequest) -> SendMessageResponse {
+    c.msgs.send_message(req).await.expect("send").into_inner()
+}
+
+async fn react(
+    c: &mut Clients,
+    me: &str,
+    conv: &str,
+    target: MessageRef,
+    emoji: &str,
+    remove: bool,
+) {
+    c.inter
+        .react(ReactRequest {
+            identity: me.into(),
+            conversation: conv.into(),
+            target: Some(target),
+            emoji: emoji.into(),
+            remove,
+        })
+        .await
+        .expect("react");
+}
+
+fn reaction_seen(log: &[Event], author: &str, emoji: &str, removed: bool) -> bool {
+    find(log, |k| match k {
+        event::Kind::Reaction(r)
+            if r.author == author && r.emoji == emoji && r.removed == removed =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .is_some()
+}
+
+fn removed_seen(log: &[Event], sent_at_ms: u64, reason: RemovedReason) -> bool {
+    find(log, |k| match k {
+        event::Kind::Removed(r)
+            if r.reason == reason as i32
+                && r.message
+                    .as_ref()
+                    .is_some_and(|m| m.sent_at_ms == sent_at_ms) =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .is_some()
+}
+
+fn read_seen(log: &[Event], message_id: &str) -> bool {
+    find(log, |k| match k {
+        event::Kind::Delivery(d)
+            if d.message_id == message_id && d.state == DeliveryState::Read as i32 =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .is_some()
+}
+
+async fn mark_read(c: &mut Clients, me: &str, peer: &str) {
+    let last = history(c, me).await.last().map_or(0, |e| e.seq);
+    c.convs
+        .mark_conversation_read(MarkConversationReadRequest {
+            identity: me.into(),
+            account_id: peer.into(),
+            seq: last,
+        })
+        .await
+        .expect("mark read");
+}
+
+/// The hashes a swarm holds for `keys`' account in namespace 0, read with its own signature.
+async fn swarm_hashes(client: &session_net::NetClient, keys: &IdentityKeys) -> Vec<String> {
+    let account = UserPubkey(*keys.account_id().as_bytes());
+    let auth = session_net::Auth::Account(keys.signing_key().clone());
+    client
+        .retrieve(&account, 0, None, &auth)
+        .await
+        .expect("retrieve")
+        .messages
+        .into_iter()
+        .map(|m| m.hash)
+        .collect()
+}
+
+async fn keys_of(c: &mut Clients, name: &str) -> IdentityKeys {
+    let phrase = c
+        .ids
+        .export_recovery_password(ExportRecoveryPasswordRequest { name: name.into() })
+        .await
+        .expect("export")
+        .into_inner()
+        .recovery_password;
+    IdentityKeys::from_recovery_password(&phrase).expect("a recovery password")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_reactions_unsend_receipts_and_disappearing_messages_travel_both_ways() {
+    let n = net("e2e-inter", FAST_CONFIG).await;
+    let a = n.daemon("a").await;
+    let b = n.daemon("b").await;
+    let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
+    let alice = create(&mut ca, "alice").await;
+    let bob = create(&mut cb, "bob").await;
+
+    // A message request, accepted: alice hears of it.
+    send(&mut ca, "alice", &bob, "hello bob").await;
+    let hb = history_until(&mut cb, "bob", |h| incoming(h, "hello bob").is_some()).await;
+    let (_, hello) = incoming(&hb, "hello bob").expect("hello");
+    cb.convs
+        .open_conversation(OpenConversationRequest {
+            identity: "bob".into(),
+            account_id: alice.clone(),
+        })
+        .await
+        .expect("accept");
+    history_until(&mut ca, "alice", |h| {
+        find(h, |k| match k {
+            event::Kind::Notice(x) if x.kind == NoticeKind::RequestAccepted as i32 => Some(()),
+            _ => None,
+        })
+        .is_some()
+    })
+    .await;
+
+    // Replies both ways, with the quoted text as the excerpt.
+    send_with(
+        &mut cb,
+        SendMessageRequest {
+            identity: "bob".into(),
+            recipient: alice.clone(),
+            text: "hi alice".into(),
+            reply_to: Some(MessageRef {
+                sent_at_ms: hello.sent_at_ms,
+                author: alice.clone(),
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let ha = history_until(&mut ca, "alice", |h| incoming(h, "hi alice").is_some()).await;
+    let (_, hi) = incoming(&ha, "hi alice").expect("reply");
+    let (hello_seq, _) = outgoing(&ha, "hello bob").expect("own message");
+    let quote = hi.reply_to.clone().expect("a quote");
+    assert_eq!(
+        (quote.seq, quote.excerpt.as_str(), quote.author.as_str()),
+        (hello_seq, "hello bob", alice.as_str())
+    );
+    send_with(
+        &mut ca,
+        SendMessageRequest {
+            identity: "alice".into(),
+            recipient: bob.clone(),
+            text: "back at you".into(),
+            reply_to: Some(MessageRef {
+                sent_at_ms: hi.sent_at_ms,
+                author: bob.clone(),
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let hb = history_until(&mut cb, "bob", |h| incoming(h, "back at you").is_some()).await;
+    let (_, back) = incoming(&hb, "back at you").expect("reply");
+    assert_eq!(back.reply_to.expect("a quote").excerpt, "hi alice");
+
+    // A reaction and its removal, both ways.
+    let hello_ref = MessageRef {
+        sent_at_ms: hello.sent_at_ms,
+        author: alice.clone(),
+    };
+    react(&mut cb, "bob", &alice, hello_ref.clone(), "👍", false).await;
+    react(&mut cb, "bob", &alice, hello_ref, "👍", true).await;
+    let hi_ref = MessageRef {
+        sent_at_ms: hi.sent_at_ms,
+        author: bob.clone(),
+    };
+    react(&mut ca, "alice", &bob, hi_ref.clone(), "🎉", false).await;
+    react(&mut ca, "alice", &bob, hi_ref, "🎉", true).await;
+    history_until(&mut ca, "alice", |h| {
+        reaction_seen(h, &bob, "👍", false) && reaction_seen(h, &bob, "👍", true)
+    })
+    .await;
+    history_until(&mut cb, "bob", |h| {
+        reaction_seen(h, &alice, "🎉", false) && reaction_seen(h, &alice, "🎉", true)
+    })
+    .await;
+
+    // Bad input: a reaction to a message nobody sent, an unsend of someone else's message, an
+    // absurd timer.
+    let err = ca
+        .inter
+        .react(ReactRequest {
+            identity: "alice".into(),
+            conversation: bob.clone(),
+            target: Some(MessageRef {
+                sent_at_ms: 12345,
+                author: bob.clone(),
+            }),
+            emoji: "x".into(),
+            remove: false,
+        })
+        .await
+        .expect_err("unknown target");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = ca
+        .inter
+        .unsend(UnsendRequest {
+            identity: "alice".into(),
+            conversation: bob.clone(),
+            sent_at_ms: hi.sent_at_ms,
+        })
+        .await
+        .expect_err("not hers");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = ca
+        .inter
+        .set_disappearing(SetDisappearingRequest {
+            identity: "alice".into(),
+            conversation: bob.clone(),
+            disappearing: Some(Disappearing {
+                mode: DisappearingMode::AfterSend as i32,
+                seconds: u32::MAX,
+            }),
+        })
+        .await
+        .expect_err("absurd");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+    // Unsend, both ways: the message leaves the other side's log.
+    let oops_a = send_with(
+        &mut ca,
+        SendMessageRequest {
+            identity: "alice".into(),
+            recipient: bob.clone(),
+            text: "oops a".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let oops_b = send_with(
+        &mut cb,
+        SendMessageRequest {
+            identity: "bob".into(),
+            recipient: alice.clone(),
+            text: "oops b".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    history_until(&mut cb, "bob", |h| incoming(h, "oops a").is_some()).await;
+    history_until(&mut ca, "alice", |h| incoming(h, "oops b").is_some()).await;
+    ca.inter
+        .unsend(UnsendRequest {
+            identity: "alice".into(),
+            conversation: bob.clone(),
+            sent_at_ms: oops_a.sent_at_ms,
+        })
+        .await
+        .expect("unsend");
+    cb.inter
+        .unsend(UnsendRequest {
+            identity: "bob".into(),
+            conversation: alice.clone(),
+            sent_at_ms: oops_b.sent_at_ms,
+        })
+        .await
+        .expect("unsend");
+    let hb = history_until(&mut cb, "bob", |h| {
+        removed_seen(h, oops_a.sent_at_ms, RemovedReason::Unsent)
+    })
+    .await;
+    assert!(incoming(&hb, "oops a").is_none() && outgoing(&hb, "oops b").is_none());
+    let ha = history_until(&mut ca, "alice", |h| {
+        removed_seen(h, oops_b.sent_at_ms, RemovedReason::Unsent)
+    })
+    .await;
+    assert!(incoming(&ha, "oops b").is_none() && outgoing(&ha, "oops a").is_none());
+
+    // Read receipts, both ways (on by default).
+    let (_, hello_out) = outgoing(&ha, "hello bob").expect("hello");
+    let (_, hi_out) = outgoing(&hb, "hi alice").expect("hi");
+    mark_read(&mut cb, "bob", &alice).await;
+    mark_read(&mut ca, "alice", &bob).await;
+    history_until(&mut ca, "alice", |h| read_seen(h, &hello_out.message_id)).await;
+    history_until(&mut cb, "bob", |h| read_seen(h, &hi_out.message_id)).await;
+    let on = cb
+        .inter
+        .get_read_receipts(GetReadReceiptsRequest {
+            identity: "bob".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert!(on.enabled);
+
+    // A 10-second disappearing timer, set by alice, applies to both sides' messages.
+    ca.inter
+        .set_disappearing(SetDisappearingRequest {
+            identity: "alice".into(),
+            conversation: bob.clone(),
+            disappearing: Some(Disappearing {
+                mode: DisappearingMode::AfterSend as i32,
+                seconds: 10,
+            }),
+        })
+        .await
+        .expect("timer");
+    history_until(&mut cb, "bob", |h| {
+        find(h, |k| match k {
+            event::Kind::Disappearing(d) if d.disappearing.is_some_and(|t| t.seconds == 10) => {
+                Some(())
+            }
+            _ => None,
+        })
+        .is_some()
+    })
+    .await;
+    let secret_a = send(&mut ca, "alice", &bob, "secret a").await;
+    let secret_b = send(&mut cb, "bob", &alice, "secret b").await;
+    let hb = history_until(&mut cb, "bob", |h| incoming(h, "secret a").is_some()).await;
+    let ha = history_until(&mut ca, "alice", |h| incoming(h, "secret b").is_some()).await;
+    let (_, sa_in) = incoming(&hb, "secret a").expect("secret a");
+    let (_, sb_in) = incoming(&ha, "secret b").expect("secret b");
+    for m in [&sa_in, &sb_in] {
+        assert_eq!(m.disappearing.expect("a timer").seconds, 10);
+        assert_eq!(m.expires_at_ms, m.sent_at_ms + 10_000);
+    }
+    assert!(!secret_a.is_empty() && !secret_b.is_empty());
+    let net_client = session_net::NetClient::with_https(
+        session_net::NetConfig::devnet(n.devnet.seeds()),
+        std::sync::Arc::new(session_net::MemoryPoolStore::new()),
+    );
+    net_client.bootstrap().await.expect("bootstrap");
+    let (bob_keys, alice_keys) = (
+        keys_of(&mut cb, "bob").await,
+        keys_of(&mut ca, "alice").await,
+    );
+    assert!(swarm_hashes(&net_client, &bob_keys)
+        .await
+        .contains(&sa_in.hash));
+    // Gone after the timer: from both logs and from both swarms.
+    let hb = history_until(&mut cb, "bob", |h| {
+        removed_seen(h, sa_in.sent_at_ms, RemovedReason::Expired)
+            && removed_seen(h, sb_in.sent_at_ms, RemovedReason::Expired)
+    })
+    .await;
+    let ha = history_until(&mut ca, "alice", |h| {
+        removed_seen(h, sa_in.sent_at_ms, RemovedReason::Expired)
+            && removed_seen(h, sb_in.sent_at_ms, RemovedReason::Expired)
+    })
+    .await;
+    assert!(incoming(&hb, "secret a").is_none() && outgoing(&hb, "secret b").is_none());
+    assert!(incoming(&ha, "secret b").is_none() && outgoing(&ha, "secret a").is_none());
+    assert!(!swarm_hashes(&net_client, &bob_keys)
+        .await
+        .contains(&sa_in.hash));
+    assert!(!swarm_hashes(&net_client, &alice_keys)
+        .await
+        .contains(&sb_in.hash));
+    net_client.shutdown().await;
+    // Earlier messages are still there.
+    assert!(incoming(&hb, "back at you").is_some());
 }

@@ -767,3 +767,262 @@ async fn a_group_is_a_channel_invite_join_talk_topic_kick() {
     )
     .await;
 }
+
+/// The value of tag `key` in a raw line, if it has one.
+fn raw_tag(line: &str, key: &str) -> Option<String> {
+    let tags = line.strip_prefix('@')?.split(' ').next()?;
+    tags.split(';').find_map(|t| {
+        let (k, v) = t.split_once('=').unwrap_or((t, ""));
+        (k == key).then(|| v.to_owned())
+    })
+}
+
+/// The API client of one side's identity.
+fn api(s: &Side) -> sessiond_api::client::Client {
+    sessiond_api::client::Client::new(s.channel.clone(), &s.token).expect("a token")
+}
+
+/// Polls `side`'s log until `want` holds for one of its events.
+async fn event_until(
+    s: &Side,
+    name: &str,
+    what: &str,
+    want: impl Fn(&event::Kind) -> bool,
+) -> sessiond_api::v1::Event {
+    let client = api(s);
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let events = client
+            .messages
+            .clone()
+            .list_events(ListEventsRequest {
+                identity: name.into(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .events;
+        if let Some(e) = events
+            .into_iter()
+            .find(|e| e.kind.as_ref().is_some_and(&want))
+        {
+            return e;
+        }
+        assert!(Instant::now() < until, "{name} never got {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_reactions_unsend_read_marks_and_timers_on_irc_with_and_without_caps() {
+    use sessiond_api::v1::{
+        DeliveryState, MessageRef, ReactRequest, SendMessageRequest, UnsendRequest,
+    };
+    let devnet = Devnet::start(DevnetConfig {
+        nodes: 9,
+        swarm_size: 3,
+        relay_timeout: Duration::from_secs(2),
+        replication_timeout: Duration::from_secs(2),
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    let dir = TempDir::new("irc-inter");
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let manifest = dir.path().join("devnet.json");
+    devnet.write_manifest(&manifest).expect("manifest");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let a = side(&dir, &manifest, &config, "alice").await;
+    let b = side(&dir, &manifest, &config, "bob").await;
+    let alice_nick = format!("s{}", &a.account[2..10]);
+    let bob_nick = format!("s{}", &b.account[2..10]);
+    // Alice's client has the capabilities, bob's has none.
+    let mut alice = Raw::register(
+        &a.irc,
+        &a.token,
+        "alice",
+        "message-tags echo-message draft/message-redaction draft/read-marker",
+    )
+    .await;
+    let mut bob = Raw::register(&b.irc, &b.token, "bob", "").await;
+
+    alice
+        .send(&format!("PRIVMSG {} :hello bob", b.account))
+        .await;
+    let echo = alice.wait_for("hello bob").await;
+    let hello_id = raw_tag(&echo, "msgid").expect("a msgid");
+    bob.wait_for("hello bob").await;
+    bob.send(&format!("PRIVMSG {alice_nick} :hi alice")).await;
+    let hi = alice.wait_for("hi alice").await;
+    let hi_id = raw_tag(&hi, "msgid").expect("a msgid");
+
+    // A reply from the client with tags; the client without them sees the quote as text.
+    alice
+        .send(&format!(
+            "@+draft/reply={hi_id} PRIVMSG {bob_nick} :right back"
+        ))
+        .await;
+    let quoted = bob.wait_for("right back").await;
+    assert!(quoted.contains("[re bob: hi alice] right back"), "{quoted}");
+    // A reply from the other side (through its API) arrives with +draft/reply.
+    let hello_event = event_until(
+        &b,
+        "bob",
+        "hello",
+        |k| matches!(k, event::Kind::Incoming(m) if m.text == "hello bob"),
+    )
+    .await;
+    let Some(event::Kind::Incoming(hello_in)) = hello_event.kind else {
+        unreachable!()
+    };
+    api(&b)
+        .messages
+        .clone()
+        .send_message(SendMessageRequest {
+            identity: "bob".into(),
+            recipient: a.account.clone(),
+            text: "quoting you".into(),
+            reply_to: Some(MessageRef {
+                sent_at_ms: hello_in.sent_at_ms,
+                author: a.account.clone(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("reply");
+    let got = event_until(
+        &a,
+        "alice",
+        "the reply",
+        |k| matches!(k, event::Kind::Incoming(m) if m.text == "quoting you"),
+    )
+    .await;
+    assert_eq!(
+        got.kind.and_then(|k| match k {
+            event::Kind::Incoming(m) => m.reply_to.map(|r| r.excerpt),
+            _ => None,
+        }),
+        Some("hello bob".to_owned())
+    );
+    let reply = alice.wait_for("quoting you").await;
+    assert_eq!(
+        raw_tag(&reply, "+draft/reply"),
+        Some(hello_id.clone()),
+        "{reply}"
+    );
+
+    // Reactions: alice's TAGMSG reaches bob as a notice; bob's (API) reaches alice as a TAGMSG.
+    alice
+        .send(&format!(
+            "@+draft/react=👍;+draft/reply={hi_id} TAGMSG {bob_nick}"
+        ))
+        .await;
+    let n = bob.wait_for("reacted 👍").await;
+    assert!(n.contains(&format!(":{alice_nick}!")), "{n}");
+    alice
+        .send(&format!(
+            "@+draft/unreact=👍;+draft/reply={hi_id} TAGMSG {bob_nick}"
+        ))
+        .await;
+    bob.wait_for("removed 👍").await;
+    api(&b)
+        .interactions
+        .clone()
+        .react(ReactRequest {
+            identity: "bob".into(),
+            conversation: a.account.clone(),
+            target: Some(MessageRef {
+                sent_at_ms: hello_in.sent_at_ms,
+                author: a.account.clone(),
+            }),
+            emoji: "🎉".into(),
+            remove: false,
+        })
+        .await
+        .expect("react");
+    let r = alice.wait_for("+draft/react=🎉").await;
+    assert!(
+        r.contains(" TAGMSG alice") && r.contains(&format!("+draft/reply={hello_id}")),
+        "{r}"
+    );
+
+    // Unsend: only the author; REDACT for the client with the capability, a notice without.
+    alice.send(&format!("REDACT {bob_nick} {hi_id}")).await;
+    alice.wait_for("FAIL REDACT REDACT_FORBIDDEN").await;
+    alice.send(&format!("PRIVMSG {bob_nick} :oops")).await;
+    let oops = alice.wait_for(&format!("PRIVMSG {bob_nick} oops")).await;
+    let oops_id = raw_tag(&oops, "msgid").expect("a msgid");
+    bob.wait_for("oops").await;
+    alice.send(&format!("REDACT {bob_nick} {oops_id}")).await;
+    alice
+        .wait_for(&format!("REDACT {bob_nick} {oops_id}"))
+        .await;
+    bob.wait_for("unsent]").await;
+    bob.send(&format!("PRIVMSG {alice_nick} :my oops")).await;
+    let mine = alice.wait_for("my oops").await;
+    let mine_id = raw_tag(&mine, "msgid").expect("a msgid");
+    let bob_oops = event_until(
+        &b,
+        "bob",
+        "my oops",
+        |k| matches!(k, event::Kind::Outgoing(m) if m.text == "my oops"),
+    )
+    .await;
+    let Some(event::Kind::Outgoing(bob_oops)) = bob_oops.kind else {
+        unreachable!()
+    };
+    api(&b)
+        .interactions
+        .clone()
+        .unsend(UnsendRequest {
+            identity: "bob".into(),
+            conversation: a.account.clone(),
+            sent_at_ms: bob_oops.sent_at_ms,
+        })
+        .await
+        .expect("unsend");
+    alice
+        .wait_for(&format!("REDACT alice {mine_id} unsent"))
+        .await;
+
+    // Read marks both ways: alice's MARKREAD is answered with the mark and reaches bob as a
+    // read receipt.
+    alice
+        .send(&format!(
+            "MARKREAD {bob_nick} timestamp=2030-01-01T00:00:00.000Z"
+        ))
+        .await;
+    alice
+        .wait_for(&format!("MARKREAD {bob_nick} timestamp="))
+        .await;
+    let hi_out = event_until(
+        &b,
+        "bob",
+        "hi alice",
+        |k| matches!(k, event::Kind::Outgoing(m) if m.text == "hi alice"),
+    )
+    .await;
+    let Some(event::Kind::Outgoing(hi_out)) = hi_out.kind else {
+        unreachable!()
+    };
+    event_until(&b, "bob", "a read receipt", |k| matches!(k, event::Kind::Delivery(d) if d.message_id == hi_out.message_id && d.state == DeliveryState::Read as i32)).await;
+
+    // A 10-second timer set from &session: both sides are told, the message goes after it.
+    alice
+        .send(&format!("PRIVMSG &session :disappear {bob_nick} 10s"))
+        .await;
+    alice.wait_for("Disappearing messages with").await;
+    bob.wait_for("[disappearing messages: 10 s after sending]")
+        .await;
+    alice.send(&format!("PRIVMSG {bob_nick} :secret")).await;
+    let secret = alice.wait_for(&format!("PRIVMSG {bob_nick} secret")).await;
+    let secret_id = raw_tag(&secret, "msgid").expect("a msgid");
+    bob.wait_for("secret").await;
+    alice
+        .wait_for(&format!("REDACT {bob_nick} {secret_id} disappeared"))
+        .await;
+    bob.wait_for("disappeared]").await;
+}

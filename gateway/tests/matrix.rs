@@ -336,7 +336,12 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
         }
         caught_up.extend(batch);
     }
-    let texts: Vec<&str> = caught_up.iter().map(|m| m.2.as_str()).collect();
+    // Bob's joining accepted alice's request: a notice that may come before or after his reply.
+    let texts: Vec<&str> = caught_up
+        .iter()
+        .map(|m| m.2.as_str())
+        .filter(|t| *t != "accepted your message request")
+        .collect();
     assert_eq!(
         texts,
         [
@@ -363,6 +368,7 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
             let v: Value = serde_json::from_str(raw.json().get()).ok()?;
             v["content"]["body"].as_str().map(str::to_owned)
         })
+        .filter(|b| b != "accepted your message request")
         .collect();
     assert_eq!(
         bodies,
@@ -1661,4 +1667,405 @@ async fn over_cap_connections_are_refused_and_a_closed_one_frees_its_slot() {
     }
     drop(full);
     d.terminate();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Replies, reactions, redactions, read receipts and the timer state event (issue 16)
+// ------------------------------------------------------------------------------------------------
+
+/// Syncs over raw HTTP until `done` holds for the room's timeline events seen so far.
+async fn timeline_until(
+    addr: &str,
+    token: &str,
+    room: &str,
+    seen: &mut Vec<Value>,
+    since: &mut Option<String>,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) {
+    let until = Instant::now() + DEADLINE;
+    while !done(seen) {
+        assert!(Instant::now() < until, "no {what}; saw {seen:#?}");
+        let path = match since {
+            Some(s) => v3(&format!("sync?timeout=500&since={}", enc_query(s))),
+            None => v3("sync?timeout=0"),
+        };
+        let (status, v) = raw(addr, "GET", &path, Some(token), b"").await;
+        assert_eq!(status, 200, "{v}");
+        *since = v["next_batch"].as_str().map(str::to_owned);
+        if let Some(events) = v["rooms"]["join"][room]["timeline"]["events"].as_array() {
+            seen.extend(events.iter().cloned());
+        }
+    }
+}
+
+/// Polls a gRPC log until `want` holds for one of its events; returns it.
+async fn log_until(
+    c: &mut Clients,
+    identity: &str,
+    what: &str,
+    want: impl Fn(&event::Kind) -> bool,
+) -> sessiond_api::v1::Event {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let events = c
+            .msgs
+            .list_events(ListEventsRequest {
+                identity: identity.into(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .events;
+        if let Some(e) = events
+            .into_iter()
+            .find(|e| e.kind.as_ref().is_some_and(&want))
+        {
+            return e;
+        }
+        assert!(Instant::now() < until, "{identity} never got {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn has(seen: &[Value], pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    seen.iter().find(|e| pred(e)).cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_reactions_redactions_receipts_and_the_timer_in_a_matrix_room() {
+    use sessiond_api::v1::{
+        DeliveryState, Disappearing, DisappearingMode, MessageRef, ReactRequest,
+        SendMessageRequest, SetDisappearingRequest, UnsendRequest,
+    };
+    let net = net("mx-inter", CONFIG).await;
+    let (da, db) = (net.daemon("a").await, net.daemon("b").await);
+    let (mut aa, mut cb) = (admin(&da).await, admin(&db).await);
+    create(&mut aa, "alice").await;
+    let bob_id = create(&mut cb, "bob").await;
+    let mx = matrix_addr(&da);
+    let token = login(&mx, "alice", &da.admin_token).await;
+    let body = json!({ "invite": [format!("@{bob_id}:{SERVER}")], "is_direct": true });
+    let (status, v) = raw(
+        &mx,
+        "POST",
+        &v3("createRoom"),
+        Some(&token),
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let room = v["room_id"].as_str().expect("room").to_owned();
+    let send = |kind: &'static str, txn: &'static str, content: Value| {
+        let (mx, token, room) = (mx.clone(), token.clone(), room.clone());
+        async move {
+            let path = v3(&format!("rooms/{}/send/{kind}/{txn}", enc(&room)));
+            let (status, v) = raw(
+                &mx,
+                "PUT",
+                &path,
+                Some(&token),
+                content.to_string().as_bytes(),
+            )
+            .await;
+            assert_eq!(status, 200, "{v}");
+            v["event_id"].as_str().expect("event id").to_owned()
+        }
+    };
+    let hello_ev = send(
+        "m.room.message",
+        "t1",
+        json!({ "msgtype": "m.text", "body": "hello bob" }),
+    )
+    .await;
+
+    // Bob (through his daemon's API) accepts, replies, reacts and takes it back, unsends, sets
+    // a 10-second timer and sends a disappearing message.
+    let hello = log_until(
+        &mut cb,
+        "bob",
+        "hello",
+        |k| matches!(k, event::Kind::Incoming(m) if m.text == "hello bob"),
+    )
+    .await;
+    let Some(event::Kind::Incoming(hello)) = hello.kind else {
+        unreachable!()
+    };
+    cb.convs
+        .open_conversation(OpenConversationRequest {
+            identity: "bob".into(),
+            account_id: hello.sender.clone(),
+        })
+        .await
+        .expect("accept");
+    let alice_id = hello.sender.clone();
+    let hello_ref = MessageRef {
+        sent_at_ms: hello.sent_at_ms,
+        author: alice_id.clone(),
+    };
+    let reply = cb
+        .msgs
+        .send_message(SendMessageRequest {
+            identity: "bob".into(),
+            recipient: alice_id.clone(),
+            text: "hi alice".into(),
+            reply_to: Some(hello_ref.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("reply")
+        .into_inner();
+    for remove in [false, true] {
+        cb.inter
+            .react(ReactRequest {
+                identity: "bob".into(),
+                conversation: alice_id.clone(),
+                target: Some(hello_ref.clone()),
+                emoji: "👍".into(),
+                remove,
+            })
+            .await
+            .expect("react");
+    }
+    let oops = cb
+        .msgs
+        .send_message(SendMessageRequest {
+            identity: "bob".into(),
+            recipient: alice_id.clone(),
+            text: "oops".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("send")
+        .into_inner();
+
+    let (mut seen, mut since) = (Vec::new(), None);
+    timeline_until(&mx, &token, &room, &mut seen, &mut since, "oops", |s| {
+        s.iter().any(|e| e["content"]["body"] == "oops")
+    })
+    .await;
+    cb.inter
+        .unsend(UnsendRequest {
+            identity: "bob".into(),
+            conversation: alice_id.clone(),
+            sent_at_ms: oops.sent_at_ms,
+        })
+        .await
+        .expect("unsend");
+    cb.inter
+        .set_disappearing(SetDisappearingRequest {
+            identity: "bob".into(),
+            conversation: alice_id.clone(),
+            disappearing: Some(Disappearing {
+                mode: DisappearingMode::AfterSend as i32,
+                seconds: 10,
+            }),
+        })
+        .await
+        .expect("timer");
+    cb.msgs
+        .send_message(SendMessageRequest {
+            identity: "bob".into(),
+            recipient: alice_id.clone(),
+            text: "secret".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("send");
+
+    timeline_until(
+        &mx,
+        &token,
+        &room,
+        &mut seen,
+        &mut since,
+        "everything",
+        |s| {
+            let reaction = has(s, |e| e["type"] == "m.reaction");
+            let reaction_gone = reaction.as_ref().is_some_and(|r| {
+                has(s, |e| {
+                    e["type"] == "m.room.redaction" && e["redacts"] == r["event_id"]
+                })
+                .is_some()
+            });
+            let oops_gone = has(s, |e| e["content"]["body"] == "oops").is_some_and(|o| {
+                has(s, |e| {
+                    e["type"] == "m.room.redaction"
+                        && e["redacts"] == o["event_id"]
+                        && e["content"]["reason"] == "unsent"
+                })
+                .is_some()
+            });
+            let secret_gone = has(s, |e| e["content"]["body"] == "secret").is_some_and(|o| {
+                has(s, |e| {
+                    e["type"] == "m.room.redaction"
+                        && e["redacts"] == o["event_id"]
+                        && e["content"]["reason"] == "disappeared"
+                })
+                .is_some()
+            });
+            reaction_gone && oops_gone && secret_gone
+        },
+    )
+    .await;
+    let hi = has(&seen, |e| e["content"]["body"] == "hi alice").expect("the reply");
+    assert_eq!(
+        hi["content"]["m.relates_to"]["m.in_reply_to"]["event_id"],
+        json!(hello_ev),
+        "{hi}"
+    );
+    let r = has(&seen, |e| e["type"] == "m.reaction").expect("a reaction");
+    assert_eq!(
+        r["content"]["m.relates_to"],
+        json!({ "rel_type": "m.annotation", "event_id": hello_ev, "key": "👍" })
+    );
+    let timer = has(&seen, |e| e["type"] == "org.sessiond.disappearing").expect("the timer");
+    assert_eq!(
+        (timer["state_key"].clone(), timer["content"].clone()),
+        (json!(""), json!({ "mode": "after_send", "seconds": 10 }))
+    );
+
+    // The other way: alice's client replies, reacts, takes it back, unsends, reads and turns the
+    // timer off; bob's daemon gets each.
+    let hi_ev = hi["event_id"].as_str().expect("id").to_owned();
+    send("m.room.message", "t2", json!({ "msgtype": "m.text", "body": "back", "m.relates_to": { "m.in_reply_to": { "event_id": hi_ev } } })).await;
+    let back = log_until(
+        &mut cb,
+        "bob",
+        "the reply",
+        |k| matches!(k, event::Kind::Incoming(m) if m.text == "back"),
+    )
+    .await;
+    let Some(event::Kind::Incoming(back)) = back.kind else {
+        unreachable!()
+    };
+    assert_eq!(back.reply_to.expect("a quote").excerpt, "hi alice");
+    let react_ev = send(
+        "m.reaction",
+        "t3",
+        json!({ "m.relates_to": { "rel_type": "m.annotation", "event_id": hi_ev, "key": "🎉" } }),
+    )
+    .await;
+    log_until(
+        &mut cb,
+        "bob",
+        "the reaction",
+        |k| matches!(k, event::Kind::Reaction(r) if r.emoji == "🎉" && !r.removed),
+    )
+    .await;
+    let redact = |event: String, txn: &'static str| {
+        let (mx, token, room) = (mx.clone(), token.clone(), room.clone());
+        async move {
+            let path = v3(&format!(
+                "rooms/{}/redact/{}/{txn}",
+                enc(&room),
+                enc(&event)
+            ));
+            raw(&mx, "PUT", &path, Some(&token), b"{}").await
+        }
+    };
+    assert_eq!(redact(react_ev, "x1").await.0, 200);
+    log_until(
+        &mut cb,
+        "bob",
+        "the removal",
+        |k| matches!(k, event::Kind::Reaction(r) if r.emoji == "🎉" && r.removed),
+    )
+    .await;
+    // Bob's message is not alice's to unsend.
+    is_error(&redact(hi_ev.clone(), "x2").await, 403, "M_FORBIDDEN");
+    let mine = send(
+        "m.room.message",
+        "t4",
+        json!({ "msgtype": "m.text", "body": "my oops" }),
+    )
+    .await;
+    log_until(
+        &mut cb,
+        "bob",
+        "my oops",
+        |k| matches!(k, event::Kind::Incoming(m) if m.text == "my oops"),
+    )
+    .await;
+    assert_eq!(redact(mine, "x3").await.0, 200);
+    log_until(&mut cb, "bob", "the unsend", |k| {
+        matches!(k, event::Kind::Removed(_))
+    })
+    .await;
+    let path = v3(&format!(
+        "rooms/{}/receipt/m.read/{}",
+        enc(&room),
+        enc(&hi_ev)
+    ));
+    assert_eq!(raw(&mx, "POST", &path, Some(&token), b"{}").await.0, 200);
+    log_until(&mut cb, "bob", "a read receipt", |k| matches!(k, event::Kind::Delivery(d) if d.message_id == reply.message_id && d.state == DeliveryState::Read as i32)).await;
+    let path = v3(&format!(
+        "rooms/{}/state/org.sessiond.disappearing",
+        enc(&room)
+    ));
+    let (status, v) = raw(
+        &mx,
+        "PUT",
+        &path,
+        Some(&token),
+        json!({ "mode": "off" }).to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    log_until(&mut cb, "bob", "the timer off", |k| matches!(k, event::Kind::Disappearing(d) if d.author == alice_id && d.disappearing.is_some_and(|t| t.seconds == 0))).await;
+    // Bob reads alice's messages: her client gets his ghost's m.read receipt.
+    let last = log_until(&mut cb, "bob", "my oops", |k| {
+        matches!(k, event::Kind::Removed(_))
+    })
+    .await;
+    let bob_last = cb
+        .msgs
+        .list_events(ListEventsRequest {
+            identity: "bob".into(),
+            page_size: 1,
+            newest_first: true,
+            ..Default::default()
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .events[0]
+        .seq;
+    assert!(bob_last >= last.seq);
+    cb.convs
+        .mark_conversation_read(sessiond_api::v1::MarkConversationReadRequest {
+            identity: "bob".into(),
+            account_id: alice_id.clone(),
+            seq: bob_last,
+        })
+        .await
+        .expect("mark read");
+    let ghost = format!("@{bob_id}:{SERVER}");
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let path = v3(&format!(
+            "sync?timeout=500&since={}",
+            enc_query(since.as_deref().unwrap_or(""))
+        ));
+        let (status, v) = raw(&mx, "GET", &path, Some(&token), b"").await;
+        assert_eq!(status, 200, "{v}");
+        since = v["next_batch"].as_str().map(str::to_owned);
+        let eph = v["rooms"]["join"][&room]["ephemeral"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let read = eph.iter().any(|e| {
+            e["type"] == "m.receipt"
+                && e["content"]
+                    .as_object()
+                    .is_some_and(|c| c.values().any(|r| r["m.read"].get(&ghost).is_some()))
+        });
+        if read {
+            break;
+        }
+        assert!(Instant::now() < until, "no m.read from bob's ghost");
+    }
+    still_fine(&mx, &token).await;
 }

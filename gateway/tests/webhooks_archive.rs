@@ -203,6 +203,7 @@ async fn send(api: &mut Api, n: usize, tag: &str) {
                 recipient: some_account_id(7),
                 text: format!("{tag} {i}"),
                 idempotency_key: String::new(),
+                ..Default::default()
             })
             .await
             .expect("send");
@@ -553,6 +554,7 @@ async fn export_then_import_gives_the_same_history_of_a_1000_message_conversatio
                 recipient: some_account_id(9),
                 text: format!("From the other conversation\nFrom line {i}"),
                 idempotency_key: String::new(),
+                ..Default::default()
             })
             .await
             .expect("send");
@@ -715,6 +717,7 @@ async fn isolated_identities_never_share_a_guard() {
                 recipient: accounts[to].clone(),
                 text: format!("hi from {from}"),
                 idempotency_key: String::new(),
+                ..Default::default()
             })
             .await
             .expect("send");

@@ -13,6 +13,10 @@ pub enum Cap {
     EchoMessage,
     /// `message-tags`: tags such as `msgid` and client tags such as `+typing`.
     MessageTags,
+    /// `draft/message-redaction`: REDACT (unsent and expired messages; unsending).
+    MessageRedaction,
+    /// `draft/read-marker`: MARKREAD (the conversation's read mark, both ways).
+    ReadMarker,
     /// `sasl`: AUTHENTICATE PLAIN.
     Sasl,
     /// `server-time`: a `time` tag on messages.
@@ -20,11 +24,13 @@ pub enum Cap {
 }
 
 /// Every capability, in the order `CAP LS` lists them.
-pub const ALL: [Cap; 7] = [
+pub const ALL: [Cap; 9] = [
     Cap::Batch,
     Cap::CapNotify,
     Cap::Chathistory,
     Cap::EchoMessage,
+    Cap::MessageRedaction,
+    Cap::ReadMarker,
     Cap::MessageTags,
     Cap::Sasl,
     Cap::ServerTime,
@@ -39,6 +45,8 @@ impl Cap {
             Cap::Chathistory => "draft/chathistory",
             Cap::EchoMessage => "echo-message",
             Cap::MessageTags => "message-tags",
+            Cap::MessageRedaction => "draft/message-redaction",
+            Cap::ReadMarker => "draft/read-marker",
             Cap::Sasl => "sasl",
             Cap::ServerTime => "server-time",
         }
@@ -49,8 +57,8 @@ impl Cap {
         ALL.into_iter().find(|c| c.name() == name)
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 }
 
@@ -67,7 +75,7 @@ pub fn ls(version_302: bool) -> String {
 
 /// A set of capabilities.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CapSet(u8);
+pub struct CapSet(u16);
 
 impl CapSet {
     /// True if `cap` is in the set.

@@ -10,6 +10,7 @@ mod channels;
 mod chat;
 mod control;
 mod history;
+mod interact;
 mod query;
 mod register;
 mod session;
@@ -525,6 +526,7 @@ impl Conn {
             "LIST" => self.list().await,
             "LUSERS" => self.lusers().await,
             "MOTD" => self.motd().await,
+            "MARKREAD" => self.markread(&msg).await,
             "MODE" => self.mode(&msg).await,
             "NAMES" => self.names(&msg).await,
             "NICK" => self.nick(&msg).await,
@@ -542,6 +544,7 @@ impl Conn {
                 Some(reason) if !reason.is_empty() => format!("Quit: {reason}"),
                 _ => "Quit".into(),
             })),
+            "REDACT" => self.redact(&msg).await,
             "TAGMSG" => self.tagmsg(&msg).await,
             "TOPIC" => self.topic(&msg).await,
             "USER" => self.user(&msg).await,

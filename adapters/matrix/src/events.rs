@@ -54,6 +54,10 @@ pub(crate) fn peer_of(ev: &Event) -> Option<&str> {
             .as_ref()
             .filter(|c| is_direct(c.kind))
             .map(|c| c.account_id.as_str()),
+        event::Kind::Reaction(r) if r.conversation.starts_with("05") => Some(&r.conversation),
+        event::Kind::Removed(r) if r.conversation.starts_with("05") => Some(&r.conversation),
+        event::Kind::Disappearing(d) if d.conversation.starts_with("05") => Some(&d.conversation),
+        event::Kind::Notice(n) if n.conversation.starts_with("05") => Some(&n.conversation),
         _ => None,
     }
 }
@@ -262,18 +266,19 @@ impl RoomView<'_> {
     pub fn timeline_event(&self, ev: &Event, ids: &IdentityState) -> Option<Value> {
         let (sender, content, ts) = match ev.kind.as_ref()? {
             event::Kind::Incoming(m) => {
-                let content = if m.text.is_empty() {
+                let mut content = if m.text.is_empty() {
                     json!({ "msgtype": "m.notice", "body": "(a message sessiond cannot show)" })
                 } else {
                     json!({ "msgtype": "m.text", "body": m.text })
                 };
+                crate::interact::decorate(&mut content, ev);
                 (self.ghost(), content, m.sent_at_ms)
             }
-            event::Kind::Outgoing(m) => (
-                self.me.user_id.clone(),
-                json!({ "msgtype": "m.text", "body": m.text }),
-                m.sent_at_ms,
-            ),
+            event::Kind::Outgoing(m) => {
+                let mut content = json!({ "msgtype": "m.text", "body": m.text });
+                crate::interact::decorate(&mut content, ev);
+                (self.me.user_id.clone(), content, m.sent_at_ms)
+            }
             event::Kind::Delivery(d) if d.state == DeliveryState::Failed as i32 => (
                 self.me.user_id.clone(),
                 json!({
@@ -282,7 +287,7 @@ impl RoomView<'_> {
                 }),
                 ev.recorded_at_ms,
             ),
-            _ => return None,
+            _ => return crate::interact::timeline(self, ev),
         };
         let mut unsigned = json!({});
         if matches!(ev.kind, Some(event::Kind::Outgoing(_))) {

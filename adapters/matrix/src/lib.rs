@@ -29,6 +29,7 @@ mod events;
 mod http;
 mod ids;
 mod ignored;
+mod interact;
 mod rooms;
 mod router;
 mod state;

@@ -252,6 +252,9 @@ pub(crate) async fn put_state(
     body: Body,
 ) -> Answer {
     let conv = joined(&s, &me, &room).await?;
+    if kind == crate::interact::TIMER_EVENT && key.is_empty() {
+        return crate::interact::put_timer(&me, &conv.account_id, &body).await;
+    }
     if kind != "m.room.name" || !key.is_empty() {
         return Err(MatrixError::Forbidden(format!(
             "{kind} is fixed in a Session conversation; only m.room.name can be set"
@@ -470,11 +473,16 @@ pub(crate) async fn send(
 ) -> Answer {
     // Not the user's room: the same answer whatever else is wrong.
     peer_of(&s, &me, &room)?;
+    if kind == "m.reaction" {
+        let conv = joined(&s, &me, &room).await?;
+        return crate::interact::send_reaction(&me, &conv.account_id, &body).await;
+    }
     if kind != "m.room.message" {
         return Err(MatrixError::Unsupported(format!(
             "{kind} events cannot be sent to a Session conversation; only m.room.message"
         )));
     }
+    let raw: Value = body.json()?;
     let body: MessageBody = body.json()?;
     let text = match body.msgtype.as_str() {
         "m.text" | "m.notice" => body.body,
@@ -490,6 +498,7 @@ pub(crate) async fn send(
         return Err(MatrixError::param("txnId", "empty or too long"));
     }
     let conv = joined(&s, &me, &room).await?;
+    let reply_to = crate::interact::reply_of(&me, &conv.account_id, &raw).await?;
     let sent = me
         .client
         .messages
@@ -499,6 +508,8 @@ pub(crate) async fn send(
             recipient: conv.account_id,
             text,
             idempotency_key: key,
+            reply_to,
+            ..SendMessageRequest::default()
         })
         .await
         .map_err(|status| match status.code() {

@@ -63,6 +63,10 @@ fn client_api() -> Router<Arc<Shared>> {
         .route("/rooms/:room/messages", get(rooms::messages))
         .route("/rooms/:room/event/:event", get(rooms::event))
         .route("/rooms/:room/send/:kind/:txn", put(rooms::send))
+        .route(
+            "/rooms/:room/redact/:event/:txn",
+            put(crate::interact::redact),
+        )
         .route("/rooms/:room/typing/:user", put(rooms::typing))
         .route("/rooms/:room/receipt/:kind/:event", post(rooms::receipt))
         .route("/rooms/:room/read_markers", post(rooms::read_markers))

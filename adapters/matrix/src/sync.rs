@@ -439,6 +439,7 @@ async fn incremental(
                 if let Some(who) = typing.get(peer) {
                     ephemeral.push(view.typing(*who));
                 }
+                ephemeral.extend(crate::interact::peer_receipt(&view, events));
                 let unread = unread(me, conv).await?;
                 join.insert(
                     view.room_id(),

@@ -16,7 +16,8 @@ use sessiond_api::v1::identity_service_client::IdentityServiceClient;
 use sessiond_api::v1::message_service_client::MessageServiceClient;
 use sessiond_api::v1::{
     event, CreateIdentityRequest, CreateTokenRequest, DeleteIdentityRequest, DeliveryState, Event,
-    ExportRecoveryPasswordRequest, RestoreIdentityRequest, SendMessageRequest, SubscribeRequest,
+    ExportRecoveryPasswordRequest, RemovedReason, RestoreIdentityRequest, SendMessageRequest,
+    SubscribeRequest,
 };
 use tonic::codegen::http::Uri;
 use tonic::transport::Endpoint;
@@ -434,7 +435,7 @@ pub fn run_send(args: SendArgs, stdout: &mut dyn Write) -> Result<(), ClientErro
                 identity: args.from,
                 recipient,
                 text: args.text,
-                idempotency_key: String::new(),
+                ..SendMessageRequest::default()
             })
             .await?
             .into_inner();
@@ -476,6 +477,7 @@ fn state_name(state: i32) -> &'static str {
         Ok(DeliveryState::Queued) => "queued",
         Ok(DeliveryState::Sent) => "sent",
         Ok(DeliveryState::Failed) => "failed",
+        Ok(DeliveryState::Read) => "read",
         _ => "unspecified",
     }
 }
@@ -516,6 +518,31 @@ pub fn event_json(e: &Event) -> serde_json::Value {
         Some(event::Kind::Unreadable(u)) => json!({
             "type": "unreadable", "hash": u.hash, "received_at_ms": u.received_at_ms,
             "reason": u.reason,
+        }),
+        Some(event::Kind::Reaction(r)) => {
+            let t = r.target.clone().unwrap_or_default();
+            json!({"type": "reaction", "conversation": r.conversation, "author": r.author,
+                   "target_sent_at_ms": t.sent_at_ms, "target_author": t.author,
+                   "emoji": r.emoji, "removed": r.removed})
+        }
+        Some(event::Kind::Removed(r)) => {
+            let m = r.message.clone().unwrap_or_default();
+            let reason = if r.reason == RemovedReason::Expired as i32 {
+                "expired"
+            } else {
+                "unsent"
+            };
+            json!({"type": "removed", "conversation": r.conversation, "removed_seq": r.removed_seq,
+                   "sent_at_ms": m.sent_at_ms, "author": m.author, "reason": reason})
+        }
+        Some(event::Kind::Disappearing(d)) => {
+            let t = d.disappearing.unwrap_or_default();
+            json!({"type": "disappearing", "conversation": d.conversation, "author": d.author,
+                   "mode": t.mode, "seconds": t.seconds})
+        }
+        Some(event::Kind::Notice(n)) => json!({
+            "type": "notice", "conversation": n.conversation, "author": n.author,
+            "kind": n.kind, "reason": n.reason,
         }),
         None => json!({"type": "unknown"}),
     };

@@ -452,6 +452,7 @@ fn absorb(
                     .and_then(|p| p.display_name)
                     .filter(|n| !n.is_empty()),
                 sync_target: None,
+                extras: Default::default(),
             });
         }
     }

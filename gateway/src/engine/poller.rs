@@ -2,9 +2,11 @@
 //! decrypts and verifies them, records the visible ones (dedupe by hash, events and cursor in one
 //! transaction) and passes typing notices on live (never stored); and the supervisor that starts
 //! and stops them as identities come and go (and prunes the store's old message hashes and
-//! idempotency keys hourly). Other contents (receipts, data-extraction notices,
-//! message request responses, reactions, empty contents…) are skipped, the cursor moving past
-//! them.
+//! idempotency keys hourly). Control messages (reactions, unsend requests, read receipts, timer
+//! updates, message request responses, data-extraction notices) are recorded as their own
+//! events ([`Inbound`]); malformed or forbidden ones (an unsend by someone who is not the
+//! author, an absurd timer) as `Ignored` notices with the reason. Other contents (calls, empty
+//! contents…) are skipped, the cursor moving past them.
 //!
 //! Each poll first pulls the identity's config namespaces from the same member
 //! ([`super::configsync`]), then namespace 0.
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use session_net::{Auth, Mailbox, NetError};
 use session_proto::account_id::{AccountId, Prefix};
+use session_proto::interaction::{self, Extraction, Interaction};
 use session_proto::keys::IdentityKeys;
 use session_proto::message::{self, ContentKind, TYPING_TTL_MS};
 use session_proto::storage_rpc::{RetrievedMessage, UserPubkey};
@@ -27,7 +30,10 @@ use tokio::task::JoinHandle;
 use super::Ctx;
 use crate::metrics::RequestKind;
 use crate::rpc::now_ms;
-use crate::store::{IdentityId, IdentityRecord, Received, StoreError, TypingNotice};
+use crate::store::{
+    ExpirySetting, IdentityId, IdentityRecord, Inbound, InboundKind, MessageExtras, NoticeKind,
+    Received, ReplyRef, StoreError, TypingNotice,
+};
 
 /// The namespace one-to-one messages arrive in.
 const NAMESPACE: i16 = 0;
@@ -153,6 +159,8 @@ async fn reconcile(
 pub enum Opened {
     /// A visible message: recorded as an `Incoming` event.
     Message(Received),
+    /// A control message: recorded as its own event.
+    Inbound(Inbound),
     /// A typing notice: passed on live, never recorded.
     Typing {
         /// Who is typing.
@@ -220,10 +228,78 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
             };
         }
         ContentKind::Hidden(what) => {
-            tracing::debug!(what, "skipping a message that is not shown");
-            return Opened::Skip;
+            tracing::debug!(what, "not a visible message");
         }
     }
+    let interpreted = interaction::interpret(&incoming.sender, &incoming.content);
+    let sender = incoming.sender.to_string();
+    let inbound = |what: InboundKind| {
+        Opened::Inbound(Inbound {
+            hash: m.hash.clone(),
+            sender: sender.clone(),
+            conversation: sender.clone(),
+            sent_at_ms: incoming.envelope_timestamp,
+            what,
+        })
+    };
+    let own = &incoming.sender == keys.account_id();
+    let (reply_to, expiry) = match interpreted {
+        Ok(Some(Interaction::Message {
+            reply_to,
+            expiry,
+            expiry_refused,
+            ..
+        })) => {
+            if let Some(why) = expiry_refused {
+                tracing::debug!(why, "recording a message without its timer");
+            }
+            (reply_to, expiry)
+        }
+        // Control messages from the account's other devices are not applied here.
+        Ok(Some(_)) | Err(_) if own => return Opened::Skip,
+        Ok(Some(Interaction::Reaction {
+            target,
+            emoji,
+            remove,
+        })) => {
+            return inbound(InboundKind::Reaction {
+                target_sent_at_ms: target.sent_at_ms,
+                target_author: target.author,
+                emoji,
+                remove,
+            })
+        }
+        Ok(Some(Interaction::Unsend { target_sent_at_ms })) => {
+            return inbound(InboundKind::Unsend { target_sent_at_ms })
+        }
+        Ok(Some(Interaction::ReadReceipt { sent_at_ms })) => {
+            return inbound(InboundKind::ReadReceipt { sent_at_ms })
+        }
+        Ok(Some(Interaction::TimerUpdate { expiry })) => {
+            return inbound(InboundKind::Timer {
+                expiry: expiry.map(ExpirySetting::from_protocol),
+            })
+        }
+        Ok(Some(Interaction::RequestResponse { approved })) => {
+            return inbound(InboundKind::Notice(if approved {
+                NoticeKind::RequestAccepted
+            } else {
+                NoticeKind::RequestDeclined
+            }))
+        }
+        Ok(Some(Interaction::Extraction { kind })) => {
+            return inbound(InboundKind::Notice(match kind {
+                Extraction::Screenshot => NoticeKind::Screenshot,
+                Extraction::MediaSaved => NoticeKind::MediaSaved,
+            }))
+        }
+        Ok(None) => return Opened::Skip,
+        Err(why) => {
+            return inbound(InboundKind::Notice(NoticeKind::Ignored {
+                reason: why.to_owned(),
+            }))
+        }
+    };
     let Some(data) = incoming.content.data_message else {
         return Opened::Skip;
     };
@@ -246,6 +322,16 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
             .and_then(|p| p.display_name)
             .filter(|n| !n.is_empty()),
         sync_target,
+        extras: MessageExtras {
+            reply_to: reply_to.map(|r| ReplyRef {
+                sent_at_ms: r.sent_at_ms,
+                author: r.author,
+                seq: None,
+                excerpt: None,
+            }),
+            expiry: expiry.map(ExpirySetting::from_protocol),
+            expires_at_ms: None,
+        },
     })
 }
 
@@ -458,6 +544,7 @@ async fn poll_once(
     };
     let now = now_ms();
     let mut received: Vec<Received> = Vec::new();
+    let mut inbound: Vec<Inbound> = Vec::new();
     let mut typing: Vec<TypingNotice> = Vec::new();
     let mut updates = Vec::new();
     let mut unreadable: Vec<String> = Vec::new();
@@ -466,6 +553,7 @@ async fn poll_once(
         match open(keys, m, now) {
             Opened::Unreadable => unreadable.push(m.hash.clone()),
             Opened::Message(r) => received.push(r),
+            Opened::Inbound(i) => inbound.push(i),
             Opened::Typing { sender, typing: t } if cursor.first_typing(&m.hash) => {
                 typing.push(TypingNotice {
                     identity: id,
@@ -491,6 +579,7 @@ async fn poll_once(
         .map_err(engine_err)?;
     }
     in_send_order(&mut received);
+    inbound.sort_by(|a, b| (a.sent_at_ms, &a.hash).cmp(&(b.sent_at_ms, &b.hash)));
     let got = fetched.messages.len();
     if !unreadable.is_empty() {
         tracing::info!(
@@ -507,8 +596,16 @@ async fn poll_once(
         .await
         .map_err(engine_err)?;
     }
+    // The messages first (a reaction in the same batch finds its message), then the control
+    // messages with the cursor: a failure between the two polls the batch again, and the
+    // store's hash dedupe records each once.
+    let ns = i32::from(NAMESPACE);
     let added = ctx
-        .blocking(move |s| s.record_received(id, i32::from(NAMESPACE), &received, Some(&last), now))
+        .blocking(move |s| {
+            let mut added = s.record_received(id, ns, &received, None, now)?;
+            added.extend(s.record_inbound(id, &inbound, Some((ns, &last)), now)?);
+            Ok(added)
+        })
         .await
         .map_err(engine_err)?;
     // Kept: the cursors move (a failure above polls the same messages again).
@@ -605,10 +702,13 @@ mod tests {
             sig_timestamp: Some(NOW),
             ..Content::default()
         };
-        assert_eq!(
+        assert!(matches!(
             open(&bob, &retrieved(&alice, &bob, &receipt, NOW), NOW),
-            Opened::Skip
-        );
+            Opened::Inbound(Inbound {
+                what: InboundKind::ReadReceipt { .. },
+                ..
+            })
+        ));
         let empty = Content {
             sig_timestamp: Some(NOW),
             ..Content::default()

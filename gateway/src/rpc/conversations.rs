@@ -332,10 +332,14 @@ impl ConversationService for Service {
             identity,
             account_id,
         } = req.into_inner();
-        let peer = parse_recipient("account_id", &account_id)?.to_string();
+        let peer_id = parse_recipient("account_id", &account_id)?;
+        let peer = peer_id.to_string();
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
+                // Accepting a message request tells the other side, as the apps do.
+                let keys = super::interactions::keys_of(state, &record)?;
+                super::interactions::accept_request(state, &record, &keys, &peer_id)?;
                 let view = state.store.open_conversation(record.id, &peer, now_ms())?;
                 state.sync.edit(
                     record.id,
@@ -393,7 +397,14 @@ impl ConversationService for Service {
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
+                let before = state
+                    .store
+                    .conversation(record.id, &peer)?
+                    .map_or(0, |v| v.conversation.read_seq);
                 let view = state.store.mark_read(record.id, &peer, seq, now_ms())?;
+                // Read receipts (if on) and after-read timers for what was newly read.
+                let after = view.conversation.read_seq;
+                super::interactions::after_read(state, &record, &peer, before, after)?;
                 // The account's other devices keep read positions as message times.
                 if let Some(read_ms) =
                     state

@@ -880,6 +880,7 @@ pub(super) fn send_to_group(
             ttl_ms: GROUP_TTL_MS,
             idempotency_key,
             sync_copy: None,
+            extras: Default::default(),
         },
         now,
     )?)

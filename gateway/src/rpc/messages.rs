@@ -9,8 +9,9 @@ use std::pin::Pin;
 
 use rand::RngCore;
 use session_proto::account_id::{AccountId, Prefix};
+use session_proto::interaction::{message_content, ExpiryMode, MessageRef};
 use session_proto::keys::IdentityKeys;
-use session_proto::message::{text_content, typing_content, TYPING_TTL_MS};
+use session_proto::message::{typing_content, TYPING_TTL_MS};
 use session_proto::protos::Content;
 use sessiond_api::v1::message_service_server::MessageService;
 use sessiond_api::v1::{
@@ -27,12 +28,16 @@ use tonic::{Request, Response, Status};
 use super::auth::caller;
 use super::conversations::conversation_to_api;
 use super::identities::log_epoch;
+use super::interactions::{
+    self, accept_request, expiry_from_api, expiry_from_store, expiry_to_store, extras_to_api,
+    reply_from_api,
+};
 use super::seal::sync_copy;
 use super::{now_ms, page, ApiError, Service, State};
 use crate::address::{self, Kind};
 use crate::store::{
-    DeliveryState, EventKind, IdentityId, IdentityRecord, NewOutgoing, Queued, SentKey,
-    StoredEvent, TypingNotice,
+    DeliveryState, EventKind, IdentityId, IdentityRecord, MessageExtras, NewOutgoing, Queued,
+    SentKey, StoredEvent, TypingNotice,
 };
 
 /// The longest text, in UTF-16 code units: the Session clients' limit for non-Pro accounts
@@ -97,31 +102,46 @@ pub fn validate_text(text: &str) -> Result<(), ApiError> {
 /// Converts a stored event to its API form.
 pub fn to_api(identity: &str, e: StoredEvent) -> Event {
     let kind = match e.kind {
-        EventKind::Incoming(m) => event::Kind::Incoming(IncomingMessage {
-            conversation_id: m.conversation().to_owned(),
-            conversation_kind: kind_to_api(m.conversation()) as i32,
-            sender: m.sender,
-            text: m.text,
-            sent_at_ms: m.sent_at_ms,
-            received_at_ms: m.received_at_ms,
-            hash: m.hash,
-            sender_profile_name: m.sender_profile_name.unwrap_or_default(),
-        }),
+        EventKind::Incoming(m) => {
+            let conversation_id = m.conversation().to_owned();
+            let conversation_kind = kind_to_api(m.conversation()) as i32;
+            let (reply_to, disappearing, expires_at_ms) = extras_to_api(m.extras);
+            event::Kind::Incoming(IncomingMessage {
+                conversation_id,
+                conversation_kind,
+                sender: m.sender,
+                text: m.text,
+                sent_at_ms: m.sent_at_ms,
+                received_at_ms: m.received_at_ms,
+                hash: m.hash,
+                sender_profile_name: m.sender_profile_name.unwrap_or_default(),
+                reply_to,
+                disappearing,
+                expires_at_ms,
+            })
+        }
         EventKind::Outgoing {
             message_id,
             recipient,
             text,
             sent_at_ms,
             from_other_device,
-        } => event::Kind::Outgoing(OutgoingMessage {
-            conversation_id: recipient.clone(),
-            conversation_kind: kind_to_api(&recipient) as i32,
-            message_id,
-            recipient,
-            text,
-            sent_at_ms,
-            from_other_device,
-        }),
+            extras,
+        } => {
+            let (reply_to, disappearing, expires_at_ms) = extras_to_api(extras);
+            event::Kind::Outgoing(OutgoingMessage {
+                conversation_id: recipient.clone(),
+                conversation_kind: kind_to_api(&recipient) as i32,
+                message_id,
+                recipient,
+                text,
+                sent_at_ms,
+                from_other_device,
+                reply_to,
+                disappearing,
+                expires_at_ms,
+            })
+        }
         EventKind::Delivery {
             message_id,
             recipient,
@@ -129,16 +149,19 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             hash,
             reason,
             attempts,
+            message_seq,
         } => event::Kind::Delivery(DeliveryUpdate {
             message_id,
             state: match state {
                 DeliveryState::Sent => ApiDeliveryState::Sent,
                 DeliveryState::Failed => ApiDeliveryState::Failed,
+                DeliveryState::Read => ApiDeliveryState::Read,
             } as i32,
             hash: hash.unwrap_or_default(),
             reason: reason.unwrap_or_default(),
             attempts,
             recipient,
+            message_seq: message_seq.unwrap_or(0),
         }),
         EventKind::Conversation(view) => event::Kind::Conversation(ConversationChanged {
             conversation: Some(conversation_to_api(view)),
@@ -153,6 +176,10 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             received_at_ms,
             reason,
         }),
+        other => match interactions::event_to_api(other) {
+            Some(kind) => kind,
+            None => unreachable!("event_to_api converts every kind not matched above"),
+        },
     };
     Event {
         seq: e.seq,
@@ -260,6 +287,8 @@ impl MessageService for Service {
             recipient,
             text,
             idempotency_key,
+            reply_to,
+            disappearing,
         } = req.into_inner();
         let (address, kind) = parse_conversation("recipient", &recipient)?;
         validate_text(&text)?;
@@ -300,7 +329,12 @@ impl MessageService for Service {
             .into());
         }
         let recipient = parse_recipient("recipient", &address)?;
-        let ttl_ms = self.state().message_ttl_ms;
+        let reply_to = reply_to.as_ref().map(reply_from_api).transpose()?;
+        let chosen_expiry = disappearing
+            .as_ref()
+            .map(|d| expiry_from_api("disappearing", d))
+            .transpose()?;
+        let default_ttl_ms = self.state().message_ttl_ms;
         let limit = self.state().outbox_limit;
         let sealer = std::sync::Arc::clone(&self.state().sealer);
         let out = self
@@ -322,8 +356,52 @@ impl MessageService for Service {
                 }
                 let seed = state.store.identity_seed(&record.name)?;
                 let keys = IdentityKeys::from_seed(&seed);
+                let conversation = recipient.to_string();
+                if let Some(r) = &reply_to {
+                    if !state.store.has_message(
+                        record.id,
+                        &conversation,
+                        r.sent_at_ms,
+                        &r.author,
+                    )? {
+                        return Err(ApiError::from(crate::store::StoreError::UnknownMessage {
+                            what: "by that author",
+                            sent_at_ms: r.sent_at_ms,
+                        }));
+                    }
+                }
+                // Explicitly chosen for this message, else the conversation's timer.
+                let expiry = match chosen_expiry {
+                    Some(chosen) => chosen,
+                    None => state
+                        .store
+                        .disappearing(record.id, &conversation)?
+                        .and_then(expiry_from_store),
+                };
+                // Replying to a message request accepts it, as the apps do.
+                accept_request(state, &record, &keys, &recipient)?;
                 let sent_at_ms = now_ms();
-                let content = text_content(&text, record.display_name.as_deref(), sent_at_ms);
+                let quote = reply_to.as_ref().map(|r| MessageRef {
+                    sent_at_ms: r.sent_at_ms,
+                    author: r.author.clone(),
+                });
+                let content = message_content(
+                    &text,
+                    quote.as_ref(),
+                    record.display_name.as_deref(),
+                    expiry,
+                    sent_at_ms,
+                );
+                // An after-send message lives in the swarms only as long as its timer.
+                let ttl_ms = match expiry {
+                    Some(e) if e.mode == ExpiryMode::AfterSend => default_ttl_ms.min(e.millis()),
+                    _ => default_ttl_ms,
+                };
+                let extras = MessageExtras {
+                    reply_to,
+                    expiry: expiry.map(expiry_to_store),
+                    expires_at_ms: None,
+                };
                 let payload = sealer.seal(&keys, &recipient, &content, sent_at_ms)?;
                 // For the account's other devices (the phone shows it as sent).
                 let sync_copy =
@@ -342,6 +420,7 @@ impl MessageService for Service {
                         ttl_ms,
                         idempotency_key: key,
                         sync_copy,
+                        extras,
                     },
                     sent_at_ms,
                 )?;

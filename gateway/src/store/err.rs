@@ -162,6 +162,15 @@ pub enum StoreError {
         /// The webhook's name.
         name: String,
     },
+    /// No message of that author at that time in the conversation (a reaction, reply or
+    /// unsend target the daemon never saw, or an unsend of someone else's message).
+    #[error("no message {what} sent at {sent_at_ms} in this conversation")]
+    UnknownMessage {
+        /// Whose message was looked for ("of yours", "by that author").
+        what: &'static str,
+        /// The timestamp given.
+        sent_at_ms: u64,
+    },
 }
 
 impl StoreError {
@@ -188,7 +197,8 @@ impl HasKind for StoreError {
             | StoreError::HandleTaken { .. } => ErrorKind::AlreadyExists,
             StoreError::UnknownIdentity { .. }
             | StoreError::UnknownOutboxEntry { .. }
-            | StoreError::UnknownConversation { .. } => ErrorKind::NotFound,
+            | StoreError::UnknownConversation { .. }
+            | StoreError::UnknownMessage { .. } => ErrorKind::NotFound,
             StoreError::BadHandle { .. } | StoreError::SeqPastEnd { .. } => ErrorKind::InvalidInput,
             StoreError::Locked { .. } => ErrorKind::Unauthenticated,
             StoreError::Secrets(e) => e.kind(),

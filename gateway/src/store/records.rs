@@ -54,6 +54,9 @@ pub enum EventKind {
         /// identity's own swarm); no `Delivery` event follows. Absent (false) in older records.
         #[serde(default, skip_serializing_if = "is_false")]
         from_other_device: bool,
+        /// The quote and the disappearing timer it was sent with. Absent in older records.
+        #[serde(default, skip_serializing_if = "MessageExtras::is_empty")]
+        extras: MessageExtras,
     },
     /// An outgoing message was stored by the swarm, or given up.
     Delivery {
@@ -69,6 +72,9 @@ pub enum EventKind {
         reason: Option<String>,
         /// How many attempts were made.
         attempts: u32,
+        /// For `Read`: the seq of the message's `Outgoing` event. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_seq: Option<u64>,
     },
     /// A conversation's state or its contact's names changed (see [`ConversationView::changed`]);
     /// the conversation as it is after the change.
@@ -87,6 +93,135 @@ pub enum EventKind {
         /// Why it cannot be read (no content).
         reason: String,
     },
+    /// A reaction was added or removed (by the other side, or by the identity itself).
+    Reaction {
+        /// The conversation's address.
+        conversation: String,
+        /// Who reacted (the identity's own Account ID for its own reactions).
+        author: String,
+        /// The timestamp of the message reacted to.
+        target_sent_at_ms: u64,
+        /// The author of the message reacted to.
+        target_author: String,
+        /// The seq of the message reacted to.
+        target_seq: u64,
+        /// The emoji.
+        emoji: String,
+        /// True: the reaction was removed.
+        removed: bool,
+        /// For a removal: the seq of the `Reaction` event it takes back, if the log has it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removes_seq: Option<u64>,
+    },
+    /// A message was removed from the log: unsent by its author, or expired.
+    Removed {
+        /// The conversation's address.
+        conversation: String,
+        /// The seq of the message's event, which is gone from the log.
+        removed_seq: u64,
+        /// The message's timestamp.
+        sent_at_ms: u64,
+        /// The message's author.
+        author: String,
+        /// Why.
+        reason: RemovedReason,
+    },
+    /// The conversation's disappearing-message setting changed.
+    Disappearing {
+        /// The conversation's address.
+        conversation: String,
+        /// Who changed it (the identity's own Account ID when it did).
+        author: String,
+        /// The new setting; `None`: off.
+        expiry: Option<ExpirySetting>,
+    },
+    /// Something the other side did that shows as a notice: a screenshot, saved media, an
+    /// accepted message request; or a control message the daemon ignored, with the reason.
+    Notice {
+        /// The conversation's address.
+        conversation: String,
+        /// Who did it.
+        author: String,
+        /// What.
+        notice: NoticeKind,
+    },
+}
+
+/// Why a message left the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovedReason {
+    /// Its author unsent it ("delete for everyone").
+    Unsent,
+    /// Its disappearing timer ran out.
+    Expired,
+}
+
+/// What a `Notice` event reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// The other side took a screenshot.
+    Screenshot,
+    /// The other side saved an attachment.
+    MediaSaved,
+    /// The other side accepted the identity's message request.
+    RequestAccepted,
+    /// The other side declined it.
+    RequestDeclined,
+    /// A control message was not applied; why (a reaction to a message never seen, an unsend
+    /// of an unknown message, an absurd timer…).
+    Ignored {
+        /// The reason, for a person to read.
+        reason: String,
+    },
+}
+
+/// A disappearing-message setting as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpirySetting {
+    /// True: the timer starts when the message is read; false: when it is sent.
+    pub after_read: bool,
+    /// The timer, in seconds (1 to 14 days).
+    pub seconds: u32,
+}
+
+/// What a message carries besides its text: the message it replies to and its disappearing
+/// timer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MessageExtras {
+    /// The quoted message, if it is a reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyRef>,
+    /// Its disappearing timer, if it disappears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<ExpirySetting>,
+    /// When it disappears (ms), once the timer runs (at once for after-send timers and for the
+    /// identity's own messages; when read for others' after-read messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+}
+
+impl MessageExtras {
+    /// True when it carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &MessageExtras::default()
+    }
+}
+
+/// The message a reply quotes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyRef {
+    /// The quoted message's timestamp.
+    pub sent_at_ms: u64,
+    /// Its author's Account ID.
+    pub author: String,
+    /// The seq of its event, if the daemon has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The start of its text, if the daemon has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -106,6 +241,10 @@ impl EventKind {
             EventKind::Conversation(view) => &view.conversation.address,
             EventKind::Group(change) => &change.group,
             EventKind::Unreadable { .. } => "",
+            EventKind::Reaction { conversation, .. }
+            | EventKind::Removed { conversation, .. }
+            | EventKind::Disappearing { conversation, .. }
+            | EventKind::Notice { conversation, .. } => conversation,
         }
     }
 }
@@ -118,6 +257,8 @@ pub enum DeliveryState {
     Sent,
     /// Given up after the retry budget.
     Failed,
+    /// The recipient read it (its read receipt arrived).
+    Read,
 }
 
 /// A received message, decrypted and verified, as a poller hands it to the store.
@@ -145,6 +286,9 @@ pub struct Received {
     /// The store records it as an outgoing message of that conversation, not as incoming.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_target: Option<String>,
+    /// The quote and the disappearing timer it came with. Absent in older records.
+    #[serde(default, skip_serializing_if = "MessageExtras::is_empty")]
+    pub extras: MessageExtras,
 }
 
 impl Received {
@@ -178,6 +322,8 @@ pub struct NewOutgoing {
     pub idempotency_key: Option<String>,
     /// The copy for the identity's other devices, if the message gets one.
     pub sync_copy: Option<SyncCopy>,
+    /// The quote and the disappearing timer it is sent with.
+    pub extras: MessageExtras,
 }
 
 /// A sync copy (identity-and-messages §3.7): the same Content with `syncTarget` = the
@@ -260,6 +406,11 @@ pub struct OutboxEntry {
     /// failed, as the Session apps send the sync copy only after the message itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_copy: Option<u64>,
+    /// True: a control message (a reaction, an unsend request, a receipt, a timer update, a
+    /// request response, a notice) whose outcome records no `Delivery` event and is not counted
+    /// as a message. Absent (false) in older records.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub control: bool,
 }
 
 /// The `next_try_ms` of a held outbox entry (a sync copy waiting for its message): never due.

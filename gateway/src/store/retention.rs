@@ -52,6 +52,7 @@ mod tests {
             sender_profile_name: None,
             sync_target: None,
             conversation: None,
+            extras: Default::default(),
         }
     }
 

@@ -248,6 +248,7 @@ mod tests {
             sender_profile_name: None,
             sync_target: None,
             conversation: None,
+            extras: Default::default(),
         }
     }
 

@@ -46,6 +46,7 @@ fn outgoing(n: u8, to: &str) -> NewOutgoing {
         ttl_ms: 14 * 24 * 3600 * 1000,
         idempotency_key: None,
         sync_copy: None,
+        extras: MessageExtras::default(),
     }
 }
 
@@ -67,6 +68,7 @@ fn received(hash: &str, from: &str, at: u64) -> Received {
         hash: hash.to_owned(),
         sender_profile_name: None,
         sync_target: None,
+        extras: MessageExtras::default(),
     }
 }
 
@@ -325,6 +327,7 @@ fn another_devices_sync_copy_is_an_outgoing_message_of_its_conversation_once() {
             text,
             sent_at_ms,
             from_other_device,
+            ..
         } => {
             assert_eq!(recipient, BOB_ID);
             assert_eq!(text, "sent from the phone");
@@ -1223,6 +1226,7 @@ fn a_version_1_file_gets_handles_and_a_peer_index_when_opened() {
                         text: "hi".into(),
                         sent_at_ms: 5,
                         from_other_device: false,
+                        extras: MessageExtras::default(),
                     },
                 },
                 StoredEvent {
@@ -1497,4 +1501,379 @@ fn what_prune_frees_is_given_back_at_the_next_open() {
         2_000,
         "the events stay"
     );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Interactions: replies, reactions, unsend, receipts, disappearing messages, notices
+// ------------------------------------------------------------------------------------------------
+
+fn control(n: u8, to: &str) -> ControlOut {
+    ControlOut {
+        message_id: format!("c{n:031x}"),
+        recipient: to.to_owned(),
+        payload: vec![n; 4],
+        sent_at_ms: 9_000 + u64::from(n),
+        ttl_ms: 1_000,
+    }
+}
+
+fn inbound(hash: &str, from: &str, what: InboundKind) -> Inbound {
+    Inbound {
+        hash: hash.to_owned(),
+        sender: from.to_owned(),
+        conversation: from.to_owned(),
+        sent_at_ms: 5_000,
+        what,
+    }
+}
+
+fn ignored_reason(e: &StoredEvent) -> Option<&str> {
+    match &e.kind {
+        EventKind::Notice {
+            notice: NoticeKind::Ignored { reason },
+            ..
+        } => Some(reason),
+        _ => None,
+    }
+}
+
+#[test]
+fn replies_find_the_quoted_message_and_reactions_need_a_known_target() {
+    let dir = TempDir::new("replies");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    store
+        .record_received(id, 0, &[received("H1", BOB_ID, 1_000)], None, 10)
+        .expect("record");
+    let mut reply = outgoing(1, BOB_ID);
+    reply.extras.reply_to = Some(ReplyRef {
+        sent_at_ms: 1_000,
+        author: BOB_ID.to_owned(),
+        seq: None,
+        excerpt: None,
+    });
+    let (event, _) = queue(&store, id, reply, 20);
+    match &event.kind {
+        EventKind::Outgoing { extras, .. } => {
+            let r = extras.reply_to.as_ref().expect("a reply");
+            assert_eq!(r.seq, Some(1));
+            assert_eq!(r.excerpt.as_deref(), Some("text H1"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(store.has_message(id, BOB_ID, 1_000, BOB_ID).expect("look"));
+    assert!(!store
+        .has_message(id, BOB_ID, 1_000, ALICE_ID)
+        .expect("look"));
+    assert!(!store
+        .has_message(id, CAROL_ID, 1_000, BOB_ID)
+        .expect("look"));
+
+    // Bob reacts to our reply; then to a message nobody sent.
+    let got = store
+        .record_inbound(
+            id,
+            &[
+                inbound(
+                    "R1",
+                    BOB_ID,
+                    InboundKind::Reaction {
+                        target_sent_at_ms: 1_001,
+                        target_author: ALICE_ID.to_owned(),
+                        emoji: "👍".to_owned(),
+                        remove: false,
+                    },
+                ),
+                inbound(
+                    "R2",
+                    BOB_ID,
+                    InboundKind::Reaction {
+                        target_sent_at_ms: 77,
+                        target_author: ALICE_ID.to_owned(),
+                        emoji: "👍".to_owned(),
+                        remove: true,
+                    },
+                ),
+            ],
+            Some((0, "R2")),
+            30,
+        )
+        .expect("inbound");
+    assert_eq!(got.len(), 2);
+    assert!(
+        matches!(&got[0].kind, EventKind::Reaction { target_seq, removed: false, author, .. }
+        if *target_seq == event.seq && author == BOB_ID)
+    );
+    assert!(ignored_reason(&got[1]).is_some());
+    assert_eq!(
+        store.last_hash(id, 0).expect("cursor").as_deref(),
+        Some("R2")
+    );
+    // A repeat is recorded once.
+    let again = store
+        .record_inbound(
+            id,
+            &[inbound(
+                "R1",
+                BOB_ID,
+                InboundKind::Unsend {
+                    target_sent_at_ms: 1,
+                },
+            )],
+            None,
+            31,
+        )
+        .expect("inbound");
+    assert!(again.is_empty());
+
+    // Our own reaction to an unknown message is refused.
+    let err = store
+        .react(id, BOB_ID, 5, BOB_ID, "x", false, control(1, BOB_ID), 40)
+        .expect_err("unknown");
+    assert!(matches!(err, StoreError::UnknownMessage { .. }));
+    let mine = store
+        .react(
+            id,
+            BOB_ID,
+            1_000,
+            BOB_ID,
+            "🎉",
+            false,
+            control(2, BOB_ID),
+            41,
+        )
+        .expect("react");
+    assert!(matches!(mine.kind, EventKind::Reaction { ref author, .. } if author == ALICE_ID));
+    // The reaction's control message waits in the outbox and records no delivery event.
+    let entry = store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .find(|e| e.control)
+        .expect("a control entry");
+    assert_eq!(store.outbox_sent(entry.id, "CH", 50).expect("sent"), None);
+}
+
+#[test]
+fn unsend_removes_only_the_authors_own_message() {
+    let dir = TempDir::new("unsend");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    store
+        .record_received(
+            id,
+            0,
+            &[
+                received("B1", BOB_ID, 1_000),
+                received("C1", CAROL_ID, 1_000),
+            ],
+            None,
+            10,
+        )
+        .expect("record");
+    let (mine, _) = queue(&store, id, outgoing(1, BOB_ID), 20);
+    // Carol cannot unsend Bob's message (the lookup is by her own messages, in her
+    // conversation), and Bob cannot unsend ours.
+    let got = store
+        .record_inbound(
+            id,
+            &[
+                inbound(
+                    "U1",
+                    CAROL_ID,
+                    InboundKind::Unsend {
+                        target_sent_at_ms: 1_001,
+                    },
+                ),
+                Inbound {
+                    conversation: BOB_ID.to_owned(),
+                    ..inbound(
+                        "U2",
+                        CAROL_ID,
+                        InboundKind::Unsend {
+                            target_sent_at_ms: 1_000,
+                        },
+                    )
+                },
+                inbound(
+                    "U3",
+                    BOB_ID,
+                    InboundKind::Unsend {
+                        target_sent_at_ms: 1_001,
+                    },
+                ),
+            ],
+            None,
+            30,
+        )
+        .expect("inbound");
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|e| ignored_reason(e).is_some()), "{got:?}");
+    assert!(store.has_message(id, BOB_ID, 1_000, BOB_ID).expect("look"));
+    assert!(store
+        .has_message(id, BOB_ID, 1_001, ALICE_ID)
+        .expect("look"));
+    // Bob unsends his own message: it leaves the log and his swarm copy is to be deleted.
+    let got = store
+        .record_inbound(
+            id,
+            &[inbound(
+                "U4",
+                BOB_ID,
+                InboundKind::Unsend {
+                    target_sent_at_ms: 1_000,
+                },
+            )],
+            None,
+            40,
+        )
+        .expect("inbound");
+    assert!(matches!(
+        &got[0].kind,
+        EventKind::Removed {
+            removed_seq: 1,
+            reason: RemovedReason::Unsent,
+            ..
+        }
+    ));
+    let (events, _) = store
+        .peer_events(id, BOB_ID, 0, 0, 100, false)
+        .expect("events");
+    assert!(events.iter().all(|e| e.seq != 1), "the message is gone");
+    assert!(store
+        .swarm_chores()
+        .expect("chores")
+        .iter()
+        .any(|c| c.hash == "B1" && c.chore == Chore::Delete));
+    // A re-read of the swarm does not bring it back.
+    assert!(store
+        .record_received(id, 0, &[received("B1", BOB_ID, 1_000)], None, 50)
+        .expect("record")
+        .is_empty());
+    // We unsend ours; someone else's is not ours to unsend.
+    assert!(matches!(
+        store.unsend(id, BOB_ID, 1_000, control(3, BOB_ID), 60),
+        Err(StoreError::UnknownMessage { .. })
+    ));
+    let removed = store
+        .unsend(id, BOB_ID, 1_001, control(4, BOB_ID), 61)
+        .expect("unsend");
+    assert!(
+        matches!(removed.kind, EventKind::Removed { removed_seq, .. } if removed_seq == mine.seq)
+    );
+}
+
+#[test]
+fn receipts_mark_our_messages_read_and_timers_purge() {
+    let dir = TempDir::new("timers");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    let ten = ExpirySetting {
+        after_read: false,
+        seconds: 10,
+    };
+    let mut msg = outgoing(1, BOB_ID);
+    msg.extras.expiry = Some(ten);
+    let (mine, _) = queue(&store, id, msg, 1_001);
+    match &mine.kind {
+        EventKind::Outgoing { extras, .. } => assert_eq!(extras.expires_at_ms, Some(11_001)),
+        other => panic!("{other:?}"),
+    }
+    let got = store
+        .record_inbound(
+            id,
+            &[
+                inbound(
+                    "RC",
+                    BOB_ID,
+                    InboundKind::ReadReceipt {
+                        sent_at_ms: vec![1_001, 3],
+                    },
+                ),
+                inbound(
+                    "RX",
+                    BOB_ID,
+                    InboundKind::ReadReceipt {
+                        sent_at_ms: vec![4],
+                    },
+                ),
+                inbound("T1", BOB_ID, InboundKind::Timer { expiry: Some(ten) }),
+            ],
+            None,
+            2_000,
+        )
+        .expect("inbound");
+    assert!(matches!(
+        &got[0].kind,
+        EventKind::Delivery {
+            state: DeliveryState::Read,
+            ..
+        }
+    ));
+    assert!(ignored_reason(&got[1]).is_some());
+    assert_eq!(store.disappearing(id, BOB_ID).expect("timer"), Some(ten));
+
+    // An after-read message from Bob starts its timer when read.
+    let mut r = received("B9", BOB_ID, 3_000);
+    r.extras.expiry = Some(ExpirySetting {
+        after_read: true,
+        seconds: 5,
+    });
+    let added = store
+        .record_received(id, 0, &[r], None, 3_000)
+        .expect("record");
+    let bob_seq = added[0].seq;
+    assert_eq!(store.next_purge().expect("next"), Some(11_001));
+    let effects = store
+        .messages_read(id, BOB_ID, 0, bob_seq, 4_000)
+        .expect("read");
+    assert_eq!(effects.read_sent_at_ms, vec![3_000]);
+    assert_eq!(effects.timers_started, 1);
+    // Reading again starts nothing new.
+    let again = store
+        .messages_read(id, BOB_ID, 0, bob_seq, 4_500)
+        .expect("read");
+    assert_eq!(again.timers_started, 0);
+    assert!(store.swarm_chores().expect("chores").contains(&SwarmChore {
+        identity: id,
+        hash: "B9".into(),
+        chore: Chore::Expire { at_ms: 9_000 }
+    }));
+    assert_eq!(store.next_purge().expect("next"), Some(9_000));
+    assert!(store.purge_expired(8_999).expect("purge").is_empty());
+    let purged = store.purge_expired(9_000).expect("purge");
+    assert_eq!(purged.len(), 1);
+    assert!(
+        matches!(purged[0].event.kind, EventKind::Removed { removed_seq, reason: RemovedReason::Expired, .. } if removed_seq == bob_seq)
+    );
+    let purged = store.purge_expired(20_000).expect("purge");
+    assert!(
+        matches!(purged[0].event.kind, EventKind::Removed { removed_seq, .. } if removed_seq == mine.seq)
+    );
+    assert_eq!(store.next_purge().expect("next"), None);
+    let (events, _) = store.events(id, 0, 0, 100, false).expect("events");
+    assert!(events.iter().all(|e| e.seq != bob_seq && e.seq != mine.seq));
+
+    // Settings default to receipts on.
+    assert!(store.identity_settings(id).expect("settings").read_receipts);
+    store
+        .set_identity_settings(
+            id,
+            IdentitySettings {
+                read_receipts: false,
+            },
+        )
+        .expect("set");
+    assert!(!store.identity_settings(id).expect("settings").read_receipts);
+    store.remove_identity("alice").expect("remove");
+    assert!(store.swarm_chores().expect("chores").is_empty());
 }

@@ -136,6 +136,7 @@ impl Side {
                     recipient: to.into(),
                     text: text.into(),
                     idempotency_key: text.into(),
+                    ..Default::default()
                 })
                 .await;
             match r {

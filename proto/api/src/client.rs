@@ -9,6 +9,7 @@ use tonic::{Code, Request, Status};
 use crate::v1::conversation_service_client::ConversationServiceClient;
 use crate::v1::group_service_client::GroupServiceClient;
 use crate::v1::identity_service_client::IdentityServiceClient;
+use crate::v1::interaction_service_client::InteractionServiceClient;
 use crate::v1::message_service_client::MessageServiceClient;
 use crate::v1::network_service_client::NetworkServiceClient;
 use crate::v1::webhook_service_client::WebhookServiceClient;
@@ -64,6 +65,8 @@ pub struct Client {
     pub webhooks: WebhookServiceClient<Authed>,
     /// GroupService: groups.
     pub groups: GroupServiceClient<Authed>,
+    /// InteractionService: reactions, unsend, disappearing timers, read-receipt setting.
+    pub interactions: InteractionServiceClient<Authed>,
 }
 
 impl Client {
@@ -79,7 +82,8 @@ impl Client {
             ),
             network: NetworkServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             webhooks: WebhookServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            groups: GroupServiceClient::with_interceptor(channel, bearer),
+            groups: GroupServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            interactions: InteractionServiceClient::with_interceptor(channel, bearer),
         })
     }
 

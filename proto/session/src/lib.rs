@@ -10,6 +10,8 @@
 //! - [`padding`]: the 160-byte message padding and its tolerant removal.
 //! - [`protos`]: the Session protobufs (`SessionProtos.proto`, `WebSocketResources.proto`) via prost.
 //! - [`message`]: one-to-one messages, v1: sign, seal, Envelope, WebSocketMessage, base64; and back.
+//! - [`interaction`]: replies, reactions, unsend, read receipts, disappearing timers, request
+//!   responses, data-extraction notices: builders and the receiver's reading of them.
 //! - [`storage_rpc`]: storage-server RPC bodies, signed byte strings, the message hash, 421 replies.
 //! - [`swarm`]: swarm space of an Account ID and the closest-swarm rule.
 //! - [`onion`]: onion requests: per-hop encryption, the frame, the client builder, the relay peel,
@@ -30,6 +32,7 @@ pub mod community;
 pub mod config;
 pub mod err;
 pub mod groups;
+pub mod interaction;
 pub mod keys;
 pub mod message;
 pub mod mnemonic;

@@ -107,6 +107,10 @@ impl Conn {
                     .await;
             }
         };
+        if self.session.is_none() {
+            return Ok(());
+        }
+        let reply_to = self.reply_of(msg, &account).await;
         let Some(s) = &self.session else {
             return Ok(());
         };
@@ -114,7 +118,8 @@ impl Conn {
             identity: s.identity.clone(),
             recipient: account.clone(),
             text: session_text,
-            idempotency_key: String::new(),
+            reply_to,
+            ..SendMessageRequest::default()
         };
         let sent = s.client.messages.clone().send_message(request).await;
         let sent = match sent {
@@ -173,6 +178,9 @@ impl Conn {
     /// `TAGMSG <target>` with `+typing=active|paused|done` (or `+draft/typing`): SendTyping
     /// (best effort). Other client tags are not relayed (ISUPPORT CLIENTTAGDENY says so).
     pub(super) async fn tagmsg(&mut self, msg: &Message) -> Result<(), Close> {
+        if self.react_tagmsg(msg).await? {
+            return Ok(());
+        }
         let Some(typing) = msg
             .tag("+typing")
             .or_else(|| msg.tag("+draft/typing"))
@@ -288,15 +296,23 @@ impl Conn {
             _ => return Ok(()),
         };
         let nick = self.nick_of(peer).await;
+        let (text, reply_tag) = self.reply_decor(event, text).await;
         let shown = Shown {
             from_me,
             peer,
-            text,
+            text: &text,
             time_ms,
             seq: event.seq,
             target: None,
         };
-        for (line, mark) in self.message_lines(&shown, &nick, batch, "PRIVMSG") {
+        for (i, (mut line, mark)) in self
+            .message_lines(&shown, &nick, batch, "PRIVMSG")
+            .into_iter()
+            .enumerate()
+        {
+            if let (0, Some(tag)) = (i, &reply_tag) {
+                line = line.with_tag("+draft/reply", Some(tag.clone()));
+            }
             self.out.push(&line, mark).await?;
         }
         Ok(())
@@ -371,6 +387,10 @@ impl Conn {
                     .map(|e| (e.name.clone(), e.profile_name.clone()))
                     .unwrap_or_default();
                 let change = s.dir.upsert(&conv.account_id, &conv.handle, name, profile);
+                if conv.read_seq > 0 {
+                    let peer = conv.account_id.clone();
+                    self.send_markread(&peer, event.recorded_at_ms).await?;
+                }
                 match change {
                     Some((old, new)) => {
                         self.announce_renames(vec![(conv.account_id.clone(), old, new)])
@@ -379,7 +399,10 @@ impl Conn {
                     None => Ok(()),
                 }
             }
-            _ => Ok(()),
+            _ => match self.show_interaction(&event).await {
+                Some(done) => done,
+                None => Ok(()),
+            },
         }
     }
 

@@ -26,6 +26,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("identities", "identities [list] | identities new <name> | identities restore <name> <13 words> (admin token only)"),
     ("network", "network [status] | network rebuild (admin token only)"),
     ("history", "history <nick> [count]: replay the last messages with someone (at most 100)"),
+    ("disappear", "disappear <nick> <duration: 30s, 5m, 12h, 1d> [after-read|after-send] | disappear <nick> off: disappearing messages"),
 ];
 
 /// What root says when another device of the account published device-group keys.
@@ -72,6 +73,7 @@ impl Conn {
             "contacts" | "contact" => self.cmd_contacts(args).await,
             "identities" | "identity" => return self.cmd_identities(args, reply_to).await,
             "network" => self.cmd_network(args).await,
+            "disappear" | "disappearing" => self.cmd_disappear(args).await,
             "history" => return self.cmd_history(args, reply_to).await,
             _ => Ok(unknown(&command, COMMANDS.iter().map(|c| c.0))),
         };
