@@ -42,6 +42,9 @@ pub struct Config {
     /// The HTTP listener: health, Prometheus metrics, the status page.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Attachments: the file server, downloads and the local store.
+    #[serde(default)]
+    pub attachments: AttachmentsConfig,
 }
 
 /// `[metrics]`: the HTTP listener with `/healthz`, `/metrics` and the status page.
@@ -127,6 +130,37 @@ pub struct OutboxConfig {
     pub message_ttl_secs: u64,
 }
 
+/// `[attachments]`: where files are uploaded, which are downloaded at once, and how much of
+/// the data dir they may take.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentsConfig {
+    /// The file server uploads go to, and whose files need no key in the URL
+    /// (`http(s)://host[:port]`). Default: the Session file server; `run --devnet` and a
+    /// `--seeds` devnet.json with a file server use the devnet's.
+    #[serde(default = "default_file_server")]
+    pub file_server: String,
+    /// The file server's X25519 public key (64 hex characters) onion requests encrypt to.
+    #[serde(default = "default_file_server_x25519")]
+    pub file_server_x25519: String,
+    /// The file server's Ed25519 public key (64 hex characters), written into sent URLs (`#p=`)
+    /// when the server is not the Session file server, so other clients can reach it.
+    #[serde(default = "default_file_server_ed25519")]
+    pub file_server_ed25519: String,
+    /// Incoming attachments up to this many bytes are downloaded as soon as they arrive; larger
+    /// ones when a client asks (Download, or opening the local link). 0: never eagerly.
+    #[serde(default = "default_eager_max_bytes")]
+    pub eager_max_bytes: u64,
+    /// The most bytes the local attachment store (`attachments/` in the data dir) may hold; a
+    /// download or upload that would pass it fails with the reason "quota".
+    #[serde(default = "default_quota_bytes")]
+    pub quota_bytes: u64,
+    /// Local copies older than this many days are removed (their state turns EXPIRED); 0 keeps
+    /// them until the daemon's data dir is cleared. The file server keeps its copy ~3 weeks.
+    #[serde(default = "default_keep_days")]
+    pub keep_days: u64,
+}
+
 /// `true`, for switches that are on unless turned off.
 pub fn default_true() -> bool {
     true
@@ -171,6 +205,44 @@ pub fn default_outbox_backoff_max_ms() -> u64 {
 /// 14 days, the one-to-one message TTL of the Session clients (and the storage servers' max).
 pub fn default_message_ttl_secs() -> u64 {
     14 * 24 * 3600
+}
+
+/// The Session file server.
+pub fn default_file_server() -> String {
+    session_proto::attachment::DEFAULT_FILE_SERVER.to_owned()
+}
+/// The Session file server's X25519 key.
+pub fn default_file_server_x25519() -> String {
+    session_proto::attachment::DEFAULT_FILE_SERVER_X25519.to_owned()
+}
+/// The Session file server's Ed25519 key.
+pub fn default_file_server_ed25519() -> String {
+    session_proto::attachment::DEFAULT_FILE_SERVER_ED25519.to_owned()
+}
+/// 2 MB: images and voice notes arrive with the message; videos and documents on demand.
+pub fn default_eager_max_bytes() -> u64 {
+    2_000_000
+}
+/// 1 GiB of attachments in the data dir.
+pub fn default_quota_bytes() -> u64 {
+    1 << 30
+}
+/// 21 days: as long as the file server keeps them.
+pub fn default_keep_days() -> u64 {
+    21
+}
+
+impl Default for AttachmentsConfig {
+    fn default() -> Self {
+        AttachmentsConfig {
+            file_server: default_file_server(),
+            file_server_x25519: default_file_server_x25519(),
+            file_server_ed25519: default_file_server_ed25519(),
+            eager_max_bytes: default_eager_max_bytes(),
+            quota_bytes: default_quota_bytes(),
+            keep_days: default_keep_days(),
+        }
+    }
 }
 
 /// The largest message TTL the storage servers accept, seconds.
@@ -407,6 +479,27 @@ impl Config {
         }
         if self.poll.active_interval_ms == 0 || self.poll.idle_interval_ms == 0 {
             return invalid("poll", "intervals must be at least 1 ms");
+        }
+        let hex32 = |v: &str| hex::decode(v).is_ok_and(|b| b.len() == 32);
+        if !hex32(&self.attachments.file_server_x25519) {
+            return invalid(
+                "attachments.file_server_x25519",
+                "must be 64 hex characters",
+            );
+        }
+        if !hex32(&self.attachments.file_server_ed25519) {
+            return invalid(
+                "attachments.file_server_ed25519",
+                "must be 64 hex characters",
+            );
+        }
+        if !(self.attachments.file_server.starts_with("http://")
+            || self.attachments.file_server.starts_with("https://"))
+        {
+            return invalid(
+                "attachments.file_server",
+                "must be an http:// or https:// base URL",
+            );
         }
         if !self.grpc.tcp && !self.grpc.unix_socket {
             return invalid("grpc", "at least one of tcp and unix_socket must be on");

@@ -74,6 +74,8 @@ pub struct Ctx {
     pub activity: Mutex<HashMap<IdentityId, Arc<Notify>>>,
     /// Counters for `/metrics` and the status page's recent failures.
     pub metrics: Arc<Metrics>,
+    /// Attachments: eager downloads after a poll.
+    pub files: Option<crate::files::Files>,
 }
 
 impl Ctx {

@@ -10,6 +10,7 @@
 //! | `POST /login` | `{"token":"…"}` → 204 and the cookie; 401 for a wrong token | the body |
 //! | `POST /logout` | 204, the cookie cleared | none |
 //! | `GET /api/status` | the [`StatusReport`](crate::status::StatusReport) as JSON | cookie or `Authorization: Bearer` |
+//! | `GET /files/<token>/<name>` | an attachment's plaintext, with its content type (downloaded first if needed) | the per-file token in the path |
 //!
 //! The cookie (`HttpOnly; SameSite=Strict`) holds a hash of the admin token, not the token, so
 //! it is only good for this page and dies when the token is replaced. `/healthz` and `/metrics`
@@ -24,7 +25,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -33,8 +36,10 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::files::Files;
 use crate::rpc::auth::token_hash;
 use crate::status::Sources;
+use crate::store::AttachmentState;
 
 /// The cookie's name.
 pub const COOKIE_NAME: &str = "sessiond_status";
@@ -57,6 +62,7 @@ pub struct HttpState {
     sources: Sources,
     admin_hash: [u8; 32],
     cookie_hash: [u8; 32],
+    files: Option<Files>,
 }
 
 impl HttpState {
@@ -66,7 +72,14 @@ impl HttpState {
             sources,
             admin_hash: token_hash(admin_token),
             cookie_hash: token_hash(&cookie_value(admin_token)),
+            files: None,
         }
+    }
+
+    /// Serves attachments' local links from `files`.
+    pub fn with_files(mut self, files: Option<Files>) -> HttpState {
+        self.files = files;
+        self
     }
 }
 
@@ -119,10 +132,14 @@ pub async fn serve(
     Ok(())
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<BoxBody<Bytes, std::io::Error>>;
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -244,6 +261,7 @@ async fn handle(state: &Arc<HttpState>, req: Request<Incoming>) -> Reply {
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
             }
         }
+        (&Method::GET, p) if p.starts_with("/files/") => file(state, p).await,
         (
             _,
             "/healthz" | "/metrics" | "/" | "/app.js" | "/style.css" | "/login" | "/logout"
@@ -251,6 +269,101 @@ async fn handle(state: &Arc<HttpState>, req: Request<Incoming>) -> Reply {
         ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such page"),
     }
+}
+
+/// Bytes per chunk of a served file; chunks buffered per response.
+const FILE_CHUNK: usize = 64 * 1024;
+const FILE_BUFFER: usize = 4;
+
+/// `GET /files/<token>/<name>`: the attachment the token names (the name is only for the
+/// person and their client). Downloads it first if it is not here; a failed download is a 502
+/// with the reason. Streams from disk: the file is never held whole.
+async fn file(state: &HttpState, path: &str) -> Reply {
+    let not_found = || error(StatusCode::NOT_FOUND, "no such file");
+    let Some(files) = state.files.clone() else {
+        return not_found();
+    };
+    let token = path
+        .trim_start_matches("/files/")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return not_found();
+    }
+    let store = state.sources.store.clone();
+    let found = tokio::task::spawn_blocking(move || store.attachment_by_token(&token)).await;
+    let (identity, mut record) = match found {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => return not_found(),
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let here = |r: &crate::store::AttachmentRecord| {
+        matches!(
+            r.view.state,
+            AttachmentState::Downloaded | AttachmentState::Uploaded
+        ) && files.path(&r.view.id).exists()
+    };
+    if !here(&record) {
+        record = match files.download(identity, &record.view.id).await {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+        if !here(&record) {
+            let why = record.view.reason.as_deref().unwrap_or("it is not here");
+            return error(
+                StatusCode::BAD_GATEWAY,
+                &format!("the file could not be downloaded: {why}"),
+            );
+        }
+    }
+    let mut f = match tokio::fs::File::open(files.path(&record.view.id)).await {
+        Ok(f) => f,
+        Err(_) => return not_found(),
+    };
+    let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel(FILE_BUFFER);
+    // Owned by the response body: ends at the end of the file or when the client goes away.
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; FILE_CHUNK];
+        loop {
+            let item = match f.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(n) => Ok(Frame::data(Bytes::copy_from_slice(&buf[..n]))),
+                Err(e) => Err(e),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut r = Response::new(BodyExt::boxed(body));
+    let content_type = record
+        .view
+        .content_type
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, content_type);
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    // Shown, never run: a sandboxed document if a browser renders it (an SVG or HTML file).
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
 }
 
 /// `POST /login`: `{"token": "…"}`; the admin token gets the cookie.

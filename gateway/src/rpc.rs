@@ -13,6 +13,7 @@
 //! Store calls are blocking (redb commits fsync), so handlers run them through
 //! [`tokio::task::spawn_blocking`] via [`Service::blocking`].
 
+mod attachments;
 pub mod auth;
 mod conversations;
 pub mod err;
@@ -25,6 +26,7 @@ pub mod wire;
 
 use std::sync::Arc;
 
+use sessiond_api::v1::attachment_service_server::AttachmentServiceServer;
 use sessiond_api::v1::conversation_service_server::ConversationServiceServer;
 use sessiond_api::v1::identity_service_server::IdentityServiceServer;
 use sessiond_api::v1::message_service_server::MessageServiceServer;
@@ -60,6 +62,8 @@ pub struct State {
     pub outbox_wake: Arc<Notify>,
     /// Notified when an identity is added or removed: the pollers follow.
     pub identities_changed: Arc<Notify>,
+    /// Attachments (uploads, downloads), once the daemon has a network client.
+    pub files: Option<crate::files::Files>,
 }
 
 impl State {
@@ -79,6 +83,7 @@ impl State {
             shutdown,
             outbox_wake: Arc::new(Notify::new()),
             identities_changed: Arc::new(Notify::new()),
+            files: None,
         }
     }
 }
@@ -139,6 +144,13 @@ impl Service {
         InterceptedService::new(server, self.interceptor())
     }
 
+    /// The AttachmentService behind auth. Upload chunks are capped by the same request limit.
+    pub fn attachments(&self) -> Authed<AttachmentServiceServer<Service>> {
+        let server = AttachmentServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
+    }
+
     /// Runs a blocking store operation off the async threads.
     async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
@@ -183,6 +195,9 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
     reporter
         .set_serving::<NetworkServiceServer<Service>>()
         .await;
+    reporter
+        .set_serving::<AttachmentServiceServer<Service>>()
+        .await;
     Ok(tonic::transport::Server::builder()
         .layer(wire::StatusFixLayer)
         .add_service(health)
@@ -191,7 +206,8 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
         .add_service(service.identities())
         .add_service(service.messages())
         .add_service(service.conversations())
-        .add_service(service.network()))
+        .add_service(service.network())
+        .add_service(service.attachments()))
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

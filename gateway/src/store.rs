@@ -49,6 +49,7 @@
 
 mod book;
 mod err;
+mod files;
 pub mod handles;
 mod lock;
 mod migrate;
@@ -66,6 +67,7 @@ use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
 pub use err::StoreError;
+pub use files::{AttachmentChange, AttachmentRecord, AttachmentState, AttachmentView};
 pub use records::{
     ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, IdentityId,
     IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, SyncCopy,
@@ -300,6 +302,8 @@ impl Store {
             tx.open_table(TOKENS)?;
             tx.open_table(BLOBS)?;
             tx.open_table(CONFIG_DUMPS)?;
+            tx.open_table(files::ATTACHMENTS)?;
+            tx.open_table(files::ATTACHMENT_TOKENS)?;
             if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
                 migrate::upgrade(tx, found)?;
                 tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
@@ -802,6 +806,7 @@ impl Store {
                     text: msg.text.clone(),
                     sent_at_ms: msg.sent_at_ms,
                     from_other_device: false,
+                    attachments: msg.attachments.clone(),
                 },
             )?;
             let id = next_counter(tx, NEXT_OUTBOX_KEY)?;
@@ -1075,6 +1080,7 @@ impl Store {
                             text: msg.text.clone(),
                             sent_at_ms: msg.sent_at_ms,
                             from_other_device: true,
+                            attachments: msg.attachments.clone(),
                         },
                         target.as_str(),
                         book::Message::Outgoing,
@@ -1089,6 +1095,7 @@ impl Store {
                 };
                 let event = log.append(identity, now_ms, kind)?;
                 seen.insert((identity, msg.hash.as_str()), event.seq)?;
+                files::insert_records(tx, identity, &msg.attachment_records(now_ms))?;
                 let change = book.message(
                     &mut log,
                     identity,

@@ -1,9 +1,12 @@
 //! End to end: real `sessiond` processes on a devnet started in the test exchange messages
 //! through gRPC; subscribers resume; a daemon killed with SIGKILL mid-traffic loses nothing and
-//! duplicates nothing; bad `--seeds` fail with one line.
+//! duplicates nothing; bad `--seeds` fail with one line; attachments (in `e2e/attachments.rs`).
 
 #[path = "support/daemon.rs"]
 mod support;
+
+#[path = "e2e/attachments.rs"]
+mod attachments;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

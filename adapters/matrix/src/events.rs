@@ -43,7 +43,8 @@ pub(crate) fn peer_of(ev: &Event) -> Option<&str> {
         event::Kind::Outgoing(m) => Some(&m.recipient),
         event::Kind::Delivery(d) => Some(&d.recipient),
         event::Kind::Conversation(c) => c.conversation.as_ref().map(|c| c.account_id.as_str()),
-        event::Kind::Typing(_) => None,
+        // Attachment updates: the media repository serves the file once it is here.
+        event::Kind::Typing(_) | event::Kind::Attachment(_) => None,
     }
 }
 

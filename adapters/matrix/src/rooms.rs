@@ -473,6 +473,7 @@ pub(crate) async fn send(
             recipient: conv.account_id,
             text,
             idempotency_key: key,
+            ..Default::default()
         })
         .await
         .map_err(|status| match status.code() {

@@ -424,7 +424,7 @@ pub fn run_send(args: SendArgs, stdout: &mut dyn Write) -> Result<(), ClientErro
                 identity: args.from,
                 recipient,
                 text: args.text,
-                idempotency_key: String::new(),
+                ..Default::default()
             })
             .await?
             .into_inner();
@@ -470,6 +470,11 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
+fn attachment_json(a: &sessiond_api::v1::Attachment) -> serde_json::Value {
+    json!({"id": a.id, "file_name": a.file_name, "content_type": a.content_type, "size": a.size,
+           "state": a.state().as_str_name(), "reason": a.reason, "local_url": a.local_url})
+}
+
 /// An event as the JSON line `sessiond listen` prints.
 pub fn event_json(e: &Event) -> serde_json::Value {
     let mut v = json!({"seq": e.seq, "recorded_at_ms": e.recorded_at_ms, "identity": e.identity});
@@ -478,6 +483,7 @@ pub fn event_json(e: &Event) -> serde_json::Value {
             "type": "incoming", "sender": m.sender, "text": m.text, "sent_at_ms": m.sent_at_ms,
             "received_at_ms": m.received_at_ms, "hash": m.hash,
             "sender_profile_name": m.sender_profile_name,
+            "attachments": m.attachments.iter().map(attachment_json).collect::<Vec<_>>(),
         }),
         Some(event::Kind::Outgoing(m)) => json!({
             "type": "outgoing", "message_id": m.message_id, "recipient": m.recipient,
@@ -496,6 +502,12 @@ pub fn event_json(e: &Event) -> serde_json::Value {
             json!({"type": "conversation", "account_id": c.account_id, "handle": c.handle,
                    "display_name": c.display_name, "accepted": c.accepted, "left": c.left,
                    "read_seq": c.read_seq})
+        }
+        Some(event::Kind::Attachment(a)) => {
+            let a = a.attachment.clone().unwrap_or_default();
+            json!({"type": "attachment", "id": a.id, "conversation_id": a.conversation_id,
+                   "file_name": a.file_name, "size": a.size, "state": a.state().as_str_name(),
+                   "reason": a.reason, "local_url": a.local_url})
         }
         None => json!({"type": "unknown"}),
     };

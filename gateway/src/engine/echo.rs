@@ -117,6 +117,7 @@ async fn reply(ctx: &Ctx, me: &IdentityRecord, keys: &Arc<IdentityKeys>, m: Rece
                     ttl_ms,
                     idempotency_key: None,
                     sync_copy,
+                    attachments: Vec::new(),
                 },
                 sent_at_ms,
             )

@@ -11,27 +11,29 @@ use rand::RngCore;
 use session_proto::account_id::{AccountId, Prefix};
 use session_proto::keys::IdentityKeys;
 use session_proto::message::{text_content, typing_content, TYPING_TTL_MS};
-use session_proto::protos::Content;
+use session_proto::protos::{AttachmentPointer, Content};
 use sessiond_api::v1::message_service_server::MessageService;
 use sessiond_api::v1::{
-    event, ConversationChanged, DeliveryState as ApiDeliveryState, DeliveryUpdate, Event,
-    IncomingMessage, ListEventsRequest, ListEventsResponse, OutgoingMessage, SendMessageRequest,
-    SendMessageResponse, SendTypingRequest, SendTypingResponse, SubscribeRequest,
-    SubscribeResponse, Typing,
+    event, AttachmentUpdate, ConversationChanged, DeliveryState as ApiDeliveryState,
+    DeliveryUpdate, Event, IncomingMessage, ListEventsRequest, ListEventsResponse, OutgoingMessage,
+    SendMessageRequest, SendMessageResponse, SendTypingRequest, SendTypingResponse,
+    SubscribeRequest, SubscribeResponse, Typing,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::attachments::attachment_to_api;
 use super::auth::caller;
 use super::conversations::conversation_to_api;
 use super::identities::log_epoch;
 use super::seal::sync_copy;
 use super::{now_ms, page, ApiError, Service, State};
+
 use crate::store::{
-    DeliveryState, EventKind, IdentityId, IdentityRecord, NewOutgoing, Queued, SentKey,
-    StoredEvent, TypingNotice,
+    AttachmentState, AttachmentView, DeliveryState, EventKind, IdentityId, IdentityRecord,
+    NewOutgoing, Queued, SentKey, StoredEvent, TypingNotice,
 };
 
 /// The longest text, in UTF-16 code units: the Session clients' limit for non-Pro accounts
@@ -39,6 +41,8 @@ use crate::store::{
 pub const MAX_TEXT_UTF16: usize = 2000;
 /// The namespace one-to-one messages are stored in.
 pub const NAMESPACE_DEFAULT: i32 = 0;
+/// The most attachments one message carries (desktop's limit).
+pub const MAX_ATTACHMENTS: usize = 32;
 /// The longest idempotency key, in characters.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// Events read from the store per batch while streaming a backlog.
@@ -87,6 +91,7 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             received_at_ms: m.received_at_ms,
             hash: m.hash,
             sender_profile_name: m.sender_profile_name.unwrap_or_default(),
+            attachments: m.attachments.into_iter().map(attachment_to_api).collect(),
         }),
         EventKind::Outgoing {
             message_id,
@@ -94,12 +99,17 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             text,
             sent_at_ms,
             from_other_device,
+            attachments,
         } => event::Kind::Outgoing(OutgoingMessage {
             message_id,
             recipient,
             text,
             sent_at_ms,
             from_other_device,
+            attachments: attachments.into_iter().map(attachment_to_api).collect(),
+        }),
+        EventKind::Attachment(a) => event::Kind::Attachment(AttachmentUpdate {
+            attachment: Some(attachment_to_api(a)),
         }),
         EventKind::Delivery {
             message_id,
@@ -189,6 +199,38 @@ pub fn check_cursor(
     Ok(current)
 }
 
+/// The pointers and event views of the uploaded attachments a message sends: each must be the
+/// identity's own, in state uploaded.
+fn sent_attachments(
+    state: &State,
+    identity: IdentityId,
+    ids: &[String],
+    conversation: &str,
+) -> Result<(Vec<AttachmentPointer>, Vec<AttachmentView>), ApiError> {
+    let mut pointers = Vec::with_capacity(ids.len());
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::field(
+                "attachment_ids",
+                "ids are 32 hex characters",
+            ));
+        }
+        let record = state.store.attachment(identity, id)?;
+        if record.view.state != AttachmentState::Uploaded {
+            return Err(ApiError::field(
+                "attachment_ids",
+                format!("{id} is not an uploaded attachment (Upload gives those)"),
+            ));
+        }
+        pointers.push(crate::files::Files::pointer_of(&record)?);
+        let mut view = record.view;
+        view.conversation = conversation.to_owned();
+        views.push(view);
+    }
+    Ok((pointers, views))
+}
+
 fn duplicate(first: SentKey) -> SendMessageResponse {
     SendMessageResponse {
         message_id: first.message_id,
@@ -229,9 +271,19 @@ impl MessageService for Service {
             recipient,
             text,
             idempotency_key,
+            attachment_ids,
         } = req.into_inner();
         let recipient = parse_recipient("recipient", &recipient)?;
-        validate_text(&text)?;
+        if attachment_ids.len() > MAX_ATTACHMENTS {
+            return Err(ApiError::field(
+                "attachment_ids",
+                format!("at most {MAX_ATTACHMENTS} attachments per message"),
+            )
+            .into());
+        }
+        if attachment_ids.is_empty() || !text.is_empty() {
+            validate_text(&text)?;
+        }
         let key = validate_idempotency_key(&idempotency_key)?;
         let ttl_ms = self.state().message_ttl_ms;
         let sealer = std::sync::Arc::clone(&self.state().sealer);
@@ -244,10 +296,18 @@ impl MessageService for Service {
                         return Ok(duplicate(first));
                     }
                 }
+                let (pointers, attachments) =
+                    sent_attachments(state, record.id, &attachment_ids, &recipient.to_string())?;
                 let seed = state.store.identity_seed(&record.name)?;
                 let keys = IdentityKeys::from_seed(&seed);
                 let sent_at_ms = now_ms();
-                let content = text_content(&text, record.display_name.as_deref(), sent_at_ms);
+                let mut content = text_content(&text, record.display_name.as_deref(), sent_at_ms);
+                if let Some(data) = content.data_message.as_mut() {
+                    if text.is_empty() {
+                        data.body = None;
+                    }
+                    data.attachments = pointers;
+                }
                 let payload = sealer.seal(&keys, &recipient, &content, sent_at_ms)?;
                 // For the account's other devices (the phone shows it as sent).
                 let sync_copy =
@@ -266,6 +326,7 @@ impl MessageService for Service {
                         ttl_ms,
                         idempotency_key: key,
                         sync_copy,
+                        attachments,
                     },
                     sent_at_ms,
                 )?;

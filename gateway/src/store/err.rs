@@ -150,6 +150,12 @@ pub enum StoreError {
         /// The newest seq.
         last: u64,
     },
+    /// The identity has no attachment with this id.
+    #[error("no attachment {id}")]
+    UnknownAttachment {
+        /// The attachment id (the caller's own input).
+        id: String,
+    },
 }
 
 impl StoreError {
@@ -176,7 +182,8 @@ impl HasKind for StoreError {
             | StoreError::HandleTaken { .. } => ErrorKind::AlreadyExists,
             StoreError::UnknownIdentity { .. }
             | StoreError::UnknownOutboxEntry { .. }
-            | StoreError::UnknownConversation { .. } => ErrorKind::NotFound,
+            | StoreError::UnknownConversation { .. }
+            | StoreError::UnknownAttachment { .. } => ErrorKind::NotFound,
             StoreError::BadHandle { .. } | StoreError::SeqPastEnd { .. } => ErrorKind::InvalidInput,
             StoreError::Locked { .. } => ErrorKind::Unauthenticated,
             StoreError::Secrets(e) => e.kind(),

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::files::{AttachmentRecord, AttachmentView};
+
 /// The store's number for an identity: allocated once, never reused, so data keyed by it cannot
 /// leak into a later identity that reuses a name.
 pub type IdentityId = u64;
@@ -54,6 +56,9 @@ pub enum EventKind {
         /// identity's own swarm); no `Delivery` event follows. Absent (false) in older records.
         #[serde(default, skip_serializing_if = "is_false")]
         from_other_device: bool,
+        /// Its attachments. Absent (none) in older records.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentView>,
     },
     /// An outgoing message was stored by the swarm, or given up.
     Delivery {
@@ -73,6 +78,8 @@ pub enum EventKind {
     /// A conversation's state or its contact's names changed (see [`ConversationView::changed`]);
     /// the conversation as it is after the change.
     Conversation(ConversationView),
+    /// An attachment of a message changed state: the attachment after the change.
+    Attachment(AttachmentView),
 }
 
 fn is_false(b: &bool) -> bool {
@@ -88,6 +95,7 @@ impl EventKind {
                 recipient
             }
             EventKind::Conversation(view) => &view.conversation.peer,
+            EventKind::Attachment(a) => &a.conversation,
         }
     }
 }
@@ -122,6 +130,30 @@ pub struct Received {
     /// The store records it as an outgoing message of that conversation, not as incoming.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_target: Option<String>,
+    /// The message's attachments as first recorded (state pending). Absent in older records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentView>,
+    /// The encoded pointers of `attachments` (hex, same order): stored in the attachments
+    /// table, never in the event.
+    #[serde(skip)]
+    pub pointers: Vec<String>,
+}
+
+impl Received {
+    /// The attachment records to store with this message.
+    pub fn attachment_records(&self, now_ms: u64) -> Vec<AttachmentRecord> {
+        self.attachments
+            .iter()
+            .zip(&self.pointers)
+            .map(|(view, pointer)| AttachmentRecord {
+                view: view.clone(),
+                pointer: pointer.clone(),
+                stored_bytes: 0,
+                stored_at_ms: 0,
+                created_at_ms: now_ms,
+            })
+            .collect()
+    }
 }
 
 /// A message to queue: what [`super::Store::queue_outgoing`] writes to the outbox and the log.
@@ -146,6 +178,8 @@ pub struct NewOutgoing {
     pub idempotency_key: Option<String>,
     /// The copy for the identity's other devices, if the message gets one.
     pub sync_copy: Option<SyncCopy>,
+    /// Its attachments (uploaded), for the event log.
+    pub attachments: Vec<AttachmentView>,
 }
 
 /// A sync copy (identity-and-messages §3.7): the same Content with `syncTarget` = the

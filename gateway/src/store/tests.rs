@@ -46,6 +46,7 @@ fn outgoing(n: u8, to: &str) -> NewOutgoing {
         ttl_ms: 14 * 24 * 3600 * 1000,
         idempotency_key: None,
         sync_copy: None,
+        attachments: Vec::new(),
     }
 }
 
@@ -66,6 +67,8 @@ fn received(hash: &str, from: &str, at: u64) -> Received {
         hash: hash.to_owned(),
         sender_profile_name: None,
         sync_target: None,
+        attachments: Vec::new(),
+        pointers: Vec::new(),
     }
 }
 
@@ -324,6 +327,7 @@ fn another_devices_sync_copy_is_an_outgoing_message_of_its_conversation_once() {
             text,
             sent_at_ms,
             from_other_device,
+            ..
         } => {
             assert_eq!(recipient, BOB_ID);
             assert_eq!(text, "sent from the phone");
@@ -1131,6 +1135,7 @@ fn a_version_1_file_gets_handles_and_a_peer_index_when_opened() {
                         text: "hi".into(),
                         sent_at_ms: 5,
                         from_other_device: false,
+                        attachments: Vec::new(),
                     },
                 },
                 StoredEvent {

@@ -111,7 +111,7 @@ impl Conn {
             identity: s.identity.clone(),
             recipient: account.clone(),
             text: session_text,
-            idempotency_key: String::new(),
+            ..Default::default()
         };
         let sent = s.client.messages.clone().send_message(request).await;
         let sent = match sent {
