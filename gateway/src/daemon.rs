@@ -522,7 +522,8 @@ pub async fn run(
             }
         });
         if let Some(listener) = irc {
-            let (config, channel) = (config.irc.clone(), channel.clone());
+            let (mut config, channel) = (config.irc.clone(), channel.clone());
+            config.filehost = listening.metrics.map(|a| format!("http://{a}/upload"));
             let signal = until_shutdown(shutdown_rx.clone());
             let open = Arc::clone(&irc_open);
             servers.spawn(async move {

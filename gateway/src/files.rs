@@ -237,9 +237,12 @@ struct Shared {
     quota: u64,
     keep_ms: u64,
     /// One download at a time per attachment. std Mutex: held only to look up the entry.
-    busy: Mutex<HashMap<(IdentityId, String), Arc<tokio::sync::Mutex<()>>>>,
+    busy: Mutex<HashMap<(IdentityId, String), Busy>>,
     eager: mpsc::Sender<(IdentityId, String)>,
 }
+
+/// The lock one attachment's download holds.
+type Busy = Arc<tokio::sync::Mutex<()>>;
 
 /// The receiving end of the eager-download queue, for [`Files::run`].
 #[derive(Debug)]
@@ -253,14 +256,9 @@ pub fn set_link_base(addr: std::net::SocketAddr) {
     let _ = LINK_BASE.set(format!("http://{addr}"));
 }
 
-/// The local link of an attachment that is here, if the HTTP listener runs.
+/// The local link of an attachment, if the HTTP listener runs (opening it downloads the file
+/// first when it is not here yet).
 pub fn local_url(view: &AttachmentView) -> Option<String> {
-    if !matches!(
-        view.state,
-        AttachmentState::Downloaded | AttachmentState::Uploaded
-    ) {
-        return None;
-    }
     let base = LINK_BASE.get()?;
     let name = view
         .file_name
@@ -269,6 +267,14 @@ pub fn local_url(view: &AttachmentView) -> Option<String> {
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "file".to_owned());
     Some(format!("{base}/files/{}/{name}", view.token))
+}
+
+/// The token of a local link (`http://host:port/files/<token>/<name>` or its path).
+pub fn token_of_link(link: &str) -> Option<String> {
+    let (_, rest) = link.split_once("/files/")?;
+    let token = rest.split(['/', '?', '#']).next()?;
+    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| token.to_ascii_lowercase())
 }
 
 /// A file name made safe for a URL path segment: unreserved characters kept, others as `_`.
@@ -634,7 +640,7 @@ impl Files {
         };
         let expected = incoming
             .size
-            .unwrap_or_else(|| session_proto::attachment::MAX_ATTACHMENT_SIZE);
+            .unwrap_or(session_proto::attachment::MAX_ATTACHMENT_SIZE);
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.check_quota(expected))
             .await

@@ -71,6 +71,7 @@ async fn send_keyed(
             recipient: to.into(),
             text: text.into(),
             idempotency_key: key.into(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())

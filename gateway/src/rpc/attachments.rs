@@ -346,9 +346,22 @@ impl AttachmentService for Service {
         let GetAttachmentRequest {
             identity,
             attachment_id,
+            link,
         } = req.into_inner();
         let identity = self.reach(who, identity).await?;
-        let record = self.record(identity, attachment_id).await?;
+        let record = if attachment_id.is_empty() && !link.is_empty() {
+            let token = files::token_of_link(&link)
+                .ok_or_else(|| ApiError::field("link", "not a link to a file of this daemon"))?;
+            let found = self
+                .blocking(move |state| Ok(state.store.attachment_by_token(&token)?))
+                .await?;
+            match found {
+                Some((owner, record)) if owner == identity => record,
+                _ => return Err(ApiError::NotFound("no such attachment".to_owned()).into()),
+            }
+        } else {
+            self.record(identity, attachment_id).await?
+        };
         Ok(Response::new(GetAttachmentResponse {
             attachment: Some(attachment_to_api(record.view)),
         }))

@@ -139,6 +139,7 @@ async fn get(c: &mut Clients, identity: &str, id: &str) -> Attachment {
         .get_attachment(GetAttachmentRequest {
             identity: identity.into(),
             attachment_id: id.into(),
+            ..Default::default()
         })
         .await
         .expect("get attachment")

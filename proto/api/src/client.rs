@@ -6,6 +6,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+use crate::v1::attachment_service_client::AttachmentServiceClient;
 use crate::v1::conversation_service_client::ConversationServiceClient;
 use crate::v1::identity_service_client::IdentityServiceClient;
 use crate::v1::message_service_client::MessageServiceClient;
@@ -47,7 +48,7 @@ impl tonic::service::Interceptor for Bearer {
 /// A channel whose calls carry one token.
 pub type Authed = InterceptedService<Channel, Bearer>;
 
-/// The four `sessiond.v1` services, all calling with one token. Cheap to clone.
+/// The `sessiond.v1` services, all calling with one token. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
     /// IdentityService: who the daemon holds, tokens, profiles.
@@ -58,6 +59,8 @@ pub struct Client {
     pub conversations: ConversationServiceClient<Authed>,
     /// NetworkService: network status and paths.
     pub network: NetworkServiceClient<Authed>,
+    /// AttachmentService: files sent and received.
+    pub attachments: AttachmentServiceClient<Authed>,
 }
 
 impl Client {
@@ -71,7 +74,8 @@ impl Client {
                 channel.clone(),
                 bearer.clone(),
             ),
-            network: NetworkServiceClient::with_interceptor(channel, bearer),
+            network: NetworkServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            attachments: AttachmentServiceClient::with_interceptor(channel, bearer),
         })
     }
 
