@@ -1,6 +1,10 @@
 //! Discovery and account endpoints: `.well-known`, versions, capabilities, filters, account
 //! data, profiles, push rules and pushers, devices, presence, the user directory.
 
+use std::sync::Arc;
+
+use axum::extract::State;
+use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sessiond_api::client::looks_like_account_id;
@@ -9,31 +13,34 @@ use sessiond_api::v1::SetProfileRequest;
 use crate::auth::Me;
 use crate::err::MatrixError;
 use crate::events::m_direct;
-use crate::http::Req;
+use crate::http::{Answer, Body, Json, Path};
 use crate::ids::{parse_user, short_account, user_id, LocalUser};
 use crate::state::Shared;
 use crate::sync::conversations;
 
 /// `GET /.well-known/matrix/client`: this server, as the client reached it.
-pub(crate) fn well_known(req: &Req) -> Value {
-    let host = req.host().unwrap_or("localhost:8008");
-    json!({ "m.homeserver": { "base_url": format!("http://{host}") } })
+pub(crate) async fn well_known(headers: HeaderMap) -> Json {
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost:8008");
+    Json(json!({ "m.homeserver": { "base_url": format!("http://{host}") } }))
 }
 
 /// `GET /_matrix/client/versions`.
-pub(crate) fn versions() -> Value {
-    json!({
+pub(crate) async fn versions() -> Json {
+    Json(json!({
         "versions": [
             "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6",
             "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"
         ],
         "unstable_features": {},
-    })
+    }))
 }
 
 /// `GET /_matrix/client/v3/capabilities`.
-pub(crate) fn capabilities() -> Value {
-    json!({ "capabilities": {
+pub(crate) async fn capabilities(_: Me) -> Json {
+    Json(json!({ "capabilities": {
         "m.change_password": { "enabled": false },
         "m.room_versions": {
             "default": crate::events::ROOM_VERSION,
@@ -43,69 +50,70 @@ pub(crate) fn capabilities() -> Value {
         "m.set_avatar_url": { "enabled": false },
         "m.3pid_changes": { "enabled": false },
         "m.get_login_token": { "enabled": false },
-    }})
-}
-
-/// A JSON object body, else `M_BAD_JSON`.
-fn object_body(req: &Req) -> Result<Value, MatrixError> {
-    req.json()
+    }}))
 }
 
 /// `POST /_matrix/client/v3/user/{userId}/filter`.
-pub(crate) fn create_filter(
-    s: &Shared,
-    me: &Me,
-    user: &str,
-    req: &Req,
-) -> Result<Value, MatrixError> {
-    me.require_self(user)?;
-    let filter = object_body(req)?;
+pub(crate) async fn create_filter(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(user): Path<String>,
+    body: Body,
+) -> Answer {
+    me.require_self(&user)?;
+    let filter: Value = body.json()?;
     let id = s.identity(me.name()).add_filter(filter);
-    Ok(json!({ "filter_id": id.to_string() }))
+    Ok(Json(json!({ "filter_id": id.to_string() })))
 }
 
 /// `GET /_matrix/client/v3/user/{userId}/filter/{filterId}`.
-pub(crate) fn get_filter(s: &Shared, me: &Me, user: &str, id: &str) -> Result<Value, MatrixError> {
-    me.require_self(user)?;
+pub(crate) async fn get_filter(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path((user, id)): Path<(String, String)>,
+) -> Answer {
+    me.require_self(&user)?;
     id.parse()
         .ok()
         .and_then(|id| s.identity(me.name()).filter(id))
+        .map(Json)
         .ok_or_else(|| MatrixError::NotFound("no such filter".into()))
 }
 
 /// `GET /_matrix/client/v3/user/{userId}/account_data/{type}`: `m.direct` is made from the
 /// conversations; other types are what the client stored (in memory).
 pub(crate) async fn get_account_data(
-    s: &Shared,
-    me: &Me,
-    user: &str,
-    kind: &str,
-) -> Result<Value, MatrixError> {
-    me.require_self(user)?;
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path((user, kind)): Path<(String, String)>,
+) -> Answer {
+    me.require_self(&user)?;
     if kind == "m.direct" {
-        let convs = conversations(me).await?;
-        return Ok(m_direct(me, &s.config.server_name, &convs)["content"].take());
+        let convs = conversations(&me).await?;
+        return Ok(Json(
+            m_direct(&me, &s.config.server_name, &convs)["content"].take(),
+        ));
     }
     s.identity(me.name())
-        .account_data(kind)
+        .account_data(&kind)
+        .map(Json)
         .ok_or_else(|| MatrixError::NotFound("no account data of this type".into()))
 }
 
 /// `PUT /_matrix/client/v3/user/{userId}/account_data/{type}`: kept in memory (a client's
 /// settings); `m.direct` is accepted but always answered from the conversations.
-pub(crate) fn put_account_data(
-    s: &Shared,
-    me: &Me,
-    user: &str,
-    kind: &str,
-    req: &Req,
-) -> Result<Value, MatrixError> {
-    me.require_self(user)?;
-    let content = object_body(req)?;
+pub(crate) async fn put_account_data(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path((user, kind)): Path<(String, String)>,
+    body: Body,
+) -> Answer {
+    me.require_self(&user)?;
+    let content: Value = body.json()?;
     s.identity(me.name())
-        .set_account_data(kind, content)
+        .set_account_data(&kind, content)
         .map_err(|()| MatrixError::Forbidden("too many account data types".into()))?;
-    Ok(json!({}))
+    Ok(Json(json!({})))
 }
 
 /// The display name of a contact, if the user knows one.
@@ -125,10 +133,38 @@ async fn contact_name(me: &Me, peer: &str) -> Result<Option<String>, MatrixError
         }))
 }
 
-/// `GET /_matrix/client/v3/profile/{userId}` (and `/displayname`, `/avatar_url` with `field`):
-/// the user's own profile, or a contact's name. Other identities of the daemon do not exist
-/// for this user.
+/// `GET /_matrix/client/v3/profile/{userId}`: the user's own profile, or a contact's name.
+/// Other identities of the daemon do not exist for this user.
 pub(crate) async fn profile(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(user): Path<String>,
+) -> Answer {
+    profile_of(&s, &me, &user, None).await.map(Json)
+}
+
+/// `GET /_matrix/client/v3/profile/{userId}/{displayname|avatar_url}`.
+pub(crate) async fn profile_field(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path((user, field)): Path<(String, String)>,
+) -> Answer {
+    profile_of(&s, &me, &user, Some(profile_field_name(&field)?))
+        .await
+        .map(Json)
+}
+
+/// The profile fields there are; another name is an unknown endpoint.
+fn profile_field_name(field: &str) -> Result<&str, MatrixError> {
+    match field {
+        "displayname" | "avatar_url" => Ok(field),
+        _ => Err(MatrixError::UnknownEndpoint {
+            method: "this method".into(),
+        }),
+    }
+}
+
+async fn profile_of(
     s: &Shared,
     me: &Me,
     user: &str,
@@ -156,18 +192,15 @@ struct DisplayNameBody {
 /// `PUT /_matrix/client/v3/profile/{userId}/displayname`: the name the identity announces
 /// (`SetProfile`). Avatars are not supported (`m.set_avatar_url` is off).
 pub(crate) async fn set_profile(
-    s: &Shared,
-    me: &Me,
-    user: &str,
-    field: &str,
-    req: &Req,
-) -> Result<Value, MatrixError> {
-    let _ = s;
-    me.require_self(user)?;
-    if field != "displayname" {
+    me: Me,
+    Path((user, field)): Path<(String, String)>,
+    body: Body,
+) -> Answer {
+    me.require_self(&user)?;
+    if profile_field_name(&field)? != "displayname" {
         return Err(MatrixError::Forbidden("avatars are not supported".into()));
     }
-    let body: DisplayNameBody = req.json()?;
+    let body: DisplayNameBody = body.json()?;
     me.client
         .identities
         .clone()
@@ -176,12 +209,26 @@ pub(crate) async fn set_profile(
             display_name: body.displayname,
         })
         .await?;
-    Ok(json!({}))
+    Ok(Json(json!({})))
 }
 
 /// `GET /_matrix/client/v3/pushrules/`: the spec's predefined rules, fixed (Element waits for
 /// them before it shows rooms).
-pub(crate) fn push_rules(me: &Me) -> Value {
+pub(crate) async fn push_rules(me: Me) -> Json {
+    Json(push_rules_of(&me))
+}
+
+/// `GET /_matrix/client/v3/pushrules/global/`.
+pub(crate) async fn push_rules_global(me: Me) -> Json {
+    Json(push_rules_of(&me)["global"].take())
+}
+
+/// `GET /_matrix/client/v3/pushers`: this server never pushes.
+pub(crate) async fn pushers(_: Me) -> Json {
+    Json(json!({ "pushers": [] }))
+}
+
+fn push_rules_of(me: &Me) -> Value {
     let localpart = me.name();
     let uid = &me.user_id;
     let sound = json!({ "set_tweak": "sound", "value": "default" });
@@ -275,9 +322,9 @@ pub(crate) fn push_rules(me: &Me) -> Value {
 
 /// `POST /_matrix/client/v3/pushers/set`: accepted; this server never pushes (clients are on
 /// the same machine), so `GET /pushers` stays empty.
-pub(crate) fn set_pusher(req: &Req) -> Result<Value, MatrixError> {
-    object_body(req)?;
-    Ok(json!({}))
+pub(crate) async fn set_pusher(_: Me, body: Body) -> Answer {
+    let _: Value = body.json()?;
+    Ok(Json(json!({})))
 }
 
 fn device_json(me: &Me) -> Value {
@@ -285,31 +332,41 @@ fn device_json(me: &Me) -> Value {
 }
 
 /// `GET /_matrix/client/v3/devices`: the token's device (other tokens are not listed).
-pub(crate) fn devices(me: &Me) -> Value {
-    json!({ "devices": [device_json(me)] })
+pub(crate) async fn devices(me: Me) -> Json {
+    Json(json!({ "devices": [device_json(&me)] }))
 }
 
 /// `GET /_matrix/client/v3/devices/{deviceId}`.
-pub(crate) fn device(me: &Me, id: &str) -> Result<Value, MatrixError> {
+pub(crate) async fn device(me: Me, Path(id): Path<String>) -> Answer {
+    own_device(&me, &id)?;
+    Ok(Json(device_json(&me)))
+}
+
+/// `NotFound` unless `id` is the token's device.
+fn own_device(me: &Me, id: &str) -> Result<(), MatrixError> {
     if id != me.device_id {
         return Err(MatrixError::NotFound("no such device".into()));
     }
-    Ok(device_json(me))
+    Ok(())
 }
 
 /// `PUT /_matrix/client/v3/devices/{deviceId}`: device names are not kept.
-pub(crate) fn put_device(me: &Me, id: &str, req: &Req) -> Result<Value, MatrixError> {
-    device(me, id)?;
-    object_body(req)?;
-    Ok(json!({}))
+pub(crate) async fn put_device(me: Me, Path(id): Path<String>, body: Body) -> Answer {
+    own_device(&me, &id)?;
+    let _: Value = body.json()?;
+    Ok(Json(json!({})))
 }
 
 /// `GET /_matrix/client/v3/presence/{userId}/status`: the user is online; contacts' presence
 /// is unknown to Session, so `offline`.
-pub(crate) fn get_presence(s: &Shared, me: &Me, user: &str) -> Result<Value, MatrixError> {
-    match parse_user(user, &s.config.server_name, false) {
-        Some(LocalUser::Identity(_)) if me.is(user) => Ok(json!({ "presence": "online" })),
-        Some(LocalUser::Ghost(_)) => Ok(json!({ "presence": "offline" })),
+pub(crate) async fn get_presence(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(user): Path<String>,
+) -> Answer {
+    match parse_user(&user, &s.config.server_name, false) {
+        Some(LocalUser::Identity(_)) if me.is(&user) => Ok(Json(json!({ "presence": "online" }))),
+        Some(LocalUser::Ghost(_)) => Ok(Json(json!({ "presence": "offline" }))),
         _ => Err(MatrixError::NotFound("no such user".into())),
     }
 }
@@ -321,16 +378,10 @@ struct PresenceBody {
 }
 
 /// `PUT /_matrix/client/v3/presence/{userId}/status`: Session has no presence to set.
-pub(crate) fn put_presence(
-    s: &Shared,
-    me: &Me,
-    user: &str,
-    req: &Req,
-) -> Result<Value, MatrixError> {
-    let _ = s;
-    me.require_self(user)?;
-    let _: PresenceBody = req.json()?;
-    Ok(json!({}))
+pub(crate) async fn put_presence(me: Me, Path(user): Path<String>, body: Body) -> Answer {
+    me.require_self(&user)?;
+    let _: PresenceBody = body.json()?;
+    Ok(Json(json!({})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,8 +394,8 @@ struct DirectoryBody {
 /// `POST /_matrix/client/v3/user_directory/search`: the user's contacts whose name, handle or
 /// Account ID contains the term; a full Account ID (or its user id) is always a result, so
 /// "start a chat" finds anyone.
-pub(crate) async fn user_directory(s: &Shared, me: &Me, req: &Req) -> Result<Value, MatrixError> {
-    let body: DirectoryBody = req.json()?;
+pub(crate) async fn user_directory(State(s): State<Arc<Shared>>, me: Me, body: Body) -> Answer {
+    let body: DirectoryBody = body.json()?;
     let limit = usize::try_from(body.limit.unwrap_or(10).clamp(1, 50)).unwrap_or(50);
     let server = &s.config.server_name;
     let term = body.search_term.trim().to_lowercase();
@@ -377,5 +428,52 @@ pub(crate) async fn user_directory(s: &Shared, me: &Me, req: &Req) -> Result<Val
     }
     let limited = results.len() > limit;
     results.truncate(limit);
-    Ok(json!({ "results": results, "limited": limited }))
+    Ok(Json(json!({ "results": results, "limited": limited })))
+}
+
+/// `POST /_matrix/client/v3/keys/upload`: no end-to-end encryption keys are kept (Session
+/// encrypts; the Matrix side is a local, plain connection).
+pub(crate) async fn keys_upload(_: Me) -> Json {
+    Json(json!({ "one_time_key_counts": {} }))
+}
+
+/// `POST /_matrix/client/v3/keys/query`.
+pub(crate) async fn keys_query(_: Me) -> Json {
+    Json(json!({ "device_keys": {}, "failures": {} }))
+}
+
+/// `POST /_matrix/client/v3/keys/claim`.
+pub(crate) async fn keys_claim(_: Me) -> Json {
+    Json(json!({ "one_time_keys": {}, "failures": {} }))
+}
+
+/// `GET /_matrix/client/v3/keys/changes`.
+pub(crate) async fn keys_changes(_: Me) -> Json {
+    Json(json!({ "changed": [], "left": [] }))
+}
+
+/// `PUT /_matrix/client/v3/sendToDevice/{type}/{txnId}`: there are no other devices to reach.
+pub(crate) async fn send_to_device(_: Me) -> Json {
+    Json(json!({}))
+}
+
+/// `GET /_matrix/client/v3/voip/turnServer`: no TURN server.
+pub(crate) async fn turn_server(_: Me) -> Json {
+    Json(json!({}))
+}
+
+/// `GET /_matrix/client/v3/room_keys/…`: the spec's answer when no backup exists (clients ask
+/// at every start).
+pub(crate) async fn no_key_backup(_: Me) -> MatrixError {
+    MatrixError::NotFound("no key backup: this server keeps none".into())
+}
+
+/// `GET /_matrix/client/v3/thirdparty/protocols`: none.
+pub(crate) async fn third_party_protocols(_: Me) -> Json {
+    Json(json!({}))
+}
+
+/// `GET /_matrix/client/v3/account/3pid`: no third-party ids.
+pub(crate) async fn three_pids(_: Me) -> Json {
+    Json(json!({ "threepids": [] }))
 }

@@ -6,14 +6,19 @@
 //! daemon tokens: persisted by the daemon, revoked by logout (`RevokeToken`), and every call the
 //! adapter makes for a client carries the client's own token. The adapter never keeps a token.
 
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use http::request::Parts;
+use http::HeaderMap;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sessiond_api::client::{login as check_login, Client, LoginError};
 use sessiond_api::v1::{CreateTokenRequest, Identity, RevokeTokenRequest, WhoAmIRequest};
 use tonic::Code;
 
 use crate::err::MatrixError;
-use crate::http::Req;
+use crate::http::{Answer, Body, Json, Query};
 use crate::ids::{device_id, parse_user, user_id, LocalUser};
 use crate::state::Shared;
 
@@ -65,11 +70,34 @@ impl Me {
     }
 }
 
-/// The one auth extractor: the request's token, checked with `WhoAmI` on every request, so a
-/// revoked token stops working at once. The admin token is refused as an access token (it is a
-/// password here: log in with it).
-pub(crate) async fn authenticate(s: &Shared, req: &Req) -> Result<Me, MatrixError> {
-    let token = req.token().ok_or(MatrixError::MissingToken)?;
+/// The one auth extractor: a handler that takes a [`Me`] needs an access token. The request's
+/// token is checked with `WhoAmI` on every request, so a revoked token stops working at once.
+/// The admin token is refused as an access token (it is a password here: log in with it).
+#[axum::async_trait]
+impl FromRequestParts<Arc<Shared>> for Me {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Me, MatrixError> {
+        let query = Query::from_request_parts(parts, s).await?;
+        let token = token(&parts.headers, &query).ok_or(MatrixError::MissingToken)?;
+        authenticate(s, token).await
+    }
+}
+
+/// The access token: `Authorization: Bearer …`, else the `access_token` query parameter.
+fn token<'a>(headers: &'a HeaderMap, query: &'a Query) -> Option<&'a str> {
+    if let Some(v) = headers.get(http::header::AUTHORIZATION) {
+        let v = v.to_str().ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty());
+    }
+    query.get("access_token").filter(|t| !t.is_empty())
+}
+
+async fn authenticate(s: &Shared, token: &str) -> Result<Me, MatrixError> {
     let client = Client::new(s.api.clone(), token).ok_or(MatrixError::UnknownToken)?;
     let who = client
         .identities
@@ -99,8 +127,8 @@ pub(crate) async fn authenticate(s: &Shared, req: &Req) -> Result<Me, MatrixErro
 }
 
 /// `GET /_matrix/client/v3/login`: the one flow offered.
-pub(crate) fn login_flows() -> Value {
-    json!({ "flows": [ { "type": "m.login.password" } ] })
+pub(crate) async fn login_flows() -> Json {
+    Json(json!({ "flows": [ { "type": "m.login.password" } ] }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,8 +157,11 @@ struct Identifier {
 /// `POST /_matrix/client/v3/login`: `m.login.password` with the identity's name (or full user
 /// id) and a sessiond token as the password. Answers a fresh access token; the client's
 /// `device_id` is not used (device ids are derived from access tokens, see [`device_id`]).
-pub(crate) async fn login(s: &Shared, req: &Req) -> Result<Value, MatrixError> {
-    let body: LoginBody = req.json()?;
+pub(crate) async fn login(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Answer {
+    let body: LoginBody = body.json()?;
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
     if body.kind != "m.login.password" {
         return Err(MatrixError::UnsupportedLogin(format!(
             "login type {:?}; only m.login.password",
@@ -148,7 +179,7 @@ pub(crate) async fn login(s: &Shared, req: &Req) -> Result<Value, MatrixError> {
         (_, Some(u)) => u.as_str(),
         _ => return Err(MatrixError::BadJson("no user in the login".into())),
     };
-    let name = login_name(user, &s.config.server_name, req.host())?;
+    let name = login_name(user, &s.config.server_name, host)?;
     let password = body
         .password
         .as_deref()
@@ -178,12 +209,12 @@ pub(crate) async fn login(s: &Shared, req: &Req) -> Result<Value, MatrixError> {
         .into_inner();
     let user_id = user_id(&minted.name, &s.config.server_name);
     tracing::info!(identity = %minted.name, "matrix: login");
-    Ok(json!({
+    Ok(Json(json!({
         "user_id": user_id,
         "access_token": minted.token,
         "device_id": device_id(&minted.token),
         "home_server": s.config.server_name,
-    }))
+    })))
 }
 
 /// The identity a login names: a bare localpart, or a full user id whose server part is this
@@ -234,7 +265,7 @@ fn without_port(host: &str) -> &str {
 }
 
 /// `POST /_matrix/client/v3/logout`: revokes the access token with the daemon.
-pub(crate) async fn logout(me: &Me) -> Result<Value, MatrixError> {
+pub(crate) async fn logout(me: Me) -> Answer {
     me.client
         .identities
         .clone()
@@ -243,12 +274,12 @@ pub(crate) async fn logout(me: &Me) -> Result<Value, MatrixError> {
         })
         .await?;
     tracing::info!(identity = %me.name(), "matrix: logout");
-    Ok(json!({}))
+    Ok(Json(json!({})))
 }
 
 /// `GET /_matrix/client/v3/account/whoami`.
-pub(crate) fn whoami(me: &Me) -> Value {
-    json!({ "user_id": me.user_id, "device_id": me.device_id, "is_guest": false })
+pub(crate) async fn whoami(me: Me) -> Json {
+    Json(json!({ "user_id": me.user_id, "device_id": me.device_id, "is_guest": false }))
 }
 
 #[cfg(test)]

@@ -1,16 +1,19 @@
-//! The HTTP side: the accept loop, one hyper connection per client, reading a request (body
-//! limit, path and query decoding), and writing JSON answers with CORS headers.
+//! The HTTP side: the accept loop (connection cap, header timeout, graceful shutdown), one
+//! hyper connection per client served by the axum [`Router`](crate::router), and the extractors
+//! and answers every handler uses: [`Path`], [`Query`], [`Body`] (JSON with a size limit) and
+//! [`Json`], all failing with Matrix errors.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http::request::Parts;
+use http::StatusCode;
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,15 +22,15 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tower::ServiceExt;
 
 use crate::err::{MatrixError, ServeError};
-use crate::router;
 use crate::state::Shared;
 
 /// The largest request body accepted (`M_TOO_LARGE` above): a text message is at most a few KiB,
 /// and account data and filters are small.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Bodies over the limit are read and dropped up to this size (see [`read`]).
+/// Bodies over the limit are read and dropped up to this size (see [`read_body`]).
 const DRAIN_BYTES: usize = 4 * MAX_BODY_BYTES;
 /// How long a client may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,6 +56,7 @@ pub(crate) async fn run(
     if max_connections == 0 {
         return Err(ServeError::ZeroLimit("max_connections"));
     }
+    let app = crate::router::router(Arc::clone(&shared));
     tokio::pin!(shutdown);
     let mut conns = JoinSet::new();
     let mut errors = 0u32;
@@ -81,7 +85,7 @@ pub(crate) async fn run(
                     at_limit = false;
                     // Counted while the connection task lives.
                     open.fetch_add(1, Ordering::Relaxed);
-                    let conn = connection(Arc::clone(&shared), stream);
+                    let conn = connection(shared.stop.clone(), app.clone(), stream);
                     let open = Arc::clone(&open);
                     conns.spawn(async move {
                         conn.await;
@@ -115,13 +119,11 @@ pub(crate) async fn run(
     result
 }
 
-/// Serves one connection until the client closes it or the server stops.
-async fn connection(shared: Arc<Shared>, stream: TcpStream) {
-    let mut stop = shared.stop.clone();
-    let svc_shared = Arc::clone(&shared);
-    let svc = service_fn(move |req| {
-        let shared = Arc::clone(&svc_shared);
-        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+/// Serves one connection with `app` until the client closes it or the server stops.
+async fn connection(mut stop: watch::Receiver<bool>, app: axum::Router, stream: TcpStream) {
+    let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        crate::router::strip_trailing_slash(&mut req);
+        app.clone().oneshot(req)
     });
     let mut builder = http1::Builder::new();
     builder
@@ -142,110 +144,120 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
     }
 }
 
-/// A request, read whole, with its path split and decoded.
-#[derive(Debug)]
-pub(crate) struct Req {
-    /// The method.
-    pub method: Method,
-    /// The decoded path segments (after the leading `/`).
-    pub segments: Vec<String>,
-    /// The decoded query parameters, in order.
-    pub query: Vec<(String, String)>,
-    /// The headers.
-    pub headers: HeaderMap,
-    /// The body.
-    pub body: Bytes,
-}
+/// The decoded query parameters of a request, in order (`M_INVALID_PARAM` for a bad escape).
+#[derive(Debug, Default)]
+pub(crate) struct Query(pub Vec<(String, String)>);
 
-impl Req {
-    /// The first query parameter `name`.
-    pub fn query(&self, name: &str) -> Option<&str> {
-        self.query
+impl Query {
+    /// The first parameter `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
 
+#[axum::async_trait]
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, MatrixError> {
+        parse_query(parts.uri.query().unwrap_or("")).map(Query)
+    }
+}
+
+/// axum's `Path`, percent-decoded, with a Matrix error for a parameter that is not UTF-8.
+#[derive(Debug)]
+pub(crate) struct Path<T>(pub T);
+
+#[axum::async_trait]
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, MatrixError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| Path(t))
+            .map_err(|e| MatrixError::param("path", e.body_text()))
+    }
+}
+
+/// A request body, read whole (at most [`MAX_BODY_BYTES`], `M_TOO_LARGE` above) and parsed
+/// when the handler asks, so a handler checks the path and the caller before the body.
+#[derive(Debug)]
+pub(crate) struct Body(Bytes);
+
+impl Body {
     /// The body as `T`: `M_NOT_JSON` if it is not JSON, `M_BAD_JSON` if it is JSON of another
-    /// shape (request bodies are always objects). An empty body reads as `{}` (clients send none
-    /// for POSTs without parameters).
+    /// shape (request bodies are always objects). An empty body reads as `{}` (clients send
+    /// none for POSTs without parameters).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, MatrixError> {
-        let value: Value = if self.body.iter().all(u8::is_ascii_whitespace) {
-            Value::Object(Default::default())
-        } else {
-            serde_json::from_slice(&self.body).map_err(|e| MatrixError::NotJson(e.to_string()))?
-        };
-        if !value.is_object() {
-            return Err(MatrixError::BadJson(
-                "the body must be a JSON object".into(),
-            ));
-        }
-        serde_json::from_value(value).map_err(|e| MatrixError::BadJson(e.to_string()))
-    }
-
-    /// The access token: `Authorization: Bearer …`, else the `access_token` query parameter.
-    pub fn token(&self) -> Option<&str> {
-        if let Some(v) = self.headers.get(http::header::AUTHORIZATION) {
-            let v = v.to_str().ok()?;
-            let (scheme, token) = v.split_once(' ')?;
-            return scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim())
-                .filter(|t| !t.is_empty());
-        }
-        self.query("access_token").filter(|t| !t.is_empty())
-    }
-
-    /// The `Host` header (for `.well-known`).
-    pub fn host(&self) -> Option<&str> {
-        self.headers.get(http::header::HOST)?.to_str().ok()
+        parse_json(&self.0)
     }
 }
 
-/// One request → one response; every failure becomes a Matrix error here.
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    if method == Method::OPTIONS {
-        // CORS preflight: any path, no auth.
-        return respond(StatusCode::OK, &Value::Object(Default::default()));
-    }
-    let result = async {
-        let req = read(req).await?;
-        router::dispatch(shared, &req).await
-    }
-    .await;
-    match result {
-        Ok(value) => {
-            tracing::debug!(%method, ms = started.elapsed().as_millis() as u64, "matrix: ok");
-            respond(StatusCode::OK, &value)
-        }
-        Err(err) => {
-            let parts = err.response_parts();
-            tracing::debug!(
-                %method,
-                status = parts.status.as_u16(),
-                errcode = parts.errcode,
-                cause = %err,
-                "matrix: error"
-            );
-            respond(
-                parts.status,
-                &serde_json::json!({ "errcode": parts.errcode, "error": parts.message }),
-            )
-        }
+#[axum::async_trait]
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = MatrixError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, MatrixError> {
+        read_body(req).await.map(Body)
     }
 }
 
-/// Reads the body (at most [`MAX_BODY_BYTES`]) and decodes the path and query. A body over the
-/// limit is still read and dropped up to [`DRAIN_BYTES`], so the client gets its 413 on a clean
-/// connection; beyond that the connection is closed after the answer.
-async fn read(req: Request<Incoming>) -> Result<Req, MatrixError> {
-    let (parts, mut body) = req.into_parts();
+/// The JSON answer of a successful request.
+#[derive(Debug)]
+pub(crate) struct Json(pub Value);
+
+/// What every handler answers: JSON, or a Matrix error.
+pub(crate) type Answer = Result<Json, MatrixError>;
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        json_response(StatusCode::OK, &self.0)
+    }
+}
+
+impl IntoResponse for MatrixError {
+    fn into_response(self) -> Response {
+        let parts = self.response_parts();
+        tracing::debug!(
+            status = parts.status.as_u16(),
+            errcode = parts.errcode,
+            cause = %self,
+            "matrix: error"
+        );
+        json_response(
+            parts.status,
+            &serde_json::json!({ "errcode": parts.errcode, "error": parts.message }),
+        )
+    }
+}
+
+/// `body` as `T` (see [`Body::json`]).
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, MatrixError> {
+    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body).map_err(|e| MatrixError::NotJson(e.to_string()))?
+    };
+    if !value.is_object() {
+        return Err(MatrixError::BadJson(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| MatrixError::BadJson(e.to_string()))
+}
+
+/// Reads the body (at most [`MAX_BODY_BYTES`]). A body over the limit is still read and dropped
+/// up to [`DRAIN_BYTES`], so the client gets its 413 on a clean connection; beyond that the
+/// connection is closed after the answer.
+async fn read_body(req: Request) -> Result<Bytes, MatrixError> {
     let too_large = || MatrixError::TooLarge {
         limit: MAX_BODY_BYTES,
     };
-    if let Some(len) = parts.headers.get(CONTENT_LENGTH) {
+    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
         let len: u64 = len
             .to_str()
             .ok()
@@ -255,6 +267,7 @@ async fn read(req: Request<Incoming>) -> Result<Req, MatrixError> {
             return Err(too_large());
         }
     }
+    let mut body = req.into_body();
     let mut buf = BytesMut::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
@@ -273,31 +286,16 @@ async fn read(req: Request<Incoming>) -> Result<Req, MatrixError> {
     if total > MAX_BODY_BYTES {
         return Err(too_large());
     }
-    let body = buf.freeze();
-    let path = parts.uri.path();
-    let segments = path
-        .strip_prefix('/')
-        .unwrap_or(path)
-        .split('/')
-        .map(|s| percent_decode(s, false).ok_or_else(|| MatrixError::param("path", "bad escape")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let query = parse_query(parts.uri.query().unwrap_or(""))?;
-    Ok(Req {
-        method: parts.method,
-        segments,
-        query,
-        headers: parts.headers,
-        body,
-    })
+    Ok(buf.freeze())
 }
 
 /// `a=1&b=x%20y` → pairs; `+` is a space in queries.
-pub(crate) fn parse_query(q: &str) -> Result<Vec<(String, String)>, MatrixError> {
+fn parse_query(q: &str) -> Result<Vec<(String, String)>, MatrixError> {
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match (percent_decode(k, true), percent_decode(v, true)) {
+            match (percent_decode(k), percent_decode(v)) {
                 (Some(k), Some(v)) => Ok((k, v)),
                 _ => Err(MatrixError::param("query", "bad escape")),
             }
@@ -305,9 +303,9 @@ pub(crate) fn parse_query(q: &str) -> Result<Vec<(String, String)>, MatrixError>
         .collect()
 }
 
-/// Decodes `%XX` escapes (and `+` as a space if `plus`); `None` for a bad escape or bytes that
-/// are not UTF-8.
-pub(crate) fn percent_decode(s: &str, plus: bool) -> Option<String> {
+/// Decodes a query's `%XX` escapes and `+` as a space; `None` for a bad escape or bytes that are
+/// not UTF-8 (strict, where form decoders pass bad escapes through).
+fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -319,7 +317,7 @@ pub(crate) fn percent_decode(s: &str, plus: bool) -> Option<String> {
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
             }
-            b'+' if plus => {
+            b'+' => {
                 out.push(b' ');
                 i += 1;
             }
@@ -332,22 +330,13 @@ pub(crate) fn percent_decode(s: &str, plus: bool) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A JSON response with the CORS headers Matrix web clients need.
-fn respond(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+/// A JSON response (the CORS headers are added for every response by the router).
+fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).expect("a serde_json::Value always serializes");
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    let mut resp = Response::new(axum::body::Body::from(bytes));
     *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert(
-        "access-control-allow-methods",
-        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
-    );
-    h.insert(
-        "access-control-allow-headers",
-        HeaderValue::from_static("X-Requested-With, Content-Type, Authorization, Date"),
-    );
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -358,16 +347,15 @@ mod tests {
     #[test]
     fn decoding() {
         assert_eq!(
-            percent_decode("%21abc%3Alocalhost", false).as_deref(),
+            percent_decode("%21abc%3Alocalhost").as_deref(),
             Some("!abc:localhost")
         );
-        assert_eq!(percent_decode("a+b", false).as_deref(), Some("a+b"));
-        assert_eq!(percent_decode("a+b", true).as_deref(), Some("a b"));
-        assert_eq!(percent_decode("%", false), None);
-        assert_eq!(percent_decode("%4", false), None);
-        assert_eq!(percent_decode("%zz", false), None);
-        assert_eq!(percent_decode("%ff", false), None);
-        assert_eq!(percent_decode("%C3%A9", false).as_deref(), Some("é"));
+        assert_eq!(percent_decode("a+b").as_deref(), Some("a b"));
+        assert_eq!(percent_decode("%"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
         let q = parse_query("since=s1_2&timeout=0&filter=%7B%7D&x").expect("parses");
         assert_eq!(
             q,
@@ -381,16 +369,6 @@ mod tests {
         assert!(parse_query("a=%").is_err());
     }
 
-    fn req(body: &str) -> Req {
-        Req {
-            method: Method::POST,
-            segments: vec![],
-            query: vec![],
-            headers: HeaderMap::new(),
-            body: Bytes::from(body.to_owned()),
-        }
-    }
-
     #[test]
     fn json_errors_tell_syntax_from_shape() {
         #[derive(serde::Deserialize, Debug)]
@@ -398,19 +376,22 @@ mod tests {
         struct T {
             a: u32,
         }
-        assert!(matches!(req("{").json::<T>(), Err(MatrixError::NotJson(_))));
         assert!(matches!(
-            req("nope").json::<T>(),
+            parse_json::<T>(b"{"),
             Err(MatrixError::NotJson(_))
         ));
         assert!(matches!(
-            req(r#"{"a":"x"}"#).json::<T>(),
+            parse_json::<T>(b"nope"),
+            Err(MatrixError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_json::<T>(br#"{"a":"x"}"#),
             Err(MatrixError::BadJson(_))
         ));
         assert!(matches!(
-            req("[1]").json::<T>(),
+            parse_json::<T>(b"[1]"),
             Err(MatrixError::BadJson(_))
         ));
-        assert!(matches!(req(r#"{"a":1}"#).json::<T>(), Ok(T { a: 1 })));
+        assert!(matches!(parse_json::<T>(br#"{"a":1}"#), Ok(T { a: 1 })));
     }
 }

@@ -7,9 +7,11 @@
 //!
 //! # Layout
 //! - [`config`](MatrixConfig): the `[matrix]` section.
-//! - `http`: the accept loop, request reading (body limit, path/query decoding), JSON + CORS.
-//! - `router`: (method, path) → endpoint; the one place that requires a token.
-//! - `auth`: login, logout, whoami and the auth extractor.
+//! - `http`: the accept loop (connection cap, header timeout) serving the axum router, and the
+//!   extractors and answers of every handler (`Path`, `Query`, `Body` with its limit, `Json`).
+//! - `router`: the axum routes, one line per path, under the r0/v3/v1 prefixes; Matrix errors for
+//!   unknown paths and methods; CORS.
+//! - `auth`: login, logout, whoami and the auth extractor (`Me`: a handler taking it needs a token).
 //! - `sync`: `/sync`, initial and incremental from the event log, long-polls.
 //! - `rooms`: conversations as rooms: createRoom/join/leave, send, typing, receipts, state,
 //!   members, `/messages`.

@@ -2,8 +2,10 @@
 //! createRoom/join open it, leave leaves it, send writes to it, typing/receipts/read markers go
 //! to the daemon, and state/members/messages are read from the conversation and its event log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sessiond_api::v1::{
@@ -15,7 +17,7 @@ use tonic::Code;
 use crate::auth::Me;
 use crate::err::MatrixError;
 use crate::events::{with_room, Membership, RoomView};
-use crate::http::Req;
+use crate::http::{Answer, Body, Json, Path, Query};
 use crate::ids::{parse_event_id, parse_room, parse_user, LocalUser, StreamToken};
 use crate::state::Shared;
 use crate::sync::{clamp_number, conversations};
@@ -61,7 +63,7 @@ async fn joined(
 }
 
 /// Opens the conversation with `peer`; answers its room id.
-async fn open(s: &Shared, me: &Me, peer: &str) -> Result<Value, MatrixError> {
+async fn open(s: &Shared, me: &Me, peer: &str) -> Answer {
     let conv = me
         .client
         .conversations
@@ -79,25 +81,25 @@ async fn open(s: &Shared, me: &Me, peer: &str) -> Result<Value, MatrixError> {
         server: &s.config.server_name,
         conv: &conv,
     };
-    Ok(json!({ "room_id": view.room_id() }))
+    Ok(Json(json!({ "room_id": view.room_id() })))
 }
 
 /// `GET /_matrix/client/v3/joined_rooms`.
-pub(crate) async fn joined_rooms(s: &Shared, me: &Me) -> Result<Value, MatrixError> {
-    let rooms: Vec<String> = conversations(me)
+pub(crate) async fn joined_rooms(State(s): State<Arc<Shared>>, me: Me) -> Answer {
+    let rooms: Vec<String> = conversations(&me)
         .await?
         .iter()
         .filter(|c| Membership::of(c) == Membership::Join)
         .map(|conv| {
             RoomView {
-                me,
+                me: &me,
                 server: &s.config.server_name,
                 conv,
             }
             .room_id()
         })
         .collect();
-    Ok(json!({ "joined_rooms": rooms }))
+    Ok(Json(json!({ "joined_rooms": rooms })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,8 +110,8 @@ struct CreateRoomBody {
 
 /// `POST /_matrix/client/v3/createRoom`: a DM with one Session user (`invite:
 /// ["@05…:server"]`) opens that conversation. Anything else cannot be a Session conversation.
-pub(crate) async fn create_room(s: &Shared, me: &Me, req: &Req) -> Result<Value, MatrixError> {
-    let body: CreateRoomBody = req.json()?;
+pub(crate) async fn create_room(State(s): State<Arc<Shared>>, me: Me, body: Body) -> Answer {
+    let body: CreateRoomBody = body.json()?;
     let only_dms = || {
         MatrixError::Unsupported(
             "a room here is a one-to-one Session conversation: invite exactly one Session user \
@@ -121,22 +123,26 @@ pub(crate) async fn create_room(s: &Shared, me: &Me, req: &Req) -> Result<Value,
         return Err(only_dms());
     };
     match parse_user(user, &s.config.server_name, false) {
-        Some(LocalUser::Ghost(peer)) => open(s, me, &peer).await,
+        Some(LocalUser::Ghost(peer)) => open(&s, &me, &peer).await,
         _ => Err(only_dms()),
     }
 }
 
 /// `POST /_matrix/client/v3/join/{roomIdOrAlias}` and `/rooms/{roomId}/join`: opens the
 /// conversation (accepts a message request).
-pub(crate) async fn join(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
+pub(crate) async fn join(State(s): State<Arc<Shared>>, me: Me, Path(room): Path<String>) -> Answer {
     let peer =
-        parse_room(room, me.name(), &s.config.server_name).ok_or(MatrixError::UnknownRoom)?;
-    open(s, me, &peer).await
+        parse_room(&room, me.name(), &s.config.server_name).ok_or(MatrixError::UnknownRoom)?;
+    open(&s, &me, &peer).await
 }
 
 /// `POST /_matrix/client/v3/rooms/{roomId}/leave`.
-pub(crate) async fn leave(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
-    let peer = peer_of(s, me, room)?;
+pub(crate) async fn leave(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(room): Path<String>,
+) -> Answer {
+    let peer = peer_of(&s, &me, &room)?;
     me.client
         .conversations
         .clone()
@@ -146,14 +152,18 @@ pub(crate) async fn leave(s: &Shared, me: &Me, room: &str) -> Result<Value, Matr
         })
         .await
         .map_err(MatrixError::room)?;
-    Ok(json!({}))
+    Ok(Json(json!({})))
 }
 
 /// `POST /_matrix/client/v3/rooms/{roomId}/forget`: history stays in the daemon; nothing to do
 /// for a room the user has.
-pub(crate) async fn forget(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
-    conversation(s, me, room).await?;
-    Ok(json!({}))
+pub(crate) async fn forget(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(room): Path<String>,
+) -> Answer {
+    conversation(&s, &me, &room).await?;
+    Ok(Json(json!({})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,15 +174,15 @@ struct InviteBody {
 /// `POST /_matrix/client/v3/rooms/{roomId}/invite`: the contact is in its room already; nobody
 /// else can be.
 pub(crate) async fn invite(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-    req: &Req,
-) -> Result<Value, MatrixError> {
-    let body: InviteBody = req.json()?;
-    let conv = joined(s, me, room).await?;
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(room): Path<String>,
+    body: Body,
+) -> Answer {
+    let body: InviteBody = body.json()?;
+    let conv = joined(&s, &me, &room).await?;
     match parse_user(&body.user_id, &s.config.server_name, false) {
-        Some(LocalUser::Ghost(p)) if p == conv.account_id => Ok(json!({})),
+        Some(LocalUser::Ghost(p)) if p == conv.account_id => Ok(Json(json!({}))),
         _ => Err(MatrixError::Forbidden(
             "a Session conversation has exactly two members".into(),
         )),
@@ -180,40 +190,51 @@ pub(crate) async fn invite(
 }
 
 /// `GET /_matrix/client/v3/rooms/{roomId}/state`.
-pub(crate) async fn state(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
-    let conv = conversation(s, me, room).await?;
+pub(crate) async fn state(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(room): Path<String>,
+) -> Answer {
+    let conv = conversation(&s, &me, &room).await?;
     let view = RoomView {
-        me,
+        me: &me,
         server: &s.config.server_name,
         conv: &conv,
     };
     let id = view.room_id();
-    Ok(Value::Array(
+    Ok(Json(Value::Array(
         view.state()
             .into_iter()
             .map(|e| with_room(e, &id))
             .collect(),
-    ))
+    )))
+}
+
+/// The path of a state event: its key may be left out (or empty, with a trailing slash).
+#[derive(Debug, Deserialize)]
+pub(crate) struct StatePath {
+    room: String,
+    kind: String,
+    #[serde(default)]
+    key: String,
 }
 
 /// `GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`: the content.
 pub(crate) async fn state_event(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-    kind: &str,
-    key: &str,
-) -> Result<Value, MatrixError> {
-    let conv = conversation(s, me, room).await?;
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(StatePath { room, kind, key }): Path<StatePath>,
+) -> Answer {
+    let conv = conversation(&s, &me, &room).await?;
     let view = RoomView {
-        me,
+        me: &me,
         server: &s.config.server_name,
         conv: &conv,
     };
     view.state()
         .into_iter()
         .find(|e| e["type"] == kind && e["state_key"] == key)
-        .map(|mut e| e["content"].take())
+        .map(|mut e| Json(e["content"].take()))
         .ok_or_else(|| MatrixError::NotFound("no such state event".into()))
 }
 
@@ -225,20 +246,18 @@ struct NameBody {
 /// `PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}`: `m.room.name` renames
 /// the contact (its local name); other state is fixed by the mapping.
 pub(crate) async fn put_state(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-    kind: &str,
-    key: &str,
-    req: &Req,
-) -> Result<Value, MatrixError> {
-    let conv = joined(s, me, room).await?;
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(StatePath { room, kind, key }): Path<StatePath>,
+    body: Body,
+) -> Answer {
+    let conv = joined(&s, &me, &room).await?;
     if kind != "m.room.name" || !key.is_empty() {
         return Err(MatrixError::Forbidden(format!(
             "{kind} is fixed in a Session conversation; only m.room.name can be set"
         )));
     }
-    let body: NameBody = req.json()?;
+    let body: NameBody = body.json()?;
     me.client
         .conversations
         .clone()
@@ -248,14 +267,20 @@ pub(crate) async fn put_state(
             name: body.name,
         })
         .await?;
-    Ok(json!({ "event_id": crate::ids::state_event_id("name", &conv.account_id) }))
+    Ok(Json(json!({
+        "event_id": crate::ids::state_event_id("name", &conv.account_id)
+    })))
 }
 
 /// `GET /_matrix/client/v3/rooms/{roomId}/members`.
-pub(crate) async fn members(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
-    let conv = conversation(s, me, room).await?;
+pub(crate) async fn members(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(room): Path<String>,
+) -> Answer {
+    let conv = conversation(&s, &me, &room).await?;
     let view = RoomView {
-        me,
+        me: &me,
         server: &s.config.server_name,
         conv: &conv,
     };
@@ -266,34 +291,38 @@ pub(crate) async fn members(s: &Shared, me: &Me, room: &str) -> Result<Value, Ma
         .filter(|e| e["type"] == "m.room.member")
         .map(|e| with_room(e, &id))
         .collect();
-    Ok(json!({ "chunk": chunk }))
+    Ok(Json(json!({ "chunk": chunk })))
 }
 
 /// `GET /_matrix/client/v3/rooms/{roomId}/joined_members`.
-pub(crate) async fn joined_members(s: &Shared, me: &Me, room: &str) -> Result<Value, MatrixError> {
-    let conv = joined(s, me, room).await?;
+pub(crate) async fn joined_members(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(room): Path<String>,
+) -> Answer {
+    let conv = joined(&s, &me, &room).await?;
     let view = RoomView {
-        me,
+        me: &me,
         server: &s.config.server_name,
         conv: &conv,
     };
-    Ok(json!({ "joined": {
+    Ok(Json(json!({ "joined": {
         me.user_id.clone(): { "display_name": me.display_name(), "avatar_url": null },
         view.ghost(): { "display_name": view.peer_name(), "avatar_url": null },
-    }}))
+    }})))
 }
 
 /// `GET /_matrix/client/v3/rooms/{roomId}/messages`: pages of the conversation's event log.
 /// `from`/`to` are positions (`s<seq>`: after that event); `dir` is `b` or `f`.
 pub(crate) async fn messages(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-    req: &Req,
-) -> Result<Value, MatrixError> {
-    let conv = conversation(s, me, room).await?;
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(room): Path<String>,
+    query: Query,
+) -> Answer {
+    let conv = conversation(&s, &me, &room).await?;
     let token = |name: &'static str| -> Result<Option<StreamToken>, MatrixError> {
-        match req.query(name) {
+        match query.get(name) {
             None | Some("") => Ok(None),
             Some(t) => StreamToken::parse(t)
                 .map(Some)
@@ -302,12 +331,12 @@ pub(crate) async fn messages(
     };
     let from = token("from")?;
     let to = token("to")?;
-    let backwards = match req.query("dir") {
+    let backwards = match query.get("dir") {
         Some("b") => true,
         Some("f") => false,
         _ => return Err(MatrixError::param("dir", "must be b or f")),
     };
-    let limit = match req.query("limit") {
+    let limit = match query.get("limit") {
         None | Some("") => DEFAULT_PAGE,
         Some(l) => clamp_number(l, 1, MAX_PAGE)
             .ok_or_else(|| MatrixError::param("limit", "not a number"))?,
@@ -340,7 +369,7 @@ pub(crate) async fn messages(
         .await?
         .into_inner();
     let view = RoomView {
-        me,
+        me: &me,
         server: &s.config.server_name,
         conv: &conv,
     };
@@ -375,30 +404,29 @@ pub(crate) async fn messages(
     if let Some(end) = end {
         out["end"] = json!(end.format());
     }
-    Ok(out)
+    Ok(Json(out))
 }
 
 /// `GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}`.
 pub(crate) async fn event(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-    event: &str,
-) -> Result<Value, MatrixError> {
-    let conv = conversation(s, me, room).await?;
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path((room, event)): Path<(String, String)>,
+) -> Answer {
+    let conv = conversation(&s, &me, &room).await?;
     let view = RoomView {
-        me,
+        me: &me,
         server: &s.config.server_name,
         conv: &conv,
     };
     let not_found = || MatrixError::NotFound("no such event in this room".into());
-    let Some(seq) = parse_event_id(event) else {
+    let Some(seq) = parse_event_id(&event) else {
         // A fixed state event?
         return view
             .state()
             .into_iter()
-            .find(|e| e["event_id"] == event)
-            .map(|e| with_room(e, &view.room_id()))
+            .find(|e| e["event_id"] == event.as_str())
+            .map(|e| Json(with_room(e, &view.room_id())))
             .ok_or_else(not_found);
     };
     let page = me
@@ -420,7 +448,7 @@ pub(crate) async fn event(
     page.events
         .first()
         .and_then(|ev| view.timeline_event(ev, &ids))
-        .map(|v| with_room(v, &view.room_id()))
+        .map(|v| Json(with_room(v, &view.room_id())))
         .ok_or_else(not_found)
 }
 
@@ -435,21 +463,19 @@ struct MessageBody {
 /// daemon's idempotency key (scoped to the device), so a replayed PUT answers the first event id
 /// and sends nothing.
 pub(crate) async fn send(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-    kind: &str,
-    txn: &str,
-    req: &Req,
-) -> Result<Value, MatrixError> {
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path((room, kind, txn)): Path<(String, String, String)>,
+    body: Body,
+) -> Answer {
     // Not the user's room: the same answer whatever else is wrong.
-    peer_of(s, me, room)?;
+    peer_of(&s, &me, &room)?;
     if kind != "m.room.message" {
         return Err(MatrixError::Unsupported(format!(
             "{kind} events cannot be sent to a Session conversation; only m.room.message"
         )));
     }
-    let body: MessageBody = req.json()?;
+    let body: MessageBody = body.json()?;
     let text = match body.msgtype.as_str() {
         "m.text" | "m.notice" => body.body,
         "m.emote" => format!("* {} {}", me.display_name(), body.body),
@@ -463,7 +489,7 @@ pub(crate) async fn send(
     if key.len() > MAX_KEY_LEN || txn.is_empty() {
         return Err(MatrixError::param("txnId", "empty or too long"));
     }
-    let conv = joined(s, me, room).await?;
+    let conv = joined(&s, &me, &room).await?;
     let sent = me
         .client
         .messages
@@ -482,8 +508,8 @@ pub(crate) async fn send(
         })?
         .into_inner();
     s.identity(me.name())
-        .record_txn(sent.seq, &me.device_id, txn);
-    Ok(json!({ "event_id": crate::ids::event_id(sent.seq) }))
+        .record_txn(sent.seq, &me.device_id, &txn);
+    Ok(Json(json!({ "event_id": crate::ids::event_id(sent.seq) })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -502,15 +528,14 @@ const TYPING_MAX_MS: u64 = 120_000;
 /// `PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}`: a Session typing notice, best effort
 /// (offline it is dropped, as typing notices are).
 pub(crate) async fn typing(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-    user: &str,
-    req: &Req,
-) -> Result<Value, MatrixError> {
-    me.require_self(user)?;
-    let body: TypingBody = req.json()?;
-    let peer = peer_of(s, me, room)?;
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path((room, user)): Path<(String, String)>,
+    body: Body,
+) -> Answer {
+    me.require_self(&user)?;
+    let body: TypingBody = body.json()?;
+    let peer = peer_of(&s, &me, &room)?;
     let result = me
         .client
         .messages
@@ -536,10 +561,10 @@ pub(crate) async fn typing(
             .set_own_typing(&peer, body.typing, Duration::from_millis(timeout));
     }
     match result {
-        Ok(_) => Ok(json!({})),
+        Ok(_) => Ok(Json(json!({}))),
         Err(status) if status.code() == Code::Unavailable => {
             tracing::debug!("matrix: typing notice not sent: offline");
-            Ok(json!({}))
+            Ok(Json(json!({})))
         }
         Err(status) => Err(MatrixError::room(status)),
     }
@@ -564,18 +589,17 @@ async fn mark_read(s: &Shared, me: &Me, room: &str, seq: u64) -> Result<(), Matr
 /// `POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}`: `MarkRead`. A
 /// receipt for one of the fixed state events marks nothing.
 pub(crate) async fn receipt(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-    event: &str,
-) -> Result<Value, MatrixError> {
-    match parse_event_id(event) {
-        Some(seq) => mark_read(s, me, room, seq).await?,
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path((room, _kind, event)): Path<(String, String, String)>,
+) -> Answer {
+    match parse_event_id(&event) {
+        Some(seq) => mark_read(&s, &me, &room, seq).await?,
         None => {
-            conversation(s, me, room).await?;
+            conversation(&s, &me, &room).await?;
         }
     }
-    Ok(json!({}))
+    Ok(Json(json!({})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -590,34 +614,33 @@ struct ReadMarkersBody {
 
 /// `POST /_matrix/client/v3/rooms/{roomId}/read_markers`: `MarkRead` up to the newest of them.
 pub(crate) async fn read_markers(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-    req: &Req,
-) -> Result<Value, MatrixError> {
-    let body: ReadMarkersBody = req.json()?;
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(room): Path<String>,
+    body: Body,
+) -> Answer {
+    let body: ReadMarkersBody = body.json()?;
     let seq = [body.fully_read, body.read, body.read_private]
         .iter()
         .flatten()
         .filter_map(|e| parse_event_id(e))
         .max();
     match seq {
-        Some(seq) => mark_read(s, me, room, seq).await?,
+        Some(seq) => mark_read(&s, &me, &room, seq).await?,
         None => {
-            conversation(s, me, room).await?;
+            conversation(&s, &me, &room).await?;
         }
     }
-    Ok(json!({}))
+    Ok(Json(json!({})))
 }
 
 /// `GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags`: no tags.
 pub(crate) async fn tags(
-    s: &Shared,
-    me: &Me,
-    user: &str,
-    room: &str,
-) -> Result<Value, MatrixError> {
-    me.require_self(user)?;
-    conversation(s, me, room).await?;
-    Ok(json!({ "tags": {} }))
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path((user, room)): Path<(String, String)>,
+) -> Answer {
+    me.require_self(&user)?;
+    conversation(&s, &me, &room).await?;
+    Ok(Json(json!({ "tags": {} })))
 }

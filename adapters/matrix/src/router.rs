@@ -1,460 +1,275 @@
-//! The route table: (method, path) → endpoint. An unknown path is 404 `M_UNRECOGNIZED`, a
-//! known path with another method 405 `M_UNRECOGNIZED`; endpoints other than discovery and
-//! login need an access token, checked once here by [`crate::auth::authenticate`].
+//! The routes: one line per path, each handler an axum handler (`Me` in its arguments makes it
+//! need an access token, see [`crate::auth`]). Every route answers under `r0`, `v3` and `v1`
+//! with or without a trailing slash; an unknown path is 404 `M_UNRECOGNIZED`, a known path with
+//! another method 405 `M_UNRECOGNIZED`; every answer carries the CORS headers web clients need
+//! and `OPTIONS` (a CORS preflight) answers anywhere without a token.
+//!
+//! Adding an endpoint: write `async fn handler(State(s): State<Arc<Shared>>, me: Me,
+//! Path(..): Path<..>, query: Query, body: Body) -> Answer` (any of these, `Body` last) in its
+//! module and add one `.route(…)` line to [`client_api`]; a module with several endpoints can
+//! offer its own `fn routes() -> Router<Arc<Shared>>` and add one `.merge(module::routes())`.
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use http::header::HeaderValue;
 use http::Method;
-use serde_json::Value;
 
 use crate::err::MatrixError;
-use crate::http::Req;
+use crate::http::Json;
 use crate::state::Shared;
 use crate::{account, auth, rooms, sync};
 
-/// Every endpoint the adapter answers, with its path parameters.
-#[derive(Debug)]
-pub(crate) enum Endpoint {
-    WellKnown,
-    Versions,
-    LoginFlows,
-    Login,
-    Logout,
-    WhoAmI,
-    Capabilities,
-    Sync,
-    CreateFilter {
-        user: String,
-    },
-    GetFilter {
-        user: String,
-        id: String,
-    },
-    JoinedRooms,
-    CreateRoom,
-    Join {
-        room: String,
-    },
-    Leave {
-        room: String,
-    },
-    Forget {
-        room: String,
-    },
-    Invite {
-        room: String,
-    },
-    State {
-        room: String,
-    },
-    StateEvent {
-        room: String,
-        kind: String,
-        key: String,
-    },
-    PutState {
-        room: String,
-        kind: String,
-        key: String,
-    },
-    Members {
-        room: String,
-    },
-    JoinedMembers {
-        room: String,
-    },
-    Messages {
-        room: String,
-    },
-    Event {
-        room: String,
-        event: String,
-    },
-    Send {
-        room: String,
-        kind: String,
-        txn: String,
-    },
-    Typing {
-        room: String,
-        user: String,
-    },
-    Receipt {
-        room: String,
-        event: String,
-    },
-    ReadMarkers {
-        room: String,
-    },
-    Profile {
-        user: String,
-    },
-    ProfileField {
-        user: String,
-        field: String,
-    },
-    SetProfileField {
-        user: String,
-        field: String,
-    },
-    PushRules,
-    PushRulesGlobal,
-    Pushers,
-    SetPusher,
-    Devices,
-    Device {
-        id: String,
-    },
-    PutDevice {
-        id: String,
-    },
-    KeysUpload,
-    KeysQuery,
-    KeysClaim,
-    KeysChanges,
-    SendToDevice,
-    TurnServer,
-    Tags {
-        user: String,
-        room: String,
-    },
-    GetAccountData {
-        user: String,
-        kind: String,
-    },
-    PutAccountData {
-        user: String,
-        kind: String,
-    },
-    GetPresence {
-        user: String,
-    },
-    PutPresence {
-        user: String,
-    },
-    UserDirectory,
-    /// `room_keys/…` reads: there is never a key backup.
-    NoKeyBackup,
-    ThirdPartyProtocols,
-    ThreePids,
+/// The client-server API, under each of the version prefixes clients use.
+fn client_api() -> Router<Arc<Shared>> {
+    use account as a;
+    Router::new()
+        .route("/login", get(auth::login_flows).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/account/whoami", get(auth::whoami))
+        .route("/account/3pid", get(a::three_pids))
+        .route("/capabilities", get(a::capabilities))
+        .route("/sync", get(sync::sync))
+        .route("/user/:user/filter", post(a::create_filter))
+        .route("/user/:user/filter/:id", get(a::get_filter))
+        .route(
+            "/user/:user/account_data/:kind",
+            get(a::get_account_data).put(a::put_account_data),
+        )
+        .route("/user/:user/rooms/:room/tags", get(rooms::tags))
+        .route("/joined_rooms", get(rooms::joined_rooms))
+        .route("/createRoom", post(rooms::create_room))
+        .route("/join/:room", post(rooms::join))
+        .route("/rooms/:room/join", post(rooms::join))
+        .route("/rooms/:room/leave", post(rooms::leave))
+        .route("/rooms/:room/forget", post(rooms::forget))
+        .route("/rooms/:room/invite", post(rooms::invite))
+        .route("/rooms/:room/state", get(rooms::state))
+        .route(
+            "/rooms/:room/state/:kind",
+            get(rooms::state_event).put(rooms::put_state),
+        )
+        .route(
+            "/rooms/:room/state/:kind/:key",
+            get(rooms::state_event).put(rooms::put_state),
+        )
+        .route("/rooms/:room/members", get(rooms::members))
+        .route("/rooms/:room/joined_members", get(rooms::joined_members))
+        .route("/rooms/:room/messages", get(rooms::messages))
+        .route("/rooms/:room/event/:event", get(rooms::event))
+        .route("/rooms/:room/send/:kind/:txn", put(rooms::send))
+        .route("/rooms/:room/typing/:user", put(rooms::typing))
+        .route("/rooms/:room/receipt/:kind/:event", post(rooms::receipt))
+        .route("/rooms/:room/read_markers", post(rooms::read_markers))
+        .route("/profile/:user", get(a::profile))
+        .route(
+            "/profile/:user/:field",
+            get(a::profile_field).put(a::set_profile),
+        )
+        .route("/pushrules", get(a::push_rules))
+        .route("/pushrules/global", get(a::push_rules_global))
+        .route("/pushers", get(a::pushers))
+        .route("/pushers/set", post(a::set_pusher))
+        .route("/devices", get(a::devices))
+        .route("/devices/:id", get(a::device).put(a::put_device))
+        .route("/keys/upload", post(a::keys_upload))
+        .route("/keys/query", post(a::keys_query))
+        .route("/keys/claim", post(a::keys_claim))
+        .route("/keys/changes", get(a::keys_changes))
+        .route("/sendToDevice/:kind/:txn", put(a::send_to_device))
+        .route("/voip/turnServer", get(a::turn_server))
+        .route(
+            "/presence/:user/status",
+            get(a::get_presence).put(a::put_presence),
+        )
+        .route("/user_directory/search", post(a::user_directory))
+        .route("/room_keys/version", get(a::no_key_backup))
+        .route("/room_keys/version/*rest", get(a::no_key_backup))
+        .route("/room_keys/keys", get(a::no_key_backup))
+        .route("/room_keys/keys/*rest", get(a::no_key_backup))
+        .route("/thirdparty/protocols", get(a::third_party_protocols))
 }
 
-/// Finds the endpoint for a request.
-pub(crate) fn resolve(method: &Method, segments: &[String]) -> Result<Endpoint, MatrixError> {
-    use Endpoint as E;
-    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let unknown = || MatrixError::UnknownEndpoint {
+/// The whole app: discovery, the client API under its prefixes, the Matrix error for
+/// everything else, CORS on every answer.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let api = client_api();
+    Router::new()
+        .route("/.well-known/matrix/client", get(account::well_known))
+        .route("/_matrix/client/versions", get(account::versions))
+        .nest("/_matrix/client/r0", api.clone())
+        .nest("/_matrix/client/v3", api.clone())
+        .nest("/_matrix/client/v1", api)
+        // After every route and nest: it applies to the routes added before it.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(unknown_endpoint)
+        .layer(middleware::from_fn(cors_and_log))
+        .with_state(shared)
+}
+
+/// Drops one trailing slash before routing (`/pushrules/` is the usual spelling; a state event
+/// path ending in `/` has an empty state key).
+pub(crate) fn strip_trailing_slash<B>(req: &mut http::Request<B>) {
+    let uri = req.uri();
+    let path = uri.path();
+    if path.len() <= 1 || !path.ends_with('/') {
+        return;
+    }
+    let stripped = match uri.query() {
+        Some(q) => format!("{}?{q}", &path[..path.len() - 1]),
+        None => path[..path.len() - 1].to_owned(),
+    };
+    if let Ok(p) = stripped.parse::<http::uri::PathAndQuery>() {
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = Some(p);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
+async fn unknown_endpoint(method: Method) -> MatrixError {
+    MatrixError::UnknownEndpoint {
         method: method.to_string(),
-    };
-    // Pick the endpoint for this method among the ones a path offers.
-    let pick = |choices: Vec<(Method, Endpoint)>| -> Result<Endpoint, MatrixError> {
-        choices
-            .into_iter()
-            .find(|(m, _)| m == method)
-            .map(|(_, e)| e)
-            .ok_or_else(|| MatrixError::MethodNotAllowed {
-                method: method.to_string(),
-            })
-    };
-    use Method as M;
-    let s = |x: &str| x.to_owned();
-    match segs.as_slice() {
-        [".well-known", "matrix", "client"] => return pick(vec![(M::GET, E::WellKnown)]),
-        ["_matrix", "client", "versions"] => return pick(vec![(M::GET, E::Versions)]),
-        ["_matrix", "client", "r0" | "v3" | "v1", ..] => {}
-        _ => return Err(unknown()),
-    }
-    let rest = &segs[3..];
-    // A trailing slash adds an empty segment; `/pushrules/` is the usual spelling.
-    let rest = match rest {
-        [head @ .., ""] if !head.is_empty() => head,
-        _ => rest,
-    };
-    match rest {
-        ["login"] => pick(vec![(M::GET, E::LoginFlows), (M::POST, E::Login)]),
-        ["logout"] => pick(vec![(M::POST, E::Logout)]),
-        ["account", "whoami"] => pick(vec![(M::GET, E::WhoAmI)]),
-        ["capabilities"] => pick(vec![(M::GET, E::Capabilities)]),
-        ["sync"] => pick(vec![(M::GET, E::Sync)]),
-        ["user", user, "filter"] => pick(vec![(M::POST, E::CreateFilter { user: s(user) })]),
-        ["user", user, "filter", id] => pick(vec![(
-            M::GET,
-            E::GetFilter {
-                user: s(user),
-                id: s(id),
-            },
-        )]),
-        ["user", user, "account_data", kind] => pick(vec![
-            (
-                M::GET,
-                E::GetAccountData {
-                    user: s(user),
-                    kind: s(kind),
-                },
-            ),
-            (
-                M::PUT,
-                E::PutAccountData {
-                    user: s(user),
-                    kind: s(kind),
-                },
-            ),
-        ]),
-        ["user", user, "rooms", room, "tags"] => pick(vec![(
-            M::GET,
-            E::Tags {
-                user: s(user),
-                room: s(room),
-            },
-        )]),
-        ["joined_rooms"] => pick(vec![(M::GET, E::JoinedRooms)]),
-        ["createRoom"] => pick(vec![(M::POST, E::CreateRoom)]),
-        ["join", room] => pick(vec![(M::POST, E::Join { room: s(room) })]),
-        ["rooms", room, "join"] => pick(vec![(M::POST, E::Join { room: s(room) })]),
-        ["rooms", room, "leave"] => pick(vec![(M::POST, E::Leave { room: s(room) })]),
-        ["rooms", room, "forget"] => pick(vec![(M::POST, E::Forget { room: s(room) })]),
-        ["rooms", room, "invite"] => pick(vec![(M::POST, E::Invite { room: s(room) })]),
-        ["rooms", room, "state"] => pick(vec![(M::GET, E::State { room: s(room) })]),
-        ["rooms", room, "state", kind] => pick(vec![
-            (
-                M::GET,
-                E::StateEvent {
-                    room: s(room),
-                    kind: s(kind),
-                    key: String::new(),
-                },
-            ),
-            (
-                M::PUT,
-                E::PutState {
-                    room: s(room),
-                    kind: s(kind),
-                    key: String::new(),
-                },
-            ),
-        ]),
-        ["rooms", room, "state", kind, key] => pick(vec![
-            (
-                M::GET,
-                E::StateEvent {
-                    room: s(room),
-                    kind: s(kind),
-                    key: s(key),
-                },
-            ),
-            (
-                M::PUT,
-                E::PutState {
-                    room: s(room),
-                    kind: s(kind),
-                    key: s(key),
-                },
-            ),
-        ]),
-        ["rooms", room, "members"] => pick(vec![(M::GET, E::Members { room: s(room) })]),
-        ["rooms", room, "joined_members"] => {
-            pick(vec![(M::GET, E::JoinedMembers { room: s(room) })])
-        }
-        ["rooms", room, "messages"] => pick(vec![(M::GET, E::Messages { room: s(room) })]),
-        ["rooms", room, "event", event] => pick(vec![(
-            M::GET,
-            E::Event {
-                room: s(room),
-                event: s(event),
-            },
-        )]),
-        ["rooms", room, "send", kind, txn] => pick(vec![(
-            M::PUT,
-            E::Send {
-                room: s(room),
-                kind: s(kind),
-                txn: s(txn),
-            },
-        )]),
-        ["rooms", room, "typing", user] => pick(vec![(
-            M::PUT,
-            E::Typing {
-                room: s(room),
-                user: s(user),
-            },
-        )]),
-        ["rooms", room, "receipt", _kind, event] => pick(vec![(
-            M::POST,
-            E::Receipt {
-                room: s(room),
-                event: s(event),
-            },
-        )]),
-        ["rooms", room, "read_markers"] => pick(vec![(M::POST, E::ReadMarkers { room: s(room) })]),
-        ["profile", user] => pick(vec![(M::GET, E::Profile { user: s(user) })]),
-        ["profile", user, field @ ("displayname" | "avatar_url")] => pick(vec![
-            (
-                M::GET,
-                E::ProfileField {
-                    user: s(user),
-                    field: s(field),
-                },
-            ),
-            (
-                M::PUT,
-                E::SetProfileField {
-                    user: s(user),
-                    field: s(field),
-                },
-            ),
-        ]),
-        ["pushrules"] => pick(vec![(M::GET, E::PushRules)]),
-        ["pushrules", "global"] => pick(vec![(M::GET, E::PushRulesGlobal)]),
-        ["pushers"] => pick(vec![(M::GET, E::Pushers)]),
-        ["pushers", "set"] => pick(vec![(M::POST, E::SetPusher)]),
-        ["devices"] => pick(vec![(M::GET, E::Devices)]),
-        ["devices", id] => pick(vec![
-            (M::GET, E::Device { id: s(id) }),
-            (M::PUT, E::PutDevice { id: s(id) }),
-        ]),
-        ["keys", "upload"] => pick(vec![(M::POST, E::KeysUpload)]),
-        ["keys", "query"] => pick(vec![(M::POST, E::KeysQuery)]),
-        ["keys", "claim"] => pick(vec![(M::POST, E::KeysClaim)]),
-        ["keys", "changes"] => pick(vec![(M::GET, E::KeysChanges)]),
-        ["sendToDevice", _kind, _txn] => pick(vec![(M::PUT, E::SendToDevice)]),
-        ["voip", "turnServer"] => pick(vec![(M::GET, E::TurnServer)]),
-        ["presence", user, "status"] => pick(vec![
-            (M::GET, E::GetPresence { user: s(user) }),
-            (M::PUT, E::PutPresence { user: s(user) }),
-        ]),
-        ["user_directory", "search"] => pick(vec![(M::POST, E::UserDirectory)]),
-        ["room_keys", "version" | "keys", ..] => pick(vec![(M::GET, E::NoKeyBackup)]),
-        ["thirdparty", "protocols"] => pick(vec![(M::GET, E::ThirdPartyProtocols)]),
-        ["account", "3pid"] => pick(vec![(M::GET, E::ThreePids)]),
-        _ => Err(unknown()),
     }
 }
 
-/// Answers a request: resolve, authenticate if the endpoint needs it, run the handler.
-pub(crate) async fn dispatch(s: &Shared, req: &Req) -> Result<Value, MatrixError> {
-    use Endpoint as E;
-    let endpoint = resolve(&req.method, &req.segments)?;
-    match endpoint {
-        E::WellKnown => return Ok(account::well_known(req)),
-        E::Versions => return Ok(account::versions()),
-        E::LoginFlows => return Ok(auth::login_flows()),
-        E::Login => return auth::login(s, req).await,
-        _ => {}
+async fn method_not_allowed(method: Method) -> MatrixError {
+    MatrixError::MethodNotAllowed {
+        method: method.to_string(),
     }
-    let me = auth::authenticate(s, req).await?;
-    match endpoint {
-        E::WellKnown | E::Versions | E::LoginFlows | E::Login => {
-            unreachable!("answered above without a token")
-        }
-        E::Logout => auth::logout(&me).await,
-        E::WhoAmI => Ok(auth::whoami(&me)),
-        E::Capabilities => Ok(account::capabilities()),
-        E::Sync => sync::sync(s, &me, req).await,
-        E::CreateFilter { user } => account::create_filter(s, &me, &user, req),
-        E::GetFilter { user, id } => account::get_filter(s, &me, &user, &id),
-        E::GetAccountData { user, kind } => account::get_account_data(s, &me, &user, &kind).await,
-        E::PutAccountData { user, kind } => account::put_account_data(s, &me, &user, &kind, req),
-        E::Tags { user, room } => rooms::tags(s, &me, &user, &room).await,
-        E::JoinedRooms => rooms::joined_rooms(s, &me).await,
-        E::CreateRoom => rooms::create_room(s, &me, req).await,
-        E::Join { room } => rooms::join(s, &me, &room).await,
-        E::Leave { room } => rooms::leave(s, &me, &room).await,
-        E::Forget { room } => rooms::forget(s, &me, &room).await,
-        E::Invite { room } => rooms::invite(s, &me, &room, req).await,
-        E::State { room } => rooms::state(s, &me, &room).await,
-        E::StateEvent { room, kind, key } => rooms::state_event(s, &me, &room, &kind, &key).await,
-        E::PutState { room, kind, key } => rooms::put_state(s, &me, &room, &kind, &key, req).await,
-        E::Members { room } => rooms::members(s, &me, &room).await,
-        E::JoinedMembers { room } => rooms::joined_members(s, &me, &room).await,
-        E::Messages { room } => rooms::messages(s, &me, &room, req).await,
-        E::Event { room, event } => rooms::event(s, &me, &room, &event).await,
-        E::Send { room, kind, txn } => rooms::send(s, &me, &room, &kind, &txn, req).await,
-        E::Typing { room, user } => rooms::typing(s, &me, &room, &user, req).await,
-        E::Receipt { room, event } => rooms::receipt(s, &me, &room, &event).await,
-        E::ReadMarkers { room } => rooms::read_markers(s, &me, &room, req).await,
-        E::Profile { user } => account::profile(s, &me, &user, None).await,
-        E::ProfileField { user, field } => account::profile(s, &me, &user, Some(&field)).await,
-        E::SetProfileField { user, field } => {
-            account::set_profile(s, &me, &user, &field, req).await
-        }
-        E::PushRules => Ok(account::push_rules(&me)),
-        E::PushRulesGlobal => Ok(account::push_rules(&me)["global"].take()),
-        E::Pushers => Ok(serde_json::json!({ "pushers": [] })),
-        E::SetPusher => account::set_pusher(req),
-        E::Devices => Ok(account::devices(&me)),
-        E::Device { id } => account::device(&me, &id),
-        E::PutDevice { id } => account::put_device(&me, &id, req),
-        E::KeysUpload => Ok(serde_json::json!({ "one_time_key_counts": {} })),
-        E::KeysQuery => Ok(serde_json::json!({ "device_keys": {}, "failures": {} })),
-        E::KeysClaim => Ok(serde_json::json!({ "one_time_keys": {}, "failures": {} })),
-        E::KeysChanges => Ok(serde_json::json!({ "changed": [], "left": [] })),
-        E::SendToDevice => Ok(serde_json::json!({})),
-        E::TurnServer => Ok(serde_json::json!({})),
-        E::GetPresence { user } => account::get_presence(s, &me, &user),
-        E::PutPresence { user } => account::put_presence(s, &me, &user, req),
-        E::UserDirectory => account::user_directory(s, &me, req).await,
-        // The spec's answer when no backup exists (clients ask at every start).
-        E::NoKeyBackup => Err(MatrixError::NotFound(
-            "no key backup: this server keeps none".into(),
-        )),
-        E::ThirdPartyProtocols => Ok(serde_json::json!({})),
-        E::ThreePids => Ok(serde_json::json!({ "threepids": [] })),
-    }
+}
+
+/// CORS for web clients: a preflight (`OPTIONS`, any path) answers at once; every answer gets
+/// the headers.
+async fn cors_and_log(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let mut resp = if method == Method::OPTIONS {
+        Json(serde_json::json!({})).into_response()
+    } else {
+        next.run(req).await
+    };
+    tracing::debug!(
+        %method,
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "matrix: answered"
+    );
+    let h = resp.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("X-Requested-With, Content-Type, Authorization, Date"),
+    );
+    resp
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
 
-    fn path(p: &str) -> Vec<String> {
-        p.trim_start_matches('/')
-            .split('/')
-            .map(str::to_owned)
-            .collect()
+    /// The app with a daemon channel that never connects: what is checked here is answered
+    /// before any call to the daemon.
+    fn app() -> Router {
+        let api = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let (_tx, stop) = tokio::sync::watch::channel(false);
+        router(Arc::new(Shared::new(Default::default(), api, stop)))
     }
 
-    #[test]
-    fn routes() {
-        assert!(matches!(
-            resolve(&Method::GET, &path("/_matrix/client/versions")),
-            Ok(Endpoint::Versions)
-        ));
-        assert!(matches!(
-            resolve(&Method::GET, &path("/_matrix/client/r0/sync")),
-            Ok(Endpoint::Sync)
-        ));
-        assert!(matches!(
-            resolve(&Method::GET, &path("/_matrix/client/v3/pushrules/")),
-            Ok(Endpoint::PushRules)
-        ));
-        assert!(matches!(
-            resolve(&Method::PUT, &path("/_matrix/client/v3/rooms/!a:b/send/m.room.message/t1")),
-            Ok(Endpoint::Send { room, kind, txn }) if room == "!a:b" && kind == "m.room.message" && txn == "t1"
-        ));
-        assert!(matches!(
-            resolve(&Method::GET, &path("/_matrix/client/v3/rooms/!a:b/state/m.room.name/")),
-            Ok(Endpoint::StateEvent { key, .. }) if key.is_empty()
-        ));
+    /// (status, errcode, allow-origin) of `method path`.
+    async fn call(method: &str, path: &str) -> (u16, String, bool) {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        strip_trailing_slash(&mut req);
+        let resp = app().oneshot(req).await.expect("infallible");
+        let status = resp.status().as_u16();
+        let cors = resp.headers().contains_key("access-control-allow-origin");
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("a JSON answer");
+        let code = v["errcode"].as_str().unwrap_or("").to_owned();
+        (status, code, cors)
     }
 
-    #[test]
-    fn unknown_paths_and_wrong_methods() {
-        let code = |m: Method, p: &str| {
-            resolve(&m, &path(p))
-                .map(|_| ())
-                .unwrap_err()
-                .response_parts()
-        };
-        let e = code(Method::GET, "/_matrix/client/v3/nope");
-        assert_eq!((e.status.as_u16(), e.errcode), (404, "M_UNRECOGNIZED"));
-        let e = code(Method::GET, "/somewhere/else");
-        assert_eq!((e.status.as_u16(), e.errcode), (404, "M_UNRECOGNIZED"));
-        let e = code(Method::GET, "/_matrix/client/v9/sync");
-        assert_eq!(e.status.as_u16(), 404);
-        let e = code(Method::DELETE, "/_matrix/client/v3/sync");
-        assert_eq!((e.status.as_u16(), e.errcode), (405, "M_UNRECOGNIZED"));
-        let e = code(
-            Method::GET,
-            "/_matrix/client/v3/rooms/!a:b/send/m.room.message/t",
-        );
-        assert_eq!(e.status.as_u16(), 405);
+    #[tokio::test]
+    async fn prefixes_slashes_and_auth() {
+        for prefix in ["r0", "v3", "v1"] {
+            for path in [
+                "sync",
+                "pushrules/",
+                "rooms/!a:b/state/m.room.name/",
+                "room_keys/version/1",
+            ] {
+                let (status, code, cors) =
+                    call("GET", &format!("/_matrix/client/{prefix}/{path}")).await;
+                assert_eq!(
+                    (status, code.as_str(), cors),
+                    (401, "M_MISSING_TOKEN", true),
+                    "{prefix}/{path}"
+                );
+            }
+        }
+        let (status, _, cors) = call("GET", "/_matrix/client/versions").await;
+        assert_eq!((status, cors), (200, true));
+        let (status, _, _) = call("GET", "/.well-known/matrix/client/").await;
+        assert_eq!(status, 200);
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_wrong_methods() {
+        for path in [
+            "/_matrix/client/v3/nope",
+            "/somewhere/else",
+            "/_matrix/client/v9/sync",
+            "/",
+            "/_matrix/client/v3",
+            "/_matrix/client/v3/rooms/x/kick",
+        ] {
+            let (status, code, cors) = call("GET", path).await;
+            assert_eq!(
+                (status, code.as_str(), cors),
+                (404, "M_UNRECOGNIZED", true),
+                "{path}"
+            );
+        }
+        for (method, path) in [
+            ("DELETE", "/_matrix/client/v3/sync"),
+            ("GET", "/_matrix/client/v3/rooms/!a:b/send/m.room.message/t"),
+            ("GET", "/_matrix/client/r0/logout"),
+            ("POST", "/_matrix/client/versions"),
+        ] {
+            let (status, code, _) = call(method, path).await;
+            assert_eq!(
+                (status, code.as_str()),
+                (405, "M_UNRECOGNIZED"),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn cors_preflight_answers_anywhere() {
+        for path in [
+            "/_matrix/client/v3/sync",
+            "/nowhere",
+            "/_matrix/client/v3/login",
+        ] {
+            let (status, code, cors) = call("OPTIONS", path).await;
+            assert_eq!((status, code.as_str(), cors), (200, "", true), "{path}");
+        }
     }
 }

@@ -6,8 +6,10 @@
 //! identity's live subscription (see [`crate::state::IdentityState`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
 use serde_json::{json, Value};
 use sessiond_api::v1::{event, Conversation, Event, ListEventsRequest};
 use tokio::time::Instant;
@@ -15,7 +17,7 @@ use tokio::time::Instant;
 use crate::auth::Me;
 use crate::err::MatrixError;
 use crate::events::{m_direct, peer_of, Membership, RoomView};
-use crate::http::Req;
+use crate::http::{Answer, Json, Query};
 use crate::ids::StreamToken;
 use crate::state::{IdentityState, Shared, Typers};
 
@@ -41,20 +43,20 @@ struct Params {
     full_state: bool,
 }
 
-fn params(s: &Shared, me: &Me, req: &Req) -> Result<Params, MatrixError> {
-    let since = match req.query("since") {
+fn params(s: &Shared, me: &Me, query: &Query) -> Result<Params, MatrixError> {
+    let since = match query.get("since") {
         None | Some("") => None,
         Some(t) => Some(
             StreamToken::parse(t)
                 .ok_or_else(|| MatrixError::param("since", "not a token this server gave"))?,
         ),
     };
-    let timeout = match req.query("timeout") {
+    let timeout = match query.get("timeout") {
         None | Some("") => 0,
         Some(t) => clamp_number(t, 0, s.config.max_sync_timeout_ms)
             .ok_or_else(|| MatrixError::param("timeout", "not a number"))?,
     };
-    let limit = match req.query("filter") {
+    let limit = match query.get("filter") {
         None | Some("") => None,
         Some(f) if f.trim_start().starts_with('{') => Some(
             serde_json::from_str::<Value>(f)
@@ -67,7 +69,7 @@ fn params(s: &Shared, me: &Me, req: &Req) -> Result<Params, MatrixError> {
             .and_then(|id| s.identity(me.name()).filter(id)),
     }
     .map_or(DEFAULT_TIMELINE_LIMIT, |f| timeline_limit(&f));
-    let full_state = match req.query("full_state") {
+    let full_state = match query.get("full_state") {
         None | Some("") | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(MatrixError::param("full_state", "not true or false")),
@@ -100,8 +102,12 @@ fn timeline_limit(filter: &Value) -> usize {
 }
 
 /// The handler.
-pub(crate) async fn sync(s: &Shared, me: &Me, req: &Req) -> Result<Value, MatrixError> {
-    let p = params(s, me, req)?;
+pub(crate) async fn sync(State(s): State<Arc<Shared>>, me: Me, query: Query) -> Answer {
+    sync_of(&s, &me, &query).await.map(Json)
+}
+
+async fn sync_of(s: &Shared, me: &Me, query: &Query) -> Result<Value, MatrixError> {
+    let p = params(s, me, query)?;
     let ids = s.identity(me.name());
     ids.ensure_live(
         &me.client,
