@@ -252,7 +252,11 @@ impl RoomView<'_> {
     pub fn timeline_event(&self, ev: &Event, ids: &IdentityState) -> Option<Value> {
         let (sender, content, ts) = match ev.kind.as_ref()? {
             event::Kind::Incoming(m) => {
-                let content = if m.text.is_empty() {
+                let content = if let Some(c) =
+                    crate::media::media_content(self.server, &m.text, &m.attachments)
+                {
+                    c
+                } else if m.text.is_empty() {
                     json!({ "msgtype": "m.notice", "body": "(a message sessiond cannot show)" })
                 } else {
                     json!({ "msgtype": "m.text", "body": m.text })
@@ -261,7 +265,8 @@ impl RoomView<'_> {
             }
             event::Kind::Outgoing(m) => (
                 self.me.user_id.clone(),
-                json!({ "msgtype": "m.text", "body": m.text }),
+                crate::media::media_content(self.server, &m.text, &m.attachments)
+                    .unwrap_or_else(|| json!({ "msgtype": "m.text", "body": m.text })),
                 m.sent_at_ms,
             ),
             event::Kind::Delivery(d) if d.state == DeliveryState::Failed as i32 => (

@@ -456,6 +456,12 @@ pub(crate) async fn event(
 struct MessageBody {
     msgtype: String,
     body: String,
+    /// `m.image`/`m.file`/`m.audio`/`m.video`: the `mxc://` URI of an upload.
+    #[serde(default)]
+    url: Option<String>,
+    /// The file's name; a `body` that differs from it is a caption.
+    #[serde(default)]
+    filename: Option<String>,
 }
 
 /// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}`: `m.room.message` with a
@@ -476,12 +482,25 @@ pub(crate) async fn send(
         )));
     }
     let body: MessageBody = body.json()?;
+    let mut attachment_ids = Vec::new();
     let text = match body.msgtype.as_str() {
         "m.text" | "m.notice" => body.body,
         "m.emote" => format!("* {} {}", me.display_name(), body.body),
+        "m.image" | "m.file" | "m.audio" | "m.video" => {
+            let url = body
+                .url
+                .as_deref()
+                .ok_or_else(|| MatrixError::param("url", "a media message needs its mxc:// url"))?;
+            attachment_ids.push(crate::media::attachment_of(&s.config.server_name, url)?);
+            // The body is the file name, or (with a different filename) a caption.
+            match body.filename {
+                Some(name) if name != body.body => body.body,
+                _ => String::new(),
+            }
+        }
         other => {
             return Err(MatrixError::Unsupported(format!(
-                "{other} messages cannot be sent to a Session conversation (text only)"
+                "{other} messages cannot be sent to a Session conversation"
             )))
         }
     };
@@ -499,7 +518,7 @@ pub(crate) async fn send(
             recipient: conv.account_id,
             text,
             idempotency_key: key,
-            ..Default::default()
+            attachment_ids,
         })
         .await
         .map_err(|status| match status.code() {
