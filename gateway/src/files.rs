@@ -473,7 +473,7 @@ impl Files {
         let resp = self
             .shared
             .net
-            .server_transfer(&server, &upload_request(blob, None), blob_len)
+            .server_transfer(&server, upload_request(blob, None), blob_len)
             .await
             .map_err(|source| FilesError::Net {
                 action: "uploading",
@@ -655,7 +655,7 @@ impl Files {
             .net
             .server_transfer(
                 &server,
-                &download_request(&incoming.url),
+                download_request(&incoming.url),
                 legacy::blob_len(expected),
             )
             .await

@@ -23,30 +23,33 @@ impl NetClient {
         server: &Server,
         request: &ServerRequest,
     ) -> Result<ServerResponse, NetError> {
-        let r = self.server_inner(server, request, 0).await;
+        let r = self.server_inner(server, request.encode(), 0).await;
         self.note(r)
     }
 
     /// [`NetClient::server_request`] for a file transfer of about `transfer_bytes` either way
     /// (an upload's body or a download's expected reply): the wait for the reply grows with
     /// the size (see [`TRANSFER_ALLOWANCE_MS_PER_MIB`](crate::TRANSFER_ALLOWANCE_MS_PER_MIB)).
+    /// The request is taken by value and dropped once encoded, so an upload's body is not held
+    /// twice while it crosses the path.
     pub async fn server_transfer(
         &self,
         server: &Server,
-        request: &ServerRequest,
+        request: ServerRequest,
         transfer_bytes: u64,
     ) -> Result<ServerResponse, NetError> {
-        let r = self.server_inner(server, request, transfer_bytes).await;
+        let payload = request.encode();
+        drop(request);
+        let r = self.server_inner(server, payload, transfer_bytes).await;
         self.note(r)
     }
 
     async fn server_inner(
         &self,
         server: &Server,
-        request: &ServerRequest,
+        payload: Vec<u8>,
         transfer_bytes: u64,
     ) -> Result<ServerResponse, NetError> {
-        let payload = request.encode();
         let destination = Destination::Server(server.destination());
         let authority = server.authority();
         let mut retry = Retry::new(self.shared.retry);
