@@ -856,6 +856,124 @@ mod tests {
         assert!(legacy::blob_len(max_plaintext() + 1) > MAX_UPLOAD);
     }
 
+    use crate::store::tests::TempDir;
+    use session_net::{MemoryPoolStore, NetConfig};
+
+    /// Files over a fresh store with identity 1, on a network client that is never started
+    /// (what these tests check is decided before any request).
+    fn offline(tag: &str, quota: u64) -> (Files, IdentityId, TempDir) {
+        let dir = TempDir::new(tag);
+        let store = Store::open(dir.path()).expect("store");
+        let id = store
+            .add_identity("alice", &format!("05{}", "ab".repeat(32)), &[7; 32], 1)
+            .expect("identity")
+            .id;
+        let net = NetClient::with_https(
+            NetConfig::devnet(vec!["https://127.0.0.1:1".into()]),
+            Arc::new(MemoryPoolStore::new()),
+        );
+        let config = AttachmentsConfig {
+            file_server: "http://127.0.0.1:9".into(),
+            quota_bytes: quota,
+            ..AttachmentsConfig::default()
+        };
+        let (files, _queue) = Files::new(dir.path(), store, net, &config).expect("files");
+        (files, id, dir)
+    }
+
+    /// An incoming attachment record with `url` and a plausible legacy key and digest.
+    fn received(files: &Files, identity: IdentityId, url: &str, size: u32) -> String {
+        let p = AttachmentPointer {
+            url: Some(url.to_owned()),
+            key: Some(vec![1; 64]),
+            digest: Some(vec![2; 32]),
+            size: Some(size),
+            file_name: Some("x.bin".into()),
+            ..AttachmentPointer::default()
+        };
+        let (mut view, pointer) = incoming_view(&p, "05peer", false);
+        view.conversation = format!("05{}", "cd".repeat(32));
+        let record = AttachmentRecord {
+            view,
+            pointer,
+            stored_bytes: 0,
+            stored_at_ms: 0,
+            created_at_ms: 1,
+        };
+        files
+            .shared
+            .store
+            .put_attachment(identity, &record)
+            .expect("put");
+        record.view.id
+    }
+
+    #[tokio::test]
+    async fn an_unknown_server_without_a_key_fails_with_the_reason_and_nothing_is_fetched() {
+        let (files, me, _dir) = offline("files-unknown", 1 << 30);
+        let id = received(&files, me, "http://files.example.org/file/abc", 10);
+        let r = files
+            .download(me, &id)
+            .await
+            .expect("a state, not an error");
+        assert_eq!(r.view.state, AttachmentState::Failed);
+        let why = r.view.reason.unwrap_or_default();
+        assert!(
+            why.contains("files.example.org") && why.contains("no key"),
+            "{why}"
+        );
+        assert!(!files.path(&id).exists());
+        // The state change is an event of the conversation: the message is untouched.
+        let (events, _) = files
+            .shared
+            .store
+            .events(me, 0, 0, 10, false)
+            .expect("events");
+        assert!(matches!(
+            events.last().map(|e| &e.kind),
+            Some(EventKind::Attachment(a)) if a.id == id
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_full_quota_fails_the_download_with_the_reason() {
+        let (files, me, _dir) = offline("files-quota", 1_000);
+        let id = received(&files, me, "http://127.0.0.1:9/file/abc", 5_000);
+        let r = files.download(me, &id).await.expect("a state");
+        assert_eq!(r.view.state, AttachmentState::Failed);
+        let why = r.view.reason.unwrap_or_default();
+        assert!(why.starts_with("quota"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_pointer_is_recorded_failed_with_why() {
+        let p = AttachmentPointer {
+            url: Some("ftp://x/file/1".into()),
+            key: Some(vec![1; 64]),
+            ..AttachmentPointer::default()
+        };
+        let (view, _) = incoming_view(&p, "05peer", false);
+        assert_eq!(view.state, AttachmentState::Failed);
+        assert!(view.reason.is_some());
+        assert_eq!(view.token.len(), 64);
+        assert_ne!(view.token, incoming_view(&p, "05peer", false).0.token);
+    }
+
+    #[test]
+    fn links_give_their_token() {
+        let t = "a".repeat(64);
+        assert_eq!(
+            token_of_link(&format!("http://127.0.0.1:9464/files/{t}/cat.png")).as_deref(),
+            Some(t.as_str())
+        );
+        assert_eq!(
+            token_of_link(&format!("/files/{t}")).as_deref(),
+            Some(t.as_str())
+        );
+        assert_eq!(token_of_link("http://x/files/short/a"), None);
+        assert_eq!(token_of_link("http://x/other"), None);
+    }
+
     #[test]
     fn link_names_are_safe_path_segments() {
         assert_eq!(link_name("a b/../c?.png"), "a_b_.._c_.png");
