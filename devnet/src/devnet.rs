@@ -391,6 +391,15 @@ impl NodeHandle {
         self.shared.faults.drop_replies.store(on, Ordering::Relaxed);
     }
 
+    /// Answers every request with HTTP `status` (a 5xx, say) instead of serving it; `None` to
+    /// serve again.
+    pub fn set_fail_status(&self, status: Option<u16>) {
+        self.shared
+            .faults
+            .fail_status
+            .store(status.unwrap_or(0), Ordering::Relaxed);
+    }
+
     /// Delays every reply by `d` (zero to stop).
     pub fn set_delay(&self, d: Duration) {
         let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);

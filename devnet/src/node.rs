@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -127,6 +127,8 @@ pub(crate) struct Faults {
     pub(crate) clock_offset_ms: AtomicI64,
     pub(crate) drop_replies: AtomicBool,
     pub(crate) delay_ms: AtomicU64,
+    /// An HTTP status every request is answered with (0: off).
+    pub(crate) fail_status: AtomicU16,
 }
 
 /// Devnet-wide settings every node shares.
@@ -257,6 +259,10 @@ impl NodeShared {
         }
         if self.faults.drop_replies.load(Ordering::Relaxed) {
             return Err(DropReply);
+        }
+        let fail = self.faults.fail_status.load(Ordering::Relaxed);
+        if fail != 0 {
+            return Ok(Reply::text(fail, format!("devnet fault: status {fail}")).into_http());
         }
         let method = req.method().clone();
         let path = req.uri().path().to_string();

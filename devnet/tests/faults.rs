@@ -1,4 +1,5 @@
-//! Fault injection: stopped nodes, skewed clocks, dropped and delayed replies, persistence.
+//! Fault injection: stopped nodes, skewed clocks, dropped and delayed replies, 5xx answers,
+//! persistence.
 
 #[path = "support/client.rs"]
 mod client;
@@ -227,5 +228,28 @@ async fn manifest_lists_every_node() {
     assert_eq!(m.seeds.len(), 3);
     assert!(m.seeds[0].starts_with("https://127.0.0.1:"));
     let _ = std::fs::remove_file(&path);
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_node_answers_its_status_until_healed() {
+    let d = small(DevnetConfig::default()).await;
+    let c = HttpsTransport::default();
+    let a = Acct::in_swarm(&d, d.topology().swarm_ids()[0], 0x05, 120);
+    let m = d.swarm_for(&a.id).expect("swarm").1;
+    let retrieve = |node: usize| {
+        let url = d.node(node).url();
+        let params = a.retrieve(0, now_ms(), "");
+        let c = &c;
+        async move { rpc(c, &url, "retrieve", params).await }
+    };
+    d.node(m[0]).set_fail_status(Some(503));
+    let r = retrieve(m[0]).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    // Its swarm mates serve on.
+    assert_eq!(retrieve(m[1]).await.status, 200);
+    d.node(m[0]).set_fail_status(None);
+    let r = retrieve(m[0]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
     d.shutdown().await;
 }

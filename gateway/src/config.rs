@@ -128,6 +128,11 @@ pub struct OutboxConfig {
     /// How long the recipient's swarm keeps a message, seconds (at most 14 days).
     #[serde(default = "default_message_ttl_secs")]
     pub message_ttl_secs: u64,
+    /// Messages an identity may have queued and not yet sent; beyond it Send answers
+    /// RESOURCE_EXHAUSTED (reason `OUTBOX_FULL`) until the outbox drains: back-pressure instead
+    /// of minutes of hidden latency.
+    #[serde(default = "default_outbox_max_queued")]
+    pub max_queued: u64,
 }
 
 /// `[attachments]`: where files are uploaded, which are downloaded at once, and how much of
@@ -189,6 +194,10 @@ pub fn default_poll_idle_ms() -> u64 {
 /// Idle after 2 minutes without messages.
 pub fn default_poll_idle_after_secs() -> u64 {
     120
+}
+/// 1000 queued messages per identity: a few minutes of sending on a slow path.
+pub fn default_outbox_max_queued() -> u64 {
+    1000
 }
 /// 8 attempts (the first included) before a message fails.
 pub fn default_outbox_max_attempts() -> u32 {
@@ -292,6 +301,7 @@ impl Default for OutboxConfig {
             backoff_initial_ms: default_outbox_backoff_initial_ms(),
             backoff_max_ms: default_outbox_backoff_max_ms(),
             message_ttl_secs: default_message_ttl_secs(),
+            max_queued: default_outbox_max_queued(),
         }
     }
 }
@@ -463,6 +473,9 @@ impl Config {
         };
         if self.outbox.max_attempts == 0 {
             return invalid("outbox.max_attempts", "must be at least 1");
+        }
+        if self.outbox.max_queued == 0 {
+            return invalid("outbox.max_queued", "must be at least 1");
         }
         if self.outbox.backoff_initial_ms > self.outbox.backoff_max_ms {
             return invalid(

@@ -52,6 +52,8 @@ pub struct State {
     pub admin_token_hash: [u8; 32],
     /// The message TTL for queued messages, ms.
     pub message_ttl_ms: u64,
+    /// `outbox.max_queued`: unsent messages per identity before Send refuses more.
+    pub outbox_limit: u64,
     /// Seals outgoing texts ([`SessionSealer`] in the daemon).
     pub sealer: Arc<dyn Sealer>,
     /// The network client's status, once the daemon has one.
@@ -78,6 +80,7 @@ impl State {
             store,
             admin_token_hash: auth::token_hash(admin_token),
             message_ttl_ms: config.outbox.message_ttl_secs.saturating_mul(1000),
+            outbox_limit: config.outbox.max_queued,
             sealer: Arc::new(SessionSealer),
             network: None,
             shutdown,

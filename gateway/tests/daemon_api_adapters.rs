@@ -991,3 +991,158 @@ async fn typing_and_profile_names_cross_between_daemons() {
     b.terminate();
     n.devnet.shutdown().await;
 }
+
+/// Back-pressure: with `outbox.max_queued` messages waiting (an offline daemon sends nothing),
+/// Send answers RESOURCE_EXHAUSTED with ErrorInfo reason OUTBOX_FULL, a repeat of a queued
+/// idempotency key is still answered, IRC says why in a notice and Matrix answers 429
+/// M_LIMIT_EXCEEDED; nothing over the bound is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbox_refuses_sends_with_resource_exhausted_everywhere() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tonic_types::StatusExt;
+
+    let dir = TempDir::new("adapters-outbox-full");
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, "[outbox]\nmax_queued = 3\n").expect("config");
+    let data = dir.path().join("data");
+    let mut cmd = support::run_command(&data);
+    cmd.arg("--config").arg(&config);
+    let daemon = Daemon::start_with(&data, cmd);
+    let channel = daemon.channel().await;
+    let mut admin = clients(&channel, bearer(&daemon.admin_token));
+    create(&mut admin, "alice").await;
+    let peer = some_account_id(7);
+    for i in 0..3 {
+        send_keyed(
+            &mut admin,
+            "alice",
+            &peer,
+            &format!("m{i}"),
+            &format!("k{i}"),
+        )
+        .await
+        .expect("under the bound");
+    }
+    let err = send_keyed(&mut admin, "alice", &peer, "one too many", "k3")
+        .await
+        .expect_err("over the bound");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("max_queued"), "{err:?}");
+    let info = err.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "OUTBOX_FULL");
+    assert_eq!(
+        info.metadata.get("outbox_depth").map(String::as_str),
+        Some("3")
+    );
+    assert_eq!(
+        info.metadata.get("max_queued").map(String::as_str),
+        Some("3")
+    );
+    // A retry of a queued message is answered, not refused.
+    let again = send_keyed(&mut admin, "alice", &peer, "m0", "k0")
+        .await
+        .expect("a repeat is not a new message");
+    assert!(again.duplicate);
+    let outgoing = |h: &[Event]| {
+        h.iter()
+            .filter(|e| matches!(e.kind, Some(event::Kind::Outgoing(_))))
+            .count()
+    };
+    assert_eq!(outgoing(&history_of(&mut admin, "alice", &peer).await), 3);
+
+    // IRC: the send is refused with the reason in a notice.
+    let alice_token = token(&mut admin, "alice").await;
+    let irc = daemon.irc.clone().expect("irc listener");
+    let stream = tokio::net::TcpStream::connect(&irc).await.expect("irc");
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    w.write_all(format!("PASS {alice_token}\r\nNICK alice\r\nUSER alice 0 * :A\r\n").as_bytes())
+        .await
+        .expect("write");
+    irc_wait_for(&mut lines, " 001 ").await;
+    w.write_all(format!("PRIVMSG {peer} :over the bound\r\n").as_bytes())
+        .await
+        .expect("write");
+    let notice = irc_wait_for(&mut lines, "was not sent").await;
+    assert!(
+        notice.contains("busy") && notice.contains("waiting to be sent"),
+        "{notice}"
+    );
+
+    // Matrix: 429 M_LIMIT_EXCEEDED.
+    let mx = daemon.matrix.clone().expect("matrix listener");
+    let login = support::http_request(
+        &mx,
+        "POST",
+        "/_matrix/client/v3/login",
+        &[("content-type", "application/json")],
+        &serde_json::json!({
+            "type": "m.login.password",
+            "identifier": { "type": "m.id.user", "user": "alice" },
+            "password": alice_token,
+        })
+        .to_string(),
+    )
+    .await
+    .json();
+    let access = login["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    let server = login["home_server"]
+        .as_str()
+        .expect("server name")
+        .to_owned();
+    let auth = format!("Bearer {access}");
+    let room = support::http_request(
+        &mx,
+        "POST",
+        "/_matrix/client/v3/createRoom",
+        &[("authorization", &auth)],
+        &serde_json::json!({ "invite": [format!("@{peer}:{server}")], "is_direct": true })
+            .to_string(),
+    )
+    .await
+    .json();
+    let room = room["room_id"]
+        .as_str()
+        .expect("room id")
+        .replace('!', "%21");
+    let sent = support::http_request(
+        &mx,
+        "PUT",
+        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/t1"),
+        &[("authorization", &auth)],
+        r#"{"msgtype":"m.text","body":"over the bound"}"#,
+    )
+    .await;
+    assert_eq!(sent.status, 429, "{}", sent.text());
+    assert_eq!(sent.json()["errcode"], "M_LIMIT_EXCEEDED");
+    assert!(
+        sent.text().contains("waiting to be sent"),
+        "{}",
+        sent.text()
+    );
+    assert_eq!(outgoing(&history_of(&mut admin, "alice", &peer).await), 3);
+    daemon.terminate();
+}
+
+/// The first IRC line containing `needle`; panics at the deadline.
+async fn irc_wait_for(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    needle: &str,
+) -> String {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let line = tokio::time::timeout(left, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no line with {needle:?}"))
+            .expect("read")
+            .expect("connection open");
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}

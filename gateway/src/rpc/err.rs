@@ -78,6 +78,19 @@ pub enum ApiError {
         /// The log's newest seq.
         last_seq: u64,
     },
+    /// The identity has `outbox.max_queued` messages waiting to be sent: back-pressure.
+    #[error(
+        "{identity:?} has {depth} messages waiting to be sent (outbox.max_queued is {limit}): \
+         try again when some are sent"
+    )]
+    OutboxFull {
+        /// The identity's name.
+        identity: String,
+        /// Its unsent messages.
+        depth: u64,
+        /// `outbox.max_queued`.
+        limit: u64,
+    },
 }
 
 impl ApiError {
@@ -118,6 +131,7 @@ impl ApiError {
             ApiError::EpochMismatch { .. } => REASON_LOG_EPOCH_MISMATCH,
             ApiError::SeqOutOfRange { .. } => REASON_SEQ_OUT_OF_RANGE,
             ApiError::Internal(_) => REASON_INTERNAL,
+            ApiError::OutboxFull { .. } => REASON_OUTBOX_FULL,
             e => reason_for(e.kind()),
         }
     }
@@ -160,6 +174,10 @@ impl ApiError {
                 m.insert("field".to_owned(), (*field).to_owned());
                 m.insert("last_seq".to_owned(), last_seq.to_string());
             }
+            ApiError::OutboxFull { depth, limit, .. } => {
+                m.insert("outbox_depth".to_owned(), depth.to_string());
+                m.insert("max_queued".to_owned(), limit.to_string());
+            }
             _ => {}
         }
         m
@@ -178,6 +196,9 @@ pub const REASON_MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
 pub const REASON_MALFORMED_MESSAGE: &str = "MALFORMED_MESSAGE";
 /// ErrorInfo reason: a failure of the daemon itself.
 pub const REASON_INTERNAL: &str = "INTERNAL";
+/// ErrorInfo reason: the identity's outbox is at `outbox.max_queued` (RESOURCE_EXHAUSTED; the
+/// metadata has `outbox_depth` and `max_queued`).
+pub const REASON_OUTBOX_FULL: &str = "OUTBOX_FULL";
 
 /// The stable ErrorInfo reason of an error kind: its name in UPPER_SNAKE_CASE. Clients may
 /// match on these; they never change meaning.
@@ -235,6 +256,8 @@ impl HasKind for ApiError {
             ApiError::Internal(_) => ErrorKind::LocalIo,
             ApiError::EpochMismatch { .. } => ErrorKind::Rejected,
             ApiError::SeqOutOfRange { .. } => ErrorKind::InvalidInput,
+            // RESOURCE_EXHAUSTED: retry later.
+            ApiError::OutboxFull { .. } => ErrorKind::Busy,
         }
     }
 }

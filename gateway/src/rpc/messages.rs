@@ -286,6 +286,7 @@ impl MessageService for Service {
         }
         let key = validate_idempotency_key(&idempotency_key)?;
         let ttl_ms = self.state().message_ttl_ms;
+        let limit = self.state().outbox_limit;
         let sealer = std::sync::Arc::clone(&self.state().sealer);
         let out = self
             .blocking(move |state| {
@@ -295,6 +296,14 @@ impl MessageService for Service {
                     if let Some(first) = state.store.sent_key(record.id, key)? {
                         return Ok(duplicate(first));
                     }
+                }
+                let depth = state.store.outbox_depth(record.id)?;
+                if depth >= limit {
+                    return Err(ApiError::OutboxFull {
+                        identity: record.name.clone(),
+                        depth,
+                        limit,
+                    });
                 }
                 let (pointers, attachments) =
                     sent_attachments(state, record.id, &attachment_ids, &recipient.to_string())?;
