@@ -89,6 +89,23 @@ impl Default for FileServerConfig {
     }
 }
 
+/// A fault the server plays, for tests of what clients do with a bad file server
+/// ([`FileServer::set_fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileFault {
+    /// Every request: 503, as a server that is down behind its proxy.
+    Unavailable,
+    /// Downloads: 200 with an HTML page (a captive portal or a proxy's error page).
+    Html,
+    /// Downloads: one byte of the file flipped (fails the digest).
+    Corrupt,
+    /// Downloads: only the first half of the file.
+    Truncate,
+    /// Downloads: the file followed by zeros up to 10,300,000 bytes (over any blob's size).
+    Oversize,
+}
+
 /// One request the server answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRequest {
@@ -117,6 +134,7 @@ struct Shared {
     // std Mutexes: never held across an await.
     files: Mutex<HashMap<String, StoredFile>>,
     log: Mutex<VecDeque<FileRequest>>,
+    fault: Mutex<Option<FileFault>>,
 }
 
 /// A running file server. Dropping it without [`FileServer::shutdown`] aborts it.
@@ -207,6 +225,7 @@ impl FileServer {
             clock_offset_ms: AtomicI64::new(0),
             files: Mutex::default(),
             log: Mutex::default(),
+            fault: Mutex::default(),
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(serve(shared.clone(), listener, stopped));
@@ -256,6 +275,15 @@ impl FileServer {
     /// Moves the server's clock by `ms` (positive = ahead): files expire by this clock.
     pub fn set_clock_offset_ms(&self, ms: i64) {
         self.shared.clock_offset_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Plays `fault` from now on (`None`: behave).
+    pub fn set_fault(&self, fault: Option<FileFault>) {
+        *self
+            .shared
+            .fault
+            .lock()
+            .expect("fault lock is never poisoned") = fault;
     }
 
     /// Number of files held (expired ones may linger up to a second).
@@ -429,10 +457,17 @@ impl Shared {
     ) -> Answer {
         let (path, _query) = path.split_once('?').unwrap_or((path, ""));
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let fault = *self.fault.lock().expect("fault lock is never poisoned");
+        if fault == Some(FileFault::Unavailable) {
+            return Answer::error(503);
+        }
         match (method, parts.as_slice()) {
             ("POST", ["file"]) => self.upload(headers, body, false),
             ("POST", ["files"]) => self.upload_legacy(&body),
-            ("GET", ["file", id]) => self.download(id),
+            ("GET", ["file", id]) => match (fault, self.download(id)) {
+                (Some(f), a) if a.status == 200 => faulty(f, a),
+                (_, a) => a,
+            },
             ("GET", ["files", id]) => self.download_legacy(id),
             ("GET", ["file", id, "info"]) => self.info(id),
             ("POST", ["file", id, "extend"]) => self.extend(id, headers),
@@ -597,6 +632,39 @@ impl Shared {
 }
 
 /// Milliseconds since the epoch as the server's float seconds.
+/// A download answer with `fault` played on it.
+fn faulty(fault: FileFault, mut a: Answer) -> Answer {
+    match fault {
+        FileFault::Unavailable => Answer::error(503),
+        FileFault::Html => {
+            a.headers
+                .insert("content-type".into(), "text/html; charset=utf-8".into());
+            a.body =
+                Bytes::from_static(b"<html><body>Service temporarily unavailable</body></html>");
+            a
+        }
+        FileFault::Corrupt => {
+            let mut v = a.body.to_vec();
+            let mid = v.len() / 2;
+            if let Some(b) = v.get_mut(mid) {
+                *b ^= 0x01;
+            }
+            a.body = Bytes::from(v);
+            a
+        }
+        FileFault::Truncate => {
+            a.body = a.body.slice(..a.body.len() / 2);
+            a
+        }
+        FileFault::Oversize => {
+            let mut v = a.body.to_vec();
+            v.resize(v.len().max(10_300_000), 0);
+            a.body = Bytes::from(v);
+            a
+        }
+    }
+}
+
 fn secs(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }

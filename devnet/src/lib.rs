@@ -45,5 +45,5 @@ pub mod topology;
 pub use community::{CommunityConfig, CommunityServer, RoomSpec};
 pub use devnet::{Devnet, DevnetConfig, Manifest, ManifestNode, ManifestServer, NodeHandle};
 pub use err::DevnetError;
-pub use file_server::{FileServer, FileServerConfig};
+pub use file_server::{FileFault, FileServer, FileServerConfig};
 pub use node::{Event, Origin};

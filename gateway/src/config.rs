@@ -42,6 +42,9 @@ pub struct Config {
     /// The HTTP listener: health, Prometheus metrics, the status page.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Attachments: the file server, downloads and the local store.
+    #[serde(default)]
+    pub attachments: AttachmentsConfig,
     /// Webhooks: where they may point, how they are retried, and the ones defined here.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
@@ -208,6 +211,37 @@ pub struct OutboxConfig {
     pub max_queued: u64,
 }
 
+/// `[attachments]`: where files are uploaded, which are downloaded at once, and how much of
+/// the data dir they may take.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentsConfig {
+    /// The file server uploads go to, and whose files need no key in the URL
+    /// (`http(s)://host[:port]`). Default: the Session file server; `run --devnet` and a
+    /// `--seeds` devnet.json with a file server use the devnet's.
+    #[serde(default = "default_file_server")]
+    pub file_server: String,
+    /// The file server's X25519 public key (64 hex characters) onion requests encrypt to.
+    #[serde(default = "default_file_server_x25519")]
+    pub file_server_x25519: String,
+    /// The file server's Ed25519 public key (64 hex characters), written into sent URLs (`#p=`)
+    /// when the server is not the Session file server, so other clients can reach it.
+    #[serde(default = "default_file_server_ed25519")]
+    pub file_server_ed25519: String,
+    /// Incoming attachments up to this many bytes are downloaded as soon as they arrive; larger
+    /// ones when a client asks (Download, or opening the local link). 0: never eagerly.
+    #[serde(default = "default_eager_max_bytes")]
+    pub eager_max_bytes: u64,
+    /// The most bytes the local attachment store (`attachments/` in the data dir) may hold; a
+    /// download or upload that would pass it fails with the reason "quota".
+    #[serde(default = "default_quota_bytes")]
+    pub quota_bytes: u64,
+    /// Local copies older than this many days are removed (their state turns EXPIRED); 0 keeps
+    /// them until the daemon's data dir is cleared. The file server keeps its copy ~3 weeks.
+    #[serde(default = "default_keep_days")]
+    pub keep_days: u64,
+}
+
 /// `true`, for switches that are on unless turned off.
 pub fn default_true() -> bool {
     true
@@ -284,6 +318,44 @@ impl Default for WebhooksConfig {
             backoff_max_ms: default_webhook_backoff_max_ms(),
             dead_letter_after_secs: default_webhook_dead_letter_after_secs(),
             endpoints: Vec::new(),
+        }
+    }
+}
+
+/// The Session file server.
+pub fn default_file_server() -> String {
+    session_proto::attachment::DEFAULT_FILE_SERVER.to_owned()
+}
+/// The Session file server's X25519 key.
+pub fn default_file_server_x25519() -> String {
+    session_proto::attachment::DEFAULT_FILE_SERVER_X25519.to_owned()
+}
+/// The Session file server's Ed25519 key.
+pub fn default_file_server_ed25519() -> String {
+    session_proto::attachment::DEFAULT_FILE_SERVER_ED25519.to_owned()
+}
+/// 2 MB: images and voice notes arrive with the message; videos and documents on demand.
+pub fn default_eager_max_bytes() -> u64 {
+    2_000_000
+}
+/// 1 GiB of attachments in the data dir.
+pub fn default_quota_bytes() -> u64 {
+    1 << 30
+}
+/// 21 days: as long as the file server keeps them.
+pub fn default_keep_days() -> u64 {
+    21
+}
+
+impl Default for AttachmentsConfig {
+    fn default() -> Self {
+        AttachmentsConfig {
+            file_server: default_file_server(),
+            file_server_x25519: default_file_server_x25519(),
+            file_server_ed25519: default_file_server_ed25519(),
+            eager_max_bytes: default_eager_max_bytes(),
+            quota_bytes: default_quota_bytes(),
+            keep_days: default_keep_days(),
         }
     }
 }
@@ -537,6 +609,28 @@ impl Config {
             return invalid(
                 "webhooks.backoff_initial_ms",
                 "must not exceed webhooks.backoff_max_ms",
+            );
+        }
+
+        let hex32 = |v: &str| hex::decode(v).is_ok_and(|b| b.len() == 32);
+        if !hex32(&self.attachments.file_server_x25519) {
+            return invalid(
+                "attachments.file_server_x25519",
+                "must be 64 hex characters",
+            );
+        }
+        if !hex32(&self.attachments.file_server_ed25519) {
+            return invalid(
+                "attachments.file_server_ed25519",
+                "must be 64 hex characters",
+            );
+        }
+        if !(self.attachments.file_server.starts_with("http://")
+            || self.attachments.file_server.starts_with("https://"))
+        {
+            return invalid(
+                "attachments.file_server",
+                "must be an http:// or https:// base URL",
             );
         }
         if !self.grpc.tcp && !self.grpc.unix_socket {

@@ -23,6 +23,7 @@ use std::sync::atomic::AtomicUsize;
 
 use crate::config::Config;
 use crate::engine::{echo, Ctx, Engine, NetSource, StorePoolStore};
+use crate::files::Files;
 use crate::http::HttpState;
 use crate::metrics::{self, FrontEnd, Metrics};
 use crate::rpc::{self, auth, ApiError, Service, State};
@@ -79,6 +80,9 @@ pub enum DaemonError {
         /// Its error.
         detail: String,
     },
+    /// The attachment store could not be set up.
+    #[error("attachments: {0}")]
+    Files(#[from] crate::files::FilesError),
 }
 
 impl HasKind for DaemonError {
@@ -94,6 +98,7 @@ impl HasKind for DaemonError {
             | DaemonError::Adapter { .. } => ErrorKind::LocalIo,
             DaemonError::Api(e) => e.kind(),
             DaemonError::Webhooks(e) => e.kind(),
+            DaemonError::Files(e) => e.kind(),
         }
     }
 }
@@ -360,6 +365,9 @@ pub async fn run(
                 shutdown_rx.clone(),
             ))
         });
+        let (files, eager) =
+            Files::new(data_dir, store.clone(), client.clone(), &config.attachments)?;
+        state.files = Some(files.clone());
         let mut engine = Engine::start(Ctx {
             net: client.clone(),
             store: store.clone(),
@@ -370,7 +378,10 @@ pub async fn run(
             activity: Mutex::new(Default::default()),
             metrics: Arc::clone(&metrics),
             sync: Arc::clone(&state.sync),
+            files: Some(files.clone()),
         });
+        let attachments = tokio::spawn(files.run(eager, engine.stopping()));
+        engine.own("attachments", attachments);
         engine.own("net-metrics", counting);
         if let Some(task) = progress {
             engine.own("progress", task);
@@ -396,6 +407,7 @@ pub async fn run(
         ));
         engine.own("echo", task);
     }
+    let files = state.files.clone();
     let service = Service::new(state);
 
     let socket_path = data_dir.join(SOCKET_FILE);
@@ -424,6 +436,9 @@ pub async fn run(
     } else {
         None
     };
+    if let Some(addr) = http.as_ref().and_then(|l| l.local_addr().ok()) {
+        crate::files::set_link_base(addr);
+    }
     let listening = Listening {
         event: "listening",
         data_dir: data_dir.to_owned(),
@@ -534,7 +549,8 @@ pub async fn run(
             }
         });
         if let Some(listener) = irc {
-            let (config, channel) = (config.irc.clone(), channel.clone());
+            let (mut config, channel) = (config.irc.clone(), channel.clone());
+            config.filehost = listening.metrics.map(|a| format!("http://{a}/upload"));
             let signal = until_shutdown(shutdown_rx.clone());
             let open = Arc::clone(&irc_open);
             servers.spawn(async move {
@@ -561,7 +577,7 @@ pub async fn run(
         }
     }
     if let Some(listener) = http {
-        let state = Arc::new(HttpState::new(sources, &admin_token));
+        let state = Arc::new(HttpState::new(sources, &admin_token).with_files(files.clone()));
         let signal = until_shutdown(shutdown_rx.clone());
         servers.spawn(async move {
             crate::http::serve(listener, state, signal)

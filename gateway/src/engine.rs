@@ -83,6 +83,8 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Config sync's queued edits and status, shared with the API.
     pub sync: Arc<configsync::SyncHub>,
+    /// Attachments: eager downloads after a poll.
+    pub files: Option<crate::files::Files>,
 }
 
 impl Ctx {

@@ -10,6 +10,8 @@
 //! | `POST /login` | `{"token":"…"}` → 204 and the cookie; 401 for a wrong token | the body |
 //! | `POST /logout` | 204, the cookie cleared | none |
 //! | `GET /api/status` | the [`StatusReport`](crate::status::StatusReport) as JSON | cookie or `Authorization: Bearer` |
+//! | `POST /upload` | `soju.im/FILEHOST`: the body becomes an uploaded attachment; 201 with its link in `Location` | `Authorization: Basic <identity:token>` (the IRC credentials) or `Bearer` (an identity's token) |
+//! | `GET /files/<token>/<name>` | an attachment's plaintext, with its content type (downloaded first if needed) | the per-file token in the path |
 //!
 //! The cookie (`HttpOnly; SameSite=Strict`) holds a hash of the admin token, not the token, so
 //! it is only good for this page and dies when the token is replaced. `/healthz` and `/metrics`
@@ -24,7 +26,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -33,8 +37,10 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::files::Files;
 use crate::rpc::auth::token_hash;
 use crate::status::Sources;
+use crate::store::AttachmentState;
 
 /// The cookie's name.
 pub const COOKIE_NAME: &str = "sessiond_status";
@@ -57,6 +63,7 @@ pub struct HttpState {
     sources: Sources,
     admin_hash: [u8; 32],
     cookie_hash: [u8; 32],
+    files: Option<Files>,
 }
 
 impl HttpState {
@@ -66,7 +73,14 @@ impl HttpState {
             sources,
             admin_hash: token_hash(admin_token),
             cookie_hash: token_hash(&cookie_value(admin_token)),
+            files: None,
         }
+    }
+
+    /// Serves attachments' local links from `files`.
+    pub fn with_files(mut self, files: Option<Files>) -> HttpState {
+        self.files = files;
+        self
     }
 }
 
@@ -119,10 +133,14 @@ pub async fn serve(
     Ok(())
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<BoxBody<Bytes, std::io::Error>>;
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -244,12 +262,262 @@ async fn handle(state: &Arc<HttpState>, req: Request<Incoming>) -> Reply {
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
             }
         }
+        (&Method::GET, p) if p.starts_with("/files/") => file(state, p).await,
+        (&Method::POST, "/upload") => upload(state, req).await,
         (
             _,
             "/healthz" | "/metrics" | "/" | "/app.js" | "/style.css" | "/login" | "/logout"
-            | "/api/status",
+            | "/api/status" | "/upload",
         ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such page"),
+    }
+}
+
+/// Bytes per chunk of a served file; chunks buffered per response.
+const FILE_CHUNK: usize = 64 * 1024;
+const FILE_BUFFER: usize = 4;
+
+/// `GET /files/<token>/<name>`: the attachment the token names (the name is only for the
+/// person and their client). Downloads it first if it is not here; a failed download is a 502
+/// with the reason. Streams from disk: the file is never held whole.
+async fn file(state: &HttpState, path: &str) -> Reply {
+    let not_found = || error(StatusCode::NOT_FOUND, "no such file");
+    let Some(files) = state.files.clone() else {
+        return not_found();
+    };
+    let token = path
+        .trim_start_matches("/files/")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return not_found();
+    }
+    let store = state.sources.store.clone();
+    let found = tokio::task::spawn_blocking(move || store.attachment_by_token(&token)).await;
+    let (identity, mut record) = match found {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => return not_found(),
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let here = |r: &crate::store::AttachmentRecord| {
+        matches!(
+            r.view.state,
+            AttachmentState::Downloaded | AttachmentState::Uploaded
+        ) && files.path(&r.view.id).exists()
+    };
+    if !here(&record) {
+        record = match files.download(identity, &record.view.id).await {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+        if !here(&record) {
+            let why = record.view.reason.as_deref().unwrap_or("it is not here");
+            return error(
+                StatusCode::BAD_GATEWAY,
+                &format!("the file could not be downloaded: {why}"),
+            );
+        }
+    }
+    let mut f = match tokio::fs::File::open(files.path(&record.view.id)).await {
+        Ok(f) => f,
+        Err(_) => return not_found(),
+    };
+    let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel(FILE_BUFFER);
+    // Owned by the response body: ends at the end of the file or when the client goes away.
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; FILE_CHUNK];
+        loop {
+            let item = match f.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(n) => Ok(Frame::data(Bytes::copy_from_slice(&buf[..n]))),
+                Err(e) => Err(e),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut r = Response::new(BodyExt::boxed(body));
+    let content_type = record
+        .view
+        .content_type
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, content_type);
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    // Shown, never run: a sandboxed document if a browser renders it (an SVG or HTML file).
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+/// The identity an upload's `Authorization` reaches: `Basic identity:token` (what IRC clients
+/// send, their SASL PLAIN or PASS credentials) or `Bearer token` (an identity-scoped token).
+fn upload_identity(
+    state: &HttpState,
+    req: &Request<Incoming>,
+) -> Result<crate::store::IdentityRecord, &'static str> {
+    use base64::Engine as _;
+    const NO: &str = "the IRC credentials are required: Authorization: Basic <identity:token>";
+    let value = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(NO)?;
+    let (scheme, rest) = value.trim().split_once(' ').ok_or(NO)?;
+    let (name, token) = if scheme.eq_ignore_ascii_case("basic") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| NO)?;
+        let text = String::from_utf8(raw).map_err(|_| NO)?;
+        let (n, t) = text.split_once(':').ok_or(NO)?;
+        (Some(n.to_owned()), t.to_owned())
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        (None, rest.trim().to_owned())
+    } else {
+        return Err(NO);
+    };
+    let store = &state.sources.store;
+    let hash = token_hash(&token);
+    let bad = "unknown identity or token";
+    if hash == state.admin_hash {
+        let name = name.filter(|n| !n.is_empty()).ok_or(
+            "with the admin token, say the identity: Authorization: Basic <identity:token>",
+        )?;
+        return store.identity(&name).map_err(|_| bad);
+    }
+    let record = store.token(&hash).ok().flatten().ok_or(bad)?;
+    let identity = store.identity_by_id(record.identity).map_err(|_| bad)?;
+    match name.filter(|n| !n.is_empty()) {
+        Some(n) if n != identity.name => Err(bad),
+        _ => Ok(identity),
+    }
+}
+
+/// The `filename` of a `Content-Disposition` header, if any.
+fn disposition_name(v: &str) -> Option<String> {
+    let (_, rest) = v.split_once("filename=")?;
+    let name = rest.split(';').next()?.trim().trim_matches('"');
+    let name = name.rsplit(['/', '\\']).next()?.trim();
+    (!name.is_empty() && name.len() <= 255 && !name.contains('\0')).then(|| name.to_owned())
+}
+
+/// `POST /upload`: the body (at most the largest attachment) goes into a temporary file, is
+/// encrypted and uploaded to the file server; 201 with the file's local link in `Location`
+/// (and `{"url", "id"}`), which a PRIVMSG can then carry to send it.
+async fn upload(state: &HttpState, req: Request<Incoming>) -> Reply {
+    let Some(files) = state.files.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is offline: uploads need the file server",
+        );
+    };
+    let identity = {
+        // Two point reads of the store: short enough for the async thread.
+        match upload_identity(state, &req) {
+            Ok(i) => i,
+            Err(why) => {
+                let mut r = error(StatusCode::UNAUTHORIZED, why);
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    HeaderValue::from_static("Basic realm=\"sessiond\""),
+                );
+                return r;
+            }
+        }
+    };
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let file_name = header(http::header::CONTENT_DISPOSITION)
+        .as_deref()
+        .and_then(disposition_name);
+    let content_type = header(CONTENT_TYPE)
+        .map(|t| t.split(';').next().unwrap_or_default().trim().to_owned())
+        .filter(|t| !t.is_empty() && t != "application/octet-stream" && t.len() <= 255);
+    let (path, file) = match files.temp_file() {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let max = crate::files::max_plaintext();
+    let mut file = tokio::fs::File::from_std(file);
+    let mut body = req.into_body();
+    let mut len = 0u64;
+    let written: Result<(), Reply> = async {
+        use tokio::io::AsyncWriteExt;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            len += data.len() as u64;
+            if len > max {
+                return Err(error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("the largest file the file server takes is {max} bytes"),
+                ));
+            }
+            file.write_all(&data)
+                .await
+                .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+    }
+    .await;
+    drop(file);
+    if let Err(r) = written {
+        let _ = std::fs::remove_file(&path);
+        return r;
+    }
+    let meta = crate::files::UploadMeta {
+        file_name,
+        content_type,
+        ..Default::default()
+    };
+    match files.upload(identity.id, path, len, meta).await {
+        Ok(record) => {
+            let url = crate::files::local_url(&record.view).unwrap_or_default();
+            let mut r = json(
+                StatusCode::CREATED,
+                &serde_json::json!({ "url": url, "id": record.view.id }),
+            );
+            if let Ok(v) = HeaderValue::from_str(&url) {
+                r.headers_mut().insert(http::header::LOCATION, v);
+            }
+            r
+        }
+        Err(e) => {
+            use session_proto::err::{ErrorKind, HasKind};
+            let status = match e.kind() {
+                ErrorKind::InvalidInput => StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorKind::Busy => StatusCode::INSUFFICIENT_STORAGE,
+                ErrorKind::NetworkUnreachable => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(status, &e.to_string())
+        }
     }
 }
 

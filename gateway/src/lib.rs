@@ -8,6 +8,7 @@
 //! - [`config`]: the TOML configuration.
 //! - [`rpc`]: the gRPC services (`sessiond.v1`): auth, errors, one file per service.
 //! - [`daemon`]: `sessiond run`: store + gRPC listeners + graceful shutdown.
+//! - [`files`]: attachments: upload, download, the local store of their plaintexts.
 //! - [`engine`]: the sender, the pollers, the devnet echo; the network client ([`session_net`])
 //!   behind the API.
 //! - [`metrics`]: the Prometheus metrics and recent history the daemon keeps of itself.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod rpc;

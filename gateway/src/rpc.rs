@@ -14,6 +14,7 @@
 //! Store calls are blocking (redb commits fsync), so handlers run them through
 //! [`tokio::task::spawn_blocking`] via [`Service::blocking`].
 
+mod attachments;
 pub mod auth;
 mod conversations;
 pub mod err;
@@ -29,6 +30,7 @@ pub mod wire;
 
 use std::sync::Arc;
 
+use sessiond_api::v1::attachment_service_server::AttachmentServiceServer;
 use sessiond_api::v1::conversation_service_server::ConversationServiceServer;
 use sessiond_api::v1::group_service_server::GroupServiceServer;
 use sessiond_api::v1::identity_service_server::IdentityServiceServer;
@@ -75,6 +77,8 @@ pub struct State {
     pub webhooks: crate::webhooks::Hub,
     /// Config sync: changes to push to the account's other devices, and the sync status.
     pub sync: Arc<SyncHub>,
+    /// Attachments (uploads, downloads), once the daemon has a network client.
+    pub files: Option<crate::files::Files>,
 }
 
 impl State {
@@ -97,6 +101,7 @@ impl State {
             identities_changed: Arc::new(Notify::new()),
             webhooks: crate::webhooks::Hub::new(config.webhooks.clone(), Default::default()),
             sync: Arc::new(SyncHub::default()),
+            files: None,
         }
     }
 }
@@ -178,6 +183,13 @@ impl Service {
         InterceptedService::new(server, self.interceptor())
     }
 
+    /// The AttachmentService behind auth. Upload chunks are capped by the same request limit.
+    pub fn attachments(&self) -> Authed<AttachmentServiceServer<Service>> {
+        let server = AttachmentServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
+    }
+
     /// Runs a blocking store operation off the async threads.
     async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
@@ -229,6 +241,9 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
     reporter
         .set_serving::<InteractionServiceServer<Service>>()
         .await;
+    reporter
+        .set_serving::<AttachmentServiceServer<Service>>()
+        .await;
     Ok(tonic::transport::Server::builder()
         .layer(wire::StatusFixLayer)
         .add_service(health)
@@ -240,7 +255,8 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
         .add_service(service.network())
         .add_service(service.webhooks())
         .add_service(service.groups())
-        .add_service(service.interactions()))
+        .add_service(service.interactions())
+        .add_service(service.attachments()))
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

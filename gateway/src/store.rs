@@ -57,6 +57,7 @@
 mod archive;
 mod book;
 mod err;
+mod files;
 mod groups;
 pub mod handles;
 mod interactions;
@@ -81,6 +82,7 @@ use zeroize::Zeroizing;
 
 pub use archive::{IdentityRows, Row};
 pub use err::StoreError;
+pub use files::{AttachmentChange, AttachmentRecord, AttachmentState, AttachmentView};
 pub use groups::{member_diff, GroupChange, GroupMember, GroupRecord, GroupStatus, KeysMessage};
 pub use interactions::{
     Chore, ControlOut, Due, IdentitySettings, Inbound, InboundKind, ReadEffects, SwarmChore,
@@ -361,6 +363,8 @@ impl Store {
             tx.open_table(webhooks::WEBHOOK_CURSORS)?;
             tx.open_table(groups::GROUPS)?;
             interactions::create_tables(tx)?;
+            tx.open_table(files::ATTACHMENTS)?;
+            tx.open_table(files::ATTACHMENT_TOKENS)?;
             if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
                 migrate::upgrade(tx, found)?;
                 tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
@@ -869,6 +873,7 @@ impl Store {
                     sent_at_ms: msg.sent_at_ms,
                     from_other_device: false,
                     extras: msg.extras.clone(),
+                    attachments: msg.attachments.clone(),
                 },
             )?;
             let event = log.append(identity, now_ms, kind)?;
@@ -1183,6 +1188,7 @@ impl Store {
                             sent_at_ms: msg.sent_at_ms,
                             from_other_device: true,
                             extras: msg.extras.clone(),
+                            attachments: msg.attachments.clone(),
                         },
                         target.as_str(),
                         book::Message::Outgoing,
@@ -1210,6 +1216,7 @@ impl Store {
                     )?,
                     _ => None,
                 };
+                files::insert_records(tx, identity, &msg.attachment_records(now_ms))?;
                 let change = book.message(
                     &mut log,
                     identity,

@@ -3,7 +3,7 @@
 //! duplicates nothing; the fault suite (snodes stopped, silent, slow or answering 5xx, daemons
 //! SIGKILLed mid-send) loses and duplicates nothing; bad `--seeds` fail with one line; replies,
 //! reactions, unsend, read receipts and disappearing messages travel both ways and disappearing
-//! ones leave the logs and swarms.
+//! ones leave the logs and swarms; attachments (in `e2e/attachments.rs`).
 
 #[path = "support/faults.rs"]
 mod faults;
@@ -11,6 +11,9 @@ mod faults;
 use faults::history;
 #[path = "support/daemon.rs"]
 mod support;
+
+#[path = "e2e/attachments.rs"]
+mod attachments;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -1459,6 +1462,7 @@ fn clone_clients(c: &Clients) -> Clients {
         net: c.net.clone(),
         groups: c.groups.clone(),
         inter: c.inter.clone(),
+        files: c.files.clone(),
     }
 }
 

@@ -1026,3 +1026,137 @@ async fn replies_reactions_unsend_read_marks_and_timers_on_irc_with_and_without_
         .await;
     bob.wait_for("disappeared]").await;
 }
+
+/// Deterministic pseudo-random bytes (xorshift).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// The link at the end of a `[file]` line, fetched from the daemon that shows it.
+async fn fetch_link(http: &str, line: &str) -> support::HttpReply {
+    let link = line
+        .split(' ')
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("a link in {line:?}"));
+    let path = link
+        .strip_prefix(&format!("http://{http}"))
+        .unwrap_or_else(|| panic!("{link} is on the daemon's HTTP listener {http}"));
+    support::http_request(http, "GET", path, &[], "").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irc_files_go_out_by_filehost_link_and_send_file_and_arrive_as_links() {
+    use base64::Engine as _;
+    let net = support::net_with_files("irc-files", CONFIG).await;
+    let a = side(&net.dir, &net.manifest, &net.config, "alice").await;
+    let b = side(&net.dir, &net.manifest, &net.config, "bob").await;
+    let (http_a, http_b) = (
+        a.daemon.http.clone().expect("HTTP listener"),
+        b.daemon.http.clone().expect("HTTP listener"),
+    );
+    let mut alice = Raw::register(&a.irc, &a.token, "alice", "").await;
+    let mut bob = Raw::register(&b.irc, &b.token, "bob", "").await;
+
+    // FILEHOST names the daemon's upload endpoint.
+    let filehost = alice
+        .seen
+        .iter()
+        .find_map(|l| {
+            l.split(' ')
+                .find_map(|w| w.strip_prefix("soju.im/FILEHOST="))
+        })
+        .map(str::to_owned)
+        .expect("soju.im/FILEHOST in ISUPPORT");
+    assert_eq!(filehost, format!("http://{http_a}/upload"));
+    assert!(alice.seen.iter().any(|l| l.contains("draft/FILEHOST=")));
+
+    // Upload as an IRC client does (its credentials as Basic auth), then the link in a PRIVMSG.
+    let mut image = hex::decode("89504e470d0a1a0a").expect("hex");
+    image.extend(noise(20_000, 5));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{}", a.token));
+    let auth = format!("Basic {basic}");
+    let up = support::http_request_bytes(
+        &http_a,
+        "POST",
+        "/upload",
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "image/png"),
+            ("content-disposition", "attachment; filename=\"cat.png\""),
+        ],
+        image.clone(),
+    )
+    .await;
+    assert_eq!(up.status, 201, "{}", up.text());
+    let link = up.header("location").expect("Location");
+    // Wrong credentials upload nothing.
+    let wrong = base64::engine::general_purpose::STANDARD.encode("alice:not-a-token");
+    let refused = support::http_request_bytes(
+        &http_a,
+        "POST",
+        "/upload",
+        &[("authorization", format!("Basic {wrong}").as_str())],
+        vec![1, 2, 3],
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+
+    alice
+        .send(&format!("PRIVMSG {} :look {link}", b.account))
+        .await;
+    let line = bob.wait_for("[file] cat.png").await;
+    assert!(line.contains("image/png"), "{line}");
+    let got = fetch_link(&http_b, &line).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.header("content-type").as_deref(), Some("image/png"));
+    assert_eq!(
+        sha256(&got.body),
+        sha256(&image),
+        "the image arrives byte-identical"
+    );
+
+    // send-file: a 5 MB file on the host, admin token only.
+    let big = noise(5_000_000, 9);
+    let path = net.dir.path().join("report.bin");
+    std::fs::write(&path, &big).expect("write the file");
+    alice
+        .send(&format!(
+            "PRIVMSG &session :send-file {} {}",
+            b.account,
+            path.display()
+        ))
+        .await;
+    alice.wait_for("admin token").await;
+    let pass = format!("alice:{}", a.daemon.admin_token);
+    let mut admin = Raw::register(&a.irc, &pass, "alice2", "").await;
+    admin
+        .send(&format!(
+            "PRIVMSG &session :send-file {} {}",
+            b.account,
+            path.display()
+        ))
+        .await;
+    admin.wait_for("Sent ").await;
+    let line = bob.wait_for("[file] report.bin").await;
+    assert!(line.contains("5.0 MB"), "{line}");
+    let got = fetch_link(&http_b, &line).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(
+        sha256(&got.body),
+        sha256(&big),
+        "the 5 MB file arrives byte-identical"
+    );
+}

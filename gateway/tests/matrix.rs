@@ -2069,3 +2069,184 @@ async fn replies_reactions_redactions_receipts_and_the_timer_in_a_matrix_room() 
     }
     still_fine(&mx, &token).await;
 }
+
+/// Deterministic pseudo-random bytes (xorshift).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// Uploads to the media repository; answers the `content_uri`.
+async fn mx_upload(addr: &str, token: &str, name: &str, mime: &str, data: &[u8]) -> String {
+    let auth = format!("Bearer {token}");
+    let r = support::http_request_bytes(
+        addr,
+        "POST",
+        &format!("/_matrix/media/v3/upload?filename={name}"),
+        &[("authorization", auth.as_str()), ("content-type", mime)],
+        data.to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["content_uri"]
+        .as_str()
+        .expect("content_uri")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_sent_from_a_matrix_client_arrives_byte_identical_on_another() {
+    let net = support::net_with_files("mx-files", CONFIG).await;
+    let (da, db) = (net.daemon("a").await, net.daemon("b").await);
+    let (mut aa, mut ab) = (admin(&da).await, admin(&db).await);
+    create(&mut aa, "alice").await;
+    let bob_id = create(&mut ab, "bob").await;
+    let (mxa, mxb) = (matrix_addr(&da), matrix_addr(&db));
+    let alice = login(&mxa, "alice", &da.admin_token).await;
+    let bob = login(&mxb, "bob", &db.admin_token).await;
+
+    let (status, cfg) = raw(
+        &mxa,
+        "GET",
+        "/_matrix/client/v1/media/config",
+        Some(&alice),
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{cfg}");
+    assert_eq!(cfg["m.upload.size"], 9_828_080);
+    let (status, _) = raw(&mxa, "GET", "/_matrix/client/v1/media/config", None, b"").await;
+    assert_eq!(status, 401, "authenticated media needs a token");
+
+    let body = json!({ "invite": [user(&bob_id).to_string()], "is_direct": true });
+    let (status, v) = raw(
+        &mxa,
+        "POST",
+        &v3("createRoom"),
+        Some(&alice),
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let room_a = v["room_id"].as_str().expect("room_id").to_owned();
+
+    let mut image = hex::decode("89504e470d0a1a0a").expect("hex");
+    image.extend(noise(30_000, 3));
+    let big = noise(5_000_000, 4);
+    let pic_uri = mx_upload(&mxa, &alice, "cat.png", "image/png", &image).await;
+    let big_uri = mx_upload(&mxa, &alice, "data.bin", "application/octet-stream", &big).await;
+    assert!(
+        pic_uri.starts_with(&format!("mxc://{SERVER}/")),
+        "{pic_uri}"
+    );
+    for (txn, msgtype, name, uri) in [
+        ("f1", "m.image", "cat.png", &pic_uri),
+        ("f2", "m.file", "data.bin", &big_uri),
+    ] {
+        let content = json!({ "msgtype": msgtype, "body": name, "url": uri });
+        let path = v3(&format!("rooms/{}/send/m.room.message/{txn}", enc(&room_a)));
+        let (status, v) = raw(
+            &mxa,
+            "PUT",
+            &path,
+            Some(&alice),
+            content.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    // A foreign mxc:// URL is refused.
+    let content = json!({ "msgtype": "m.file", "body": "x", "url": "mxc://elsewhere/abc" });
+    let path = v3(&format!("rooms/{}/send/m.room.message/f3", enc(&room_a)));
+    let (status, _) = raw(
+        &mxa,
+        "PUT",
+        &path,
+        Some(&alice),
+        content.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // Bob's client: the invite, then both media events with mxc:// URLs of his server.
+    let mut since = String::new();
+    let mut media: Vec<Value> = Vec::new();
+    let mut joined = false;
+    let until = Instant::now() + DEADLINE;
+    while media.len() < 2 {
+        assert!(Instant::now() < until, "no media events; got {media:?}");
+        let q = if since.is_empty() {
+            "sync?timeout=1000".to_owned()
+        } else {
+            format!("sync?timeout=1000&since={since}")
+        };
+        let (status, v) = raw(&mxb, "GET", &v3(&q), Some(&bob), b"").await;
+        assert_eq!(status, 200, "{v}");
+        since = v["next_batch"].as_str().unwrap_or_default().to_owned();
+        if !joined {
+            if let Some(room) = v["rooms"]["invite"]
+                .as_object()
+                .and_then(|o| o.keys().next())
+            {
+                let path = v3(&format!("rooms/{}/join", enc(room)));
+                let (status, j) = raw(&mxb, "POST", &path, Some(&bob), b"{}").await;
+                assert_eq!(status, 200, "{j}");
+                joined = true;
+            }
+        }
+        if let Some(rooms) = v["rooms"]["join"].as_object() {
+            for room in rooms.values() {
+                for ev in room["timeline"]["events"].as_array().into_iter().flatten() {
+                    if ev["content"]["url"].is_string() {
+                        media.push(ev["content"].clone());
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(media[0]["msgtype"], "m.image", "{media:?}");
+    assert_eq!(media[0]["info"]["mimetype"], "image/png");
+    assert_eq!(media[1]["msgtype"], "m.file");
+    assert_eq!(media[1]["info"]["size"], 5_000_000);
+    for (content, want) in media.iter().zip([&image, &big]) {
+        let uri = content["url"].as_str().expect("url");
+        let (server, id) = uri
+            .strip_prefix("mxc://")
+            .and_then(|r| r.split_once('/'))
+            .expect("an mxc URI");
+        let auth = format!("Bearer {bob}");
+        let got = support::http_request_bytes(
+            &mxb,
+            "GET",
+            &format!("/_matrix/client/v1/media/download/{server}/{id}"),
+            &[("authorization", auth.as_str())],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(got.status, 200, "{}", got.text());
+        assert_eq!(
+            sha256(&got.body),
+            sha256(want),
+            "byte-identical through Matrix"
+        );
+    }
+    // Another identity's media or an unknown id: 404.
+    let unknown = format!(
+        "/_matrix/client/v1/media/download/{SERVER}/{}",
+        "0".repeat(32)
+    );
+    let (status, v) = raw(&mxb, "GET", &unknown, Some(&bob), b"").await;
+    is_error(&(status, v), 404, "M_NOT_FOUND");
+}

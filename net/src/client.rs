@@ -47,6 +47,11 @@ use super::transport::Transport;
 
 pub use send::RpcReply;
 
+/// Extra wait per MiB of a file transfer ([`NetClient::server_transfer`]) on top of
+/// `onion_timeout_ms`: 4 s, i.e. at least 256 KiB/s end to end across the three relays, so a
+/// 10 MB attachment gets 40 s more than a small request.
+pub const TRANSFER_ALLOWANCE_MS_PER_MIB: u64 = 4_000;
+
 /// The network client. Cheap to clone; clones share state.
 #[derive(Clone)]
 pub struct NetClient {

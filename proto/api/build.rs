@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "sessiond/v1/webhooks.proto",
                 "sessiond/v1/groups.proto",
                 "sessiond/v1/interactions.proto",
+                "sessiond/v1/attachments.proto",
             ],
             &["."],
         )?;

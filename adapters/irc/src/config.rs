@@ -47,6 +47,10 @@ pub struct IrcConfig {
     /// conversation replayed when it connects (with a notice saying how to get older ones).
     #[serde(default = "default_replay_lines")]
     pub replay_lines: u32,
+    /// Where clients upload files (`soju.im/FILEHOST`): set by the daemon to its HTTP
+    /// listener's `/upload` when it runs; not a config key.
+    #[serde(skip)]
+    pub filehost: Option<String>,
 }
 
 impl Default for IrcConfig {
@@ -62,6 +66,7 @@ impl Default for IrcConfig {
             flood_burst: default_flood_burst(),
             flood_lines_per_sec: default_flood_lines_per_sec(),
             replay_lines: default_replay_lines(),
+            filehost: None,
         }
     }
 }

@@ -266,7 +266,11 @@ impl RoomView<'_> {
     pub fn timeline_event(&self, ev: &Event, ids: &IdentityState) -> Option<Value> {
         let (sender, content, ts) = match ev.kind.as_ref()? {
             event::Kind::Incoming(m) => {
-                let mut content = if m.text.is_empty() {
+                let mut content = if let Some(c) =
+                    crate::media::media_content(self.server, &m.text, &m.attachments)
+                {
+                    c
+                } else if m.text.is_empty() {
                     json!({ "msgtype": "m.notice", "body": "(a message sessiond cannot show)" })
                 } else {
                     json!({ "msgtype": "m.text", "body": m.text })
@@ -275,7 +279,8 @@ impl RoomView<'_> {
                 (self.ghost(), content, m.sent_at_ms)
             }
             event::Kind::Outgoing(m) => {
-                let mut content = json!({ "msgtype": "m.text", "body": m.text });
+                let mut content = crate::media::media_content(self.server, &m.text, &m.attachments)
+                    .unwrap_or_else(|| json!({ "msgtype": "m.text", "body": m.text }));
                 crate::interact::decorate(&mut content, ev);
                 (self.me.user_id.clone(), content, m.sent_at_ms)
             }

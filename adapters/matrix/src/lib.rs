@@ -17,6 +17,7 @@
 //!   members, `/messages`.
 //! - `account`: discovery, capabilities, filters, account data, profiles, push rules, devices.
 //! - `events`: the mapping of conversations and event-log entries to Matrix events.
+//! - `media`: the media repository over Session attachments (`mxc://` both ways).
 //! - `ids`: Matrix ids for sessiond things, made and read back without storage.
 //! - `state`: what is kept in memory per identity (live subscription, typing, filters).
 //! - [`err`](MatrixError): errors and their one mapping to Matrix `errcode`s.
@@ -30,6 +31,7 @@ mod http;
 mod ids;
 mod ignored;
 mod interact;
+mod media;
 mod rooms;
 mod router;
 mod state;

@@ -459,6 +459,12 @@ pub(crate) async fn event(
 struct MessageBody {
     msgtype: String,
     body: String,
+    /// `m.image`/`m.file`/`m.audio`/`m.video`: the `mxc://` URI of an upload.
+    #[serde(default)]
+    url: Option<String>,
+    /// The file's name; a `body` that differs from it is a caption.
+    #[serde(default)]
+    filename: Option<String>,
 }
 
 /// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}`: `m.room.message` with a
@@ -484,12 +490,25 @@ pub(crate) async fn send(
     }
     let raw: Value = body.json()?;
     let body: MessageBody = body.json()?;
+    let mut attachment_ids = Vec::new();
     let text = match body.msgtype.as_str() {
         "m.text" | "m.notice" => body.body,
         "m.emote" => format!("* {} {}", me.display_name(), body.body),
+        "m.image" | "m.file" | "m.audio" | "m.video" => {
+            let url = body
+                .url
+                .as_deref()
+                .ok_or_else(|| MatrixError::param("url", "a media message needs its mxc:// url"))?;
+            attachment_ids.push(crate::media::attachment_of(&s.config.server_name, url)?);
+            // The body is the file name, or (with a different filename) a caption.
+            match body.filename {
+                Some(name) if name != body.body => body.body,
+                _ => String::new(),
+            }
+        }
         other => {
             return Err(MatrixError::Unsupported(format!(
-                "{other} messages cannot be sent to a Session conversation (text only)"
+                "{other} messages cannot be sent to a Session conversation"
             )))
         }
     };
@@ -509,6 +528,7 @@ pub(crate) async fn send(
             text,
             idempotency_key: key,
             reply_to,
+            attachment_ids,
             ..SendMessageRequest::default()
         })
         .await

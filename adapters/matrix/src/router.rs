@@ -97,6 +97,7 @@ fn client_api() -> Router<Arc<Shared>> {
         .route("/room_keys/keys", get(a::no_key_backup))
         .route("/room_keys/keys/*rest", get(a::no_key_backup))
         .route("/thirdparty/protocols", get(a::third_party_protocols))
+        .merge(crate::media::routes())
 }
 
 /// The whole app: discovery, the client API under its prefixes, the Matrix error for
@@ -109,6 +110,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .nest("/_matrix/client/r0", api.clone())
         .nest("/_matrix/client/v3", api.clone())
         .nest("/_matrix/client/v1", api)
+        .merge(crate::media::upload_routes())
         // After every route and nest: it applies to the routes added before it.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_endpoint)

@@ -482,6 +482,11 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
+fn attachment_json(a: &sessiond_api::v1::Attachment) -> serde_json::Value {
+    json!({"id": a.id, "file_name": a.file_name, "content_type": a.content_type, "size": a.size,
+           "state": a.state().as_str_name(), "reason": a.reason, "local_url": a.local_url})
+}
+
 /// An event as the JSON line `sessiond listen` prints.
 pub fn event_json(e: &Event) -> serde_json::Value {
     let mut v = json!({"seq": e.seq, "recorded_at_ms": e.recorded_at_ms, "identity": e.identity});
@@ -490,6 +495,8 @@ pub fn event_json(e: &Event) -> serde_json::Value {
             "type": "incoming", "sender": m.sender, "text": m.text, "sent_at_ms": m.sent_at_ms,
             "received_at_ms": m.received_at_ms, "hash": m.hash,
             "sender_profile_name": m.sender_profile_name, "conversation_id": m.conversation_id,
+            "sender_profile_name": m.sender_profile_name,
+            "attachments": m.attachments.iter().map(attachment_json).collect::<Vec<_>>(),
         }),
         Some(event::Kind::Outgoing(m)) => json!({
             "type": "outgoing", "message_id": m.message_id, "recipient": m.recipient,
@@ -544,6 +551,12 @@ pub fn event_json(e: &Event) -> serde_json::Value {
             "type": "notice", "conversation": n.conversation, "author": n.author,
             "kind": n.kind, "reason": n.reason,
         }),
+        Some(event::Kind::Attachment(a)) => {
+            let a = a.attachment.clone().unwrap_or_default();
+            json!({"type": "attachment", "id": a.id, "conversation_id": a.conversation_id,
+                   "file_name": a.file_name, "size": a.size, "state": a.state().as_str_name(),
+                   "reason": a.reason, "local_url": a.local_url})
+        }
         None => json!({"type": "unknown"}),
     };
     if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use session_devnet::{Devnet, DevnetConfig, DevnetError, Manifest};
+use session_devnet::{
+    Devnet, DevnetConfig, DevnetError, FileServerConfig, Manifest, ManifestServer,
+};
 
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::{self, DaemonError, Listening, RunOptions};
@@ -115,7 +117,16 @@ pub fn load_config(
 /// The seeds of a `--seeds` value: URLs as given, a file (`….json` or an existing path) read
 /// as a devnet manifest.
 pub fn resolve_seeds(values: &[String]) -> Result<Vec<String>, RunError> {
+    Ok(resolve_network(values)?.0)
+}
+
+/// The seeds of a `--seeds` value (see [`resolve_seeds`]) and the file server of the first
+/// manifest that names one.
+pub fn resolve_network(
+    values: &[String],
+) -> Result<(Vec<String>, Option<ManifestServer>), RunError> {
     let mut out = Vec::new();
+    let mut file_server = None;
     for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
         if v.contains("://") {
             out.push(v.to_owned());
@@ -132,8 +143,18 @@ pub fn resolve_seeds(values: &[String]) -> Result<Vec<String>, RunError> {
             return Err(bad("it lists no seeds".to_owned()));
         }
         out.extend(manifest.seeds);
+        if file_server.is_none() {
+            file_server = manifest.file_server;
+        }
     }
-    Ok(out)
+    Ok((out, file_server))
+}
+
+/// Points `[attachments]` at a devnet's file server.
+fn use_file_server(config: &mut Config, server: &ManifestServer) {
+    config.attachments.file_server = server.url.clone();
+    config.attachments.file_server_x25519 = server.x25519.clone();
+    config.attachments.file_server_ed25519 = server.ed25519.clone();
 }
 
 /// Runs `sessiond run`: prints the listening addresses on stdout (a banner for a person when
@@ -154,8 +175,12 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, human: bool) -> Result<(), Run
         config.metrics.enabled = true;
     }
     if !args.seeds.is_empty() {
-        config.network.seeds = resolve_seeds(&args.seeds)?;
+        let (seeds, file_server) = resolve_network(&args.seeds)?;
+        config.network.seeds = seeds;
         config.network.offline = false;
+        if let Some(server) = &file_server {
+            use_file_server(&mut config, server);
+        }
     }
     daemon::init_logging(&config.log.level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -183,10 +208,14 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, human: bool) -> Result<(), Run
                 swarm_size: 3,
                 relay_timeout: Duration::from_secs(5),
                 replication_timeout: Duration::from_secs(2),
+                file_server: Some(FileServerConfig::default()),
                 ..DevnetConfig::default()
             })
             .await?;
             devnet.write_manifest(&data_dir.join(DEVNET_MANIFEST))?;
+            if let Some(server) = devnet.manifest().file_server {
+                use_file_server(&mut config, &server);
+            }
             config.network.seeds = devnet.seeds();
             config.network.offline = false;
             opts.demo_identities = true;

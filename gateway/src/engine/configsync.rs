@@ -762,6 +762,7 @@ mod tests {
             activity: Mutex::new(HashMap::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             sync: Arc::new(SyncHub::default()),
+            files: None,
         }
     }
 

@@ -118,6 +118,7 @@ async fn reply(ctx: &Ctx, me: &IdentityRecord, keys: &Arc<IdentityKeys>, m: Rece
                     idempotency_key: None,
                     sync_copy,
                     extras: Default::default(),
+                    attachments: Vec::new(),
                 },
                 sent_at_ms,
             )

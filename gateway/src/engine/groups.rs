@@ -453,6 +453,8 @@ fn absorb(
                     .filter(|n| !n.is_empty()),
                 sync_target: None,
                 extras: Default::default(),
+                attachments: Vec::new(),
+                pointers: Vec::new(),
             });
         }
     }

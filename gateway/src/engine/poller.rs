@@ -310,6 +310,14 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
             return Opened::Skip;
         }
     };
+    let conversation = sync_target
+        .clone()
+        .unwrap_or_else(|| incoming.sender.to_string());
+    let (attachments, pointers) = data
+        .attachments
+        .iter()
+        .map(|p| crate::files::incoming_view(p, &conversation, sync_target.is_some()))
+        .unzip();
     Opened::Message(Received {
         sender: incoming.sender.to_string(),
         conversation: None,
@@ -332,6 +340,8 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
             expiry: expiry.map(ExpirySetting::from_protocol),
             expires_at_ms: None,
         },
+        attachments,
+        pointers,
     })
 }
 
@@ -610,6 +620,9 @@ async fn poll_once(
         .map_err(engine_err)?;
     // Kept: the cursors move (a failure above polls the same messages again).
     cursor.mailbox.advance(&poll);
+    if let Some(files) = &ctx.files {
+        files.after_received(id, &added);
+    }
     ctx.metrics.messages_received(added.len());
     // After the messages they may follow, so a subscriber sees "stopped typing" after the text.
     let notices = typing.len();

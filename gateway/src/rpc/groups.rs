@@ -881,6 +881,7 @@ pub(super) fn send_to_group(
             idempotency_key,
             sync_copy: None,
             extras: Default::default(),
+            attachments: Vec::new(),
         },
         now,
     )?)

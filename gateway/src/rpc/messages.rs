@@ -12,19 +12,20 @@ use session_proto::account_id::{AccountId, Prefix};
 use session_proto::interaction::{message_content, ExpiryMode, MessageRef};
 use session_proto::keys::IdentityKeys;
 use session_proto::message::{typing_content, TYPING_TTL_MS};
-use session_proto::protos::Content;
+use session_proto::protos::{AttachmentPointer, Content};
 use sessiond_api::v1::message_service_server::MessageService;
 use sessiond_api::v1::{
-    event, ConversationChanged, ConversationKind, DeliveryState as ApiDeliveryState,
-    DeliveryUpdate, Event, IncomingMessage, ListEventsRequest, ListEventsResponse, OutgoingMessage,
-    SendMessageRequest, SendMessageResponse, SendTypingRequest, SendTypingResponse,
-    SubscribeRequest, SubscribeResponse, Typing,
+    event, AttachmentUpdate, ConversationChanged, ConversationKind,
+    DeliveryState as ApiDeliveryState, DeliveryUpdate, Event, IncomingMessage, ListEventsRequest,
+    ListEventsResponse, OutgoingMessage, SendMessageRequest, SendMessageResponse,
+    SendTypingRequest, SendTypingResponse, SubscribeRequest, SubscribeResponse, Typing,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::attachments::attachment_to_api;
 use super::auth::caller;
 use super::conversations::conversation_to_api;
 use super::identities::log_epoch;
@@ -36,8 +37,8 @@ use super::seal::sync_copy;
 use super::{now_ms, page, ApiError, Service, State};
 use crate::address::{self, Kind};
 use crate::store::{
-    DeliveryState, EventKind, IdentityId, IdentityRecord, MessageExtras, NewOutgoing, Queued,
-    SentKey, StoredEvent, TypingNotice,
+    AttachmentState, AttachmentView, DeliveryState, EventKind, IdentityId, IdentityRecord,
+    MessageExtras, NewOutgoing, Queued, SentKey, StoredEvent, TypingNotice,
 };
 
 /// The longest text, in UTF-16 code units: the Session clients' limit for non-Pro accounts
@@ -45,6 +46,8 @@ use crate::store::{
 pub const MAX_TEXT_UTF16: usize = 2000;
 /// The namespace one-to-one messages are stored in.
 pub const NAMESPACE_DEFAULT: i32 = 0;
+/// The most attachments one message carries (desktop's limit).
+pub const MAX_ATTACHMENTS: usize = 32;
 /// The longest idempotency key, in characters.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// Events read from the store per batch while streaming a backlog.
@@ -118,6 +121,7 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
                 reply_to,
                 disappearing,
                 expires_at_ms,
+                attachments: m.attachments.into_iter().map(attachment_to_api).collect(),
             })
         }
         EventKind::Outgoing {
@@ -127,6 +131,7 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             sent_at_ms,
             from_other_device,
             extras,
+            attachments,
         } => {
             let (reply_to, disappearing, expires_at_ms) = extras_to_api(extras);
             event::Kind::Outgoing(OutgoingMessage {
@@ -140,8 +145,12 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
                 reply_to,
                 disappearing,
                 expires_at_ms,
+                attachments: attachments.into_iter().map(attachment_to_api).collect(),
             })
         }
+        EventKind::Attachment(a) => event::Kind::Attachment(AttachmentUpdate {
+            attachment: Some(attachment_to_api(a)),
+        }),
         EventKind::Delivery {
             message_id,
             recipient,
@@ -247,6 +256,38 @@ pub fn check_cursor(
     Ok(current)
 }
 
+/// The pointers and event views of the uploaded attachments a message sends: each must be the
+/// identity's own, in state uploaded.
+fn sent_attachments(
+    state: &State,
+    identity: IdentityId,
+    ids: &[String],
+    conversation: &str,
+) -> Result<(Vec<AttachmentPointer>, Vec<AttachmentView>), ApiError> {
+    let mut pointers = Vec::with_capacity(ids.len());
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::field(
+                "attachment_ids",
+                "ids are 32 hex characters",
+            ));
+        }
+        let record = state.store.attachment(identity, id)?;
+        if record.view.state != AttachmentState::Uploaded {
+            return Err(ApiError::field(
+                "attachment_ids",
+                format!("{id} is not an uploaded attachment (Upload gives those)"),
+            ));
+        }
+        pointers.push(crate::files::Files::pointer_of(&record)?);
+        let mut view = record.view;
+        view.conversation = conversation.to_owned();
+        views.push(view);
+    }
+    Ok((pointers, views))
+}
+
 fn duplicate(first: SentKey) -> SendMessageResponse {
     SendMessageResponse {
         message_id: first.message_id,
@@ -289,9 +330,19 @@ impl MessageService for Service {
             idempotency_key,
             reply_to,
             disappearing,
+            attachment_ids,
         } = req.into_inner();
         let (address, kind) = parse_conversation("recipient", &recipient)?;
-        validate_text(&text)?;
+        if attachment_ids.len() > MAX_ATTACHMENTS {
+            return Err(ApiError::field(
+                "attachment_ids",
+                format!("at most {MAX_ATTACHMENTS} attachments per message"),
+            )
+            .into());
+        }
+        if attachment_ids.is_empty() || !text.is_empty() {
+            validate_text(&text)?;
+        }
         let key = validate_idempotency_key(&idempotency_key)?;
         if kind == Kind::Group {
             let out = self
@@ -354,6 +405,8 @@ impl MessageService for Service {
                         limit,
                     });
                 }
+                let (pointers, attachments) =
+                    sent_attachments(state, record.id, &attachment_ids, &recipient.to_string())?;
                 let seed = state.store.identity_seed(&record.name)?;
                 let keys = IdentityKeys::from_seed(&seed);
                 let conversation = recipient.to_string();
@@ -385,13 +438,19 @@ impl MessageService for Service {
                     sent_at_ms: r.sent_at_ms,
                     author: r.author.clone(),
                 });
-                let content = message_content(
+                let mut content = message_content(
                     &text,
                     quote.as_ref(),
                     record.display_name.as_deref(),
                     expiry,
                     sent_at_ms,
                 );
+                if let Some(data) = content.data_message.as_mut() {
+                    if text.is_empty() {
+                        data.body = None;
+                    }
+                    data.attachments = pointers;
+                }
                 // An after-send message lives in the swarms only as long as its timer.
                 let ttl_ms = match expiry {
                     Some(e) if e.mode == ExpiryMode::AfterSend => default_ttl_ms.min(e.millis()),
@@ -421,6 +480,7 @@ impl MessageService for Service {
                         idempotency_key: key,
                         sync_copy,
                         extras,
+                        attachments,
                     },
                     sent_at_ms,
                 )?;

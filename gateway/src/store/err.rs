@@ -171,6 +171,13 @@ pub enum StoreError {
         /// The timestamp given.
         sent_at_ms: u64,
     },
+
+    /// The identity has no attachment with this id.
+    #[error("no attachment {id}")]
+    UnknownAttachment {
+        /// The attachment id (the caller's own input).
+        id: String,
+    },
 }
 
 impl StoreError {
@@ -199,6 +206,7 @@ impl HasKind for StoreError {
             | StoreError::UnknownOutboxEntry { .. }
             | StoreError::UnknownConversation { .. }
             | StoreError::UnknownMessage { .. } => ErrorKind::NotFound,
+            StoreError::UnknownAttachment { .. } => ErrorKind::NotFound,
             StoreError::BadHandle { .. } | StoreError::SeqPastEnd { .. } => ErrorKind::InvalidInput,
             StoreError::Locked { .. } => ErrorKind::Unauthenticated,
             StoreError::Secrets(e) => e.kind(),

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::files::{AttachmentRecord, AttachmentView};
+
 /// The store's number for an identity: allocated once, never reused, so data keyed by it cannot
 /// leak into a later identity that reuses a name.
 pub type IdentityId = u64;
@@ -57,6 +59,9 @@ pub enum EventKind {
         /// The quote and the disappearing timer it was sent with. Absent in older records.
         #[serde(default, skip_serializing_if = "MessageExtras::is_empty")]
         extras: MessageExtras,
+        /// Its attachments. Absent (none) in older records.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentView>,
     },
     /// An outgoing message was stored by the swarm, or given up.
     Delivery {
@@ -79,6 +84,8 @@ pub enum EventKind {
     /// A conversation's state or its contact's names changed (see [`ConversationView::changed`]);
     /// the conversation as it is after the change.
     Conversation(ConversationView),
+    /// An attachment of a message changed state: the attachment after the change.
+    Attachment(AttachmentView),
     /// Something happened in a group: an invitation, joining, members added or removed or
     /// promoted, a rename, being kicked, leaving, the group destroyed.
     Group(super::GroupChange),
@@ -245,6 +252,7 @@ impl EventKind {
             | EventKind::Removed { conversation, .. }
             | EventKind::Disappearing { conversation, .. }
             | EventKind::Notice { conversation, .. } => conversation,
+            EventKind::Attachment(a) => &a.conversation,
         }
     }
 }
@@ -289,6 +297,13 @@ pub struct Received {
     /// The quote and the disappearing timer it came with. Absent in older records.
     #[serde(default, skip_serializing_if = "MessageExtras::is_empty")]
     pub extras: MessageExtras,
+    /// The message's attachments as first recorded (state pending). Absent in older records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentView>,
+    /// The encoded pointers of `attachments` (hex, same order): stored in the attachments
+    /// table, never in the event.
+    #[serde(skip)]
+    pub pointers: Vec<String>,
 }
 
 impl Received {
@@ -296,6 +311,21 @@ impl Received {
     /// the sender.
     pub fn conversation(&self) -> &str {
         self.conversation.as_deref().unwrap_or(&self.sender)
+    }
+
+    /// The attachment records to store with this message.
+    pub fn attachment_records(&self, now_ms: u64) -> Vec<AttachmentRecord> {
+        self.attachments
+            .iter()
+            .zip(&self.pointers)
+            .map(|(view, pointer)| AttachmentRecord {
+                view: view.clone(),
+                pointer: pointer.clone(),
+                stored_bytes: 0,
+                stored_at_ms: 0,
+                created_at_ms: now_ms,
+            })
+            .collect()
     }
 }
 
@@ -324,6 +354,8 @@ pub struct NewOutgoing {
     pub sync_copy: Option<SyncCopy>,
     /// The quote and the disappearing timer it is sent with.
     pub extras: MessageExtras,
+    /// Its attachments (uploaded), for the event log.
+    pub attachments: Vec<AttachmentView>,
 }
 
 /// A sync copy (identity-and-messages §3.7): the same Content with `syncTarget` = the

@@ -249,6 +249,8 @@ mod tests {
             sync_target: None,
             conversation: None,
             extras: Default::default(),
+            attachments: Vec::new(),
+            pointers: Vec::new(),
         }
     }
 

@@ -47,6 +47,7 @@ fn outgoing(n: u8, to: &str) -> NewOutgoing {
         idempotency_key: None,
         sync_copy: None,
         extras: MessageExtras::default(),
+        attachments: Vec::new(),
     }
 }
 
@@ -69,6 +70,8 @@ fn received(hash: &str, from: &str, at: u64) -> Received {
         sender_profile_name: None,
         sync_target: None,
         extras: MessageExtras::default(),
+        attachments: Vec::new(),
+        pointers: Vec::new(),
     }
 }
 
@@ -1227,6 +1230,7 @@ fn a_version_1_file_gets_handles_and_a_peer_index_when_opened() {
                         sent_at_ms: 5,
                         from_other_device: false,
                         extras: MessageExtras::default(),
+                        attachments: Vec::new(),
                     },
                 },
                 StoredEvent {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use session_devnet::{Devnet, DevnetConfig};
+use sessiond_api::v1::attachment_service_client::AttachmentServiceClient;
 use sessiond_api::v1::conversation_service_client::ConversationServiceClient;
 use sessiond_api::v1::group_service_client::GroupServiceClient;
 use sessiond_api::v1::identity_service_client::IdentityServiceClient;
@@ -204,6 +205,7 @@ pub struct Clients {
     pub net: NetworkServiceClient<Authed>,
     pub groups: GroupServiceClient<Authed>,
     pub inter: InteractionServiceClient<Authed>,
+    pub files: AttachmentServiceClient<Authed>,
 }
 
 pub fn clients(channel: &Channel, token: Token) -> Clients {
@@ -213,7 +215,8 @@ pub fn clients(channel: &Channel, token: Token) -> Clients {
         convs: ConversationServiceClient::with_interceptor(channel.clone(), token.clone()),
         net: NetworkServiceClient::with_interceptor(channel.clone(), token.clone()),
         groups: GroupServiceClient::with_interceptor(channel.clone(), token.clone()),
-        inter: InteractionServiceClient::with_interceptor(channel.clone(), token),
+        inter: InteractionServiceClient::with_interceptor(channel.clone(), token.clone()),
+        files: AttachmentServiceClient::with_interceptor(channel.clone(), token),
     }
 }
 
@@ -249,11 +252,31 @@ pub struct Net {
 
 /// Starts a devnet and writes its manifest and `config` (e.g. [`FAST_CONFIG`]) into a temp dir.
 pub async fn net(tag: &str, config: &str) -> Net {
+    net_with(tag, config, None).await
+}
+
+/// [`net`] with a file server beside the nodes (in the manifest, so daemons use it).
+pub async fn net_with_files(tag: &str, config: &str) -> Net {
+    net_with(
+        tag,
+        config,
+        Some(session_devnet::FileServerConfig::default()),
+    )
+    .await
+}
+
+async fn net_with(
+    tag: &str,
+    config: &str,
+    file_server: Option<session_devnet::FileServerConfig>,
+) -> Net {
     let devnet = Devnet::start(DevnetConfig {
         nodes: 9,
         swarm_size: 3,
-        relay_timeout: Duration::from_secs(2),
+        // A relay forwards a file of megabytes within the real network's 30 s, not 2 s.
+        relay_timeout: Duration::from_secs(if file_server.is_some() { 30 } else { 2 }),
         replication_timeout: Duration::from_secs(2),
+        file_server,
         ..DevnetConfig::default()
     })
     .await
@@ -303,6 +326,17 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> HttpReply {
+    http_request_bytes(addr, method, path, headers, body.as_bytes().to_vec()).await
+}
+
+/// [`http_request`] with a body of bytes.
+pub async fn http_request_bytes(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> HttpReply {
     use http_body_util::{BodyExt, Full};
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -320,7 +354,7 @@ pub async fn http_request(
         req = req.header(*k, *v);
     }
     let req = req
-        .body(Full::new(bytes::Bytes::from(body.to_owned())))
+        .body(Full::new(bytes::Bytes::from(body)))
         .expect("request");
     let res = sender.send_request(req).await.expect("send request");
     let status = res.status().as_u16();

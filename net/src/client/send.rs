@@ -15,7 +15,7 @@ use session_proto::onion::{build_request, Destination, EncType, Hop, SnodeReply}
 use session_proto::storage_rpc::{BatchReply, InfoReply, Request, UserPubkey};
 use tracing::debug;
 
-use super::NetClient;
+use super::{NetClient, TRANSFER_ALLOWANCE_MS_PER_MIB};
 use crate::clock::{local_now_ms, NetworkClock};
 use crate::err::{reason_text, NetError, TransportError};
 use crate::events::{NetEvent, RequestOutcome, RequestTarget};
@@ -300,7 +300,7 @@ impl NetClient {
                 },
             )?
         };
-        let reply = self.through_path(&path, request.body, None).await?;
+        let reply = self.through_path(&path, request.body, None, 0).await?;
         match request.reply.open_snode_reply(&reply.body) {
             Ok(r) => {
                 self.lock().path_succeeded(path.id);
@@ -323,15 +323,25 @@ impl NetClient {
     /// Failures strike the path: an unreachable guard, the guard; a timeout or an error
     /// status, the relays ("Next node not found" drops the named node at once). For a request
     /// to `server`, a 502/504 that names no node is the server's (no strike).
+    ///
+    /// `transfer_bytes` (a file's size, 0 for ordinary requests) adds
+    /// [`TRANSFER_ALLOWANCE_MS_PER_MIB`] per MiB to `onion_timeout_ms`: a timeout sized for
+    /// small requests must not cut off an attachment of megabytes crossing three relays.
     pub(super) async fn through_path(
         &self,
         path: &Path,
         body: Vec<u8>,
         server: Option<&str>,
+        transfer_bytes: u64,
     ) -> Result<HttpReply, NetError> {
         let guard = path.guard().clone();
         let target = HttpTarget::snode(&guard, "/onion_req/v2");
-        let timeout = self.ms(self.shared.config.onion_timeout_ms);
+        let allowance = transfer_bytes.saturating_mul(TRANSFER_ALLOWANCE_MS_PER_MIB) >> 20;
+        let timeout = self.ms(self
+            .shared
+            .config
+            .onion_timeout_ms
+            .saturating_add(allowance));
         let result = self.shared.transport.post(&target, body, timeout).await;
         let (cfg, events) = (&self.shared.config, &self.shared.events);
         let reply = match result {

@@ -23,16 +23,33 @@ impl NetClient {
         server: &Server,
         request: &ServerRequest,
     ) -> Result<ServerResponse, NetError> {
-        let r = self.server_inner(server, request).await;
+        let r = self.server_inner(server, request.encode(), 0).await;
+        self.note(r)
+    }
+
+    /// [`NetClient::server_request`] for a file transfer of about `transfer_bytes` either way
+    /// (an upload's body or a download's expected reply): the wait for the reply grows with
+    /// the size (see [`TRANSFER_ALLOWANCE_MS_PER_MIB`](crate::TRANSFER_ALLOWANCE_MS_PER_MIB)).
+    /// The request is taken by value and dropped once encoded, so an upload's body is not held
+    /// twice while it crosses the path.
+    pub async fn server_transfer(
+        &self,
+        server: &Server,
+        request: ServerRequest,
+        transfer_bytes: u64,
+    ) -> Result<ServerResponse, NetError> {
+        let payload = request.encode();
+        drop(request);
+        let r = self.server_inner(server, payload, transfer_bytes).await;
         self.note(r)
     }
 
     async fn server_inner(
         &self,
         server: &Server,
-        request: &ServerRequest,
+        payload: Vec<u8>,
+        transfer_bytes: u64,
     ) -> Result<ServerResponse, NetError> {
-        let payload = request.encode();
         let destination = Destination::Server(server.destination());
         let authority = server.authority();
         let mut retry = Retry::new(self.shared.retry);
@@ -55,7 +72,10 @@ impl NetClient {
                 })?
             };
             let started = Instant::now();
-            let result = match self.through_path(&path, onion.body, Some(&authority)).await {
+            let result = match self
+                .through_path(&path, onion.body, Some(&authority), transfer_bytes)
+                .await
+            {
                 Ok(reply) => match onion.reply.open_v4_reply(&reply.body) {
                     Ok(response) => {
                         self.lock().path_succeeded(path.id);

@@ -6,6 +6,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
+use crate::v1::attachment_service_client::AttachmentServiceClient;
 use crate::v1::conversation_service_client::ConversationServiceClient;
 use crate::v1::group_service_client::GroupServiceClient;
 use crate::v1::identity_service_client::IdentityServiceClient;
@@ -50,7 +51,7 @@ impl tonic::service::Interceptor for Bearer {
 /// A channel whose calls carry one token.
 pub type Authed = InterceptedService<Channel, Bearer>;
 
-/// The four `sessiond.v1` services, all calling with one token. Cheap to clone.
+/// The `sessiond.v1` services, all calling with one token. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Client {
     /// IdentityService: who the daemon holds, tokens, profiles.
@@ -67,6 +68,8 @@ pub struct Client {
     pub groups: GroupServiceClient<Authed>,
     /// InteractionService: reactions, unsend, disappearing timers, read-receipt setting.
     pub interactions: InteractionServiceClient<Authed>,
+    /// AttachmentService: files sent and received.
+    pub attachments: AttachmentServiceClient<Authed>,
 }
 
 impl Client {
@@ -83,7 +86,11 @@ impl Client {
             network: NetworkServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             webhooks: WebhookServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             groups: GroupServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            interactions: InteractionServiceClient::with_interceptor(channel, bearer),
+            interactions: InteractionServiceClient::with_interceptor(
+                channel.clone(),
+                bearer.clone(),
+            ),
+            attachments: AttachmentServiceClient::with_interceptor(channel, bearer),
         })
     }
 

@@ -3,7 +3,9 @@
 //! NOTICE and NICK lines; and the bounded replay of missed messages at registration.
 
 use sessiond_api::client::looks_like_account_id;
-use sessiond_api::v1::{event, DeliveryState, Event, SendMessageRequest, SendTypingRequest};
+use sessiond_api::v1::{
+    event, Attachment, DeliveryState, Event, SendMessageRequest, SendTypingRequest,
+};
 use tracing::debug;
 
 use super::history::{self, is_direct, is_message};
@@ -114,11 +116,24 @@ impl Conn {
         let Some(s) = &self.session else {
             return Ok(());
         };
+        // Links to files uploaded to the daemon (FILEHOST) travel as attachments.
+        let (session_text, attachment_ids) = match self.srv.config.filehost.as_deref() {
+            Some(upload) => match file_links(s, upload, &session_text).await {
+                Ok(found) => found,
+                Err(why) => {
+                    return self
+                        .root_notice(&format!("Your message to {target} was not sent: {why}"))
+                        .await;
+                }
+            },
+            None => (session_text, Vec::new()),
+        };
         let request = SendMessageRequest {
             identity: s.identity.clone(),
             recipient: account.clone(),
             text: session_text,
             reply_to,
+            attachment_ids,
             ..SendMessageRequest::default()
         };
         let sent = s.client.messages.clone().send_message(request).await;
@@ -286,17 +301,18 @@ impl Conn {
         event: &Event,
         batch: Option<&str>,
     ) -> Result<(), Close> {
-        let (from_me, peer, text, time_ms) = match &event.kind {
+        let (from_me, peer, text, time_ms, files) = match &event.kind {
             Some(event::Kind::Incoming(m)) if is_direct(m.conversation_kind) => {
-                (false, &m.sender, &m.text, m.sent_at_ms)
+                (false, &m.sender, &m.text, m.sent_at_ms, &m.attachments)
             }
             Some(event::Kind::Outgoing(m)) if is_direct(m.conversation_kind) => {
-                (true, &m.recipient, &m.text, m.sent_at_ms)
+                (true, &m.recipient, &m.text, m.sent_at_ms, &m.attachments)
             }
             _ => return Ok(()),
         };
         let nick = self.nick_of(peer).await;
-        let (text, reply_tag) = self.reply_decor(event, text).await;
+        let text = with_attachments(text, files);
+        let (text, reply_tag) = self.reply_decor(event, &text).await;
         let shown = Shown {
             from_me,
             peer,
@@ -485,6 +501,82 @@ impl Conn {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The words of `text` that link to files of this daemon (`<base>/files/<token>/…`, `base`
+/// being where FILEHOST uploads go, without `/upload`) become attachment ids; the text keeps
+/// the other words. A link the identity does not own is an error.
+async fn file_links(
+    s: &super::session::Session,
+    upload: &str,
+    text: &str,
+) -> Result<(String, Vec<String>), String> {
+    let files = format!("{}/files/", upload.trim_end_matches("/upload"));
+    if !text.contains(&files) {
+        return Ok((text.to_owned(), Vec::new()));
+    }
+    let mut ids = Vec::new();
+    let mut kept = Vec::new();
+    for word in text.split(' ') {
+        if !word.starts_with(&files) {
+            kept.push(word);
+            continue;
+        }
+        let found = s
+            .client
+            .attachments
+            .clone()
+            .get_attachment(sessiond_api::v1::GetAttachmentRequest {
+                identity: s.identity.clone(),
+                link: word.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|st| format!("{word}: {}", crate::err::status_text(&st)))?;
+        if let Some(a) = found.into_inner().attachment {
+            ids.push(a.id);
+        }
+    }
+    Ok((kept.join(" ").trim().to_owned(), ids))
+}
+
+/// A message's text followed by one line per attachment: `[file] name (size, type) link`.
+pub(super) fn with_attachments(text: &str, files: &[Attachment]) -> String {
+    let mut out = text.to_owned();
+    for a in files {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let name = if a.file_name.is_empty() {
+            "unnamed"
+        } else {
+            &a.file_name
+        };
+        let kind = if a.content_type.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", a.content_type)
+        };
+        out.push_str(&format!("[file] {name} ({}{kind})", human_size(a.size)));
+        if !a.local_url.is_empty() {
+            out.push(' ');
+            out.push_str(&a.local_url);
+        }
+        if !a.reason.is_empty() {
+            out.push_str(&format!(" — {}", a.reason));
+        }
+    }
+    out
+}
+
+/// `512 B`, `2.9 kB`, `5.0 MB` (decimal units, as file managers show them).
+pub(super) fn human_size(n: u64) -> String {
+    match n {
+        0 => "size unknown".to_owned(),
+        n if n < 1_000 => format!("{n} B"),
+        n if n < 1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        n => format!("{:.1} MB", n as f64 / 1e6),
     }
 }
 

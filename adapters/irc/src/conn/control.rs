@@ -27,6 +27,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("network", "network [status] | network rebuild (admin token only)"),
     ("history", "history <nick> [count]: replay the last messages with someone (at most 100)"),
     ("disappear", "disappear <nick> <duration: 30s, 5m, 12h, 1d> [after-read|after-send] | disappear <nick> off: disappearing messages"),
+    ("send-file", "send-file <nick> <path>: send a file on the daemon's host as an attachment (admin token only)"),
 ];
 
 /// What root says when another device of the account published device-group keys.
@@ -75,6 +76,7 @@ impl Conn {
             "network" => self.cmd_network(args).await,
             "disappear" | "disappearing" => self.cmd_disappear(args).await,
             "history" => return self.cmd_history(args, reply_to).await,
+            "send-file" | "sendfile" => return self.cmd_send_file(text, reply_to).await,
             _ => Ok(unknown(&command, COMMANDS.iter().map(|c| c.0))),
         };
         let text = match answer {
@@ -465,6 +467,45 @@ impl Conn {
         }
     }
 
+    /// `send-file <nick> <path>`: uploads the file (read by the daemon, so admin only: an
+    /// identity's token must not read the daemon's own files) and sends it as an attachment.
+    async fn cmd_send_file(&mut self, text: &str, reply_to: &str) -> Result<(), Close> {
+        // The path is the rest of the line after the nick, spaces and all.
+        let rest = text
+            .split_once(char::is_whitespace)
+            .map_or("", |r| r.1)
+            .trim_start();
+        let (nick, path) = rest
+            .split_once(char::is_whitespace)
+            .map_or((rest, ""), |(n, p)| (n, p.trim()));
+        if nick.is_empty() || path.is_empty() {
+            return self
+                .root_say(reply_to, "Usage: send-file <nick> <path>")
+                .await;
+        }
+        if !self.session.as_ref().is_some_and(|s| s.admin) {
+            return self
+                .root_say(reply_to, &format!("Sorry, {ADMIN_ONLY}."))
+                .await;
+        }
+        let Some(account) = self.resolve(nick).await else {
+            return self
+                .root_say(
+                    reply_to,
+                    &format!("No contact is called {nick}: 'contacts list' shows them."),
+                )
+                .await;
+        };
+        let Some(s) = &self.session else {
+            return Ok(());
+        };
+        let answer = match send_file(&s.client, &s.identity, &account, path).await {
+            Ok(size) => format!("Sent {path} ({}) to {nick}.", super::chat::human_size(size)),
+            Err(why) => format!("Cannot send {path}: {why}"),
+        };
+        self.root_say(reply_to, &answer).await
+    }
+
     async fn cmd_history(&mut self, args: &[&str], reply_to: &str) -> Result<(), Close> {
         let Some(nick) = args.first() else {
             return self
@@ -560,6 +601,78 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// Streams the file at `path` into AttachmentService.Upload and sends it to `account`; the
+/// bytes sent, or why not (for a person).
+pub(super) async fn send_file(
+    client: &sessiond_api::client::Client,
+    identity: &str,
+    account: &str,
+    path: &str,
+) -> Result<u64, String> {
+    use sessiond_api::v1::{upload_request, SendMessageRequest, UploadMetadata, UploadRequest};
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let size = file.metadata().await.map_err(|e| e.to_string())?.len();
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let first = UploadRequest {
+        part: Some(upload_request::Part::Metadata(UploadMetadata {
+            identity: identity.to_owned(),
+            file_name: name,
+            size,
+            ..Default::default()
+        })),
+    };
+    // Owned by the upload call below: ends at the end of the file or when the call drops rx.
+    let reader = tokio::spawn(async move {
+        if tx.send(first).await.is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match file.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let chunk = UploadRequest {
+                        part: Some(upload_request::Part::Chunk(buf[..n].to_vec())),
+                    };
+                    if tx.send(chunk).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let uploaded = client
+        .attachments
+        .clone()
+        .upload(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await;
+    reader.abort();
+    let attachment = uploaded
+        .map_err(|s| crate::err::status_text(&s))?
+        .into_inner()
+        .attachment
+        .ok_or("the daemon answered without the attachment")?;
+    client
+        .messages
+        .clone()
+        .send_message(SendMessageRequest {
+            identity: identity.to_owned(),
+            recipient: account.to_owned(),
+            attachment_ids: vec![attachment.id],
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| crate::err::status_text(&s))?;
+    Ok(size)
 }
 
 #[cfg(test)]

@@ -385,7 +385,7 @@ impl Conn {
         .await?;
         self.numeric(RPL_MYINFO, &[&server, VERSION, "i", "nt"])
             .await?;
-        let tokens = isupport(&server);
+        let tokens = isupport(&server, self.srv.config.filehost.as_deref());
         for chunk in tokens.chunks(12) {
             let mut params: Vec<&str> = chunk.iter().map(String::as_str).collect();
             params.push("are supported by this server");
@@ -482,9 +482,9 @@ fn free_nick(asked: &str, identity: &str, dir: &directory::Directory, seq: u64) 
 }
 
 /// The ISUPPORT tokens: the real limits of this server.
-fn isupport(server: &str) -> Vec<String> {
+fn isupport(server: &str, filehost: Option<&str>) -> Vec<String> {
     let _ = server;
-    [
+    let mut tokens: Vec<String> = [
         "AWAYLEN=200",
         "CASEMAPPING=ascii",
         "CHANLIMIT=&:1",
@@ -506,7 +506,14 @@ fn isupport(server: &str) -> Vec<String> {
     ]
     .iter()
     .map(|s| (*s).to_owned())
-    .collect()
+    .collect();
+    // Clients that know it upload files to the daemon (HTTP POST with the IRC credentials)
+    // and put the link in a PRIVMSG, which then goes out as a Session attachment.
+    if let Some(url) = filehost {
+        tokens.push(format!("soju.im/FILEHOST={url}"));
+        tokens.push(format!("draft/FILEHOST={url}"));
+    }
+    tokens
 }
 
 /// A refused login in words (without the token).
