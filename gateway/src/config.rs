@@ -107,6 +107,17 @@ pub struct PollConfig {
     /// Seconds without messages after which the idle interval applies.
     #[serde(default = "default_poll_idle_after_secs")]
     pub idle_after_secs: u64,
+    /// Interval once it has been idle for `dormant_after_secs` (an identity nobody writes to),
+    /// ms.
+    #[serde(default = "default_poll_dormant_ms")]
+    pub dormant_interval_ms: u64,
+    /// Seconds without messages after which the dormant interval applies.
+    #[serde(default = "default_poll_dormant_after_secs")]
+    pub dormant_after_secs: u64,
+    /// Poll requests (onion requests) per second all identities together may send, at most;
+    /// polls beyond it wait their turn. 0: no limit.
+    #[serde(default = "default_poll_max_requests_per_sec")]
+    pub max_requests_per_sec: u32,
 }
 
 /// `[outbox]`: how queued messages are sent and retried.
@@ -125,6 +136,10 @@ pub struct OutboxConfig {
     /// How long the recipient's swarm keeps a message, seconds (at most 14 days).
     #[serde(default = "default_message_ttl_secs")]
     pub message_ttl_secs: u64,
+    /// Queued messages bound for one swarm stored with one onion request (a `batch` of
+    /// stores), at most; 1 sends each alone. At most 20 (the storage server's batch limit).
+    #[serde(default = "default_outbox_batch_max")]
+    pub batch_max: usize,
 }
 
 /// `true`, for switches that are on unless turned off.
@@ -172,6 +187,22 @@ pub fn default_outbox_backoff_max_ms() -> u64 {
 pub fn default_message_ttl_secs() -> u64 {
     14 * 24 * 3600
 }
+/// 2 minutes once dormant.
+pub fn default_poll_dormant_ms() -> u64 {
+    120_000
+}
+/// Dormant after 30 minutes without messages.
+pub fn default_poll_dormant_after_secs() -> u64 {
+    1_800
+}
+/// 50 polls per second: 1,000 idle identities at the 30 s idle interval need 33.
+pub fn default_poll_max_requests_per_sec() -> u32 {
+    50
+}
+/// 20: as many stores as one `batch` request may carry.
+pub fn default_outbox_batch_max() -> usize {
+    session_proto::storage_rpc::BATCH_MAX
+}
 
 /// The largest message TTL the storage servers accept, seconds.
 pub const MAX_MESSAGE_TTL_SECS: u64 = 14 * 24 * 3600;
@@ -209,6 +240,9 @@ impl Default for PollConfig {
             active_interval_ms: default_poll_active_ms(),
             idle_interval_ms: default_poll_idle_ms(),
             idle_after_secs: default_poll_idle_after_secs(),
+            dormant_interval_ms: default_poll_dormant_ms(),
+            dormant_after_secs: default_poll_dormant_after_secs(),
+            max_requests_per_sec: default_poll_max_requests_per_sec(),
         }
     }
 }
@@ -220,6 +254,7 @@ impl Default for OutboxConfig {
             backoff_initial_ms: default_outbox_backoff_initial_ms(),
             backoff_max_ms: default_outbox_backoff_max_ms(),
             message_ttl_secs: default_message_ttl_secs(),
+            batch_max: default_outbox_batch_max(),
         }
     }
 }
@@ -405,7 +440,15 @@ impl Config {
                 "must be between 1 and 1209600 (14 days)",
             );
         }
-        if self.poll.active_interval_ms == 0 || self.poll.idle_interval_ms == 0 {
+        if self.outbox.batch_max == 0
+            || self.outbox.batch_max > session_proto::storage_rpc::BATCH_MAX
+        {
+            return invalid("outbox.batch_max", "must be between 1 and 20");
+        }
+        if self.poll.active_interval_ms == 0
+            || self.poll.idle_interval_ms == 0
+            || self.poll.dormant_interval_ms == 0
+        {
             return invalid("poll", "intervals must be at least 1 ms");
         }
         if !self.grpc.tcp && !self.grpc.unix_socket {

@@ -3,6 +3,12 @@
 //! account's namespaces 0 and 2-5 (its inbox and config, as desktop polls) in one `batch` onion
 //! request next to five single-namespace polls.
 //!
+//! Onion stores are measured one at a time and with 8 and 64 in flight, next to a CPU bound
+//! measured in the same run: the session-proto work of every hop of one request (the client's
+//! build and reply open, each node's layer peel, the destination's reply seal), done
+//! back-to-back on one thread, times the cores the machine has. The achieved fraction of that
+//! bound says how much of the gap is crypto and how much is I/O, copying and scheduling.
+//!
 //! Run: `cargo bench -p session-net --bench net` (prints requests/s and p50/p99).
 
 use std::sync::Arc;
@@ -18,8 +24,8 @@ use session_proto::storage_rpc::{
 
 /// Requests per measurement.
 const N: usize = 200;
-/// Concurrent requests in the throughput runs.
-const CONCURRENCY: usize = 8;
+/// Concurrent requests in the throughput runs (besides one at a time).
+const CONCURRENCY: [usize; 2] = [8, 64];
 
 struct Stats {
     rps: f64,
@@ -123,7 +129,8 @@ async fn main() {
 
     println!("9-node devnet, 1 KiB messages (retrieve: 10 per reply), {N} requests per row");
     let mut rows = Vec::new();
-    for conc in [1, CONCURRENCY] {
+    let mut cpu_bound = cpu_bound_rps(body.len());
+    for conc in [1, CONCURRENCY[0], CONCURRENCY[1]] {
         let c = client.clone();
         let b = body.clone();
         let onion_store = run(conc, move |i| {
@@ -229,6 +236,26 @@ async fn main() {
             or.rps / dr.rps
         );
     }
+    // Again after the runs, so the bound sees the same machine load; the higher of the two.
+    cpu_bound = cpu_bound.max(cpu_bound_rps(body.len()));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let one = rows[0].1.rps;
+    println!(
+        "CPU bound of an onion store (all hops' session-proto work, {:.0} µs per request): \
+         {:.0} req/s on one core, {:.0} req/s on {cores} cores",
+        1e6 / cpu_bound,
+        cpu_bound,
+        cpu_bound * cores as f64
+    );
+    for (conc, os, ..) in &rows {
+        println!(
+            "onion store, concurrency {conc:>2}: {:>6.0} req/s = {:.2}x one at a time (goal >= 2x \
+             at 8 and 64); {:.0}% of the {cores}-core CPU bound",
+            os.rps,
+            os.rps / one,
+            100.0 * os.rps / (cpu_bound * cores as f64)
+        );
+    }
     poll_batch_vs_single(&client, &rsk, reader).await;
     d.shutdown().await;
 }
@@ -300,4 +327,66 @@ async fn poll_batch_vs_single(client: &NetClient, key: &SigningKey, account: Use
         batch.rps / single.rps,
         batch.p50.as_secs_f64() / single.p50.as_secs_f64()
     );
+}
+
+/// Onion stores per second one core could do if only the protocol's work counted: a 3-hop
+/// request with a `len`-byte message built, its four layers peeled (node keys of our own), the
+/// destination's reply sealed and opened, back-to-back. The fastest of a few batches.
+fn cpu_bound_rps(len: usize) -> f64 {
+    use rand::RngCore;
+    use session_proto::onion::{
+        build_request, open_layer, seal_snode_reply, Destination, EncType, Hop, NodeKeys, Peeled,
+    };
+    let mut rng = rand::thread_rng();
+    let nodes: Vec<NodeKeys> = (0..4)
+        .map(|_| {
+            let mut s = [0u8; 32];
+            rng.fill_bytes(&mut s);
+            NodeKeys::new(s)
+        })
+        .collect();
+    let hops: Vec<Hop> = (0..3)
+        .map(|i| Hop::new(*nodes[i].public(), [i as u8; 32]))
+        .collect();
+    let dest = Destination::Snode(Hop::new(*nodes[3].public(), [3; 32]));
+    // The storage-RPC body the client sends: the message base64 in a store request's JSON.
+    let body = Request::Store(StoreParams {
+        pubkey: UserPubkey([5; 33]),
+        namespace: 0,
+        timestamp: now_ms(),
+        ttl: Some(60_000),
+        expiry: None,
+        data: Base64Bytes(vec![0x5a; len]),
+        signature: None,
+        sig_timestamp: None,
+        pubkey_ed25519: None,
+        sub: SubaccountAuth::default(),
+    })
+    .to_json();
+    let reply = br#"{"hash":"bench","swarm":{}}"#;
+    let one = |rng: &mut rand::rngs::ThreadRng| {
+        let req = build_request(rng, EncType::AesGcm, &hops, &dest, &body).expect("builds");
+        let mut incoming = req.body;
+        for node in &nodes {
+            let opened = open_layer(node, &incoming).expect("opens");
+            match opened.classify().expect("classifies") {
+                Peeled::Relay(r) => incoming = r.next_body,
+                Peeled::Final(f) => {
+                    let sealed = seal_snode_reply(rng, &f, 200, reply);
+                    req.reply.open_snode_reply(&sealed).expect("reply opens");
+                }
+                Peeled::Proxy(_) => unreachable!("a snode destination"),
+            }
+        }
+    };
+    const BATCH: u32 = 20;
+    let mut best = f64::INFINITY;
+    for _ in 0..10 {
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            one(&mut rng);
+        }
+        best = best.min(t.elapsed().as_secs_f64() / f64::from(BATCH));
+    }
+    1.0 / best
 }
