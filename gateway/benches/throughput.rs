@@ -82,6 +82,23 @@ async fn send_concurrent(c: &Clients, n: usize, in_flight: usize) -> f64 {
     rate(n, start.elapsed())
 }
 
+/// The floor under a durable write on this disk: one small redb transaction committed (fsync)
+/// at a time, in the daemon's data dir's file system. Per second.
+fn durable_commits(dir: &std::path::Path, n: usize) -> f64 {
+    const T: redb::TableDefinition<'_, u64, &[u8]> = redb::TableDefinition::new("t");
+    let db = redb::Database::create(dir.join("floor.redb")).expect("db");
+    let start = Instant::now();
+    for i in 0..n {
+        let tx = db.begin_write().expect("tx");
+        tx.open_table(T)
+            .expect("table")
+            .insert(i as u64, [0u8; 200].as_slice())
+            .expect("insert");
+        tx.commit().expect("commit");
+    }
+    rate(n, start.elapsed())
+}
+
 async fn send() {
     let dir = TempDir::new("bench-send");
     let data = dir.path().join("d");
@@ -100,22 +117,29 @@ async fn send() {
     send_sequential(&mut c, 20).await;
     println!("offline daemon: gRPC Send (durable: one fsync'd commit answers each call)");
     // Interleaved rounds, so each kind sees the same load on the machine; the best round of each.
-    let (mut who, mut seq, mut conc) = (0f64, 0f64, 0f64);
+    let (mut who, mut seq, mut conc, mut floor) = (0f64, 0f64, 0f64, 0f64);
+    let floor_dir = dir.path().to_owned();
     for round in 1..=3 {
         let w = who_am_i(&mut c, WHOAMIS).await;
         let s = send_sequential(&mut c, SENDS / 4).await;
         let k = send_concurrent(&c, SENDS, IN_FLIGHT).await;
+        let fd = floor_dir.clone();
+        let f = tokio::task::spawn_blocking(move || durable_commits(&fd, SENDS / 4))
+            .await
+            .expect("floor");
         println!(
             "round {round}: WhoAmI {w:>7.0}/s   Send sequential {s:>7.0}/s   \
-             Send {IN_FLIGHT} in flight {k:>7.0}/s"
+             Send {IN_FLIGHT} in flight {k:>7.0}/s   bare redb commits {f:>7.0}/s"
         );
-        (who, seq, conc) = (who.max(w), seq.max(s), conc.max(k));
+        (who, seq, conc, floor) = (who.max(w), seq.max(s), conc.max(k), floor.max(f));
     }
     println!(
         "Send {IN_FLIGHT} in flight / sequential: {:.1}x (goal >= 10x);   \
-         sequential Send / WhoAmI: {:.2}x (goal >= 0.5x)",
+         sequential Send / WhoAmI: {:.2}x (goal >= 0.5x);   sequential Send / bare durable \
+         commit: {:.2}x (a sequential durable Send cannot beat one commit)",
         conc / seq,
-        seq / who
+        seq / who,
+        seq / floor
     );
     drop(c);
     d.terminate();
@@ -375,7 +399,7 @@ async fn idle() {
     let one = networked(&n.dir.path().join("one"), &n.manifest, config).await;
     let many = networked(&n.dir.path().join("many"), &n.manifest, config).await;
     let mut c1 = clients(&one.channel().await, bearer(&one.admin_token));
-    let mut cm = clients(&many.channel().await, bearer(&many.admin_token));
+    let cm = clients(&many.channel().await, bearer(&many.admin_token));
     create(&mut c1, "id-0").await;
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();

@@ -36,6 +36,9 @@ pub const MAX_IN_FLIGHT: usize = 32;
 pub const BATCH_BYTES: usize = 512 * 1024;
 /// The longest the sender sleeps without a wake-up (a safety net; Send wakes it).
 const TICK: Duration = Duration::from_secs(30);
+/// After a wake-up, how long the sender lets more Sends arrive before it reads the outbox: a
+/// burst is read once and leaves in batches, instead of one outbox read per Send.
+const COALESCE: Duration = Duration::from_millis(2);
 /// Wait after a store read failure.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
@@ -91,7 +94,7 @@ pub async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
         };
         tokio::select! {
             _ = stop.changed() => break,
-            () = ctx.outbox_wake.notified() => {}
+            () = ctx.outbox_wake.notified() => tokio::time::sleep(COALESCE).await,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => finish(&mut in_flight, done),
             () = tokio::time::sleep(wait) => {}
         }
