@@ -281,7 +281,80 @@ async fn main() {
         );
     }
     poll_batch_vs_single(&client, &rsk, reader).await;
+    stores_batched_vs_single(&client, account, &body).await;
     d.shutdown().await;
+}
+
+/// 100 stores of 1 KiB for one account: as 5 `batch` requests of 20 (what the daemon's sender
+/// sends for a burst to one swarm), next to 100 single store requests one at a time and 32 at a
+/// time (the sender's limit of requests in flight). Interleaved rounds; the best of each.
+async fn stores_batched_vs_single(client: &NetClient, account: UserPubkey, body: &[u8]) {
+    const MSGS: usize = 100;
+    const PER_BATCH: usize = 20;
+    let msg = |round: usize, i: usize| {
+        let mut data = body.to_vec();
+        data[..16].copy_from_slice(&((round * 1_000 + i) as u128 + 7_000_000).to_le_bytes());
+        data
+    };
+    let (mut batched, mut single, mut single32) = (f64::MAX, f64::MAX, f64::MAX);
+    for round in 0..3 {
+        let s = Instant::now();
+        for chunk in 0..MSGS / PER_BATCH {
+            let ops: Vec<session_net::Op> = (0..PER_BATCH)
+                .map(|i| session_net::Op::Store {
+                    namespace: 0,
+                    data: msg(round * 3, chunk * PER_BATCH + i),
+                    ttl_ms: 60_000,
+                })
+                .collect();
+            let results = client
+                .batch(&account, &Auth::None, &ops)
+                .await
+                .expect("batch store");
+            assert!(results.iter().all(Result::is_ok));
+        }
+        batched = batched.min(s.elapsed().as_secs_f64());
+        let s = Instant::now();
+        for i in 0..MSGS {
+            client
+                .store(&account, 0, &msg(round * 3 + 1, i), 60_000, &Auth::None)
+                .await
+                .expect("single store");
+        }
+        single = single.min(s.elapsed().as_secs_f64());
+        let c = client.clone();
+        let s = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..32 {
+            let c = c.clone();
+            let data: Vec<Vec<u8>> = (t..MSGS)
+                .step_by(32)
+                .map(|i| msg(round * 3 + 2, i))
+                .collect();
+            tasks.spawn(async move {
+                for d in data {
+                    c.store(&account, 0, &d, 60_000, &Auth::None)
+                        .await
+                        .expect("single store");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        single32 = single32.min(s.elapsed().as_secs_f64());
+    }
+    println!("{MSGS} stores of 1 KiB to one account (best of 3 rounds):");
+    println!(
+        "  5 batch requests of 20: {:.0} ms;  100 single requests one at a time: {:.0} ms;  \
+         32 at a time: {:.0} ms",
+        batched * 1e3,
+        single * 1e3,
+        single32 * 1e3
+    );
+    println!(
+        "  batched vs single: {:.1}x faster one at a time, {:.1}x vs 32 in flight (goal >= 5x)",
+        single / batched,
+        single32 / batched
+    );
 }
 
 /// Namespaces a client polls in its own swarm: the inbox and the four user config namespaces.
