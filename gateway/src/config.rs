@@ -186,6 +186,17 @@ pub struct PollConfig {
     /// Seconds without messages after which the idle interval applies.
     #[serde(default = "default_poll_idle_after_secs")]
     pub idle_after_secs: u64,
+    /// Interval once it has been idle for `dormant_after_secs` (an identity nobody writes to),
+    /// ms.
+    #[serde(default = "default_poll_dormant_ms")]
+    pub dormant_interval_ms: u64,
+    /// Seconds without messages after which the dormant interval applies.
+    #[serde(default = "default_poll_dormant_after_secs")]
+    pub dormant_after_secs: u64,
+    /// Poll requests (onion requests) per second all identities together may send, at most;
+    /// polls beyond it wait their turn. 0: no limit.
+    #[serde(default = "default_poll_max_requests_per_sec")]
+    pub max_requests_per_sec: u32,
 }
 
 /// `[outbox]`: how queued messages are sent and retried.
@@ -204,6 +215,10 @@ pub struct OutboxConfig {
     /// How long the recipient's swarm keeps a message, seconds (at most 14 days).
     #[serde(default = "default_message_ttl_secs")]
     pub message_ttl_secs: u64,
+    /// Queued messages bound for one swarm stored with one onion request (a `batch` of
+    /// stores), at most; 1 sends each alone. At most 20 (the storage server's batch limit).
+    #[serde(default = "default_outbox_batch_max")]
+    pub batch_max: usize,
     /// Messages an identity may have queued and not yet sent; beyond it Send answers
     /// RESOURCE_EXHAUSTED (reason `OUTBOX_FULL`) until the outbox drains: back-pressure instead
     /// of minutes of hidden latency.
@@ -290,6 +305,22 @@ pub fn default_outbox_backoff_max_ms() -> u64 {
 /// 14 days, the one-to-one message TTL of the Session clients (and the storage servers' max).
 pub fn default_message_ttl_secs() -> u64 {
     14 * 24 * 3600
+}
+/// 2 minutes once dormant.
+pub fn default_poll_dormant_ms() -> u64 {
+    120_000
+}
+/// Dormant after 30 minutes without messages.
+pub fn default_poll_dormant_after_secs() -> u64 {
+    1_800
+}
+/// 50 polls per second: 1,000 idle identities at the 30 s idle interval need 33.
+pub fn default_poll_max_requests_per_sec() -> u32 {
+    50
+}
+/// 20: as many stores as one `batch` request may carry.
+pub fn default_outbox_batch_max() -> usize {
+    session_proto::storage_rpc::BATCH_MAX
 }
 
 /// 10 s for one webhook delivery.
@@ -396,6 +427,9 @@ impl Default for PollConfig {
             active_interval_ms: default_poll_active_ms(),
             idle_interval_ms: default_poll_idle_ms(),
             idle_after_secs: default_poll_idle_after_secs(),
+            dormant_interval_ms: default_poll_dormant_ms(),
+            dormant_after_secs: default_poll_dormant_after_secs(),
+            max_requests_per_sec: default_poll_max_requests_per_sec(),
         }
     }
 }
@@ -408,6 +442,7 @@ impl Default for OutboxConfig {
             backoff_max_ms: default_outbox_backoff_max_ms(),
             message_ttl_secs: default_message_ttl_secs(),
             max_queued: default_outbox_max_queued(),
+            batch_max: default_outbox_batch_max(),
         }
     }
 }
@@ -596,7 +631,15 @@ impl Config {
                 "must be between 1 and 1209600 (14 days)",
             );
         }
-        if self.poll.active_interval_ms == 0 || self.poll.idle_interval_ms == 0 {
+        if self.outbox.batch_max == 0
+            || self.outbox.batch_max > session_proto::storage_rpc::BATCH_MAX
+        {
+            return invalid("outbox.batch_max", "must be between 1 and 20");
+        }
+        if self.poll.active_interval_ms == 0
+            || self.poll.idle_interval_ms == 0
+            || self.poll.dormant_interval_ms == 0
+        {
             return invalid("poll", "intervals must be at least 1 ms");
         }
         if self.webhooks.timeout_ms == 0 || self.webhooks.backoff_initial_ms == 0 {

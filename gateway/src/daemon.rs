@@ -376,6 +376,8 @@ pub async fn run(
             outbox_wake: Arc::clone(&state.outbox_wake),
             identities_changed: Arc::clone(&state.identities_changed),
             activity: Mutex::new(Default::default()),
+            local_accounts: Mutex::new(Default::default()),
+            poll_budget: crate::engine::budget::Budget::new(config.poll.max_requests_per_sec),
             metrics: Arc::clone(&metrics),
             sync: Arc::clone(&state.sync),
             files: Some(files.clone()),

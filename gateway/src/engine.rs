@@ -10,6 +10,7 @@
 //!   out the swarm chores (expire, delete) on the identities' own swarms.
 //! - `bootstrap`: fetches the pool and builds the paths at start (retrying with backoff until
 //!   it works), so the daemon is ready before the first message rather than at it.
+//! - [`budget`]: the pollers' shared request budget and the jitter of their timers.
 //! - `net-events` ([`netsource`]): forwards the client's events to Network.Watch.
 //! - `echo` ([`echo`], `run --devnet` only): answers every message to one identity.
 //!
@@ -18,6 +19,7 @@
 //!
 //! Store calls block (redb commits fsync), so tasks run them through `spawn_blocking`.
 
+pub mod budget;
 pub mod configsync;
 pub mod echo;
 pub mod expiry;
@@ -79,6 +81,12 @@ pub struct Ctx {
     /// Per-identity "activity" nudges: the sender pokes the sending identity's poller after a
     /// successful send, so it polls fast for the reply. std Mutex: short sections, no awaits.
     pub activity: Mutex<HashMap<IdentityId, Arc<Notify>>>,
+    /// The Account IDs this daemon polls for, to the identity: a message sent to one of them
+    /// wakes its poller at once ([`Ctx::poke_account`]). Kept by the poller supervisor. std
+    /// Mutex: short sections, no awaits.
+    pub local_accounts: Mutex<HashMap<String, IdentityId>>,
+    /// The pollers' shared request budget (`poll.max_requests_per_sec`).
+    pub poll_budget: budget::Budget,
     /// Counters for `/metrics` and the status page's recent failures.
     pub metrics: Arc<Metrics>,
     /// Config sync's queued edits and status, shared with the API.
@@ -105,6 +113,21 @@ impl Ctx {
     /// goes over.
     pub fn hops(&self) -> usize {
         self.net.status().paths.first().map_or(0, |p| p.hops.len())
+    }
+
+    /// A message was stored in `account`'s swarm: if this daemon polls for it, its poller polls
+    /// now (the message still comes through the network; this only saves the wait for the next
+    /// poll).
+    pub fn poke_account(&self, account: &str) {
+        let local = self
+            .local_accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(account)
+            .copied();
+        if let Some(identity) = local {
+            self.poke(identity);
+        }
     }
 
     /// Marks an identity active (its poller switches to the fast interval).

@@ -25,7 +25,9 @@
 //! | `groups` | (identity id, group `03…` ID) | JSON [`GroupRecord`] (`groups`) |
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
-//! a caller was told is durable survives a crash. The operations that must be atomic together are
+//! a caller was told is durable survives a crash. The hot-path writes (queueing a message, a
+//! send's outcome, received messages) may share that transaction with writes made at the same
+//! time (group commit, `commit`): each is still answered only after it is durable. The operations that must be atomic together are
 //! single methods: [`Store::queue_outgoing`] (idempotency key + outbox entry + the sync copy's
 //! entry and seen hash + `Outgoing` event + conversation + contact), [`Store::record_received`]
 //! (dedupe + events + `last_hash` + conversation + contact), [`Store::outbox_sent`] /
@@ -53,9 +55,12 @@
 //! - `webhooks`: webhooks and their cursors.
 //! - `retention`: forgetting old events.
 //! - `archive`: an identity's records in and out, for export and import.
+//! - `commit`: group commit: concurrent hot-path writes (queueing, send outcomes, received
+//!   messages) share one durable transaction.
 
 mod archive;
 mod book;
+mod commit;
 mod err;
 mod files;
 mod groups;
@@ -160,6 +165,8 @@ struct Shared {
     typing: broadcast::Sender<TypingNotice>,
     /// The passphrase's key once unlocked (`lock`). A std Mutex: nothing awaits while it is held.
     key: Mutex<Option<Arc<crate::secrets::SealKey>>>,
+    /// Writes waiting to share the next durable transaction (`commit`).
+    commits: commit::CommitQueue,
 }
 
 /// Someone started or stopped typing to an identity: a live notice, never stored.
@@ -250,6 +257,7 @@ impl Store {
                 watchers: Mutex::new(HashMap::new()),
                 typing: broadcast::channel(TYPING_CAPACITY).0,
                 key: Mutex::new(None),
+                commits: commit::CommitQueue::default(),
             }),
         };
         store.check_schema()?;
@@ -852,7 +860,9 @@ impl Store {
         msg: NewOutgoing,
         now_ms: u64,
     ) -> Result<Queued, StoreError> {
-        let (queued, last) = self.write("queueing a message", |tx| {
+        let (queued, last) = self.write_grouped("queueing a message", move |tx| {
+            // A job may run again (group commit): each run starts from the caller's message.
+            let msg = msg.clone();
             require_identity(tx, identity)?;
             let mut keys = tx.open_table(IDEMPOTENCY)?;
             if let Some(key) = msg.idempotency_key.as_deref() {
@@ -1004,7 +1014,8 @@ impl Store {
         next_try_ms: u64,
         error: &str,
     ) -> Result<OutboxEntry, StoreError> {
-        self.write("rescheduling an outbox entry", |tx| {
+        let error = error.to_owned();
+        self.write_grouped("rescheduling an outbox entry", move |tx| {
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut entry: OutboxEntry = match outbox.get(id)? {
                 Some(v) => decode("outbox", v.value())?,
@@ -1012,7 +1023,7 @@ impl Store {
             };
             entry.attempts = entry.attempts.saturating_add(1);
             entry.next_try_ms = next_try_ms;
-            entry.last_error = Some(error.to_owned());
+            entry.last_error = Some(error.clone());
             outbox.insert(id, encode(&entry).as_slice())?;
             Ok(entry)
         })
@@ -1050,7 +1061,9 @@ impl Store {
         hash: Option<&str>,
         reason: Option<&str>,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        let (identity, event) = self.write("finishing an outbox entry", |tx| {
+        let hash = hash.map(str::to_owned);
+        let reason = reason.map(str::to_owned);
+        let (identity, event) = self.write_grouped("finishing an outbox entry", move |tx| {
             let mut outbox = tx.open_table(OUTBOX)?;
             let entry: OutboxEntry = match outbox.remove(id)? {
                 Some(v) => decode("outbox", v.value())?,
@@ -1082,8 +1095,8 @@ impl Store {
                     message_id: entry.message_id,
                     recipient: entry.recipient,
                     state,
-                    hash: hash.map(str::to_owned),
-                    reason: reason.map(str::to_owned),
+                    hash: hash.clone(),
+                    reason: reason.clone(),
                     attempts,
                     message_seq: None,
                 },
@@ -1156,13 +1169,15 @@ impl Store {
         last_hash: Option<&str>,
         now_ms: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let added = self.write("recording received messages", |tx| {
+        let messages = messages.to_vec();
+        let last_hash = last_hash.map(str::to_owned);
+        let added = self.write_grouped("recording received messages", move |tx| {
             require_identity(tx, identity)?;
             let mut added = Vec::new();
             let mut seen = tx.open_table(SEEN_HASHES)?;
             let mut log = Log::open(tx)?;
             let mut book = book::Book::open(tx)?;
-            for msg in messages {
+            for msg in &messages {
                 if seen.get((identity, msg.hash.as_str()))?.is_some() {
                     continue;
                 }
@@ -1230,7 +1245,7 @@ impl Store {
                 added.extend(change);
                 added.extend(renamed);
             }
-            if let Some(hash) = last_hash {
+            if let Some(hash) = last_hash.as_deref() {
                 tx.open_table(CURSORS)?
                     .insert((identity, namespace), hash)?;
             }

@@ -3,6 +3,12 @@
 //! account's namespaces 0 and 2-5 (its inbox and config, as desktop polls) in one `batch` onion
 //! request next to five single-namespace polls.
 //!
+//! Onion stores are measured one at a time and with 8 and 64 in flight, next to a CPU bound
+//! measured in the same run: the session-proto work of every hop of one request (the client's
+//! build and reply open, each node's layer peel, the destination's reply seal), done
+//! back-to-back on one thread, times the cores the machine has. The achieved fraction of that
+//! bound says how much of the gap is crypto and how much is I/O, copying and scheduling.
+//!
 //! Run: `cargo bench -p session-net --bench net` (prints requests/s and p50/p99).
 
 use std::sync::Arc;
@@ -18,13 +24,27 @@ use session_proto::storage_rpc::{
 
 /// Requests per measurement.
 const N: usize = 200;
-/// Concurrent requests in the throughput runs.
-const CONCURRENCY: usize = 8;
+/// Concurrent requests in the throughput runs (besides one at a time).
+const CONCURRENCY: [usize; 2] = [8, 64];
 
 struct Stats {
     rps: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU time of the whole process (client and devnet) per request, seconds.
+    cpu_per_req: f64,
+}
+
+/// CPU time this process has used (all threads, user + system), seconds.
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of the line, 12 and 13 after the command; in ticks.
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn stats(mut lat: Vec<Duration>, wall: Duration) -> Stats {
@@ -34,6 +54,7 @@ fn stats(mut lat: Vec<Duration>, wall: Duration) -> Stats {
         rps: lat.len() as f64 / wall.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
+        cpu_per_req: 0.0,
     }
 }
 
@@ -60,6 +81,7 @@ where
     Fut: std::future::Future<Output = ()> + Send,
 {
     let op = Arc::new(op);
+    let cpu = process_cpu();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for t in 0..conc {
@@ -80,7 +102,12 @@ where
     while let Some(r) = tasks.join_next().await {
         all.extend(r.expect("bench task"));
     }
-    stats(all, start.elapsed())
+    let wall = start.elapsed();
+    let n = all.len() as f64;
+    Stats {
+        cpu_per_req: (process_cpu() - cpu) / n,
+        ..stats(all, wall)
+    }
 }
 
 #[tokio::main]
@@ -123,7 +150,8 @@ async fn main() {
 
     println!("9-node devnet, 1 KiB messages (retrieve: 10 per reply), {N} requests per row");
     let mut rows = Vec::new();
-    for conc in [1, CONCURRENCY] {
+    let mut cpu_bound = cpu_bound_rps(body.len());
+    for conc in [1, CONCURRENCY[0], CONCURRENCY[1]] {
         let c = client.clone();
         let b = body.clone();
         let onion_store = run(conc, move |i| {
@@ -229,8 +257,104 @@ async fn main() {
             or.rps / dr.rps
         );
     }
+    // Again after the runs, so the bound sees the same machine load; the higher of the two.
+    cpu_bound = cpu_bound.max(cpu_bound_rps(body.len()));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let one = rows[0].1.rps;
+    println!(
+        "CPU bound of an onion store (all hops' session-proto work, {:.0} µs per request): \
+         {:.0} req/s on one core, {:.0} req/s on {cores} cores",
+        1e6 / cpu_bound,
+        cpu_bound,
+        cpu_bound * cores as f64
+    );
+    for (conc, os, ..) in &rows {
+        println!(
+            "onion store, concurrency {conc:>2}: {:>6.0} req/s = {:.2}x one at a time (goal >= 2x \
+             at 8 and 64); {:.0}% of the {cores}-core CPU bound; CPU per request (client and \
+             all nodes) {:.0} µs = {:.1}x the primitives'",
+            os.rps,
+            os.rps / one,
+            100.0 * os.rps / (cpu_bound * cores as f64),
+            os.cpu_per_req * 1e6,
+            os.cpu_per_req * cpu_bound
+        );
+    }
     poll_batch_vs_single(&client, &rsk, reader).await;
+    stores_batched_vs_single(&client, account, &body).await;
     d.shutdown().await;
+}
+
+/// 100 stores of 1 KiB for one account: as 5 `batch` requests of 20 (what the daemon's sender
+/// sends for a burst to one swarm), next to 100 single store requests one at a time and 32 at a
+/// time (the sender's limit of requests in flight). Interleaved rounds; the best of each.
+async fn stores_batched_vs_single(client: &NetClient, account: UserPubkey, body: &[u8]) {
+    const MSGS: usize = 100;
+    const PER_BATCH: usize = 20;
+    let msg = |round: usize, i: usize| {
+        let mut data = body.to_vec();
+        data[..16].copy_from_slice(&((round * 1_000 + i) as u128 + 7_000_000).to_le_bytes());
+        data
+    };
+    let (mut batched, mut single, mut single32) = (f64::MAX, f64::MAX, f64::MAX);
+    for round in 0..3 {
+        let s = Instant::now();
+        for chunk in 0..MSGS / PER_BATCH {
+            let ops: Vec<session_net::Op> = (0..PER_BATCH)
+                .map(|i| session_net::Op::Store {
+                    namespace: 0,
+                    data: msg(round * 3, chunk * PER_BATCH + i),
+                    ttl_ms: 60_000,
+                })
+                .collect();
+            let results = client
+                .batch(&account, &Auth::None, &ops)
+                .await
+                .expect("batch store");
+            assert!(results.iter().all(Result::is_ok));
+        }
+        batched = batched.min(s.elapsed().as_secs_f64());
+        let s = Instant::now();
+        for i in 0..MSGS {
+            client
+                .store(&account, 0, &msg(round * 3 + 1, i), 60_000, &Auth::None)
+                .await
+                .expect("single store");
+        }
+        single = single.min(s.elapsed().as_secs_f64());
+        let c = client.clone();
+        let s = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..32 {
+            let c = c.clone();
+            let data: Vec<Vec<u8>> = (t..MSGS)
+                .step_by(32)
+                .map(|i| msg(round * 3 + 2, i))
+                .collect();
+            tasks.spawn(async move {
+                for d in data {
+                    c.store(&account, 0, &d, 60_000, &Auth::None)
+                        .await
+                        .expect("single store");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        single32 = single32.min(s.elapsed().as_secs_f64());
+    }
+    println!("{MSGS} stores of 1 KiB to one account (best of 3 rounds):");
+    println!(
+        "  5 batch requests of 20: {:.0} ms;  100 single requests one at a time: {:.0} ms;  \
+         32 at a time: {:.0} ms",
+        batched * 1e3,
+        single * 1e3,
+        single32 * 1e3
+    );
+    println!(
+        "  batched vs single: {:.1}x faster one at a time, {:.1}x vs 32 in flight (goal >= 5x)",
+        single / batched,
+        single32 / batched
+    );
 }
 
 /// Namespaces a client polls in its own swarm: the inbox and the four user config namespaces.
@@ -300,4 +424,75 @@ async fn poll_batch_vs_single(client: &NetClient, key: &SigningKey, account: Use
         batch.rps / single.rps,
         batch.p50.as_secs_f64() / single.p50.as_secs_f64()
     );
+}
+
+/// Onion stores per second one core could do if only the protocol's work counted: a 3-hop
+/// request with a `len`-byte message built, its four layers peeled (node keys of our own), the
+/// destination's reply sealed and opened, back-to-back. The fastest of a few batches.
+fn cpu_bound_rps(len: usize) -> f64 {
+    use rand::RngCore;
+    use session_proto::onion::{
+        build_request, open_layer, seal_snode_reply, Destination, EncType, Hop, NodeKeys, Peeled,
+    };
+    let mut rng = rand::thread_rng();
+    let nodes: Vec<NodeKeys> = (0..4)
+        .map(|_| {
+            let mut s = [0u8; 32];
+            rng.fill_bytes(&mut s);
+            NodeKeys::new(s)
+        })
+        .collect();
+    let hops: Vec<Hop> = (0..3)
+        .map(|i| Hop::new(*nodes[i].public(), [i as u8; 32]))
+        .collect();
+    let dest = Destination::Snode(Hop::new(*nodes[3].public(), [3; 32]));
+    // The storage-RPC body the client sends: the message base64 in a store request's JSON.
+    let body = Request::Store(StoreParams {
+        pubkey: UserPubkey([5; 33]),
+        namespace: 0,
+        timestamp: now_ms(),
+        ttl: Some(60_000),
+        expiry: None,
+        data: Base64Bytes(vec![0x5a; len]),
+        signature: None,
+        sig_timestamp: None,
+        pubkey_ed25519: None,
+        sub: SubaccountAuth::default(),
+    })
+    .to_json();
+    let reply = br#"{"hash":"bench","swarm":{}}"#;
+    let one = |rng: &mut rand::rngs::ThreadRng| {
+        let req = build_request(rng, EncType::AesGcm, &hops, &dest, &body).expect("builds");
+        let mut incoming = req.body;
+        for node in &nodes {
+            let opened = open_layer(node, &incoming).expect("opens");
+            match opened.classify().expect("classifies") {
+                Peeled::Relay(r) => incoming = r.next_body,
+                Peeled::Final(f) => {
+                    let sealed = seal_snode_reply(rng, &f, 200, reply);
+                    req.reply.open_snode_reply(&sealed).expect("reply opens");
+                }
+                Peeled::Proxy(_) => unreachable!("a snode destination"),
+            }
+        }
+    };
+    // This thread's CPU time (not wall time: on a loaded machine the thread waits for a core).
+    let thread_cpu = || -> Option<f64> {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        Some(s.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
+    };
+    const BATCH: u32 = 20;
+    let mut best = f64::INFINITY;
+    for _ in 0..10 {
+        let (c, t) = (thread_cpu(), Instant::now());
+        for _ in 0..BATCH {
+            one(&mut rng);
+        }
+        let spent = match (c, thread_cpu()) {
+            (Some(a), Some(b)) if b > a => b - a,
+            _ => t.elapsed().as_secs_f64(),
+        };
+        best = best.min(spent / f64::from(BATCH));
+    }
+    1.0 / best
 }

@@ -26,10 +26,13 @@ use tokio::task::JoinSet;
 use super::err::TransportError;
 use super::transport::{BoxFuture, HttpReply, HttpTarget, Transport};
 
-/// Idle connections kept per address. Requests to one snode rarely overlap more than this (a
-/// devnet node relaying for parallel tests comes closest); extra connections are closed after
-/// use.
-pub const MAX_IDLE_PER_ADDR: usize = 16;
+/// Idle connections kept per address: as many as requests to one address overlap under load
+/// (64 onion requests in flight through two guards, each relay and swarm peer seeing as many),
+/// so a busy peer is served from kept connections. With a lower bound every burst above it
+/// opened fresh TLS connections and closed them after one request: CPU per request grew with
+/// concurrency and 8 or 64 requests in flight were slower than one at a time. Extra connections
+/// are closed after use.
+pub const MAX_IDLE_PER_ADDR: usize = 128;
 
 /// Addresses with idle connections kept at most; beyond it the idle set is cleared (a
 /// crude bound: the pool holds a few dozen snodes in practice).

@@ -763,6 +763,8 @@ mod tests {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             sync: Arc::new(SyncHub::default()),
             files: None,
+            local_accounts: Mutex::new(Default::default()),
+            poll_budget: crate::engine::budget::Budget::new(50),
         }
     }
 

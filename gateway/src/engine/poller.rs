@@ -12,7 +12,11 @@
 //! ([`super::configsync`]), then namespace 0.
 //!
 //! The interval adapts: `poll.active_interval_ms` while messages flow (either way), then
-//! `poll.idle_interval_ms` after `poll.idle_after_secs` without any.
+//! `poll.idle_interval_ms` after `poll.idle_after_secs` without any, and
+//! `poll.dormant_interval_ms` after `poll.dormant_after_secs`. Many identities: each poller starts
+//! at a random point of its first interval and every wait is jittered (±10 %), so their polls
+//! spread out, and every poll takes a request from the shared budget
+//! (`poll.max_requests_per_sec`, [`super::budget`]) before it goes out.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,7 +26,7 @@ use session_net::{Auth, Mailbox, NetError};
 use session_proto::account_id::{AccountId, Prefix};
 use session_proto::interaction::{self, Extraction, Interaction};
 use session_proto::keys::IdentityKeys;
-use session_proto::message::{self, ContentKind, TYPING_TTL_MS};
+use session_proto::message::{self, ContentKind, SenderKeys, TYPING_TTL_MS};
 use session_proto::storage_rpc::{RetrievedMessage, UserPubkey};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -125,6 +129,10 @@ async fn reconcile(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+        ctx.local_accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, i| *i != id);
         tracing::debug!(identity = id, "poller stopped");
     }
     for (id, record) in wanted {
@@ -145,6 +153,10 @@ async fn reconcile(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, Arc::clone(&nudge));
+        ctx.local_accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.account_id.clone(), id);
         let (stop, stop_rx) = watch::channel(false);
         // Task "poller/<identity>": owned by the supervisor (in `running`), stopped through
         // `stop` when the identity goes or the daemon stops.
@@ -188,11 +200,21 @@ pub enum Opened {
 /// to skip it are logged at debug. A typing notice older than its 20 s TTL (give or take a
 /// minute of clock skew; a full re-read can return one) is stale and skipped.
 pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
+    open_with(keys, &mut SenderKeys::new(), m, now_ms)
+}
+
+/// [`open`] with the poller's cache of senders' checked keys.
+pub fn open_with(
+    keys: &IdentityKeys,
+    senders: &mut SenderKeys,
+    m: &RetrievedMessage,
+    now_ms: u64,
+) -> Opened {
     // v2 (PFS + post-quantum) messages start 0x00 0x02 and are stored without the v1 wrapping.
     if m.data.0.starts_with(&[0x00, 0x02]) {
         return Opened::Unreadable;
     }
-    let incoming = match message::decrypt_message(keys, &m.data.0) {
+    let incoming = match message::decrypt_message_with(keys, &m.data.0, senders) {
         Ok(i) => i,
         Err(e) => {
             tracing::debug!(cause = %e, "skipping an undecryptable message");
@@ -388,11 +410,29 @@ async fn poll_loop(
     let active = Duration::from_millis(ctx.poll.active_interval_ms);
     let idle = Duration::from_millis(ctx.poll.idle_interval_ms);
     let idle_after = Duration::from_secs(ctx.poll.idle_after_secs);
+    let dormant = Duration::from_millis(ctx.poll.dormant_interval_ms);
+    let dormant_after = Duration::from_secs(ctx.poll.dormant_after_secs);
     let mut last_activity = Instant::now();
     let mut cursor = Cursor::new(account, Auth::Account(keys.signing_key().clone()));
     let mut groups = super::groups::GroupCursors::default();
     let config_edit = ctx.sync.waker(record.id);
+    // Pollers started together (a daemon's start) begin spread over the first interval.
+    let mut wait = active.mul_f64(rand::random::<f64>());
     loop {
+        // The wait for this poll: the interval (or a nudge), then a turn in the shared budget.
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = nudge.notified() => last_activity = Instant::now(),
+            () = config_edit.notified() => last_activity = Instant::now(),
+            () = tokio::time::sleep(wait) => {}
+        }
+        let turn = ctx.poll_budget.reserve();
+        if !turn.is_zero() {
+            tokio::select! {
+                _ = stop.changed() => break,
+                () = tokio::time::sleep(turn) => {}
+            }
+        }
         if *stop.borrow() {
             break;
         }
@@ -428,20 +468,31 @@ async fn poll_loop(
             Err(PollError::Gone) => break,
             Err(e) => tracing::debug!(identity = %record.name, cause = %e, "poll failed"),
         }
-        if again {
-            continue;
-        }
-        let wait = if last_activity.elapsed() < idle_after {
-            active
+        wait = if again {
+            Duration::ZERO
         } else {
-            idle
+            super::budget::jitter(interval(
+                last_activity.elapsed(),
+                (idle_after, dormant_after),
+                (active, idle, dormant),
+            ))
         };
-        tokio::select! {
-            _ = stop.changed() => break,
-            () = nudge.notified() => last_activity = Instant::now(),
-            () = config_edit.notified() => last_activity = Instant::now(),
-            () = tokio::time::sleep(wait) => {}
-        }
+    }
+}
+
+/// The interval after `quiet` without messages: active, then idle after `after.0`, then dormant
+/// after `after.1`.
+fn interval(
+    quiet: Duration,
+    after: (Duration, Duration),
+    (active, idle, dormant): (Duration, Duration, Duration),
+) -> Duration {
+    if quiet < after.0 {
+        active
+    } else if quiet < after.1 {
+        idle
+    } else {
+        dormant
     }
 }
 
@@ -478,6 +529,8 @@ struct Cursor {
     typing_seen: VecDeque<String>,
     /// The identity's configs (loaded on the first poll).
     configs: Option<super::configsync::Configs>,
+    /// Senders' keys that passed decrypt's checks (they are not checked again).
+    senders: SenderKeys,
 }
 
 impl Cursor {
@@ -487,6 +540,7 @@ impl Cursor {
             auth,
             typing_seen: VecDeque::new(),
             configs: None,
+            senders: SenderKeys::new(),
         }
     }
 
@@ -560,7 +614,7 @@ async fn poll_once(
     let mut unreadable: Vec<String> = Vec::new();
     // Hashes were checked against the data by session-net.
     for m in &fetched.messages {
-        match open(keys, m, now) {
+        match open_with(keys, &mut cursor.senders, m, now) {
             Opened::Unreadable => unreadable.push(m.hash.clone()),
             Opened::Message(r) => received.push(r),
             Opened::Inbound(i) => inbound.push(i),
@@ -758,6 +812,18 @@ mod tests {
         in_send_order(&mut sorted);
         let texts: Vec<&str> = sorted.iter().map(|r| r.text.as_str()).collect();
         assert_eq!(texts, ["first-a", "first-b", "second"]);
+    }
+
+    #[test]
+    fn quiet_identities_are_polled_less() {
+        let s = Duration::from_secs;
+        let tiers = (s(3), s(30), s(120));
+        let after = (s(120), s(1800));
+        assert_eq!(interval(s(0), after, tiers), s(3));
+        assert_eq!(interval(s(119), after, tiers), s(3));
+        assert_eq!(interval(s(120), after, tiers), s(30));
+        assert_eq!(interval(s(1799), after, tiers), s(30));
+        assert_eq!(interval(s(1800), after, tiers), s(120));
     }
 
     #[test]

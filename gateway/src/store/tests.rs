@@ -1881,3 +1881,97 @@ fn receipts_mark_our_messages_read_and_timers_purge() {
     store.remove_identity("alice").expect("remove");
     assert!(store.swarm_chores().expect("chores").is_empty());
 }
+
+/// Group commit: writers on many threads at once each get their own answer, only after their
+/// data is durable (it is there after a reopen), in the order each thread wrote; a write that
+/// fails (an unknown identity) fails alone; a repeated idempotency key within one shared
+/// transaction is still a duplicate.
+#[test]
+fn concurrent_sends_are_all_durable_and_ordered() {
+    const THREADS: usize = 16;
+    const PER_THREAD: usize = 20;
+    let dir = TempDir::new("group-commit");
+    let store = Store::open(dir.path()).expect("open");
+    let a = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let mut threads = Vec::new();
+    for t in 0..THREADS {
+        let (store, barrier) = (store.clone(), std::sync::Arc::clone(&barrier));
+        threads.push(std::thread::spawn(move || {
+            barrier.wait();
+            let mut seqs = Vec::new();
+            for i in 0..PER_THREAD {
+                let mut msg = outgoing(0, BOB_ID);
+                msg.message_id = format!("{t:016x}{i:016x}");
+                msg.text = format!("t{t} m{i}");
+                // Every thread repeats one key its neighbour also uses: one of each pair wins.
+                msg.idempotency_key = (i == 0).then(|| format!("shared-{}", t / 2));
+                match store.queue_outgoing(a.id, msg, 10).expect("queue") {
+                    Queued::New { event, .. } => seqs.push(event.seq),
+                    Queued::Duplicate(first) => {
+                        assert!(first.message_id.ends_with(&format!("{:016x}", 0)))
+                    }
+                }
+                if i == PER_THREAD / 2 {
+                    // A failing write among the others: its own error, nobody else's.
+                    let err = store.queue_outgoing(999, outgoing(1, BOB_ID), 10);
+                    assert!(
+                        matches!(err, Err(StoreError::UnknownIdentity { .. })),
+                        "{err:?}"
+                    );
+                }
+            }
+            seqs
+        }));
+    }
+    barrier.wait();
+    let mut all = Vec::new();
+    for t in threads {
+        let seqs = t.join().expect("writer");
+        // Each thread's writes are in the log in the order it made them.
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        all.extend(seqs);
+    }
+    // Half the first messages were duplicates of their neighbour's.
+    assert_eq!(all.len(), THREADS * PER_THREAD - THREADS / 2);
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        THREADS * PER_THREAD - THREADS / 2,
+        "no seq handed out twice"
+    );
+    drop(store);
+
+    let store = Store::open(dir.path()).expect("reopen");
+    let outbox = store.outbox().expect("outbox");
+    assert_eq!(outbox.len(), THREADS * PER_THREAD - THREADS / 2);
+    let (events, _) = store.events(a.id, 0, 0, 10_000, false).expect("events");
+    let outgoing_seqs: Vec<u64> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Outgoing { .. }))
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(
+        outgoing_seqs, all,
+        "every answered write is in the log after a reopen"
+    );
+    for t in 0..THREADS {
+        let texts: Vec<String> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Outgoing { text, .. } if text.starts_with(&format!("t{t} ")) => {
+                    Some(text.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let expect: Vec<String> = (0..PER_THREAD)
+            .map(|i| format!("t{t} m{i}"))
+            .filter(|s| !s.ends_with(" m0") || texts.contains(s))
+            .collect();
+        assert_eq!(texts, expect);
+    }
+}

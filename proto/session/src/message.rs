@@ -262,6 +262,17 @@ pub fn decrypt_store_data(own: &IdentityKeys, data_b64: &str) -> Result<Incoming
 
 /// Unwraps, decrypts and checks a one-to-one message given as raw WebSocketMessage bytes.
 pub fn decrypt_message(own: &IdentityKeys, data: &[u8]) -> Result<Incoming, MessageError> {
+    decrypt_message_with(own, data, &mut SenderKeys::new())
+}
+
+/// [`decrypt_message`] with a cache of senders' keys that passed the checks: a poller that
+/// keeps one skips the Ed25519 decompression and the subgroup check (a scalar multiplication)
+/// for every sender it has seen. The result is the same as without the cache.
+pub fn decrypt_message_with(
+    own: &IdentityKeys,
+    data: &[u8],
+    senders: &mut SenderKeys,
+) -> Result<Incoming, MessageError> {
     // A v1 WebSocketMessage starts with a protobuf tag (0x08); 0x00 marks a versioned format.
     if let [0x00, version, ..] = data {
         return Err(if *version == 0x02 {
@@ -290,7 +301,7 @@ pub fn decrypt_message(own: &IdentityKeys, data: &[u8]) -> Result<Incoming, Mess
         }
     }
     let ct = env.content.as_deref().ok_or(MessageError::NoContent)?;
-    let opened = decrypt_incoming(own, ct)?;
+    let opened = decrypt_incoming_with(own, ct, senders)?;
     let content =
         Content::decode(padding::unpad(&opened.plaintext)).map_err(MessageError::Content)?;
     if let Some(sig_ts) = content.sig_timestamp {
@@ -343,6 +354,72 @@ pub fn encrypt_for_recipient_deterministic(
 /// libsession `decrypt_incoming`: opens a sealed box addressed to `own`, checks the sender's
 /// signature over `M || A || own X25519 key`, and derives the sender's Account ID.
 pub fn decrypt_incoming(own: &IdentityKeys, ciphertext: &[u8]) -> Result<Opened, MessageError> {
+    decrypt_incoming_with(own, ciphertext, &mut SenderKeys::new())
+}
+
+/// Senders' keys that passed the checks of [`decrypt_incoming`] (a valid point, not of small
+/// order, in the prime-order subgroup), by their Ed25519 bytes: the decompressed key and its
+/// X25519 form. Bounded: at [`SenderKeys::MAX`] entries it starts afresh. Only keys that passed
+/// are kept, and the checks depend on the key bytes alone, so a hit is exactly what the checks
+/// would give again.
+#[derive(Debug, Default, Clone)]
+pub struct SenderKeys {
+    keys: std::collections::HashMap<[u8; 32], (VerifyingKey, [u8; 32])>,
+}
+
+impl SenderKeys {
+    /// Entries kept at most (about 250 bytes each).
+    pub const MAX: usize = 256;
+
+    /// An empty cache.
+    pub fn new() -> SenderKeys {
+        SenderKeys::default()
+    }
+
+    /// Keys cached.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Checks `sig` over `signed` by the sender key `a` and returns the key's X25519 form; the
+    /// key's own checks (and its decompression) come from the cache when `a` passed before.
+    /// The checks run in the uncached order, so errors are the same.
+    fn verify(
+        &mut self,
+        a: &[u8; 32],
+        signed: &[u8],
+        sig: &Signature,
+    ) -> Result<[u8; 32], MessageError> {
+        if let Some((vk, x)) = self.keys.get(a) {
+            vk.verify_strict(signed, sig)
+                .map_err(|_| MessageError::BadSignature)?;
+            return Ok(*x);
+        }
+        let vk = VerifyingKey::from_bytes(a)
+            .map_err(|_| MessageError::BadSenderKey(KeyError::NotAPoint))?;
+        vk.verify_strict(signed, sig)
+            .map_err(|_| MessageError::BadSignature)?;
+        // The key is decompressed already; convert it without a second square root.
+        let x = ed25519_point_to_x25519(&vk.to_edwards()).map_err(MessageError::BadSenderKey)?;
+        if self.keys.len() >= Self::MAX {
+            self.keys.clear();
+        }
+        self.keys.insert(*a, (vk, x));
+        Ok(x)
+    }
+}
+
+/// [`decrypt_incoming`] with a [`SenderKeys`] cache.
+pub fn decrypt_incoming_with(
+    own: &IdentityKeys,
+    ciphertext: &[u8],
+    senders: &mut SenderKeys,
+) -> Result<Opened, MessageError> {
     if ciphertext.len() < MIN_CIPHERTEXT {
         return Err(MessageError::TooShort {
             len: ciphertext.len(),
@@ -362,12 +439,7 @@ pub fn decrypt_incoming(own: &IdentityKeys, ciphertext: &[u8]) -> Result<Opened,
     // The signed bytes are M || A || Y: replace SIG by our own key, in place.
     inner.truncate(m_len + 32);
     inner.extend_from_slice(own.x25519_public());
-    let vk = VerifyingKey::from_bytes(&a)
-        .map_err(|_| MessageError::BadSenderKey(KeyError::NotAPoint))?;
-    vk.verify_strict(&inner, &sig)
-        .map_err(|_| MessageError::BadSignature)?;
-    // The key is decompressed already; convert it without a second square root.
-    let sender_x = ed25519_point_to_x25519(&vk.to_edwards()).map_err(MessageError::BadSenderKey)?;
+    let sender_x = senders.verify(&a, &inner, &sig)?;
     inner.truncate(m_len);
     Ok(Opened {
         plaintext: inner,

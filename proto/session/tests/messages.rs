@@ -15,9 +15,10 @@ use session_proto::interaction::{
 };
 use session_proto::keys::IdentityKeys;
 use session_proto::message::{
-    classify, decrypt_incoming, decrypt_message, decrypt_store_data, encrypt_for_recipient,
-    encrypt_for_recipient_deterministic, encrypt_message, encrypt_message_deterministic,
-    text_content, to_store_data, typing_content, ContentKind, MIN_CIPHERTEXT, TYPING_TTL_MS,
+    classify, decrypt_incoming, decrypt_incoming_with, decrypt_message, decrypt_message_with,
+    decrypt_store_data, encrypt_for_recipient, encrypt_for_recipient_deterministic,
+    encrypt_message, encrypt_message_deterministic, text_content, to_store_data, typing_content,
+    ContentKind, SenderKeys, MIN_CIPHERTEXT, TYPING_TTL_MS,
 };
 use session_proto::padding;
 use session_proto::protos::{
@@ -334,6 +335,52 @@ fn crypto_checks() {
         MessageError::BadSenderKey(KeyError::NotInPrimeSubgroup)
     );
     assert_eq!(err.kind(), ErrorKind::BadCrypto);
+}
+
+/// The sender-key cache gives the same answers as the checks it skips: a known sender's next
+/// message opens the same, a bad signature by a known key is still refused, and a key that
+/// failed a check (torsion) is never cached, so it fails every time.
+#[test]
+fn sender_key_cache_changes_nothing_but_the_work() {
+    let Pair { alice, bob } = pair();
+    let mut senders = SenderKeys::new();
+    let mut rng = rng();
+    let content = text_content("hi", None, 1_700_000_000_000);
+    for _ in 0..3 {
+        let ws = encrypt_message(
+            &alice,
+            bob.account_id(),
+            &content,
+            1_700_000_000_000,
+            &mut rng,
+        )
+        .unwrap();
+        let cached = decrypt_message_with(&bob, &ws, &mut senders).unwrap();
+        let fresh = decrypt_message(&bob, &ws).unwrap();
+        assert_eq!(cached.sender, fresh.sender);
+        assert_eq!(cached.content, fresh.content);
+    }
+    assert_eq!(senders.len(), 1);
+    // Alice's key is cached; a signature of hers made for someone else is still refused.
+    let a = *alice.ed25519_public();
+    let mut signed = HAND_P.to_vec();
+    signed.extend_from_slice(&a);
+    signed.extend_from_slice(alice.x25519_public());
+    let forwarded = seal_by_hand(&bob, &a, &alice.sign(&signed).to_bytes(), &mut rng);
+    assert_eq!(
+        decrypt_incoming_with(&bob, &forwarded, &mut senders),
+        Err(MessageError::BadSignature)
+    );
+    // A torsion key fails its check each time and is not kept.
+    let (a_torsion, sig) = sign_with_torsion_key(&alice, bob.x25519_public());
+    let ct = seal_by_hand(&bob, &a_torsion, &sig, &mut rng);
+    for _ in 0..2 {
+        assert_eq!(
+            decrypt_incoming_with(&bob, &ct, &mut senders),
+            Err(MessageError::BadSenderKey(KeyError::NotInPrimeSubgroup))
+        );
+    }
+    assert_eq!(senders.len(), 1);
 }
 
 const HAND_P: &[u8] = b"some padded content";
