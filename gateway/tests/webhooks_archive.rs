@@ -538,7 +538,13 @@ async fn export_then_import_gives_the_same_history_of_a_1000_message_conversatio
     let dir = TempDir::new("archive");
     std::fs::create_dir_all(dir.path()).expect("dir");
     let data = dir.path().join("data");
-    let daemon = Daemon::start(&data);
+    // The daemon is offline, so all 1,003 messages stay queued: room for them past the default
+    // outbox bound (outbox.max_queued, 1,000).
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, "[outbox]\nmax_queued = 5000\n").expect("config");
+    let mut cmd = support::run_command(&data);
+    cmd.arg("--config").arg(&config);
+    let daemon = Daemon::start_with(&data, cmd);
     let mut api = api(&daemon).await;
     api.c
         .ids
