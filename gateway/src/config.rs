@@ -107,6 +107,10 @@ pub struct PollConfig {
     /// Seconds without messages after which the idle interval applies.
     #[serde(default = "default_poll_idle_after_secs")]
     pub idle_after_secs: u64,
+    /// How often each joined community server is polled (one batch for all its rooms), ms;
+    /// after failures the wait doubles, up to 32 times this or a minute, whichever is less.
+    #[serde(default = "default_poll_community_ms")]
+    pub community_interval_ms: u64,
 }
 
 /// `[outbox]`: how queued messages are sent and retried.
@@ -155,6 +159,10 @@ pub fn default_poll_idle_ms() -> u64 {
 /// Idle after 2 minutes without messages.
 pub fn default_poll_idle_after_secs() -> u64 {
     120
+}
+/// Community servers every 10 s, as desktop polls them.
+pub fn default_poll_community_ms() -> u64 {
+    10_000
 }
 /// 8 attempts (the first included) before a message fails.
 pub fn default_outbox_max_attempts() -> u32 {
@@ -209,6 +217,7 @@ impl Default for PollConfig {
             active_interval_ms: default_poll_active_ms(),
             idle_interval_ms: default_poll_idle_ms(),
             idle_after_secs: default_poll_idle_after_secs(),
+            community_interval_ms: default_poll_community_ms(),
         }
     }
 }

@@ -6,7 +6,8 @@
 //!   rich details (ErrorInfo, BadRequest) every error status carries.
 //! - [`page`]: page sizes and page tokens of the List calls.
 //! - [`wire`]: the Unix socket's `:authority` fix and the RESOURCE_EXHAUSTED status fix.
-//! - `identities`, `messages`, `conversations`, `network`: one file per service's handlers.
+//! - `identities`, `messages`, `conversations`, `network`, `communities`: one file per service's
+//!   handlers.
 //! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing contents (texts, typing
 //!   notices).
 //!
@@ -14,6 +15,7 @@
 //! [`tokio::task::spawn_blocking`] via [`Service::blocking`].
 
 pub mod auth;
+mod communities;
 mod conversations;
 pub mod err;
 mod identities;
@@ -25,6 +27,7 @@ pub mod wire;
 
 use std::sync::Arc;
 
+use sessiond_api::v1::community_service_server::CommunityServiceServer;
 use sessiond_api::v1::conversation_service_server::ConversationServiceServer;
 use sessiond_api::v1::identity_service_server::IdentityServiceServer;
 use sessiond_api::v1::message_service_server::MessageServiceServer;
@@ -60,6 +63,8 @@ pub struct State {
     pub outbox_wake: Arc<Notify>,
     /// Notified when an identity is added or removed: the pollers follow.
     pub identities_changed: Arc<Notify>,
+    /// The engine's community rooms, once the daemon has a network client.
+    pub communities: Option<Arc<crate::engine::community::Communities>>,
 }
 
 impl State {
@@ -79,6 +84,7 @@ impl State {
             shutdown,
             outbox_wake: Arc::new(Notify::new()),
             identities_changed: Arc::new(Notify::new()),
+            communities: None,
         }
     }
 }
@@ -139,6 +145,13 @@ impl Service {
         InterceptedService::new(server, self.interceptor())
     }
 
+    /// The CommunityService behind auth.
+    pub fn community(&self) -> Authed<CommunityServiceServer<Service>> {
+        let server = CommunityServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
+    }
+
     /// Runs a blocking store operation off the async threads.
     async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
@@ -183,6 +196,9 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
     reporter
         .set_serving::<NetworkServiceServer<Service>>()
         .await;
+    reporter
+        .set_serving::<CommunityServiceServer<Service>>()
+        .await;
     Ok(tonic::transport::Server::builder()
         .layer(wire::StatusFixLayer)
         .add_service(health)
@@ -191,7 +207,8 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
         .add_service(service.identities())
         .add_service(service.messages())
         .add_service(service.conversations())
-        .add_service(service.network()))
+        .add_service(service.network())
+        .add_service(service.community()))
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

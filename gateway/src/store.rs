@@ -20,6 +20,9 @@
 //! | `tokens` | SHA-256 of the token | JSON [`TokenRecord`] |
 //! | `blobs` | name | bytes (the snode pool; the passphrase's lock record) |
 //! | `config_dumps` | (identity id, namespace) | the config's dump (session-proto `Config::dump`) |
+//! | `community_rooms` | (identity id, room address) | JSON [`RoomRecord`]: a joined room, its cursor, what its last poll said |
+//! | `community_servers` | (identity id, base URL) | JSON [`ServerCursors`]: the server's DM cursors |
+//! | `community_peers` | (identity id, blinded ID) | base URL of the server it was met on |
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
 //! a caller was told is durable survives a crash. The operations that must be atomic together are
@@ -45,9 +48,11 @@
 //! - `book`: conversations, contacts and handles, and the rules for ConversationChanged events.
 //! - [`handles`]: the handle rule and derivation (pure).
 //! - `migrate`: schema upgrades.
+//! - `community`: joined community rooms, their cursors and what a room poll records.
 //! - `lock`: the passphrase: sealed seeds, unlocking, set/change/remove with migration.
 
 mod book;
+mod community;
 mod err;
 pub mod handles;
 mod lock;
@@ -65,6 +70,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
+pub use community::{RoomItem, RoomPoll, RoomRecord, RoomState, ServerCursors};
 pub use err::StoreError;
 pub use records::{
     ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, IdentityId,
@@ -300,6 +306,9 @@ impl Store {
             tx.open_table(TOKENS)?;
             tx.open_table(BLOBS)?;
             tx.open_table(CONFIG_DUMPS)?;
+            tx.open_table(community::ROOMS)?;
+            tx.open_table(community::SERVERS)?;
+            tx.open_table(community::PEERS)?;
             if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
                 migrate::upgrade(tx, found)?;
                 tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
@@ -509,6 +518,7 @@ impl Store {
                 .retain(|(owner, _), _| owner != id)?;
             tx.open_table(CONFIG_DUMPS)?
                 .retain_in((id, i32::MIN)..=(id, i32::MAX), |_, _| false)?;
+            community::forget_identity(tx, id)?;
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut doomed = Vec::new();
             for row in outbox.iter()? {
@@ -802,6 +812,7 @@ impl Store {
                     text: msg.text.clone(),
                     sent_at_ms: msg.sent_at_ms,
                     from_other_device: false,
+                    server_id: None,
                 },
             )?;
             let id = next_counter(tx, NEXT_OUTBOX_KEY)?;
@@ -1075,6 +1086,7 @@ impl Store {
                             text: msg.text.clone(),
                             sent_at_ms: msg.sent_at_ms,
                             from_other_device: true,
+                            server_id: None,
                         },
                         target.as_str(),
                         book::Message::Outgoing,

@@ -43,6 +43,8 @@ pub(crate) fn peer_of(ev: &Event) -> Option<&str> {
         event::Kind::Outgoing(m) => Some(&m.recipient),
         event::Kind::Delivery(d) => Some(&d.recipient),
         event::Kind::Conversation(c) => c.conversation.as_ref().map(|c| c.account_id.as_str()),
+        event::Kind::RoomMessageDeleted(d) => Some(&d.conversation_id),
+        event::Kind::RoomReactions(r) => Some(&r.conversation_id),
         event::Kind::Typing(_) => None,
     }
 }

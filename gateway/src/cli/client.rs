@@ -497,6 +497,19 @@ pub fn event_json(e: &Event) -> serde_json::Value {
                    "display_name": c.display_name, "accepted": c.accepted, "left": c.left,
                    "read_seq": c.read_seq})
         }
+        Some(event::Kind::RoomMessageDeleted(d)) => json!({
+            "type": "room_message_deleted", "conversation_id": d.conversation_id,
+            "server_message_id": d.server_message_id,
+        }),
+        Some(event::Kind::RoomReactions(r)) => {
+            let reactions: Vec<_> = r
+                .reactions
+                .iter()
+                .map(|x| json!({"emoji": x.emoji, "count": x.count, "you": x.you}))
+                .collect();
+            json!({"type": "room_reactions", "conversation_id": r.conversation_id,
+                   "server_message_id": r.server_message_id, "reactions": reactions})
+        }
         None => json!({"type": "unknown"}),
     };
     if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {

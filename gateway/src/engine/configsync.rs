@@ -1,8 +1,8 @@
 //! Config sync, pull side: every poll of an identity reads its config namespaces
 //! (UserProfile 2, Contacts 3, ConvoInfoVolatile 4, UserGroups 5) in the same batch request as
 //! its messages (session-net's member-sticky `poll`), merges what arrived into the identity's configs (session-proto `config::Config`), saves their
-//! dumps, and applies what the account's other devices set: the display name and the contacts'
-//! nicknames.
+//! dumps, and applies what the account's other devices set: the display name, the contacts'
+//! nicknames and the community rooms joined (UserGroups).
 //!
 //! Config messages are handled before namespace 0, as desktop does. Nothing is pushed from
 //! here: a restored identity only reads until the push side exists, so it can never overwrite
@@ -11,7 +11,7 @@
 //! only) and never stop the poller.
 
 use session_proto::config::object::USER_CONFIGS;
-use session_proto::config::{contacts, user_profile, Config, ConfigKeys};
+use session_proto::config::{contacts, user_groups, user_profile, Config, ConfigKeys};
 use session_proto::keys::IdentityKeys;
 
 use super::poller::PollError;
@@ -149,6 +149,16 @@ async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<()
         })
         .await
         .map_err(super::poller::engine_err)?;
+    }
+    // Rooms joined on the account's other devices are joined here too.
+    let rooms = state
+        .get(5)
+        .map(|c| user_groups::communities(c.data()))
+        .unwrap_or_default();
+    if !rooms.is_empty() {
+        ctx.blocking(move |s| super::community::adopt(s, id, &rooms, now_ms()))
+            .await
+            .map_err(super::poller::engine_err)?;
     }
     Ok(())
 }

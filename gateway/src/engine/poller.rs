@@ -206,6 +206,8 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
             .and_then(|p| p.display_name)
             .filter(|n| !n.is_empty()),
         sync_target,
+        server_id: None,
+        edited_at_ms: None,
     })
 }
 
@@ -602,6 +604,8 @@ mod tests {
             open(&me, &plain, NOW),
             Opened::Message(Received {
                 sync_target: None,
+                server_id: None,
+                edited_at_ms: None,
                 ..
             })
         ));
@@ -633,6 +637,8 @@ mod tests {
             open(&me, &m, NOW),
             Opened::Message(Received {
                 sync_target: None,
+                server_id: None,
+                edited_at_ms: None,
                 ..
             })
         ));

@@ -15,9 +15,9 @@ use session_proto::protos::Content;
 use sessiond_api::v1::message_service_server::MessageService;
 use sessiond_api::v1::{
     event, ConversationChanged, DeliveryState as ApiDeliveryState, DeliveryUpdate, Event,
-    IncomingMessage, ListEventsRequest, ListEventsResponse, OutgoingMessage, SendMessageRequest,
-    SendMessageResponse, SendTypingRequest, SendTypingResponse, SubscribeRequest,
-    SubscribeResponse, Typing,
+    IncomingMessage, ListEventsRequest, ListEventsResponse, OutgoingMessage, RoomMessageDeleted,
+    RoomReaction, RoomReactionsChanged, SendMessageRequest, SendMessageResponse, SendTypingRequest,
+    SendTypingResponse, SubscribeRequest, SubscribeResponse, Typing,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -87,6 +87,8 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             received_at_ms: m.received_at_ms,
             hash: m.hash,
             sender_profile_name: m.sender_profile_name.unwrap_or_default(),
+            server_message_id: m.server_id.unwrap_or_default(),
+            edited_at_ms: m.edited_at_ms.unwrap_or_default(),
         }),
         EventKind::Outgoing {
             message_id,
@@ -94,12 +96,14 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             text,
             sent_at_ms,
             from_other_device,
+            server_id,
         } => event::Kind::Outgoing(OutgoingMessage {
             message_id,
             recipient,
             text,
             sent_at_ms,
             from_other_device,
+            server_message_id: server_id.unwrap_or_default(),
         }),
         EventKind::Delivery {
             message_id,
@@ -121,6 +125,25 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
         }),
         EventKind::Conversation(view) => event::Kind::Conversation(ConversationChanged {
             conversation: Some(conversation_to_api(view)),
+        }),
+        EventKind::RoomDeleted {
+            conversation,
+            server_id,
+        } => event::Kind::RoomMessageDeleted(RoomMessageDeleted {
+            conversation_id: conversation,
+            server_message_id: server_id,
+        }),
+        EventKind::RoomReactions {
+            conversation,
+            server_id,
+            reactions,
+        } => event::Kind::RoomReactions(RoomReactionsChanged {
+            conversation_id: conversation,
+            server_message_id: server_id,
+            reactions: reactions
+                .into_iter()
+                .map(|(emoji, count, you)| RoomReaction { emoji, count, you })
+                .collect(),
         }),
     };
     Event {
@@ -230,6 +253,12 @@ impl MessageService for Service {
             text,
             idempotency_key,
         } = req.into_inner();
+        if let Some(sent) = self
+            .send_to_community(who, &identity, &recipient, &text)
+            .await?
+        {
+            return Ok(Response::new(sent));
+        }
         let recipient = parse_recipient("recipient", &recipient)?;
         validate_text(&text)?;
         let key = validate_idempotency_key(&idempotency_key)?;

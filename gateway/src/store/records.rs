@@ -54,6 +54,10 @@ pub enum EventKind {
         /// identity's own swarm); no `Delivery` event follows. Absent (false) in older records.
         #[serde(default, skip_serializing_if = "is_false")]
         from_other_device: bool,
+        /// In a community room or DM: the server's id of the post or DM (they are sent at
+        /// once, so it is known when the event is written).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_id: Option<i64>,
     },
     /// An outgoing message was stored by the swarm, or given up.
     Delivery {
@@ -73,6 +77,22 @@ pub enum EventKind {
     /// A conversation's state or its contact's names changed (see [`ConversationView::changed`]);
     /// the conversation as it is after the change.
     Conversation(ConversationView),
+    /// A post in a community room was deleted on the server.
+    RoomDeleted {
+        /// The room's address.
+        conversation: String,
+        /// The post's server id.
+        server_id: i64,
+    },
+    /// The reactions to a post in a community room, as they are now.
+    RoomReactions {
+        /// The room's address.
+        conversation: String,
+        /// The post's server id.
+        server_id: i64,
+        /// (emoji, count, whether the identity reacted), in the order first used.
+        reactions: Vec<(String, u64, bool)>,
+    },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -88,6 +108,8 @@ impl EventKind {
                 recipient
             }
             EventKind::Conversation(view) => &view.conversation.peer,
+            EventKind::RoomDeleted { conversation, .. }
+            | EventKind::RoomReactions { conversation, .. } => conversation,
         }
     }
 }
@@ -122,6 +144,13 @@ pub struct Received {
     /// The store records it as an outgoing message of that conversation, not as incoming.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_target: Option<String>,
+    /// In a community room or DM: the server's id of the post or DM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<i64>,
+    /// In a community room: when the post was edited, ms (an edit is recorded as a new message
+    /// with the same `server_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at_ms: Option<u64>,
 }
 
 /// A message to queue: what [`super::Store::queue_outgoing`] writes to the outbox and the log.

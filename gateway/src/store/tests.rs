@@ -66,6 +66,8 @@ fn received(hash: &str, from: &str, at: u64) -> Received {
         hash: hash.to_owned(),
         sender_profile_name: None,
         sync_target: None,
+        server_id: None,
+        edited_at_ms: None,
     }
 }
 
@@ -259,6 +261,8 @@ fn a_sync_copy_is_queued_with_its_message_held_until_it_is_sent_and_never_read_b
     // Our own poller reads the copy back (even before it is recorded sent): known by its hash.
     let back = Received {
         sync_target: Some(BOB_ID.to_owned()),
+        server_id: None,
+        edited_at_ms: None,
         ..received("COPY1", ALICE_ID, 1_001)
     };
     assert!(store
@@ -310,6 +314,8 @@ fn another_devices_sync_copy_is_an_outgoing_message_of_its_conversation_once() {
         .id;
     let copy = Received {
         sync_target: Some(BOB_ID.to_owned()),
+        server_id: None,
+        edited_at_ms: None,
         text: "sent from the phone".to_owned(),
         ..received("PHONE1", ALICE_ID, 1_000)
     };
@@ -324,6 +330,7 @@ fn another_devices_sync_copy_is_an_outgoing_message_of_its_conversation_once() {
             text,
             sent_at_ms,
             from_other_device,
+            ..
         } => {
             assert_eq!(recipient, BOB_ID);
             assert_eq!(text, "sent from the phone");
@@ -357,6 +364,7 @@ fn another_devices_sync_copy_is_an_outgoing_message_of_its_conversation_once() {
         old,
         EventKind::Outgoing {
             from_other_device: false,
+            server_id: None,
             ..
         }
     ));
@@ -1131,6 +1139,7 @@ fn a_version_1_file_gets_handles_and_a_peer_index_when_opened() {
                         text: "hi".into(),
                         sent_at_ms: 5,
                         from_other_device: false,
+                        server_id: None,
                     },
                 },
                 StoredEvent {

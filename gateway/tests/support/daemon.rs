@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use session_devnet::{Devnet, DevnetConfig};
+use sessiond_api::v1::community_service_client::CommunityServiceClient;
 use sessiond_api::v1::conversation_service_client::ConversationServiceClient;
 use sessiond_api::v1::identity_service_client::IdentityServiceClient;
 use sessiond_api::v1::message_service_client::MessageServiceClient;
@@ -194,12 +195,13 @@ pub fn bearer(token: &str) -> Token {
 
 pub type Authed = InterceptedService<Channel, Token>;
 
-/// All four clients with one token.
+/// All five clients with one token.
 pub struct Clients {
     pub ids: IdentityServiceClient<Authed>,
     pub msgs: MessageServiceClient<Authed>,
     pub convs: ConversationServiceClient<Authed>,
     pub net: NetworkServiceClient<Authed>,
+    pub rooms: CommunityServiceClient<Authed>,
 }
 
 pub fn clients(channel: &Channel, token: Token) -> Clients {
@@ -207,7 +209,8 @@ pub fn clients(channel: &Channel, token: Token) -> Clients {
         ids: IdentityServiceClient::with_interceptor(channel.clone(), token.clone()),
         msgs: MessageServiceClient::with_interceptor(channel.clone(), token.clone()),
         convs: ConversationServiceClient::with_interceptor(channel.clone(), token.clone()),
-        net: NetworkServiceClient::with_interceptor(channel.clone(), token),
+        net: NetworkServiceClient::with_interceptor(channel.clone(), token.clone()),
+        rooms: CommunityServiceClient::with_interceptor(channel.clone(), token),
     }
 }
 
@@ -243,11 +246,21 @@ pub struct Net {
 
 /// Starts a devnet and writes its manifest and `config` (e.g. [`FAST_CONFIG`]) into a temp dir.
 pub async fn net(tag: &str, config: &str) -> Net {
+    net_with_community(tag, config, None).await
+}
+
+/// [`net`] with a community server beside the snodes.
+pub async fn net_with_community(
+    tag: &str,
+    config: &str,
+    community: Option<session_devnet::community::CommunityConfig>,
+) -> Net {
     let devnet = Devnet::start(DevnetConfig {
         nodes: 9,
         swarm_size: 3,
         relay_timeout: Duration::from_secs(2),
         replication_timeout: Duration::from_secs(2),
+        community,
         ..DevnetConfig::default()
     })
     .await
