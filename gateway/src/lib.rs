@@ -2,6 +2,7 @@
 //! standard protocols.
 //!
 //! # Layout
+//! - [`address`]: conversation addresses (one-to-one, group, community room, community DM).
 //! - [`cli`]: the `sessiond` command line (offline commands and gRPC client commands).
 //! - [`store`]: the redb store: identities, contacts, event log, outbox, poll cursors, snode pool.
 //! - [`config`]: the TOML configuration.
@@ -14,6 +15,7 @@
 //! - [`status`]: the status report (`sessiond status`, the status page) and its health verdict.
 //! - [`secrets`]: the store's passphrase: key derivation and sealing of seeds.
 
+pub mod address;
 pub mod cli;
 pub mod config;
 pub mod daemon;

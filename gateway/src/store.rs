@@ -12,10 +12,10 @@
 //! | `seen_hashes` | (identity id, message hash) | seq of the event that recorded it (for the identity's own sync copy: its message's `Outgoing` event); pruned after [`SEEN_HASH_KEEP_MS`] |
 //! | `cursors` | (identity id, namespace) | `last_hash` of the poller |
 //! | `outbox` | outbox id | JSON [`OutboxEntry`] |
-//! | `conversations` | (identity id, peer Account ID) | JSON [`ConversationRecord`] |
+//! | `conversations` | (identity id, conversation address) | JSON [`ConversationRecord`] |
 //! | `contacts` | (identity id, Account ID) | JSON [`ContactRecord`] |
 //! | `contact_handles` | (identity id, lowercase handle) | the contact's Account ID |
-//! | `peer_events` | (identity id, peer Account ID, seq) | () — the per-conversation log index |
+//! | `peer_events` | (identity id, conversation address, seq) | () — the per-conversation log index |
 //! | `idempotency` | (identity id, client key) | JSON [`SentKey`] (pruned after [`IDEMPOTENCY_KEEP_MS`]) |
 //! | `tokens` | SHA-256 of the token | JSON [`TokenRecord`] |
 //! | `blobs` | name | bytes (the snode pool; the passphrase's lock record) |
@@ -663,9 +663,9 @@ impl Store {
         })
     }
 
-    /// Like [`Store::events`], but only the events of the conversation with `peer` (messages
-    /// either way, their delivery updates and its `Conversation` events), through the
-    /// `peer_events` index.
+    /// Like [`Store::events`], but only the events of the conversation at address `peer`
+    /// (messages either way, their delivery updates and its `Conversation` events), through
+    /// the `peer_events` index.
     pub fn peer_events(
         &self,
         identity: IdentityId,
@@ -1093,7 +1093,7 @@ impl Store {
                     ),
                     None => (
                         EventKind::Incoming(msg.clone()),
-                        msg.sender.as_str(),
+                        msg.conversation(),
                         book::Message::Incoming {
                             profile_name: msg.sender_profile_name.as_deref(),
                         },
@@ -1101,6 +1101,17 @@ impl Store {
                 };
                 let event = log.append(identity, now_ms, kind)?;
                 seen.insert((identity, msg.hash.as_str()), event.seq)?;
+                // Posted in a group or room: the sender is someone to name, too.
+                let renamed = match (&msg.sync_target, book::is_person(peer)) {
+                    (None, false) => book.note_sender(
+                        &mut log,
+                        identity,
+                        &msg.sender,
+                        msg.sender_profile_name.as_deref(),
+                        now_ms,
+                    )?,
+                    _ => None,
+                };
                 let change = book.message(
                     &mut log,
                     identity,
@@ -1112,6 +1123,7 @@ impl Store {
                 )?;
                 added.push(event);
                 added.extend(change);
+                added.extend(renamed);
             }
             if let Some(hash) = last_hash {
                 tx.open_table(CURSORS)?
@@ -1361,7 +1373,8 @@ impl<'t> Log<'t> {
         };
         self.events
             .insert((identity, seq), encode(&event).as_slice())?;
-        self.peers.insert((identity, event.kind.peer(), seq), ())?;
+        self.peers
+            .insert((identity, event.kind.conversation(), seq), ())?;
         Ok(event)
     }
 }

@@ -9,11 +9,11 @@ mod support;
 use std::time::Duration;
 
 use sessiond_api::v1::{
-    event, CreateIdentityRequest, CreateTokenRequest, DeleteIdentityRequest, DeliveryState,
-    ExportRecoveryPasswordRequest, GetContactRequest, GetConversationRequest, GetIdentityRequest,
-    GetNetworkStatusRequest, ListContactsRequest, ListConversationsRequest, ListEventsRequest,
-    ListIdentitiesRequest, OpenConversationRequest, RebuildPathsRequest, RestoreIdentityRequest,
-    SendMessageRequest, SetContactNameRequest, SubscribeRequest,
+    event, ConversationKind, CreateIdentityRequest, CreateTokenRequest, DeleteIdentityRequest,
+    DeliveryState, ExportRecoveryPasswordRequest, GetContactRequest, GetConversationRequest,
+    GetIdentityRequest, GetNetworkStatusRequest, ListContactsRequest, ListConversationsRequest,
+    ListEventsRequest, ListIdentitiesRequest, OpenConversationRequest, RebuildPathsRequest,
+    RestoreIdentityRequest, SendMessageRequest, SetContactNameRequest, SubscribeRequest,
 };
 use support::{bearer, clients, some_account_id, Daemon, TempDir, Token};
 use tonic::Code;
@@ -846,6 +846,53 @@ async fn lists_page_and_get_methods_find_one() {
         .conversation
         .expect("conversation");
     assert!(conv.accepted);
+    // Every conversation names itself by its address and kind.
+    assert_eq!(conv.conversation_id, some_account_id(3));
+    assert_eq!(conv.account_id, conv.conversation_id);
+    assert_eq!(conv.kind, ConversationKind::Direct as i32);
+    // Any conversation address is accepted where a conversation is named; a malformed one is
+    // INVALID_ARGUMENT, an unknown group NOT_FOUND.
+    let group = format!("03{}", &some_account_id(4)[2..]);
+    let err = admin
+        .convs
+        .get_conversation(GetConversationRequest {
+            identity: "a1".into(),
+            account_id: "03zz".into(),
+        })
+        .await
+        .expect_err("malformed");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(bad_fields(&err), vec!["account_id".to_owned()]);
+    let err = admin
+        .convs
+        .get_conversation(GetConversationRequest {
+            identity: "a1".into(),
+            account_id: group.to_uppercase(),
+        })
+        .await
+        .expect_err("no such group");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = admin
+        .msgs
+        .list_events(ListEventsRequest {
+            identity: "a1".into(),
+            peer: "http://127.0.0.1:8080".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a room needs its token");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let events = admin
+        .msgs
+        .list_events(ListEventsRequest {
+            identity: "a1".into(),
+            peer: "http://127.0.0.1:8080/lobby".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("an empty room history")
+        .into_inner();
+    assert!(events.events.is_empty());
     for err in [
         admin
             .convs

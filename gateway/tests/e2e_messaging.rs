@@ -478,9 +478,41 @@ async fn run_devnet_answers_through_the_echo_identity() {
     let mut s = subscribe(&mut c, "me", 0, 0).await;
     send(&mut c, "me", &echo, "ping").await;
     let mut seen = Vec::new();
-    read_until(&mut s, &mut seen, |ev| !incoming_texts(ev).is_empty()).await;
-    assert_eq!(incoming_texts(&seen), vec![(echo, "echo: ping".to_owned())]);
+    let direct = |ev: &[Event]| -> Vec<(String, String)> {
+        ev.iter()
+            .filter_map(|e| match &e.kind {
+                Some(event::Kind::Incoming(m)) if m.conversation_id == m.sender => {
+                    Some((m.sender.clone(), m.text.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    read_until(&mut s, &mut seen, |ev| !direct(ev).is_empty()).await;
+    assert_eq!(direct(&seen), vec![(echo, "echo: ping".to_owned())]);
     drop(s);
+    // "me" has joined the devnet's demo room, where echo left a few posts.
+    let until = Instant::now() + DEADLINE;
+    let rooms = loop {
+        let rooms = c
+            .rooms
+            .list_rooms(sessiond_api::v1::ListRoomsRequest {
+                identity: "me".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("rooms")
+            .into_inner()
+            .rooms;
+        if !rooms.is_empty() {
+            break rooms;
+        }
+        assert!(Instant::now() < until, "me joined no room");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rooms.len(), 1, "{rooms:?}");
+    let lobby = rooms[0].room_id.clone();
+    history_until(&mut c, "me", |h| room_posts(h, &lobby).len() == 3).await;
     d.terminate();
 }
 
@@ -826,7 +858,7 @@ fn room_posts(events: &[Event], room: &str) -> Vec<(String, String, i64)> {
     events
         .iter()
         .filter_map(|e| match &e.kind {
-            Some(event::Kind::Incoming(m)) if m.hash.starts_with(&format!("sogs:{room}:")) => {
+            Some(event::Kind::Incoming(m)) if m.conversation_id == room => {
                 Some((m.sender.clone(), m.text.clone(), m.server_message_id))
             }
             _ => None,
@@ -1018,7 +1050,8 @@ async fn two_daemons_share_a_community_room() {
     })
     .await;
     assert!(seen_a.iter().any(|e| matches!(&e.kind,
-        Some(event::Kind::Incoming(m)) if m.text == "psst" && m.server_message_id > 0)));
+        Some(event::Kind::Incoming(m)) if m.text == "psst" && m.server_message_id > 0
+            && m.conversation_id == rb.own_blinded_id)));
     send(&mut ca, "alice", &rb.own_blinded_id, "psst back").await;
     history_until(&mut cb, "bob", |h| {
         incoming_texts(h).contains(&(ra.own_blinded_id.clone(), "psst back".to_owned()))

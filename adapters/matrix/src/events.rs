@@ -3,7 +3,7 @@
 //! from event-log entries (messages both ways; failed deliveries as `m.notice`).
 
 use serde_json::{json, Value};
-use sessiond_api::v1::{event, Conversation, DeliveryState, Event};
+use sessiond_api::v1::{event, Conversation, ConversationKind, DeliveryState, Event};
 
 use crate::auth::Me;
 use crate::ids::{event_id, room_id, short_account, state_event_id, user_id};
@@ -36,16 +36,25 @@ impl Membership {
     }
 }
 
-/// The Account ID of the other side of an event-log entry, if it belongs to a conversation.
+/// True for a conversation kind shown as a direct room (one-to-one); unset (an older daemon)
+/// counts as one-to-one.
+pub(crate) fn is_direct(kind: i32) -> bool {
+    kind == ConversationKind::Direct as i32 || kind == ConversationKind::Unspecified as i32
+}
+
+/// The Account ID of the other side of an event-log entry, if it belongs to a one-to-one
+/// conversation.
 pub(crate) fn peer_of(ev: &Event) -> Option<&str> {
     match ev.kind.as_ref()? {
-        event::Kind::Incoming(m) => Some(&m.sender),
-        event::Kind::Outgoing(m) => Some(&m.recipient),
-        event::Kind::Delivery(d) => Some(&d.recipient),
-        event::Kind::Conversation(c) => c.conversation.as_ref().map(|c| c.account_id.as_str()),
-        event::Kind::RoomMessageDeleted(d) => Some(&d.conversation_id),
-        event::Kind::RoomReactions(r) => Some(&r.conversation_id),
-        event::Kind::Typing(_) => None,
+        event::Kind::Incoming(m) if is_direct(m.conversation_kind) => Some(&m.sender),
+        event::Kind::Outgoing(m) if is_direct(m.conversation_kind) => Some(&m.recipient),
+        event::Kind::Delivery(d) if d.recipient.starts_with("05") => Some(&d.recipient),
+        event::Kind::Conversation(c) => c
+            .conversation
+            .as_ref()
+            .filter(|c| is_direct(c.kind))
+            .map(|c| c.account_id.as_str()),
+        _ => None,
     }
 }
 

@@ -149,7 +149,9 @@ pub(crate) async fn sync(s: &Shared, me: &Me, req: &Req) -> Result<Value, Matrix
 
 /// The identity's conversations.
 pub(crate) async fn conversations(me: &Me) -> Result<Vec<Conversation>, MatrixError> {
-    Ok(me.client.all_conversations(me.name()).await?)
+    let mut all = me.client.all_conversations(me.name()).await?;
+    all.retain(|c| crate::events::is_direct(c.kind));
+    Ok(all)
 }
 
 /// The newest `limit` timeline events of a room up to seq `end`, oldest first, with `limited`

@@ -477,7 +477,7 @@ pub fn event_json(e: &Event) -> serde_json::Value {
         Some(event::Kind::Incoming(m)) => json!({
             "type": "incoming", "sender": m.sender, "text": m.text, "sent_at_ms": m.sent_at_ms,
             "received_at_ms": m.received_at_ms, "hash": m.hash,
-            "sender_profile_name": m.sender_profile_name,
+            "sender_profile_name": m.sender_profile_name, "conversation_id": m.conversation_id,
         }),
         Some(event::Kind::Outgoing(m)) => json!({
             "type": "outgoing", "message_id": m.message_id, "recipient": m.recipient,
@@ -493,7 +493,8 @@ pub fn event_json(e: &Event) -> serde_json::Value {
         }
         Some(event::Kind::Conversation(c)) => {
             let c = c.conversation.clone().unwrap_or_default();
-            json!({"type": "conversation", "account_id": c.account_id, "handle": c.handle,
+            json!({"type": "conversation", "account_id": c.account_id,
+                   "conversation_id": c.conversation_id, "handle": c.handle,
                    "display_name": c.display_name, "accepted": c.accepted, "left": c.left,
                    "read_seq": c.read_seq})
         }

@@ -356,7 +356,12 @@ impl Communities {
         let id = record.id;
         let r = room.clone();
         let added = self
-            .blocking(move |s| s.join_community_room(id, &r))
+            .blocking(move |s| {
+                let added = s.join_community_room(id, &r)?;
+                let title = r.state.as_ref().map(|st| st.name.as_str());
+                s.open_shared_conversation(id, &r.address, title, now_ms())?;
+                Ok(added)
+            })
             .await?;
         if added {
             tracing::info!(identity = %record.name, room = %address, "joined a community room");
@@ -369,8 +374,17 @@ impl Communities {
     pub async fn leave(&self, identity: &str, address: &str) -> Result<bool, RoomError> {
         let (record, _) = self.identity(identity).await?;
         let a = address.to_owned();
-        self.blocking(move |s| s.leave_community_room(record.id, &a))
-            .await
+        self.blocking(move |s| {
+            let left = s.leave_community_room(record.id, &a)?;
+            if left {
+                match s.leave_conversation(record.id, &a, now_ms()) {
+                    Ok(_) | Err(StoreError::UnknownConversation { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(left)
+        })
+        .await
     }
 
     /// The identity's joined rooms.
@@ -788,9 +802,22 @@ impl Communities {
             let poll = room_poll(room, info, msgs, &own);
             more |= poll.rows >= PAGE && room.seqno.is_some();
             let address = room.address.clone();
+            let renamed = poll
+                .poll
+                .state
+                .as_ref()
+                .map(|st| st.name.clone())
+                .filter(|n| room.state.as_ref().is_none_or(|old| &old.name != n));
             let events = self
                 .blocking(move |s| s.record_room_poll(identity, &address, &poll.poll, now_ms()))
                 .await?;
+            if let Some(name) = renamed {
+                let a = room.address.clone();
+                self.blocking(move |s| {
+                    s.open_shared_conversation(identity, &a, Some(&name), now_ms())
+                })
+                .await?;
+            }
             if !events.is_empty() {
                 tracing::debug!(identity = %record.name, room = %room.address, events = events.len(), "room poll recorded");
             }
@@ -1154,6 +1181,7 @@ pub fn adopt(
             last_error: String::new(),
         };
         if store.join_community_room(identity, &room)? {
+            store.open_shared_conversation(identity, &room.address, None, now_ms)?;
             tracing::info!(identity, room = %room.address, "joined a community room from the account's config");
             joined += 1;
         }

@@ -197,6 +197,7 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
     };
     Opened::Message(Received {
         sender: incoming.sender.to_string(),
+        conversation: None,
         text: data.body.unwrap_or_default(),
         sent_at_ms: incoming.envelope_timestamp,
         received_at_ms: now_ms,

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 use super::auth::caller;
 use super::messages::validate_text;
 use super::{page, ApiError, Service};
+use crate::address::Kind;
 use crate::engine::community::{parse_room_address, Communities, Moderation, RoomError};
 use crate::store::RoomRecord;
 
@@ -104,32 +105,16 @@ impl Service {
         recipient: &str,
         text: &str,
     ) -> Result<Option<SendMessageResponse>, ApiError> {
-        let recipient = recipient.trim();
-        let is_room = recipient.starts_with("http://") || recipient.starts_with("https://");
-        let is_dm = recipient.len() == 66 && recipient.starts_with("15");
-        if !is_room && !is_dm {
-            return Ok(None);
-        }
+        let kind = match crate::address::parse(recipient) {
+            Ok((address, kind @ (Kind::CommunityRoom | Kind::CommunityDm))) => (address, kind),
+            _ => return Ok(None),
+        };
         self.community_identity(who, identity).await?;
         validate_text(text)?;
         let communities = self.communities()?;
-        let sent = if is_room {
-            let Some((server, token)) = parse_room_address(recipient).or_else(|| {
-                // Accept any spelling of the room; the stored address is canonical.
-                let (base, token) = recipient.rsplit_once('/')?;
-                let server: session_proto::community::url::ServerUrl = base.parse().ok()?;
-                Some((server, token.to_owned()))
-            }) else {
-                return Err(ApiError::field(
-                    "recipient",
-                    "not a community room address: <base URL>/<room token>",
-                ));
-            };
-            let address = crate::engine::community::room_address(&server, &token);
-            communities.post(identity, &address, text).await
-        } else {
-            let to = recipient.to_ascii_lowercase();
-            communities.send_dm_to_known(identity, &to, text).await
+        let sent = match kind {
+            (address, Kind::CommunityRoom) => communities.post(identity, &address, text).await,
+            (address, _) => communities.send_dm_to_known(identity, &address, text).await,
         };
         let sent = sent.map_err(|e| match e {
             RoomError::BadField { field, reason } => ApiError::field(field, reason),

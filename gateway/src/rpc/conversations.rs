@@ -3,18 +3,18 @@
 
 use sessiond_api::v1::conversation_service_server::ConversationService;
 use sessiond_api::v1::{
-    Contact, Conversation, GetContactRequest, GetContactResponse, GetConversationRequest,
-    GetConversationResponse, LeaveConversationRequest, LeaveConversationResponse,
-    ListContactsRequest, ListContactsResponse, ListConversationsRequest, ListConversationsResponse,
-    MarkConversationReadRequest, MarkConversationReadResponse, OpenConversationRequest,
-    OpenConversationResponse, SetContactHandleRequest, SetContactHandleResponse,
-    SetContactNameRequest, SetContactNameResponse,
+    Contact, Conversation, ConversationKind, GetContactRequest, GetContactResponse,
+    GetConversationRequest, GetConversationResponse, LeaveConversationRequest,
+    LeaveConversationResponse, ListContactsRequest, ListContactsResponse, ListConversationsRequest,
+    ListConversationsResponse, MarkConversationReadRequest, MarkConversationReadResponse,
+    OpenConversationRequest, OpenConversationResponse, SetContactHandleRequest,
+    SetContactHandleResponse, SetContactNameRequest, SetContactNameResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
 use super::identities::validate_display_name;
-use super::messages::parse_recipient;
+use super::messages::{kind_to_api, parse_conversation, parse_recipient};
 use super::{now_ms, page, ApiError, Service};
 use crate::store::StoreError;
 use crate::store::{handles, ContactRecord, ConversationView};
@@ -35,8 +35,19 @@ fn contact_to_api(c: ContactRecord) -> Contact {
 pub(super) fn conversation_to_api(v: ConversationView) -> Conversation {
     let display_name = v.display_name().unwrap_or_default().to_owned();
     let c = v.conversation;
+    let kind = kind_to_api(&c.address);
+    let person = matches!(
+        kind,
+        ConversationKind::Direct | ConversationKind::CommunityDm
+    );
     Conversation {
-        account_id: c.peer,
+        account_id: if person {
+            c.address.clone()
+        } else {
+            String::new()
+        },
+        conversation_id: c.address,
+        kind: kind as i32,
         display_name,
         last_seq: c.last_seq,
         last_activity_ms: c.last_activity_ms,
@@ -55,7 +66,7 @@ fn conversation_key(c: &Conversation) -> (std::cmp::Reverse<u64>, std::cmp::Reve
     (
         std::cmp::Reverse(c.last_activity_ms),
         std::cmp::Reverse(c.last_seq),
-        c.account_id.as_str(),
+        c.conversation_id.as_str(),
     )
 }
 
@@ -121,7 +132,7 @@ impl ConversationService for Service {
                             &identity,
                             &last.last_activity_ms.to_string(),
                             &last.last_seq.to_string(),
-                            &last.account_id,
+                            &last.conversation_id,
                         ],
                     ),
                     _ => String::new(),
@@ -144,7 +155,7 @@ impl ConversationService for Service {
             identity,
             account_id,
         } = req.into_inner();
-        let peer = parse_recipient("account_id", &account_id)?.to_string();
+        let (peer, _) = parse_conversation("account_id", &account_id)?;
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
@@ -318,7 +329,7 @@ impl ConversationService for Service {
             identity,
             account_id,
         } = req.into_inner();
-        let peer = parse_recipient("account_id", &account_id)?.to_string();
+        let (peer, _) = parse_conversation("account_id", &account_id)?;
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
@@ -340,7 +351,7 @@ impl ConversationService for Service {
             account_id,
             seq,
         } = req.into_inner();
-        let peer = parse_recipient("account_id", &account_id)?.to_string();
+        let (peer, _) = parse_conversation("account_id", &account_id)?;
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;

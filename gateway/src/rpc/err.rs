@@ -68,6 +68,14 @@ pub enum ApiError {
         /// The identity's current epoch.
         current: u64,
     },
+    /// The request is valid but the daemon does not do this yet (a conversation kind it cannot
+    /// send to, say).
+    #[error("{0}")]
+    Unimplemented(String),
+    /// The request is valid but the state does not allow it (a group the identity was removed
+    /// from, an invitation not accepted).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A seq past the end of the identity's log (of the right epoch).
     #[error("{field}: seq {seq} is past the end of the log (its last seq is {last_seq})")]
     SeqOutOfRange {
@@ -107,6 +115,7 @@ impl ApiError {
             ApiError::EpochMismatch { .. } => Code::FailedPrecondition,
             ApiError::SeqOutOfRange { .. } => Code::OutOfRange,
             ApiError::Internal(_) => Code::Internal,
+            ApiError::Unimplemented(_) => Code::Unimplemented,
             e => code_for(e.kind()),
         }
     }
@@ -118,6 +127,7 @@ impl ApiError {
             ApiError::EpochMismatch { .. } => REASON_LOG_EPOCH_MISMATCH,
             ApiError::SeqOutOfRange { .. } => REASON_SEQ_OUT_OF_RANGE,
             ApiError::Internal(_) => REASON_INTERNAL,
+            ApiError::Unimplemented(_) => REASON_UNIMPLEMENTED,
             e => reason_for(e.kind()),
         }
     }
@@ -176,6 +186,8 @@ pub const REASON_SEQ_OUT_OF_RANGE: &str = "SEQ_OUT_OF_RANGE";
 pub const REASON_MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
 /// ErrorInfo reason: a request body that is not a valid message (bad protobuf, bad UTF-8).
 pub const REASON_MALFORMED_MESSAGE: &str = "MALFORMED_MESSAGE";
+/// ErrorInfo reason: something the daemon does not do yet.
+pub const REASON_UNIMPLEMENTED: &str = "UNIMPLEMENTED";
 /// ErrorInfo reason: a failure of the daemon itself.
 pub const REASON_INTERNAL: &str = "INTERNAL";
 
@@ -235,6 +247,8 @@ impl HasKind for ApiError {
             ApiError::Internal(_) => ErrorKind::LocalIo,
             ApiError::EpochMismatch { .. } => ErrorKind::Rejected,
             ApiError::SeqOutOfRange { .. } => ErrorKind::InvalidInput,
+            ApiError::Unimplemented(_) => ErrorKind::Unsupported,
+            ApiError::FailedPrecondition(_) => ErrorKind::Rejected,
         }
     }
 }

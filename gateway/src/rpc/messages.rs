@@ -14,10 +14,11 @@ use session_proto::message::{text_content, typing_content, TYPING_TTL_MS};
 use session_proto::protos::Content;
 use sessiond_api::v1::message_service_server::MessageService;
 use sessiond_api::v1::{
-    event, ConversationChanged, DeliveryState as ApiDeliveryState, DeliveryUpdate, Event,
-    IncomingMessage, ListEventsRequest, ListEventsResponse, OutgoingMessage, RoomMessageDeleted,
-    RoomReaction, RoomReactionsChanged, SendMessageRequest, SendMessageResponse, SendTypingRequest,
-    SendTypingResponse, SubscribeRequest, SubscribeResponse, Typing,
+    event, ConversationChanged, ConversationKind, DeliveryState as ApiDeliveryState,
+    DeliveryUpdate, Event, IncomingMessage, ListEventsRequest, ListEventsResponse, OutgoingMessage,
+    RoomMessageDeleted, RoomReaction, RoomReactionsChanged, SendMessageRequest,
+    SendMessageResponse, SendTypingRequest, SendTypingResponse, SubscribeRequest,
+    SubscribeResponse, Typing,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -29,6 +30,7 @@ use super::conversations::conversation_to_api;
 use super::identities::log_epoch;
 use super::seal::sync_copy;
 use super::{now_ms, page, ApiError, Service, State};
+use crate::address::{self, Kind};
 use crate::store::{
     DeliveryState, EventKind, IdentityId, IdentityRecord, NewOutgoing, Queued, SentKey,
     StoredEvent, TypingNotice,
@@ -62,6 +64,22 @@ pub fn parse_recipient(field: &'static str, text: &str) -> Result<AccountId, Api
     Ok(id)
 }
 
+/// Parses a conversation address (see [`crate::address`]) into its canonical form and kind.
+pub fn parse_conversation(field: &'static str, text: &str) -> Result<(String, Kind), ApiError> {
+    address::parse(text).map_err(|why| ApiError::field(field, why))
+}
+
+/// The API's kind of a stored conversation address.
+pub fn kind_to_api(address: &str) -> ConversationKind {
+    match Kind::of(address) {
+        Some(Kind::Direct) => ConversationKind::Direct,
+        Some(Kind::Group) => ConversationKind::Group,
+        Some(Kind::CommunityRoom) => ConversationKind::CommunityRoom,
+        Some(Kind::CommunityDm) => ConversationKind::CommunityDm,
+        None => ConversationKind::Unspecified,
+    }
+}
+
 /// Checks a message text: not empty, at most [`MAX_TEXT_UTF16`] UTF-16 code units.
 pub fn validate_text(text: &str) -> Result<(), ApiError> {
     if text.trim().is_empty() {
@@ -81,6 +99,8 @@ pub fn validate_text(text: &str) -> Result<(), ApiError> {
 pub fn to_api(identity: &str, e: StoredEvent) -> Event {
     let kind = match e.kind {
         EventKind::Incoming(m) => event::Kind::Incoming(IncomingMessage {
+            conversation_id: m.conversation().to_owned(),
+            conversation_kind: kind_to_api(m.conversation()) as i32,
             sender: m.sender,
             text: m.text,
             sent_at_ms: m.sent_at_ms,
@@ -98,6 +118,8 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             from_other_device,
             server_id,
         } => event::Kind::Outgoing(OutgoingMessage {
+            conversation_id: recipient.clone(),
+            conversation_kind: kind_to_api(&recipient) as i32,
             message_id,
             recipient,
             text,
@@ -259,9 +281,17 @@ impl MessageService for Service {
         {
             return Ok(Response::new(sent));
         }
-        let recipient = parse_recipient("recipient", &recipient)?;
+        let (address, kind) = parse_conversation("recipient", &recipient)?;
         validate_text(&text)?;
         let key = validate_idempotency_key(&idempotency_key)?;
+        if kind != Kind::Direct {
+            return Err(ApiError::Unimplemented(format!(
+                "recipient: this daemon cannot post in a conversation of kind {:?} yet",
+                kind_to_api(&address)
+            ))
+            .into());
+        }
+        let recipient = parse_recipient("recipient", &address)?;
         let ttl_ms = self.state().message_ttl_ms;
         let sealer = std::sync::Arc::clone(&self.state().sealer);
         let out = self
@@ -374,7 +404,7 @@ impl MessageService for Service {
         let peer = if peer.is_empty() {
             None
         } else {
-            Some(parse_recipient("peer", &peer)?.to_string())
+            Some(parse_conversation("peer", &peer)?.0)
         };
         let limit = page::page_size(page_size)?;
         // The token: the request fields it is bound to, the log's epoch, and the last seq

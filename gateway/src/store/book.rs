@@ -21,6 +21,7 @@ use super::{
     EventKind, IdentityId, Log, Store, StoreError, StoredEvent, TxError, CONTACTS, CONVERSATIONS,
     HANDLES,
 };
+use crate::address::Kind;
 
 /// The address-book tables of one write transaction.
 pub(super) struct Book<'t> {
@@ -38,6 +39,12 @@ pub(super) enum Message<'a> {
     },
     /// Queued by the identity.
     Outgoing,
+}
+
+/// Whether the conversation at `address` is with one person, whose contact record it shares
+/// (one-to-one, community DM); groups and rooms have no contact of their own.
+pub(super) fn is_person(address: &str) -> bool {
+    Kind::of(address).is_none_or(Kind::is_person)
 }
 
 fn new_contact(account_id: &str) -> ContactRecord {
@@ -90,7 +97,7 @@ impl<'t> Book<'t> {
         c: &ConversationRecord,
     ) -> Result<(), TxError> {
         self.conversations
-            .insert((identity, c.peer.as_str()), encode(c).as_slice())?;
+            .insert((identity, c.address.as_str()), encode(c).as_slice())?;
         Ok(())
     }
 
@@ -189,6 +196,9 @@ impl<'t> Book<'t> {
             Message::Incoming { profile_name } => profile_name.filter(|p| !p.is_empty()),
             Message::Outgoing => None,
         };
+        if !is_person(peer) {
+            return self.shared_message(log, identity, peer, msg, seq, at_ms, now_ms);
+        }
         let existing = self.conversation(identity, peer)?;
         let mut contact = self.ensure_contact(identity, peer, profile_name)?;
         let before = existing.clone().map(|conversation| ConversationView {
@@ -202,7 +212,7 @@ impl<'t> Book<'t> {
             }
         }
         let mut conv = existing.unwrap_or_else(|| ConversationRecord {
-            peer: peer.to_owned(),
+            address: peer.to_owned(),
             accepted: matches!(msg, Message::Outgoing),
             ..ConversationRecord::default()
         });
@@ -229,6 +239,81 @@ impl<'t> Book<'t> {
         };
         Book::record_change(log, identity, before.as_ref(), &after, false, now_ms)
     }
+
+    /// [`Book::message`] for a conversation of many (a group, a room): counts and activity.
+    /// Whether it is accepted or left is up to its own operations (join, leave), not to the
+    /// messages in it; one created by a message is accepted (the identity polls only what it
+    /// joined).
+    #[allow(clippy::too_many_arguments)]
+    fn shared_message(
+        &mut self,
+        log: &mut Log<'_>,
+        identity: IdentityId,
+        address: &str,
+        msg: Message<'_>,
+        seq: u64,
+        at_ms: u64,
+        now_ms: u64,
+    ) -> Result<Option<StoredEvent>, TxError> {
+        let existing = self.conversation(identity, address)?;
+        let before = existing.clone().map(|conversation| ConversationView {
+            conversation,
+            contact: new_contact(address),
+        });
+        let mut conv = existing.unwrap_or_else(|| ConversationRecord {
+            address: address.to_owned(),
+            accepted: true,
+            ..ConversationRecord::default()
+        });
+        conv.last_seq = seq;
+        conv.last_activity_ms = conv.last_activity_ms.max(at_ms);
+        match msg {
+            Message::Incoming { .. } => conv.incoming_count += 1,
+            Message::Outgoing => conv.outgoing_count += 1,
+        }
+        self.put_conversation(identity, &conv)?;
+        let after = ConversationView {
+            conversation: conv,
+            contact: new_contact(address),
+        };
+        Book::record_change(log, identity, before.as_ref(), &after, false, now_ms)
+    }
+
+    /// Notes the sender of a message posted in a group or room: its contact (created with a
+    /// handle if new, so front ends can name it) takes the profile name the message carried.
+    /// If that renames the one-to-one conversation with the sender, its `Conversation` event.
+    pub(super) fn note_sender(
+        &mut self,
+        log: &mut Log<'_>,
+        identity: IdentityId,
+        sender: &str,
+        profile_name: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Option<StoredEvent>, TxError> {
+        let profile_name = profile_name.filter(|p| !p.is_empty());
+        let before = self.ensure_contact(identity, sender, profile_name)?;
+        let Some(p) = profile_name else {
+            return Ok(None);
+        };
+        if before.profile_name.as_deref() == Some(p) {
+            return Ok(None);
+        }
+        let mut contact = before.clone();
+        contact.profile_name = Some(p.to_owned());
+        self.put_contact(identity, &contact)?;
+        let Some(conversation) = self.conversation(identity, sender)? else {
+            return Ok(None);
+        };
+        let before = ConversationView {
+            conversation: conversation.clone(),
+            contact: before,
+        };
+        let after = ConversationView {
+            conversation,
+            contact,
+        };
+        Book::record_change(log, identity, Some(&before), &after, false, now_ms)
+    }
 }
 
 impl Store {
@@ -244,9 +329,9 @@ impl Store {
                     break;
                 }
                 let conversation: ConversationRecord = decode("conversation", v.value())?;
-                let contact = match contacts.get((identity, conversation.peer.as_str()))? {
+                let contact = match contacts.get((identity, conversation.address.as_str()))? {
                     Some(c) => decode("contact", c.value())?,
-                    None => new_contact(&conversation.peer),
+                    None => new_contact(&conversation.address),
                 };
                 out.push(ConversationView {
                     conversation,
@@ -442,7 +527,7 @@ impl Store {
     ) -> Result<ConversationView, StoreError> {
         self.edit_conversation("opening a conversation", identity, peer, now_ms, |_, c| {
             let mut c = c.unwrap_or_else(|| ConversationRecord {
-                peer: peer.to_owned(),
+                address: peer.to_owned(),
                 ..ConversationRecord::default()
             });
             c.accepted = true;
@@ -501,6 +586,35 @@ impl Store {
     /// Changes (or, if `f` allows, creates) a conversation and records a `Conversation` event
     /// if it was created or changed. The contact is created (with a handle) only once `f` has
     /// accepted the change.
+    /// Opens (creates if needed) the conversation of a group or community room with its own
+    /// name as the title, and clears `left`; a `Conversation` event if that changed it.
+    pub fn open_shared_conversation(
+        &self,
+        identity: IdentityId,
+        address: &str,
+        title: Option<&str>,
+        now_ms: u64,
+    ) -> Result<ConversationView, StoreError> {
+        self.edit_conversation(
+            "opening a conversation",
+            identity,
+            address,
+            now_ms,
+            |_, c| {
+                let mut c = c.unwrap_or_else(|| ConversationRecord {
+                    address: address.to_owned(),
+                    ..ConversationRecord::default()
+                });
+                c.accepted = true;
+                c.left = false;
+                if let Some(t) = title.filter(|t| !t.is_empty()) {
+                    c.title = Some(t.to_owned());
+                }
+                Ok(c)
+            },
+        )
+    }
+
     fn edit_conversation(
         &self,
         action: &'static str,
@@ -524,7 +638,11 @@ impl Store {
                 None => None,
             };
             let conversation = f(&log, existing)?;
-            let contact = book.ensure_contact(identity, peer, None)?;
+            let contact = if is_person(peer) {
+                book.ensure_contact(identity, peer, None)?
+            } else {
+                new_contact(peer)
+            };
             book.put_conversation(identity, &conversation)?;
             let after = ConversationView {
                 conversation,

@@ -714,14 +714,14 @@ pub(super) fn forget_identity(
 
 /// The conversation a room post or DM belongs to.
 fn room_conversation(msg: &Received) -> &str {
-    &msg.sender
+    msg.conversation()
 }
 
 /// A room post as a received message in the room's conversation.
 #[allow(clippy::too_many_arguments)]
 fn room_received(
     sender: String,
-    _room: String,
+    room: String,
     text: String,
     posted_ms: u64,
     now_ms: u64,
@@ -732,6 +732,7 @@ fn room_received(
 ) -> Received {
     Received {
         sender,
+        conversation: Some(room),
         text,
         sent_at_ms: posted_ms,
         received_at_ms: now_ms,
@@ -755,6 +756,7 @@ fn dm_received(
 ) -> Received {
     Received {
         sender,
+        conversation: None,
         text,
         sent_at_ms: posted_ms,
         received_at_ms: now_ms,

@@ -59,7 +59,7 @@ fn index_events_by_peer(tx: &redb::WriteTransaction) -> Result<(), TxError> {
         let (identity, seq) = k.value();
         match decode::<StoredEvent>("event", v.value()) {
             Ok(event) => {
-                peers.insert((identity, event.kind.peer(), seq), ())?;
+                peers.insert((identity, event.kind.conversation(), seq), ())?;
             }
             Err(_) => skipped += 1,
         }

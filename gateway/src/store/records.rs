@@ -44,7 +44,7 @@ pub enum EventKind {
     Outgoing {
         /// The daemon's id for the message (32 hex characters).
         message_id: String,
-        /// The recipient's Account ID.
+        /// The conversation's address (the recipient's Account ID for a one-to-one message).
         recipient: String,
         /// The text.
         text: String,
@@ -63,7 +63,7 @@ pub enum EventKind {
     Delivery {
         /// The id from the `Outgoing` event.
         message_id: String,
-        /// The recipient's Account ID.
+        /// The conversation's address (the recipient's Account ID for a one-to-one message).
         recipient: String,
         /// The new state.
         state: DeliveryState,
@@ -100,14 +100,16 @@ fn is_false(b: &bool) -> bool {
 }
 
 impl EventKind {
-    /// The Account ID of the other side of the conversation the event belongs to.
-    pub fn peer(&self) -> &str {
+    /// The address of the conversation the event belongs to (see [`crate::address`]): the
+    /// other side's Account ID for a one-to-one conversation, the group's `03…` ID, a
+    /// community room's URL form, a community DM peer's blinded ID.
+    pub fn conversation(&self) -> &str {
         match self {
-            EventKind::Incoming(m) => &m.sender,
+            EventKind::Incoming(m) => m.conversation(),
             EventKind::Outgoing { recipient, .. } | EventKind::Delivery { recipient, .. } => {
                 recipient
             }
-            EventKind::Conversation(view) => &view.conversation.peer,
+            EventKind::Conversation(view) => &view.conversation.address,
             EventKind::RoomDeleted { conversation, .. }
             | EventKind::RoomReactions { conversation, .. } => conversation,
         }
@@ -124,11 +126,16 @@ pub enum DeliveryState {
     Failed,
 }
 
-/// A received one-to-one message, decrypted and verified, as the poller hands it to the store.
+/// A received message, decrypted and verified, as a poller hands it to the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Received {
     /// The sender's Account ID.
     pub sender: String,
+    /// The conversation it was posted in, when that is not the one-to-one conversation with
+    /// the sender: a group's `03…` ID, a community room (see [`crate::address`]). Absent in
+    /// one-to-one messages and in records written before groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<String>,
     /// The text (empty if the message had none).
     pub text: String,
     /// The sender's timestamp, in milliseconds.
@@ -153,12 +160,21 @@ pub struct Received {
     pub edited_at_ms: Option<u64>,
 }
 
+impl Received {
+    /// The address of the conversation it belongs to: [`Received::conversation`] if set, else
+    /// the sender.
+    pub fn conversation(&self) -> &str {
+        self.conversation.as_deref().unwrap_or(&self.sender)
+    }
+}
+
 /// A message to queue: what [`super::Store::queue_outgoing`] writes to the outbox and the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOutgoing {
     /// The daemon's id for the message.
     pub message_id: String,
-    /// The recipient's Account ID (whose swarm gets the payload).
+    /// The conversation's address: the recipient's Account ID, or the group whose swarm gets
+    /// the payload.
     pub recipient: String,
     /// The text, for the event log.
     pub text: String,
@@ -228,7 +244,7 @@ pub struct OutboxEntry {
     pub identity: IdentityId,
     /// The daemon's id for the message.
     pub message_id: String,
-    /// The recipient's Account ID.
+    /// The conversation's address (the recipient's Account ID for a one-to-one message).
     pub recipient: String,
     /// The bytes to store in the recipient's swarm.
     pub payload: Vec<u8>,
@@ -262,15 +278,18 @@ pub struct OutboxEntry {
 /// The `next_try_ms` of a held outbox entry (a sync copy waiting for its message): never due.
 pub const HELD: u64 = u64::MAX;
 
-/// A one-to-one conversation of an identity.
+/// A conversation of an identity: one-to-one, group, community room or community DM (its kind
+/// follows from its address, [`crate::address::Kind::of`]).
 ///
 /// Records written before `accepted`, `left` and `read_seq` existed read as: accepted if the
 /// identity ever wrote in it, not left, never marked read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(from = "ConversationJson")]
 pub struct ConversationRecord {
-    /// The other side's Account ID.
-    pub peer: String,
+    /// The conversation's address (stored as `peer`, its name from when every conversation
+    /// was one-to-one).
+    #[serde(rename = "peer")]
+    pub address: String,
     /// The newest message event (incoming or outgoing) of this conversation.
     pub last_seq: u64,
     /// The newest message time either way, in milliseconds.
@@ -286,6 +305,10 @@ pub struct ConversationRecord {
     pub left: bool,
     /// The seq up to which the user has read it; 0 if never marked.
     pub read_seq: u64,
+    /// The conversation's own name, for the kinds that have one (a group's name, a community
+    /// room's name); `None` for person-to-person conversations, whose name is the contact's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// [`ConversationRecord`] as stored, with the fields later versions added made optional.
@@ -302,19 +325,22 @@ struct ConversationJson {
     left: bool,
     #[serde(default)]
     read_seq: u64,
+    #[serde(default)]
+    title: Option<String>,
 }
 
 impl From<ConversationJson> for ConversationRecord {
     fn from(j: ConversationJson) -> Self {
         ConversationRecord {
             accepted: j.accepted.unwrap_or(j.outgoing_count > 0),
-            peer: j.peer,
+            address: j.peer,
             last_seq: j.last_seq,
             last_activity_ms: j.last_activity_ms,
             incoming_count: j.incoming_count,
             outgoing_count: j.outgoing_count,
             left: j.left,
             read_seq: j.read_seq,
+            title: j.title,
         }
     }
 }
@@ -334,7 +360,9 @@ pub struct ContactRecord {
     pub handle: Option<String>,
 }
 
-/// A conversation joined with its contact: what the API shows as a `Conversation`.
+/// A conversation joined with its contact (for a group or a room, a contact record of its
+/// address that is never stored: no names, no handle): what the API shows as a
+/// `Conversation`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ConversationView {
     /// The conversation.
@@ -344,11 +372,13 @@ pub struct ConversationView {
 }
 
 impl ConversationView {
-    /// The best name to show: the local name, else the profile name.
+    /// The best name to show: the conversation's own name (a group's, a room's), else the
+    /// contact's local name, else its profile name.
     pub fn display_name(&self) -> Option<&str> {
-        self.contact
-            .name
+        self.conversation
+            .title
             .as_deref()
+            .or(self.contact.name.as_deref())
             .or(self.contact.profile_name.as_deref())
     }
 

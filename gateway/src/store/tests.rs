@@ -60,6 +60,7 @@ fn queue(store: &Store, id: IdentityId, msg: NewOutgoing, now: u64) -> (StoredEv
 fn received(hash: &str, from: &str, at: u64) -> Received {
     Received {
         sender: from.to_owned(),
+        conversation: None,
         text: format!("text {hash}"),
         sent_at_ms: at,
         received_at_ms: at + 5,
@@ -350,7 +351,7 @@ fn another_devices_sync_copy_is_an_outgoing_message_of_its_conversation_once() {
     let convs = store.conversations(id).expect("convs");
     assert_eq!(convs.len(), 1, "{convs:?}");
     let c = &convs[0].conversation;
-    assert_eq!(c.peer, BOB_ID);
+    assert_eq!(c.address, BOB_ID);
     assert_eq!((c.outgoing_count, c.incoming_count), (1, 0));
     assert!(c.accepted);
     let (events, _) = store.events(id, 0, 0, 10, false).expect("events");
@@ -489,7 +490,7 @@ fn received_messages_are_deduplicated_and_advance_the_cursor_atomically() {
     assert_eq!(contacts[1].profile_name.as_deref(), Some("Carol"));
     assert_eq!(contacts[1].handle.as_deref(), Some("Carol"));
     let convs = store.conversations(id).expect("convs");
-    assert_eq!(convs[0].conversation.peer, BOB_ID, "most recent first");
+    assert_eq!(convs[0].conversation.address, BOB_ID, "most recent first");
     assert_eq!(convs[0].conversation.incoming_count, 2);
     assert!(
         !convs[0].conversation.accepted,
@@ -1096,6 +1097,97 @@ fn records_written_before_the_new_fields_still_read() {
     let k: ContactRecord = serde_json::from_str(contact).expect("contact");
     assert_eq!(k.handle, None);
     assert_eq!(k.name.as_deref(), Some("Bob"));
+
+    // An incoming event from before conversations had addresses: its conversation is the
+    // sender; written back without the new field.
+    let old_event = r#"{"seq":1,"recorded_at_ms":5,"kind":{"type":"incoming","sender":"05bb","text":"hi","sent_at_ms":4,"received_at_ms":5,"hash":"H","sender_profile_name":null}}"#;
+    let e: StoredEvent = serde_json::from_str(old_event).expect("event");
+    assert_eq!(e.kind.conversation(), "05bb");
+    let back = String::from_utf8(encode(&e)).expect("utf-8");
+    assert!(!back.contains("conversation"), "{back}");
+    assert!(!String::from_utf8(encode(&c))
+        .expect("utf-8")
+        .contains("title"));
+}
+
+const GROUP_ID: &str = "03dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+
+#[test]
+fn group_messages_belong_to_the_group_and_name_their_senders() {
+    let dir = TempDir::new("group-conv");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    // A one-to-one conversation with Bob exists.
+    store
+        .record_received(id, 0, &[received("D1", BOB_ID, 10)], None, 11)
+        .expect("direct");
+    let in_group = |hash: &str, from: &str, name: Option<&str>, at: u64| Received {
+        conversation: Some(GROUP_ID.to_owned()),
+        sender_profile_name: name.map(str::to_owned),
+        ..received(hash, from, at)
+    };
+    let added = store
+        .record_received(
+            id,
+            11,
+            &[
+                in_group("G1", BOB_ID, Some("Bobby"), 20),
+                in_group("G2", CAROL_ID, None, 21),
+            ],
+            Some("G2"),
+            22,
+        )
+        .expect("group");
+    // Bob's new profile name renames the one-to-one conversation: its event follows.
+    let kinds: Vec<&str> = added.iter().map(|e| e.kind.conversation()).collect();
+    assert_eq!(kinds, vec![GROUP_ID, BOB_ID, GROUP_ID], "{added:?}");
+    // The group is a conversation of its own, accepted, with no contact of its own.
+    let group = store
+        .conversation(id, GROUP_ID)
+        .expect("read")
+        .expect("the group conversation");
+    assert!(group.conversation.accepted && !group.conversation.left);
+    assert_eq!(group.conversation.incoming_count, 2);
+    assert_eq!(group.contact.handle, None);
+    assert!(store
+        .contacts(id)
+        .expect("contacts")
+        .iter()
+        .all(|c| c.account_id != GROUP_ID));
+    // The senders are contacts with handles; Carol has no conversation of her own.
+    assert_eq!(
+        store
+            .contact(id, BOB_ID)
+            .expect("bob")
+            .profile_name
+            .as_deref(),
+        Some("Bobby")
+    );
+    assert!(store.contact(id, CAROL_ID).expect("carol").handle.is_some());
+    assert!(store.conversation(id, CAROL_ID).expect("read").is_none());
+    // The group's history is its own; Bob's one-to-one history does not hold his group post.
+    let (events, _) = store
+        .peer_events(id, GROUP_ID, 0, 0, 10, false)
+        .expect("group history");
+    assert_eq!(events.len(), 2);
+    let (events, _) = store.peer_events(id, BOB_ID, 0, 0, 10, false).expect("bob");
+    assert!(events
+        .iter()
+        .all(|e| !matches!(&e.kind, EventKind::Incoming(m) if m.hash == "G1")));
+    // Replayed: nothing new.
+    assert!(store
+        .record_received(
+            id,
+            11,
+            &[in_group("G1", BOB_ID, Some("Bobby"), 20)],
+            None,
+            30
+        )
+        .expect("again")
+        .is_empty());
 }
 
 #[test]
@@ -1181,12 +1273,12 @@ fn a_version_1_file_gets_handles_and_a_peer_index_when_opened() {
     let convs = store.conversations(id).expect("convs");
     let bob = convs
         .iter()
-        .find(|v| v.conversation.peer == BOB_ID)
+        .find(|v| v.conversation.address == BOB_ID)
         .expect("bob");
     assert!(bob.conversation.accepted);
     let carol = convs
         .iter()
-        .find(|v| v.conversation.peer == CAROL_ID)
+        .find(|v| v.conversation.address == CAROL_ID)
         .expect("carol");
     assert!(!carol.conversation.accepted);
     assert_eq!(carol.contact.handle.as_deref(), Some("Carol_C"));

@@ -6,7 +6,7 @@ use sessiond_api::client::looks_like_account_id;
 use sessiond_api::v1::{event, DeliveryState, Event, SendMessageRequest, SendTypingRequest};
 use tracing::debug;
 
-use super::history::{self, is_message};
+use super::history::{self, is_direct, is_message};
 use super::register::CONTROL;
 use super::{Close, Conn};
 use crate::cap::Cap;
@@ -276,8 +276,12 @@ impl Conn {
         batch: Option<&str>,
     ) -> Result<(), Close> {
         let (from_me, peer, text, time_ms) = match &event.kind {
-            Some(event::Kind::Incoming(m)) => (false, &m.sender, &m.text, m.sent_at_ms),
-            Some(event::Kind::Outgoing(m)) => (true, &m.recipient, &m.text, m.sent_at_ms),
+            Some(event::Kind::Incoming(m)) if is_direct(m.conversation_kind) => {
+                (false, &m.sender, &m.text, m.sent_at_ms)
+            }
+            Some(event::Kind::Outgoing(m)) if is_direct(m.conversation_kind) => {
+                (true, &m.recipient, &m.text, m.sent_at_ms)
+            }
             _ => return Ok(()),
         };
         let nick = self.nick_of(peer).await;
@@ -311,7 +315,9 @@ impl Conn {
                 self.show_message(&event, None).await
             }
             Some(event::Kind::Incoming(_)) => self.show_message(&event, None).await,
-            Some(event::Kind::Delivery(d)) if d.state == DeliveryState::Failed as i32 => {
+            Some(event::Kind::Delivery(d))
+                if d.state == DeliveryState::Failed as i32 && d.recipient.starts_with("05") =>
+            {
                 let nick = self.nick_of(&d.recipient).await;
                 let reason = if d.reason.is_empty() {
                     "no reason given"
@@ -342,7 +348,7 @@ impl Conn {
                 let Some(s) = &mut self.session else {
                     return Ok(());
                 };
-                if conv.handle.is_empty() {
+                if conv.handle.is_empty() || !is_direct(conv.kind) {
                     return Ok(());
                 }
                 let (name, profile) = s
@@ -381,7 +387,7 @@ impl Conn {
                     .await;
             }
         };
-        conversations.retain(|c| c.last_seq > c.read_seq);
+        conversations.retain(|c| is_direct(c.kind) && c.last_seq > c.read_seq);
         conversations.sort_by_key(|c| c.last_activity_ms);
         let limit = self.srv.config.replay_lines.max(1) as usize;
         for c in conversations {

@@ -6,7 +6,7 @@
 //! message is shown with (its Session timestamp).
 
 use sessiond_api::client::Client;
-use sessiond_api::v1::{event, Event, ListEventsRequest};
+use sessiond_api::v1::{event, ConversationKind, Event, ListEventsRequest};
 use tonic::Status;
 
 use super::register::CONTROL;
@@ -26,11 +26,21 @@ pub(super) fn is_message(e: &Event) -> bool {
     )
 }
 
-/// The other side of a message event, and its shown time.
+/// True for a conversation kind shown as a query (one-to-one); unset (an older daemon) counts
+/// as one-to-one.
+pub(crate) fn is_direct(kind: i32) -> bool {
+    kind == ConversationKind::Direct as i32 || kind == ConversationKind::Unspecified as i32
+}
+
+/// The other side of a one-to-one message event, and its shown time.
 fn peer_and_time(e: &Event) -> Option<(&str, u64)> {
     match &e.kind {
-        Some(event::Kind::Incoming(m)) => Some((&m.sender, m.sent_at_ms)),
-        Some(event::Kind::Outgoing(m)) => Some((&m.recipient, m.sent_at_ms)),
+        Some(event::Kind::Incoming(m)) if is_direct(m.conversation_kind) => {
+            Some((&m.sender, m.sent_at_ms))
+        }
+        Some(event::Kind::Outgoing(m)) if is_direct(m.conversation_kind) => {
+            Some((&m.recipient, m.sent_at_ms))
+        }
         _ => None,
     }
 }
@@ -326,7 +336,8 @@ impl Conn {
                     .await;
             }
         };
-        conversations.retain(|c| c.last_activity_ms > lo && c.last_activity_ms < hi);
+        conversations
+            .retain(|c| is_direct(c.kind) && c.last_activity_ms > lo && c.last_activity_ms < hi);
         conversations.sort_by_key(|c| c.last_activity_ms);
         conversations.truncate(limit);
         let server = self.srv.config.server_name.clone();
