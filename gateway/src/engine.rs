@@ -13,11 +13,15 @@
 //!   server for its rooms and the identity's DMs there), backing off while one is down.
 //! - `echo` ([`echo`], `run --devnet` only): answers every message to one identity.
 //!
+//! Each identity's poller also polls the groups it joined ([`groups`]) after its own swarm, and
+//! hands invitations and promotions found in its one-to-one messages to [`groups`].
+//!
 //! Store calls block (redb commits fsync), so tasks run them through `spawn_blocking`.
 
 pub mod community;
 pub mod configsync;
 pub mod echo;
+pub mod groups;
 pub mod netsource;
 pub mod poller;
 pub mod sender;

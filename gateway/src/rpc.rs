@@ -6,8 +6,8 @@
 //!   rich details (ErrorInfo, BadRequest) every error status carries.
 //! - [`page`]: page sizes and page tokens of the List calls.
 //! - [`wire`]: the Unix socket's `:authority` fix and the RESOURCE_EXHAUSTED status fix.
-//! - `identities`, `messages`, `conversations`, `network`, `communities`: one file per service's
-//!   handlers.
+//! - `identities`, `messages`, `conversations`, `network`, `groups`, `communities`: one file per
+//!   service's handlers.
 //! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing contents (texts, typing
 //!   notices).
 //!
@@ -18,6 +18,7 @@ pub mod auth;
 mod communities;
 mod conversations;
 pub mod err;
+mod groups;
 mod identities;
 mod messages;
 mod network;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 
 use sessiond_api::v1::community_service_server::CommunityServiceServer;
 use sessiond_api::v1::conversation_service_server::ConversationServiceServer;
+use sessiond_api::v1::group_service_server::GroupServiceServer;
 use sessiond_api::v1::identity_service_server::IdentityServiceServer;
 use sessiond_api::v1::message_service_server::MessageServiceServer;
 use sessiond_api::v1::network_service_server::NetworkServiceServer;
@@ -152,6 +154,13 @@ impl Service {
         InterceptedService::new(server, self.interceptor())
     }
 
+    /// The GroupService behind auth.
+    pub fn groups(&self) -> Authed<GroupServiceServer<Service>> {
+        let server = GroupServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
+    }
+
     /// Runs a blocking store operation off the async threads.
     async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
@@ -199,6 +208,7 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
     reporter
         .set_serving::<CommunityServiceServer<Service>>()
         .await;
+    reporter.set_serving::<GroupServiceServer<Service>>().await;
     Ok(tonic::transport::Server::builder()
         .layer(wire::StatusFixLayer)
         .add_service(health)
@@ -208,7 +218,8 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
         .add_service(service.messages())
         .add_service(service.conversations())
         .add_service(service.network())
-        .add_service(service.community()))
+        .add_service(service.community())
+        .add_service(service.groups()))
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

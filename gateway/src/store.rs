@@ -23,6 +23,7 @@
 //! | `community_rooms` | (identity id, room address) | JSON [`RoomRecord`]: a joined room, its cursor, what its last poll said |
 //! | `community_servers` | (identity id, base URL) | JSON [`ServerCursors`]: the server's DM cursors |
 //! | `community_peers` | (identity id, blinded ID) | base URL of the server it was met on |
+//! | `groups` | (identity id, group `03…` ID) | JSON [`GroupRecord`] (`groups`) |
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
 //! a caller was told is durable survives a crash. The operations that must be atomic together are
@@ -49,11 +50,13 @@
 //! - [`handles`]: the handle rule and derivation (pure).
 //! - `migrate`: schema upgrades.
 //! - `community`: joined community rooms, their cursors and what a room poll records.
+//! - `groups`: the groups of each identity and their events.
 //! - `lock`: the passphrase: sealed seeds, unlocking, set/change/remove with migration.
 
 mod book;
 mod community;
 mod err;
+mod groups;
 pub mod handles;
 mod lock;
 mod migrate;
@@ -72,6 +75,7 @@ use zeroize::Zeroizing;
 
 pub use community::{RoomItem, RoomPoll, RoomRecord, RoomState, ServerCursors};
 pub use err::StoreError;
+pub use groups::{member_diff, GroupChange, GroupMember, GroupRecord, GroupStatus, KeysMessage};
 pub use records::{
     ContactRecord, ConversationRecord, ConversationView, DeliveryState, EventKind, IdentityId,
     IdentityRecord, NewOutgoing, OutboxEntry, Queued, Received, SentKey, StoredEvent, SyncCopy,
@@ -309,6 +313,7 @@ impl Store {
             tx.open_table(community::ROOMS)?;
             tx.open_table(community::SERVERS)?;
             tx.open_table(community::PEERS)?;
+            tx.open_table(groups::GROUPS)?;
             if let Some(found) = version.filter(|&v| v < SCHEMA_VERSION) {
                 migrate::upgrade(tx, found)?;
                 tx.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
@@ -519,6 +524,8 @@ impl Store {
             tx.open_table(CONFIG_DUMPS)?
                 .retain_in((id, i32::MIN)..=(id, i32::MAX), |_, _| false)?;
             community::forget_identity(tx, id)?;
+            tx.open_table(groups::GROUPS)?
+                .retain(|(owner, _), _| owner != id)?;
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut doomed = Vec::new();
             for row in outbox.iter()? {

@@ -281,9 +281,17 @@ async fn send_subscribe_history_and_conversations() {
             },
             Code::InvalidArgument,
         ),
+        // A group is a conversation too, but alice is in no group.
         (
             SendMessageRequest {
                 recipient: format!("03{}", "11".repeat(32)),
+                ..send("x")
+            },
+            Code::NotFound,
+        ),
+        (
+            SendMessageRequest {
+                recipient: format!("25{}", "11".repeat(32)),
                 ..send("x")
             },
             Code::InvalidArgument,

@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sessiond_api::v1::{
-    event, CreateIdentityRequest, DeliveryState, Event, GetNetworkStatusRequest, ListEventsRequest,
-    NetworkEventKind, RebuildPathsRequest, SendMessageRequest, SubscribeRequest, SubscribeResponse,
+    event, AcceptInvitationRequest, ConversationKind, CreateGroupRequest, CreateIdentityRequest,
+    DeliveryState, Event, GetGroupRequest, GetNetworkStatusRequest, GroupStatus,
+    InviteGroupMembersRequest, ListEventsRequest, ListGroupMembersRequest, ListGroupsRequest,
+    NetworkEventKind, PromoteGroupMembersRequest, RebuildPathsRequest, RemoveGroupMembersRequest,
+    SendMessageRequest, SubscribeRequest, SubscribeResponse, UpdateGroupInfoRequest,
     WatchNetworkRequest,
 };
 use support::{
@@ -1356,4 +1359,268 @@ async fn a_restored_device_joins_the_rooms_of_its_account() {
     .await;
     d.terminate();
     n.devnet.shutdown().await;
+}
+
+/// Polls GetGroup until `done`; panics at the deadline.
+async fn group_until(
+    c: &mut Clients,
+    identity: &str,
+    group: &str,
+    mut done: impl FnMut(&sessiond_api::v1::Group) -> bool,
+) -> sessiond_api::v1::Group {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let got = c
+            .groups
+            .get_group(GetGroupRequest {
+                identity: identity.into(),
+                group_id: group.into(),
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().group);
+        if let Some(g) = got.clone().filter(|g| done(g)) {
+            return g;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out waiting for group {group}: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The texts posted in `group` that `identity` received, with their senders.
+fn group_texts(events: &[Event], group: &str) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(event::Kind::Incoming(m)) if m.conversation_id == group => {
+                assert_eq!(m.conversation_kind, ConversationKind::Group as i32);
+                Some((m.sender.clone(), m.text.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+async fn post(c: &mut Clients, from: &str, group: &str, text: &str) {
+    // A member's first post may come before its first poll read the keys: UNAVAILABLE then.
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let r = c
+            .msgs
+            .send_message(SendMessageRequest {
+                identity: from.into(),
+                recipient: group.into(),
+                text: text.into(),
+                ..Default::default()
+            })
+            .await;
+        match r {
+            Ok(_) => return,
+            Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(s) => panic!("post failed: {s:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_from_creation_to_removal_and_promotion_over_three_daemons() {
+    let n = net("e2e-group", FAST_CONFIG).await;
+    let (a, b, c) = (
+        n.daemon("a").await,
+        n.daemon("b").await,
+        n.daemon("c").await,
+    );
+    let (mut ca, mut cb, mut cc) = (admin(&a).await, admin(&b).await, admin(&c).await);
+    let alice = create(&mut ca, "alice").await;
+    let bob = create(&mut cb, "bob").await;
+    let carol = create(&mut cc, "carol").await;
+
+    // Bad input first: no name, a member that is not an Account ID, the creator itself.
+    for (name, members) in [
+        ("", vec![bob.clone()]),
+        ("g", vec!["05abc".to_owned()]),
+        ("g", vec![alice.clone()]),
+    ] {
+        let err = ca
+            .groups
+            .create_group(CreateGroupRequest {
+                identity: "alice".into(),
+                name: name.into(),
+                members,
+                ..Default::default()
+            })
+            .await
+            .expect_err("bad create");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    }
+
+    // A creates the group with B.
+    let g = ca
+        .groups
+        .create_group(CreateGroupRequest {
+            identity: "alice".into(),
+            name: "Hikers".into(),
+            description: "weekend trips".into(),
+            members: vec![bob.clone()],
+        })
+        .await
+        .expect("create group")
+        .into_inner()
+        .group
+        .expect("group");
+    assert!(g.group_id.starts_with("03") && g.admin);
+    assert_eq!(g.status, GroupStatus::Joined as i32);
+    let gid = g.group_id.clone();
+
+    // B gets the invitation, accepts it, reads the group and posts.
+    let invited = group_until(&mut cb, "bob", &gid, |g| {
+        g.status == GroupStatus::Invited as i32
+    })
+    .await;
+    assert_eq!(invited.name, "Hikers");
+    assert_eq!(invited.inviter, alice);
+    assert!(!invited.admin);
+    let err = cb
+        .msgs
+        .send_message(SendMessageRequest {
+            identity: "bob".into(),
+            recipient: gid.clone(),
+            text: "too early".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("not accepted yet");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    cb.groups
+        .accept_invitation(AcceptInvitationRequest {
+            identity: "bob".into(),
+            group_id: gid.clone(),
+        })
+        .await
+        .expect("accept");
+    let joined = group_until(&mut cb, "bob", &gid, |g| g.member_count == 2).await;
+    assert_eq!(joined.description, "weekend trips");
+    post(&mut cb, "bob", &gid, "hello from bob").await;
+    post(&mut ca, "alice", &gid, "welcome bob").await;
+    history_until(&mut ca, "alice", |h| {
+        group_texts(h, &gid) == vec![(bob.clone(), "hello from bob".to_owned())]
+    })
+    .await;
+    history_until(&mut cb, "bob", |h| {
+        group_texts(h, &gid) == vec![(alice.clone(), "welcome bob".to_owned())]
+    })
+    .await;
+
+    // A adds C with history: C reads what was posted before.
+    ca.groups
+        .invite_group_members(InviteGroupMembersRequest {
+            identity: "alice".into(),
+            group_id: gid.clone(),
+            members: vec![carol.clone()],
+            share_history: true,
+        })
+        .await
+        .expect("invite carol");
+    group_until(&mut cc, "carol", &gid, |g| {
+        g.status == GroupStatus::Invited as i32
+    })
+    .await;
+    cc.groups
+        .accept_invitation(AcceptInvitationRequest {
+            identity: "carol".into(),
+            group_id: gid.clone(),
+        })
+        .await
+        .expect("carol accepts");
+    history_until(&mut cc, "carol", |h| {
+        let t = group_texts(h, &gid);
+        t.contains(&(bob.clone(), "hello from bob".to_owned()))
+            && t.contains(&(alice.clone(), "welcome bob".to_owned()))
+    })
+    .await;
+
+    // A removes B: B sees the kick and cannot read what is posted afterwards.
+    ca.groups
+        .remove_group_members(RemoveGroupMembersRequest {
+            identity: "alice".into(),
+            group_id: gid.clone(),
+            members: vec![bob.clone()],
+        })
+        .await
+        .expect("remove bob");
+    group_until(&mut cb, "bob", &gid, |g| {
+        g.status == GroupStatus::Kicked as i32
+    })
+    .await;
+    let kicked = history(&mut cb, "bob").await;
+    assert!(kicked.iter().any(|e| matches!(&e.kind,
+        Some(event::Kind::Group(c)) if c.group_id == gid && c.status == GroupStatus::Kicked as i32)));
+    post(&mut ca, "alice", &gid, "after bob left").await;
+    history_until(&mut cc, "carol", |h| {
+        group_texts(h, &gid).contains(&(alice.clone(), "after bob left".to_owned()))
+    })
+    .await;
+    let members = ca
+        .groups
+        .list_group_members(ListGroupMembersRequest {
+            identity: "alice".into(),
+            group_id: gid.clone(),
+        })
+        .await
+        .expect("members")
+        .into_inner()
+        .members;
+    let ids: Vec<&str> = members.iter().map(|m| m.account_id.as_str()).collect();
+    assert!(
+        ids.contains(&carol.as_str()) && !ids.contains(&bob.as_str()),
+        "{ids:?}"
+    );
+    // B's poller no longer reads the group: the post never reaches it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let b_log = history(&mut cb, "bob").await;
+    assert!(!group_texts(&b_log, &gid)
+        .iter()
+        .any(|(_, t)| t == "after bob left"));
+
+    // C is promoted and renames the group; A sees the new name.
+    ca.groups
+        .promote_group_members(PromoteGroupMembersRequest {
+            identity: "alice".into(),
+            group_id: gid.clone(),
+            members: vec![carol.clone()],
+        })
+        .await
+        .expect("promote carol");
+    group_until(&mut cc, "carol", &gid, |g| g.admin).await;
+    cc.groups
+        .update_group_info(UpdateGroupInfoRequest {
+            identity: "carol".into(),
+            group_id: gid.clone(),
+            name: "Mountaineers".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("carol renames");
+    group_until(&mut ca, "alice", &gid, |g| g.name == "Mountaineers").await;
+    let a_log = history(&mut ca, "alice").await;
+    assert!(
+        a_log.iter().any(|e| matches!(&e.kind,
+        Some(event::Kind::Group(c)) if c.group_id == gid && c.renamed && c.name == "Mountaineers"))
+    );
+    let groups = ca
+        .groups
+        .list_groups(ListGroupsRequest {
+            identity: "alice".into(),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .groups;
+    assert_eq!(groups.len(), 1);
+    no_duplicates(&a_log);
 }

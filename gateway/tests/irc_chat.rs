@@ -543,3 +543,173 @@ async fn run_devnet_echo_is_named_echo() {
     drop(me);
     drop(d);
 }
+
+/// The irc crate writes what a client sent while its stream is read: reads (and drops) what
+/// comes in for a moment.
+async fn flush(stream: &mut ClientStream) {
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(300), stream.next()).await {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_is_a_channel_invite_join_talk_topic_kick() {
+    let devnet = Devnet::start(DevnetConfig {
+        nodes: 9,
+        swarm_size: 3,
+        relay_timeout: Duration::from_secs(2),
+        replication_timeout: Duration::from_secs(2),
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    let dir = TempDir::new("irc-group");
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let manifest = dir.path().join("devnet.json");
+    devnet.write_manifest(&manifest).expect("manifest");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let a = side(&dir, &manifest, &config, "alice").await;
+    let b = side(&dir, &manifest, &config, "bob").await;
+    let alice_nick = format!("s{}", &a.account[2..10]);
+    let bob_nick = format!("s{}", &b.account[2..10]);
+    let (alice, mut alice_in) = connect(&a.irc, &a.token, "alice", &[]).await;
+    let (bob, mut bob_in) = connect(&b.irc, &b.token, "bob", &[]).await;
+    for s in [&mut alice_in, &mut bob_in] {
+        wait_msg(s, "the end of the welcome", |m| {
+            m.to_string().contains(" 366 ")
+        })
+        .await;
+    }
+
+    // Alice creates a group with bob (through the API; IRC has no command for it).
+    let bearer = sessiond_api::client::Bearer::new(&a.token).expect("token");
+    let mut groups = sessiond_api::v1::group_service_client::GroupServiceClient::with_interceptor(
+        a.channel.clone(),
+        bearer,
+    );
+    let gid = groups
+        .create_group(sessiond_api::v1::CreateGroupRequest {
+            identity: "alice".into(),
+            name: "Hikers".into(),
+            members: vec![b.account.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .group
+        .expect("group")
+        .group_id;
+    // Alice's client is put in #hikers, its topic naming the group ID.
+    wait_msg(
+        &mut alice_in,
+        "alice's JOIN",
+        |m| matches!(&m.command, Command::JOIN(c, _, _) if c == "#hikers"),
+    )
+    .await;
+    let topic = wait_msg(&mut alice_in, "the topic", |m| {
+        m.to_string().contains(" 332 ")
+    })
+    .await;
+    assert!(topic.to_string().contains(&gid), "{topic}");
+
+    // Bob is invited; JOIN accepts.
+    let invite = wait_msg(
+        &mut bob_in,
+        "the INVITE",
+        |m| matches!(&m.command, Command::INVITE(_, c) if c == "#hikers"),
+    )
+    .await;
+    assert_eq!(invite.source_nickname(), Some(alice_nick.as_str()));
+    bob.send_join("#hikers").expect("join");
+    wait_msg(
+        &mut bob_in,
+        "bob's JOIN",
+        |m| matches!(&m.command, Command::JOIN(c, _, _) if c == "#hikers"),
+    )
+    .await;
+    // NAMES shows alice as an admin, once bob's daemon read the members list.
+    let until = Instant::now() + DEADLINE;
+    loop {
+        bob.send(Command::NAMES(Some("#hikers".into()), None))
+            .expect("names");
+        let names = wait_msg(&mut bob_in, "353", |m| m.to_string().contains(" 353 ")).await;
+        if names.to_string().contains(&format!("@{alice_nick}")) {
+            break;
+        }
+        assert!(Instant::now() < until, "{names}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // They talk in the channel (bob retries until his daemon has read the group's keys).
+    let until = Instant::now() + DEADLINE;
+    loop {
+        bob.send_privmsg("#hikers", "hi all").expect("say");
+        flush(&mut bob_in).await;
+        let m = tokio::time::timeout(Duration::from_secs(3), async {
+            wait_msg(&mut alice_in, "bob's post", |m| {
+                privmsg(m).is_some_and(|(t, x)| t == "#hikers" && x == "hi all")
+            })
+            .await
+        })
+        .await;
+        if let Ok(m) = m {
+            assert_eq!(m.source_nickname(), Some(bob_nick.as_str()));
+            break;
+        }
+        if Instant::now() >= until {
+            let bearer = sessiond_api::client::Bearer::new(&b.token).expect("token");
+            let mut msgs = MessageServiceClient::with_interceptor(b.channel.clone(), bearer);
+            let events = msgs
+                .list_events(ListEventsRequest {
+                    identity: "bob".into(),
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .await
+                .expect("history")
+                .into_inner()
+                .events;
+            let mut lines = Vec::new();
+            while let Ok(Some(Ok(m))) =
+                tokio::time::timeout(Duration::from_millis(500), bob_in.next()).await
+            {
+                lines.push(m.to_string());
+            }
+            panic!("bob's post never arrived; bob saw {lines:#?}; bob's log: {events:#?}");
+        }
+    }
+    alice.send_privmsg("#hikers", "welcome").expect("say");
+    flush(&mut alice_in).await;
+    let got = wait_privmsg(&mut bob_in, "welcome").await;
+    assert_eq!(privmsg(&got).map(|p| p.0), Some("#hikers"));
+    assert_eq!(got.source_nickname(), Some(alice_nick.as_str()));
+
+    // Alice renames the group with TOPIC; bob sees the new topic.
+    alice
+        .send(Command::TOPIC(
+            "#hikers".into(),
+            Some("Mountaineers".into()),
+        ))
+        .expect("topic");
+    flush(&mut alice_in).await;
+    wait_msg(&mut bob_in, "the new topic", |m| {
+        matches!(&m.command, Command::TOPIC(c, Some(t)) if c == "#hikers" && t.starts_with("Mountaineers"))
+    })
+    .await;
+
+    // A bad channel is an error, not a crash.
+    bob.send_privmsg("#nonesuch", "x").expect("say");
+    wait_msg(&mut bob_in, "403", |m| m.to_string().contains(" 403 ")).await;
+
+    // Alice kicks bob; bob sees his KICK.
+    alice
+        .send(Command::KICK("#hikers".into(), bob_nick.clone(), None))
+        .expect("kick");
+    flush(&mut alice_in).await;
+    wait_msg(
+        &mut bob_in,
+        "bob's KICK",
+        |m| matches!(&m.command, Command::KICK(c, n, _) if c == "#hikers" && n == "bob"),
+    )
+    .await;
+}

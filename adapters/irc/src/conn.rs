@@ -6,6 +6,7 @@
 //! [`session`]). The connection task processes one thing at a time, a client line or a daemon
 //! event, so a message this connection sent is recorded before its own event comes back.
 
+mod channels;
 mod chat;
 mod control;
 mod history;
@@ -491,8 +492,36 @@ impl Conn {
             "AWAY" => self.away(&msg).await,
             "CAP" => self.cap(&msg).await,
             "CHATHISTORY" => self.chathistory(&msg).await,
+            "INVITE" => {
+                let (nick, chan) = (
+                    msg.param(0).unwrap_or_default(),
+                    msg.param(1).unwrap_or_default(),
+                );
+                if !self
+                    .channel_member_op(channels::MemberOp::Invite, chan, nick)
+                    .await?
+                {
+                    self.numeric(ERR_NOSUCHCHANNEL, &[chan, "No such channel"])
+                        .await?;
+                }
+                Ok(())
+            }
             "ISON" => self.ison(&msg).await,
             "JOIN" => self.join(&msg).await,
+            "KICK" => {
+                let (chan, nick) = (
+                    msg.param(0).unwrap_or_default(),
+                    msg.param(1).unwrap_or_default(),
+                );
+                if !self
+                    .channel_member_op(channels::MemberOp::Kick, chan, nick)
+                    .await?
+                {
+                    self.numeric(ERR_NOSUCHCHANNEL, &[chan, "No such channel"])
+                        .await?;
+                }
+                Ok(())
+            }
             "LIST" => self.list().await,
             "LUSERS" => self.lusers().await,
             "MOTD" => self.motd().await,

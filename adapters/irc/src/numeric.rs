@@ -25,6 +25,8 @@ pub const RPL_CHANNELMODEIS: &str = "324";
 pub const RPL_WHOISACCOUNT: &str = "330";
 pub const RPL_NOTOPIC: &str = "331";
 pub const RPL_TOPIC: &str = "332";
+/// INVITE went out.
+pub const RPL_INVITING: &str = "341";
 pub const RPL_VERSION: &str = "351";
 pub const RPL_WHOREPLY: &str = "352";
 pub const RPL_NAMREPLY: &str = "353";

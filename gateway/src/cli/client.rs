@@ -511,6 +511,11 @@ pub fn event_json(e: &Event) -> serde_json::Value {
             json!({"type": "room_reactions", "conversation_id": r.conversation_id,
                    "server_message_id": r.server_message_id, "reactions": reactions})
         }
+        Some(event::Kind::Group(g)) => json!({
+            "type": "group", "group_id": g.group_id, "name": g.name, "status": g.status,
+            "added": g.added, "removed": g.removed, "promoted": g.promoted,
+            "inviter": g.inviter, "renamed": g.renamed,
+        }),
         None => json!({"type": "unknown"}),
     };
     if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {

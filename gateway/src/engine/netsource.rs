@@ -215,6 +215,10 @@ impl NetworkSource for NetSource {
             .map_err(net_error)?;
         Ok(outcome.hash)
     }
+
+    fn client(&self) -> Option<NetClient> {
+        Some(self.client.clone())
+    }
 }
 
 /// The daemon's store as the network client's [`PoolStore`] (the `snode_pool` blob).

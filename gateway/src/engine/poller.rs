@@ -138,7 +138,7 @@ async fn reconcile(
 }
 
 /// What one retrieved message is to the poller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Opened {
     /// A visible message: recorded as an `Incoming` event.
     Message(Received),
@@ -148,6 +148,15 @@ pub enum Opened {
         sender: String,
         /// True: started. False: stopped.
         typing: bool,
+    },
+    /// A group control message sent one-to-one (an invitation, a promotion).
+    GroupUpdate {
+        /// Its sender.
+        sender: AccountId,
+        /// Its Envelope timestamp (what admin signatures cover).
+        ts: u64,
+        /// The update.
+        update: Box<session_proto::protos::GroupUpdateMessage>,
     },
     /// Nothing to record: undecryptable, not for us, stale, or not a visible message.
     Skip,
@@ -164,6 +173,18 @@ pub fn open(keys: &IdentityKeys, m: &RetrievedMessage, now_ms: u64) -> Opened {
             return Opened::Skip;
         }
     };
+    if let Some(update) = incoming
+        .content
+        .data_message
+        .as_ref()
+        .and_then(|d| d.group_update_message.clone())
+    {
+        return Opened::GroupUpdate {
+            sender: incoming.sender,
+            ts: incoming.envelope_timestamp,
+            update: Box::new(update),
+        };
+    }
     match message::classify(&incoming.content) {
         ContentKind::Visible => {}
         ContentKind::Typing {
@@ -257,12 +278,26 @@ async fn poll_loop(
     let idle_after = Duration::from_secs(ctx.poll.idle_after_secs);
     let mut last_activity = Instant::now();
     let mut cursor = Cursor::new(account, Auth::Account(keys.signing_key().clone()));
+    let mut groups = super::groups::GroupCursors::default();
     loop {
         if *stop.borrow() {
             break;
         }
         let mut again = false;
         let polled = poll_once(&ctx, &record, &keys, &mut cursor).await;
+        match groups
+            .poll_all(&ctx.net, &ctx.store, record.id, &keys)
+            .await
+        {
+            Ok(g) => {
+                if g.new > 0 {
+                    last_activity = Instant::now();
+                }
+                again |= g.more;
+            }
+            Err(StoreError::UnknownIdentity { .. }) => break,
+            Err(e) => tracing::debug!(identity = %record.name, cause = %e, "group polls failed"),
+        }
         if !matches!(
             polled,
             Err(PollError::Net(NetError::Shutdown)) | Err(PollError::Gone)
@@ -274,7 +309,7 @@ async fn poll_loop(
                 if got > 0 {
                     last_activity = Instant::now();
                 }
-                again = more;
+                again |= more;
             }
             Err(PollError::Net(NetError::Shutdown)) => break,
             Err(PollError::Gone) => break,
@@ -403,6 +438,7 @@ async fn poll_once(
     let now = now_ms();
     let mut received: Vec<Received> = Vec::new();
     let mut typing: Vec<TypingNotice> = Vec::new();
+    let mut updates = Vec::new();
     // Hashes were checked against the data by session-net.
     for m in &fetched.messages {
         match open(keys, m, now) {
@@ -416,8 +452,20 @@ async fn poll_once(
                 });
             }
             Opened::Typing { .. } => {}
+            Opened::GroupUpdate { sender, ts, update } => updates.push((sender, ts, update)),
             Opened::Skip => {}
         }
+    }
+    if !updates.is_empty() {
+        let own = IdentityKeys::from_seed(keys.seed());
+        ctx.blocking(move |s| {
+            for (sender, ts, update) in updates {
+                super::groups::direct_update(s, id, &own, &sender, ts, &update, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(engine_err)?;
     }
     in_send_order(&mut received);
     let got = fetched.messages.len();

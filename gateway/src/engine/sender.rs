@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use session_proto::account_id::AccountId;
+use session_proto::account_id::{AccountId, Prefix};
 use session_proto::storage_rpc::UserPubkey;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -119,11 +119,27 @@ fn recipient_key(e: &OutboxEntry) -> Result<(UserPubkey, i16), Failure> {
 
 async fn attempt(ctx: &Ctx, e: &OutboxEntry) -> Result<String, Failure> {
     let (account, ns) = recipient_key(e)?;
-    // Recipients' inboxes are public (ns % 10 == 0): no signature.
+    // Recipients' inboxes are public (ns % 10 == 0): no signature. A group's messages
+    // namespace takes the identity's group auth (admin key or subaccount).
+    let auth = if account.0[0] == Prefix::Group.byte() {
+        let (identity, group) = (e.identity, e.recipient.clone());
+        ctx.blocking(move |s| {
+            super::groups::auth_for(s, identity, &group).map_err(|e| {
+                crate::store::StoreError::BadRecord {
+                    what: "group",
+                    detail: e.to_string(),
+                }
+            })
+        })
+        .await
+        .map_err(|e| Failure::Permanent(e.to_string()))?
+    } else {
+        Auth::None
+    };
     let started = Instant::now();
     let sent = ctx
         .net
-        .store(&account, ns, &e.payload, e.ttl_ms, &Auth::None)
+        .store(&account, ns, &e.payload, e.ttl_ms, &auth)
         .await;
     ctx.metrics
         .onion_request(RequestKind::Store, ctx.hops(), started, &sent);

@@ -167,6 +167,7 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
                 .map(|(emoji, count, you)| RoomReaction { emoji, count, you })
                 .collect(),
         }),
+        EventKind::Group(change) => event::Kind::Group(super::groups::change_to_api(change)),
     };
     Event {
         seq: e.seq,
@@ -284,6 +285,34 @@ impl MessageService for Service {
         let (address, kind) = parse_conversation("recipient", &recipient)?;
         validate_text(&text)?;
         let key = validate_idempotency_key(&idempotency_key)?;
+        if kind == Kind::Group {
+            let out = self
+                .blocking(move |state| {
+                    let record = who.identity(state, "identity", &identity)?;
+                    if let Some(key) = key.as_deref() {
+                        if let Some(first) = state.store.sent_key(record.id, key)? {
+                            return Ok(duplicate(first));
+                        }
+                    }
+                    Ok(
+                        match super::groups::send_to_group(state, &record, &address, text, key)? {
+                            Queued::New { event, entry } => SendMessageResponse {
+                                message_id: entry.message_id,
+                                seq: event.seq,
+                                state: ApiDeliveryState::Queued as i32,
+                                sent_at_ms: entry.sent_at_ms,
+                                duplicate: false,
+                            },
+                            Queued::Duplicate(first) => duplicate(first),
+                        },
+                    )
+                })
+                .await?;
+            if !out.duplicate {
+                self.state().outbox_wake.notify_one();
+            }
+            return Ok(Response::new(out));
+        }
         if kind != Kind::Direct {
             return Err(ApiError::Unimplemented(format!(
                 "recipient: this daemon cannot post in a conversation of kind {:?} yet",

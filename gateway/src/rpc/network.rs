@@ -43,6 +43,11 @@ pub trait NetworkSource: Send + Sync + Debug + 'static {
         data: Vec<u8>,
         ttl_ms: u64,
     ) -> Result<String, ApiError>;
+    /// The network client itself, for operations that need more than one store (groups).
+    /// `None` where there is none.
+    fn client(&self) -> Option<session_net::NetClient> {
+        None
+    }
 }
 
 fn unavailable() -> ApiError {

@@ -47,6 +47,11 @@ pub(super) fn is_person(address: &str) -> bool {
     Kind::of(address).is_none_or(Kind::is_person)
 }
 
+/// The contact record a group or room shows with its conversation: never stored, no names.
+pub(super) fn placeholder(address: &str) -> ContactRecord {
+    new_contact(address)
+}
+
 fn new_contact(account_id: &str) -> ContactRecord {
     ContactRecord {
         account_id: account_id.to_owned(),
@@ -89,6 +94,15 @@ impl<'t> Book<'t> {
         self.contacts
             .insert((identity, c.account_id.as_str()), encode(c).as_slice())?;
         Ok(())
+    }
+
+    /// Saves the conversation of a group or room (whose changes its own code records).
+    pub(super) fn put_shared(
+        &mut self,
+        identity: IdentityId,
+        c: &ConversationRecord,
+    ) -> Result<(), TxError> {
+        self.put_conversation(identity, c)
     }
 
     fn put_conversation(

@@ -93,6 +93,9 @@ pub enum EventKind {
         /// (emoji, count, whether the identity reacted), in the order first used.
         reactions: Vec<(String, u64, bool)>,
     },
+    /// Something happened in a group: an invitation, joining, members added or removed or
+    /// promoted, a rename, being kicked, leaving, the group destroyed.
+    Group(super::GroupChange),
 }
 
 fn is_false(b: &bool) -> bool {
@@ -112,6 +115,7 @@ impl EventKind {
             EventKind::Conversation(view) => &view.conversation.address,
             EventKind::RoomDeleted { conversation, .. }
             | EventKind::RoomReactions { conversation, .. } => conversation,
+            EventKind::Group(change) => &change.group,
         }
     }
 }

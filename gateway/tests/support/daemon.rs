@@ -11,6 +11,7 @@ use std::time::Duration;
 use session_devnet::{Devnet, DevnetConfig};
 use sessiond_api::v1::community_service_client::CommunityServiceClient;
 use sessiond_api::v1::conversation_service_client::ConversationServiceClient;
+use sessiond_api::v1::group_service_client::GroupServiceClient;
 use sessiond_api::v1::identity_service_client::IdentityServiceClient;
 use sessiond_api::v1::message_service_client::MessageServiceClient;
 use sessiond_api::v1::network_service_client::NetworkServiceClient;
@@ -202,6 +203,7 @@ pub struct Clients {
     pub convs: ConversationServiceClient<Authed>,
     pub net: NetworkServiceClient<Authed>,
     pub rooms: CommunityServiceClient<Authed>,
+    pub groups: GroupServiceClient<Authed>,
 }
 
 pub fn clients(channel: &Channel, token: Token) -> Clients {
@@ -210,7 +212,8 @@ pub fn clients(channel: &Channel, token: Token) -> Clients {
         msgs: MessageServiceClient::with_interceptor(channel.clone(), token.clone()),
         convs: ConversationServiceClient::with_interceptor(channel.clone(), token.clone()),
         net: NetworkServiceClient::with_interceptor(channel.clone(), token.clone()),
-        rooms: CommunityServiceClient::with_interceptor(channel.clone(), token),
+        rooms: CommunityServiceClient::with_interceptor(channel.clone(), token.clone()),
+        groups: GroupServiceClient::with_interceptor(channel.clone(), token),
     }
 }
 

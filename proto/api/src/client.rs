@@ -7,6 +7,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use crate::v1::conversation_service_client::ConversationServiceClient;
+use crate::v1::group_service_client::GroupServiceClient;
 use crate::v1::identity_service_client::IdentityServiceClient;
 use crate::v1::message_service_client::MessageServiceClient;
 use crate::v1::network_service_client::NetworkServiceClient;
@@ -58,6 +59,8 @@ pub struct Client {
     pub conversations: ConversationServiceClient<Authed>,
     /// NetworkService: network status and paths.
     pub network: NetworkServiceClient<Authed>,
+    /// GroupService: groups.
+    pub groups: GroupServiceClient<Authed>,
 }
 
 impl Client {
@@ -71,7 +74,8 @@ impl Client {
                 channel.clone(),
                 bearer.clone(),
             ),
-            network: NetworkServiceClient::with_interceptor(channel, bearer),
+            network: NetworkServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            groups: GroupServiceClient::with_interceptor(channel, bearer),
         })
     }
 

@@ -69,6 +69,9 @@ impl Conn {
             };
             return self.control(&text, &reply_to).await;
         }
+        if target.starts_with('#') && !notice && self.say_in_channel(&target, &text).await? {
+            return Ok(());
+        }
         if target.starts_with('&') || target.starts_with('#') {
             if notice {
                 return Ok(());
@@ -301,7 +304,11 @@ impl Conn {
 
     /// A live event from the subscription.
     pub(super) async fn deliver_event(&mut self, event: Event) -> Result<(), Close> {
+        if self.channel_message(&event).await? {
+            return Ok(());
+        }
         match &event.kind {
+            Some(event::Kind::Group(g)) => self.channel_group_event(g).await,
             Some(event::Kind::Outgoing(m)) => {
                 let own = self
                     .session

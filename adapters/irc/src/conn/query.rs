@@ -47,6 +47,7 @@ impl Conn {
                 if !self.joined() {
                     self.join_control().await?;
                 }
+            } else if chan.starts_with('#') && self.join_channel(chan).await? {
             } else {
                 self.numeric(
                     ERR_NOSUCHCHANNEL,
@@ -79,6 +80,7 @@ impl Conn {
             } else if chan.eq_ignore_ascii_case(CONTROL) {
                 self.numeric(ERR_NOTONCHANNEL, &[chan, "You're not on that channel"])
                     .await?;
+            } else if chan.starts_with('#') && self.part_channel(chan).await? {
             } else {
                 self.numeric(ERR_NOSUCHCHANNEL, &[chan, "No such channel"])
                     .await?;
@@ -90,6 +92,7 @@ impl Conn {
     /// `NAMES [channel]`.
     pub(super) async fn names(&mut self, msg: &Message) -> Result<(), Close> {
         match msg.param(0) {
+            Some(c) if c.starts_with('#') => self.channel_names(c).await,
             Some(c) if !c.eq_ignore_ascii_case(CONTROL) => {
                 self.numeric(RPL_ENDOFNAMES, &[c, "End of /NAMES list"])
                     .await
@@ -101,6 +104,9 @@ impl Conn {
     /// `TOPIC <channel> [topic]`: the topic is fixed.
     pub(super) async fn topic(&mut self, msg: &Message) -> Result<(), Close> {
         let chan = msg.param(0).unwrap_or_default().to_owned();
+        if chan.starts_with('#') && self.channel_topic(&chan, msg.param(1)).await? {
+            return Ok(());
+        }
         if !chan.eq_ignore_ascii_case(CONTROL) {
             return self
                 .numeric(ERR_NOSUCHCHANNEL, &[&chan, "No such channel"])
@@ -128,6 +134,24 @@ impl Conn {
     /// `MODE <target> [modes]`: no modes can be changed; queries are answered.
     pub(super) async fn mode(&mut self, msg: &Message) -> Result<(), Close> {
         let target = msg.param(0).unwrap_or_default().to_owned();
+        if target.starts_with('#') {
+            if let (Some("+o"), Some(nick)) = (msg.param(1), msg.param(2)) {
+                let nick = nick.to_owned();
+                if self
+                    .channel_member_op(super::channels::MemberOp::Op, &target, &nick)
+                    .await?
+                {
+                    return Ok(());
+                }
+            } else if msg.param(1).is_none()
+                && self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.channels.named(&target).is_some())
+            {
+                return self.numeric(RPL_CHANNELMODEIS, &[&target, "+nt"]).await;
+            }
+        }
         if target.eq_ignore_ascii_case(CONTROL) {
             return match msg.param(1) {
                 None => self.numeric(RPL_CHANNELMODEIS, &[CONTROL, "+nt"]).await,
@@ -236,6 +260,9 @@ impl Conn {
     /// `WHO <mask>`: the channel's two members, or one person.
     pub(super) async fn who(&mut self, msg: &Message) -> Result<(), Close> {
         let mask = msg.param(0).unwrap_or("*").to_owned();
+        if mask.starts_with('#') {
+            return self.channel_who(&mask).await;
+        }
         let people: Vec<String> = if mask.eq_ignore_ascii_case(CONTROL) {
             vec![ROOT.into(), self.me()]
         } else {

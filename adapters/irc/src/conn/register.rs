@@ -355,6 +355,7 @@ impl Conn {
             .await?;
         }
         self.join_control().await?;
+        self.join_channels().await?;
         if !self.caps.has(Cap::Chathistory) {
             self.replay_missed().await?;
         }

@@ -45,6 +45,8 @@ pub(crate) struct Session {
     pub joined: bool,
     /// The AWAY message, if away.
     pub away: Option<String>,
+    /// Groups (and later community rooms) as channels.
+    pub channels: super::channels::Channels,
     events: mpsc::Receiver<Event>,
     /// Set when the connection fell too far behind its events (it is then dropped).
     overflowed: Arc<AtomicBool>,
@@ -89,6 +91,7 @@ impl Session {
             own_sent: HashSet::new(),
             joined: false,
             away: None,
+            channels: Default::default(),
             events,
             overflowed,
             subscription,

@@ -1,0 +1,544 @@
+//! Groups (groups.md): an identity's view of each group it belongs to, rebuilt from the store
+//! ([`Live`]), the group swarm's auth (admin key or subaccount), one poll of a group (the batch
+//! of ns −11, 11, 12, 13, 14, processed in the spec's order: keys, configs, messages, kicked
+//! notice), and invitations and promotions read from one-to-one messages.
+//!
+//! Everything a poll learns is saved in one [`Store::update_group`] (the record, its
+//! `Group`/`Conversation` events) and one [`Store::record_received`] (the messages, deduplicated
+//! by hash). Bad input (keys not signed by the group, configs with bad signatures, messages
+//! that do not decrypt or verify, forged or replayed ones, kicked notices for someone else) is
+//! skipped with a debug line naming the hash and the reason, never the content.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use session_net::{Auth, Mailbox, NetClient, NetError, Poll, Signer};
+use session_proto::account_id::{AccountId, Prefix};
+use session_proto::config::Config;
+use session_proto::groups::configs::{self, Member, Status, INFO, MEMBERS};
+use session_proto::groups::control::{self, GroupUpdate};
+use session_proto::groups::keys::GroupKeys;
+use session_proto::groups::message::decrypt_group_message;
+use session_proto::groups::multi::{read_kicked_notice, KickedNotice};
+use session_proto::groups::subaccount::{MemberAuthData, SubaccountSigner};
+use session_proto::groups::{
+    GroupAdminKeys, NS_INFO, NS_KEYS, NS_MEMBERS, NS_MESSAGES, NS_REVOKED_RETRIEVABLE,
+};
+use session_proto::keys::IdentityKeys;
+use session_proto::protos::GroupUpdateMessage;
+use session_proto::storage_rpc::{Sig, UserPubkey};
+
+use crate::store::{
+    GroupMember, GroupRecord, GroupStatus, IdentityId, KeysMessage, Received, Store, StoreError,
+};
+
+/// The namespaces of one group poll, in one batch.
+pub const GROUP_NAMESPACES: [i16; 5] = [
+    NS_REVOKED_RETRIEVABLE,
+    NS_MESSAGES,
+    NS_KEYS,
+    NS_INFO,
+    NS_MEMBERS,
+];
+/// How many keys messages a record keeps (the newest): enough for every generation still in use.
+const KEPT_KEYS_MESSAGES: usize = 16;
+
+/// A subaccount signer as session-net's [`Signer`].
+struct MemberSigner(SubaccountSigner);
+
+impl Signer for MemberSigner {
+    fn sign(&self, msg: &[u8]) -> Sig {
+        self.0.sign(msg)
+    }
+}
+
+/// A group as the identity holds it while working with it: keys and configs rebuilt from the
+/// record.
+pub struct Live {
+    /// The group's ID.
+    pub id: AccountId,
+    /// The keys (with the admin key if the identity is an admin).
+    pub keys: GroupKeys,
+    /// The info config (ns 13).
+    pub info: Config,
+    /// The members config (ns 14).
+    pub members: Config,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a group operation failed (for the API and the logs; no secrets, no content).
+#[derive(Debug, thiserror::Error)]
+pub enum GroupOpError {
+    /// The stored record is damaged or the protocol refused.
+    #[error("{0}")]
+    Protocol(String),
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn proto(what: &str, e: impl std::fmt::Display) -> GroupOpError {
+    GroupOpError::Protocol(format!("{what}: {e}"))
+}
+
+/// The admin keys of a record, if it has them.
+pub fn admin_keys(rec: &GroupRecord) -> Result<Option<GroupAdminKeys>, GroupOpError> {
+    let Some(seed) = rec.admin_seed.as_deref() else {
+        return Ok(None);
+    };
+    let seed: [u8; 32] = hex::decode(seed)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| GroupOpError::Protocol("the stored group seed is damaged".to_owned()))?;
+    Ok(Some(GroupAdminKeys::from_seed(&seed)))
+}
+
+impl Live {
+    /// Rebuilds the group from its record: keys from the kept keys messages, configs from
+    /// their dumps.
+    pub fn load(own: &IdentityKeys, rec: &GroupRecord, now_ms: u64) -> Result<Live, GroupOpError> {
+        let id: AccountId = rec.id.parse().map_err(|e| proto("group ID", e))?;
+        let mut keys = match admin_keys(rec)? {
+            Some(admin) => GroupKeys::for_admin(Some(own), admin),
+            None => GroupKeys::for_member(own, &id),
+        }
+        .map_err(|e| proto("group keys", e))?;
+        for k in &rec.keys_messages {
+            let Ok(data) = hex::decode(&k.data) else {
+                continue;
+            };
+            if let Err(e) = keys.load_key_message(&k.hash, &data, k.timestamp_ms) {
+                tracing::debug!(hash = %k.hash, cause = %e, "a kept keys message does not load");
+            }
+        }
+        let load = |ty, dump: &Option<String>| -> Config {
+            dump.as_deref()
+                .and_then(|d| hex::decode(d).ok())
+                .and_then(|d| Config::load(ty, configs::config_keys(&keys), &d, now_ms).ok())
+                .unwrap_or_else(|| configs::new_config(ty, &keys))
+        };
+        let info = load(INFO, &rec.info_dump);
+        let members = load(MEMBERS, &rec.members_dump);
+        Ok(Live {
+            id,
+            keys,
+            info,
+            members,
+        })
+    }
+
+    /// The group swarm's account.
+    pub fn account(&self) -> UserPubkey {
+        UserPubkey(*self.id.as_bytes())
+    }
+
+    /// Writes the configs' state and what they say into the record.
+    pub fn save(&mut self, rec: &mut GroupRecord, now_ms: u64) {
+        rec.info_dump = Some(hex::encode(self.info.dump(now_ms)));
+        rec.members_dump = Some(hex::encode(self.members.dump(now_ms)));
+        let info = configs::info(self.info.data());
+        if let Some(name) = info.name.filter(|n| !n.is_empty()) {
+            rec.name = name;
+        }
+        rec.description = info.description.unwrap_or_default();
+        let members = configs::members(self.members.data());
+        if !members.is_empty() {
+            rec.members = members
+                .iter()
+                .filter(|m| m.removal.is_none())
+                .map(|m| GroupMember {
+                    account_id: m.id.to_string(),
+                    name: m.name.clone(),
+                    admin: m.admin,
+                    invited: m.invite.is_some(),
+                })
+                .collect();
+        }
+        if info.destroyed {
+            rec.status = GroupStatus::Destroyed;
+        }
+    }
+}
+
+/// Adds a keys message to the record's kept ones (the newest [`KEPT_KEYS_MESSAGES`]).
+pub fn keep_keys_message(rec: &mut GroupRecord, hash: &str, data: &[u8], timestamp_ms: u64) {
+    if rec.keys_messages.iter().any(|k| k.hash == hash) {
+        return;
+    }
+    rec.keys_messages.push(KeysMessage {
+        hash: hash.to_owned(),
+        data: hex::encode(data),
+        timestamp_ms,
+    });
+    let extra = rec.keys_messages.len().saturating_sub(KEPT_KEYS_MESSAGES);
+    rec.keys_messages.drain(..extra);
+}
+
+/// A member entry for the members config.
+pub fn member_entry(id: AccountId, admin: bool, invite: Option<Status>) -> Member {
+    Member {
+        admin,
+        invite,
+        ..Member::new(id)
+    }
+}
+
+/// The auth for the group's swarm: the admin key, else the identity's subaccount.
+pub fn auth(own: &IdentityKeys, rec: &GroupRecord) -> Result<Auth, GroupOpError> {
+    if let Some(admin) = admin_keys(rec)? {
+        return Ok(Auth::GroupAdmin(admin.keys().signing_key().clone()));
+    }
+    let id: AccountId = rec.id.parse().map_err(|e| proto("group ID", e))?;
+    let data = rec
+        .auth_data
+        .as_deref()
+        .and_then(|d| hex::decode(d).ok())
+        .ok_or_else(|| GroupOpError::Protocol("no credentials for this group".to_owned()))?;
+    let data = MemberAuthData::from_slice(&data).map_err(|e| proto("member auth data", e))?;
+    let signer =
+        SubaccountSigner::new(own, id.key(), &data).map_err(|e| proto("credentials", e))?;
+    Ok(Auth::Subaccount {
+        token: *signer.token(),
+        token_sig: data.token_signature(),
+        signer: Arc::new(MemberSigner(signer)),
+    })
+}
+
+/// The auth of `identity` for the group `group` (for the sender task).
+pub fn auth_for(store: &Store, identity: IdentityId, group: &str) -> Result<Auth, GroupOpError> {
+    let record = store.identity_by_id(identity)?;
+    let seed = store.identity_seed(&record.name)?;
+    let keys = IdentityKeys::from_seed(&seed);
+    let rec = store
+        .group(identity, group)?
+        .ok_or_else(|| GroupOpError::Protocol("the identity is not in this group".to_owned()))?;
+    auth(&keys, &rec)
+}
+
+/// An invitation or promotion read from a one-to-one message, checked (admin signature,
+/// credential), applied to the identity's groups. Bad ones are logged and dropped.
+pub fn direct_update(
+    store: &Store,
+    identity: IdentityId,
+    own: &IdentityKeys,
+    sender: &AccountId,
+    ts: u64,
+    update: &GroupUpdateMessage,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let update = match control::read_direct_update(own, sender, ts, update) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(cause = %e, "skipping a group control message");
+            return Ok(());
+        }
+    };
+    match update {
+        GroupUpdate::Invite(inv) => {
+            let id = inv.group_id.to_string();
+            store.update_group(identity, &id, now_ms, |existing| match existing {
+                // Already in it: a repeated invitation (after a re-add) renews the credential.
+                Some(mut rec) if rec.status == GroupStatus::Joined => {
+                    if rec.is_admin() {
+                        return None;
+                    }
+                    rec.auth_data = Some(hex::encode(inv.auth.0));
+                    Some(rec)
+                }
+                Some(mut rec) => {
+                    rec.status = GroupStatus::Invited;
+                    rec.auth_data = Some(hex::encode(inv.auth.0));
+                    rec.inviter = Some(sender.to_string());
+                    Some(rec)
+                }
+                None => Some(GroupRecord {
+                    id: id.clone(),
+                    name: inv.name.clone(),
+                    description: String::new(),
+                    status: GroupStatus::Invited,
+                    admin_seed: None,
+                    auth_data: Some(hex::encode(inv.auth.0)),
+                    inviter: Some(sender.to_string()),
+                    members: Vec::new(),
+                    keys_messages: Vec::new(),
+                    info_dump: None,
+                    members_dump: None,
+                    created_at_ms: now_ms,
+                }),
+            })?;
+        }
+        GroupUpdate::Promote(p) => {
+            let id = p.group.id().to_string();
+            let seed = hex::encode(p.group.seed());
+            store.update_group(identity, &id, now_ms, |existing| {
+                let mut rec = existing?;
+                rec.admin_seed = Some(seed);
+                Some(rec)
+            })?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Runs a blocking store call off the async threads.
+pub async fn run<T, F>(store: &Store, f: F) -> Result<T, GroupOpError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| GroupOpError::Protocol(format!("a store task failed: {e}")))?
+        .map_err(GroupOpError::from)
+}
+
+/// What one group poll found.
+#[derive(Debug, Default)]
+pub struct GroupPolled {
+    /// New events recorded.
+    pub new: usize,
+    /// The swarm has more.
+    pub more: bool,
+}
+
+/// Polls one joined group once and records what it found.
+pub async fn poll_group(
+    net: &NetClient,
+    store: &Store,
+    identity: IdentityId,
+    own: &IdentityKeys,
+    group: &str,
+    mailbox: &mut Mailbox,
+    now_ms: impl Fn() -> u64,
+) -> Result<GroupPolled, GroupOpError> {
+    let group_id = group.to_owned();
+    let Some(rec) = run(store, move |s| s.group(identity, &group_id)).await? else {
+        return Ok(GroupPolled::default());
+    };
+    if !rec.status.polled() {
+        return Ok(GroupPolled::default());
+    }
+    let auth = auth(own, &rec)?;
+    let poll = net.poll(mailbox, &auth, &GROUP_NAMESPACES).await?;
+    let now = now_ms();
+    let (rec, received, more) = absorb(own, rec, &poll, now)?;
+    let new = run(store, move |s| {
+        let id = rec.id.clone();
+        let (_, events) = s.update_group(identity, &id, now, |_| Some(rec))?;
+        let mut new = events.len();
+        if !received.is_empty() {
+            new += s
+                .record_received(identity, i32::from(NS_MESSAGES), &received, None, now)?
+                .len();
+        }
+        Ok(new)
+    })
+    .await?;
+    mailbox.advance(&poll);
+    Ok(GroupPolled { new, more })
+}
+
+/// Processes one poll of a group in the spec's order: keys (12), info and members (13, 14),
+/// messages (11), the kicked notice (−11). Returns the updated record, the messages to
+/// record and whether the swarm has more.
+fn absorb(
+    own: &IdentityKeys,
+    mut rec: GroupRecord,
+    poll: &Poll,
+    now: u64,
+) -> Result<(GroupRecord, Vec<Received>, bool), GroupOpError> {
+    let mut live = Live::load(own, &rec, now)?;
+    let part = |ns: i16| {
+        poll.namespaces
+            .iter()
+            .find(|p| p.namespace == ns)
+            .and_then(|p| match &p.result {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::debug!(namespace = ns, cause = %e, "group namespace not read this poll");
+                    None
+                }
+            })
+    };
+    let mut more = false;
+    if let Some(f) = part(NS_KEYS) {
+        more |= f.more;
+        for m in &f.messages {
+            match live.keys.load_key_message(&m.hash, &m.data.0, m.timestamp) {
+                Ok(_) => keep_keys_message(&mut rec, &m.hash, &m.data.0, m.timestamp),
+                Err(e) => tracing::debug!(hash = %m.hash, cause = %e, "skipping a keys message"),
+            }
+        }
+    }
+    // With new keys, the configs decrypt under them too.
+    live.info =
+        configs::with_keys(&mut live.info, &live.keys, now).map_err(|e| proto("info config", e))?;
+    live.members = configs::with_keys(&mut live.members, &live.keys, now)
+        .map_err(|e| proto("members config", e))?;
+    for (ns, config) in [(NS_INFO, &mut live.info), (NS_MEMBERS, &mut live.members)] {
+        let Some(f) = part(ns) else { continue };
+        more |= f.more;
+        let msgs: Vec<(&str, &[u8])> = f
+            .messages
+            .iter()
+            .map(|m| (m.hash.as_str(), m.data.0.as_slice()))
+            .collect();
+        if msgs.is_empty() {
+            continue;
+        }
+        let report = config.merge(&msgs, now);
+        for (hash, cause) in &report.skipped {
+            tracing::debug!(namespace = ns, %hash, %cause, "skipping a group config message");
+        }
+    }
+    let mut received = Vec::new();
+    if let Some(f) = part(NS_MESSAGES) {
+        more |= f.more;
+        for m in &f.messages {
+            let msg = match decrypt_group_message(&live.keys, &m.data.0) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    tracing::debug!(hash = %m.hash, cause = %e, "skipping a group message");
+                    continue;
+                }
+            };
+            let Some(data) = msg.content.data_message else {
+                continue;
+            };
+            if let Some(update) = &data.group_update_message {
+                match control::read_group_update(
+                    live.keys.group_public_key(),
+                    msg.envelope_timestamp,
+                    update,
+                ) {
+                    Ok(u) => {
+                        tracing::debug!(hash = %m.hash, update = ?std::mem::discriminant(&u), "group control message")
+                    }
+                    Err(e) => {
+                        tracing::debug!(hash = %m.hash, cause = %e, "skipping a group control message")
+                    }
+                }
+                continue;
+            }
+            let text = data.body.unwrap_or_default();
+            if msg.sender == *own.account_id() {
+                // Our own post (this daemon recorded it when it queued it).
+                continue;
+            }
+            if text.is_empty() && data.attachments.is_empty() {
+                continue;
+            }
+            received.push(Received {
+                sender: msg.sender.to_string(),
+                conversation: Some(rec.id.clone()),
+                text,
+                sent_at_ms: msg.envelope_timestamp,
+                received_at_ms: now,
+                hash: m.hash.clone(),
+                sender_profile_name: data
+                    .profile
+                    .and_then(|p| p.display_name)
+                    .filter(|n| !n.is_empty()),
+                sync_target: None,
+                server_id: None,
+                edited_at_ms: None,
+            });
+        }
+    }
+    live.save(&mut rec, now);
+    if let Some(f) = part(NS_REVOKED_RETRIEVABLE) {
+        for m in &f.messages {
+            match read_kicked_notice(
+                own,
+                live.keys.group_public_key(),
+                live.keys.current_generation(),
+                &m.data.0,
+            ) {
+                Ok(KickedNotice::Kicked { .. }) if !rec.is_admin() => {
+                    rec.status = GroupStatus::Kicked;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(hash = %m.hash, cause = %e, "skipping a kicked notice"),
+            }
+        }
+    }
+    // The members list is authoritative: gone from it (once we have read it) is removed.
+    let me = own.account_id().to_string();
+    if rec.status == GroupStatus::Joined
+        && !rec.members.is_empty()
+        && !rec.members.iter().any(|m| m.account_id == me)
+    {
+        rec.status = GroupStatus::Kicked;
+    }
+    crate::engine::poller::in_send_order(&mut received);
+    Ok((rec, received, more))
+}
+
+/// The per-identity group mailboxes of a poller, following the identity's joined groups.
+#[derive(Debug, Default)]
+pub struct GroupCursors {
+    mailboxes: HashMap<String, Mailbox>,
+}
+
+impl GroupCursors {
+    /// Polls every joined group of the identity once; returns new events and whether any
+    /// group has more. A group that fails is logged and left for the next round.
+    pub async fn poll_all(
+        &mut self,
+        net: &NetClient,
+        store: &Store,
+        identity: IdentityId,
+        own: &IdentityKeys,
+    ) -> Result<GroupPolled, StoreError> {
+        let groups = match run(store, move |s| s.groups(identity)).await {
+            Ok(g) => g,
+            Err(GroupOpError::Store(e)) => return Err(e),
+            Err(e) => {
+                tracing::debug!(identity, cause = %e, "cannot list groups");
+                return Ok(GroupPolled::default());
+            }
+        };
+        let joined: Vec<String> = groups
+            .into_iter()
+            .filter(|g| g.status.polled())
+            .map(|g| g.id)
+            .collect();
+        self.mailboxes.retain(|id, _| joined.contains(id));
+        let mut out = GroupPolled::default();
+        for id in joined {
+            let Ok(account) = id.parse::<AccountId>() else {
+                continue;
+            };
+            if account.prefix() != Some(Prefix::Group) {
+                continue;
+            }
+            let mailbox = self
+                .mailboxes
+                .entry(id.clone())
+                .or_insert_with(|| Mailbox::new(UserPubkey(*account.as_bytes())));
+            match poll_group(net, store, identity, own, &id, mailbox, crate::rpc::now_ms).await {
+                Ok(p) => {
+                    out.new += p.new;
+                    out.more |= p.more;
+                }
+                Err(GroupOpError::Store(e)) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(identity, cause = %e, "group poll failed");
+                }
+            }
+        }
+        Ok(out)
+    }
+}
