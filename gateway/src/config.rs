@@ -197,6 +197,10 @@ pub struct PollConfig {
     /// polls beyond it wait their turn. 0: no limit.
     #[serde(default = "default_poll_max_requests_per_sec")]
     pub max_requests_per_sec: u32,
+    /// How often each joined community server is polled (one batch for all its rooms), ms;
+    /// after failures the wait doubles, up to 32 times this or a minute, whichever is less.
+    #[serde(default = "default_poll_community_ms")]
+    pub community_interval_ms: u64,
 }
 
 /// `[outbox]`: how queued messages are sent and retried.
@@ -289,6 +293,11 @@ pub fn default_poll_idle_after_secs() -> u64 {
 /// 1000 queued messages per identity: a few minutes of sending on a slow path.
 pub fn default_outbox_max_queued() -> u64 {
     1000
+}
+
+/// Community servers every 10 s, as desktop polls them.
+pub fn default_poll_community_ms() -> u64 {
+    10_000
 }
 /// 8 attempts (the first included) before a message fails.
 pub fn default_outbox_max_attempts() -> u32 {
@@ -430,6 +439,7 @@ impl Default for PollConfig {
             dormant_interval_ms: default_poll_dormant_ms(),
             dormant_after_secs: default_poll_dormant_after_secs(),
             max_requests_per_sec: default_poll_max_requests_per_sec(),
+            community_interval_ms: default_poll_community_ms(),
         }
     }
 }

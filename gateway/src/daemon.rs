@@ -150,6 +150,9 @@ pub struct RunOptions {
     pub forget_pool: bool,
     /// Print the network's start-up progress (pool, paths) on stdout: for a terminal.
     pub progress: bool,
+    /// A community room (full join URL) the echo identity posts a few welcome posts in and
+    /// "me" joins (`run --devnet`, with `demo_identities`).
+    pub demo_room: Option<String>,
 }
 
 /// The name of the echo identity `run --devnet` creates.
@@ -393,6 +396,7 @@ pub async fn run(
             NetSource::start_named(client.clone(), name, names, engine.stopping());
         engine.own("net-events", forwarder);
         state.network = Some(source);
+        state.communities = Some(Arc::clone(engine.communities()));
         tracing::info!(network = name, "network client started");
         (name, Some(engine), Some(client))
     };
@@ -410,6 +414,20 @@ pub async fn run(
         engine.own("echo", task);
     }
     let files = state.files.clone();
+    if let (Some(engine), Some(url), true) = (
+        engine.as_mut(),
+        opts.demo_room.clone(),
+        opts.demo_identities,
+    ) {
+        let task = tokio::spawn(crate::engine::community::demo(
+            Arc::clone(engine.communities()),
+            url,
+            FIRST_IDENTITY,
+            ECHO_IDENTITY,
+            engine.stopping(),
+        ));
+        engine.own("demo-room", task);
+    }
     let service = Service::new(state);
 
     let socket_path = data_dir.join(SOCKET_FILE);

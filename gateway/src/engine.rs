@@ -12,6 +12,8 @@
 //!   it works), so the daemon is ready before the first message rather than at it.
 //! - [`budget`]: the pollers' shared request budget and the jitter of their timers.
 //! - `net-events` ([`netsource`]): forwards the client's events to Network.Watch.
+//! - `communities` ([`community`]): polls every joined community server (one batch per
+//!   server for its rooms and the identity's DMs there), backing off while one is down.
 //! - `echo` ([`echo`], `run --devnet` only): answers every message to one identity.
 //!
 //! Each identity's poller also polls the groups it joined ([`groups`]) after its own swarm, and
@@ -20,6 +22,7 @@
 //! Store calls block (redb commits fsync), so tasks run them through `spawn_blocking`.
 
 pub mod budget;
+pub mod community;
 pub mod configsync;
 pub mod echo;
 pub mod expiry;
@@ -174,6 +177,7 @@ async fn bootstrap(net: NetClient, mut stop: watch::Receiver<bool>) {
 #[derive(Debug)]
 pub struct Engine {
     ctx: Arc<Ctx>,
+    communities: Arc<community::Communities>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
@@ -185,6 +189,11 @@ impl Engine {
         let ctx = Arc::new(ctx);
         let (stop, _) = watch::channel(false);
         ctx.net.start_maintenance();
+        let communities = community::Communities::new(
+            ctx.net.clone(),
+            ctx.store.clone(),
+            std::time::Duration::from_millis(ctx.poll.community_interval_ms),
+        );
         let tasks = vec![
             (
                 "sender",
@@ -202,8 +211,25 @@ impl Engine {
                 "bootstrap",
                 tokio::spawn(bootstrap(ctx.net.clone(), stop.subscribe())),
             ),
+            (
+                "communities",
+                tokio::spawn(community::supervise(
+                    Arc::clone(&communities),
+                    stop.subscribe(),
+                )),
+            ),
         ];
-        Engine { ctx, stop, tasks }
+        Engine {
+            ctx,
+            communities,
+            stop,
+            tasks,
+        }
+    }
+
+    /// The community rooms side (for the gRPC service).
+    pub fn communities(&self) -> &Arc<community::Communities> {
+        &self.communities
     }
 
     /// The shared context.

@@ -6,8 +6,8 @@
 //!   rich details (ErrorInfo, BadRequest) every error status carries.
 //! - [`page`]: page sizes and page tokens of the List calls.
 //! - [`wire`]: the Unix socket's `:authority` fix and the RESOURCE_EXHAUSTED status fix.
-//! - `identities`, `messages`, `conversations`, `network`, `webhooks`, `groups`, `interactions`:
-//!   one file per service's handlers.
+//! - `identities`, `messages`, `conversations`, `network`, `webhooks`, `groups`, `interactions`,
+//!   `communities`: one file per service's handlers.
 //! - `seal`: [`SessionSealer`], the [`Sealer`] that encrypts outgoing contents (texts, typing
 //!   notices).
 //!
@@ -16,6 +16,7 @@
 
 mod attachments;
 pub mod auth;
+mod communities;
 mod conversations;
 pub mod err;
 mod groups;
@@ -31,6 +32,7 @@ pub mod wire;
 use std::sync::Arc;
 
 use sessiond_api::v1::attachment_service_server::AttachmentServiceServer;
+use sessiond_api::v1::community_service_server::CommunityServiceServer;
 use sessiond_api::v1::conversation_service_server::ConversationServiceServer;
 use sessiond_api::v1::group_service_server::GroupServiceServer;
 use sessiond_api::v1::identity_service_server::IdentityServiceServer;
@@ -79,6 +81,8 @@ pub struct State {
     pub sync: Arc<SyncHub>,
     /// Attachments (uploads, downloads), once the daemon has a network client.
     pub files: Option<crate::files::Files>,
+    /// The engine's community rooms, once the daemon has a network client.
+    pub communities: Option<Arc<crate::engine::community::Communities>>,
 }
 
 impl State {
@@ -102,6 +106,7 @@ impl State {
             webhooks: crate::webhooks::Hub::new(config.webhooks.clone(), Default::default()),
             sync: Arc::new(SyncHub::default()),
             files: None,
+            communities: None,
         }
     }
 }
@@ -165,6 +170,13 @@ impl Service {
     /// The WebhookService behind auth.
     pub fn webhooks(&self) -> Authed<WebhookServiceServer<Service>> {
         let server = WebhookServiceServer::new(self.clone())
+            .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
+        InterceptedService::new(server, self.interceptor())
+    }
+
+    /// The CommunityService behind auth.
+    pub fn community(&self) -> Authed<CommunityServiceServer<Service>> {
+        let server = CommunityServiceServer::new(self.clone())
             .max_decoding_message_size(wire::MAX_REQUEST_BYTES);
         InterceptedService::new(server, self.interceptor())
     }
@@ -237,6 +249,9 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
     reporter
         .set_serving::<WebhookServiceServer<Service>>()
         .await;
+    reporter
+        .set_serving::<CommunityServiceServer<Service>>()
+        .await;
     reporter.set_serving::<GroupServiceServer<Service>>().await;
     reporter
         .set_serving::<InteractionServiceServer<Service>>()
@@ -256,7 +271,8 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
         .add_service(service.webhooks())
         .add_service(service.groups())
         .add_service(service.interactions())
-        .add_service(service.attachments()))
+        .add_service(service.attachments())
+        .add_service(service.community()))
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

@@ -22,6 +22,9 @@
 //! | `config_dumps` | (identity id, namespace) | the config's dump (session-proto `Config::dump`) |
 //! | `webhooks` | (identity id, webhook name) | JSON [`WebhookRecord`] |
 //! | `webhook_cursors` | (identity id, webhook name) | seq of the last event the endpoint accepted |
+//! | `community_rooms` | (identity id, room address) | JSON [`RoomRecord`]: a joined room, its cursor, what its last poll said |
+//! | `community_servers` | (identity id, base URL) | JSON [`ServerCursors`]: the server's DM cursors |
+//! | `community_peers` | (identity id, blinded ID) | base URL of the server it was met on |
 //! | `groups` | (identity id, group `03…` ID) | JSON [`GroupRecord`] (`groups`) |
 //!
 //! Every operation is one redb transaction, committed with fsync before it returns, so whatever
@@ -50,6 +53,7 @@
 //! - `book`: conversations, contacts and handles, and the rules for ConversationChanged events.
 //! - [`handles`]: the handle rule and derivation (pure).
 //! - `migrate`: schema upgrades.
+//! - `community`: joined community rooms, their cursors and what a room poll records.
 //! - `groups`: the groups of each identity and their events.
 //! - `lock`: the passphrase: sealed seeds, unlocking, set/change/remove with migration.
 //! - `webhooks`: webhooks and their cursors.
@@ -61,6 +65,7 @@
 mod archive;
 mod book;
 mod commit;
+mod community;
 mod err;
 mod files;
 mod groups;
@@ -86,6 +91,7 @@ use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
 pub use archive::{IdentityRows, Row};
+pub use community::{RoomItem, RoomPoll, RoomRecord, RoomState, ServerCursors};
 pub use err::StoreError;
 pub use files::{AttachmentChange, AttachmentRecord, AttachmentState, AttachmentView};
 pub use groups::{member_diff, GroupChange, GroupMember, GroupRecord, GroupStatus, KeysMessage};
@@ -369,6 +375,9 @@ impl Store {
             tx.open_table(CONFIG_DUMPS)?;
             tx.open_table(webhooks::WEBHOOKS)?;
             tx.open_table(webhooks::WEBHOOK_CURSORS)?;
+            tx.open_table(community::ROOMS)?;
+            tx.open_table(community::SERVERS)?;
+            tx.open_table(community::PEERS)?;
             tx.open_table(groups::GROUPS)?;
             interactions::create_tables(tx)?;
             tx.open_table(files::ATTACHMENTS)?;
@@ -583,6 +592,7 @@ impl Store {
             tx.open_table(CONFIG_DUMPS)?
                 .retain_in((id, i32::MIN)..=(id, i32::MAX), |_, _| false)?;
             webhooks::remove_all(tx, id)?;
+            community::forget_identity(tx, id)?;
             tx.open_table(groups::GROUPS)?
                 .retain(|(owner, _), _| owner != id)?;
             interactions::forget_identity(tx, id)?;
@@ -884,6 +894,7 @@ impl Store {
                     from_other_device: false,
                     extras: msg.extras.clone(),
                     attachments: msg.attachments.clone(),
+                    server_id: None,
                 },
             )?;
             let event = log.append(identity, now_ms, kind)?;
@@ -1204,6 +1215,7 @@ impl Store {
                             from_other_device: true,
                             extras: msg.extras.clone(),
                             attachments: msg.attachments.clone(),
+                            server_id: None,
                         },
                         target.as_str(),
                         book::Message::Outgoing,

@@ -470,9 +470,41 @@ async fn run_devnet_answers_through_the_echo_identity() {
     let mut s = subscribe(&mut c, "me", 0, 0).await;
     send(&mut c, "me", &echo, "ping").await;
     let mut seen = Vec::new();
-    read_until(&mut s, &mut seen, |ev| !incoming_texts(ev).is_empty()).await;
-    assert_eq!(incoming_texts(&seen), vec![(echo, "echo: ping".to_owned())]);
+    let direct = |ev: &[Event]| -> Vec<(String, String)> {
+        ev.iter()
+            .filter_map(|e| match &e.kind {
+                Some(event::Kind::Incoming(m)) if m.conversation_id == m.sender => {
+                    Some((m.sender.clone(), m.text.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    read_until(&mut s, &mut seen, |ev| !direct(ev).is_empty()).await;
+    assert_eq!(direct(&seen), vec![(echo, "echo: ping".to_owned())]);
     drop(s);
+    // "me" has joined the devnet's demo room, where echo left a few posts.
+    let until = Instant::now() + DEADLINE;
+    let rooms = loop {
+        let rooms = c
+            .rooms
+            .list_rooms(sessiond_api::v1::ListRoomsRequest {
+                identity: "me".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("rooms")
+            .into_inner()
+            .rooms;
+        if !rooms.is_empty() {
+            break rooms;
+        }
+        assert!(Instant::now() < until, "me joined no room");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rooms.len(), 1, "{rooms:?}");
+    let lobby = rooms[0].room_id.clone();
+    history_until(&mut c, "me", |h| room_posts(h, &lobby).len() == 3).await;
     d.terminate();
 }
 
@@ -878,6 +910,564 @@ async fn faults_on_the_devnet_lose_and_duplicate_nothing() {
     assert_eq!(out.each_way, 100);
     assert!(out.kills == 1 && out.node_faults == 9, "{out:?}");
     assert!(out.clean(), "{out:?}");
+    n.devnet.shutdown().await;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Community rooms (issue 14), on the devnet's community server through onion v4
+// ------------------------------------------------------------------------------------------------
+
+/// [`FAST_CONFIG`] with community servers polled every 200 ms.
+const COMMUNITY_CONFIG: &str = r#"
+[poll]
+active_interval_ms = 150
+idle_interval_ms = 400
+idle_after_secs = 5
+community_interval_ms = 200
+
+[outbox]
+max_attempts = 30
+backoff_initial_ms = 100
+backoff_max_ms = 500
+"#;
+
+/// A devnet whose community server has `lobby` (open) and `news` (read-only).
+async fn community_net(tag: &str) -> Net {
+    use session_devnet::{CommunityConfig, RoomSpec};
+    support::net_with_community(
+        tag,
+        COMMUNITY_CONFIG,
+        Some(CommunityConfig {
+            rooms: vec![
+                RoomSpec::new("lobby", "Lobby").describe("Say hello"),
+                RoomSpec::new("news", "News").read_only(),
+                RoomSpec::new("other", "Other"),
+            ],
+            ..Default::default()
+        }),
+    )
+    .await
+}
+
+fn server(n: &Net) -> &session_devnet::CommunityServer {
+    n.devnet.community().expect("a community server")
+}
+
+async fn join(c: &mut Clients, identity: &str, url: &str) -> sessiond_api::v1::Room {
+    c.rooms
+        .join_room(sessiond_api::v1::JoinRoomRequest {
+            identity: identity.into(),
+            url: url.into(),
+        })
+        .await
+        .expect("join")
+        .into_inner()
+        .room
+        .expect("a room")
+}
+
+/// Posts in a room: the IncomingMessages of conversation `room`, as (sender, text, server id).
+fn room_posts(events: &[Event], room: &str) -> Vec<(String, String, i64)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(event::Kind::Incoming(m)) if m.conversation_id == room => {
+                Some((m.sender.clone(), m.text.clone(), m.server_message_id))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn outgoing_in(events: &[Event], conversation: &str) -> Vec<(String, i64, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(event::Kind::Outgoing(m)) if m.recipient == conversation => {
+                Some((m.text.clone(), m.server_message_id, m.from_other_device))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn code_of(r: Result<impl std::fmt::Debug, tonic::Status>) -> tonic::Code {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(s) => s.code(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_share_a_community_room() {
+    use sessiond_api::v1::{
+        DeleteRoomMessageRequest, GetRoomRequest, JoinRoomRequest, ListRoomsRequest,
+        ReactToRoomMessageRequest, SendDirectMessageRequest,
+    };
+    let n = community_net("e2e-rooms").await;
+    let lobby_url = server(&n).room_url("lobby").to_string();
+    let lobby = format!("{}/lobby", server(&n).url());
+    let a = n.daemon("a").await;
+    let b = n.daemon("b").await;
+    let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
+    create(&mut ca, "alice").await;
+    create(&mut cb, "bob").await;
+
+    // Bad URLs: no key, a malformed key, a wrong key, a room that does not exist.
+    let bad = |url: String| JoinRoomRequest {
+        identity: "alice".into(),
+        url,
+    };
+    let base = server(&n).url().to_string();
+    assert_eq!(
+        code_of(ca.rooms.join_room(bad(format!("{base}/lobby"))).await),
+        tonic::Code::InvalidArgument
+    );
+    assert_eq!(
+        code_of(
+            ca.rooms
+                .join_room(bad(format!("{base}/lobby?public_key=abcd")))
+                .await
+        ),
+        tonic::Code::InvalidArgument
+    );
+    let wrong = format!("{base}/lobby?public_key={}", hex::encode([7u8; 32]));
+    let wrong_code = code_of(ca.rooms.join_room(bad(wrong)).await);
+    assert!(
+        matches!(wrong_code, tonic::Code::Unavailable | tonic::Code::Unknown),
+        "{wrong_code:?}"
+    );
+    let missing = server(&n).room_url("nosuchroom").to_string();
+    assert_eq!(
+        code_of(ca.rooms.join_room(bad(missing)).await),
+        tonic::Code::NotFound
+    );
+    assert!(ca
+        .rooms
+        .list_rooms(ListRoomsRequest {
+            identity: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .rooms
+        .is_empty());
+
+    let ra = join(&mut ca, "alice", &lobby_url).await;
+    let rb = join(&mut cb, "bob", &lobby_url).await;
+    assert_eq!(ra.room_id, lobby);
+    assert_eq!(
+        (ra.name.as_str(), ra.description.as_str()),
+        ("Lobby", "Say hello")
+    );
+    assert!(ra.write && ra.read);
+    assert_ne!(ra.own_blinded_id, rb.own_blinded_id);
+    // Joining twice is a no-op.
+    assert_eq!(join(&mut ca, "alice", &lobby_url).await.room_id, lobby);
+
+    // Chat both ways through MessageService.SendMessage with the room as the recipient.
+    send(&mut ca, "alice", &lobby, "hello room").await;
+    send(&mut cb, "bob", &lobby, "hi alice").await;
+    let seen_b = history_until(&mut cb, "bob", |h| !room_posts(h, &lobby).is_empty()).await;
+    let posts_b = room_posts(&seen_b, &lobby);
+    assert_eq!(posts_b.len(), 1, "{posts_b:?}");
+    assert_eq!(posts_b[0].0, ra.own_blinded_id);
+    assert_eq!(posts_b[0].1, "hello room");
+    let hello_id = posts_b[0].2;
+    assert!(hello_id > 0);
+    let seen_a = history_until(&mut ca, "alice", |h| !room_posts(h, &lobby).is_empty()).await;
+    assert_eq!(
+        room_posts(&seen_a, &lobby)
+            .into_iter()
+            .map(|(s, t, _)| (s, t))
+            .collect::<Vec<_>>(),
+        vec![(rb.own_blinded_id.clone(), "hi alice".to_owned())]
+    );
+    // Alice's own post is an OutgoingMessage with its server id, recorded once.
+    assert_eq!(
+        outgoing_in(&seen_a, &lobby),
+        vec![("hello room".to_owned(), hello_id, false)]
+    );
+
+    // Bob reacts; alice sees the count.
+    cb.rooms
+        .react_to_room_message(ReactToRoomMessageRequest {
+            identity: "bob".into(),
+            room_id: lobby.clone(),
+            server_message_id: hello_id,
+            emoji: "👍".into(),
+            remove: false,
+        })
+        .await
+        .expect("react");
+    history_until(&mut ca, "alice", |h| {
+        h.iter().any(|e| match &e.kind {
+            Some(event::Kind::RoomReactions(r)) => {
+                r.server_message_id == hello_id
+                    && r.reactions
+                        .iter()
+                        .any(|x| x.emoji == "👍" && x.count == 1 && !x.you)
+            }
+            _ => false,
+        })
+    })
+    .await;
+    // Bad emoji and bad ids are refused before anything is sent.
+    let bad_react = cb
+        .rooms
+        .react_to_room_message(ReactToRoomMessageRequest {
+            identity: "bob".into(),
+            room_id: lobby.clone(),
+            server_message_id: hello_id,
+            emoji: "a/b".into(),
+            remove: false,
+        })
+        .await;
+    assert_eq!(code_of(bad_react), tonic::Code::InvalidArgument);
+
+    // Bob may not delete alice's post; alice may.
+    let del = |who: &str| DeleteRoomMessageRequest {
+        identity: who.into(),
+        room_id: lobby.clone(),
+        server_message_id: hello_id,
+    };
+    assert_eq!(
+        code_of(cb.rooms.delete_room_message(del("bob")).await),
+        tonic::Code::PermissionDenied
+    );
+    ca.rooms
+        .delete_room_message(del("alice"))
+        .await
+        .expect("delete own post");
+    history_until(&mut cb, "bob", |h| {
+        h.iter().any(|e| {
+            matches!(&e.kind, Some(event::Kind::RoomMessageDeleted(d))
+                if d.server_message_id == hello_id && d.conversation_id == lobby)
+        })
+    })
+    .await;
+
+    // A community DM from bob to alice's blinded ID; alice answers with SendMessage to bob's.
+    cb.rooms
+        .send_direct_message(SendDirectMessageRequest {
+            identity: "bob".into(),
+            room_id: lobby.clone(),
+            recipient: ra.own_blinded_id.clone(),
+            text: "psst".into(),
+        })
+        .await
+        .expect("dm");
+    let seen_a = history_until(&mut ca, "alice", |h| {
+        incoming_texts(h).contains(&(rb.own_blinded_id.clone(), "psst".to_owned()))
+    })
+    .await;
+    assert!(seen_a.iter().any(|e| matches!(&e.kind,
+        Some(event::Kind::Incoming(m)) if m.text == "psst" && m.server_message_id > 0
+            && m.conversation_id == rb.own_blinded_id)));
+    send(&mut ca, "alice", &rb.own_blinded_id, "psst back").await;
+    history_until(&mut cb, "bob", |h| {
+        incoming_texts(h).contains(&(ra.own_blinded_id.clone(), "psst back".to_owned()))
+    })
+    .await;
+
+    // A read-only room refuses posts with a clear error; reading it works.
+    let news = join(&mut ca, "alice", &server(&n).room_url("news").to_string()).await;
+    assert!(!news.write);
+    let refused = ca
+        .msgs
+        .send_message(SendMessageRequest {
+            identity: "alice".into(),
+            recipient: news.room_id.clone(),
+            text: "may I?".into(),
+            ..Default::default()
+        })
+        .await;
+    let status = refused.expect_err("a read-only room refuses posts");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(
+        status.message().contains("read-only"),
+        "{}",
+        status.message()
+    );
+
+    // The server goes down: polls fail (the room says why), posts fail; back up, every post
+    // made before and after arrives, once.
+    send(&mut cb, "bob", &lobby, "before the outage").await;
+    server(&n).stop().await;
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let room = ca
+            .rooms
+            .get_room(GetRoomRequest {
+                identity: "alice".into(),
+                room_id: lobby.clone(),
+            })
+            .await
+            .expect("get room")
+            .into_inner()
+            .room
+            .expect("room");
+        if !room.last_error.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no poll failed while the server was down"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let down = cb
+        .msgs
+        .send_message(SendMessageRequest {
+            identity: "bob".into(),
+            recipient: lobby.clone(),
+            text: "into the void".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(down), tonic::Code::Unavailable);
+    server(&n).restart().await.expect("restart");
+    for i in 0..3 {
+        send(&mut cb, "bob", &lobby, &format!("after {i}")).await;
+    }
+    let seen_a = history_until(&mut ca, "alice", |h| {
+        room_posts(h, &lobby)
+            .iter()
+            .filter(|(_, t, _)| t.starts_with("after") || t.starts_with("before"))
+            .count()
+            == 4
+    })
+    .await;
+    let texts: Vec<String> = room_posts(&seen_a, &lobby)
+        .into_iter()
+        .map(|(_, t, _)| t)
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "hi alice",
+            "before the outage",
+            "after 0",
+            "after 1",
+            "after 2"
+        ]
+    );
+    let rooms = ca
+        .rooms
+        .list_rooms(ListRoomsRequest {
+            identity: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .rooms;
+    assert_eq!(rooms.len(), 2);
+    no_duplicates(&history(&mut ca, "alice").await);
+    no_duplicates(&history(&mut cb, "bob").await);
+    a.terminate();
+    b.terminate();
+    n.devnet.shutdown().await;
+}
+
+/// Bad input from a community server: posts with bad signatures or undecodable data are
+/// skipped, a room deleted on the server says so, and the other room and one-to-one messages
+/// carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_posts_and_a_deleted_room_leave_the_rest_alone() {
+    use base64::Engine as _;
+    use session_proto::community::{sign_request, Blind15Keys, RequestSigner};
+    use session_proto::keys::IdentityKeys;
+    use sessiond_api::v1::GetRoomRequest;
+
+    let n = community_net("e2e-rooms-bad").await;
+    let lobby = format!("{}/lobby", server(&n).url());
+    let other = format!("{}/other", server(&n).url());
+    let a = n.daemon("a").await;
+    let mut ca = admin(&a).await;
+    create(&mut ca, "alice").await;
+    let bob = create(&mut ca, "bob").await;
+    join(&mut ca, "alice", &server(&n).room_url("lobby").to_string()).await;
+    join(&mut ca, "alice", &server(&n).room_url("other").to_string()).await;
+
+    // A mischief-maker posts straight to the server (it does not check what it stores).
+    let mallory = IdentityKeys::from_seed(&[0x66; 32]);
+    let blind = Blind15Keys::new(&mallory, &server(&n).pubkey());
+    let addr = server(&n).addr().to_string();
+    let post = |data: Vec<u8>, sig: [u8; 64]| {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        serde_json::json!({"data": b64.encode(data), "signature": b64.encode(sig)}).to_string()
+    };
+    let junk = [
+        // Signed by nobody.
+        post(b"not signed".to_vec(), [0u8; 64]),
+        // Signed, but not a Content.
+        {
+            let data = vec![0xff; 40];
+            let sig = blind.sign(&data);
+            post(data, sig)
+        },
+    ];
+    for body in &junk {
+        let mut nonce = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let auth = sign_request(
+            RequestSigner::Blinded(&blind),
+            "POST",
+            "/room/lobby/message",
+            body.as_bytes(),
+            &nonce,
+            ts,
+        );
+        let mut headers: Vec<(&str, &str)> = auth.headers().to_vec();
+        headers.push(("content-type", "application/json"));
+        let r = support::http_request(&addr, "POST", "/room/lobby/message", &headers, body).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    send(&mut ca, "alice", &lobby, "a good post").await;
+    join(&mut ca, "bob", &server(&n).room_url("lobby").to_string()).await;
+    // Bob reads the room from its start: alice's post, not the junk before it.
+    let h = history_until(&mut ca, "bob", |h| !room_posts(h, &lobby).is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let h2 = history(&mut ca, "bob").await;
+    let texts: Vec<String> = room_posts(&h2, &lobby)
+        .into_iter()
+        .map(|(_, t, _)| t)
+        .collect();
+    assert_eq!(texts, ["a good post"], "{h:#?}");
+    let h = history(&mut ca, "alice").await;
+    assert!(room_posts(&h, &lobby).is_empty(), "{h:#?}");
+    assert_eq!(outgoing_in(&h, &lobby).len(), 1);
+
+    // The lobby is deleted on the server: its poll says so; "other" and 1:1 still work.
+    assert!(server(&n).delete_room("lobby"));
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let room = ca
+            .rooms
+            .get_room(GetRoomRequest {
+                identity: "alice".into(),
+                room_id: lobby.clone(),
+            })
+            .await
+            .expect("get room")
+            .into_inner()
+            .room
+            .expect("room");
+        if room.last_error.contains("404") {
+            break;
+        }
+        assert!(Instant::now() < until, "{room:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    send(&mut ca, "alice", &other, "still here").await;
+    send(&mut ca, "alice", &bob, "and one-to-one").await;
+    history_until(&mut ca, "bob", |h| {
+        incoming_texts(h).iter().any(|(_, t)| t == "and one-to-one")
+    })
+    .await;
+    history_until(&mut ca, "alice", |h| outgoing_in(h, &other).len() == 1).await;
+    let lost = ca
+        .msgs
+        .send_message(SendMessageRequest {
+            identity: "alice".into(),
+            recipient: lobby.clone(),
+            text: "anyone?".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(lost), tonic::Code::NotFound);
+    a.terminate();
+    n.devnet.shutdown().await;
+}
+
+/// A room joined on another device of the account (in its UserGroups config) is joined by a
+/// restored identity after one poll, and its posts arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_device_joins_the_rooms_of_its_account() {
+    use session_net::{MemoryPoolStore, NetClient, NetConfig};
+    use session_proto::config::object::USER_GROUPS;
+    use session_proto::config::user_groups::{self, CommunityEntry};
+    use session_proto::config::{Config, ConfigKeys};
+    use session_proto::keys::IdentityKeys;
+    use session_proto::storage_rpc::UserPubkey;
+    use sessiond_api::v1::{ListRoomsRequest, RestoreIdentityRequest};
+    use std::sync::Arc;
+
+    let n = community_net("e2e-rooms-sync").await;
+    let phone = IdentityKeys::from_seed16(&[0x3c; 16]);
+    let words = phone.recovery_password().expect("a 13-word account");
+    let mut groups = Config::new(USER_GROUPS, ConfigKeys::user(&phone));
+    let entry = CommunityEntry {
+        base_url: server(&n).url().to_string(),
+        pubkey: server(&n).pubkey(),
+        room: "lobby".into(),
+        priority: 0,
+        joined_at: 1_700_000_000,
+    };
+    groups
+        .edit(|d| user_groups::set_community(d, &entry))
+        .expect("writable");
+    let raw = NetClient::with_https(
+        NetConfig::devnet(n.devnet.seeds()),
+        Arc::new(MemoryPoolStore::new()),
+    );
+    raw.bootstrap().await.expect("bootstrap");
+    let account = UserPubkey(*phone.account_id().as_bytes());
+    let auth = session_net::Auth::Account(phone.signing_key().clone());
+    let push = groups.push().expect("push");
+    for m in &push.messages {
+        raw.store(&account, 5, m, 30 * 24 * 3600 * 1000, &auth)
+            .await
+            .expect("store config");
+    }
+    raw.shutdown().await;
+
+    // Someone posts in the room before the device comes.
+    let d = n.daemon("d").await;
+    let mut c = admin(&d).await;
+    create(&mut c, "poster").await;
+    let lobby = format!("{}/lobby", server(&n).url());
+    join(&mut c, "poster", &server(&n).room_url("lobby").to_string()).await;
+    send(&mut c, "poster", &lobby, "welcome").await;
+
+    c.ids
+        .restore_identity(RestoreIdentityRequest {
+            name: "me".into(),
+            recovery_password: words.to_string(),
+        })
+        .await
+        .expect("restore");
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let rooms = c
+            .rooms
+            .list_rooms(ListRoomsRequest {
+                identity: "me".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .rooms;
+        if rooms.iter().any(|r| r.room_id == lobby) {
+            assert_eq!(rooms.len(), 1);
+            assert_eq!(rooms[0].token, "lobby");
+            break;
+        }
+        assert!(Instant::now() < until, "{rooms:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    history_until(&mut c, "me", |h| {
+        room_posts(h, &lobby).iter().any(|(_, t, _)| t == "welcome")
+    })
+    .await;
+    d.terminate();
     n.devnet.shutdown().await;
 }
 
@@ -1463,6 +2053,7 @@ fn clone_clients(c: &Clients) -> Clients {
         groups: c.groups.clone(),
         inter: c.inter.clone(),
         files: c.files.clone(),
+        rooms: c.rooms.clone(),
     }
 }
 

@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "sessiond/v1/conversations.proto",
                 "sessiond/v1/network.proto",
                 "sessiond/v1/webhooks.proto",
+                "sessiond/v1/communities.proto",
                 "sessiond/v1/groups.proto",
                 "sessiond/v1/interactions.proto",
                 "sessiond/v1/attachments.proto",

@@ -517,6 +517,19 @@ pub fn event_json(e: &Event) -> serde_json::Value {
                    "display_name": c.display_name, "accepted": c.accepted, "left": c.left,
                    "read_seq": c.read_seq})
         }
+        Some(event::Kind::RoomMessageDeleted(d)) => json!({
+            "type": "room_message_deleted", "conversation_id": d.conversation_id,
+            "server_message_id": d.server_message_id,
+        }),
+        Some(event::Kind::RoomReactions(r)) => {
+            let reactions: Vec<_> = r
+                .reactions
+                .iter()
+                .map(|x| json!({"emoji": x.emoji, "count": x.count, "you": x.you}))
+                .collect();
+            json!({"type": "room_reactions", "conversation_id": r.conversation_id,
+                   "server_message_id": r.server_message_id, "reactions": reactions})
+        }
         Some(event::Kind::Group(g)) => json!({
             "type": "group", "group_id": g.group_id, "name": g.name, "status": g.status,
             "added": g.added, "removed": g.removed, "promoted": g.promoted,

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use clap::Args;
 use session_devnet::{
-    Devnet, DevnetConfig, DevnetError, FileServerConfig, Manifest, ManifestServer,
+    CommunityConfig, Devnet, DevnetConfig, DevnetError, FileServerConfig, Manifest, ManifestServer,
+    RoomSpec,
 };
 
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::{self, DaemonError, Listening, RunOptions};
 
+/// The room of the devnet's community server that `run --devnet` joins its identity "me" to.
+pub const DEMO_ROOM: &str = "lobby";
 /// The manifest `run --devnet` writes into the data dir.
 pub const DEVNET_MANIFEST: &str = "devnet.json";
 
@@ -209,9 +212,17 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, human: bool) -> Result<(), Run
                 relay_timeout: Duration::from_secs(5),
                 replication_timeout: Duration::from_secs(2),
                 file_server: Some(FileServerConfig::default()),
+                community: Some(CommunityConfig {
+                    rooms: vec![RoomSpec::new(DEMO_ROOM, "Lobby")
+                        .describe("sessiond's demo community room: say hello")],
+                    ..CommunityConfig::default()
+                }),
                 ..DevnetConfig::default()
             })
             .await?;
+            opts.demo_room = devnet
+                .community()
+                .map(|c| c.room_url(DEMO_ROOM).to_string());
             devnet.write_manifest(&data_dir.join(DEVNET_MANIFEST))?;
             if let Some(server) = devnet.manifest().file_server {
                 use_file_server(&mut config, &server);

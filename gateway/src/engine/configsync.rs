@@ -1,6 +1,7 @@
 //! Config sync: the account's config messages (UserProfile 2, Contacts 3, ConvoInfoVolatile 4,
 //! UserGroups 5, in its own swarm) are what its devices share. This module pulls them, applies
-//! them to the store, and pushes the daemon's own changes the way desktop does.
+//! them to the store (the display name, contacts, read state, the community rooms joined), and
+//! pushes the daemon's own changes the way desktop does.
 //!
 //! # Pull
 //! Every poll of an identity reads its config namespaces in the same batch request as its
@@ -621,6 +622,16 @@ async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<()
             s.communities = communities;
             s.legacy_groups = legacy;
         });
+    }
+    // Rooms joined on the account's other devices are joined here too.
+    let rooms = state
+        .get(5)
+        .map(|c| user_groups::communities(c.data()))
+        .unwrap_or_default();
+    if !rooms.is_empty() {
+        ctx.blocking(move |s| super::community::adopt(s, id, &rooms, now_ms()))
+            .await
+            .map_err(super::poller::engine_err)?;
     }
     Ok(())
 }

@@ -455,6 +455,8 @@ fn absorb(
                 extras: Default::default(),
                 attachments: Vec::new(),
                 pointers: Vec::new(),
+                server_id: None,
+                edited_at_ms: None,
             });
         }
     }

@@ -364,6 +364,8 @@ pub fn open_with(
         },
         attachments,
         pointers,
+        server_id: None,
+        edited_at_ms: None,
     })
 }
 
@@ -870,6 +872,8 @@ mod tests {
             open(&me, &plain, NOW),
             Opened::Message(Received {
                 sync_target: None,
+                server_id: None,
+                edited_at_ms: None,
                 ..
             })
         ));
@@ -901,6 +905,8 @@ mod tests {
             open(&me, &m, NOW),
             Opened::Message(Received {
                 sync_target: None,
+                server_id: None,
+                edited_at_ms: None,
                 ..
             })
         ));

@@ -17,8 +17,9 @@ use sessiond_api::v1::message_service_server::MessageService;
 use sessiond_api::v1::{
     event, AttachmentUpdate, ConversationChanged, ConversationKind,
     DeliveryState as ApiDeliveryState, DeliveryUpdate, Event, IncomingMessage, ListEventsRequest,
-    ListEventsResponse, OutgoingMessage, SendMessageRequest, SendMessageResponse,
-    SendTypingRequest, SendTypingResponse, SubscribeRequest, SubscribeResponse, Typing,
+    ListEventsResponse, OutgoingMessage, RoomMessageDeleted, RoomReaction, RoomReactionsChanged,
+    SendMessageRequest, SendMessageResponse, SendTypingRequest, SendTypingResponse,
+    SubscribeRequest, SubscribeResponse, Typing,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -122,6 +123,8 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
                 disappearing,
                 expires_at_ms,
                 attachments: m.attachments.into_iter().map(attachment_to_api).collect(),
+                server_message_id: m.server_id.unwrap_or_default(),
+                edited_at_ms: m.edited_at_ms.unwrap_or_default(),
             })
         }
         EventKind::Outgoing {
@@ -132,6 +135,7 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             from_other_device,
             extras,
             attachments,
+            server_id,
         } => {
             let (reply_to, disappearing, expires_at_ms) = extras_to_api(extras);
             event::Kind::Outgoing(OutgoingMessage {
@@ -146,6 +150,7 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
                 disappearing,
                 expires_at_ms,
                 attachments: attachments.into_iter().map(attachment_to_api).collect(),
+                server_message_id: server_id.unwrap_or_default(),
             })
         }
         EventKind::Attachment(a) => event::Kind::Attachment(AttachmentUpdate {
@@ -174,6 +179,25 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
         }),
         EventKind::Conversation(view) => event::Kind::Conversation(ConversationChanged {
             conversation: Some(conversation_to_api(view)),
+        }),
+        EventKind::RoomDeleted {
+            conversation,
+            server_id,
+        } => event::Kind::RoomMessageDeleted(RoomMessageDeleted {
+            conversation_id: conversation,
+            server_message_id: server_id,
+        }),
+        EventKind::RoomReactions {
+            conversation,
+            server_id,
+            reactions,
+        } => event::Kind::RoomReactions(RoomReactionsChanged {
+            conversation_id: conversation,
+            server_message_id: server_id,
+            reactions: reactions
+                .into_iter()
+                .map(|(emoji, count, you)| RoomReaction { emoji, count, you })
+                .collect(),
         }),
         EventKind::Group(change) => event::Kind::Group(super::groups::change_to_api(change)),
         EventKind::Unreadable {
@@ -332,6 +356,12 @@ impl MessageService for Service {
             disappearing,
             attachment_ids,
         } = req.into_inner();
+        if let Some(sent) = self
+            .send_to_community(who, &identity, &recipient, &text)
+            .await?
+        {
+            return Ok(Response::new(sent));
+        }
         let (address, kind) = parse_conversation("recipient", &recipient)?;
         if attachment_ids.len() > MAX_ATTACHMENTS {
             return Err(ApiError::field(

@@ -600,6 +600,35 @@ impl Store {
     /// Changes (or, if `f` allows, creates) a conversation and records a `Conversation` event
     /// if it was created or changed. The contact is created (with a handle) only once `f` has
     /// accepted the change.
+    /// Opens (creates if needed) the conversation of a group or community room with its own
+    /// name as the title, and clears `left`; a `Conversation` event if that changed it.
+    pub fn open_shared_conversation(
+        &self,
+        identity: IdentityId,
+        address: &str,
+        title: Option<&str>,
+        now_ms: u64,
+    ) -> Result<ConversationView, StoreError> {
+        self.edit_conversation(
+            "opening a conversation",
+            identity,
+            address,
+            now_ms,
+            |_, c| {
+                let mut c = c.unwrap_or_else(|| ConversationRecord {
+                    address: address.to_owned(),
+                    ..ConversationRecord::default()
+                });
+                c.accepted = true;
+                c.left = false;
+                if let Some(t) = title.filter(|t| !t.is_empty()) {
+                    c.title = Some(t.to_owned());
+                }
+                Ok(c)
+            },
+        )
+    }
+
     pub(super) fn edit_conversation(
         &self,
         action: &'static str,

@@ -62,6 +62,10 @@ pub enum EventKind {
         /// Its attachments. Absent (none) in older records.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<AttachmentView>,
+        /// In a community room or DM: the server's id of the post or DM (they are sent at
+        /// once, so it is known when the event is written).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_id: Option<i64>,
     },
     /// An outgoing message was stored by the swarm, or given up.
     Delivery {
@@ -86,6 +90,22 @@ pub enum EventKind {
     Conversation(ConversationView),
     /// An attachment of a message changed state: the attachment after the change.
     Attachment(AttachmentView),
+    /// A post in a community room was deleted on the server.
+    RoomDeleted {
+        /// The room's address.
+        conversation: String,
+        /// The post's server id.
+        server_id: i64,
+    },
+    /// The reactions to a post in a community room, as they are now.
+    RoomReactions {
+        /// The room's address.
+        conversation: String,
+        /// The post's server id.
+        server_id: i64,
+        /// (emoji, count, whether the identity reacted), in the order first used.
+        reactions: Vec<(String, u64, bool)>,
+    },
     /// Something happened in a group: an invitation, joining, members added or removed or
     /// promoted, a rename, being kicked, leaving, the group destroyed.
     Group(super::GroupChange),
@@ -246,6 +266,8 @@ impl EventKind {
                 recipient
             }
             EventKind::Conversation(view) => &view.conversation.address,
+            EventKind::RoomDeleted { conversation, .. }
+            | EventKind::RoomReactions { conversation, .. } => conversation,
             EventKind::Group(change) => &change.group,
             EventKind::Unreadable { .. } => "",
             EventKind::Reaction { conversation, .. }
@@ -304,6 +326,13 @@ pub struct Received {
     /// table, never in the event.
     #[serde(skip)]
     pub pointers: Vec<String>,
+    /// In a community room or DM: the server's id of the post or DM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<i64>,
+    /// In a community room: when the post was edited, ms (an edit is recorded as a new message
+    /// with the same `server_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at_ms: Option<u64>,
 }
 
 impl Received {

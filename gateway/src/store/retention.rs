@@ -55,6 +55,8 @@ mod tests {
             extras: Default::default(),
             attachments: Vec::new(),
             pointers: Vec::new(),
+            server_id: None,
+            edited_at_ms: None,
         }
     }
 

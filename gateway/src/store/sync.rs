@@ -251,6 +251,8 @@ mod tests {
             extras: Default::default(),
             attachments: Vec::new(),
             pointers: Vec::new(),
+            server_id: None,
+            edited_at_ms: None,
         }
     }
 

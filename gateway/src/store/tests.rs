@@ -72,6 +72,8 @@ fn received(hash: &str, from: &str, at: u64) -> Received {
         extras: MessageExtras::default(),
         attachments: Vec::new(),
         pointers: Vec::new(),
+        server_id: None,
+        edited_at_ms: None,
     }
 }
 
@@ -265,6 +267,8 @@ fn a_sync_copy_is_queued_with_its_message_held_until_it_is_sent_and_never_read_b
     // Our own poller reads the copy back (even before it is recorded sent): known by its hash.
     let back = Received {
         sync_target: Some(BOB_ID.to_owned()),
+        server_id: None,
+        edited_at_ms: None,
         ..received("COPY1", ALICE_ID, 1_001)
     };
     assert!(store
@@ -316,6 +320,8 @@ fn another_devices_sync_copy_is_an_outgoing_message_of_its_conversation_once() {
         .id;
     let copy = Received {
         sync_target: Some(BOB_ID.to_owned()),
+        server_id: None,
+        edited_at_ms: None,
         text: "sent from the phone".to_owned(),
         ..received("PHONE1", ALICE_ID, 1_000)
     };
@@ -364,6 +370,7 @@ fn another_devices_sync_copy_is_an_outgoing_message_of_its_conversation_once() {
         old,
         EventKind::Outgoing {
             from_other_device: false,
+            server_id: None,
             ..
         }
     ));
@@ -1231,6 +1238,7 @@ fn a_version_1_file_gets_handles_and_a_peer_index_when_opened() {
                         from_other_device: false,
                         extras: MessageExtras::default(),
                         attachments: Vec::new(),
+                        server_id: None,
                     },
                 },
                 StoredEvent {

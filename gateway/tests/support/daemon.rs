@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use session_devnet::{Devnet, DevnetConfig};
 use sessiond_api::v1::attachment_service_client::AttachmentServiceClient;
+use sessiond_api::v1::community_service_client::CommunityServiceClient;
 use sessiond_api::v1::conversation_service_client::ConversationServiceClient;
 use sessiond_api::v1::group_service_client::GroupServiceClient;
 use sessiond_api::v1::identity_service_client::IdentityServiceClient;
@@ -197,12 +198,13 @@ pub fn bearer(token: &str) -> Token {
 
 pub type Authed = InterceptedService<Channel, Token>;
 
-/// All four clients with one token.
+/// All five clients with one token.
 pub struct Clients {
     pub ids: IdentityServiceClient<Authed>,
     pub msgs: MessageServiceClient<Authed>,
     pub convs: ConversationServiceClient<Authed>,
     pub net: NetworkServiceClient<Authed>,
+    pub rooms: CommunityServiceClient<Authed>,
     pub groups: GroupServiceClient<Authed>,
     pub inter: InteractionServiceClient<Authed>,
     pub files: AttachmentServiceClient<Authed>,
@@ -214,6 +216,7 @@ pub fn clients(channel: &Channel, token: Token) -> Clients {
         msgs: MessageServiceClient::with_interceptor(channel.clone(), token.clone()),
         convs: ConversationServiceClient::with_interceptor(channel.clone(), token.clone()),
         net: NetworkServiceClient::with_interceptor(channel.clone(), token.clone()),
+        rooms: CommunityServiceClient::with_interceptor(channel.clone(), token.clone()),
         groups: GroupServiceClient::with_interceptor(channel.clone(), token.clone()),
         inter: InteractionServiceClient::with_interceptor(channel.clone(), token.clone()),
         files: AttachmentServiceClient::with_interceptor(channel.clone(), token),
@@ -252,7 +255,7 @@ pub struct Net {
 
 /// Starts a devnet and writes its manifest and `config` (e.g. [`FAST_CONFIG`]) into a temp dir.
 pub async fn net(tag: &str, config: &str) -> Net {
-    net_with(tag, config, None).await
+    net_with(tag, config, None, None).await
 }
 
 /// [`net`] with a file server beside the nodes (in the manifest, so daemons use it).
@@ -261,14 +264,25 @@ pub async fn net_with_files(tag: &str, config: &str) -> Net {
         tag,
         config,
         Some(session_devnet::FileServerConfig::default()),
+        None,
     )
     .await
+}
+
+/// [`net`] with a community server beside the snodes.
+pub async fn net_with_community(
+    tag: &str,
+    config: &str,
+    community: Option<session_devnet::community::CommunityConfig>,
+) -> Net {
+    net_with(tag, config, None, community).await
 }
 
 async fn net_with(
     tag: &str,
     config: &str,
     file_server: Option<session_devnet::FileServerConfig>,
+    community: Option<session_devnet::community::CommunityConfig>,
 ) -> Net {
     let devnet = Devnet::start(DevnetConfig {
         nodes: 9,
@@ -277,6 +291,7 @@ async fn net_with(
         relay_timeout: Duration::from_secs(if file_server.is_some() { 30 } else { 2 }),
         replication_timeout: Duration::from_secs(2),
         file_server,
+        community,
         ..DevnetConfig::default()
     })
     .await

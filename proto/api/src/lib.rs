@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`v1`]: the generated code: `identity_service_client`/`identity_service_server`,
-//!   `message_service_*`, `conversation_service_*`, `network_service_*` and the message types.
+//!   `message_service_*`, `conversation_service_*`, `network_service_*`, `community_service_*`
+//!   and the message types.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by server reflection.
 //! - [`client`]: the services behind one bearer token, and the login check adapters make.
 //! - [`codec`]: the codec of every method: bad request bytes are INVALID_ARGUMENT.
