@@ -183,6 +183,24 @@ impl Service {
         .await
     }
 
+    /// The identity (checked against the caller) and its group, which must hold a pending
+    /// invitation (FAILED_PRECONDITION otherwise): where Accept and Decline both start.
+    async fn invitation(
+        &self,
+        who: Caller,
+        identity: String,
+        group: &str,
+    ) -> Result<(IdentityRecord, GroupRecord), ApiError> {
+        let (record, _) = self.own(who, identity).await?;
+        let rec = self.group_of(&record, group).await?;
+        if rec.status != GroupStatus::Invited {
+            return Err(ApiError::FailedPrecondition(format!(
+                "group {group} has no pending invitation"
+            )));
+        }
+        Ok((record, rec))
+    }
+
     /// One group of the identity; NOT_FOUND if it has none with that ID.
     async fn group_of(
         &self,
@@ -590,14 +608,7 @@ impl GroupService for Service {
         let who = caller(&req)?;
         let AcceptInvitationRequest { identity, group_id } = req.into_inner();
         let group = parse_group("group_id", &group_id)?;
-        let (record, _) = self.own(who, identity).await?;
-        let mut rec = self.group_of(&record, &group).await?;
-        if rec.status != GroupStatus::Invited {
-            return Err(ApiError::FailedPrecondition(format!(
-                "group {group} has no pending invitation"
-            ))
-            .into());
-        }
+        let (record, mut rec) = self.invitation(who, identity, &group).await?;
         rec.status = GroupStatus::Joined;
         let rec = self.save(&record, rec).await?;
         // The poller reads the group from now on.
@@ -614,14 +625,7 @@ impl GroupService for Service {
         let who = caller(&req)?;
         let DeclineInvitationRequest { identity, group_id } = req.into_inner();
         let group = parse_group("group_id", &group_id)?;
-        let (record, _) = self.own(who, identity).await?;
-        let mut rec = self.group_of(&record, &group).await?;
-        if rec.status != GroupStatus::Invited {
-            return Err(ApiError::FailedPrecondition(format!(
-                "group {group} has no pending invitation"
-            ))
-            .into());
-        }
+        let (record, mut rec) = self.invitation(who, identity, &group).await?;
         rec.status = GroupStatus::Left;
         rec.auth_data = None;
         self.save(&record, rec).await?;
