@@ -141,6 +141,11 @@ struct Slot {
 #[derive(Debug, Default)]
 pub struct SyncHub {
     slots: Mutex<HashMap<IdentityId, Slot>>,
+    /// Orders local changes against the poller's writes of merged configs: a local change
+    /// writes the store and queues its edit while holding it, and the poller writes only while
+    /// holding it and no edit is queued, so a merge computed before a local change never
+    /// overwrites that change (the next poll applies the edit and writes again).
+    local: Mutex<()>,
 }
 
 impl SyncHub {
@@ -162,6 +167,21 @@ impl SyncHub {
             s.edits.push(edit);
             s.wake.notify_one();
         });
+    }
+
+    /// Held by a local change from its store write until its edit is queued (see `local`).
+    pub fn local_change(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs the poller's store writes unless a local change is queued for the identity;
+    /// `None` when it is (the writes wait for the next poll, which applies that change first).
+    fn unless_edited<T>(&self, id: IdentityId, f: impl FnOnce() -> T) -> Option<T> {
+        let _local = self.local_change();
+        if self.with(id, |s| !s.edits.is_empty()) {
+            return None;
+        }
+        Some(f())
     }
 
     /// What wakes the identity's poller when an edit is queued.
@@ -436,8 +456,8 @@ pub(super) async fn absorb(
     }
     save_dumps(ctx, id, state).await?;
     if changed {
-        apply(ctx, record, state).await?;
-        state.applied = true;
+        // Not applied when a local change came in meanwhile: the next poll applies it first.
+        state.applied = apply(ctx, record, state).await?;
     }
     Ok(fresh)
 }
@@ -564,15 +584,14 @@ pub(super) async fn push(
 
 /// Applies the configs to the store: the identity's display name, the contacts, the 1:1 read
 /// positions; and the groups and communities to the hub. Only differences are written.
-async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<(), PollError> {
+/// Returns false, having written nothing, when a local change was queued meanwhile.
+async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<bool, PollError> {
     let id = record.id;
-    let name = state.get(2).and_then(|c| user_profile::name(c.data()));
-    if name.is_some() && name != record.display_name {
-        let identity = record.name.clone();
-        ctx.blocking(move |s| s.set_display_name(&identity, name.as_deref()))
-            .await
-            .map_err(super::poller::engine_err)?;
-    }
+    let name = state
+        .get(2)
+        .and_then(|c| user_profile::name(c.data()))
+        .filter(|n| Some(n) != record.display_name.as_ref());
+    let identity = record.name.clone();
     let synced: Vec<SyncedContact> = state
         .get(3)
         .map(|c| contacts::list(c.data()))
@@ -599,18 +618,29 @@ async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<()
         })
         .collect();
     let now = now_ms();
-    ctx.blocking(move |s| {
-        for c in &synced {
-            s.sync_contact(id, c, now)?;
-        }
-        for (peer, r) in &reads {
-            let read_ms = u64::try_from(r.last_read_ms).unwrap_or(0);
-            s.sync_read(id, peer, read_ms, r.unread, now)?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(super::poller::engine_err)?;
+    let hub = Arc::clone(&ctx.sync);
+    let written = ctx
+        .blocking(move |s| {
+            hub.unless_edited(id, || {
+                if name.is_some() {
+                    s.set_display_name(&identity, name.as_deref())?;
+                }
+                for c in &synced {
+                    s.sync_contact(id, c, now)?;
+                }
+                for (peer, r) in &reads {
+                    let read_ms = u64::try_from(r.last_read_ms).unwrap_or(0);
+                    s.sync_read(id, peer, read_ms, r.unread, now)?;
+                }
+                Ok(())
+            })
+            .transpose()
+        })
+        .await
+        .map_err(super::poller::engine_err)?;
+    if written.is_none() {
+        return Ok(false);
+    }
     if let Some(g) = state.get(5) {
         let (groups, communities) = (
             user_groups::groups(g.data()),
@@ -633,7 +663,7 @@ async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<()
             .await
             .map_err(super::poller::engine_err)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -862,6 +892,55 @@ mod tests {
         // The dirty config is saved: a restart pushes it.
         let again = Configs::load(&store, record.id, &keys).expect("configs");
         assert!(again.get(3).is_some_and(|c| c.needs_push()));
+    }
+
+    /// A local unblock made while a poll's merge (still saying blocked) was being applied is not
+    /// overwritten by it: the merge's writes wait, and the next poll applies the unblock first.
+    #[tokio::test]
+    async fn a_merge_never_overwrites_a_local_change_made_meanwhile() {
+        let dir = crate::store::tests::TempDir::new("configsync-race");
+        std::fs::create_dir_all(dir.path()).expect("dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let keys = IdentityKeys::from_seed16(&[7; 16]);
+        let record = store
+            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
+            .expect("identity");
+        let ctx = ctx(store.clone());
+        let mut state = Configs::load(&store, record.id, &keys).expect("configs");
+        let block = |blocked| Edit::Block {
+            account_id: BOB.into(),
+            blocked,
+        };
+        store
+            .set_contact_blocked(record.id, BOB, true, 1)
+            .expect("block");
+        ctx.sync.edit(record.id, block(true));
+        absorb(&ctx, &record, &mut state, &poll(true))
+            .await
+            .expect("absorb");
+        assert!(store.contact(record.id, BOB).expect("contact").blocked);
+
+        // The unblock lands in the store and the hub after the merge was computed.
+        {
+            let _local = ctx.sync.local_change();
+            store
+                .set_contact_blocked(record.id, BOB, false, 2)
+                .expect("unblock");
+            ctx.sync.edit(record.id, block(false));
+        }
+        assert!(!apply(&ctx, &record, &state).await.expect("apply"));
+        assert!(!store.contact(record.id, BOB).expect("contact").blocked);
+        absorb(&ctx, &record, &mut state, &poll(true))
+            .await
+            .expect("absorb");
+        assert!(state.applied);
+        assert!(!store.contact(record.id, BOB).expect("contact").blocked);
+        let bob: AccountId = BOB.parse().expect("id");
+        assert!(
+            !contacts::get(state.get(3).expect("contacts").data(), &bob)
+                .expect("bob")
+                .blocked
+        );
     }
 
     #[test]

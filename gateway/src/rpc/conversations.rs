@@ -269,6 +269,7 @@ impl ConversationService for Service {
         let contact = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
+                let _local = state.sync.local_change();
                 let contact = state.store.set_contact_name(
                     record.id,
                     &account_id,
@@ -305,6 +306,7 @@ impl ConversationService for Service {
         let contact = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
+                let _local = state.sync.local_change();
                 let contact =
                     state
                         .store
@@ -337,6 +339,7 @@ impl ConversationService for Service {
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
+                let _local = state.sync.local_change();
                 // Accepting a message request tells the other side, as the apps do.
                 let keys = super::interactions::keys_of(state, &record)?;
                 super::interactions::accept_request(state, &record, &keys, &peer_id)?;
@@ -368,6 +371,7 @@ impl ConversationService for Service {
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
+                let _local = state.sync.local_change();
                 let view = state.store.leave_conversation(record.id, &peer, now_ms())?;
                 state.sync.edit(
                     record.id,
@@ -397,6 +401,7 @@ impl ConversationService for Service {
         let view = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
+                let _local = state.sync.local_change();
                 let before = state
                     .store
                     .conversation(record.id, &peer)?
@@ -518,6 +523,7 @@ impl Service {
         Ok(self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
+                let _local = state.sync.local_change();
                 let contact =
                     state
                         .store

@@ -380,6 +380,7 @@ impl IdentityService for Service {
         let identity = self
             .blocking(move |state| {
                 let record = who.identity(state, "name", &name)?;
+                let _local = state.sync.local_change();
                 let record = state
                     .store
                     .set_display_name(&record.name, display_name.as_deref())?;
