@@ -481,7 +481,7 @@ async fn clienttagdeny_says_which_client_tags_are_relayed() {
     assert!(
         c.seen
             .iter()
-            .any(|l| l.contains(" 005 ") && l.contains(" CLIENTTAGDENY=*,-draft/typing,-typing ")),
+            .any(|l| l.contains(" 005 ") && l.contains(" CLIENTTAGDENY=*,-draft/typing,-typing,-draft/react,-draft/unreact,-draft/reply ")),
         "{:#?}",
         c.seen
     );
@@ -530,4 +530,78 @@ async fn the_connection_cap_counts_only_open_connections() {
     let mut next = Raw::register(&addr, &s.token, "next", "").await;
     next.send("PING :in").await;
     next.wait_for("PONG sessiond in").await;
+}
+
+#[tokio::test]
+async fn bad_channel_names_room_urls_and_channel_lines_get_numerics() {
+    let s = setup("irc-bad-chan", GENEROUS).await;
+    let peer = some_account_id(7);
+    let mut c = Raw::register(&s.addr, &s.token, "alice", CAPS).await;
+    let key = "ab".repeat(32);
+    // Names that cannot be channels: no '#', a control character, too long.
+    c.send("JOIN lobby").await;
+    c.wait_for(" 476 alice lobby :Bad channel name").await;
+    c.send("JOIN #a\u{7}b").await;
+    c.wait_for(" 476 alice #a\u{7}b :Bad channel name").await;
+    c.send(&format!("JOIN #{}", "a".repeat(80))).await;
+    c.wait_for(" 476 alice #aaaa").await;
+    // A channel that does not exist, without a room URL: 403 saying how rooms are joined.
+    c.send("JOIN #nosuch").await;
+    let l = c.wait_for(" 403 alice #nosuch :No such channel").await;
+    assert!(l.contains("room URL"), "{l}");
+    // Bad room URLs, as key or as channel: 476 with what is wrong.
+    c.send("JOIN #lobby http://127.0.0.1:1/lobby").await;
+    let l = c
+        .wait_for(" 476 alice #lobby :Bad community room URL")
+        .await;
+    assert!(l.contains("public_key"), "{l}");
+    c.send("JOIN http://127.0.0.1:1/lobby?public_key=abcd")
+        .await;
+    c.wait_for(" 476 alice http://127.0.0.1:1/lobby?public_key=abcd :Bad community room URL: its public_key")
+        .await;
+    c.send(&format!("JOIN #https://?public_key={key}")).await;
+    c.wait_for(" 476 alice #https://").await;
+    // A well-formed URL this (offline) daemon cannot reach: 403 with the reason.
+    c.send(&format!(
+        "JOIN #lobby http://127.0.0.1:1/lobby?public_key={key}"
+    ))
+    .await;
+    c.wait_for(" 403 alice #lobby :Cannot join the room: ")
+        .await;
+    // &session's rooms and groups commands with garbage.
+    c.send("PRIVMSG &session :rooms join notaurl").await;
+    c.wait_for("That is not a community room URL").await;
+    c.send("PRIVMSG &session :rooms leave #nosuch").await;
+    c.wait_for("You are in no room #nosuch").await;
+    c.send("PRIVMSG &session :rooms frobnicate").await;
+    c.wait_for(":rooms [list] | rooms join").await;
+    c.send("PRIVMSG &session :groups create").await;
+    c.wait_for("Usage: groups create").await;
+    c.send("PRIVMSG &session :groups create \"unterminated")
+        .await;
+    c.wait_for("Usage: groups create").await;
+    c.send("PRIVMSG &session :groups create Hikers nosuchnick")
+        .await;
+    c.wait_for("No contact is called nosuchnick").await;
+    // Lines to channels that do not exist.
+    c.send("PRIVMSG #nosuch :hi").await;
+    c.wait_for(" 403 alice #nosuch ").await;
+    c.send("@+draft/react=x;+draft/reply=1 TAGMSG #nosuch")
+        .await;
+    c.wait_for("FAIL TAGMSG INVALID_TARGET #nosuch").await;
+    c.send("REDACT #nosuch 1").await;
+    c.wait_for("FAIL REDACT INVALID_TARGET #nosuch").await;
+    c.send("CHATHISTORY LATEST #nosuch * 10").await;
+    c.wait_for("FAIL CHATHISTORY INVALID_TARGET LATEST #nosuch")
+        .await;
+    c.send("TOPIC #nosuch").await;
+    c.wait_for(" 403 alice #nosuch ").await;
+    c.send("MODE #nosuch").await;
+    c.wait_for(" 403 alice #nosuch ").await;
+    c.send("@+typing=active TAGMSG #nosuch").await;
+    // An over-long line to a channel: 417, nothing sent, the connection goes on.
+    c.send(&format!("PRIVMSG #nosuch :{}", "x".repeat(600)))
+        .await;
+    c.wait_for(" 417 alice ").await;
+    c.assert_alive(&peer, "channels").await;
 }

@@ -1160,3 +1160,553 @@ async fn irc_files_go_out_by_filehost_link_and_send_file_and_arrive_as_links() {
         "the 5 MB file arrives byte-identical"
     );
 }
+
+/// [`CONFIG`] with community servers polled every 200 ms.
+const COMMUNITY_CONFIG: &str = r#"
+[poll]
+active_interval_ms = 150
+idle_interval_ms = 400
+idle_after_secs = 5
+community_interval_ms = 200
+
+[outbox]
+max_attempts = 30
+backoff_initial_ms = 100
+backoff_max_ms = 500
+"#;
+
+/// A devnet whose community server has `lobby` (open) and `news` (read-only), its manifest and
+/// a config polling rooms fast, in `dir`.
+async fn community_devnet(dir: &TempDir) -> (Devnet, std::path::PathBuf, std::path::PathBuf) {
+    use session_devnet::{CommunityConfig, RoomSpec};
+    let devnet = Devnet::start(DevnetConfig {
+        nodes: 9,
+        swarm_size: 3,
+        relay_timeout: Duration::from_secs(2),
+        replication_timeout: Duration::from_secs(2),
+        community: Some(CommunityConfig {
+            rooms: vec![
+                RoomSpec::new("lobby", "Lobby").describe("Say hello"),
+                RoomSpec::new("news", "News").read_only(),
+            ],
+            ..Default::default()
+        }),
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let manifest = dir.path().join("devnet.json");
+    devnet.write_manifest(&manifest).expect("manifest");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, COMMUNITY_CONFIG).expect("config");
+    (devnet, manifest, config)
+}
+
+/// The text of a NOTICE, if `m` is one.
+fn notice(m: &Message) -> Option<(&str, &str)> {
+    match &m.command {
+        Command::NOTICE(target, text) => Some((target.as_str(), text.as_str())),
+        _ => None,
+    }
+}
+
+/// Sends a raw line through an `irc` crate client (for tags and commands it has no helper for).
+fn send_line(c: &Client, line: &str) {
+    c.send(line.parse::<Message>().expect("a valid line"))
+        .expect("send");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn community_rooms_are_channels_chat_react_delete_dm_read_only_and_outage() {
+    let dir = TempDir::new("irc-rooms");
+    let (devnet, manifest, config) = community_devnet(&dir).await;
+    let server = devnet.community().expect("a community server");
+    let lobby_url = server.room_url("lobby").to_string();
+    let news_url = server.room_url("news").to_string();
+    let a = side(&dir, &manifest, &config, "alice").await;
+    let b = side(&dir, &manifest, &config, "bob").await;
+    // Alice's client has the IRCv3 caps; bob's has none (the fallbacks).
+    let caps = [
+        Capability::EchoMessage,
+        Capability::ServerTime,
+        Capability::Batch,
+        Capability::Custom("message-tags"),
+        Capability::Custom("draft/message-redaction"),
+    ];
+    let (alice, mut alice_in) = connect(&a.irc, &a.token, "alice", &caps).await;
+    let (bob, mut bob_in) = connect(&b.irc, &b.token, "bob", &[]).await;
+    for s in [&mut alice_in, &mut bob_in] {
+        wait_msg(s, "the end of the welcome", |m| {
+            m.to_string().contains(" 366 ")
+        })
+        .await;
+    }
+
+    // Bad joins first: a URL without its key, an unknown room, a name without '#'.
+    let base = server.url().to_string();
+    alice
+        .send(Command::JOIN(
+            "#lobby".into(),
+            Some(format!("{base}/lobby")),
+            None,
+        ))
+        .expect("join");
+    let bad = wait_msg(&mut alice_in, "476 for a URL without key", |m| {
+        m.to_string().contains(" 476 ")
+    })
+    .await;
+    assert!(bad.to_string().contains("public_key"), "{bad}");
+    alice
+        .send(Command::JOIN(
+            server.room_url("nosuchroom").to_string(),
+            None,
+            None,
+        ))
+        .expect("join");
+    let missing = wait_msg(&mut alice_in, "403 for an unknown room", |m| {
+        m.to_string().contains(" 403 ")
+    })
+    .await;
+    assert!(missing.to_string().contains("No such room"), "{missing}");
+
+    // Alice joins with the URL as the channel key; bob through &session.
+    alice
+        .send(Command::JOIN(
+            "#lobby".into(),
+            Some(lobby_url.clone()),
+            None,
+        ))
+        .expect("join");
+    wait_msg(
+        &mut alice_in,
+        "alice's JOIN",
+        |m| matches!(&m.command, Command::JOIN(c, _, _) if c == "#lobby"),
+    )
+    .await;
+    let topic = wait_msg(&mut alice_in, "the topic", |m| {
+        m.to_string().contains(" 332 ")
+    })
+    .await;
+    let topic = topic.to_string();
+    assert!(
+        topic.contains("Lobby — Say hello") && topic.contains(&lobby_url),
+        "{topic}"
+    );
+    bob.send_privmsg("&session", format!("rooms join {lobby_url}"))
+        .expect("rooms join");
+    wait_msg(
+        &mut bob_in,
+        "bob's JOIN",
+        |m| matches!(&m.command, Command::JOIN(c, _, _) if c == "#lobby"),
+    )
+    .await;
+    wait_msg(&mut bob_in, "root's answer", |m| {
+        privmsg(m).is_some_and(|(_, t)| t.starts_with("Joined Lobby as #lobby"))
+    })
+    .await;
+
+    // Chat: alice's post is echoed to her with a msgid; bob sees a JOIN from her poster nick,
+    // then the post.
+    alice.send_privmsg("#lobby", "hello room").expect("say");
+    let echo = wait_msg(&mut alice_in, "alice's echo", |m| {
+        privmsg(m) == Some(("#lobby", "hello room"))
+    })
+    .await;
+    let hello_id = tag(&echo, "msgid").expect("a msgid").to_owned();
+    let post = wait_msg(&mut bob_in, "alice's post", |m| {
+        privmsg(m) == Some(("#lobby", "hello room"))
+    })
+    .await;
+    let alice_as_poster = post.source_nickname().expect("a nick").to_owned();
+    assert_ne!(alice_as_poster, "bob");
+    bob.send_privmsg("#lobby", "hi alice").expect("say");
+    flush(&mut bob_in).await;
+    let hi = wait_msg(&mut alice_in, "bob's post", |m| {
+        privmsg(m) == Some(("#lobby", "hi alice"))
+    })
+    .await;
+    let bob_as_poster = hi.source_nickname().expect("a nick").to_owned();
+    let hi_id = tag(&hi, "msgid").expect("a msgid").to_owned();
+    // NAMES lists the posters; WHOIS shows bob's blinded ID.
+    alice
+        .send(Command::NAMES(Some("#lobby".into()), None))
+        .expect("names");
+    let names = wait_msg(&mut alice_in, "353", |m| m.to_string().contains(" 353 ")).await;
+    assert!(names.to_string().contains(&bob_as_poster), "{names}");
+    alice
+        .send(Command::WHOIS(None, bob_as_poster.clone()))
+        .expect("whois");
+    let whois = wait_msg(&mut alice_in, "330", |m| m.to_string().contains(" 330 ")).await;
+    assert!(whois.to_string().contains(" 15"), "{whois}");
+
+    // Alice reacts to bob's post: bob (no tags) gets a notice with the count; alice sees her
+    // own reaction as a TAGMSG.
+    send_line(
+        &alice,
+        &format!("@+draft/react=👍;+draft/reply={hi_id} TAGMSG #lobby"),
+    );
+    wait_msg(&mut alice_in, "alice's own reaction", |m| {
+        m.to_string().contains("TAGMSG #lobby")
+            && tag(m, "+draft/react") == Some("👍")
+            && tag(m, "+draft/reply") == Some(hi_id.as_str())
+    })
+    .await;
+    wait_msg(&mut bob_in, "the reaction notice", |m| {
+        notice(m).is_some_and(|(c, t)| {
+            c == "#lobby" && t.contains("reactions to your message") && t.contains("👍 1")
+        })
+    })
+    .await;
+    // A reaction to an unknown msgid is a FAIL, not a crash.
+    send_line(&alice, "@+draft/react=👍;+draft/reply=999999 TAGMSG #lobby");
+    wait_msg(&mut alice_in, "FAIL UNKNOWN_MSGID", |m| {
+        m.to_string().contains("UNKNOWN_MSGID")
+    })
+    .await;
+
+    // Deletions: alice may not delete bob's post; she deletes her own, which bob sees as a
+    // notice and she as a REDACT.
+    send_line(&alice, &format!("REDACT #lobby {hi_id}"));
+    wait_msg(&mut alice_in, "REDACT_FORBIDDEN", |m| {
+        m.to_string().contains("REDACT_FORBIDDEN")
+    })
+    .await;
+    send_line(&alice, &format!("REDACT #lobby {hello_id}"));
+    wait_msg(&mut alice_in, "the REDACT", |m| {
+        m.to_string().contains(&format!("REDACT #lobby {hello_id}"))
+    })
+    .await;
+    wait_msg(&mut bob_in, "the deletion notice", |m| {
+        notice(m).is_some_and(|(c, t)| {
+            c == "#lobby" && t.contains("deleted") && t.contains("hello room")
+        })
+    })
+    .await;
+
+    // A community DM: bob writes to alice's poster nick; it arrives as a private message, and
+    // her answer comes back the same way.
+    bob.send_privmsg(&alice_as_poster, "psst").expect("dm");
+    flush(&mut bob_in).await;
+    let dm = wait_msg(&mut alice_in, "bob's DM", |m| {
+        privmsg(m).is_some_and(|(t, x)| t == "alice" && x == "psst")
+    })
+    .await;
+    let bob_dm_nick = dm.source_nickname().expect("a nick").to_owned();
+    alice.send_privmsg(&bob_dm_nick, "psst back").expect("dm");
+    flush(&mut alice_in).await;
+    let back = wait_msg(&mut bob_in, "alice's DM", |m| {
+        privmsg(m).is_some_and(|(t, x)| t == "bob" && x == "psst back")
+    })
+    .await;
+    assert_eq!(back.source_nickname(), Some(alice_as_poster.as_str()));
+
+    // A read-only room: +m, and PRIVMSG answers 404 saying why.
+    alice
+        .send(Command::JOIN("#news".into(), Some(news_url), None))
+        .expect("join");
+    wait_msg(
+        &mut alice_in,
+        "JOIN #news",
+        |m| matches!(&m.command, Command::JOIN(c, _, _) if c == "#news"),
+    )
+    .await;
+    alice
+        .send(Command::ChannelMODE("#news".into(), vec![]))
+        .expect("mode");
+    let mode = wait_msg(&mut alice_in, "324", |m| m.to_string().contains(" 324 ")).await;
+    assert!(mode.to_string().contains("+mnt"), "{mode}");
+    alice.send_privmsg("#news", "may I?").expect("say");
+    let refused = wait_msg(&mut alice_in, "404", |m| m.to_string().contains(" 404 ")).await;
+    assert!(refused.to_string().contains("read-only"), "{refused}");
+
+    // The server goes down and comes back: nothing posted is lost, nothing arrives twice.
+    bob.send_privmsg("#lobby", "before the outage")
+        .expect("say");
+    flush(&mut bob_in).await;
+    wait_privmsg(&mut alice_in, "before the outage").await;
+    server.stop().await;
+    let rooms = api(&a);
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let room = rooms
+            .communities
+            .clone()
+            .get_room(sessiond_api::v1::GetRoomRequest {
+                identity: "alice".into(),
+                room_id: format!("{base}/lobby"),
+            })
+            .await
+            .expect("get room")
+            .into_inner()
+            .room
+            .expect("room");
+        if !room.last_error.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no poll failed while the server was down"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bob.send_privmsg("#lobby", "into the void").expect("say");
+    let lost = wait_msg(&mut bob_in, "the refusal", |m| {
+        notice(m).is_some_and(|(_, t)| t.contains("#lobby"))
+    })
+    .await;
+    assert!(lost.to_string().contains("cannot"), "{lost}");
+    server.restart().await.expect("restart");
+    for i in 0..3 {
+        bob.send_privmsg("#lobby", format!("after {i}"))
+            .expect("say");
+        flush(&mut bob_in).await;
+    }
+    let mut got = Vec::new();
+    let until = Instant::now() + DEADLINE;
+    while got.len() < 3 {
+        let m = wait_msg(&mut alice_in, "posts after the outage", |m| {
+            privmsg(m).is_some_and(|(c, _)| c == "#lobby")
+        })
+        .await;
+        got.push(privmsg(&m).map(|p| p.1.to_owned()).unwrap_or_default());
+        assert!(Instant::now() < until);
+    }
+    assert_eq!(got, ["after 0", "after 1", "after 2"]);
+
+    // Leaving: PART, and the room is gone from the list.
+    alice.send_part("#lobby").expect("part");
+    wait_msg(
+        &mut alice_in,
+        "PART",
+        |m| matches!(&m.command, Command::PART(c, _) if c == "#lobby"),
+    )
+    .await;
+    alice.send_privmsg("&session", "rooms list").expect("list");
+    let listed = wait_msg(&mut alice_in, "the list", |m| {
+        privmsg(m).is_some_and(|(_, t)| t.contains("community rooms"))
+    })
+    .await;
+    assert!(listed.to_string().contains("1 community rooms"), "{listed}");
+    a.daemon.terminate();
+    b.daemon.terminate();
+    devnet.shutdown().await;
+}
+
+/// Sends `line` from `from` until `to` shows a message `want` holds for (a member's daemon may
+/// need a poll or two before it can act: read the group's keys, learn its promotion).
+async fn retry_until(
+    from: &Client,
+    from_in: &mut ClientStream,
+    line: &str,
+    to: &mut ClientStream,
+    what: &str,
+    want: impl Fn(&Message) -> bool,
+) -> Message {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        send_line(from, line);
+        flush(from_in).await;
+        let got = tokio::time::timeout(Duration::from_secs(3), async {
+            wait_msg(to, what, &want).await
+        })
+        .await;
+        if let Ok(m) = got {
+            return m;
+        }
+        assert!(Instant::now() < until, "never saw {what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_groups_scenario_from_irc_invite_history_kick_op_rename() {
+    let devnet = Devnet::start(DevnetConfig {
+        nodes: 9,
+        swarm_size: 3,
+        relay_timeout: Duration::from_secs(2),
+        replication_timeout: Duration::from_secs(2),
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    let dir = TempDir::new("irc-groups3");
+    std::fs::create_dir_all(dir.path()).expect("temp dir");
+    let manifest = dir.path().join("devnet.json");
+    devnet.write_manifest(&manifest).expect("manifest");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let a = side(&dir, &manifest, &config, "alice").await;
+    let b = side(&dir, &manifest, &config, "bob").await;
+    let c = side(&dir, &manifest, &config, "carol").await;
+    let caps = [
+        Capability::Batch,
+        Capability::ServerTime,
+        Capability::Custom("message-tags"),
+        Capability::Custom("draft/chathistory"),
+    ];
+    let (alice, mut alice_in) = connect(&a.irc, &a.token, "alice", &[]).await;
+    let (bob, mut bob_in) = connect(&b.irc, &b.token, "bob", &[]).await;
+    let (carol, mut carol_in) = connect(&c.irc, &c.token, "carol", &caps).await;
+    for s in [&mut alice_in, &mut bob_in, &mut carol_in] {
+        wait_msg(s, "the end of the welcome", |m| {
+            m.to_string().contains(" 366 ")
+        })
+        .await;
+    }
+    // Alice names her contacts, then creates the group from &session, inviting bob.
+    for (account, nick) in [(&b.account, "bob"), (&c.account, "carol")] {
+        alice
+            .send_privmsg("&session", format!("contacts add {account} {nick}"))
+            .expect("contacts add");
+        wait_msg(&mut alice_in, "added", |m| {
+            privmsg(m).is_some_and(|(_, t)| t.starts_with(&format!("Added {nick}")))
+        })
+        .await;
+    }
+    alice
+        .send_privmsg("&session", "groups create \"Hikers Club\" bob")
+        .expect("groups create");
+    wait_msg(
+        &mut alice_in,
+        "alice's JOIN",
+        |m| matches!(&m.command, Command::JOIN(c, _, _) if c == "#hikers-club"),
+    )
+    .await;
+    wait_msg(&mut alice_in, "root's answer", |m| {
+        privmsg(m)
+            .is_some_and(|(_, t)| t.starts_with("Created the group Hikers Club (#hikers-club, 03"))
+    })
+    .await;
+
+    // Bob is invited and accepts with JOIN, then posts (retrying until his daemon has the keys).
+    wait_msg(
+        &mut bob_in,
+        "the INVITE",
+        |m| matches!(&m.command, Command::INVITE(_, c) if c == "#hikers-club"),
+    )
+    .await;
+    bob.send_join("#hikers-club").expect("join");
+    wait_msg(
+        &mut bob_in,
+        "bob's JOIN",
+        |m| matches!(&m.command, Command::JOIN(c, _, _) if c == "#hikers-club"),
+    )
+    .await;
+    let hi = retry_until(
+        &bob,
+        &mut bob_in,
+        "PRIVMSG #hikers-club :hi all",
+        &mut alice_in,
+        "bob's post",
+        |m| privmsg(m) == Some(("#hikers-club", "hi all")),
+    )
+    .await;
+    assert_eq!(hi.source_nickname(), Some("bob"));
+    alice
+        .send_privmsg("#hikers-club", "welcome bob")
+        .expect("say");
+    flush(&mut alice_in).await;
+    wait_privmsg(&mut bob_in, "welcome bob").await;
+
+    // Alice adds carol (with the history): carol accepts and sees the earlier messages, live
+    // and again through CHATHISTORY.
+    alice
+        .send(Command::INVITE("carol".into(), "#hikers-club".into()))
+        .expect("invite");
+    wait_msg(&mut alice_in, "341", |m| m.to_string().contains(" 341 ")).await;
+    wait_msg(
+        &mut carol_in,
+        "carol's INVITE",
+        |m| matches!(&m.command, Command::INVITE(_, c) if c == "#hikers-club"),
+    )
+    .await;
+    carol.send_join("#hikers-club").expect("join");
+    wait_msg(
+        &mut carol_in,
+        "carol's JOIN",
+        |m| matches!(&m.command, Command::JOIN(c, _, _) if c == "#hikers-club"),
+    )
+    .await;
+    let mut earlier = Vec::new();
+    while earlier.len() < 2 {
+        let m = wait_msg(&mut carol_in, "the earlier messages", |m| {
+            privmsg(m).is_some_and(|(c, _)| c == "#hikers-club")
+        })
+        .await;
+        earlier.push(privmsg(&m).map(|p| p.1.to_owned()).unwrap_or_default());
+    }
+    assert_eq!(earlier, ["hi all", "welcome bob"]);
+    send_line(&carol, "CHATHISTORY LATEST #hikers-club * 10");
+    let mut batch = Vec::new();
+    loop {
+        let m = wait_msg(&mut carol_in, "the history batch", |m| {
+            m.to_string().contains("BATCH ") || privmsg(m).is_some()
+        })
+        .await;
+        let line = m.to_string();
+        if line.contains("BATCH -") {
+            break;
+        }
+        if let Some((_, t)) = privmsg(&m) {
+            batch.push(t.to_owned());
+        }
+    }
+    assert_eq!(batch, ["hi all", "welcome bob"]);
+
+    // Alice kicks bob: bob sees his KICK and no longer gets the group's messages.
+    alice
+        .send(Command::KICK("#hikers-club".into(), "bob".into(), None))
+        .expect("kick");
+    wait_msg(
+        &mut bob_in,
+        "bob's KICK",
+        |m| matches!(&m.command, Command::KICK(c, n, _) if c == "#hikers-club" && n == "bob"),
+    )
+    .await;
+    alice
+        .send_privmsg("#hikers-club", "bob is gone")
+        .expect("say");
+    wait_privmsg(&mut carol_in, "bob is gone").await;
+    let until = Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(
+        until.saturating_duration_since(Instant::now()),
+        bob_in.next(),
+    )
+    .await
+    {
+        assert_ne!(
+            privmsg(&m).map(|p| p.1),
+            Some("bob is gone"),
+            "bob still reads the group"
+        );
+    }
+
+    // Alice makes carol an admin (MODE +o); carol renames the group with TOPIC, which everyone
+    // sees as the new topic (the channel keeps its name).
+    alice
+        .send(Command::ChannelMODE(
+            "#hikers-club".into(),
+            vec![irc::client::prelude::Mode::Plus(
+                irc::client::prelude::ChannelMode::Oper,
+                Some("carol".into()),
+            )],
+        ))
+        .expect("mode");
+    wait_msg(&mut carol_in, "carol's +o", |m| {
+        let l = m.to_string();
+        l.contains("MODE #hikers-club +o carol")
+    })
+    .await;
+    let renamed = retry_until(
+        &carol,
+        &mut carol_in,
+        "TOPIC #hikers-club :Mountaineers",
+        &mut alice_in,
+        "the new topic",
+        |m| matches!(&m.command, Command::TOPIC(c, Some(t)) if c == "#hikers-club" && t.starts_with("Mountaineers")),
+    )
+    .await;
+    assert!(renamed.to_string().contains("03"), "{renamed}");
+    drop((a.daemon, b.daemon, c.daemon));
+    devnet.shutdown().await;
+}

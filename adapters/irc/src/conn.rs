@@ -13,6 +13,7 @@ mod history;
 mod interact;
 mod query;
 mod register;
+mod rooms;
 mod session;
 
 use std::collections::HashMap;

@@ -7,6 +7,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use crate::v1::attachment_service_client::AttachmentServiceClient;
+use crate::v1::community_service_client::CommunityServiceClient;
 use crate::v1::conversation_service_client::ConversationServiceClient;
 use crate::v1::group_service_client::GroupServiceClient;
 use crate::v1::identity_service_client::IdentityServiceClient;
@@ -70,6 +71,8 @@ pub struct Client {
     pub interactions: InteractionServiceClient<Authed>,
     /// AttachmentService: files sent and received.
     pub attachments: AttachmentServiceClient<Authed>,
+    /// CommunityService: community rooms, their reactions, deletions and DMs.
+    pub communities: CommunityServiceClient<Authed>,
 }
 
 impl Client {
@@ -90,7 +93,8 @@ impl Client {
                 channel.clone(),
                 bearer.clone(),
             ),
-            attachments: AttachmentServiceClient::with_interceptor(channel, bearer),
+            attachments: AttachmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            communities: CommunityServiceClient::with_interceptor(channel, bearer),
         })
     }
 
@@ -271,6 +275,12 @@ pub async fn login(channel: Channel, token: &str, user: Option<&str>) -> Result<
 /// apart from a nick or a name.)
 pub fn looks_like_account_id(s: &str) -> bool {
     s.len() == 66 && s.starts_with("05") && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// True if `s` looks like a blinded community ID (`15` and 64 more hex characters): the
+/// address of a community DM.
+pub fn looks_like_blinded_id(s: &str) -> bool {
+    s.len() == 66 && s.starts_with("15") && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

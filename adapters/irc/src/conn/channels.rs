@@ -1,5 +1,6 @@
-//! Conversations of many people as IRC channels (`#name`): groups now, community rooms later
-//! (the same machinery; each operation asks the daemon by the conversation's kind).
+//! Conversations of many people as IRC channels (`#name`): groups and community rooms (the
+//! same machinery; each operation asks the daemon by the conversation's kind; the rooms' own
+//! parts are in `rooms`).
 //!
 //! - Names: `#` and the conversation's name made nick-safe and lower-cased, unique per
 //!   connection (a clash gets `-` and the first hex characters of the ID); the topic says the
@@ -11,10 +12,10 @@
 //!   list's difference between polls) are JOIN/PART/KICK lines; an invitation is an INVITE
 //!   line; a rename is a TOPIC line.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sessiond_api::v1::{
-    AcceptInvitationRequest, ConversationKind, Event, Group, GroupChanged, GroupStatus,
+    event, AcceptInvitationRequest, ConversationKind, Event, Group, GroupChanged, GroupStatus,
     InviteGroupMembersRequest, LeaveGroupRequest, ListGroupMembersRequest, ListGroupsRequest,
     PromoteGroupMembersRequest, RemoveGroupMembersRequest, SendMessageRequest,
     UpdateGroupInfoRequest,
@@ -22,8 +23,9 @@ use sessiond_api::v1::{
 use tonic::Status;
 
 use super::{Close, Conn};
+use crate::cap::Cap;
 use crate::directory::contact_user;
-use crate::line::Message;
+use crate::line::{format_time, Message};
 use crate::numeric::*;
 use crate::split::{split_text, text_budget};
 
@@ -46,16 +48,42 @@ pub(crate) struct Channel {
     pub joined: bool,
     /// The user is an admin (may set the topic, invite, kick, op).
     pub admin: bool,
+    /// What the topic ends with: the room's join URL (to share), else the conversation's ID.
+    pub link: String,
+    /// The user may not post (a read-only room: mode +m).
+    pub read_only: bool,
+    /// The user's own ID in the conversation when it is not the Account ID (a room: the
+    /// blinded `15…` ID).
+    pub own: String,
 }
 
 impl Channel {
-    fn topic(&self) -> String {
+    pub(super) fn topic(&self) -> String {
         let mut t = self.title.clone();
         if !self.description.is_empty() {
             t.push_str(" — ");
             t.push_str(&self.description);
         }
-        format!("{t} [{}]", self.conversation)
+        let link = if self.link.is_empty() {
+            &self.conversation
+        } else {
+            &self.link
+        };
+        format!("{t} [{link}]")
+    }
+
+    /// A community room (not a group).
+    pub(super) fn is_room(&self) -> bool {
+        self.kind == ConversationKind::CommunityRoom as i32
+    }
+
+    /// The channel modes: `+nt`, with `m` when the user may not post.
+    pub(super) fn modes(&self) -> &'static str {
+        if self.read_only {
+            "+mnt"
+        } else {
+            "+nt"
+        }
     }
 }
 
@@ -63,6 +91,10 @@ impl Channel {
 #[derive(Debug, Default)]
 pub(crate) struct Channels {
     by_name: BTreeMap<String, Channel>,
+    /// Room posts shown or looked up: (room, server message id) → seq.
+    pub(super) posts: HashMap<(String, i64), u64>,
+    /// The reactions last seen per room post: (room, server message id) → (emoji, count, mine).
+    pub(super) reactions: HashMap<(String, i64), Vec<(String, u64, bool)>>,
 }
 
 /// `name` made a channel name: letters, digits, `-` and `_`, lower case; `#` in front.
@@ -127,26 +159,45 @@ impl Channels {
         entry.clone()
     }
 
-    fn set(&mut self, c: Channel) {
+    /// True if a channel is called `name` (any case).
+    pub fn taken(&self, name: &str) -> bool {
+        self.by_name.contains_key(&name.to_ascii_lowercase())
+    }
+
+    pub(super) fn set(&mut self, c: Channel) {
         self.by_name.insert(c.name.to_ascii_lowercase(), c);
     }
 
-    fn remove(&mut self, name: &str) {
-        self.by_name.remove(&name.to_ascii_lowercase());
+    pub(super) fn remove(&mut self, name: &str) {
+        if let Some(c) = self.by_name.remove(&name.to_ascii_lowercase()) {
+            self.posts.retain(|(room, _), _| *room != c.conversation);
+            self.reactions
+                .retain(|(room, _), _| *room != c.conversation);
+        }
+    }
+
+    /// Every channel.
+    pub fn all(&self) -> impl Iterator<Item = &Channel> {
+        self.by_name.values()
     }
 }
 
 impl Conn {
-    fn channels_mut(&mut self) -> Option<&mut Channels> {
+    pub(super) fn channels_mut(&mut self) -> Option<&mut Channels> {
         self.session.as_mut().map(|s| &mut s.channels)
     }
 
-    fn channel(&self, name: &str) -> Option<Channel> {
+    pub(super) fn channel(&self, name: &str) -> Option<Channel> {
         self.session.as_ref()?.channels.named(name).cloned()
     }
 
+    /// The channel of a conversation.
+    pub(super) fn channel_of(&self, conversation: &str) -> Option<Channel> {
+        self.session.as_ref()?.channels.of(conversation).cloned()
+    }
+
     /// The prefix of `account` as a channel member.
-    async fn member_prefix(&mut self, account: &str) -> String {
+    pub(super) async fn member_prefix(&mut self, account: &str) -> String {
         let nick = self.nick_of(account).await;
         format!("{nick}!{}@session", contact_user(account))
     }
@@ -205,7 +256,7 @@ impl Conn {
         for g in groups {
             self.group_seen(&g).await?;
         }
-        Ok(())
+        self.join_rooms().await
     }
 
     /// Shows a group's state: a JOIN (with topic and names) once joined, an INVITE while invited,
@@ -279,7 +330,7 @@ impl Conn {
     }
 
     /// JOIN line, topic and names of a channel the user is in.
-    async fn show_join(&mut self, name: &str) -> Result<(), Close> {
+    pub(super) async fn show_join(&mut self, name: &str) -> Result<(), Close> {
         let prefix = self.my_prefix();
         self.send(Message::new("JOIN", vec![name.to_owned()]).with_source(prefix))
             .await?;
@@ -296,11 +347,14 @@ impl Conn {
                 .numeric(RPL_ENDOFNAMES, &[name, "End of /NAMES list"])
                 .await;
         };
-        let own = self
-            .session
-            .as_ref()
-            .map(|s| s.account_id.clone())
-            .unwrap_or_default();
+        let own = if c.own.is_empty() {
+            self.session
+                .as_ref()
+                .map(|s| s.account_id.clone())
+                .unwrap_or_default()
+        } else {
+            c.own.clone()
+        };
         let mut nicks = Vec::new();
         for (account, admin) in &c.members {
             let nick = if *account == own {
@@ -401,6 +455,10 @@ impl Conn {
                 .await?;
             return Ok(true);
         }
+        if c.is_room() {
+            self.leave_room(&c).await?;
+            return Ok(true);
+        }
         let Some(s) = &self.session else {
             return Ok(true);
         };
@@ -424,9 +482,14 @@ impl Conn {
         Ok(true)
     }
 
-    /// `PRIVMSG #chan text`: posts in the conversation. Returns false if there is no such
-    /// channel.
-    pub(super) async fn say_in_channel(&mut self, name: &str, text: &str) -> Result<bool, Close> {
+    /// `PRIVMSG #chan text`: posts in the conversation (echoed with echo-message). Returns
+    /// false if there is no such channel.
+    pub(super) async fn say_in_channel(
+        &mut self,
+        name: &str,
+        text: &str,
+        msg: &Message,
+    ) -> Result<bool, Close> {
         let Some(c) = self.channel(name) else {
             return Ok(false);
         };
@@ -435,6 +498,18 @@ impl Conn {
                 .await?;
             return Ok(true);
         }
+        if c.read_only {
+            self.numeric(
+                ERR_CANNOTSENDTOCHAN,
+                &[
+                    &c.name,
+                    "Cannot send to channel (+m): the room is read-only for you, only its moderators may post",
+                ],
+            )
+            .await?;
+            return Ok(true);
+        }
+        let reply_to = self.reply_of(msg, &c.conversation).await;
         let Some(s) = &mut self.session else {
             return Ok(true);
         };
@@ -446,12 +521,30 @@ impl Conn {
                 identity: s.identity.clone(),
                 recipient: c.conversation.clone(),
                 text: text.to_owned(),
+                reply_to,
                 ..Default::default()
             })
             .await;
         match r {
             Ok(r) => {
-                s.own_sent.insert(r.into_inner().seq);
+                let sent = r.into_inner();
+                s.own_sent.insert(sent.seq);
+                if self.caps.has(Cap::EchoMessage) {
+                    let source = self.my_prefix();
+                    let lines =
+                        self.channel_lines(&c.name, &source, text, sent.sent_at_ms, sent.seq, None);
+                    for line in lines {
+                        self.out.push(&line, None).await?;
+                    }
+                }
+            }
+            Err(status) if status.code() == tonic::Code::PermissionDenied => {
+                let why = crate::err::status_text(&status);
+                self.numeric(
+                    ERR_CANNOTSENDTOCHAN,
+                    &[&c.name, &format!("Cannot send to channel: {why}")],
+                )
+                .await?;
             }
             Err(status) => self.channel_failed(&c.name, &status).await?,
         }
@@ -468,9 +561,25 @@ impl Conn {
             return Ok(false);
         };
         let Some(text) = text else {
+            let c = if c.is_room() {
+                self.refresh_room(&c.conversation).await.unwrap_or(c)
+            } else {
+                c
+            };
             self.numeric(RPL_TOPIC, &[&c.name, &c.topic()]).await?;
             return Ok(true);
         };
+        if c.is_room() {
+            self.numeric(
+                ERR_CHANOPRIVSNEEDED,
+                &[
+                    &c.name,
+                    "A room's name and description are set on its community server",
+                ],
+            )
+            .await?;
+            return Ok(true);
+        }
         let Some(s) = &self.session else {
             return Ok(true);
         };
@@ -508,6 +617,17 @@ impl Conn {
         let Some(c) = self.channel(name) else {
             return Ok(false);
         };
+        if c.is_room() {
+            let why = match op {
+                MemberOp::Invite => "Anyone with the room's URL (in the topic) can join it",
+                MemberOp::Kick => {
+                    "Moderators ban from a room with the Session apps (or gRPC Moderate)"
+                }
+                MemberOp::Op => "A room's moderators are appointed on its community server",
+            };
+            self.numeric(ERR_CHANOPRIVSNEEDED, &[&c.name, why]).await?;
+            return Ok(true);
+        }
         let Some(account) = self.resolve(nick).await else {
             self.numeric(ERR_NOSUCHNICK, &[nick, "No such nick"])
                 .await?;
@@ -563,62 +683,130 @@ impl Conn {
     /// A message event of a channel's conversation, as a PRIVMSG to the channel. Returns false if
     /// the event is not a channel's.
     pub(super) async fn channel_message(&mut self, event: &Event) -> Result<bool, Close> {
-        use sessiond_api::v1::event::Kind;
-        let (conversation, sender, text, from_me, seq) = match &event.kind {
-            Some(Kind::Incoming(m))
-                if m.conversation_kind != ConversationKind::Direct as i32
-                    && m.conversation_kind != ConversationKind::Unspecified as i32 =>
-            {
-                (
-                    m.conversation_id.clone(),
-                    m.sender.clone(),
-                    m.text.clone(),
-                    false,
-                    event.seq,
-                )
-            }
-            Some(Kind::Outgoing(m))
-                if m.conversation_kind != ConversationKind::Direct as i32
-                    && m.conversation_kind != ConversationKind::Unspecified as i32 =>
-            {
-                (
-                    m.conversation_id.clone(),
-                    String::new(),
-                    m.text.clone(),
-                    true,
-                    event.seq,
-                )
-            }
-            _ => return Ok(false),
+        let Some((conversation, true)) = super::history::conversation_of(event) else {
+            return Ok(false);
         };
-        let Some(c) = self
-            .session
-            .as_ref()
-            .and_then(|s| s.channels.of(&conversation).cloned())
-        else {
-            return Ok(true);
-        };
-        if from_me {
+        if matches!(&event.kind, Some(event::Kind::Outgoing(_))) {
             let own = self
                 .session
                 .as_mut()
-                .is_some_and(|s| s.own_sent.remove(&seq));
+                .is_some_and(|s| s.own_sent.remove(&event.seq));
             if own {
+                // Shown already (echo) or typed by this client: seen, once everything before
+                // it is written.
+                self.out.push_mark(conversation, event.seq).await?;
                 return Ok(true);
+            }
+        }
+        self.show_channel_message(event, None).await?;
+        Ok(true)
+    }
+
+    /// Shows one message event of a channel (live, or in a history `batch`); nothing if the
+    /// conversation is no channel of this connection.
+    pub(super) async fn show_channel_message(
+        &mut self,
+        event: &Event,
+        batch: Option<&str>,
+    ) -> Result<(), Close> {
+        let (conversation, sender, profile, text, time_ms, files, server_id, from_me) =
+            match &event.kind {
+                Some(event::Kind::Incoming(m)) => (
+                    &m.conversation_id,
+                    m.sender.as_str(),
+                    m.sender_profile_name.as_str(),
+                    &m.text,
+                    m.sent_at_ms,
+                    &m.attachments,
+                    m.server_message_id,
+                    false,
+                ),
+                Some(event::Kind::Outgoing(m)) => (
+                    &m.conversation_id,
+                    "",
+                    "",
+                    &m.text,
+                    m.sent_at_ms,
+                    &m.attachments,
+                    m.server_message_id,
+                    true,
+                ),
+                _ => return Ok(()),
+            };
+        let Some(c) = self.channel_of(conversation) else {
+            return Ok(());
+        };
+        if server_id != 0 {
+            if let Some(chans) = self.channels_mut() {
+                if chans.posts.len() > 4096 {
+                    chans.posts.clear();
+                }
+                chans
+                    .posts
+                    .insert((c.conversation.clone(), server_id), event.seq);
             }
         }
         let source = if from_me {
             self.my_prefix()
         } else {
-            self.member_prefix(&sender).await
+            if c.is_room() {
+                self.room_poster(&c, sender, profile, batch.is_none())
+                    .await?;
+            }
+            self.member_prefix(sender).await
         };
-        for part in split_text(&text, text_budget(&source, "PRIVMSG", &c.name)) {
-            self.send(
-                Message::new("PRIVMSG", vec![c.name.clone(), part]).with_source(source.clone()),
-            )
-            .await?;
+        let text = super::chat::with_attachments(text, files);
+        let (text, reply_tag) = self.reply_decor(event, &text).await;
+        let lines = self.channel_lines(&c.name, &source, &text, time_ms, event.seq, batch);
+        let count = lines.len();
+        for (i, mut line) in lines.into_iter().enumerate() {
+            if let (0, Some(tag)) = (i, &reply_tag) {
+                line = line.with_tag("+draft/reply", Some(tag.clone()));
+            }
+            let mark = (i + 1 == count).then(|| (c.conversation.clone(), event.seq));
+            self.out.push(&line, mark).await?;
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// The PRIVMSG lines of one channel message, tagged as the client's caps allow.
+    pub(super) fn channel_lines(
+        &self,
+        chan: &str,
+        source: &str,
+        text: &str,
+        time_ms: u64,
+        seq: u64,
+        batch: Option<&str>,
+    ) -> Vec<Message> {
+        let text = if text.is_empty() {
+            "[a message with nothing sessiond can show]"
+        } else {
+            text
+        };
+        split_text(text, text_budget(source, "PRIVMSG", chan))
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let mut line = Message::new("PRIVMSG", vec![chan.to_owned(), part])
+                    .with_source(source.to_owned());
+                if let Some(b) = batch.filter(|_| self.caps.has(Cap::Batch)) {
+                    line = line.with_tag("batch", Some(b.to_owned()));
+                }
+                if self.caps.has(Cap::ServerTime) {
+                    line = line.with_tag("time", Some(format_time(time_ms)));
+                }
+                if self.caps.has(Cap::MessageTags) {
+                    let id = if i == 0 {
+                        seq.to_string()
+                    } else {
+                        format!("{seq}-{i}")
+                    };
+                    line = line.with_tag("msgid", Some(id));
+                }
+                line
+            })
+            .collect()
     }
 
     /// A GroupChanged event: membership lines, topic, invitation, kick.
@@ -687,6 +875,75 @@ impl Conn {
             .await?;
         }
         Ok(())
+    }
+}
+
+impl Conn {
+    /// `&session` `groups create <name> [members…]` (the whole command line in `text`).
+    pub(super) async fn cmd_groups(&mut self, text: &str) -> Result<String, Status> {
+        const USAGE: &str =
+            "Usage: groups create <name, in \"quotes\" if it has spaces> [nick or Account ID…]";
+        let mut rest = text
+            .split_once(char::is_whitespace)
+            .map_or("", |r| r.1)
+            .trim();
+        let Some(after) = rest
+            .strip_prefix("create")
+            .filter(|r| r.is_empty() || r.starts_with(char::is_whitespace))
+        else {
+            return Ok(USAGE.to_owned());
+        };
+        rest = after.trim();
+        let (name, members) = match rest.strip_prefix('"') {
+            Some(quoted) => match quoted.split_once('"') {
+                Some((name, members)) => (name.trim(), members),
+                None => return Ok(USAGE.to_owned()),
+            },
+            None => rest.split_once(char::is_whitespace).unwrap_or((rest, "")),
+        };
+        if name.is_empty() {
+            return Ok(USAGE.to_owned());
+        }
+        let mut accounts = Vec::new();
+        for nick in members.split_whitespace() {
+            match self.resolve(nick).await {
+                Some(a) if a.starts_with("05") => accounts.push(a),
+                _ => {
+                    return Ok(format!(
+                        "No contact is called {nick}: 'contacts list' shows them."
+                    ))
+                }
+            }
+        }
+        let Some(s) = &self.session else {
+            return Ok(String::new());
+        };
+        let group = s
+            .client
+            .groups
+            .clone()
+            .create_group(sessiond_api::v1::CreateGroupRequest {
+                identity: s.identity.clone(),
+                name: name.to_owned(),
+                members: accounts.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .group
+            .unwrap_or_default();
+        if self.group_seen(&group).await.is_err() {
+            return Err(Status::unavailable("the connection is closing"));
+        }
+        let chan = self
+            .channel_of(&group.group_id)
+            .map(|c| c.name)
+            .unwrap_or_default();
+        Ok(format!(
+            "Created the group {name} ({chan}, {}) with {} invited.",
+            group.group_id,
+            accounts.len()
+        ))
     }
 }
 

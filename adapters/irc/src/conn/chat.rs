@@ -2,9 +2,10 @@
 //! echo-message), TAGMSG `+typing` becomes SendTyping; daemon events become PRIVMSG, TAGMSG,
 //! NOTICE and NICK lines; and the bounded replay of missed messages at registration.
 
-use sessiond_api::client::looks_like_account_id;
+use sessiond_api::client::{looks_like_account_id, looks_like_blinded_id};
 use sessiond_api::v1::{
-    event, Attachment, DeliveryState, Event, SendMessageRequest, SendTypingRequest,
+    event, Attachment, ConversationKind, DeliveryState, Event, SendMessageRequest,
+    SendTypingRequest,
 };
 use tracing::debug;
 
@@ -71,8 +72,15 @@ impl Conn {
             };
             return self.control(&text, &reply_to).await;
         }
-        if target.starts_with('#') && !notice && self.say_in_channel(&target, &text).await? {
-            return Ok(());
+        if target.starts_with('#') && !notice {
+            let said = match ctcp(&text) {
+                Ctcp::None => text.clone(),
+                Ctcp::Action(action) => format!("* {action}"),
+                Ctcp::Other(_) => return Ok(()),
+            };
+            if self.say_in_channel(&target, &said, msg).await? {
+                return Ok(());
+            }
         }
         if target.starts_with('&') || target.starts_with('#') {
             if notice {
@@ -151,7 +159,7 @@ impl Conn {
         }
         // Written to a full Account ID: the contact's nick takes over the query (see
         // `rename_query`), so the echo goes to the nick as the replies will come from it.
-        let target = if looks_like_account_id(&target) {
+        let target = if looks_like_account_id(&target) || looks_like_blinded_id(&target) {
             self.rename_query(&target, &account).await?
         } else {
             target
@@ -204,7 +212,11 @@ impl Conn {
             return Ok(());
         };
         let target = msg.param(0).unwrap_or_default().to_owned();
-        if target.eq_ignore_ascii_case(CONTROL) || target.eq_ignore_ascii_case(ROOT) {
+        if target.eq_ignore_ascii_case(CONTROL)
+            || target.eq_ignore_ascii_case(ROOT)
+            || target.starts_with('#')
+        {
+            // Typing in a group or room is not sent (Session has no typing there).
             return Ok(());
         }
         let Some(account) = self.resolve(&target).await else {
@@ -308,6 +320,9 @@ impl Conn {
             Some(event::Kind::Outgoing(m)) if is_direct(m.conversation_kind) => {
                 (true, &m.recipient, &m.text, m.sent_at_ms, &m.attachments)
             }
+            Some(event::Kind::Incoming(_)) | Some(event::Kind::Outgoing(_)) => {
+                return self.show_channel_message(event, batch).await;
+            }
             _ => return Ok(()),
         };
         let nick = self.nick_of(peer).await;
@@ -341,6 +356,8 @@ impl Conn {
         }
         match &event.kind {
             Some(event::Kind::Group(g)) => self.channel_group_event(g).await,
+            Some(event::Kind::RoomMessageDeleted(d)) => self.room_post_deleted(d).await,
+            Some(event::Kind::RoomReactions(r)) => self.room_reactions(r).await,
             Some(event::Kind::Outgoing(m)) => {
                 let own = self
                     .session
@@ -391,6 +408,9 @@ impl Conn {
                 let Some(conv) = &c.conversation else {
                     return Ok(());
                 };
+                if conv.kind == ConversationKind::CommunityRoom as i32 {
+                    return self.room_conversation_changed(conv).await;
+                }
                 let Some(s) = &mut self.session else {
                     return Ok(());
                 };
@@ -440,14 +460,34 @@ impl Conn {
                     .await;
             }
         };
-        conversations.retain(|c| is_direct(c.kind) && c.last_seq > c.read_seq);
+        let channels: Vec<(String, String)> = s
+            .channels
+            .all()
+            .filter(|c| c.joined)
+            .map(|c| (c.conversation.clone(), c.name.clone()))
+            .collect();
+        let channel_name = |id: &str| {
+            channels
+                .iter()
+                .find(|(c, _)| c == id)
+                .map(|(_, name)| name.clone())
+        };
+        conversations.retain(|c| {
+            c.last_seq > c.read_seq
+                && (is_direct(c.kind) || channel_name(&c.conversation_id).is_some())
+        });
         conversations.sort_by_key(|c| c.last_activity_ms);
         let limit = self.srv.config.replay_lines.max(1) as usize;
         for c in conversations {
+            let address = if is_direct(c.kind) {
+                c.account_id.clone()
+            } else {
+                c.conversation_id.clone()
+            };
             let page = history::messages(
                 &client,
                 &identity,
-                &c.account_id,
+                &address,
                 c.read_seq,
                 upto + 1,
                 true,
@@ -464,10 +504,13 @@ impl Conn {
             if events.is_empty() {
                 continue;
             }
-            let nick = self.nick_of(&c.account_id).await;
+            let nick = match channel_name(&address) {
+                Some(name) if !is_direct(c.kind) => name,
+                _ => self.nick_of(&c.account_id).await,
+            };
             if more {
                 self.root_notice(&format!(
-                    "You missed more messages with {nick} than the {limit} shown here: \
+                    "You missed more messages in {nick} than the {limit} shown here: \
                      say 'history {nick} 200' in {CONTROL} for older ones"
                 ))
                 .await?;

@@ -25,7 +25,9 @@ const COMMANDS: &[(&str, &str)] = &[
     ("contacts", "contacts [list] | contacts add <Account ID> [nick] | contacts rename <nick> <new nick> | contacts name <nick> <name> | contacts block <nick> | contacts unblock <nick>"),
     ("identities", "identities [list] | identities new <name> | identities restore <name> <13 words> (admin token only)"),
     ("network", "network [status] | network rebuild (admin token only)"),
-    ("history", "history <nick> [count]: replay the last messages with someone (at most 100)"),
+    ("history", "history <nick or #channel> [count]: replay the last messages with someone or in a channel (at most 100)"),
+    ("groups", "groups create <name, in \"quotes\" if it has spaces> [nick or Account ID…]: a new group (a channel) with those members invited; then /invite, /kick, /mode +o and /topic in its channel"),
+    ("rooms", "rooms [list] | rooms join <room URL with ?public_key=> | rooms leave <#channel or URL>: community rooms, which are channels (/join #name <URL> works too)"),
     ("disappear", "disappear <nick> <duration: 30s, 5m, 12h, 1d> [after-read|after-send] | disappear <nick> off: disappearing messages"),
     ("send-file", "send-file <nick> <path>: send a file on the daemon's host as an attachment (admin token only)"),
 ];
@@ -75,6 +77,8 @@ impl Conn {
             "identities" | "identity" => return self.cmd_identities(args, reply_to).await,
             "network" => self.cmd_network(args).await,
             "disappear" | "disappearing" => self.cmd_disappear(args).await,
+            "rooms" | "room" | "communities" => self.cmd_rooms(args).await,
+            "groups" | "group" => self.cmd_groups(text).await,
             "history" => return self.cmd_history(args, reply_to).await,
             "send-file" | "sendfile" => return self.cmd_send_file(text, reply_to).await,
             _ => Ok(unknown(&command, COMMANDS.iter().map(|c| c.0))),
@@ -521,11 +525,17 @@ impl Conn {
                     .await;
             }
         };
-        let Some(account) = self.resolve(nick).await else {
+        let channel = nick.starts_with('#').then(|| self.channel(nick)).flatten();
+        let account = match channel {
+            Some(c) => Some(c.conversation),
+            None if nick.starts_with('#') => None,
+            None => self.resolve(nick).await,
+        };
+        let Some(account) = account else {
             return self
                 .root_say(
                     reply_to,
-                    &format!("No contact is called {nick}: 'contacts list' shows them."),
+                    &format!("No contact or channel is called {nick}: 'contacts list' shows them."),
                 )
                 .await;
         };
@@ -539,8 +549,11 @@ impl Conn {
                     .await
             }
             Ok((events, _)) => {
-                let nick = self.nick_of(&account).await;
-                self.send_batch("chathistory", &nick, &events).await
+                let target = match self.channel_of(&account) {
+                    Some(c) => c.name,
+                    None => self.nick_of(&account).await,
+                };
+                self.send_batch("chathistory", &target, &events).await
             }
             Err(status) => self.root_say(reply_to, &explain(&status)).await,
         }

@@ -26,13 +26,32 @@ pub(super) fn is_message(e: &Event) -> bool {
     )
 }
 
-/// True for a conversation kind shown as a query (one-to-one); unset (an older daemon) counts
-/// as one-to-one.
+/// True for a conversation kind shown as a query (one-to-one, or a community DM with a blinded
+/// ID); unset (an older daemon) counts as one-to-one.
 pub(crate) fn is_direct(kind: i32) -> bool {
-    kind == ConversationKind::Direct as i32 || kind == ConversationKind::Unspecified as i32
+    kind == ConversationKind::Direct as i32
+        || kind == ConversationKind::Unspecified as i32
+        || kind == ConversationKind::CommunityDm as i32
 }
 
-/// The other side of a one-to-one message event, and its shown time.
+/// The conversation of a message event, and whether it is shown as a channel (a group or a
+/// room) rather than a query.
+pub(crate) fn conversation_of(e: &Event) -> Option<(String, bool)> {
+    match &e.kind {
+        Some(event::Kind::Incoming(m)) if is_direct(m.conversation_kind) => {
+            Some((m.sender.clone(), false))
+        }
+        Some(event::Kind::Outgoing(m)) if is_direct(m.conversation_kind) => {
+            Some((m.recipient.clone(), false))
+        }
+        Some(event::Kind::Incoming(m)) => Some((m.conversation_id.clone(), true)),
+        Some(event::Kind::Outgoing(m)) => Some((m.conversation_id.clone(), true)),
+        _ => None,
+    }
+}
+
+/// The conversation of a message event (the other side of a one-to-one one), and its shown
+/// time.
 fn peer_and_time(e: &Event) -> Option<(&str, u64)> {
     match &e.kind {
         Some(event::Kind::Incoming(m)) if is_direct(m.conversation_kind) => {
@@ -41,6 +60,8 @@ fn peer_and_time(e: &Event) -> Option<(&str, u64)> {
         Some(event::Kind::Outgoing(m)) if is_direct(m.conversation_kind) => {
             Some((&m.recipient, m.sent_at_ms))
         }
+        Some(event::Kind::Incoming(m)) => Some((&m.conversation_id, m.sent_at_ms)),
+        Some(event::Kind::Outgoing(m)) => Some((&m.conversation_id, m.sent_at_ms)),
         _ => None,
     }
 }
@@ -251,13 +272,22 @@ impl Conn {
         if target.eq_ignore_ascii_case(CONTROL) {
             return self.send_batch("chathistory", CONTROL, &[]).await;
         }
-        let Some(peer) = self.resolve(&target).await else {
+        let channel = target
+            .starts_with('#')
+            .then(|| self.channel(&target))
+            .flatten();
+        let peer = match channel {
+            Some(c) => Some(c.conversation),
+            None if target.starts_with('#') => None,
+            None => self.resolve(&target).await,
+        };
+        let Some(peer) = peer else {
             return self
                 .fail(
                     "CHATHISTORY",
                     "INVALID_TARGET",
                     &[&sub, &target],
-                    "No such nick",
+                    "No such nick or channel",
                 )
                 .await;
         };

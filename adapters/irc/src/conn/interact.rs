@@ -20,11 +20,13 @@
 //! [after-read]|off` sets the timer.
 
 use sessiond_api::v1::{
-    event, Disappearing, DisappearingMode, Event, ListEventsRequest, MarkConversationReadRequest,
-    MessageRef, NoticeKind, ReactRequest, RemovedReason, SetDisappearingRequest, UnsendRequest,
+    event, DeleteRoomMessageRequest, Disappearing, DisappearingMode, Event, ListEventsRequest,
+    MarkConversationReadRequest, MessageRef, NoticeKind, ReactRequest, ReactToRoomMessageRequest,
+    RemovedReason, SetDisappearingRequest, UnsendRequest,
 };
 use tonic::Status;
 
+use super::history::is_direct;
 use super::{Close, Conn};
 use crate::cap::Cap;
 use crate::directory::contact_user;
@@ -35,12 +37,15 @@ const EXCERPT_SHOWN: usize = 40;
 
 /// A message of the log, as an IRC msgid names it.
 struct Target {
-    /// The conversation's Account ID.
+    /// The conversation: the other side's Account ID (or blinded ID), a group's or room's
+    /// address.
     peer: String,
     /// The message.
     reference: MessageRef,
     /// True: the identity's own message.
     own: bool,
+    /// In a community room: the server's id of the post (0 elsewhere).
+    server_id: i64,
 }
 
 /// The seq an IRC msgid names (`<seq>` or `<seq>-<part>`).
@@ -136,8 +141,8 @@ impl Conn {
             event::Kind::Notice(n) => (n.conversation.clone(), n.author.clone()),
             _ => return None,
         };
-        // Group and community conversations are not shown as queries (yet).
-        if !conversation.starts_with("05") {
+        // Group conversations carry none of these yet; community rooms have their own events.
+        if !conversation.starts_with("05") && !conversation.starts_with("15") {
             return Some(Ok(()));
         }
         let me = self.me();
@@ -262,12 +267,17 @@ impl Conn {
             .find(|e| e.seq == seq)
             .and_then(|e| match e.kind {
                 Some(event::Kind::Incoming(m)) => Some(Target {
-                    peer: m.sender.clone(),
+                    peer: if is_direct(m.conversation_kind) {
+                        m.sender.clone()
+                    } else {
+                        m.conversation_id
+                    },
                     reference: MessageRef {
                         sent_at_ms: m.sent_at_ms,
                         author: m.sender,
                     },
                     own: false,
+                    server_id: m.server_message_id,
                 }),
                 Some(event::Kind::Outgoing(m)) => Some(Target {
                     peer: m.recipient,
@@ -276,6 +286,7 @@ impl Conn {
                         author: s.account_id.clone(),
                     },
                     own: true,
+                    server_id: m.server_message_id,
                 }),
                 _ => None,
             }))
@@ -310,6 +321,11 @@ impl Conn {
             .await?;
             return Ok(true);
         };
+        if target.starts_with('#') {
+            self.react_in_channel(&target, &msgid, emoji, remove)
+                .await?;
+            return Ok(true);
+        }
         let Some(account) = self.resolve(&target).await else {
             self.fail("TAGMSG", "INVALID_TARGET", &[], "No such nick")
                 .await?;
@@ -350,10 +366,126 @@ impl Conn {
         Ok(true)
     }
 
+    /// A reaction to a message of channel `chan`: ReactToRoomMessage in a room; groups cannot
+    /// carry reactions through this daemon yet (FAIL says so).
+    async fn react_in_channel(
+        &mut self,
+        chan: &str,
+        msgid: &str,
+        emoji: String,
+        remove: bool,
+    ) -> Result<(), Close> {
+        let Some(c) = self.channel(chan) else {
+            return self
+                .fail("TAGMSG", "INVALID_TARGET", &[chan], "No such channel")
+                .await;
+        };
+        let found = match self.target_of(msgid).await {
+            Ok(Some(t)) if t.peer == c.conversation && t.server_id != 0 => t,
+            Ok(Some(t)) if t.peer == c.conversation => {
+                return self
+                    .fail(
+                        "TAGMSG",
+                        "REACT_FAILED",
+                        &[chan],
+                        "Reactions in groups are not supported by this daemon yet",
+                    )
+                    .await;
+            }
+            _ => {
+                return self
+                    .fail(
+                        "TAGMSG",
+                        "UNKNOWN_MSGID",
+                        &[chan],
+                        "No such message in this channel",
+                    )
+                    .await;
+            }
+        };
+        let Some(s) = &self.session else {
+            return Ok(());
+        };
+        let sent = s
+            .client
+            .communities
+            .clone()
+            .react_to_room_message(ReactToRoomMessageRequest {
+                identity: s.identity.clone(),
+                room_id: c.conversation.clone(),
+                server_message_id: found.server_id,
+                emoji,
+                remove,
+            })
+            .await;
+        if let Err(status) = sent {
+            let why = crate::err::status_text(&status);
+            self.fail("TAGMSG", "REACT_FAILED", &[chan], &why).await?;
+        }
+        Ok(())
+    }
+
+    /// `REDACT #room <msgid>`: deletes a post (the identity's own, or anyone's for a
+    /// moderator).
+    async fn redact_in_channel(&mut self, chan: &str, msgid: &str) -> Result<(), Close> {
+        let Some(c) = self.channel(chan) else {
+            return self
+                .fail("REDACT", "INVALID_TARGET", &[chan], "No such channel")
+                .await;
+        };
+        let found = match self.target_of(msgid).await {
+            Ok(Some(t)) if t.peer == c.conversation => t,
+            _ => {
+                return self
+                    .fail("REDACT", "UNKNOWN_MSGID", &[chan, msgid], "No such message")
+                    .await
+            }
+        };
+        if found.server_id == 0 {
+            return self
+                .fail(
+                    "REDACT",
+                    "REDACT_FORBIDDEN",
+                    &[chan, msgid],
+                    "Deleting messages in groups is not supported by this daemon yet",
+                )
+                .await;
+        }
+        let Some(s) = &self.session else {
+            return Ok(());
+        };
+        let done = s
+            .client
+            .communities
+            .clone()
+            .delete_room_message(DeleteRoomMessageRequest {
+                identity: s.identity.clone(),
+                room_id: c.conversation.clone(),
+                server_message_id: found.server_id,
+            })
+            .await;
+        match done {
+            // The RoomMessageDeleted event shows it (REDACT echoed, or a notice).
+            Ok(_) => Ok(()),
+            Err(status) => {
+                let why = if status.code() == tonic::Code::PermissionDenied {
+                    "Only the author or a moderator can delete a post".to_owned()
+                } else {
+                    crate::err::status_text(&status)
+                };
+                self.fail("REDACT", "REDACT_FORBIDDEN", &[chan, msgid], &why)
+                    .await
+            }
+        }
+    }
+
     /// `REDACT <nick> <msgid> [:<reason>]`: unsends one of the identity's own messages.
     pub(super) async fn redact(&mut self, msg: &Message) -> Result<(), Close> {
         let target = msg.param(0).unwrap_or_default().to_owned();
         let msgid = msg.param(1).unwrap_or_default().to_owned();
+        if target.starts_with('#') {
+            return self.redact_in_channel(&target, &msgid).await;
+        }
         let Some(account) = self.resolve(&target).await else {
             return self
                 .fail("REDACT", "INVALID_TARGET", &[&target], "No such nick")

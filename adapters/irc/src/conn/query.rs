@@ -1,7 +1,7 @@
 //! The commands that keep IRC clients content: JOIN/PART/NAMES/TOPIC/LIST of the one channel,
 //! MODE, WHO, WHOIS (which shows a contact's Account ID), ISON, USERHOST, AWAY, VERSION.
 
-use sessiond_api::client::looks_like_account_id;
+use sessiond_api::client::{looks_like_account_id, looks_like_blinded_id};
 
 use super::register::{CONTROL, VERSION};
 use super::{Close, Conn};
@@ -36,9 +36,25 @@ impl Conn {
         self.session.as_ref().is_some_and(|s| s.joined)
     }
 
-    /// `JOIN <channels>`: only `&session` exists; `JOIN 0` leaves it.
+    /// `JOIN <channels> [keys]`: `&session`; `JOIN 0` leaves it; a `#channel` of a group or
+    /// room shows it (accepting a group's invitation); a community room's URL, as the channel or
+    /// as its key, joins the room.
     pub(super) async fn join(&mut self, msg: &Message) -> Result<(), Close> {
-        for chan in msg.param(0).unwrap_or_default().split(',') {
+        let keys: Vec<String> = msg
+            .param(1)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let chans: Vec<String> = msg
+            .param(0)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        for (i, chan) in chans.iter().enumerate() {
+            let chan = chan.as_str();
+            let key = keys.get(i).map(String::as_str).unwrap_or_default();
             if chan == "0" {
                 if self.joined() {
                     self.leave_control("Left all channels").await?;
@@ -47,13 +63,27 @@ impl Conn {
                 if !self.joined() {
                     self.join_control().await?;
                 }
+            } else if let Some(url) = super::rooms::room_url_in(chan) {
+                // irssi and WeeChat put '#' before a name without a channel prefix.
+                self.join_room_url(chan, url).await?;
             } else if chan.starts_with('#') && self.join_channel(chan).await? {
+            } else if !super::rooms::valid_channel_name(chan) {
+                self.numeric(
+                    ERR_BADCHANMASK,
+                    &[
+                        chan,
+                        "Bad channel name: channels here are #name (groups and community rooms) and &session",
+                    ],
+                )
+                .await?;
+            } else if super::rooms::room_url_in(key).is_some() {
+                self.join_room_url(chan, key).await?;
             } else {
                 self.numeric(
                     ERR_NOSUCHCHANNEL,
                     &[
                         chan,
-                        "No such channel: Session conversations are one-to-one here (/msg a nick)",
+                        "No such channel: groups you are in or invited to are channels; to join a community room, /join #name <room URL with ?public_key=> (or say 'rooms join <URL>' in &session)",
                     ],
                 )
                 .await?;
@@ -123,11 +153,21 @@ impl Conn {
         self.numeric(RPL_TOPIC, &[CONTROL, TOPIC]).await
     }
 
-    /// `LIST`.
+    /// `LIST`: `&session`, and the groups and rooms the user is in.
     pub(super) async fn list(&mut self) -> Result<(), Close> {
         self.numeric(RPL_LISTSTART, &["Channel", "Users  Name"])
             .await?;
         self.numeric(RPL_LIST, &[CONTROL, "2", TOPIC]).await?;
+        let chans: Vec<_> = self
+            .session
+            .as_ref()
+            .map(|s| s.channels.all().filter(|c| c.joined).cloned().collect())
+            .unwrap_or_default();
+        for c in chans {
+            let users = c.members.len().max(1).to_string();
+            self.numeric(RPL_LIST, &[&c.name, &users, &c.topic()])
+                .await?;
+        }
         self.numeric(RPL_LISTEND, &["End of /LIST"]).await
     }
 
@@ -143,13 +183,21 @@ impl Conn {
                 {
                     return Ok(());
                 }
-            } else if msg.param(1).is_none()
-                && self
-                    .session
-                    .as_ref()
-                    .is_some_and(|s| s.channels.named(&target).is_some())
-            {
-                return self.numeric(RPL_CHANNELMODEIS, &[&target, "+nt"]).await;
+            } else if let Some(c) = self.channel(&target) {
+                return match msg.param(1) {
+                    None => self.numeric(RPL_CHANNELMODEIS, &[&c.name, c.modes()]).await,
+                    Some("b") | Some("+b") => {
+                        self.numeric(RPL_ENDOFBANLIST, &[&c.name, "End of channel ban list"])
+                            .await
+                    }
+                    Some(_) => {
+                        self.numeric(
+                            ERR_CHANOPRIVSNEEDED,
+                            &[&c.name, "Only +o (make a member a group admin) can be set"],
+                        )
+                        .await
+                    }
+                };
             }
         }
         if target.eq_ignore_ascii_case(CONTROL) {
@@ -239,11 +287,13 @@ impl Conn {
                 )
                 .await?;
                 if let Some(account) = account {
-                    self.numeric(
-                        RPL_WHOISACCOUNT,
-                        &[&nick, &account, "is the Session Account ID"],
-                    )
-                    .await?;
+                    let what = if looks_like_blinded_id(&account) {
+                        "is the blinded community ID (the Account ID stays hidden)"
+                    } else {
+                        "is the Session Account ID"
+                    };
+                    self.numeric(RPL_WHOISACCOUNT, &[&nick, &account, what])
+                        .await?;
                 }
                 self.numeric(RPL_ENDOFWHOIS, &[&nick, "End of /WHOIS list"])
                     .await
@@ -360,7 +410,7 @@ impl Conn {
     /// The Account ID a target names: a full Account ID, or a contact's nick (the contacts are
     /// reloaded once if the nick is unknown).
     pub(super) async fn resolve(&mut self, target: &str) -> Option<String> {
-        if looks_like_account_id(target) {
+        if looks_like_account_id(target) || looks_like_blinded_id(target) {
             return Some(target.to_ascii_lowercase());
         }
         let s = self.session.as_mut()?;

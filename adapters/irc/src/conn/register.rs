@@ -487,13 +487,14 @@ fn isupport(server: &str, filehost: Option<&str>) -> Vec<String> {
     let mut tokens: Vec<String> = [
         "AWAYLEN=200",
         "CASEMAPPING=ascii",
-        "CHANLIMIT=&:1",
-        "CHANMODES=,,,nt",
-        "CHANNELLEN=8",
-        "CHANTYPES=&",
+        "CHANLIMIT=#&:",
+        "CHANMODES=b,,,mnt",
+        "CHANNELLEN=64",
+        "CHANTYPES=#&",
         "CHATHISTORY=100",
-        // message-tags: the only client tag relayed is typing (+typing, or +draft/typing).
-        "CLIENTTAGDENY=*,-draft/typing,-typing",
+        // message-tags: the client tags acted on are typing (+typing, +draft/typing), reactions
+        // (+draft/react, +draft/unreact) and replies (+draft/reply).
+        "CLIENTTAGDENY=*,-draft/typing,-typing,-draft/react,-draft/unreact,-draft/reply",
         "MSGREFTYPES=msgid,timestamp",
         "NETWORK=Session",
         "NICKLEN=30",
