@@ -1657,6 +1657,7 @@ async fn the_groups_scenario_from_irc_invite_history_kick_op_rename() {
     alice
         .send(Command::KICK("#hikers-club".into(), "bob".into(), None))
         .expect("kick");
+    flush(&mut alice_in).await;
     wait_msg(
         &mut bob_in,
         "bob's KICK",
@@ -1666,6 +1667,7 @@ async fn the_groups_scenario_from_irc_invite_history_kick_op_rename() {
     alice
         .send_privmsg("#hikers-club", "bob is gone")
         .expect("say");
+    flush(&mut alice_in).await;
     wait_privmsg(&mut carol_in, "bob is gone").await;
     let until = Instant::now() + Duration::from_secs(3);
     while let Ok(Some(Ok(m))) = tokio::time::timeout(
@@ -1692,6 +1694,7 @@ async fn the_groups_scenario_from_irc_invite_history_kick_op_rename() {
             )],
         ))
         .expect("mode");
+    flush(&mut alice_in).await;
     wait_msg(&mut carol_in, "carol's +o", |m| {
         let l = m.to_string();
         l.contains("MODE #hikers-club +o carol")
