@@ -87,14 +87,17 @@ impl Channel {
     }
 }
 
+/// One emoji's reactions to a room post: (emoji, how many, whether the user is one of them).
+pub(super) type Counted = (String, u64, bool);
+
 /// The channels of one connection, by lower-case name.
 #[derive(Debug, Default)]
 pub(crate) struct Channels {
     by_name: BTreeMap<String, Channel>,
     /// Room posts shown or looked up: (room, server message id) → seq.
     pub(super) posts: HashMap<(String, i64), u64>,
-    /// The reactions last seen per room post: (room, server message id) → (emoji, count, mine).
-    pub(super) reactions: HashMap<(String, i64), Vec<(String, u64, bool)>>,
+    /// The reactions last seen per room post: (room, server message id) → its counts.
+    pub(super) reactions: HashMap<(String, i64), Vec<Counted>>,
 }
 
 /// `name` made a channel name: letters, digits, `-` and `_`, lower case; `#` in front.

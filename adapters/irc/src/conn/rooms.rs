@@ -21,7 +21,7 @@ use sessiond_api::v1::{
 };
 use tonic::{Code, Status};
 
-use super::channels::Channel;
+use super::channels::{Channel, Counted};
 use super::{Close, Conn};
 use crate::cap::Cap;
 use crate::directory::{valid_nick, NICKLEN, ROOT};
@@ -566,7 +566,7 @@ impl Conn {
             return Ok(());
         };
         let key = (r.conversation_id.clone(), r.server_message_id);
-        let now: Vec<(String, u64, bool)> = r
+        let now: Vec<Counted> = r
             .reactions
             .iter()
             .map(|x| (x.emoji.clone(), x.count, x.you))
@@ -583,7 +583,7 @@ impl Conn {
         };
         let server = self.srv.config.server_name.clone();
         if self.caps.has(Cap::MessageTags) {
-            let count = |list: &[(String, u64, bool)], emoji: &str| {
+            let count = |list: &[Counted], emoji: &str| {
                 list.iter()
                     .find(|x| x.0 == emoji)
                     .map_or((0, false), |x| (x.1, x.2))
