@@ -110,8 +110,8 @@ fn kind(c: &Conversation) -> ConversationKind {
 }
 
 /// Every conversation of the identity shown as a room (one-to-one, groups, community rooms
-/// joined or left), most recent first; joined community rooms without a conversation yet (no
-/// post so far) come last.
+/// joined or left), most recent first; groups and joined community rooms without anything in
+/// the log yet come last.
 pub(crate) async fn load_all(me: &Me) -> Result<Vec<Loaded>, MatrixError> {
     let mut convs = me.client.all_conversations(me.name()).await?;
     convs.retain(|c| {
@@ -123,22 +123,24 @@ pub(crate) async fn load_all(me: &Me) -> Result<Vec<Loaded>, MatrixError> {
                 | ConversationKind::CommunityRoom
         )
     });
-    let any_group = convs.iter().any(|c| kind(c) == ConversationKind::Group);
-    let groups: HashMap<String, Group> = if any_group {
-        me.client
-            .groups
-            .clone()
-            .list_groups(ListGroupsRequest {
-                identity: me.name().to_owned(),
-            })
-            .await?
+    let mut groups: HashMap<String, Group> = match me
+        .client
+        .groups
+        .clone()
+        .list_groups(ListGroupsRequest {
+            identity: me.name().to_owned(),
+        })
+        .await
+    {
+        Ok(r) => r
             .into_inner()
             .groups
             .into_iter()
             .map(|g| (g.group_id.clone(), g))
-            .collect()
-    } else {
-        HashMap::new()
+            .collect(),
+        // A daemon without groups has none.
+        Err(s) if s.code() == Code::Unimplemented => HashMap::new(),
+        Err(s) => return Err(s.into()),
     };
     let mut rooms = joined_rooms(me).await?;
     let mut out = Vec::with_capacity(convs.len());
@@ -149,7 +151,7 @@ pub(crate) async fn load_all(me: &Me) -> Result<Vec<Loaded>, MatrixError> {
         let extra = match kind(&conv) {
             ConversationKind::Group => {
                 // A declined invitation leaves no group: no room either.
-                let Some(group) = groups.get(&conv.account_id).cloned() else {
+                let Some(group) = groups.remove(&conv.account_id) else {
                     continue;
                 };
                 group_extra(me, &mut conv, group).await?
@@ -160,6 +162,19 @@ pub(crate) async fn load_all(me: &Me) -> Result<Vec<Loaded>, MatrixError> {
             }
             _ => Extra::Direct,
         };
+        out.push(Loaded { conv, extra });
+    }
+    // Groups with nothing in the log yet.
+    let mut quiet: Vec<Group> = groups.into_values().collect();
+    quiet.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    for group in quiet {
+        let mut conv = Conversation {
+            account_id: group.group_id.clone(),
+            conversation_id: group.group_id.clone(),
+            kind: ConversationKind::Group as i32,
+            ..Default::default()
+        };
+        let extra = group_extra(me, &mut conv, group).await?;
         out.push(Loaded { conv, extra });
     }
     let mut fresh: Vec<Room> = rooms.into_values().collect();
@@ -177,12 +192,65 @@ pub(crate) async fn load_all(me: &Me) -> Result<Vec<Loaded>, MatrixError> {
     Ok(out)
 }
 
-/// The room of the conversation at `address`, if the identity has it.
+/// The room of the conversation at `address`, if the identity has it (loading only what that
+/// room needs).
 pub(crate) async fn load(me: &Me, address: &str) -> Result<Option<Loaded>, MatrixError> {
-    Ok(load_all(me)
+    let found = me
+        .client
+        .all_conversations(me.name())
         .await?
         .into_iter()
-        .find(|l| l.address() == address))
+        .find(|c| c.conversation_id == address || c.account_id == address);
+    let existed = found.is_some();
+    let mut conv = found.unwrap_or_else(|| Conversation {
+        account_id: address.to_owned(),
+        conversation_id: address.to_owned(),
+        ..Default::default()
+    });
+    conv.account_id = address.to_owned();
+    if is_group_id(address) {
+        let group = match me
+            .client
+            .groups
+            .clone()
+            .get_group(GetGroupRequest {
+                identity: me.name().to_owned(),
+                group_id: address.to_owned(),
+            })
+            .await
+        {
+            Ok(r) => r.into_inner().group,
+            Err(s) if s.code() == Code::NotFound => None,
+            Err(s) => return Err(s.into()),
+        };
+        let Some(group) = group else {
+            return Ok(None);
+        };
+        conv.kind = ConversationKind::Group as i32;
+        let extra = group_extra(me, &mut conv, group).await?;
+        return Ok(Some(Loaded { conv, extra }));
+    }
+    if is_room_address(address) {
+        let room = joined_rooms(me).await?.remove(address);
+        if room.is_none() && !existed {
+            return Ok(None);
+        }
+        conv.kind = ConversationKind::CommunityRoom as i32;
+        let extra = community_extra(me, &mut conv, room).await?;
+        return Ok(Some(Loaded { conv, extra }));
+    }
+    if !existed
+        || !matches!(
+            kind(&conv),
+            ConversationKind::Direct | ConversationKind::Unspecified
+        )
+    {
+        return Ok(None);
+    }
+    Ok(Some(Loaded {
+        conv,
+        extra: Extra::Direct,
+    }))
 }
 
 /// The joined community rooms by address.
