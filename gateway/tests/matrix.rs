@@ -2250,3 +2250,802 @@ async fn media_sent_from_a_matrix_client_arrives_byte_identical_on_another() {
     let (status, v) = raw(&mxb, "GET", &unknown, Some(&bob), b"").await;
     is_error(&(status, v), 404, "M_NOT_FOUND");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Groups and community rooms as Matrix rooms
+// ------------------------------------------------------------------------------------------------
+
+/// What a Matrix client saw over its syncs, as JSON: every event went through ruma's types
+/// first (a stock client reads them).
+#[derive(Default)]
+struct Seen {
+    /// Room id → (state events of its `join`/`leave` sections and state events of timelines, in
+    /// order), the newest last.
+    state: std::collections::HashMap<String, Vec<Value>>,
+    /// Room id → timeline events (join and leave sections).
+    timeline: std::collections::HashMap<String, Vec<Value>>,
+    /// Room id → stripped state of its latest invite.
+    invites: std::collections::HashMap<String, Vec<Value>>,
+    /// Rooms seen in `leave`.
+    left: HashSet<String>,
+}
+
+impl Seen {
+    /// The newest content of state event (kind, key) in `room`.
+    fn state_of(&self, room: &str, kind: &str, key: &str) -> Option<Value> {
+        self.state
+            .get(room)?
+            .iter()
+            .rev()
+            .find(|e| e["type"] == kind && e["state_key"] == key)
+            .map(|e| e["content"].clone())
+    }
+
+    fn timeline_of(&self, room: &str) -> &[Value] {
+        self.timeline.get(room).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// (sender, body) of the messages in `room`.
+    fn texts(&self, room: &str) -> Vec<(String, String)> {
+        self.timeline_of(room)
+            .iter()
+            .filter(|e| e["type"] == "m.room.message")
+            .map(|e| {
+                (
+                    e["sender"].as_str().unwrap_or("").to_owned(),
+                    e["content"]["body"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn raw_json<T>(raw: &ruma::serde::Raw<T>) -> Value {
+    serde_json::from_str(raw.json().get()).expect("an event is JSON")
+}
+
+/// One `/sync` through ruma-client, every event deserialized as its type, added to `seen`.
+async fn mx_sync_into(c: &Mx, since: &mut Option<String>, seen: &mut Seen) {
+    use ruma::api::client::sync::sync_events::v3::State;
+    let resp = mx_sync(c, since.as_deref(), 500).await;
+    *since = Some(resp.next_batch.clone());
+    let state_events = |s: &State| -> Vec<Value> {
+        let events = match s {
+            State::Before(s) => &s.events,
+            State::After(s) => &s.events,
+            _ => panic!("a state form this test does not know"),
+        };
+        events
+            .iter()
+            .map(|e| {
+                e.deserialize()
+                    .unwrap_or_else(|err| panic!("state event {}: {err}", e.json().get()));
+                raw_json(e)
+            })
+            .collect()
+    };
+    let timeline_events = |t: &ruma::api::client::sync::sync_events::v3::Timeline| -> Vec<Value> {
+        t.events
+            .iter()
+            .map(|e| {
+                e.deserialize()
+                    .unwrap_or_else(|err| panic!("timeline event {}: {err}", e.json().get()));
+                raw_json(e)
+            })
+            .collect()
+    };
+    let mut add = |room: String, state: Vec<Value>, timeline: Vec<Value>| {
+        let s = seen.state.entry(room.clone()).or_default();
+        s.extend(state);
+        s.extend(
+            timeline
+                .iter()
+                .filter(|e| e.get("state_key").is_some())
+                .cloned(),
+        );
+        seen.timeline.entry(room).or_default().extend(timeline);
+    };
+    for (room, r) in &resp.rooms.join {
+        add(
+            room.to_string(),
+            state_events(&r.state),
+            timeline_events(&r.timeline),
+        );
+    }
+    for (room, r) in &resp.rooms.leave {
+        seen.left.insert(room.to_string());
+        add(
+            room.to_string(),
+            state_events(&r.state),
+            timeline_events(&r.timeline),
+        );
+    }
+    for (room, r) in &resp.rooms.invite {
+        let events = r
+            .invite_state
+            .events
+            .iter()
+            .map(|e| {
+                e.deserialize()
+                    .unwrap_or_else(|err| panic!("stripped event {}: {err}", e.json().get()));
+                raw_json(e)
+            })
+            .collect();
+        seen.invites.insert(room.to_string(), events);
+    }
+}
+
+/// Syncs until `done` holds for what was seen.
+async fn seen_until(
+    c: &Mx,
+    since: &mut Option<String>,
+    seen: &mut Seen,
+    what: &str,
+    done: impl Fn(&Seen) -> bool,
+) {
+    let until = Instant::now() + DEADLINE;
+    while !done(seen) {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        mx_sync_into(c, since, seen).await;
+    }
+}
+
+/// Sends a text through ruma-client, retrying while the daemon cannot post yet (a new member's
+/// first post may come before its first poll read the group's keys).
+async fn mx_send_retrying(c: &Mx, room: &RoomId, txn: &str, text: &str) -> String {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let content = RoomMessageEventContent::text_plain(text);
+        let req = send_message_event::v3::Request::new(room.to_owned(), txn.into(), &content)
+            .expect("serialize");
+        match c.send_request(req).await {
+            Ok(r) => return r.event_id.to_string(),
+            Err(e) => {
+                assert!(Instant::now() < until, "send failed: {e:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+fn room_of(s: &str) -> OwnedRoomId {
+    s.try_into().expect("a room id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_driven_from_matrix_clients_on_three_daemons() {
+    use ruma::api::client::membership::{invite_user, kick_user};
+    use ruma::api::client::state::send_state_event;
+    use ruma::events::room::name::RoomNameEventContent;
+    let n = net("mx-group", CONFIG).await;
+    let (da, db, dc) = (
+        n.daemon("a").await,
+        n.daemon("b").await,
+        n.daemon("c").await,
+    );
+    let alice = create(&mut admin(&da).await, "alice").await;
+    let bob = create(&mut admin(&db).await, "bob").await;
+    let carol = create(&mut admin(&dc).await, "carol").await;
+    let (mxa, mxb, mxc) = (matrix_addr(&da), matrix_addr(&db), matrix_addr(&dc));
+    let ma = mx_login(&mxa, "alice", &da.admin_token).await;
+    let mb = mx_login(&mxb, "bob", &db.admin_token).await;
+    let mc = mx_login(&mxc, "carol", &dc.admin_token).await;
+    let tb = login(&mxb, "bob", &db.admin_token).await;
+    let (mut sa, mut sb, mut sc) = (Seen::default(), Seen::default(), Seen::default());
+    let (mut na, mut nb, mut nc) = (None, None, None);
+    mx_sync_into(&mb, &mut nb, &mut sb).await;
+    mx_sync_into(&mc, &mut nc, &mut sc).await;
+
+    // A creates the group from Matrix: a named room inviting B.
+    let mut req = create_room::v3::Request::new();
+    req.name = Some("Hikers".into());
+    req.topic = Some("weekend trips".into());
+    req.invite = vec![user(&bob)];
+    let room_a = ma
+        .send_request(req)
+        .await
+        .expect("createRoom")
+        .room_id
+        .to_string();
+    let gid = room_a
+        .strip_prefix('!')
+        .and_then(|r| r.split('_').next())
+        .expect("group id in the room id")
+        .to_owned();
+    assert!(gid.starts_with("03") && gid.len() == 66, "{room_a}");
+    let (room_b, room_c) = (
+        format!("!{gid}_bob:{SERVER}"),
+        format!("!{gid}_carol:{SERVER}"),
+    );
+    // A user is itself in its own rooms, a ghost (`@<Account ID>`) in the others'.
+    let me_b = format!("@bob:{SERVER}");
+    let (ua, ub, uc) = (
+        format!("@alice:{SERVER}"),
+        format!("@{bob}:{SERVER}"),
+        format!("@{carol}:{SERVER}"),
+    );
+    seen_until(&ma, &mut na, &mut sa, "A's group room", |s| {
+        s.state_of(&room_a, "m.room.member", &ub).is_some()
+    })
+    .await;
+    assert_eq!(
+        sa.state_of(&room_a, "m.room.name", "").expect("name")["name"],
+        "Hikers"
+    );
+    assert_eq!(
+        sa.state_of(&room_a, "m.room.topic", "").expect("topic")["topic"],
+        "weekend trips"
+    );
+    assert_eq!(
+        sa.state_of(&room_a, "m.room.member", &ub).expect("B")["membership"],
+        "invite"
+    );
+    assert_eq!(
+        sa.state_of(&room_a, "m.room.member", &ua).expect("A")["membership"],
+        "join"
+    );
+    let pl = sa
+        .state_of(&room_a, "m.room.power_levels", "")
+        .expect("power levels");
+    assert_eq!(
+        (
+            &pl["users"][&ua],
+            &pl["kick"],
+            &pl["invite"],
+            &pl["state_default"]
+        ),
+        (&json!(100), &json!(100), &json!(100), &json!(100))
+    );
+
+    // B sees the invitation (the inviter's join and B's invite in the stripped state), joins.
+    seen_until(&mb, &mut nb, &mut sb, "B's invite", |s| {
+        s.invites.contains_key(&room_b)
+    })
+    .await;
+    let invite = &sb.invites[&room_b];
+    let mine = invite
+        .iter()
+        .find(|e| e["type"] == "m.room.member" && e["state_key"] == me_b.as_str())
+        .expect("B's invite");
+    assert_eq!(
+        (&mine["content"]["membership"], &mine["sender"]),
+        (&json!("invite"), &json!(format!("@{alice}:{SERVER}")))
+    );
+    assert!(invite
+        .iter()
+        .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Hikers"));
+    // Sending before joining is refused.
+    let early = raw(
+        &mxb,
+        "PUT",
+        &v3(&format!("rooms/{}/send/m.room.message/early", enc(&room_b))),
+        Some(&tb),
+        br#"{"msgtype":"m.text","body":"too early"}"#,
+    )
+    .await;
+    is_error(&early, 403, "M_FORBIDDEN");
+    mb.send_request(join_room_by_id::v3::Request::new(room_of(&room_b)))
+        .await
+        .expect("B joins");
+    seen_until(&mb, &mut nb, &mut sb, "B in the room", |s| {
+        s.state_of(&room_b, "m.room.member", &me_b)
+            .is_some_and(|m| m["membership"] == "join")
+    })
+    .await;
+    mx_send_retrying(&mb, &room_of(&room_b), "b1", "hello from bob").await;
+    seen_until(&ma, &mut na, &mut sa, "B's post at A", |s| {
+        s.texts(&room_a)
+            .contains(&(ub.clone(), "hello from bob".to_owned()))
+    })
+    .await;
+    mx_send_retrying(&ma, &room_of(&room_a), "a1", "welcome bob").await;
+    seen_until(&mb, &mut nb, &mut sb, "A's post at B", |s| {
+        s.texts(&room_b)
+            .contains(&(format!("@{alice}:{SERVER}"), "welcome bob".to_owned()))
+    })
+    .await;
+
+    // A non-admin may not kick, invite or rename: clear Matrix errors.
+    let kick = json!({ "user_id": format!("@{alice}:{SERVER}") }).to_string();
+    let got = raw(
+        &mxb,
+        "POST",
+        &v3(&format!("rooms/{}/kick", enc(&room_b))),
+        Some(&tb),
+        kick.as_bytes(),
+    )
+    .await;
+    is_error(&got, 403, "M_FORBIDDEN");
+    let got = raw(
+        &mxb,
+        "PUT",
+        &v3(&format!("rooms/{}/state/m.room.name", enc(&room_b))),
+        Some(&tb),
+        br#"{"name":"Mine now"}"#,
+    )
+    .await;
+    is_error(&got, 403, "M_FORBIDDEN");
+    for bad in [&b"{"[..], b"{\"user\":1}", b"[]"] {
+        let got = raw(
+            &mxb,
+            "POST",
+            &v3(&format!("rooms/{}/kick", enc(&room_b))),
+            Some(&tb),
+            bad,
+        )
+        .await;
+        assert!(
+            got.0 == 400 && (got.1["errcode"] == "M_NOT_JSON" || got.1["errcode"] == "M_BAD_JSON"),
+            "{got:?}"
+        );
+    }
+
+    // A adds C; C joins and reads what was posted before (the history is shared).
+    ma.send_request(invite_user::v3::Request::new(
+        room_of(&room_a),
+        invite_user::v3::InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(user(
+            &carol,
+        ))),
+    ))
+    .await
+    .expect("A invites C");
+    seen_until(&mc, &mut nc, &mut sc, "C's invite", |s| {
+        s.invites.contains_key(&room_c)
+    })
+    .await;
+    mc.send_request(join_room_by_id::v3::Request::new(room_of(&room_c)))
+        .await
+        .expect("C joins");
+    seen_until(&mc, &mut nc, &mut sc, "the history at C", |s| {
+        let t = s.texts(&room_c);
+        t.contains(&(ub.clone(), "hello from bob".to_owned()))
+            && t.contains(&(format!("@{alice}:{SERVER}"), "welcome bob".to_owned()))
+    })
+    .await;
+
+    // A kicks B: B's room moves to `leave` with a member event by someone else (a kick).
+    ma.send_request(kick_user::v3::Request::new(room_of(&room_a), user(&bob)))
+        .await
+        .expect("A kicks B");
+    seen_until(&mb, &mut nb, &mut sb, "B's kick", |s| {
+        s.left.contains(&room_b)
+    })
+    .await;
+    let kick = sb
+        .timeline_of(&room_b)
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "m.room.member" && e["state_key"] == me_b.as_str())
+        .cloned()
+        .expect("B's leave event");
+    assert_eq!(kick["content"]["membership"], "leave");
+    assert_ne!(kick["sender"], json!(me_b), "a kick, not a leave: {kick}");
+    seen_until(&ma, &mut na, &mut sa, "B gone at A", |s| {
+        s.state_of(&room_a, "m.room.member", &ub)
+            .map_or(true, |m| m["membership"] == "leave")
+            && s.timeline_of(&room_a)
+                .iter()
+                .any(|e| e["state_key"] == ub.as_str() && e["content"]["membership"] == "leave")
+    })
+    .await;
+
+    // A promotes C (power level 100); C renames the group; A sees the new name.
+    let mut pl = sa
+        .state_of(&room_a, "m.room.power_levels", "")
+        .expect("power levels");
+    pl["users"][&uc] = json!(100);
+    ma.send_request(send_state_event::v3::Request::new_raw(
+        room_of(&room_a),
+        "m.room.power_levels".into(),
+        String::new(),
+        ruma::serde::Raw::from_json(serde_json::value::to_raw_value(&pl).expect("raw")),
+    ))
+    .await
+    .expect("A promotes C");
+    seen_until(&mc, &mut nc, &mut sc, "C an admin", |s| {
+        s.state_of(&room_c, "m.room.power_levels", "")
+            .is_some_and(|p| p["users"][&format!("@carol:{SERVER}")] == 100)
+    })
+    .await;
+    // The members list says C is an admin as soon as A promotes; C's daemon can act as one once
+    // the group's key (a one-to-one message from A) has arrived: until then 403.
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let rename = send_state_event::v3::Request::new(
+            room_of(&room_c),
+            &ruma::events::EmptyStateKey,
+            &RoomNameEventContent::new("Mountaineers".into()),
+        )
+        .expect("serialize");
+        match mc.send_request(rename).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(Instant::now() < until, "C never could rename: {e:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    seen_until(&ma, &mut na, &mut sa, "the new name at A", |s| {
+        s.state_of(&room_a, "m.room.name", "")
+            .is_some_and(|n| n["name"] == "Mountaineers")
+            && s.timeline_of(&room_a)
+                .iter()
+                .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Mountaineers")
+    })
+    .await;
+    // Every daemon is still up.
+    still_fine(&mxa, &login(&mxa, "alice", &da.admin_token).await).await;
+    still_fine(&mxb, &tb).await;
+    da.terminate();
+    db.terminate();
+    dc.terminate();
+}
+
+/// The tests' config with community rooms polled quickly.
+const COMMUNITY_CONFIG: &str = r#"
+[poll]
+active_interval_ms = 150
+idle_interval_ms = 400
+idle_after_secs = 5
+community_interval_ms = 200
+
+[outbox]
+max_attempts = 30
+backoff_initial_ms = 100
+backoff_max_ms = 500
+
+[matrix]
+max_sync_timeout_ms = 1500
+"#;
+
+/// Percent-encodes everything but unreserved characters (a URL as one path segment).
+fn enc_all(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn community_rooms_joined_by_url_from_matrix_clients() {
+    use session_devnet::{CommunityConfig, RoomSpec};
+    let n = support::net_with_community(
+        "mx-rooms",
+        COMMUNITY_CONFIG,
+        Some(CommunityConfig {
+            rooms: vec![
+                RoomSpec::new("lobby", "Lobby").describe("Say hello"),
+                RoomSpec::new("news", "News").read_only(),
+            ],
+            ..Default::default()
+        }),
+    )
+    .await;
+    let server = n.devnet.community().expect("a community server");
+    let lobby_url = server.room_url("lobby").to_string();
+    let news_url = server.room_url("news").to_string();
+    let base = server.url().to_string();
+    let (da, db) = (n.daemon("a").await, n.daemon("b").await);
+    create(&mut admin(&da).await, "alice").await;
+    create(&mut admin(&db).await, "bob").await;
+    let (mxa, mxb) = (matrix_addr(&da), matrix_addr(&db));
+    let ma = mx_login(&mxa, "alice", &da.admin_token).await;
+    let mb = mx_login(&mxb, "bob", &db.admin_token).await;
+    let ta = login(&mxa, "alice", &da.admin_token).await;
+    let tb = login(&mxb, "bob", &db.admin_token).await;
+    let (mut sa, mut sb) = (Seen::default(), Seen::default());
+    let (mut na, mut nb) = (None, None);
+    mx_sync_into(&ma, &mut na, &mut sa).await;
+    mx_sync_into(&mb, &mut nb, &mut sb).await;
+
+    // Bad URLs: no key (400), a room the server does not have (404); nothing joined.
+    let got = raw(
+        &mxa,
+        "POST",
+        &v3(&format!("join/{}", enc_all(&format!("{base}/lobby")))),
+        Some(&ta),
+        b"{}",
+    )
+    .await;
+    is_error(&got, 400, "M_INVALID_PARAM");
+    let got = raw(
+        &mxa,
+        "POST",
+        &v3(&format!(
+            "join/{}",
+            enc_all(&server.room_url("nosuchroom").to_string())
+        )),
+        Some(&ta),
+        b"{}",
+    )
+    .await;
+    is_error(&got, 404, "M_NOT_FOUND");
+
+    // Alice joins with the URL as the room, bob with the alias form `#<URL>:<server>`.
+    let got = raw(
+        &mxa,
+        "POST",
+        &v3(&format!("join/{}", enc_all(&lobby_url))),
+        Some(&ta),
+        b"{}",
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+    let lobby_a = got.1["room_id"].as_str().expect("room id").to_owned();
+    let got = raw(
+        &mxb,
+        "POST",
+        &v3(&format!(
+            "join/{}",
+            enc_all(&format!("#{lobby_url}:{SERVER}"))
+        )),
+        Some(&tb),
+        b"{}",
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+    let lobby_b = got.1["room_id"].as_str().expect("room id").to_owned();
+    assert!(lobby_a.ends_with(&format!("_alice:{SERVER}")), "{lobby_a}");
+    seen_until(&ma, &mut na, &mut sa, "the lobby at alice", |s| {
+        s.state_of(&lobby_a, "m.room.name", "").is_some()
+    })
+    .await;
+    assert_eq!(
+        sa.state_of(&lobby_a, "m.room.name", "").expect("name")["name"],
+        "Lobby"
+    );
+    assert_eq!(
+        sa.state_of(&lobby_a, "m.room.topic", "").expect("topic")["topic"],
+        "Say hello"
+    );
+    let pl = sa
+        .state_of(&lobby_a, "m.room.power_levels", "")
+        .expect("power levels");
+    assert_eq!(pl["events_default"], 0);
+
+    // Chat both ways; posters are users named by their blinded IDs.
+    let hello_a = mx_send_retrying(&ma, &room_of(&lobby_a), "a1", "hello room").await;
+    mx_send_retrying(&mb, &room_of(&lobby_b), "b1", "hi alice").await;
+    seen_until(&mb, &mut nb, &mut sb, "alice's post at bob", |s| {
+        s.texts(&lobby_b).iter().any(|(_, t)| t == "hello room")
+    })
+    .await;
+    let hello_b = sb
+        .timeline_of(&lobby_b)
+        .iter()
+        .find(|e| e["content"]["body"] == "hello room")
+        .cloned()
+        .expect("the post");
+    let poster = hello_b["sender"].as_str().expect("sender").to_owned();
+    assert!(poster.starts_with("@15"), "{poster}");
+    assert!(
+        sb.state_of(&lobby_b, "m.room.member", &poster).is_some(),
+        "the poster's member event"
+    );
+    seen_until(&ma, &mut na, &mut sa, "bob's post at alice", |s| {
+        s.texts(&lobby_a).iter().any(|(_, t)| t == "hi alice")
+    })
+    .await;
+
+    // Bob reacts to alice's post; alice sees an m.reaction on it.
+    let reaction = json!({ "m.relates_to": {
+        "rel_type": "m.annotation",
+        "event_id": hello_b["event_id"],
+        "key": "👍",
+    }});
+    let got = raw(
+        &mxb,
+        "PUT",
+        &v3(&format!("rooms/{}/send/m.reaction/r1", enc(&lobby_b))),
+        Some(&tb),
+        reaction.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+    seen_until(&ma, &mut na, &mut sa, "the reaction at alice", |s| {
+        s.timeline_of(&lobby_a).iter().any(|e| {
+            e["type"] == "m.reaction"
+                && e["content"]["m.relates_to"]["event_id"] == hello_a.as_str()
+                && e["content"]["m.relates_to"]["key"] == "👍"
+        })
+    })
+    .await;
+
+    // Bob may not delete alice's post; alice may, and bob sees the redaction.
+    let redact = |mx: &str, token: &str, room: &str, event: &str, txn: &str| {
+        let path = v3(&format!(
+            "rooms/{}/redact/{}/{txn}",
+            enc(room),
+            event.replace('$', "%24")
+        ));
+        let (mx, token) = (mx.to_owned(), token.to_owned());
+        async move { raw(&mx, "PUT", &path, Some(&token), b"{}").await }
+    };
+    let got = redact(
+        &mxb,
+        &tb,
+        &lobby_b,
+        hello_b["event_id"].as_str().expect("id"),
+        "x1",
+    )
+    .await;
+    is_error(&got, 403, "M_FORBIDDEN");
+    let got = redact(&mxa, &ta, &lobby_a, &hello_a, "x2").await;
+    assert_eq!(got.0, 200, "{got:?}");
+    seen_until(&mb, &mut nb, &mut sb, "the deletion at bob", |s| {
+        s.timeline_of(&lobby_b)
+            .iter()
+            .any(|e| e["type"] == "m.room.redaction" && e["redacts"] == hello_b["event_id"])
+    })
+    .await;
+
+    // A read-only room: power levels above the user's, and a send is 403 with the reason.
+    let got = raw(
+        &mxa,
+        "POST",
+        &v3(&format!("join/{}", enc_all(&news_url))),
+        Some(&ta),
+        b"{}",
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+    let news_a = got.1["room_id"].as_str().expect("room id").to_owned();
+    seen_until(&ma, &mut na, &mut sa, "the news room", |s| {
+        s.state_of(&news_a, "m.room.power_levels", "").is_some()
+    })
+    .await;
+    let pl = sa
+        .state_of(&news_a, "m.room.power_levels", "")
+        .expect("power levels");
+    assert!(
+        pl["events_default"].as_i64() > pl["users"][format!("@alice:{SERVER}")].as_i64(),
+        "{pl}"
+    );
+    let got = raw(
+        &mxa,
+        "PUT",
+        &v3(&format!("rooms/{}/send/m.room.message/n1", enc(&news_a))),
+        Some(&ta),
+        br#"{"msgtype":"m.text","body":"may I?"}"#,
+    )
+    .await;
+    is_error(&got, 403, "M_FORBIDDEN");
+    assert!(
+        got.1["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("read-only")),
+        "{got:?}"
+    );
+
+    // Leaving: the room moves to `leave`; it is no longer joined.
+    ma.send_request(ruma::api::client::membership::leave_room::v3::Request::new(
+        room_of(&news_a),
+    ))
+    .await
+    .expect("leave");
+    seen_until(&ma, &mut na, &mut sa, "the news room left", |s| {
+        s.left.contains(&news_a)
+    })
+    .await;
+    let (status, v) = raw(&mxa, "GET", &v3("joined_rooms"), Some(&ta), b"").await;
+    assert_eq!(status, 200);
+    let joined: Vec<&str> = v["joined_rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        joined.contains(&lobby_a.as_str()) && !joined.contains(&news_a.as_str()),
+        "{v}"
+    );
+    still_fine(&mxa, &ta).await;
+    still_fine(&mxb, &tb).await;
+    da.terminate();
+    db.terminate();
+    n.devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_group_and_community_requests_get_matrix_errors() {
+    let f = fixture("mx-kinds-bad").await;
+    let (mx, alice) = (&f.mx, &f.alice);
+    let group_room = format!("!03{}_alice:{SERVER}", "ab".repeat(32));
+    // Room ids that name nothing: malformed, a group the identity is not in, a community
+    // address that is not one.
+    for bad in [
+        "!03abc_alice:localhost".to_owned(),
+        "!rzz_alice:localhost".to_owned(),
+        format!("!r{}_alice:{SERVER}", "66".repeat(8)),
+        group_room.clone(),
+        format!("!03{}_bob:{SERVER}", "ab".repeat(32)),
+    ] {
+        let got = raw(
+            mx,
+            "POST",
+            &v3(&format!("join/{}", enc(&bad))),
+            Some(alice),
+            b"{}",
+        )
+        .await;
+        is_error(&got, 404, "M_NOT_FOUND");
+        for (method, path, body) in [
+            ("POST", format!("rooms/{}/leave", enc(&bad)), "{}"),
+            (
+                "POST",
+                format!("rooms/{}/kick", enc(&bad)),
+                r#"{"user_id":"@x:localhost"}"#,
+            ),
+            (
+                "POST",
+                format!("rooms/{}/invite", enc(&bad)),
+                r#"{"user_id":"@x:localhost"}"#,
+            ),
+            (
+                "PUT",
+                format!("rooms/{}/state/m.room.name", enc(&bad)),
+                r#"{"name":"n"}"#,
+            ),
+        ] {
+            let got = raw(mx, method, &v3(&path), Some(alice), body.as_bytes()).await;
+            is_error(&got, 403, "M_FORBIDDEN");
+        }
+    }
+    // createRoom bodies that are no group.
+    for (body, code) in [
+        (r#"{"name": 5}"#, "M_BAD_JSON"),
+        (r#"{"name": "g", "invite": "x"}"#, "M_BAD_JSON"),
+        (
+            r#"{"name": "g", "invite": ["@nobody:localhost"]}"#,
+            "M_INVALID_PARAM",
+        ),
+        (
+            r#"{"name": "g", "invite": ["@05ab:other.org"]}"#,
+            "M_INVALID_PARAM",
+        ),
+        (
+            r#"{"invite": ["@a:localhost", "@b:localhost"]}"#,
+            "M_INVALID_PARAM",
+        ),
+        (r#"{"name": "g", "#, "M_NOT_JSON"),
+    ] {
+        let got = raw(mx, "POST", &v3("createRoom"), Some(alice), body.as_bytes()).await;
+        is_error(&got, 400, code);
+    }
+    // Kick and invite bodies, and kicking in a one-to-one room.
+    for (body, code) in [
+        ("{", "M_NOT_JSON"),
+        ("[]", "M_BAD_JSON"),
+        (r#"{"user_id": 1}"#, "M_BAD_JSON"),
+    ] {
+        for what in ["kick", "invite"] {
+            let got = raw(
+                mx,
+                "POST",
+                &v3(&format!("rooms/{}/{what}", enc(&f.room))),
+                Some(alice),
+                body.as_bytes(),
+            )
+            .await;
+            is_error(&got, 400, code);
+        }
+    }
+    let kick = json!({ "user_id": format!("@{}:{SERVER}", f.peer) }).to_string();
+    let got = raw(
+        mx,
+        "POST",
+        &v3(&format!("rooms/{}/kick", enc(&f.room))),
+        Some(alice),
+        kick.as_bytes(),
+    )
+    .await;
+    is_error(&got, 403, "M_FORBIDDEN");
+    still_fine(mx, alice).await;
+    still_fine(mx, &f.bob).await;
+    f.daemon.terminate();
+}

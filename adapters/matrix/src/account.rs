@@ -96,7 +96,7 @@ pub(crate) async fn get_account_data(
     if kind == "m.direct" {
         let convs = conversations(&me).await?;
         return Ok(Json(
-            m_direct(&me, &s.config.server_name, &convs)["content"].take(),
+            m_direct(&me, &s.config.server_name, convs.iter().map(|l| &l.conv))["content"].take(),
         ));
     }
     s.identity(me.name())

@@ -22,6 +22,25 @@ use crate::http::{Answer, Body, Json, Query};
 use crate::ids::{device_id, parse_user, user_id, LocalUser};
 use crate::state::Shared;
 
+/// The CommunityService client (not among [`Client`]'s services).
+pub(crate) type Rooms = sessiond_api::v1::community_service_client::CommunityServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        sessiond_api::client::Bearer,
+    >,
+>;
+
+/// The CommunityService client on `channel` calling with `token` (`None` if the token cannot
+/// be one).
+pub(crate) fn rooms_client(channel: tonic::transport::Channel, token: &str) -> Option<Rooms> {
+    let bearer = sessiond_api::client::Bearer::new(token)?;
+    Some(
+        sessiond_api::v1::community_service_client::CommunityServiceClient::new(
+            tonic::service::interceptor::InterceptedService::new(channel, bearer),
+        ),
+    )
+}
+
 /// The caller of an authenticated request.
 #[derive(Debug, Clone)]
 pub(crate) struct Me {
@@ -29,6 +48,8 @@ pub(crate) struct Me {
     pub token: String,
     /// The daemon's services, calling with `token`.
     pub client: Client,
+    /// The daemon's CommunityService, calling with `token`.
+    pub rooms: Rooms,
     /// The identity, as `WhoAmI` described it for this request (its `last_seq` is the log's end
     /// when the request came in).
     pub identity: Identity,
@@ -121,6 +142,7 @@ async fn authenticate(s: &Shared, token: &str) -> Result<Me, MatrixError> {
         user_id: user_id(&identity.name, &s.config.server_name),
         device_id: device_id(token),
         token: token.to_owned(),
+        rooms: rooms_client(s.api.clone(), token).ok_or(MatrixError::UnknownToken)?,
         client,
         identity,
     })

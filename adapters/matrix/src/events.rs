@@ -3,7 +3,7 @@
 //! from event-log entries (messages both ways; failed deliveries as `m.notice`).
 
 use serde_json::{json, Value};
-use sessiond_api::v1::{event, Conversation, ConversationKind, DeliveryState, Event};
+use sessiond_api::v1::{event, Conversation, DeliveryState, Event};
 
 use crate::auth::Me;
 use crate::ids::{event_id, room_id, short_account, state_event_id, user_id};
@@ -36,30 +36,31 @@ impl Membership {
     }
 }
 
-/// True for a conversation kind shown as a direct room (one-to-one); unset (an older daemon)
-/// counts as one-to-one.
-pub(crate) fn is_direct(kind: i32) -> bool {
-    kind == ConversationKind::Direct as i32 || kind == ConversationKind::Unspecified as i32
-}
-
-/// The Account ID of the other side of an event-log entry, if it belongs to a one-to-one
-/// conversation.
+/// The conversation (its address) an event-log entry belongs to.
 pub(crate) fn peer_of(ev: &Event) -> Option<&str> {
-    match ev.kind.as_ref()? {
-        event::Kind::Incoming(m) if is_direct(m.conversation_kind) => Some(&m.sender),
-        event::Kind::Outgoing(m) if is_direct(m.conversation_kind) => Some(&m.recipient),
-        event::Kind::Delivery(d) if d.recipient.starts_with("05") => Some(&d.recipient),
-        event::Kind::Conversation(c) => c
-            .conversation
-            .as_ref()
-            .filter(|c| is_direct(c.kind))
-            .map(|c| c.account_id.as_str()),
-        event::Kind::Reaction(r) if r.conversation.starts_with("05") => Some(&r.conversation),
-        event::Kind::Removed(r) if r.conversation.starts_with("05") => Some(&r.conversation),
-        event::Kind::Disappearing(d) if d.conversation.starts_with("05") => Some(&d.conversation),
-        event::Kind::Notice(n) if n.conversation.starts_with("05") => Some(&n.conversation),
-        _ => None,
-    }
+    let address = match ev.kind.as_ref()? {
+        event::Kind::Incoming(m) if !m.conversation_id.is_empty() => &m.conversation_id,
+        event::Kind::Incoming(m) => &m.sender,
+        event::Kind::Outgoing(m) => &m.recipient,
+        event::Kind::Delivery(d) => &d.recipient,
+        event::Kind::Conversation(c) => {
+            let c = c.conversation.as_ref()?;
+            if c.conversation_id.is_empty() {
+                &c.account_id
+            } else {
+                &c.conversation_id
+            }
+        }
+        event::Kind::Group(g) => &g.group_id,
+        event::Kind::RoomMessageDeleted(d) => &d.conversation_id,
+        event::Kind::RoomReactions(r) => &r.conversation_id,
+        event::Kind::Reaction(r) => &r.conversation,
+        event::Kind::Removed(r) => &r.conversation,
+        event::Kind::Disappearing(d) => &d.conversation,
+        event::Kind::Notice(n) => &n.conversation,
+        _ => return None,
+    };
+    (!address.is_empty()).then_some(address.as_str())
 }
 
 /// One conversation as a room, for one user.
@@ -71,6 +72,8 @@ pub(crate) struct RoomView<'a> {
     pub server: &'a str,
     /// The conversation.
     pub conv: &'a Conversation,
+    /// What a group or community room needs besides.
+    pub extra: &'a crate::kinds::Extra,
 }
 
 impl RoomView<'_> {
@@ -119,7 +122,7 @@ impl RoomView<'_> {
             "content": content,
             "sender": sender,
             "origin_server_ts": self.me.identity.created_at_ms,
-            "event_id": state_event_id(what, self.peer()),
+            "event_id": state_event_id(what, &crate::ids::room_key(self.peer())),
             "unsigned": {},
         })
     }
@@ -212,6 +215,9 @@ impl RoomView<'_> {
     /// The full state of a room the user is in (or left: then the user's member event says
     /// `leave`).
     pub fn state(&self) -> Vec<Value> {
+        if let Some(state) = self.kind_state() {
+            return state;
+        }
         let mine = match self.membership() {
             Membership::Leave => self.my_member("leave", &self.me.user_id),
             Membership::Invite => self.my_member("invite", &self.ghost()),
@@ -230,6 +236,9 @@ impl RoomView<'_> {
 
     /// The stripped state of an invite (a message request): who invites, the room's name.
     pub fn invite_state(&self) -> Vec<Value> {
+        if let Some(state) = self.group_invite_state() {
+            return state;
+        }
         let strip = |ev: Value| {
             json!({
                 "type": ev["type"],
@@ -260,9 +269,18 @@ impl RoomView<'_> {
         })
     }
 
-    /// The timeline event for an event-log entry of this conversation, if it shows as one:
+    /// The timeline events for an event-log entry of this conversation, if it shows as any:
     /// messages both ways, and failed deliveries as an `m.notice`. `ids` gives back the txnId
     /// of the user's own sends from this device.
+    pub fn timeline_events(&self, ev: &Event, ids: &IdentityState) -> Vec<Value> {
+        match self.kind_timeline(ev) {
+            Some(out) => out,
+            None => self.timeline_event(ev, ids).into_iter().collect(),
+        }
+    }
+
+    /// The timeline event for an event-log entry that makes at most one (see
+    /// [`RoomView::timeline_events`] for all of them).
     pub fn timeline_event(&self, ev: &Event, ids: &IdentityState) -> Option<Value> {
         let (sender, content, ts) = match ev.kind.as_ref()? {
             event::Kind::Incoming(m) => {
@@ -276,7 +294,7 @@ impl RoomView<'_> {
                     json!({ "msgtype": "m.text", "body": m.text })
                 };
                 crate::interact::decorate(&mut content, ev);
-                (self.ghost(), content, m.sent_at_ms)
+                (self.user_of(&m.sender), content, m.sent_at_ms)
             }
             event::Kind::Outgoing(m) => {
                 let mut content = crate::media::media_content(self.server, &m.text, &m.attachments)
@@ -346,6 +364,9 @@ impl RoomView<'_> {
 
     /// The room summary.
     pub fn summary(&self) -> Value {
+        if let Some(summary) = self.kind_summary() {
+            return summary;
+        }
         json!({
             "m.heroes": [self.ghost()],
             "m.joined_member_count": if self.membership() == Membership::Join { 2 } else { 1 },
@@ -361,9 +382,13 @@ pub(crate) fn with_room(mut ev: Value, room_id: &str) -> Value {
 }
 
 /// The `m.direct` account data: the ghost of every conversation → its room.
-pub(crate) fn m_direct(me: &Me, server: &str, convs: &[Conversation]) -> Value {
+pub(crate) fn m_direct<'a>(
+    me: &Me,
+    server: &str,
+    convs: impl Iterator<Item = &'a Conversation>,
+) -> Value {
     let mut map = serde_json::Map::new();
-    for c in convs {
+    for c in convs.filter(|c| sessiond_api::client::looks_like_account_id(&c.account_id)) {
         map.insert(
             user_id(&c.account_id, server),
             json!([room_id(me.name(), &c.account_id, server)]),
@@ -381,7 +406,9 @@ mod tests {
         let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         Me {
             token: "t".repeat(64),
-            client: sessiond_api::client::Client::new(channel, &"t".repeat(64)).expect("token"),
+            client: sessiond_api::client::Client::new(channel.clone(), &"t".repeat(64))
+                .expect("token"),
+            rooms: crate::auth::rooms_client(channel, &"t".repeat(64)).expect("token"),
             identity: sessiond_api::v1::Identity {
                 name: "alice".into(),
                 created_at_ms: 1000,
@@ -420,6 +447,7 @@ mod tests {
             me: &me,
             server: "hs",
             conv: &c,
+            extra: &crate::kinds::Extra::Direct,
         };
         let ids = IdentityState::new();
         let ghost = view.ghost();
@@ -493,6 +521,7 @@ mod tests {
             me: &me,
             server: "hs",
             conv: &c,
+            extra: &crate::kinds::Extra::Direct,
         };
         let invite = view.invite_state();
         let mine = invite
@@ -511,6 +540,7 @@ mod tests {
             me: &me,
             server: "hs",
             conv: &c,
+            extra: &crate::kinds::Extra::Direct,
         };
         let state = view.state();
         let ids: std::collections::HashSet<&str> = state

@@ -7,6 +7,9 @@
 //! | identity `alice` | `@alice:<server>` |
 //! | contact `05ab…` (a ghost) | `@05ab…:<server>` |
 //! | alice's conversation with `05ab…` | `!05ab…_alice:<server>` |
+//! | alice's group `03cd…` | `!03cd…_alice:<server>` |
+//! | alice's community room `http://h:80/lobby` | `!r<hex of the address>_alice:<server>` |
+//! | a poster in a community room, blinded ID `15ef…` | `@15ef…:<server>` |
 //! | event-log event with seq 42 | `$42` |
 //! | a room's fixed state event (create, members…) | `$<what>_<peer>` |
 //! | "after event 42, ephemeral version 7" | `s42_7` |
@@ -50,24 +53,66 @@ pub fn parse_user(s: &str, server: &str, bare_ok: bool) -> Option<LocalUser> {
     Some(LocalUser::Identity(local.to_owned()))
 }
 
-/// The room of `identity`'s conversation with `peer`.
-pub fn room_id(identity: &str, peer: &str, server: &str) -> String {
-    format!("!{peer}_{identity}:{server}")
+/// The part of a room id that names the conversation: the Account ID or group ID itself, and
+/// for a community room (`<base URL>/<token>`, which holds characters a room id cannot) `r`
+/// and the address in lowercase hex.
+pub fn room_key(address: &str) -> String {
+    if is_room_address(address) {
+        let mut out = String::with_capacity(1 + 2 * address.len());
+        out.push('r');
+        for b in address.bytes() {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    } else {
+        address.to_owned()
+    }
 }
 
-/// The peer of a room id, if the room is `identity`'s on this server; `None` for anything else
-/// (malformed, another server's, another identity's), so callers cannot tell those apart.
+/// True for a community room's address (`http(s)://…`).
+pub fn is_room_address(address: &str) -> bool {
+    address.starts_with("http://") || address.starts_with("https://")
+}
+
+/// True for a group's ID: `03` and 64 hex characters.
+pub fn is_group_id(s: &str) -> bool {
+    s.len() == 66 && s.starts_with("03") && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The room of `identity`'s conversation at `address` (a peer, a group, a community room).
+pub fn room_id(identity: &str, address: &str, server: &str) -> String {
+    format!("!{}_{identity}:{server}", room_key(address))
+}
+
+/// The conversation address of a room id, if the room is `identity`'s on this server; `None`
+/// for anything else (malformed, another server's, another identity's), so callers cannot
+/// tell those apart.
 pub fn parse_room(s: &str, identity: &str, server: &str) -> Option<String> {
     let local = s
         .strip_prefix('!')?
         .strip_suffix(server)?
         .strip_suffix(':')?;
-    let (peer, owner) = local.split_once('_')?;
-    if owner != identity || !looks_like_account_id(peer) {
+    let (key, owner) = local.split_once('_')?;
+    if owner != identity {
         return None;
     }
-    Some(peer.to_ascii_lowercase())
+    if looks_like_account_id(key) || is_group_id(key) {
+        return Some(key.to_ascii_lowercase());
+    }
+    let hex = key.strip_prefix('r')?;
+    if hex.len() % 2 != 0 || hex.len() > 2 * MAX_ROOM_ADDRESS {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let address = String::from_utf8(bytes).ok()?;
+    is_room_address(&address).then_some(address)
 }
+
+/// The longest community room address a room id carries.
+const MAX_ROOM_ADDRESS: usize = 512;
 
 /// The event id of the Matrix event made from event-log entry `seq`.
 pub fn event_id(seq: u64) -> String {
@@ -201,6 +246,25 @@ mod tests {
         // Identity names may hold '_' and '.': the peer is the part before the first '_'.
         let id = room_id("a_b.c", &peer(), s);
         assert_eq!(parse_room(&id, "a_b.c", s), Some(peer()));
+        let group = format!("03{}", "ef".repeat(32));
+        assert_eq!(
+            parse_room(&room_id("alice", &group, s), "alice", s),
+            Some(group)
+        );
+        let lobby = "http://127.0.0.1:8080/lobby";
+        let id = room_id("alice", lobby, s);
+        assert!(!id[1..id.len() - s.len() - 1].contains(':'), "{id}");
+        assert_eq!(parse_room(&id, "alice", s).as_deref(), Some(lobby));
+        assert_eq!(parse_room(&id, "bob", s), None);
+        for bad in [
+            "!r_alice:localhost",
+            "!r6_alice:localhost",
+            "!rzz_alice:localhost",
+            "!r6869_alice:localhost",
+            "!rff_alice:localhost",
+        ] {
+            assert_eq!(parse_room(bad, "alice", s), None, "{bad}");
+        }
     }
 
     #[test]

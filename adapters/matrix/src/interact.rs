@@ -27,8 +27,9 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sessiond_api::v1::{
-    event, DeliveryState, Disappearing, DisappearingMode, Event, ListEventsRequest, MessageRef,
-    NoticeKind, ReactRequest, RemovedReason, SetDisappearingRequest, UnsendRequest,
+    event, DeleteRoomMessageRequest, DeliveryState, Disappearing, DisappearingMode, Event,
+    ListEventsRequest, MessageRef, NoticeKind, ReactRequest, ReactToRoomMessageRequest,
+    RemovedReason, SetDisappearingRequest, UnsendRequest,
 };
 
 use crate::auth::Me;
@@ -65,13 +66,7 @@ pub(crate) fn timer_content(d: &Disappearing) -> Value {
 
 /// The timeline event of a reaction, removal, timer change or notice; `None` for other kinds.
 pub(crate) fn timeline(view: &RoomView<'_>, ev: &Event) -> Option<Value> {
-    let sender_of = |author: &str| {
-        if author == view.peer() {
-            view.ghost()
-        } else {
-            view.me.user_id.clone()
-        }
-    };
+    let sender_of = |author: &str| view.user_of(author);
     let (kind, sender, content, extra) = match ev.kind.as_ref()? {
         event::Kind::Reaction(r) if r.removed => {
             if r.removes_seq == 0 {
@@ -194,13 +189,18 @@ async fn message_of(
         .into_iter()
         .find(|e| e.seq == seq)
         .and_then(|e| match e.kind {
-            Some(event::Kind::Incoming(m)) if m.sender == peer => Some((
-                MessageRef {
-                    sent_at_ms: m.sent_at_ms,
-                    author: m.sender,
-                },
-                false,
-            )),
+            Some(event::Kind::Incoming(m))
+                if m.conversation_id == peer
+                    || (m.conversation_id.is_empty() && m.sender == peer) =>
+            {
+                Some((
+                    MessageRef {
+                        sent_at_ms: m.sent_at_ms,
+                        author: m.sender,
+                    },
+                    false,
+                ))
+            }
             Some(event::Kind::Outgoing(m)) if m.recipient == peer => Some((
                 MessageRef {
                     sent_at_ms: m.sent_at_ms,
@@ -316,6 +316,9 @@ pub(crate) async fn redact(
     Path((room, event, _txn)): Path<(String, String, String)>,
 ) -> Answer {
     let peer = parse_room(&room, me.name(), &s.config.server_name).ok_or(MatrixError::NotInRoom)?;
+    if crate::ids::is_room_address(&peer) {
+        return delete_post(&s, &me, &room, &event).await;
+    }
     if let Some((target, emoji)) = reaction_of(&me, &peer, &event).await? {
         let seq = me
             .client
@@ -388,4 +391,56 @@ pub(crate) async fn put_timer(me: &Me, peer: &str, body: &Body) -> Answer {
         .into_inner()
         .seq;
     Ok(Json(json!({ "event_id": event_id(seq) })))
+}
+
+/// A redaction in a community room: deletes the post (the user's own, or anyone's in a room it
+/// moderates; the server refuses otherwise: `M_FORBIDDEN`).
+async fn delete_post(s: &Shared, me: &Me, room: &str, event: &str) -> Answer {
+    let loaded = crate::rooms::joined(s, me, room).await?;
+    let Some((id, _own)) = crate::kinds::post_of(&loaded, me, event) else {
+        return Err(MatrixError::NotFound(
+            "no such post in this room (only posts can be redacted here)".into(),
+        ));
+    };
+    me.rooms
+        .clone()
+        .delete_room_message(DeleteRoomMessageRequest {
+            identity: me.name().to_owned(),
+            room_id: loaded.address().to_owned(),
+            server_message_id: id,
+        })
+        .await?;
+    // The deletion comes back from the server's next poll as the redaction event.
+    Ok(Json(json!({ "event_id": format!("$del_{id}") })))
+}
+
+/// `PUT send/m.reaction/{txn}` in a community room: the user's reaction to the post.
+pub(crate) async fn send_room_reaction(
+    me: &Me,
+    loaded: &crate::kinds::Loaded,
+    body: &Body,
+) -> Answer {
+    let body: ReactionBody = body.json()?;
+    if body.relates_to.rel_type != "m.annotation" {
+        return Err(MatrixError::param(
+            "m.relates_to.rel_type",
+            "only m.annotation",
+        ));
+    }
+    let Some((id, _)) = crate::kinds::post_of(loaded, me, &body.relates_to.event_id) else {
+        return Err(MatrixError::NotFound("no such post in this room".into()));
+    };
+    me.rooms
+        .clone()
+        .react_to_room_message(ReactToRoomMessageRequest {
+            identity: me.name().to_owned(),
+            room_id: loaded.address().to_owned(),
+            server_message_id: id,
+            emoji: body.relates_to.key.clone(),
+            remove: false,
+        })
+        .await?;
+    Ok(Json(
+        json!({ "event_id": format!("$react_{id}_{}", crate::ids::device_id(&body.relates_to.key)) }),
+    ))
 }

@@ -15,6 +15,7 @@
 //! - `sync`: `/sync`, initial and incremental from the event log, long-polls.
 //! - `rooms`: conversations as rooms: createRoom/join/leave, send, typing, receipts, state,
 //!   members, `/messages`.
+//! - `kinds`: groups and community rooms as rooms (their state, timeline and operations).
 //! - `account`: discovery, capabilities, filters, account data, profiles, push rules, devices.
 //! - `events`: the mapping of conversations and event-log entries to Matrix events.
 //! - `media`: the media repository over Session attachments (`mxc://` both ways).
@@ -31,6 +32,7 @@ mod http;
 mod ids;
 mod ignored;
 mod interact;
+mod kinds;
 mod media;
 mod rooms;
 mod router;

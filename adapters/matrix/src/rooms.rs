@@ -16,9 +16,10 @@ use tonic::Code;
 
 use crate::auth::Me;
 use crate::err::MatrixError;
-use crate::events::{with_room, Membership, RoomView};
+use crate::events::{with_room, Membership};
 use crate::http::{Answer, Body, Json, Path, Query};
 use crate::ids::{parse_event_id, parse_room, parse_user, LocalUser, StreamToken};
+use crate::kinds::Loaded;
 use crate::state::Shared;
 use crate::sync::{clamp_number, conversations};
 
@@ -36,27 +37,17 @@ fn peer_of(s: &Shared, me: &Me, room: &str) -> Result<String, MatrixError> {
 }
 
 /// The conversation behind `room`; `NotInRoom` if there is none (or the id is not the user's).
-async fn conversation(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-) -> Result<sessiond_api::v1::Conversation, MatrixError> {
+pub(crate) async fn conversation(s: &Shared, me: &Me, room: &str) -> Result<Loaded, MatrixError> {
     let peer = peer_of(s, me, room)?;
-    conversations(me)
+    crate::kinds::load(me, &peer)
         .await?
-        .into_iter()
-        .find(|c| c.account_id == peer)
         .ok_or(MatrixError::NotInRoom)
 }
 
 /// Like [`conversation`], and the user must be in the room (joined, not invited or left).
-async fn joined(
-    s: &Shared,
-    me: &Me,
-    room: &str,
-) -> Result<sessiond_api::v1::Conversation, MatrixError> {
+pub(crate) async fn joined(s: &Shared, me: &Me, room: &str) -> Result<Loaded, MatrixError> {
     let conv = conversation(s, me, room).await?;
-    if Membership::of(&conv) != Membership::Join {
+    if conv.membership() != Membership::Join {
         return Err(MatrixError::NotInRoom);
     }
     Ok(conv)
@@ -76,12 +67,9 @@ async fn open(s: &Shared, me: &Me, peer: &str) -> Answer {
         .into_inner()
         .conversation
         .ok_or_else(|| MatrixError::from(tonic::Status::internal("Open returned nothing")))?;
-    let view = RoomView {
-        me,
-        server: &s.config.server_name,
-        conv: &conv,
-    };
-    Ok(Json(json!({ "room_id": view.room_id() })))
+    Ok(Json(json!({
+        "room_id": crate::ids::room_id(me.name(), &conv.account_id, &s.config.server_name)
+    })))
 }
 
 /// `GET /_matrix/client/v3/joined_rooms`.
@@ -89,15 +77,8 @@ pub(crate) async fn joined_rooms(State(s): State<Arc<Shared>>, me: Me) -> Answer
     let rooms: Vec<String> = conversations(&me)
         .await?
         .iter()
-        .filter(|c| Membership::of(c) == Membership::Join)
-        .map(|conv| {
-            RoomView {
-                me: &me,
-                server: &s.config.server_name,
-                conv,
-            }
-            .room_id()
-        })
+        .filter(|l| l.membership() == Membership::Join)
+        .map(|l| crate::ids::room_id(me.name(), l.address(), &s.config.server_name))
         .collect();
     Ok(Json(json!({ "joined_rooms": rooms })))
 }
@@ -106,16 +87,31 @@ pub(crate) async fn joined_rooms(State(s): State<Arc<Shared>>, me: Me) -> Answer
 struct CreateRoomBody {
     #[serde(default)]
     invite: Vec<String>,
+    #[serde(default)]
+    is_direct: bool,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
 }
 
 /// `POST /_matrix/client/v3/createRoom`: a DM with one Session user (`invite:
-/// ["@05…:server"]`) opens that conversation. Anything else cannot be a Session conversation.
+/// ["@05…:server"]`, or `is_direct`) opens that conversation; a room with a `name` or several
+/// Session users invited (and no `is_direct`) creates a Session group with the user as its
+/// admin. Anything else cannot be a Session conversation.
 pub(crate) async fn create_room(State(s): State<Arc<Shared>>, me: Me, body: Body) -> Answer {
     let body: CreateRoomBody = body.json()?;
+    let server = &s.config.server_name;
+    if !body.is_direct && (body.invite.len() > 1 || body.name.is_some()) {
+        let room =
+            crate::kinds::create_group(&me, server, body.name, body.topic, &body.invite).await?;
+        return Ok(Json(json!({ "room_id": room })));
+    }
     let only_dms = || {
         MatrixError::Unsupported(
-            "a room here is a one-to-one Session conversation: invite exactly one Session user \
-             (@<Account ID>:server)"
+            "a room here is a Session conversation: invite exactly one Session user \
+             (@<Account ID>:server) for a one-to-one room, or give a name (and invite any \
+             number) for a group"
                 .into(),
         )
     };
@@ -129,20 +125,50 @@ pub(crate) async fn create_room(State(s): State<Arc<Shared>>, me: Me, body: Body
 }
 
 /// `POST /_matrix/client/v3/join/{roomIdOrAlias}` and `/rooms/{roomId}/join`: opens the
-/// conversation (accepts a message request).
+/// conversation (accepts a message request), accepts a group invitation, or joins a community
+/// room by its URL (the percent-encoded URL, or `#<URL>:<server>`, in place of the room id).
 pub(crate) async fn join(State(s): State<Arc<Shared>>, me: Me, Path(room): Path<String>) -> Answer {
-    let peer =
-        parse_room(&room, me.name(), &s.config.server_name).ok_or(MatrixError::UnknownRoom)?;
+    let server = &s.config.server_name;
+    if let Some(url) = crate::kinds::community_url(&room, server) {
+        let id = crate::kinds::join_community(&me, server, url).await?;
+        if let Some(address) = parse_room(&id, me.name(), server) {
+            s.identity(me.name()).room_changed(&address);
+        }
+        return Ok(Json(json!({ "room_id": id })));
+    }
+    let peer = parse_room(&room, me.name(), server).ok_or(MatrixError::UnknownRoom)?;
+    if crate::kinds::is_group(&peer) {
+        let id = crate::kinds::join_group(&me, server, &peer).await?;
+        return Ok(Json(json!({ "room_id": id })));
+    }
+    if crate::ids::is_room_address(&peer) {
+        // Joined already: nothing to do; left: only its URL can join it again.
+        return match conversation(&s, &me, &room).await {
+            Ok(l) if l.membership() == Membership::Join => Ok(Json(json!({ "room_id": room }))),
+            _ => Err(crate::kinds::rejoin_refused()),
+        };
+    }
     open(&s, &me, &peer).await
 }
 
-/// `POST /_matrix/client/v3/rooms/{roomId}/leave`.
+/// `POST /_matrix/client/v3/rooms/{roomId}/leave`: leaves the conversation, declines a group
+/// invitation or leaves the group, leaves a community room.
 pub(crate) async fn leave(
     State(s): State<Arc<Shared>>,
     me: Me,
     Path(room): Path<String>,
 ) -> Answer {
     let peer = peer_of(&s, &me, &room)?;
+    if crate::kinds::is_group(&peer) {
+        let loaded = conversation(&s, &me, &room).await?;
+        crate::kinds::leave_group(&me, &loaded).await?;
+        return Ok(Json(json!({})));
+    }
+    if crate::ids::is_room_address(&peer) {
+        crate::kinds::leave_community(&me, &peer).await?;
+        s.identity(me.name()).room_changed(&peer);
+        return Ok(Json(json!({})));
+    }
     me.client
         .conversations
         .clone()
@@ -166,12 +192,8 @@ pub(crate) async fn forget(
     Ok(Json(json!({})))
 }
 
-#[derive(Debug, Deserialize)]
-struct InviteBody {
-    user_id: String,
-}
-
-/// `POST /_matrix/client/v3/rooms/{roomId}/invite`: the contact is in its room already; nobody
+/// `POST /_matrix/client/v3/rooms/{roomId}/invite`: in a group, an admin invites a Session
+/// user (with the history); in a one-to-one room the contact is in its room already and nobody
 /// else can be.
 pub(crate) async fn invite(
     State(s): State<Arc<Shared>>,
@@ -179,14 +201,41 @@ pub(crate) async fn invite(
     Path(room): Path<String>,
     body: Body,
 ) -> Answer {
-    let body: InviteBody = body.json()?;
+    let body: crate::kinds::UserBody = body.json()?;
     let conv = joined(&s, &me, &room).await?;
+    if let crate::kinds::Extra::Group { group, .. } = &conv.extra {
+        if !group.admin {
+            return Err(MatrixError::Forbidden(
+                "only an admin of the group can invite".into(),
+            ));
+        }
+        crate::kinds::invite(&me, &s.config.server_name, conv.address(), &body.user_id).await?;
+        return Ok(Json(json!({})));
+    }
+    if matches!(conv.extra, crate::kinds::Extra::Community { .. }) {
+        return Err(MatrixError::Forbidden(
+            "a community room is open: share its URL instead of inviting".into(),
+        ));
+    }
     match parse_user(&body.user_id, &s.config.server_name, false) {
-        Some(LocalUser::Ghost(p)) if p == conv.account_id => Ok(Json(json!({}))),
+        Some(LocalUser::Ghost(p)) if p == conv.address() => Ok(Json(json!({}))),
         _ => Err(MatrixError::Forbidden(
             "a Session conversation has exactly two members".into(),
         )),
     }
+}
+
+/// `POST /_matrix/client/v3/rooms/{roomId}/kick`: an admin removes a member of a group.
+pub(crate) async fn kick(
+    State(s): State<Arc<Shared>>,
+    me: Me,
+    Path(room): Path<String>,
+    body: Body,
+) -> Answer {
+    let body: crate::kinds::UserBody = body.json()?;
+    let conv = joined(&s, &me, &room).await?;
+    crate::kinds::kick(&me, &s.config.server_name, &conv, &body.user_id).await?;
+    Ok(Json(json!({})))
 }
 
 /// `GET /_matrix/client/v3/rooms/{roomId}/state`.
@@ -196,11 +245,7 @@ pub(crate) async fn state(
     Path(room): Path<String>,
 ) -> Answer {
     let conv = conversation(&s, &me, &room).await?;
-    let view = RoomView {
-        me: &me,
-        server: &s.config.server_name,
-        conv: &conv,
-    };
+    let view = conv.view(&me, &s.config.server_name);
     let id = view.room_id();
     Ok(Json(Value::Array(
         view.state()
@@ -226,11 +271,7 @@ pub(crate) async fn state_event(
     Path(StatePath { room, kind, key }): Path<StatePath>,
 ) -> Answer {
     let conv = conversation(&s, &me, &room).await?;
-    let view = RoomView {
-        me: &me,
-        server: &s.config.server_name,
-        conv: &conv,
-    };
+    let view = conv.view(&me, &s.config.server_name);
     view.state()
         .into_iter()
         .find(|e| e["type"] == kind && e["state_key"] == key)
@@ -252,6 +293,27 @@ pub(crate) async fn put_state(
     body: Body,
 ) -> Answer {
     let conv = joined(&s, &me, &room).await?;
+    match &conv.extra {
+        crate::kinds::Extra::Group { .. } => {
+            let id = crate::kinds::put_group_state(
+                &me,
+                &s.config.server_name,
+                &conv,
+                &kind,
+                &key,
+                &body,
+            )
+            .await?;
+            return Ok(Json(json!({ "event_id": id })));
+        }
+        crate::kinds::Extra::Community { .. } => {
+            return Err(MatrixError::Forbidden(format!(
+                "{kind} of a community room is set on its server, not here"
+            )))
+        }
+        crate::kinds::Extra::Direct => {}
+    }
+    let conv = conv.conv;
     if kind == crate::interact::TIMER_EVENT && key.is_empty() {
         return crate::interact::put_timer(&me, &conv.account_id, &body).await;
     }
@@ -282,11 +344,7 @@ pub(crate) async fn members(
     Path(room): Path<String>,
 ) -> Answer {
     let conv = conversation(&s, &me, &room).await?;
-    let view = RoomView {
-        me: &me,
-        server: &s.config.server_name,
-        conv: &conv,
-    };
+    let view = conv.view(&me, &s.config.server_name);
     let id = view.room_id();
     let chunk: Vec<Value> = view
         .state()
@@ -304,11 +362,10 @@ pub(crate) async fn joined_members(
     Path(room): Path<String>,
 ) -> Answer {
     let conv = joined(&s, &me, &room).await?;
-    let view = RoomView {
-        me: &me,
-        server: &s.config.server_name,
-        conv: &conv,
-    };
+    let view = conv.view(&me, &s.config.server_name);
+    if let Some(joined) = view.kind_joined() {
+        return Ok(Json(json!({ "joined": joined })));
+    }
     Ok(Json(json!({ "joined": {
         me.user_id.clone(): { "display_name": me.display_name(), "avatar_url": null },
         view.ghost(): { "display_name": view.peer_name(), "avatar_url": null },
@@ -366,16 +423,12 @@ pub(crate) async fn messages(
             before_seq,
             page_size: i32::try_from(limit.saturating_mul(3).min(1000)).unwrap_or(1000),
             newest_first: backwards,
-            peer: conv.account_id.clone(),
+            peer: conv.address().to_owned(),
             ..Default::default()
         })
         .await?
         .into_inner();
-    let view = RoomView {
-        me: &me,
-        server: &s.config.server_name,
-        conv: &conv,
-    };
+    let view = conv.view(&me, &s.config.server_name);
     let ids = s.identity(me.name());
     let room_id = view.room_id();
     let mut chunk = Vec::new();
@@ -387,7 +440,7 @@ pub(crate) async fn messages(
             break;
         }
         last = Some(ev.seq);
-        if let Some(v) = view.timeline_event(ev, &ids) {
+        for v in view.timeline_events(ev, &ids) {
             chunk.push(with_room(v, &room_id));
         }
     }
@@ -417,11 +470,7 @@ pub(crate) async fn event(
     Path((room, event)): Path<(String, String)>,
 ) -> Answer {
     let conv = conversation(&s, &me, &room).await?;
-    let view = RoomView {
-        me: &me,
-        server: &s.config.server_name,
-        conv: &conv,
-    };
+    let view = conv.view(&me, &s.config.server_name);
     let not_found = || MatrixError::NotFound("no such event in this room".into());
     let Some(seq) = parse_event_id(&event) else {
         // A fixed state event?
@@ -442,7 +491,7 @@ pub(crate) async fn event(
             before_seq: seq.saturating_add(1),
             page_size: 1,
             newest_first: false,
-            peer: conv.account_id.clone(),
+            peer: conv.address().to_owned(),
             ..Default::default()
         })
         .await?
@@ -450,7 +499,7 @@ pub(crate) async fn event(
     let ids = s.identity(me.name());
     page.events
         .first()
-        .and_then(|ev| view.timeline_event(ev, &ids))
+        .and_then(|ev| view.timeline_events(ev, &ids).into_iter().next())
         .map(|v| Json(with_room(v, &view.room_id())))
         .ok_or_else(not_found)
 }
@@ -481,7 +530,10 @@ pub(crate) async fn send(
     peer_of(&s, &me, &room)?;
     if kind == "m.reaction" {
         let conv = joined(&s, &me, &room).await?;
-        return crate::interact::send_reaction(&me, &conv.account_id, &body).await;
+        if matches!(conv.extra, crate::kinds::Extra::Community { .. }) {
+            return crate::interact::send_room_reaction(&me, &conv, &body).await;
+        }
+        return crate::interact::send_reaction(&me, conv.address(), &body).await;
     }
     if kind != "m.room.message" {
         return Err(MatrixError::Unsupported(format!(
@@ -517,14 +569,14 @@ pub(crate) async fn send(
         return Err(MatrixError::param("txnId", "empty or too long"));
     }
     let conv = joined(&s, &me, &room).await?;
-    let reply_to = crate::interact::reply_of(&me, &conv.account_id, &raw).await?;
+    let reply_to = crate::interact::reply_of(&me, conv.address(), &raw).await?;
     let sent = me
         .client
         .messages
         .clone()
         .send_message(SendMessageRequest {
             identity: me.name().to_owned(),
-            recipient: conv.account_id,
+            recipient: conv.conv.account_id,
             text,
             idempotency_key: key,
             reply_to,
@@ -566,6 +618,18 @@ pub(crate) async fn typing(
     me.require_self(&user)?;
     let body: TypingBody = body.json()?;
     let peer = peer_of(&s, &me, &room)?;
+    if !sessiond_api::client::looks_like_account_id(&peer) {
+        // Session has no typing notices in groups and community rooms: the user's own
+        // clients still see it.
+        conversation(&s, &me, &room).await?;
+        let timeout = body
+            .timeout
+            .map_or(TYPING_DEFAULT_MS, |t| t as u64)
+            .clamp(1, TYPING_MAX_MS);
+        s.identity(me.name())
+            .set_own_typing(&peer, body.typing, Duration::from_millis(timeout));
+        return Ok(Json(json!({})));
+    }
     let result = me
         .client
         .messages

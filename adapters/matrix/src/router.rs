@@ -49,6 +49,7 @@ fn client_api() -> Router<Arc<Shared>> {
         .route("/rooms/:room/leave", post(rooms::leave))
         .route("/rooms/:room/forget", post(rooms::forget))
         .route("/rooms/:room/invite", post(rooms::invite))
+        .route("/rooms/:room/kick", post(rooms::kick))
         .route("/rooms/:room/state", get(rooms::state))
         .route(
             "/rooms/:room/state/:kind",
@@ -243,7 +244,7 @@ mod tests {
             "/_matrix/client/v9/sync",
             "/",
             "/_matrix/client/v3",
-            "/_matrix/client/v3/rooms/x/kick",
+            "/_matrix/client/v3/rooms/x/ban",
         ] {
             let (status, code, cors) = call("GET", path).await;
             assert_eq!(

@@ -98,6 +98,8 @@ struct Inner {
     own_typing_gen: u64,
     /// Type → (content, eph of the change).
     account_data: BTreeMap<String, (Value, u64)>,
+    /// Community room address → eph of its join or leave through this adapter.
+    rooms: HashMap<String, u64>,
     /// Filters by id; ids count up from 0.
     filters: VecDeque<(u64, Value)>,
     next_filter: u64,
@@ -133,6 +135,8 @@ pub(crate) struct EphemeralChanges {
     pub typing: Vec<(String, Typers)>,
     /// Account data types that changed, with the content.
     pub account_data: Vec<(String, Value)>,
+    /// Community rooms joined or left through this adapter.
+    pub rooms: Vec<String>,
 }
 
 impl IdentityState {
@@ -287,7 +291,35 @@ impl IdentityState {
                 .filter(|(_, (_, v))| *v > since)
                 .map(|(k, (c, _))| (k.clone(), c.clone()))
                 .collect(),
+            // An initial sync reads memberships from the daemon.
+            rooms: inner
+                .rooms
+                .iter()
+                .filter(|(_, v)| **v > since)
+                .map(|(k, _)| k.clone())
+                .collect(),
         }
+    }
+
+    /// Records that the user joined or left community room `address` here, so the next
+    /// incremental `/sync` shows the change (the daemon's log has no event for it).
+    pub fn room_changed(&self, address: &str) {
+        let mut inner = self.lock();
+        inner.eph += 1;
+        let eph = inner.eph;
+        if inner.rooms.len() >= MAX_FILTERS && !inner.rooms.contains_key(address) {
+            // Keep the newest; an old change was synced long ago.
+            if let Some(oldest) = inner
+                .rooms
+                .iter()
+                .min_by_key(|(_, v)| **v)
+                .map(|(k, _)| k.clone())
+            {
+                inner.rooms.remove(&oldest);
+            }
+        }
+        inner.rooms.insert(address.to_owned(), eph);
+        self.bump(&mut inner);
     }
 
     /// The user's own typing in the room with `peer` (the spec lists the user in its own

@@ -20,6 +20,7 @@ use crate::events::{m_direct, peer_of, Membership, RoomView};
 use crate::http::{Answer, Json, Query};
 use crate::ids::StreamToken;
 use crate::ignored;
+use crate::kinds::Loaded;
 use crate::state::{IdentityState, Shared, Typers};
 
 /// Timeline events per room when the filter sets no limit.
@@ -154,22 +155,21 @@ async fn sync_of(s: &Shared, me: &Me, query: &Query) -> Result<Value, MatrixErro
     }
 }
 
-/// The identity's conversations.
-pub(crate) async fn conversations(me: &Me) -> Result<Vec<Conversation>, MatrixError> {
-    let mut all = me.client.all_conversations(me.name()).await?;
-    all.retain(|c| crate::events::is_direct(c.kind));
-    Ok(all)
+/// The identity's conversations shown as rooms.
+pub(crate) async fn conversations(me: &Me) -> Result<Vec<Loaded>, MatrixError> {
+    crate::kinds::load_all(me).await
 }
 
-/// The newest `limit` timeline events of a room up to seq `end`, oldest first, with `limited`
-/// and the `prev_batch` token before them.
+/// The newest `limit` timeline events of a room up to seq `end`, oldest first, with `limited`,
+/// the `prev_batch` token before them and the member events of the posters among them (in
+/// community rooms).
 pub(crate) async fn recent(
     me: &Me,
     ids: &IdentityState,
     view: &RoomView<'_>,
     end: u64,
     limit: usize,
-) -> Result<(Vec<Value>, bool, StreamToken), MatrixError> {
+) -> Result<(Vec<Value>, bool, StreamToken, Vec<Value>), MatrixError> {
     let page = me
         .client
         .messages
@@ -188,22 +188,26 @@ pub(crate) async fn recent(
     let mut timeline = Vec::new();
     let mut oldest = None;
     let mut limited = !page.next_page_token.is_empty();
+    let mut shown = Vec::new();
     for ev in &page.events {
-        if timeline.len() == limit {
+        if timeline.len() >= limit {
             limited = true;
             break;
         }
-        if let Some(v) = view.timeline_event(ev, ids) {
-            timeline.push(v);
+        let vs = view.timeline_events(ev, ids);
+        if !vs.is_empty() {
+            timeline.extend(vs.into_iter().rev());
             oldest = Some(ev.seq);
+            shown.push(ev);
         }
     }
     timeline.reverse();
+    let members = view.poster_members(&shown);
     let prev = StreamToken {
         seq: oldest.map_or(end, |s| s - 1),
         eph: 0,
     };
-    Ok((timeline, limited, prev))
+    Ok((timeline, limited, prev, members))
 }
 
 /// The messages the user has not read in a room: those it received after its read marker
@@ -236,8 +240,10 @@ async fn unread(me: &Me, conv: &Conversation) -> Result<u64, MatrixError> {
 }
 
 /// A joined room's entry in `rooms.join`.
+#[allow(clippy::too_many_arguments)]
 fn joined_room(
     view: &RoomView<'_>,
+    posters: Vec<Value>,
     timeline: Vec<Value>,
     limited: bool,
     prev: StreamToken,
@@ -245,9 +251,11 @@ fn joined_room(
     account_data: Vec<Value>,
     unread: u64,
 ) -> Value {
+    let mut state = view.state();
+    state.extend(posters);
     json!({
         "summary": view.summary(),
-        "state": { "events": view.state() },
+        "state": { "events": state },
         "timeline": { "events": timeline, "limited": limited, "prev_batch": prev.format() },
         "ephemeral": { "events": ephemeral },
         "account_data": { "events": account_data },
@@ -287,11 +295,12 @@ async fn initial(
     let convs = conversations(me).await?;
     let server = s.config.server_name.as_str();
     let (mut join, mut invite) = (serde_json::Map::new(), serde_json::Map::new());
-    for conv in &convs {
-        let view = RoomView { me, server, conv };
+    for loaded in &convs {
+        let conv = &loaded.conv;
+        let view = loaded.view(me, server);
         match view.membership() {
             Membership::Join => {
-                let (timeline, limited, prev) = recent(me, ids, &view, end, limit).await?;
+                let (timeline, limited, prev, posters) = recent(me, ids, &view, end, limit).await?;
                 let mut ephemeral: Vec<Value> = view.receipt().into_iter().collect();
                 if let Some(who) = typing.get(view.peer()) {
                     ephemeral.push(view.typing(*who));
@@ -302,6 +311,7 @@ async fn initial(
                     view.room_id(),
                     joined_room(
                         &view,
+                        posters,
                         timeline,
                         limited,
                         prev,
@@ -321,7 +331,7 @@ async fn initial(
         }
     }
     let mut account_data = vec![
-        m_direct(me, server, &convs),
+        m_direct(me, server, convs.iter().map(|l| &l.conv)),
         json!({ "type": ignored::KIND, "content": ignored::content(me, server).await? }),
     ];
     account_data.extend(
@@ -373,8 +383,10 @@ async fn incremental(
         eph: eph.eph,
     };
     let empty = serde_json::Map::new;
-    let nothing_new =
-        page.events.is_empty() && eph.typing.is_empty() && eph.account_data.is_empty();
+    let nothing_new = page.events.is_empty()
+        && eph.typing.is_empty()
+        && eph.account_data.is_empty()
+        && eph.rooms.is_empty();
     if nothing_new && !full_state {
         return Ok((response(next, empty(), empty(), empty(), vec![]), true));
     }
@@ -385,36 +397,51 @@ async fn incremental(
     for ev in &page.events {
         if let Some(peer) = peer_of(ev) {
             by_peer.entry(peer).or_default().push(ev);
-            if matches!(ev.kind, Some(event::Kind::Conversation(_))) {
+            if matches!(
+                ev.kind,
+                Some(event::Kind::Conversation(_) | event::Kind::Group(_))
+            ) {
                 changed.insert(peer, ev.seq);
             }
         }
     }
     let typing: HashMap<&str, Typers> = eph.typing.iter().map(|(p, t)| (p.as_str(), *t)).collect();
-    let touched: BTreeSet<&str> = by_peer.keys().chain(typing.keys()).copied().collect();
+    // Community rooms joined or left through this adapter (the daemon logs no event for it).
+    let rejoined: BTreeSet<&str> = eph.rooms.iter().map(String::as_str).collect();
+    let touched: BTreeSet<&str> = by_peer
+        .keys()
+        .chain(typing.keys())
+        .chain(rejoined.iter())
+        .copied()
+        .collect();
 
     let convs = conversations(me).await?;
     let server = s.config.server_name.as_str();
     let (mut join, mut invite, mut leave) = (empty(), empty(), empty());
-    for conv in convs.iter().filter(|c| {
+    for loaded in convs.iter().filter(|l| {
         // full_state: every joined room (with its whole state, as always here), changed or not.
-        touched.contains(c.account_id.as_str())
-            || (full_state && Membership::of(c) == Membership::Join)
+        touched.contains(l.address()) || (full_state && l.membership() == Membership::Join)
     }) {
-        let view = RoomView { me, server, conv };
+        let conv = &loaded.conv;
+        let view = loaded.view(me, server);
         let peer = view.peer();
         let events = by_peer.get(peer).map(Vec::as_slice).unwrap_or(&[]);
         let cc_seq = changed.get(peer).copied();
         match view.membership() {
             Membership::Join => {
-                let newly = cc_seq.is_some() && !was_joined(me, peer, since.seq).await?;
-                let (timeline, limited, prev) = if newly {
+                let newly = rejoined.contains(peer)
+                    || (cc_seq.is_some() && !was_joined(me, peer, since.seq).await?);
+                let (timeline, limited, prev, posters) = if newly {
                     // Joined in this batch: the room's recent history, as in an initial sync.
                     recent(me, ids, &view, next.seq, limit).await?
                 } else {
                     let mut timeline: Vec<(u64, Value)> = events
                         .iter()
-                        .filter_map(|ev| view.timeline_event(ev, ids).map(|v| (ev.seq, v)))
+                        .flat_map(|ev| {
+                            view.timeline_events(ev, ids)
+                                .into_iter()
+                                .map(|v| (ev.seq, v))
+                        })
                         .collect();
                     let limited = timeline.len() > limit;
                     if limited {
@@ -428,6 +455,7 @@ async fn incremental(
                         timeline.into_iter().map(|(_, v)| v).collect(),
                         limited,
                         prev,
+                        view.poster_members(events),
                     )
                 };
                 let mut ephemeral = Vec::new();
@@ -445,6 +473,7 @@ async fn incremental(
                     view.room_id(),
                     joined_room(
                         &view,
+                        posters,
                         timeline,
                         limited,
                         prev,
@@ -463,7 +492,43 @@ async fn incremental(
                 }
             }
             Membership::Leave => {
-                if let Some(seq) = cc_seq {
+                let left_here = rejoined.contains(peer) && cc_seq.is_none();
+                if matches!(loaded.extra, crate::kinds::Extra::Group { .. }) && cc_seq.is_some() {
+                    // The group's changes up to the leave (a kick says who by).
+                    let timeline: Vec<Value> = events
+                        .iter()
+                        .flat_map(|ev| view.timeline_events(ev, ids))
+                        .collect();
+                    let first = events.first().map_or(since.seq, |e| e.seq - 1);
+                    leave.insert(
+                        view.room_id(),
+                        json!({
+                            "state": { "events": view.state() },
+                            "timeline": {
+                                "events": timeline,
+                                "limited": false,
+                                "prev_batch": StreamToken { seq: first, eph: 0 }.format(),
+                            },
+                            "account_data": { "events": [] },
+                        }),
+                    );
+                } else if left_here {
+                    let mut ev = view.leave_event(0, now_ms());
+                    ev["event_id"] =
+                        json!(format!("$left_{}_{}", crate::ids::room_key(peer), eph.eph));
+                    leave.insert(
+                        view.room_id(),
+                        json!({
+                            "state": { "events": view.state() },
+                            "timeline": {
+                                "events": [ev],
+                                "limited": false,
+                                "prev_batch": since.format(),
+                            },
+                            "account_data": { "events": [] },
+                        }),
+                    );
+                } else if let Some(seq) = cc_seq {
                     let ts = events
                         .iter()
                         .find(|e| e.seq == seq)
@@ -486,7 +551,7 @@ async fn incremental(
     }
     let mut account_data = Vec::new();
     if !page.events.is_empty() {
-        account_data.push(m_direct(me, server, &convs));
+        account_data.push(m_direct(me, server, convs.iter().map(|l| &l.conv)));
     }
     // A block or unblock (here or on another device of the account) changes a conversation.
     if !changed.is_empty() {
@@ -533,11 +598,21 @@ async fn was_joined(me: &Me, peer: &str, at: u64) -> Result<bool, MatrixError> {
                     .as_ref()
                     .is_some_and(|c| Membership::of(c) == Membership::Join));
             }
+            Some(event::Kind::Group(g)) => {
+                return Ok(g.status == sessiond_api::v1::GroupStatus::Joined as i32);
+            }
             Some(event::Kind::Outgoing(_)) => wrote = true,
             _ => {}
         }
     }
     Ok(wrote)
+}
+
+/// Now, in ms since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
