@@ -878,6 +878,103 @@ mod tests {
         assert_eq!(n, "é".repeat(50));
     }
 
+    /// Where the identity stands in a group becomes its UserGroups entry: credentials while
+    /// invited or joined, none and a removed status when kicked or destroyed, erased when left;
+    /// a room joined or left here is written or erased; the entry's priority survives.
+    #[test]
+    fn group_and_room_edits_write_usergroups_as_libsession_does() {
+        use crate::store::{GroupRecord, GroupStatus};
+        let mut c = configs();
+        let now = 1_800_000_000_000;
+        let seed = [4u8; 32];
+        let admin = session_proto::groups::GroupAdminKeys::from_seed(&seed);
+        let mut rec = GroupRecord {
+            id: admin.id().to_string(),
+            name: "Team".into(),
+            description: String::new(),
+            status: GroupStatus::Invited,
+            admin_seed: None,
+            auth_data: Some(hex::encode([7u8; 100])),
+            inviter: None,
+            members: Vec::new(),
+            keys_messages: Vec::new(),
+            info_dump: None,
+            members_dump: None,
+            created_at_ms: 1_700_000_000_000,
+        };
+        let entry = |c: &Configs| {
+            user_groups::groups(c.get(5).expect("groups").data())
+                .into_iter()
+                .find(|g| g.id == *admin.id())
+        };
+        let edit = group_edit(&rec).expect("an edit");
+        assert!(c.apply_edit(&edit, now));
+        assert!(!c.apply_edit(&edit, now), "the same edit changes nothing");
+        let g = entry(&c).expect("listed");
+        assert!(g.invited && g.admin_seed.is_none());
+        assert_eq!((g.auth_data.len(), g.joined_at), (100, 1_700_000_000));
+        // Pinned on the phone meanwhile: the priority stays through the next edits.
+        c.edit_ns(5, |d| {
+            let mut g = g.clone();
+            g.priority = 3;
+            user_groups::set_group(d, &g)
+        })
+        .expect("pin");
+        rec.status = GroupStatus::Joined;
+        rec.admin_seed = Some(hex::encode(seed));
+        assert!(c.apply_edit(&group_edit(&rec).expect("edit"), now));
+        let g = entry(&c).expect("listed");
+        assert_eq!(
+            (g.admin_seed, g.invited, g.priority),
+            (Some(seed), false, 3)
+        );
+        assert!(g.auth_data.is_empty());
+        rec.status = GroupStatus::Kicked;
+        assert!(c.apply_edit(&group_edit(&rec).expect("edit"), now));
+        let g = entry(&c).expect("listed");
+        assert_eq!(
+            (g.admin_seed, g.auth_data.len(), g.removed_status),
+            (None, 0, 1)
+        );
+        rec.status = GroupStatus::Destroyed;
+        assert!(c.apply_edit(&group_edit(&rec).expect("edit"), now));
+        assert_eq!(entry(&c).expect("listed").removed_status, 2);
+        rec.status = GroupStatus::Left;
+        let forget = group_edit(&rec).expect("edit");
+        assert!(matches!(forget, Edit::ForgetGroup { .. }));
+        assert!(c.apply_edit(&forget, now));
+        assert!(entry(&c).is_none());
+        // Not a group ID: no edit, and a forged one changes nothing.
+        rec.id = BOB.into();
+        assert!(group_edit(&rec).is_none());
+        assert!(!c.apply_edit(
+            &Edit::ForgetGroup {
+                group_id: BOB.into()
+            },
+            now
+        ));
+
+        let room = CommunityEntry {
+            base_url: "http://127.0.0.1:8080/".into(),
+            pubkey: [2; 32],
+            room: "Lobby".into(),
+            priority: 0,
+            joined_at: 1_700_000_000,
+        };
+        assert!(c.apply_edit(&Edit::Room(room.clone()), now));
+        let rooms = user_groups::communities(c.get(5).expect("groups").data());
+        assert_eq!(rooms.len(), 1);
+        assert_eq!(rooms[0].base_url, "http://127.0.0.1:8080");
+        assert!(c.apply_edit(
+            &Edit::ForgetRoom {
+                base_url: room.base_url.clone(),
+                room: "lobby".into()
+            },
+            now
+        ));
+        assert!(user_groups::communities(c.get(5).expect("groups").data()).is_empty());
+    }
+
     #[test]
     fn nothing_is_pulled_until_every_namespace_is() {
         let mut c = configs();

@@ -515,6 +515,11 @@ fn absorb(
             if text.is_empty() && data.attachments.is_empty() {
                 continue;
             }
+            let (attachments, pointers) = data
+                .attachments
+                .iter()
+                .map(|p| crate::files::incoming_view(p, &rec.id, false))
+                .unzip();
             received.push(Received {
                 sender: msg.sender.to_string(),
                 conversation: Some(rec.id.clone()),
@@ -528,8 +533,8 @@ fn absorb(
                     .filter(|n| !n.is_empty()),
                 sync_target: None,
                 extras: Default::default(),
-                attachments: Vec::new(),
-                pointers: Vec::new(),
+                attachments,
+                pointers,
                 server_id: None,
                 edited_at_ms: None,
             });
