@@ -2,13 +2,19 @@
 //!
 //! # The JSON-lines archive (`--format jsonl`)
 //! One JSON object per line, each with a `"t"` naming its kind:
-//! 1. `header`: `format` ("sessiond-archive"), `version` (1), `exported_at_ms`, `since_ms`,
+//! 1. `header`: `format` ("sessiond-archive"), `version` (2), `exported_at_ms`, `since_ms`,
 //!    `identity` (the identity record), `seed` (64 hex characters: the archive is as secret as
 //!    a recovery password).
 //! 2. The rows ([`Row`]): `event` (`seq`, `event`: the event as stored), `index` (`peer`,
 //!    `seq`), `seen` (`hash`, `seq`), `cursor` (`namespace`, `last_hash`), `conversation` and
 //!    `contact` (`key`, `record`), `handle` (`handle`, `account_id`), `config_dump`
-//!    (`namespace`, `dump` in base64).
+//!    (`namespace`, `dump` in base64); since version 2 also `record` (`table`: `groups`,
+//!    `community_rooms`, `community_servers`, `attachments`, `disappearing` or `swarm_chores`;
+//!    `key`, `record`), `peer` (`blinded`, `base_url`: a blinded ID met on a community
+//!    server), `settings` (`record`: the identity's settings) and `expiry` (`at_ms`, `seq`,
+//!    `record`: a disappearing message's purge). Attachment files are not in the archive: an
+//!    attachment that had a local copy is exported as `pending` (not downloaded; the imported
+//!    daemon fetches it again on request while the file server still has it).
 //! 3. `end`: `lines` (the count of lines before it) and `sha256` (hex, over the bytes of every
 //!    line before it, newlines included).
 //!
@@ -33,12 +39,17 @@ use session_proto::err::{ErrorKind, HasKind};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::store::{EventKind, IdentityRecord, IdentityRows, Row, Store, StoreError, StoredEvent};
+use crate::store::{
+    EventKind, IdentityRecord, IdentityRows, RecordTable, Row, Store, StoreError, StoredEvent,
+};
 
 /// The `format` of the header.
 pub const FORMAT: &str = "sessiond-archive";
-/// The version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The version this build writes; it reads this one and every older one.
+pub const VERSION: u32 = 2;
+/// The oldest version this build reads (version 1 has no `record`, `peer`, `settings` or
+/// `expiry` lines).
+pub const OLDEST_VERSION: u32 = 1;
 
 /// Why an export or import failed.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +148,26 @@ enum Line {
     Handle { handle: String, account_id: String },
     ConfigDump { namespace: i32, dump: String },
     End { lines: u64, sha256: String },
+    Record(TableLine),
+    Peer { blinded: String, base_url: String },
+    Settings { record: Box<RawValue> },
+    Expiry(ExpiryLine),
+}
+
+/// A `record` line: a row of one of the record tables.
+#[derive(Debug, Serialize, Deserialize)]
+struct TableLine {
+    table: String,
+    key: String,
+    record: Box<RawValue>,
+}
+
+/// An `expiry` line.
+#[derive(Debug, Serialize, Deserialize)]
+struct ExpiryLine {
+    at_ms: u64,
+    seq: u64,
+    record: Box<RawValue>,
 }
 
 fn parse_line(bytes: &[u8]) -> Result<Line, serde_json::Error> {
@@ -150,6 +181,16 @@ fn parse_line(bytes: &[u8]) -> Result<Line, serde_json::Error> {
         "event" => Line::Event(serde_json::from_slice(bytes)?),
         "conversation" => Line::Conversation(serde_json::from_slice(bytes)?),
         "contact" => Line::Contact(serde_json::from_slice(bytes)?),
+        "record" => Line::Record(serde_json::from_slice(bytes)?),
+        "expiry" => Line::Expiry(serde_json::from_slice(bytes)?),
+        "settings" => {
+            #[derive(Deserialize)]
+            struct Settings {
+                record: Box<RawValue>,
+            }
+            let s: Settings = serde_json::from_slice(bytes)?;
+            Line::Settings { record: s.record }
+        }
         _ => serde_json::from_slice(bytes)?,
     })
 }
@@ -250,6 +291,21 @@ pub fn export_jsonl(
                 namespace: *namespace,
                 dump: STANDARD.encode(dump),
             },
+            Row::Record { table, key, json } => Line::Record(TableLine {
+                table: table.name().to_owned(),
+                key: key.clone(),
+                record: raw(json)?,
+            }),
+            Row::Peer { blinded, base_url } => Line::Peer {
+                blinded: blinded.clone(),
+                base_url: base_url.clone(),
+            },
+            Row::Settings { json } => Line::Settings { record: raw(json)? },
+            Row::Expiry { at_ms, seq, json } => Line::Expiry(ExpiryLine {
+                at_ms: *at_ms,
+                seq: *seq,
+                record: raw(json)?,
+            }),
         };
         w.line(&line)?;
     }
@@ -397,9 +453,9 @@ pub fn read_archive(bytes: &[u8]) -> Result<IdentityRows, ArchiveError> {
     if format != FORMAT {
         return Err(bad(format!("format {format:?} is not {FORMAT:?}")));
     }
-    if version != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
         return Err(bad(format!(
-            "version {version} is not {VERSION}, the one this sessiond reads"
+            "version {version} is not one this sessiond reads ({OLDEST_VERSION} to {VERSION})"
         )));
     }
     let identity_json = identity.get().as_bytes().to_vec();
@@ -467,6 +523,28 @@ pub fn read_archive(bytes: &[u8]) -> Result<IdentityRows, ArchiveError> {
                     .decode(dump)
                     .map_err(|_| bad(format!("line {n}: the config dump is not base64")))?,
             },
+            Line::Record(TableLine { table, key, record }) => Row::Record {
+                table: RecordTable::from_name(&table)
+                    .ok_or_else(|| bad(format!("line {n}: no table {table:?}")))?,
+                key,
+                json: record.get().as_bytes().to_vec(),
+            },
+            Line::Peer { blinded, base_url } => Row::Peer { blinded, base_url },
+            Line::Settings { record } => Row::Settings {
+                json: record.get().as_bytes().to_vec(),
+            },
+            Line::Expiry(ExpiryLine { at_ms, seq, record }) => {
+                if !seqs.contains(&seq) {
+                    return Err(bad(format!(
+                        "line {n}: the expiry names a missing event {seq}"
+                    )));
+                }
+                Row::Expiry {
+                    at_ms,
+                    seq,
+                    json: record.get().as_bytes().to_vec(),
+                }
+            }
             Line::Header(_) | Line::End { .. } => {
                 return Err(bad(format!("line {n}: a second header or end")))
             }

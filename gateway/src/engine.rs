@@ -193,6 +193,7 @@ impl Engine {
             ctx.net.clone(),
             ctx.store.clone(),
             std::time::Duration::from_millis(ctx.poll.community_interval_ms),
+            Arc::clone(&ctx.sync),
         );
         let tasks = vec![
             (

@@ -90,7 +90,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
 
-pub use archive::{IdentityRows, Row};
+pub use archive::{IdentityRows, RecordTable, Row};
 pub use community::{RoomItem, RoomPoll, RoomRecord, RoomState, ServerCursors};
 pub use err::StoreError;
 pub use files::{AttachmentChange, AttachmentRecord, AttachmentState, AttachmentView};

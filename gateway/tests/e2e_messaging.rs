@@ -2454,3 +2454,315 @@ async fn replies_reactions_unsend_receipts_and_disappearing_messages_travel_both
     // Earlier messages are still there.
     assert!(incoming(&hb, "back at you").is_some());
 }
+
+// ------------------------------------------------------------------------------------------------
+// The account's groups and rooms on its other devices (UserGroups push and adoption)
+// ------------------------------------------------------------------------------------------------
+
+/// The account's UserGroups config as a fresh device merges it from the swarm: its groups and
+/// community rooms.
+async fn swarm_user_groups(
+    raw: &session_net::NetClient,
+    keys: &IdentityKeys,
+) -> (
+    Vec<session_proto::config::user_groups::GroupEntry>,
+    Vec<session_proto::config::user_groups::CommunityEntry>,
+) {
+    use session_proto::config::object::USER_GROUPS;
+    use session_proto::config::{user_groups, Config, ConfigKeys};
+    let account = UserPubkey(*keys.account_id().as_bytes());
+    let auth = session_net::Auth::Account(keys.signing_key().clone());
+    let got = raw
+        .retrieve(&account, 5, None, &auth)
+        .await
+        .expect("retrieve user groups")
+        .messages;
+    let mut config = Config::new(USER_GROUPS, ConfigKeys::user(keys));
+    let msgs: Vec<(&str, &[u8])> = got
+        .iter()
+        .map(|m| (m.hash.as_str(), m.data.0.as_slice()))
+        .collect();
+    config.merge(&msgs, 0);
+    (
+        user_groups::groups(config.data()),
+        user_groups::communities(config.data()),
+    )
+}
+
+/// A creates a group with B and joins a community room through the API: both go to A's
+/// UserGroups (the group with its admin seed, the room with its server key), B's invitation
+/// and acceptance go to B's; a second device restored from A's recovery password shows the
+/// group (name, members, admin) and the room; leaving the room on A erases its entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_device_shows_the_groups_and_rooms_joined_on_the_first() {
+    use sessiond_api::v1::{LeaveRoomRequest, ListRoomsRequest, RestoreIdentityRequest};
+
+    let n = community_net("e2e-groups-sync").await;
+    let (a, b) = (n.daemon("a").await, n.daemon("b").await);
+    let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
+    let alice = create(&mut ca, "alice").await;
+    let bob = create(&mut cb, "bob").await;
+    let (alice_keys, bob_keys) = (
+        keys_of(&mut ca, "alice").await,
+        keys_of(&mut cb, "bob").await,
+    );
+    let gid = ca
+        .groups
+        .create_group(CreateGroupRequest {
+            identity: "alice".into(),
+            name: "Climbers".into(),
+            description: "ropes".into(),
+            members: vec![bob.clone()],
+        })
+        .await
+        .expect("create group")
+        .into_inner()
+        .group
+        .expect("group")
+        .group_id;
+    let lobby = join(&mut ca, "alice", &server(&n).room_url("lobby").to_string())
+        .await
+        .room_id;
+    let raw = raw_client(&n).await;
+    let server_key = server(&n).pubkey();
+
+    // A's UserGroups holds the group (as its admin) and the room.
+    eventually("A's UserGroups push", || {
+        let (raw, keys, gid) = (raw.clone(), alice_keys.clone(), gid.clone());
+        async move {
+            let (groups, rooms) = swarm_user_groups(&raw, &keys).await;
+            let g = groups.iter().find(|g| g.id.to_string() == gid);
+            let room = rooms.iter().find(|r| r.room == "lobby");
+            match (g, room) {
+                (Some(g), Some(r)) if g.admin_seed.is_some() && !g.invited => {
+                    assert_eq!(g.name, "Climbers");
+                    assert!(g.auth_data.is_empty() && g.joined_at > 0);
+                    assert_eq!(r.pubkey, server_key);
+                    Ok(())
+                }
+                _ => Err(format!("{groups:?} {rooms:?}")),
+            }
+        }
+    })
+    .await;
+    // B's holds the invitation (with its auth data), then the accepted group.
+    group_until(&mut cb, "bob", &gid, |g| {
+        g.status == GroupStatus::Invited as i32
+    })
+    .await;
+    let bob_entry = |invited: bool| {
+        let (raw, keys, gid) = (raw.clone(), bob_keys.clone(), gid.clone());
+        async move {
+            let (groups, _) = swarm_user_groups(&raw, &keys).await;
+            match groups.iter().find(|g| g.id.to_string() == gid) {
+                Some(g) if g.invited == invited => {
+                    assert_eq!(g.auth_data.len(), 100);
+                    assert!(g.admin_seed.is_none());
+                    Ok(())
+                }
+                _ => Err(format!("{groups:?}")),
+            }
+        }
+    };
+    eventually("B's invitation in UserGroups", || bob_entry(true)).await;
+    cb.groups
+        .accept_invitation(AcceptInvitationRequest {
+            identity: "bob".into(),
+            group_id: gid.clone(),
+        })
+        .await
+        .expect("accept");
+    eventually("B's accepted group in UserGroups", || bob_entry(false)).await;
+
+    // A second device of A, restored from its recovery password.
+    let a2 = n.daemon("a2").await;
+    let mut c2 = admin(&a2).await;
+    c2.ids
+        .restore_identity(RestoreIdentityRequest {
+            name: "me".into(),
+            recovery_password: alice_keys.recovery_password().expect("words").to_string(),
+        })
+        .await
+        .expect("restore");
+    let g = group_until(&mut c2, "me", &gid, |g| {
+        g.name == "Climbers" && g.member_count == 2
+    })
+    .await;
+    assert!(g.admin, "{g:?}");
+    assert_eq!(g.status, GroupStatus::Joined as i32);
+    assert_eq!(g.description, "ropes");
+    let members = c2
+        .groups
+        .list_group_members(ListGroupMembersRequest {
+            identity: "me".into(),
+            group_id: gid.clone(),
+        })
+        .await
+        .expect("members")
+        .into_inner()
+        .members;
+    let mut ids: Vec<&str> = members.iter().map(|m| m.account_id.as_str()).collect();
+    ids.sort();
+    let mut want = vec![alice.as_str(), bob.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    let rooms = eventually("the room on the second device", || {
+        let mut c = clone_clients(&c2);
+        let lobby = lobby.clone();
+        async move {
+            let rooms = c
+                .rooms
+                .list_rooms(ListRoomsRequest {
+                    identity: "me".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("list")
+                .into_inner()
+                .rooms;
+            if rooms.iter().any(|r| r.room_id == lobby) {
+                Ok(rooms)
+            } else {
+                Err(format!("{rooms:?}"))
+            }
+        }
+    })
+    .await;
+    assert_eq!(rooms.len(), 1);
+
+    // Leaving the room on A erases it from A's UserGroups (the group stays).
+    ca.rooms
+        .leave_room(LeaveRoomRequest {
+            identity: "alice".into(),
+            room_id: lobby.clone(),
+        })
+        .await
+        .expect("leave");
+    eventually("the room's entry erased", || {
+        let (raw, keys, gid) = (raw.clone(), alice_keys.clone(), gid.clone());
+        async move {
+            let (groups, rooms) = swarm_user_groups(&raw, &keys).await;
+            if rooms.is_empty() && groups.iter().any(|g| g.id.to_string() == gid) {
+                Ok(())
+            } else {
+                Err(format!("{groups:?} {rooms:?}"))
+            }
+        }
+    })
+    .await;
+    raw.shutdown().await;
+    a.terminate();
+    b.terminate();
+    a2.terminate();
+    n.devnet.shutdown().await;
+}
+
+/// B declines A's invitation: the group is left, its UserGroups entry erased, a second decline
+/// or an unknown or malformed group is refused; after B's daemon restarts (and reads its swarm,
+/// the old invitation included, from the start) the declined group stays declined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_invitation_stays_declined_after_a_restart() {
+    use sessiond_api::v1::DeclineInvitationRequest;
+
+    let n = net("e2e-group-decline", FAST_CONFIG).await;
+    let (a, b) = (n.daemon("a").await, n.daemon("b").await);
+    let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
+    create(&mut ca, "alice").await;
+    let bob = create(&mut cb, "bob").await;
+    let bob_keys = keys_of(&mut cb, "bob").await;
+    let gid = ca
+        .groups
+        .create_group(CreateGroupRequest {
+            identity: "alice".into(),
+            name: "Not for me".into(),
+            members: vec![bob.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("create group")
+        .into_inner()
+        .group
+        .expect("group")
+        .group_id;
+    group_until(&mut cb, "bob", &gid, |g| {
+        g.status == GroupStatus::Invited as i32
+    })
+    .await;
+    let raw = raw_client(&n).await;
+    let listed = |present: bool| {
+        let (raw, keys, gid) = (raw.clone(), bob_keys.clone(), gid.clone());
+        async move {
+            let (groups, _) = swarm_user_groups(&raw, &keys).await;
+            if groups.iter().any(|g| g.id.to_string() == gid) == present {
+                Ok(())
+            } else {
+                Err(format!("{groups:?}"))
+            }
+        }
+    };
+    eventually("the invitation in B's UserGroups", || listed(true)).await;
+
+    let declining = clone_clients(&cb);
+    let decline = |group: String| {
+        let mut c = clone_clients(&declining);
+        async move {
+            c.groups
+                .decline_invitation(DeclineInvitationRequest {
+                    identity: "bob".into(),
+                    group_id: group,
+                })
+                .await
+        }
+    };
+    decline(gid.clone()).await.expect("decline");
+    let g = group_until(&mut cb, "bob", &gid, |g| {
+        g.status == GroupStatus::Left as i32
+    })
+    .await;
+    assert_eq!(g.name, "Not for me");
+    assert_eq!(
+        code_of(decline(gid.clone()).await),
+        tonic::Code::FailedPrecondition
+    );
+    assert_eq!(
+        code_of(decline(format!("03{}", "12".repeat(32))).await),
+        tonic::Code::NotFound
+    );
+    assert_eq!(
+        code_of(decline(bob.clone()).await),
+        tonic::Code::InvalidArgument
+    );
+    assert_eq!(
+        code_of(decline("03zz".into()).await),
+        tonic::Code::InvalidArgument
+    );
+    eventually("the entry erased from B's UserGroups", || listed(false)).await;
+
+    // Restarted, B reads its swarm from the start: the old invitation does not bring the
+    // group back, and nothing else does.
+    b.terminate();
+    let b = n.daemon("b").await;
+    let mut cb = admin(&b).await;
+    eventually("B's first pull after the restart", || {
+        let mut c = clone_clients(&cb);
+        async move {
+            let i = identity(&mut c, "bob").await;
+            i.configs_pulled.then_some(()).ok_or(format!("{i:?}"))
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let g = group_until(&mut cb, "bob", &gid, |_| true).await;
+    assert_eq!(g.status, GroupStatus::Left as i32, "{g:?}");
+    let log = history(&mut cb, "bob").await;
+    let invitations = log
+        .iter()
+        .filter(|e| matches!(&e.kind,
+            Some(event::Kind::Group(c)) if c.group_id == gid && c.status == GroupStatus::Invited as i32))
+        .count();
+    assert_eq!(invitations, 1, "the invitation was recorded once");
+    raw.shutdown().await;
+    a.terminate();
+    b.terminate();
+    n.devnet.shutdown().await;
+}

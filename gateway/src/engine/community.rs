@@ -205,6 +205,8 @@ pub struct Communities {
     interval: Duration,
     /// Wakes the poller (a room was joined, a post made): every server is polled now.
     wake: Notify,
+    /// Config sync: joins and leaves go to the account's UserGroups.
+    sync: Arc<super::configsync::SyncHub>,
 }
 
 /// When a server is polled next.
@@ -219,12 +221,18 @@ type Target = (IdentityId, String);
 impl Communities {
     /// The communities side over a network client and a store, polling each server every
     /// `interval`.
-    pub fn new(net: NetClient, store: Store, interval: Duration) -> Arc<Communities> {
+    pub fn new(
+        net: NetClient,
+        store: Store,
+        interval: Duration,
+        sync: Arc<super::configsync::SyncHub>,
+    ) -> Arc<Communities> {
         Arc::new(Communities {
             net,
             store,
             interval: interval.max(Duration::from_millis(50)),
             wake: Notify::new(),
+            sync,
         })
     }
 
@@ -355,11 +363,24 @@ impl Communities {
         };
         let id = record.id;
         let r = room.clone();
+        let sync = Arc::clone(&self.sync);
+        let entry = CommunityEntry {
+            base_url: room.base_url.clone(),
+            pubkey,
+            room: room.token.clone(),
+            priority: 0,
+            joined_at: i64::try_from(room.joined_at_ms / 1000).unwrap_or(0),
+        };
         let added = self
             .blocking(move |s| {
+                // The store write and the UserGroups edit are one local change.
+                let _local = sync.local_change();
                 let added = s.join_community_room(id, &r)?;
                 let title = r.state.as_ref().map(|st| st.name.as_str());
                 s.open_shared_conversation(id, &r.address, title, now_ms())?;
+                if added {
+                    sync.edit(id, super::configsync::Edit::Room(entry));
+                }
                 Ok(added)
             })
             .await?;
@@ -374,8 +395,20 @@ impl Communities {
     pub async fn leave(&self, identity: &str, address: &str) -> Result<bool, RoomError> {
         let (record, _) = self.identity(identity).await?;
         let a = address.to_owned();
+        let sync = Arc::clone(&self.sync);
         self.blocking(move |s| {
+            let _local = sync.local_change();
+            let room = s.community_room(record.id, &a)?;
             let left = s.leave_community_room(record.id, &a)?;
+            if let Some(room) = room.filter(|_| left) {
+                sync.edit(
+                    record.id,
+                    super::configsync::Edit::ForgetRoom {
+                        base_url: room.base_url,
+                        room: room.token,
+                    },
+                );
+            }
             if left {
                 match s.leave_conversation(record.id, &a, now_ms()) {
                     Ok(_) | Err(StoreError::UnknownConversation { .. }) => {}

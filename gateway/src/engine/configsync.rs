@@ -112,6 +112,69 @@ pub enum Edit {
         /// The time of the newest message read, ms.
         read_ms: u64,
     },
+    /// A group of the account was created, an invitation came or was accepted, the identity
+    /// was promoted, kicked, or the group destroyed: its UserGroups entry is written as
+    /// libsession writes it (priority, mute and notifications keep the values the entry has).
+    Group(GroupEntry),
+    /// A group was left or its invitation declined: its UserGroups entry is erased.
+    ForgetGroup {
+        /// The group's `03…` ID.
+        group_id: String,
+    },
+    /// A community room was joined here: its UserGroups entry is written.
+    Room(CommunityEntry),
+    /// A community room was left here: its UserGroups entry is erased.
+    ForgetRoom {
+        /// The server's base URL.
+        base_url: String,
+        /// The room token.
+        room: String,
+    },
+}
+
+/// The UserGroups edit that says where the identity stands in a group now: set for invited,
+/// joined (with the admin seed or the member auth data), kicked and destroyed (without
+/// credentials, removed status 1 or 2, as libsession's `mark_kicked`/`mark_destroyed`); erased
+/// when left. `None` for a record whose ID is not a group ID.
+pub fn group_edit(rec: &crate::store::GroupRecord) -> Option<Edit> {
+    use crate::store::GroupStatus;
+    let id = rec
+        .id
+        .parse::<AccountId>()
+        .ok()
+        .filter(|id| id.prefix() == Some(Prefix::Group))?;
+    let credentials = matches!(rec.status, GroupStatus::Invited | GroupStatus::Joined);
+    let admin_seed = rec
+        .admin_seed
+        .as_deref()
+        .and_then(|s| hex::decode(s).ok())
+        .and_then(|s| <[u8; 32]>::try_from(s).ok())
+        .filter(|_| credentials);
+    let auth_data = match (&admin_seed, &rec.auth_data) {
+        (None, Some(a)) if credentials => hex::decode(a).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let removed_status = match rec.status {
+        GroupStatus::Kicked => 1,
+        GroupStatus::Destroyed => 2,
+        GroupStatus::Left => {
+            return Some(Edit::ForgetGroup {
+                group_id: id.to_string(),
+            })
+        }
+        GroupStatus::Invited | GroupStatus::Joined => 0,
+    };
+    Some(Edit::Group(GroupEntry {
+        id,
+        name: clip(&rec.name).to_owned(),
+        admin_seed,
+        auth_data,
+        invited: rec.status == GroupStatus::Invited,
+        joined_at: i64::try_from(rec.created_at_ms / 1000).unwrap_or(0),
+        priority: 0,
+        removed_status,
+        mute_until: 0,
+    }))
 }
 
 /// What the API can ask about an identity's config sync.
@@ -319,6 +382,43 @@ impl Configs {
                 }),
                 None => Ok(false),
             },
+            Edit::Group(g) => self.edit_ns(5, |d| {
+                let mut g = g.clone();
+                if let Some(old) = user_groups::groups(d).into_iter().find(|o| o.id == g.id) {
+                    g.priority = old.priority;
+                    g.mute_until = old.mute_until;
+                    if old.joined_at > 0 {
+                        g.joined_at = old.joined_at;
+                    }
+                }
+                user_groups::set_group(d, &g)
+            }),
+            Edit::ForgetGroup { group_id } => match group_id.parse::<AccountId>() {
+                Ok(id) if id.prefix() == Some(Prefix::Group) => self.edit_ns(5, |d| {
+                    user_groups::erase_group(d, &id);
+                    Ok(())
+                }),
+                _ => Ok(false),
+            },
+            Edit::Room(c) => self.edit_ns(5, |d| {
+                let mut c = c.clone();
+                let url = user_groups::canonical_url(&c.base_url);
+                if let Some(old) = user_groups::communities(d)
+                    .into_iter()
+                    .find(|o| o.base_url == url && o.room.to_lowercase() == c.room.to_lowercase())
+                {
+                    c.priority = old.priority;
+                    if old.joined_at > 0 {
+                        c.joined_at = old.joined_at;
+                    }
+                }
+                user_groups::set_community(d, &c);
+                Ok(())
+            }),
+            Edit::ForgetRoom { base_url, room } => self.edit_ns(5, |d| {
+                user_groups::erase_community(d, base_url, room);
+                Ok(())
+            }),
         };
         match r {
             Ok(changed) => changed,
@@ -617,11 +717,26 @@ async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<bo
             _ => None,
         })
         .collect();
+    let (groups, rooms) = state.get(5).map_or_else(Default::default, |c| {
+        (
+            user_groups::groups(c.data()),
+            user_groups::communities(c.data()),
+        )
+    });
+    let (adopt_groups, adopt_rooms) = (groups.clone(), rooms.clone());
     let now = now_ms();
     let hub = Arc::clone(&ctx.sync);
     let written = ctx
         .blocking(move |s| {
             hub.unless_edited(id, || {
+                // Groups and rooms of the account's other devices are joined here too (only
+                // ones this daemon does not know: what it left or was removed from stays so).
+                if !adopt_groups.is_empty() {
+                    super::groups::adopt(s, id, &adopt_groups, now)?;
+                }
+                if !adopt_rooms.is_empty() {
+                    super::community::adopt(s, id, &adopt_rooms, now)?;
+                }
                 if name.is_some() {
                     s.set_display_name(&identity, name.as_deref())?;
                 }
@@ -642,26 +757,12 @@ async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<bo
         return Ok(false);
     }
     if let Some(g) = state.get(5) {
-        let (groups, communities) = (
-            user_groups::groups(g.data()),
-            user_groups::communities(g.data()),
-        );
         let legacy = user_groups::legacy_group_count(g.data());
         ctx.sync.update(id, |s| {
             s.groups = groups;
-            s.communities = communities;
+            s.communities = rooms;
             s.legacy_groups = legacy;
         });
-    }
-    // Rooms joined on the account's other devices are joined here too.
-    let rooms = state
-        .get(5)
-        .map(|c| user_groups::communities(c.data()))
-        .unwrap_or_default();
-    if !rooms.is_empty() {
-        ctx.blocking(move |s| super::community::adopt(s, id, &rooms, now_ms()))
-            .await
-            .map_err(super::poller::engine_err)?;
     }
     Ok(true)
 }
@@ -775,6 +876,103 @@ mod tests {
         assert!(c.apply_edit(&Edit::Profile { name: Some(long) }, now));
         let n = user_profile::name(c.get(2).expect("profile").data()).expect("name");
         assert_eq!(n, "é".repeat(50));
+    }
+
+    /// Where the identity stands in a group becomes its UserGroups entry: credentials while
+    /// invited or joined, none and a removed status when kicked or destroyed, erased when left;
+    /// a room joined or left here is written or erased; the entry's priority survives.
+    #[test]
+    fn group_and_room_edits_write_usergroups_as_libsession_does() {
+        use crate::store::{GroupRecord, GroupStatus};
+        let mut c = configs();
+        let now = 1_800_000_000_000;
+        let seed = [4u8; 32];
+        let admin = session_proto::groups::GroupAdminKeys::from_seed(&seed);
+        let mut rec = GroupRecord {
+            id: admin.id().to_string(),
+            name: "Team".into(),
+            description: String::new(),
+            status: GroupStatus::Invited,
+            admin_seed: None,
+            auth_data: Some(hex::encode([7u8; 100])),
+            inviter: None,
+            members: Vec::new(),
+            keys_messages: Vec::new(),
+            info_dump: None,
+            members_dump: None,
+            created_at_ms: 1_700_000_000_000,
+        };
+        let entry = |c: &Configs| {
+            user_groups::groups(c.get(5).expect("groups").data())
+                .into_iter()
+                .find(|g| g.id == *admin.id())
+        };
+        let edit = group_edit(&rec).expect("an edit");
+        assert!(c.apply_edit(&edit, now));
+        assert!(!c.apply_edit(&edit, now), "the same edit changes nothing");
+        let g = entry(&c).expect("listed");
+        assert!(g.invited && g.admin_seed.is_none());
+        assert_eq!((g.auth_data.len(), g.joined_at), (100, 1_700_000_000));
+        // Pinned on the phone meanwhile: the priority stays through the next edits.
+        c.edit_ns(5, |d| {
+            let mut g = g.clone();
+            g.priority = 3;
+            user_groups::set_group(d, &g)
+        })
+        .expect("pin");
+        rec.status = GroupStatus::Joined;
+        rec.admin_seed = Some(hex::encode(seed));
+        assert!(c.apply_edit(&group_edit(&rec).expect("edit"), now));
+        let g = entry(&c).expect("listed");
+        assert_eq!(
+            (g.admin_seed, g.invited, g.priority),
+            (Some(seed), false, 3)
+        );
+        assert!(g.auth_data.is_empty());
+        rec.status = GroupStatus::Kicked;
+        assert!(c.apply_edit(&group_edit(&rec).expect("edit"), now));
+        let g = entry(&c).expect("listed");
+        assert_eq!(
+            (g.admin_seed, g.auth_data.len(), g.removed_status),
+            (None, 0, 1)
+        );
+        rec.status = GroupStatus::Destroyed;
+        assert!(c.apply_edit(&group_edit(&rec).expect("edit"), now));
+        assert_eq!(entry(&c).expect("listed").removed_status, 2);
+        rec.status = GroupStatus::Left;
+        let forget = group_edit(&rec).expect("edit");
+        assert!(matches!(forget, Edit::ForgetGroup { .. }));
+        assert!(c.apply_edit(&forget, now));
+        assert!(entry(&c).is_none());
+        // Not a group ID: no edit, and a forged one changes nothing.
+        rec.id = BOB.into();
+        assert!(group_edit(&rec).is_none());
+        assert!(!c.apply_edit(
+            &Edit::ForgetGroup {
+                group_id: BOB.into()
+            },
+            now
+        ));
+
+        let room = CommunityEntry {
+            base_url: "http://127.0.0.1:8080/".into(),
+            pubkey: [2; 32],
+            room: "Lobby".into(),
+            priority: 0,
+            joined_at: 1_700_000_000,
+        };
+        assert!(c.apply_edit(&Edit::Room(room.clone()), now));
+        let rooms = user_groups::communities(c.get(5).expect("groups").data());
+        assert_eq!(rooms.len(), 1);
+        assert_eq!(rooms[0].base_url, "http://127.0.0.1:8080");
+        assert!(c.apply_edit(
+            &Edit::ForgetRoom {
+                base_url: room.base_url.clone(),
+                room: "lobby".into()
+            },
+            now
+        ));
+        assert!(user_groups::communities(c.get(5).expect("groups").data()).is_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use session_net::{Auth, Mailbox, NetClient, NetError, Poll, Signer};
 use session_proto::account_id::{AccountId, Prefix};
+use session_proto::config::user_groups::GroupEntry;
 use session_proto::config::Config;
 use session_proto::groups::configs::{self, Member, Status, INFO, MEMBERS};
 use session_proto::groups::control::{self, GroupUpdate};
@@ -235,60 +236,129 @@ pub fn direct_update(
     ts: u64,
     update: &GroupUpdateMessage,
     now_ms: u64,
-) -> Result<(), StoreError> {
+) -> Result<Option<GroupRecord>, StoreError> {
     let update = match control::read_direct_update(own, sender, ts, update) {
         Ok(u) => u,
         Err(e) => {
             tracing::debug!(cause = %e, "skipping a group control message");
-            return Ok(());
+            return Ok(None);
         }
     };
-    match update {
+    let written = match update {
         GroupUpdate::Invite(inv) => {
             let id = inv.group_id.to_string();
-            store.update_group(identity, &id, now_ms, |existing| match existing {
-                // Already in it: a repeated invitation (after a re-add) renews the credential.
-                Some(mut rec) if rec.status == GroupStatus::Joined => {
-                    if rec.is_admin() {
-                        return None;
+            store
+                .update_group(identity, &id, now_ms, |existing| match existing {
+                    // Already in it: a repeated invitation (after a re-add) renews the credential.
+                    Some(mut rec) if rec.status == GroupStatus::Joined => {
+                        if rec.is_admin() {
+                            return None;
+                        }
+                        rec.auth_data = Some(hex::encode(inv.auth.0));
+                        Some(rec)
                     }
-                    rec.auth_data = Some(hex::encode(inv.auth.0));
-                    Some(rec)
-                }
-                Some(mut rec) => {
-                    rec.status = GroupStatus::Invited;
-                    rec.auth_data = Some(hex::encode(inv.auth.0));
-                    rec.inviter = Some(sender.to_string());
-                    Some(rec)
-                }
-                None => Some(GroupRecord {
-                    id: id.clone(),
-                    name: inv.name.clone(),
-                    description: String::new(),
-                    status: GroupStatus::Invited,
-                    admin_seed: None,
-                    auth_data: Some(hex::encode(inv.auth.0)),
-                    inviter: Some(sender.to_string()),
-                    members: Vec::new(),
-                    keys_messages: Vec::new(),
-                    info_dump: None,
-                    members_dump: None,
-                    created_at_ms: now_ms,
-                }),
-            })?;
+                    // Declined, left or removed: only a newer invitation (a re-add) brings it back,
+                    // not the old one read again (after a restart the swarm is read from the start).
+                    Some(rec) if rec.status != GroupStatus::Invited && ts <= rec.created_at_ms => {
+                        None
+                    }
+                    Some(mut rec) => {
+                        if rec.status != GroupStatus::Invited {
+                            rec.created_at_ms = now_ms;
+                        }
+                        rec.status = GroupStatus::Invited;
+                        rec.auth_data = Some(hex::encode(inv.auth.0));
+                        rec.inviter = Some(sender.to_string());
+                        Some(rec)
+                    }
+                    None => Some(GroupRecord {
+                        id: id.clone(),
+                        name: inv.name.clone(),
+                        description: String::new(),
+                        status: GroupStatus::Invited,
+                        admin_seed: None,
+                        auth_data: Some(hex::encode(inv.auth.0)),
+                        inviter: Some(sender.to_string()),
+                        members: Vec::new(),
+                        keys_messages: Vec::new(),
+                        info_dump: None,
+                        members_dump: None,
+                        created_at_ms: now_ms,
+                    }),
+                })?
+                .0
         }
         GroupUpdate::Promote(p) => {
             let id = p.group.id().to_string();
             let seed = hex::encode(p.group.seed());
-            store.update_group(identity, &id, now_ms, |existing| {
-                let mut rec = existing?;
-                rec.admin_seed = Some(seed);
-                Some(rec)
-            })?;
+            store
+                .update_group(identity, &id, now_ms, |existing| {
+                    let mut rec = existing?;
+                    rec.admin_seed = Some(seed);
+                    Some(rec)
+                })?
+                .0
         }
-        _ => {}
+        _ => None,
+    };
+    Ok(written)
+}
+
+/// Groups listed in the account's UserGroups config that the identity does not have yet
+/// (joined or invited on another device of the account) are added: with the admin seed or
+/// the member auth data the entry gives, joined unless the entry is a pending invitation, so
+/// the poller reads their swarms (keys, info, members) from its next group round on. Entries
+/// without credentials (kicked, destroyed) and groups the identity already has (whatever
+/// their status: a group left here stays left) are skipped. Returns how many were added.
+pub fn adopt(
+    store: &Store,
+    identity: IdentityId,
+    entries: &[GroupEntry],
+    now_ms: u64,
+) -> Result<usize, StoreError> {
+    let mut added = 0;
+    for e in entries {
+        if e.removed_status != 0 || (e.admin_seed.is_none() && e.auth_data.is_empty()) {
+            continue;
+        }
+        if e.admin_seed.is_none() && MemberAuthData::from_slice(&e.auth_data).is_err() {
+            tracing::debug!(identity, "skipping a UserGroups group with bad auth data");
+            continue;
+        }
+        let id = e.id.to_string();
+        let status = if e.invited && e.admin_seed.is_none() {
+            GroupStatus::Invited
+        } else {
+            GroupStatus::Joined
+        };
+        let (written, _) = store.update_group(identity, &id, now_ms, |existing| {
+            if existing.is_some() {
+                return None;
+            }
+            Some(GroupRecord {
+                id: id.clone(),
+                name: e.name.clone(),
+                description: String::new(),
+                status,
+                admin_seed: e.admin_seed.map(hex::encode),
+                auth_data: e.admin_seed.is_none().then(|| hex::encode(&e.auth_data)),
+                inviter: None,
+                members: Vec::new(),
+                keys_messages: Vec::new(),
+                info_dump: None,
+                members_dump: None,
+                created_at_ms: u64::try_from(e.joined_at)
+                    .ok()
+                    .filter(|&j| j > 0)
+                    .map_or(now_ms, |j| j.saturating_mul(1000)),
+            })
+        })?;
+        if written.is_some() {
+            tracing::info!(identity, "added a group from the account's config");
+            added += 1;
+        }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// Runs a blocking store call off the async threads.
@@ -311,6 +381,9 @@ pub struct GroupPolled {
     pub new: usize,
     /// The swarm has more.
     pub more: bool,
+    /// Groups whose status the poll changed (kicked, destroyed), as saved: their UserGroups
+    /// entries change too.
+    pub changed: Vec<GroupRecord>,
 }
 
 /// Polls one joined group once and records what it found.
@@ -333,21 +406,23 @@ pub async fn poll_group(
     let auth = auth(own, &rec)?;
     let poll = net.poll(mailbox, &auth, &GROUP_NAMESPACES).await?;
     let now = now_ms();
+    let before = rec.status;
     let (rec, received, more) = absorb(own, rec, &poll, now)?;
-    let new = run(store, move |s| {
+    let (new, saved) = run(store, move |s| {
         let id = rec.id.clone();
-        let (_, events) = s.update_group(identity, &id, now, |_| Some(rec))?;
+        let (saved, events) = s.update_group(identity, &id, now, |_| Some(rec))?;
         let mut new = events.len();
         if !received.is_empty() {
             new += s
                 .record_received(identity, i32::from(NS_MESSAGES), &received, None, now)?
                 .len();
         }
-        Ok(new)
+        Ok((new, saved))
     })
     .await?;
     mailbox.advance(&poll);
-    Ok(GroupPolled { new, more })
+    let changed = saved.into_iter().filter(|r| r.status != before).collect();
+    Ok(GroupPolled { new, more, changed })
 }
 
 /// Processes one poll of a group in the spec's order: keys (12), info and members (13, 14),
@@ -440,6 +515,11 @@ fn absorb(
             if text.is_empty() && data.attachments.is_empty() {
                 continue;
             }
+            let (attachments, pointers) = data
+                .attachments
+                .iter()
+                .map(|p| crate::files::incoming_view(p, &rec.id, false))
+                .unzip();
             received.push(Received {
                 sender: msg.sender.to_string(),
                 conversation: Some(rec.id.clone()),
@@ -453,8 +533,8 @@ fn absorb(
                     .filter(|n| !n.is_empty()),
                 sync_target: None,
                 extras: Default::default(),
-                attachments: Vec::new(),
-                pointers: Vec::new(),
+                attachments,
+                pointers,
                 server_id: None,
                 edited_at_ms: None,
             });
@@ -535,6 +615,7 @@ impl GroupCursors {
                 Ok(p) => {
                     out.new += p.new;
                     out.more |= p.more;
+                    out.changed.extend(p.changed);
                 }
                 Err(GroupOpError::Store(e)) => return Err(e),
                 Err(e) => {

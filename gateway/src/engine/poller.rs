@@ -449,6 +449,11 @@ async fn poll_loop(
                     last_activity = Instant::now();
                 }
                 again |= g.more;
+                for rec in &g.changed {
+                    if let Some(edit) = super::configsync::group_edit(rec) {
+                        ctx.sync.edit(record.id, edit);
+                    }
+                }
             }
             Err(StoreError::UnknownIdentity { .. }) => break,
             Err(e) => tracing::debug!(identity = %record.name, cause = %e, "group polls failed"),
@@ -635,14 +640,24 @@ async fn poll_once(
     }
     if !updates.is_empty() {
         let own = IdentityKeys::from_seed(keys.seed());
-        ctx.blocking(move |s| {
-            for (sender, ts, update) in updates {
-                super::groups::direct_update(s, id, &own, &sender, ts, &update, now)?;
+        let written = ctx
+            .blocking(move |s| {
+                let mut written = Vec::new();
+                for (sender, ts, update) in updates {
+                    written.extend(super::groups::direct_update(
+                        s, id, &own, &sender, ts, &update, now,
+                    )?);
+                }
+                Ok(written)
+            })
+            .await
+            .map_err(engine_err)?;
+        // Invitations and promotions reach the account's other devices through UserGroups.
+        for rec in &written {
+            if let Some(edit) = super::configsync::group_edit(rec) {
+                ctx.sync.edit(id, edit);
             }
-            Ok(())
-        })
-        .await
-        .map_err(engine_err)?;
+        }
     }
     in_send_order(&mut received);
     inbound.sort_by(|a, b| (a.sent_at_ms, &a.hash).cmp(&(b.sent_at_ms, &b.hash)));

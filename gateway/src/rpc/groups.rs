@@ -235,6 +235,31 @@ impl Service {
         .await
     }
 
+    /// Saves a group record whose standing changed (created, accepted, declined, left) and, in
+    /// the same local change (see `SyncHub::local_change`), queues its UserGroups edit so the
+    /// account's other devices follow.
+    async fn save_synced(
+        &self,
+        record: &IdentityRecord,
+        rec: GroupRecord,
+    ) -> Result<GroupRecord, ApiError> {
+        let id = record.id;
+        self.blocking(move |state| {
+            let gid = rec.id.clone();
+            let _local = state.sync.local_change();
+            let (saved, _) = state
+                .store
+                .update_group(id, &gid, now_ms(), |_| Some(rec))?;
+            let saved =
+                saved.ok_or_else(|| ApiError::Internal("the group was not saved".to_owned()))?;
+            if let Some(edit) = crate::engine::configsync::group_edit(&saved) {
+                state.sync.edit(id, edit);
+            }
+            Ok(saved)
+        })
+        .await
+    }
+
     /// Stores `ops` and then the pending pushes of the configs in one `sequence` signed with the
     /// group key; confirms the pushes. Returns the hashes of `ops`, in order.
     async fn store_sequence(
@@ -449,7 +474,7 @@ impl GroupService for Service {
         };
         keep_keys_message(&mut rec, &hashes[0], &keys_msg, now);
         live.save(&mut rec, now);
-        let rec = self.save(&record, rec).await?;
+        let rec = self.save_synced(&record, rec).await?;
         let ts = now_ms();
         let mut invites = Vec::new();
         for m in &invitees {
@@ -610,7 +635,7 @@ impl GroupService for Service {
         let group = parse_group("group_id", &group_id)?;
         let (record, mut rec) = self.invitation(who, identity, &group).await?;
         rec.status = GroupStatus::Joined;
-        let rec = self.save(&record, rec).await?;
+        let rec = self.save_synced(&record, rec).await?;
         // The poller reads the group from now on.
         self.state().identities_changed.notify_one();
         Ok(Response::new(AcceptInvitationResponse {
@@ -628,7 +653,7 @@ impl GroupService for Service {
         let (record, mut rec) = self.invitation(who, identity, &group).await?;
         rec.status = GroupStatus::Left;
         rec.auth_data = None;
-        self.save(&record, rec).await?;
+        self.save_synced(&record, rec).await?;
         Ok(Response::new(DeclineInvitationResponse {}))
     }
 
@@ -830,7 +855,7 @@ impl GroupService for Service {
             }
         }
         rec.status = GroupStatus::Left;
-        let rec = self.save(&record, rec).await?;
+        let rec = self.save_synced(&record, rec).await?;
         Ok(Response::new(LeaveGroupResponse {
             group: Some(group_to_api(&rec)),
         }))

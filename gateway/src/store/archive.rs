@@ -5,15 +5,121 @@
 //! reproduces the identity's history exactly, whatever fields the records have, and the event
 //! log keeps its seqs, times and log epoch (the identity keeps its store number and creation
 //! time).
+//!
+//! Besides the history, the rows carry what the identity needs to go on where it was: its
+//! groups (with their keys), community rooms, servers (cursors) and the blinded IDs met there,
+//! disappearing-message settings and schedules, swarm chores and settings, and its
+//! attachments' records. Attachment *files* are not in the archive: an attachment that had a
+//! local copy is exported as `pending` (not downloaded, its size and time of the copy cleared),
+//! so the imported daemon downloads it again from its pointer on request, while the file server
+//! still has it. The one exception to "as stored".
 
 use redb::{ReadableTable, ReadableTableMetadata};
 use zeroize::Zeroizing;
 
+use super::community::{PEERS, ROOMS, SERVERS};
+use super::files::{insert_records, AttachmentRecord, AttachmentState, ATTACHMENTS};
+use super::groups::GROUPS;
+use super::interactions::{DISAPPEARING, EXPIRIES, EXPIRY_BY_SEQ, SETTINGS, SWARM_CHORES};
 use super::{
-    decode, IdentityRecord, Store, StoreError, TxError, CONFIG_DUMPS, CONTACTS, CONVERSATIONS,
-    CURSORS, EVENTS, HANDLES, IDENTITIES, IDENTITY_NAMES, META, NEXT_IDENTITY_KEY, PEER_EVENTS,
-    SEEDS, SEEN_HASHES,
+    decode, encode, IdentityRecord, Store, StoreError, TxError, CONFIG_DUMPS, CONTACTS,
+    CONVERSATIONS, CURSORS, EVENTS, HANDLES, IDENTITIES, IDENTITY_NAMES, META, NEXT_IDENTITY_KEY,
+    PEER_EVENTS, SEEDS, SEEN_HASHES,
 };
+
+/// The tables of JSON records keyed by (identity, a string) that an archive carries besides
+/// conversations and contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordTable {
+    /// `groups`: group ID → [`super::GroupRecord`] (with its admin seed or auth data and the
+    /// keys messages it loaded).
+    Groups,
+    /// `community_rooms`: room address → [`super::RoomRecord`].
+    Rooms,
+    /// `community_servers`: base URL → [`super::ServerCursors`].
+    Servers,
+    /// `attachments`: attachment id → [`AttachmentRecord`].
+    Attachments,
+    /// `disappearing`: conversation → [`super::ExpirySetting`].
+    Disappearing,
+    /// `swarm_chores`: message hash → [`super::Chore`].
+    Chores,
+}
+
+impl RecordTable {
+    /// Every table, in export order.
+    pub const ALL: [RecordTable; 6] = [
+        RecordTable::Groups,
+        RecordTable::Rooms,
+        RecordTable::Servers,
+        RecordTable::Attachments,
+        RecordTable::Disappearing,
+        RecordTable::Chores,
+    ];
+
+    /// Its name in the archive (the store's table name).
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordTable::Groups => "groups",
+            RecordTable::Rooms => "community_rooms",
+            RecordTable::Servers => "community_servers",
+            RecordTable::Attachments => "attachments",
+            RecordTable::Disappearing => "disappearing",
+            RecordTable::Chores => "swarm_chores",
+        }
+    }
+
+    /// The table of that name.
+    pub fn from_name(name: &str) -> Option<RecordTable> {
+        RecordTable::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    fn definition(self) -> redb::TableDefinition<'static, (u64, &'static str), &'static [u8]> {
+        match self {
+            RecordTable::Groups => GROUPS,
+            RecordTable::Rooms => ROOMS,
+            RecordTable::Servers => SERVERS,
+            RecordTable::Attachments => ATTACHMENTS,
+            RecordTable::Disappearing => DISAPPEARING,
+            RecordTable::Chores => SWARM_CHORES,
+        }
+    }
+
+    /// Checks that a record decodes as this build's type for the table.
+    fn check(self, json: &[u8]) -> Result<(), StoreError> {
+        match self {
+            RecordTable::Groups => decode::<super::GroupRecord>("group", json).map(|_| ()),
+            RecordTable::Rooms => decode::<super::RoomRecord>("community room", json).map(|_| ()),
+            RecordTable::Servers => {
+                decode::<super::ServerCursors>("community server", json).map(|_| ())
+            }
+            RecordTable::Attachments => decode::<AttachmentRecord>("attachment", json).map(|_| ()),
+            RecordTable::Disappearing => {
+                decode::<super::ExpirySetting>("disappearing setting", json).map(|_| ())
+            }
+            RecordTable::Chores => decode::<super::Chore>("swarm chore", json).map(|_| ()),
+        }
+    }
+}
+
+/// An attachment record as exported: one with a local copy becomes `pending` (the archive has
+/// no files; see the module docs).
+fn without_local_copy(json: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut r: AttachmentRecord = decode("attachment", json)?;
+    let local = r.stored_bytes > 0
+        || matches!(
+            r.view.state,
+            AttachmentState::Downloaded | AttachmentState::Uploaded
+        );
+    if !local {
+        return Ok(json.to_vec());
+    }
+    r.view.state = AttachmentState::Pending;
+    r.view.reason = None;
+    r.stored_bytes = 0;
+    r.stored_at_ms = 0;
+    Ok(encode(&r))
+}
 
 /// One row of an identity's data, as stored (the identity's id is implied).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +179,36 @@ pub enum Row {
         namespace: i32,
         /// The dump.
         dump: Vec<u8>,
+    },
+    /// A JSON record of one of the [`RecordTable`]s.
+    Record {
+        /// Its table.
+        table: RecordTable,
+        /// Its key (after the identity).
+        key: String,
+        /// The stored JSON.
+        json: Vec<u8>,
+    },
+    /// `community_peers`: a blinded ID and the server it was met on.
+    Peer {
+        /// The blinded ID (`15…`).
+        blinded: String,
+        /// The server's base URL.
+        base_url: String,
+    },
+    /// `identity_settings`: the identity's settings (JSON).
+    Settings {
+        /// The stored JSON.
+        json: Vec<u8>,
+    },
+    /// `expiries` (and `expiry_by_seq`): a message's scheduled purge.
+    Expiry {
+        /// When it is due, ms.
+        at_ms: u64,
+        /// The message's seq.
+        seq: u64,
+        /// The stored JSON.
+        json: Vec<u8>,
     },
 }
 
@@ -187,6 +323,52 @@ impl Store {
                     dump: v.value().to_vec(),
                 });
             }
+            for table in RecordTable::ALL {
+                for row in tx.open_table(table.definition())?.range((id, "")..)? {
+                    let (k, v) = row?;
+                    if k.value().0 != id {
+                        break;
+                    }
+                    let json = match table {
+                        RecordTable::Attachments => without_local_copy(v.value())?,
+                        _ => v.value().to_vec(),
+                    };
+                    rows.push(Row::Record {
+                        table,
+                        key: k.value().1.to_owned(),
+                        json,
+                    });
+                }
+            }
+            for row in tx.open_table(PEERS)?.range((id, "")..)? {
+                let (k, v) = row?;
+                if k.value().0 != id {
+                    break;
+                }
+                rows.push(Row::Peer {
+                    blinded: k.value().1.to_owned(),
+                    base_url: v.value().to_owned(),
+                });
+            }
+            if let Some(v) = tx.open_table(SETTINGS)?.get(id)? {
+                rows.push(Row::Settings {
+                    json: v.value().to_vec(),
+                });
+            }
+            for row in tx
+                .open_table(EXPIRIES)?
+                .range((id, 0, 0)..=(id, u64::MAX, u64::MAX))?
+            {
+                let (k, v) = row?;
+                let (_, at_ms, seq) = k.value();
+                if kept.contains(&seq) {
+                    rows.push(Row::Expiry {
+                        at_ms,
+                        seq,
+                        json: v.value().to_vec(),
+                    });
+                }
+            }
             Ok(IdentityRows {
                 identity_json,
                 identity: record,
@@ -227,6 +409,10 @@ impl Store {
             let mut contacts = tx.open_table(CONTACTS)?;
             let mut handles = tx.open_table(HANDLES)?;
             let mut dumps = tx.open_table(CONFIG_DUMPS)?;
+            let mut peers = tx.open_table(PEERS)?;
+            let mut settings = tx.open_table(SETTINGS)?;
+            let mut expiries = tx.open_table(EXPIRIES)?;
+            let mut by_seq = tx.open_table(EXPIRY_BY_SEQ)?;
             for row in &data.rows {
                 match row {
                     Row::Event { seq, json } => {
@@ -255,6 +441,36 @@ impl Store {
                     }
                     Row::ConfigDump { namespace, dump } => {
                         dumps.insert((id, *namespace), dump.as_slice())?;
+                    }
+                    Row::Record { table, key, json } => {
+                        table.check(json)?;
+                        if *table == RecordTable::Attachments {
+                            // With its local-link token.
+                            let r: AttachmentRecord = decode("attachment", json)?;
+                            if r.view.id != *key {
+                                return Err(StoreError::BadRecord {
+                                    what: "import",
+                                    detail: "an attachment's key is not its id".to_owned(),
+                                }
+                                .into());
+                            }
+                            insert_records(tx, id, std::slice::from_ref(&r))?;
+                        } else {
+                            tx.open_table(table.definition())?
+                                .insert((id, key.as_str()), json.as_slice())?;
+                        }
+                    }
+                    Row::Peer { blinded, base_url } => {
+                        peers.insert((id, blinded.as_str()), base_url.as_str())?;
+                    }
+                    Row::Settings { json } => {
+                        decode::<super::IdentitySettings>("identity settings", json)?;
+                        settings.insert(id, json.as_slice())?;
+                    }
+                    Row::Expiry { at_ms, seq, json } => {
+                        decode::<super::interactions::DueRecord>("purge", json)?;
+                        expiries.insert((id, *at_ms, *seq), json.as_slice())?;
+                        by_seq.insert((id, *seq), *at_ms)?;
                     }
                 }
             }

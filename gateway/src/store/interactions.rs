@@ -33,11 +33,16 @@ use super::{
     CURSORS, EVENTS, NEXT_OUTBOX_KEY, OUTBOX, PEER_EVENTS, SEEN_HASHES,
 };
 
-const EXPIRIES: TableDefinition<'_, (u64, u64, u64), &[u8]> = TableDefinition::new("expiries");
-const EXPIRY_BY_SEQ: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("expiry_by_seq");
-const SWARM_CHORES: TableDefinition<'_, (u64, &str), &[u8]> = TableDefinition::new("swarm_chores");
-const DISAPPEARING: TableDefinition<'_, (u64, &str), &[u8]> = TableDefinition::new("disappearing");
-const SETTINGS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("identity_settings");
+pub(super) const EXPIRIES: TableDefinition<'_, (u64, u64, u64), &[u8]> =
+    TableDefinition::new("expiries");
+pub(super) const EXPIRY_BY_SEQ: TableDefinition<'_, (u64, u64), u64> =
+    TableDefinition::new("expiry_by_seq");
+pub(super) const SWARM_CHORES: TableDefinition<'_, (u64, &str), &[u8]> =
+    TableDefinition::new("swarm_chores");
+pub(super) const DISAPPEARING: TableDefinition<'_, (u64, &str), &[u8]> =
+    TableDefinition::new("disappearing");
+pub(super) const SETTINGS: TableDefinition<'_, u64, &[u8]> =
+    TableDefinition::new("identity_settings");
 
 /// How many of a conversation's newest events a lookup by (timestamp, author) reads before it
 /// gives up: a reply, reaction or unsend of an older message is treated as one of an unknown

@@ -198,21 +198,112 @@ pub fn set_community(d: &mut Data, c: &CommunityEntry) {
     fields::set_positive(info, b"j", c.joined_at);
 }
 
-/// Removes a community room entry; true if it existed.
+/// Removes a community room entry; true if it existed. The server's entry goes with its last
+/// room (as libsession does: its `#` key would keep it alive otherwise).
 pub fn erase_community(d: &mut Data, base_url: &str, room: &str) -> bool {
+    let url = canonical_url(base_url);
     let Some(Field::Dict(o)) = d.get_mut(&b"o"[..]) else {
         return false;
     };
-    let Some(Field::Dict(server)) = o.get_mut(canonical_url(base_url).as_bytes()) else {
+    let Some(Field::Dict(server)) = o.get_mut(url.as_bytes()) else {
         return false;
     };
     let Some(Field::Dict(rooms)) = server.get_mut(&b"R"[..]) else {
         return false;
     };
-    rooms.remove(room.to_lowercase().as_bytes()).is_some()
+    let gone = rooms.remove(room.to_lowercase().as_bytes()).is_some();
+    if gone && rooms.is_empty() {
+        o.remove(url.as_bytes());
+    }
+    gone
 }
 
 /// The number of legacy group entries (read-only; they are kept untouched).
 pub fn legacy_group_count(d: &Data) -> usize {
     fields::dict(d, b"C").map_or(0, |c| c.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::data::write_data;
+
+    fn bytes(d: &Data) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_data(d, &mut out);
+        out
+    }
+
+    /// The entries are laid out as libsession's `UserGroups::set` writes them: a member's
+    /// entry has an empty `K` and its 100-byte `s`, an admin's the 32-byte seed and no `s`, a
+    /// kicked one an empty `K`, no `s` and `r` = 1; a room's server goes with its last room.
+    #[test]
+    fn entries_have_libsessions_layout() {
+        let seed = [7u8; 32];
+        let pk = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        let id = AccountId::new(Prefix::Group, pk);
+        let mut member = GroupEntry {
+            id,
+            name: "G".into(),
+            admin_seed: None,
+            auth_data: vec![9; 100],
+            invited: true,
+            joined_at: 5,
+            priority: 0,
+            removed_status: 0,
+            mute_until: 0,
+        };
+        let mut d = Data::new();
+        set_group(&mut d, &member).expect("set");
+        let mut want = b"d1:gd33:".to_vec();
+        want.extend_from_slice(id.as_bytes());
+        want.extend_from_slice(b"d1:K0:1:ii1e1:ji5e1:n1:G1:s100:");
+        want.extend_from_slice(&[9; 100]);
+        want.extend_from_slice(b"eee");
+        assert_eq!(bytes(&d), want);
+        assert_eq!(groups(&d), vec![member.clone()]);
+
+        // Promoted: the seed replaces the auth data.
+        member.admin_seed = Some(seed);
+        member.invited = false;
+        set_group(&mut d, &member).expect("set");
+        let mut want = b"d1:gd33:".to_vec();
+        want.extend_from_slice(id.as_bytes());
+        want.extend_from_slice(b"d1:K32:");
+        want.extend_from_slice(&seed);
+        want.extend_from_slice(b"1:ji5e1:n1:Geee");
+        assert_eq!(bytes(&d), want);
+
+        // Kicked: no credentials, removed status 1.
+        member.admin_seed = None;
+        member.auth_data.clear();
+        member.removed_status = 1;
+        set_group(&mut d, &member).expect("set");
+        let mut want = b"d1:gd33:".to_vec();
+        want.extend_from_slice(id.as_bytes());
+        want.extend_from_slice(b"d1:K0:1:ji5e1:n1:G1:ri1eeee");
+        assert_eq!(bytes(&d), want);
+        assert!(erase_group(&mut d, &id));
+        assert!(!erase_group(&mut d, &id));
+
+        let room = |r: &str| CommunityEntry {
+            base_url: "http://H:80/".into(),
+            pubkey: [1; 32],
+            room: r.into(),
+            priority: 0,
+            joined_at: 0,
+        };
+        let mut d = Data::new();
+        set_community(&mut d, &room("Lobby"));
+        set_community(&mut d, &room("news"));
+        let mut want = b"d1:od8:http://hd1:#32:".to_vec();
+        want.extend_from_slice(&[1; 32]);
+        want.extend_from_slice(b"1:Rd5:lobbyd1:n5:Lobbye4:newsd1:n4:newseeeee");
+        assert_eq!(bytes(&d), want);
+        assert!(erase_community(&mut d, "http://h", "LOBBY"));
+        assert_eq!(communities(&d).len(), 1);
+        assert!(erase_community(&mut d, "http://h", "news"));
+        assert!(!erase_community(&mut d, "http://h", "news"));
+        assert_eq!(bytes(&d), b"d1:odee");
+    }
 }
