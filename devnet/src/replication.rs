@@ -183,13 +183,13 @@ mod tests {
 
     #[test]
     fn framing_round_trips_and_rejects_truncation() {
-        let bodies = vec![b"{\"a\":1}".to_vec(), Vec::new(), vec![7; 300]];
+        let bodies = [b"{\"a\":1}".to_vec(), Vec::new(), vec![7; 300]];
         let enc = encode_bodies(&bodies);
         let dec = decode_bodies(&enc).expect("decodes");
         assert_eq!(dec, bodies.iter().map(Vec::as_slice).collect::<Vec<_>>());
         assert!(decode_bodies(&enc[..enc.len() - 1]).is_none());
         assert!(decode_bodies(&[1, 0]).is_none());
-        let answers = vec![(200, Bytes::from_static(b"{}")), (406, Bytes::new())];
+        let answers = [(200, Bytes::from_static(b"{}")), (406, Bytes::new())];
         let enc = Bytes::from(encode_answers(&answers));
         assert_eq!(decode_answers(&enc).expect("decodes"), answers);
         assert!(decode_answers(&enc.slice(..enc.len() - 1)).is_none());
