@@ -192,6 +192,7 @@ impl Devnet {
                 revoked: Revocations::default(),
                 faults: Faults::default(),
                 events: EventLog::default(),
+                replicator: Default::default(),
             });
             let tls = server_tls_config()?;
             let running = node::serve(shared.clone(), listener, tls.clone());

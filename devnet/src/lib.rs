@@ -20,6 +20,7 @@
 //! - [`rpc`]: the storage RPC methods, replication to swarm peers, the seed's `/json_rpc`.
 //! - [`onion`]: onion layers at a node: final hop, proxy, relay.
 //! - [`store`]: a node's messages (memory, optionally redb).
+//! - `replication`: forwarding to swarm peers, coalesced per peer.
 //! - `revocations`: a node's subaccount revocation lists.
 //! - [`topology`]: node keys, swarms and the JSON that describes them.
 //! - [`file_server`]: [`FileServer`], the file server's HTTP API (uploads, downloads, expiry),
@@ -37,6 +38,7 @@ pub mod file_server;
 pub mod https;
 pub mod node;
 pub mod onion;
+mod replication;
 mod revocations;
 pub mod rpc;
 pub mod store;

@@ -173,6 +173,7 @@ pub(crate) struct NodeShared {
     pub(crate) revoked: Revocations,
     pub(crate) faults: Faults,
     pub(crate) events: EventLog,
+    pub(crate) replicator: crate::replication::Replicator,
 }
 
 /// A reply body: JSON or plain text.
@@ -307,6 +308,7 @@ impl NodeShared {
                 | (true, "/ping_test/v1")
                 | (true, "/devnet/v1/onion_relay")
                 | (true, "/devnet/v1/storage_cc")
+                | (true, crate::replication::MANY_ROUTE)
         ) || (method == http::Method::GET && path == "/get_stats/v1");
         if !known_route {
             return Ok(Reply::text(404, format!("{method} {path} Not Found")).into_http());
@@ -365,6 +367,10 @@ impl NodeShared {
                 }
                 None => Reply::text(403, "devnet-internal route").into(),
             },
+            crate::replication::MANY_ROUTE => match internal_peer {
+                Some(peer) => self.clone().handle_forwarded_many(&body, peer).await,
+                None => Reply::text(403, "devnet-internal route").into(),
+            },
             _ => Reply::text(404, format!("{method} {path} Not Found")).into(),
         };
         let ctype = if reply.body.first() == Some(&b'{') {
@@ -373,6 +379,30 @@ impl NodeShared {
             "text/plain; charset=utf-8"
         };
         Ok(http_response(reply.status, ctype, reply.body))
+    }
+}
+
+impl NodeShared {
+    /// Several requests a swarm peer forwarded in one exchange ([`crate::replication`]):
+    /// each applied in order as a single forwarded request, each answered.
+    async fn handle_forwarded_many(self: Arc<Self>, body: &[u8], peer: String) -> RawReply {
+        let Some(bodies) = crate::replication::decode_bodies(body) else {
+            return Reply::text(400, "malformed forwarded requests").into();
+        };
+        let mut answers = Vec::with_capacity(bodies.len());
+        for sub in bodies {
+            let (method, reply) = self.clone().handle_rpc_body(sub, false).await;
+            self.events.push(Event::Replicated {
+                method,
+                from: peer.clone(),
+            });
+            let raw = RawReply::from(reply);
+            answers.push((raw.status, raw.body));
+        }
+        RawReply {
+            status: 200,
+            body: Bytes::from(crate::replication::encode_answers(&answers)),
+        }
     }
 }
 

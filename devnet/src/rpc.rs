@@ -28,7 +28,7 @@ use session_proto::storage_rpc::{
 };
 use session_proto::storage_rpc::{Base64Bytes, Sig};
 
-use crate::node::{Body, NodeShared, Reply, PEER_HEADER, TOKEN_HEADER};
+use crate::node::{Body, NodeShared, Reply};
 use crate::topology::{HARDFORK, HEIGHT, VERSION};
 
 type R = Result<Reply, Reply>;
@@ -252,7 +252,8 @@ impl NodeShared {
         Ok(Reply::json(if ok { 200 } else { 500 }, top))
     }
 
-    /// Forwards `req` to every other member of this node's swarm.
+    /// Forwards `req` to every other member of this node's swarm (coalesced with whatever
+    /// else goes to the same peer: [`crate::replication`]).
     fn replicate(self: &Arc<Self>, req: &Request) -> tokio::task::JoinSet<(String, Value)> {
         let mut set = tokio::task::JoinSet::new();
         let topo = &self.net.topology;
@@ -261,20 +262,10 @@ impl NodeShared {
             if i == self.index {
                 continue;
             }
-            let url = format!("{}/devnet/v1/storage_cc", topo.url(i));
             let ed = hex::encode(topo.nodes()[i].ed25519);
-            let net = self.net.clone();
-            let me = self.ed_hex.clone();
+            let me = self.clone();
             let body = body.clone();
             set.spawn(async move {
-                let headers = [
-                    (PEER_HEADER, me.as_str()),
-                    (TOKEN_HEADER, net.token.as_str()),
-                ];
-                let res = net
-                    .client
-                    .post_url(&url, &headers, body, net.replication_timeout)
-                    .await;
                 let mut fail = NodeFailure {
                     failed: true,
                     timeout: false,
@@ -283,20 +274,25 @@ impl NodeShared {
                     bad_peer_response: false,
                     query_failure: false,
                 };
-                let result = match res {
-                    Ok(r) if r.status == 200 => match r.json().filter(Value::is_object) {
-                        Some(v) => v,
-                        None => {
-                            fail.bad_peer_response = true;
-                            to_json(&fail)
+                let result = match me.forward(i, body).await {
+                    Some((200, body)) => {
+                        match serde_json::from_slice::<Value>(&body)
+                            .ok()
+                            .filter(Value::is_object)
+                        {
+                            Some(v) => v,
+                            None => {
+                                fail.bad_peer_response = true;
+                                to_json(&fail)
+                            }
                         }
-                    },
-                    Ok(r) => {
-                        fail.code = Some(json!(r.status.to_string()));
-                        fail.reason = Some(r.text());
+                    }
+                    Some((status, body)) => {
+                        fail.code = Some(json!(status.to_string()));
+                        fail.reason = Some(String::from_utf8_lossy(&body).into_owned());
                         to_json(&fail)
                     }
-                    Err(_) => {
+                    None => {
                         fail.timeout = true;
                         to_json(&fail)
                     }

@@ -102,7 +102,13 @@ fn durable_commits(dir: &std::path::Path, n: usize) -> f64 {
 async fn send() {
     let dir = TempDir::new("bench-send");
     let data = dir.path().join("d");
-    let d = tokio::task::spawn_blocking(move || Daemon::start(&data))
+    // Room for every Send of the rounds: an offline daemon sends none of them.
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    let config = dir.path().join("sessiond.toml");
+    std::fs::write(&config, "[outbox]\nmax_queued = 1000000\n").expect("config");
+    let mut cmd = support::run_command(&data);
+    cmd.arg("--config").arg(&config);
+    let d = tokio::task::spawn_blocking(move || Daemon::start_with(&data, cmd))
         .await
         .expect("start");
     let mut c = clients(&d.channel().await, bearer(&d.admin_token));

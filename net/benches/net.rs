@@ -148,6 +148,35 @@ async fn main() {
             .expect("seed the reader's mailbox");
     }
 
+    // `cargo bench -p session-net --bench net [-- onion|poll|batch]`: no argument runs all.
+    let which: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let on = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
+    if on("onion") {
+        onion_rows(&client, account, &swarm, reader, &rswarm, &rsk, &body).await;
+    }
+    if on("poll") {
+        poll_batch_vs_single(&client, &rsk, reader).await;
+    }
+    if on("batch") {
+        stores_batched_vs_single(&client, account, &body).await;
+    }
+    d.shutdown().await;
+}
+
+/// Onion and direct stores and retrieves at each concurrency, with the CPU bound.
+async fn onion_rows(
+    client: &NetClient,
+    account: UserPubkey,
+    swarm: &[Snode],
+    reader: UserPubkey,
+    rswarm: &[Snode],
+    rsk: &SigningKey,
+    body: &[u8],
+) {
+    let (swarm, rswarm, body) = (swarm.to_vec(), rswarm.to_vec(), body.to_vec());
     println!("9-node devnet, 1 KiB messages (retrieve: 10 per reply), {N} requests per row");
     let mut rows = Vec::new();
     let mut cpu_bound = cpu_bound_rps(body.len());
@@ -272,17 +301,15 @@ async fn main() {
         println!(
             "onion store, concurrency {conc:>2}: {:>6.0} req/s = {:.2}x one at a time (goal >= 2x \
              at 8 and 64); {:.0}% of the {cores}-core CPU bound; CPU per request (client and \
-             all nodes) {:.0} µs = {:.1}x the primitives'",
+             all nodes) {:.0} µs = {:.1}x the primitives'; cores this process got: {:.2}",
             os.rps,
             os.rps / one,
             100.0 * os.rps / (cpu_bound * cores as f64),
             os.cpu_per_req * 1e6,
-            os.cpu_per_req * cpu_bound
+            os.cpu_per_req * cpu_bound,
+            os.cpu_per_req * os.rps
         );
     }
-    poll_batch_vs_single(&client, &rsk, reader).await;
-    stores_batched_vs_single(&client, account, &body).await;
-    d.shutdown().await;
 }
 
 /// 100 stores of 1 KiB for one account: as 5 `batch` requests of 20 (what the daemon's sender

@@ -439,11 +439,11 @@ async fn poll_loop(
             break;
         }
         let mut again = false;
-        let polled = poll_once(&ctx, &record, &keys, &mut cursor).await;
-        match groups
-            .poll_all(&ctx.net, &ctx.store, record.id, &keys)
-            .await
-        {
+        // Boxed: a poll's futures (onion requests, retries, decryption) are large and live
+        // only while it runs; inline they would make every sleeping poller's task as large
+        // (a thousand identities are a thousand tasks that mostly sleep).
+        let polled = Box::pin(poll_once(&ctx, &record, &keys, &mut cursor)).await;
+        match Box::pin(groups.poll_all(&ctx.net, &ctx.store, record.id, &keys)).await {
             Ok(g) => {
                 if g.new > 0 {
                     last_activity = Instant::now();

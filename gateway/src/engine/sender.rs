@@ -13,7 +13,7 @@
 //! mid-send leaves it queued; the resend carries the same sealed bytes (same message hash), and
 //! the storage servers store a message once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,11 @@ use session_net::{Auth, NetError, Op, OpOutcome};
 
 /// Onion requests (single stores or batches) in flight at once.
 pub const MAX_IN_FLIGHT: usize = 32;
+/// Batch requests in flight at once to one account from one identity (when batching is on):
+/// what is queued meanwhile waits for one of them and leaves in the next batch. Without this
+/// bound a burst of Sends, each waking the sender, left one or two at a time in as many
+/// requests as there were wake-ups, and batching saved little.
+pub const PER_ACCOUNT_IN_FLIGHT: usize = 2;
 /// Message bytes one batch request carries at most (before base64): well inside the request
 /// size snodes accept, so one big batch does not become one slow, fragile request.
 pub const BATCH_BYTES: usize = 512 * 1024;
@@ -53,13 +58,15 @@ pub fn backoff_ms(cfg: &OutboxConfig, retry: u32) -> u64 {
 /// The sender loop; returns when `stop` turns true.
 pub async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     let mut in_flight: HashSet<u64> = HashSet::new();
-    let mut tasks: JoinSet<Vec<u64>> = JoinSet::new();
+    // Batch requests in flight per `batch_key`.
+    let mut per_account: HashMap<String, usize> = HashMap::new();
+    let mut tasks: JoinSet<(Option<String>, Vec<u64>)> = JoinSet::new();
     loop {
         if *stop.borrow() {
             break;
         }
         while let Some(done) = tasks.try_join_next() {
-            finish(&mut in_flight, done);
+            finish(&mut in_flight, &mut per_account, done);
         }
         let now = now_ms();
         let wait = match ctx.blocking(|s| s.outbox()).await {
@@ -82,8 +89,20 @@ pub async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
                     if tasks.len() >= MAX_IN_FLIGHT {
                         break;
                     }
+                    let key = group
+                        .first()
+                        .filter(|_| ctx.outbox.batch_max > 1)
+                        .and_then(batch_key);
+                    if let Some(k) = &key {
+                        let n = per_account.entry(k.clone()).or_default();
+                        if *n >= PER_ACCOUNT_IN_FLIGHT {
+                            continue;
+                        }
+                        *n += 1;
+                    }
                     in_flight.extend(group.iter().map(|e| e.id));
-                    tasks.spawn(send_group(Arc::clone(&ctx), group));
+                    let ctx = Arc::clone(&ctx);
+                    tasks.spawn(async move { (key, send_group(ctx, group).await) });
                 }
                 next.map_or(TICK, |at| Duration::from_millis(at - now).min(TICK))
             }
@@ -95,7 +114,9 @@ pub async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = stop.changed() => break,
             () = ctx.outbox_wake.notified() => tokio::time::sleep(COALESCE).await,
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => finish(&mut in_flight, done),
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                finish(&mut in_flight, &mut per_account, done)
+            }
             () = tokio::time::sleep(wait) => {}
         }
     }
@@ -103,11 +124,23 @@ pub async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     tasks.shutdown().await;
 }
 
-fn finish(in_flight: &mut HashSet<u64>, done: Result<Vec<u64>, tokio::task::JoinError>) {
+fn finish(
+    in_flight: &mut HashSet<u64>,
+    per_account: &mut HashMap<String, usize>,
+    done: Result<(Option<String>, Vec<u64>), tokio::task::JoinError>,
+) {
     match done {
-        Ok(ids) => {
+        Ok((key, ids)) => {
             for id in ids {
                 in_flight.remove(&id);
+            }
+            if let Some(k) = key {
+                if let Some(n) = per_account.get_mut(&k) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        per_account.remove(&k);
+                    }
+                }
             }
         }
         Err(e) => {
@@ -115,8 +148,15 @@ fn finish(in_flight: &mut HashSet<u64>, done: Result<Vec<u64>, tokio::task::Join
             // twice is stored once by the swarm and finished once by the store).
             tracing::warn!(cause = %e, "a send task failed");
             in_flight.clear();
+            per_account.clear();
         }
     }
+}
+
+/// The key [`batches`] groups an entry by (its identity and recipient); `None` for entries
+/// that always go alone (a group's swarm).
+fn batch_key(e: &OutboxEntry) -> Option<String> {
+    (!e.recipient.starts_with("03")).then(|| format!("{}/{}", e.identity, e.recipient))
 }
 
 /// Due entries in requests: consecutive runs (in queue order) of one identity's entries for the
@@ -129,12 +169,11 @@ pub fn batches(due: Vec<OutboxEntry>, max: usize) -> Vec<Vec<OutboxEntry>> {
     let mut open: Vec<(String, usize, Vec<OutboxEntry>)> = Vec::new();
     let mut out = Vec::new();
     for e in due {
-        if e.recipient.starts_with("03") {
+        let Some(key) = batch_key(&e) else {
             out.push(vec![e]);
             continue;
-        }
+        };
         let len = e.payload.len();
-        let key = format!("{}/{}", e.identity, e.recipient);
         let slot = open.iter().position(|(to, bytes, group)| {
             *to == key && group.len() < max && bytes + len <= BATCH_BYTES
         });
