@@ -458,11 +458,6 @@ impl Files {
         tokio::task::spawn_blocking(move || check.check_quota(len))
             .await
             .map_err(|e| FilesError::Join(e.to_string()))??;
-        let path = plain.to_owned();
-        let (blob, key, digest, sha) =
-            tokio::task::spawn_blocking(move || encrypt_file(&path, len))
-                .await
-                .map_err(|e| FilesError::Join(e.to_string()))??;
         let server =
             Server::new(&self.shared.server.base, self.shared.server.x25519).map_err(|source| {
                 FilesError::Net {
@@ -470,15 +465,63 @@ impl Files {
                     source,
                 }
             })?;
-        let resp = self
+        // The blob is written straight into the onion buffer, once per attempt, from the file:
+        // the same key and IV give the same bytes, so a retry re-reads the file rather than
+        // keeping a second copy of the ciphertext in memory.
+        let mut key = zeroize::Zeroizing::new([0u8; legacy::KEY_LEN]);
+        let mut iv = [0u8; legacy::IV_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut key[..]);
+        rand::rngs::OsRng.fill_bytes(&mut iv);
+        let key = Arc::new(key);
+        let outcome: Arc<Mutex<Option<Result<Encrypted, FilesError>>>> = Arc::default();
+        let write: session_net::BodyWriter = {
+            let (path, key, outcome) = (plain.to_owned(), Arc::clone(&key), Arc::clone(&outcome));
+            Arc::new(move |out: &mut [u8]| {
+                let got = encrypt_file_into(&path, len, &key, &iv, out);
+                let mut slot = outcome.lock().unwrap_or_else(|p| p.into_inner());
+                let got = match (got, slot.take()) {
+                    (Ok(now), Some(Ok(before))) if now != before => Err(FilesError::Join(
+                        "the file changed while it was being uploaded".to_owned(),
+                    )),
+                    (got, _) => got,
+                };
+                let reason = got.as_ref().err().map(ToString::to_string);
+                *slot = Some(got);
+                reason.map_or(Ok(()), Err)
+            })
+        };
+        let sent = self
             .shared
             .net
-            .server_transfer(&server, upload_request(blob, None), blob_len)
-            .await
-            .map_err(|source| FilesError::Net {
-                action: "uploading",
-                source,
-            })?;
+            .server_upload(
+                &server,
+                &upload_request(Vec::new(), None),
+                blob_len as usize,
+                write,
+            )
+            .await;
+        let written = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (
+            resp,
+            Encrypted {
+                digest,
+                sha256: sha,
+            },
+        ) = match (sent, written) {
+            (Ok(resp), Some(Ok(enc))) => (resp, enc),
+            (Err(NetError::BadRequest { .. }), Some(Err(e))) => return Err(e),
+            (Ok(_), _) => {
+                return Err(FilesError::Join(
+                    "the upload was sent without its body".to_owned(),
+                ))
+            }
+            (Err(source), _) => {
+                return Err(FilesError::Net {
+                    action: "uploading",
+                    source,
+                })
+            }
+        };
         let reply = parse_upload_reply(&resp)?;
         let url = FileUrl::new(
             &self.shared.server.base,
@@ -712,14 +755,57 @@ impl Files {
         }
     }
 
-    /// Works through eager downloads one at a time, and removes local copies past their keep
-    /// time hourly, until `stop` turns true. The engine owns this task ("attachments").
+    /// The small attachments still pending from before a restart (received, never fetched:
+    /// the daemon stopped first, or the eager queue was full), oldest first, and the
+    /// temporary files an interrupted upload or download left behind (removed).
+    async fn left_over(&self) -> Vec<(IdentityId, String)> {
+        let this = self.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            if let Ok(entries) = std::fs::read_dir(&this.shared.dir) {
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().ends_with(".part") {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+            this.shared.store.pending_attachments(this.shared.eager_max)
+        })
+        .await;
+        match found {
+            Ok(Ok(list)) => list,
+            Ok(Err(e)) => {
+                tracing::warn!(cause = %e, "listing pending attachments failed");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(cause = %e, "listing pending attachments failed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Works through eager downloads one at a time (first those left pending by the last run),
+    /// and removes local copies past their keep time hourly, until `stop` turns true. The
+    /// engine owns this task ("attachments").
     pub async fn run(self, mut queue: EagerQueue, mut stop: watch::Receiver<bool>) {
         let mut expire = tokio::time::interval(EXPIRE_EVERY);
+        let mut backlog = std::collections::VecDeque::from(self.left_over().await);
+        if !backlog.is_empty() {
+            tracing::info!(
+                count = backlog.len(),
+                "resuming pending attachment downloads"
+            );
+        }
         loop {
+            let next_queued = async {
+                match backlog.pop_front() {
+                    Some(item) => Some(item),
+                    None => queue.0.recv().await,
+                }
+            };
             tokio::select! {
                 _ = stop.changed() => return,
-                next = queue.0.recv() => match next {
+                next = next_queued => match next {
                     Some((identity, id)) => {
                         if let Err(e) = self.download(identity, &id).await {
                             tracing::debug!(cause = %e, "eager attachment download");
@@ -771,12 +857,24 @@ impl Files {
     }
 }
 
-/// Reads `path` (`len` bytes) and encrypts it: (blob, key, digest, SHA-256 hex of the plaintext).
-#[allow(clippy::type_complexity)]
-fn encrypt_file(
+/// What encrypting a file gave besides the blob.
+#[derive(Debug, PartialEq, Eq)]
+struct Encrypted {
+    /// SHA-256 of the blob (the pointer's digest).
+    digest: [u8; 32],
+    /// SHA-256 of the plaintext, hex.
+    sha256: String,
+}
+
+/// Reads `path` (`len` bytes) and writes its legacy-encrypted blob under `key` and `iv` into
+/// `out`, which is exactly [`legacy::blob_len`] long (the upload's slot in its onion buffer).
+fn encrypt_file_into(
     path: &Path,
     len: u64,
-) -> Result<(Vec<u8>, zeroize::Zeroizing<[u8; 64]>, [u8; 32], String), FilesError> {
+    key: &[u8; legacy::KEY_LEN],
+    iv: &[u8; legacy::IV_LEN],
+    out: &mut [u8],
+) -> Result<Encrypted, FilesError> {
     let io = |action| {
         move |source| FilesError::Io {
             action,
@@ -784,25 +882,46 @@ fn encrypt_file(
             source,
         }
     };
-    let mut key = zeroize::Zeroizing::new([0u8; legacy::KEY_LEN]);
-    let mut iv = [0u8; legacy::IV_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut key[..]);
-    rand::rngs::OsRng.fill_bytes(&mut iv);
-    let mut enc = LegacyEncryptor::new(&key, &iv, len)?;
-    let mut blob = Vec::with_capacity(usize::try_from(enc.blob_len()).unwrap_or(0));
+    let mut enc = LegacyEncryptor::new(key, iv, len)?;
     let mut file = std::fs::File::open(path).map_err(io("read"))?;
     let mut buf = vec![0u8; CHUNK];
+    let mut piece = Vec::with_capacity(CHUNK + 2 * legacy::IV_LEN);
     let mut sha = Sha256::new();
+    let mut at = 0usize;
+    let mut put = |piece: &mut Vec<u8>, at: &mut usize| -> Result<(), FilesError> {
+        let end = *at + piece.len();
+        let slot = out.get_mut(*at..end).ok_or(FilesError::Attachment(
+            AttachmentError::LengthMismatch {
+                declared: len,
+                got: end as u64,
+            },
+        ))?;
+        slot.copy_from_slice(piece);
+        *at = end;
+        piece.clear();
+        Ok(())
+    };
     loop {
         let n = file.read(&mut buf).map_err(io("read"))?;
         if n == 0 {
             break;
         }
         sha.update(&buf[..n]);
-        enc.update(&buf[..n], &mut blob)?;
+        enc.update(&buf[..n], &mut piece)?;
+        put(&mut piece, &mut at)?;
     }
-    let digest = enc.finish(&mut blob)?;
-    Ok((blob, key, digest, hex::encode(sha.finalize())))
+    let digest = enc.finish(&mut piece)?;
+    put(&mut piece, &mut at)?;
+    if at != out.len() {
+        return Err(FilesError::Attachment(AttachmentError::LengthMismatch {
+            declared: out.len() as u64,
+            got: at as u64,
+        }));
+    }
+    Ok(Encrypted {
+        digest,
+        sha256: hex::encode(sha.finalize()),
+    })
 }
 
 /// Decrypts `body` chunk by chunk into `part`; returns (bytes, SHA-256 hex).
@@ -957,6 +1076,44 @@ mod tests {
         assert!(view.reason.is_some());
         assert_eq!(view.token.len(), 64);
         assert_ne!(view.token, incoming_view(&p, "05peer", false).0.token);
+    }
+
+    #[tokio::test]
+    async fn pending_small_attachments_are_listed_for_a_restart_oldest_first() {
+        let (files, me, _dir) = offline("files-pending", 1 << 30);
+        let store = files.shared.store.clone();
+        let first = received(&files, me, "http://127.0.0.1:9/file/a", 10);
+        let big = received(&files, me, "http://127.0.0.1:9/file/b", 5_000_000);
+        let second = received(&files, me, "http://127.0.0.1:9/file/c", 20);
+        let done = received(&files, me, "http://127.0.0.1:9/file/d", 30);
+        let unknown_size = received(&files, me, "http://127.0.0.1:9/file/e", 0);
+        store
+            .set_attachment_state(
+                me,
+                &done,
+                AttachmentChange {
+                    state: AttachmentState::Downloaded,
+                    reason: None,
+                    sha256: None,
+                    stored_bytes: 30,
+                },
+                5,
+            )
+            .expect("state");
+        let mut want = vec![(me, first.clone()), (me, second.clone())];
+        let mut got = store.pending_attachments(100_000).expect("list");
+        // Same creation time in this test: compare as sets, then check the order rule alone.
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(!got.iter().any(|(_, id)| id == &big || id == &unknown_size));
+        assert!(store.pending_attachments(0).expect("none").is_empty());
+        // Left-over temporary files go; the listing is what run() starts with.
+        std::fs::write(files.shared.dir.join("upload-x.part"), b"junk").expect("part");
+        let mut left = files.left_over().await;
+        left.sort();
+        assert_eq!(left, want, "the default eager limit is above these sizes");
+        assert!(!files.shared.dir.join("upload-x.part").exists());
     }
 
     #[test]

@@ -11,7 +11,11 @@
 //! | `POST /logout` | 204, the cookie cleared | none |
 //! | `GET /api/status` | the [`StatusReport`](crate::status::StatusReport) as JSON | cookie or `Authorization: Bearer` |
 //! | `POST /upload` | `soju.im/FILEHOST`: the body becomes an uploaded attachment; 201 with its link in `Location` | `Authorization: Basic <identity:token>` (the IRC credentials) or `Bearer` (an identity's token) |
-//! | `GET /files/<token>/<name>` | an attachment's plaintext, with its content type (downloaded first if needed) | the per-file token in the path |
+//! | `OPTIONS /upload` | 204: the methods and the CORS preflight answer for web clients | none |
+//! | `GET`/`HEAD /files/<token>/<name>` | an attachment's plaintext, with its content type (downloaded first if needed) | the per-file token in the path |
+//!
+//! `/upload` and `/files/…` answer any origin (`Access-Control-Allow-Origin: *`, never with
+//! credentials), so a browser IRC client can upload with the token it holds and read the link.
 //!
 //! The cookie (`HttpOnly; SameSite=Strict`) holds a hash of the admin token, not the token, so
 //! it is only good for this page and dies when the token is replaced. `/healthz` and `/metrics`
@@ -262,8 +266,11 @@ async fn handle(state: &Arc<HttpState>, req: Request<Incoming>) -> Reply {
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
             }
         }
-        (&Method::GET, p) if p.starts_with("/files/") => file(state, p).await,
-        (&Method::POST, "/upload") => upload(state, req).await,
+        (&Method::GET | &Method::HEAD, p) if p.starts_with("/files/") => {
+            cross_origin(file(state, p).await)
+        }
+        (&Method::OPTIONS, "/upload") => upload_preflight(),
+        (&Method::POST, "/upload") => cross_origin(upload(state, req).await),
         (
             _,
             "/healthz" | "/metrics" | "/" | "/app.js" | "/style.css" | "/login" | "/logout"
@@ -271,6 +278,44 @@ async fn handle(state: &Arc<HttpState>, req: Request<Incoming>) -> Reply {
         ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such page"),
     }
+}
+
+/// Lets a web page of any origin read this answer (`/upload`, `/files/…`). Credentials are
+/// never allowed cross-origin: a browser client (gamja, a Matrix web client's FILEHOST flow)
+/// sends the identity's token in `Authorization` itself, so a page without the token gets
+/// nothing, and a browser's remembered Basic credentials are never sent for another origin.
+fn cross_origin(mut r: Reply) -> Reply {
+    let h = r.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    // The upload's answer is its Location; a script reads only exposed headers.
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("Location, Content-Length, Content-Disposition"),
+    );
+    r
+}
+
+/// `OPTIONS /upload`: what FILEHOST asks servers to accept, and the CORS preflight a browser
+/// sends before a POST with `Authorization` or `Content-Disposition` from another origin.
+fn upload_preflight() -> Reply {
+    let mut r = reply(StatusCode::NO_CONTENT, "text/plain", "");
+    let h = r.headers_mut();
+    h.insert(
+        http::header::ALLOW,
+        HeaderValue::from_static("OPTIONS, POST"),
+    );
+    h.insert("accept-post", HeaderValue::from_static("*/*"));
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("Authorization, Content-Type, Content-Disposition"),
+    );
+    h.insert("access-control-max-age", HeaderValue::from_static("600"));
+    r
 }
 
 /// Bytes per chunk of a served file; chunks buffered per response.

@@ -1713,3 +1713,105 @@ async fn the_groups_scenario_from_irc_invite_history_kick_op_rename() {
     drop((a.daemon, b.daemon, c.daemon));
     devnet.shutdown().await;
 }
+
+/// A browser IRC client (gamja and the like) on another origin uploads through FILEHOST: the
+/// preflight names what it may send, the upload's answer and the link can be read by its
+/// script, and without the token nothing is uploaded. HEAD and GET both serve the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_client_on_another_origin_uploads_with_its_token_and_reads_the_link() {
+    use base64::Engine as _;
+    let net = support::net_with_files("irc-cors", CONFIG).await;
+    let a = side(&net.dir, &net.manifest, &net.config, "alice").await;
+    let http = a.daemon.http.clone().expect("HTTP listener");
+    let origin = ("origin", "https://web.example.org");
+
+    // The preflight a browser sends before a POST carrying Authorization.
+    let pre = support::http_request(
+        &http,
+        "OPTIONS",
+        "/upload",
+        &[
+            origin,
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "authorization,content-type,content-disposition",
+            ),
+        ],
+        "",
+    )
+    .await;
+    assert!(pre.status == 204 || pre.status == 200, "{}", pre.status);
+    assert_eq!(
+        pre.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    let methods = pre
+        .header("access-control-allow-methods")
+        .unwrap_or_default();
+    assert!(methods.contains("POST"), "{methods}");
+    let allowed = pre
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for h in ["authorization", "content-type", "content-disposition"] {
+        assert!(allowed.contains(h), "{h} in {allowed}");
+    }
+    assert!(pre.header("access-control-allow-credentials").is_none());
+
+    // Without the token: refused, and the refusal is readable by the page.
+    let refused =
+        support::http_request_bytes(&http, "POST", "/upload", &[origin], vec![1, 2, 3]).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+
+    // With it: 201, and the script may read Location.
+    let data = noise(30_000, 11);
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{}", a.token));
+    let auth = format!("Basic {basic}");
+    let up = support::http_request_bytes(
+        &http,
+        "POST",
+        "/upload",
+        &[
+            origin,
+            ("authorization", auth.as_str()),
+            ("content-type", "text/plain"),
+            ("content-disposition", "attachment; filename=\"notes.txt\""),
+        ],
+        data.clone(),
+    )
+    .await;
+    assert_eq!(up.status, 201, "{}", up.text());
+    assert_eq!(
+        up.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    let exposed = up
+        .header("access-control-expose-headers")
+        .unwrap_or_default();
+    assert!(exposed.contains("Location"), "{exposed}");
+    let link = up.header("location").expect("Location");
+    let path = link
+        .strip_prefix(&format!("http://{http}"))
+        .expect("a link on the daemon's HTTP listener");
+
+    // FILEHOST: HEAD and GET on the link.
+    let head = support::http_request(&http, "HEAD", path, &[origin], "").await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length").as_deref(),
+        Some(data.len().to_string().as_str())
+    );
+    let got = support::http_request(&http, "GET", path, &[origin], "").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_eq!(sha256(&got.body), sha256(&data));
+}

@@ -46,6 +46,7 @@ use super::state::State;
 use super::transport::Transport;
 
 pub use send::RpcReply;
+pub use server::BodyWriter;
 
 /// Extra wait per MiB of a file transfer ([`NetClient::server_transfer`]) on top of
 /// `onion_timeout_ms`: 4 s, i.e. at least 256 KiB/s end to end across the three relays, so a

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -215,23 +216,34 @@ impl HttpsTransport {
             Err(e) => return Err(http_err(e.to_string())),
         };
         let status = response.status().as_u16();
-        let collected = Limited::new(response.into_body(), self.inner.max_body)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<LengthLimitError>().is_some() {
-                    SendError::Failed(TransportError::BodyTooLarge {
-                        target: target.authority(),
-                        limit: self.inner.max_body,
-                    })
-                } else {
-                    http_err(format!("reading body: {e}"))
+        let limit = self.inner.max_body;
+        let too_large = || {
+            SendError::Failed(TransportError::BodyTooLarge {
+                target: target.authority(),
+                limit,
+            })
+        };
+        // One buffer sized from Content-Length (within the limit) and filled frame by frame:
+        // a large reply (a downloaded file) is held once, not as its frames plus their copy.
+        let mut body = response.into_body();
+        let hint = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+        if hint > limit {
+            return Err(too_large());
+        }
+        let mut buf = Vec::with_capacity(hint);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| http_err(format!("reading body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if data.len() > limit - buf.len() {
+                    return Err(too_large());
                 }
-            })?;
+                buf.extend_from_slice(&data);
+            }
+        }
         Ok((
             HttpReply {
                 status,
-                body: collected.to_bytes(),
+                body: Bytes::from(buf),
             },
             sender,
         ))

@@ -80,7 +80,7 @@ pub mod storage;
 pub mod transport;
 
 pub use auth::{Auth, Signer};
-pub use client::{NetClient, RpcReply, TRANSFER_ALLOWANCE_MS_PER_MIB};
+pub use client::{BodyWriter, NetClient, RpcReply, TRANSFER_ALLOWANCE_MS_PER_MIB};
 pub use config::NetConfig;
 pub use err::{NetError, TransportError};
 pub use events::{

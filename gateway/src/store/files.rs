@@ -206,6 +206,31 @@ impl Store {
         })
     }
 
+    /// Pending attachments of every identity whose size is known and at most `max_bytes`,
+    /// oldest first: what to fetch again after a restart.
+    pub fn pending_attachments(
+        &self,
+        max_bytes: u64,
+    ) -> Result<Vec<(IdentityId, String)>, StoreError> {
+        if max_bytes == 0 {
+            return Ok(Vec::new());
+        }
+        self.read("listing pending attachments", |tx| {
+            let table = tx.open_table(ATTACHMENTS)?;
+            let mut out = Vec::new();
+            for row in table.iter()? {
+                let (k, v) = row?;
+                let r: AttachmentRecord = decode("attachment", v.value())?;
+                let small = r.view.size > 0 && r.view.size <= max_bytes;
+                if r.view.state == AttachmentState::Pending && small {
+                    out.push((r.created_at_ms, k.value().0, k.value().1.to_owned()));
+                }
+            }
+            out.sort();
+            Ok(out.into_iter().map(|(_, i, id)| (i, id)).collect())
+        })
+    }
+
     /// Sets an attachment's state in one transaction, with an [`EventKind::Attachment`] event
     /// in its conversation when it has one. Returns the record after the change and the event.
     pub fn set_attachment_state(

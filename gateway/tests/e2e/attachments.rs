@@ -306,3 +306,60 @@ async fn files_sent_through_grpc_arrive_byte_identical_and_bad_servers_are_survi
     assert!(status.message().contains("9828080"), "{}", status.message());
     let _ = DEADLINE;
 }
+
+/// A small attachment still pending when the receiving daemon stops is fetched when it starts
+/// again, with no client asking: here eager downloads were off during the first run, so the
+/// picture is pending at the stop; the second run (eager on) fetches it by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_downloads_are_fetched_again_after_a_restart() {
+    let net = net_with_files(
+        "e2e-files-restart",
+        &format!("{FAST_CONFIG}\n[attachments]\neager_max_bytes = 0\n"),
+    )
+    .await;
+    let (a, b) = tokio::join!(net.daemon("a"), net.daemon("b"));
+    let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
+    create(&mut ca, "alice").await;
+    let bob = create(&mut cb, "bob").await;
+    let mut stream = subscribe(&mut cb, "bob", 0, 0).await;
+    let mut seen = Vec::new();
+    let pic = image(4_000);
+    let up = upload(&mut ca, "alice", "later.png", &pic).await;
+    send_files(&mut ca, "alice", &bob, "for later", vec![up.id]).await;
+    let got = incoming(&mut stream, &mut seen, "for later").await;
+    let id = got[0].id.clone();
+    assert_eq!(
+        state_of(&get(&mut cb, "bob", &id).await),
+        AttachmentState::Pending
+    );
+    drop((stream, cb));
+    let status = b.terminate();
+    assert!(status.success(), "{status:?}");
+
+    // The same data dir, now with eager downloads of up to 100 kB.
+    let config = net.dir.path().join("eager.toml");
+    std::fs::write(&config, config()).expect("config");
+    let dir = net.dir.path().join("b");
+    let cmd = super::support::networked_command(&dir, &net.manifest, &config);
+    let b = tokio::task::spawn_blocking(move || super::support::Daemon::start_with(&dir, cmd))
+        .await
+        .expect("restart b");
+    let mut cb = admin(&b).await;
+    let until = std::time::Instant::now() + DEADLINE;
+    loop {
+        let now = get(&mut cb, "bob", &id).await;
+        if state_of(&now) == AttachmentState::Downloaded {
+            assert_eq!(now.sha256, sha(&pic));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "still {:?} after the restart: {}",
+            state_of(&now),
+            now.reason
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, data) = download(&mut cb, "bob", &id, 0).await.expect("download");
+    assert_eq!(sha(&data), sha(&pic));
+}

@@ -112,6 +112,23 @@ impl V4Request {
             None => encode_list(&[&json]),
         }
     }
+    /// The encoding around a body of `body_len` bytes that is written separately (an
+    /// upload streamed into its onion buffer): `(head, tail)` with `head = l <json> <len>:`
+    /// and `tail = e`; `head ‖ body ‖ tail` equals [`V4Request::encode`] with that body.
+    /// `self.body` is ignored.
+    pub fn encode_around(&self, body_len: usize) -> (Vec<u8>, &'static [u8]) {
+        let meta = V4RequestMeta {
+            method: self.method.clone(),
+            endpoint: self.endpoint.clone(),
+            headers: self.headers.clone(),
+        };
+        let json = serde_json::to_vec(&meta).expect("string fields serialize");
+        let mut head = encode_list(&[&json]);
+        head.pop();
+        head.extend_from_slice(body_len.to_string().as_bytes());
+        head.push(b':');
+        (head, b"e")
+    }
     /// Parses `l <json> [<body>] e`; the endpoint must start with `/`.
     pub fn decode(buf: &[u8]) -> Result<V4Request, BencodeError> {
         let items = decode_list(buf)?;
@@ -165,6 +182,32 @@ impl V4Response {
     }
     /// Parses `l <json> [<body>] e` (a missing body is empty).
     pub fn decode(buf: &[u8]) -> Result<V4Response, BencodeError> {
+        let (meta, body) = V4Response::parse(buf)?;
+        Ok(V4Response {
+            code: meta.code,
+            headers: meta.headers,
+            body: body.map(|r| buf[r].to_vec()).unwrap_or_default(),
+        })
+    }
+    /// [`V4Response::decode`] of an owned buffer: the body keeps the buffer's allocation
+    /// (moved to its front), so a large body is not copied.
+    pub fn decode_owned(mut buf: Vec<u8>) -> Result<V4Response, BencodeError> {
+        let (meta, body) = V4Response::parse(&buf)?;
+        match body {
+            Some(r) => {
+                buf.truncate(r.end);
+                buf.drain(..r.start);
+            }
+            None => buf.clear(),
+        }
+        Ok(V4Response {
+            code: meta.code,
+            headers: meta.headers,
+            body: buf,
+        })
+    }
+    /// The metadata and where the body lies in `buf`.
+    fn parse(buf: &[u8]) -> Result<(V4ResponseMeta, Option<std::ops::Range<usize>>), BencodeError> {
         let items = decode_list(buf)?;
         if items.is_empty() || items.len() > 2 {
             return Err(BencodeError::Count {
@@ -174,11 +217,12 @@ impl V4Response {
         }
         let meta: V4ResponseMeta =
             serde_json::from_slice(items[0]).map_err(|e| BencodeError::Json(e.to_string()))?;
-        Ok(V4Response {
-            code: meta.code,
-            headers: meta.headers,
-            body: items.get(1).map(|b| b.to_vec()).unwrap_or_default(),
-        })
+        // Items are subslices of `buf`: their offsets follow from the addresses.
+        let body = items.get(1).map(|b| {
+            let start = b.as_ptr() as usize - buf.as_ptr() as usize;
+            start..start + b.len()
+        });
+        Ok((meta, body))
     }
 }
 
@@ -252,5 +296,43 @@ mod tests {
             V4Request::decode(br#"l39:{"method":"GET","endpoint":"x","headers":{}}e"#).is_err()
         );
         assert_eq!(decode_list(b"l0:e").expect("empty string"), vec![&b""[..]]);
+    }
+
+    #[test]
+    fn a_body_written_around_its_head_and_tail_encodes_like_the_whole() {
+        let mut r = V4Request {
+            method: "POST".into(),
+            endpoint: "/file".into(),
+            headers: [(
+                "Content-Type".to_owned(),
+                "application/octet-stream".to_owned(),
+            )]
+            .into(),
+            body: None,
+        };
+        for body in [Vec::new(), b"x".to_vec(), vec![9u8; 12_345]] {
+            let (head, tail) = r.encode_around(body.len());
+            let joined = [head.as_slice(), &body, tail].concat();
+            r.body = Some(body);
+            assert_eq!(joined, r.encode());
+            r.body = None;
+        }
+    }
+
+    #[test]
+    fn responses_decode_in_place_as_by_copy() {
+        for enc in [
+            &b"l12:{\"code\":200}5:helloe"[..],
+            b"l12:{\"code\":404}e",
+            b"l12:{\"code\":200}0:e",
+        ] {
+            assert_eq!(
+                V4Response::decode_owned(enc.to_vec()).expect("owned"),
+                V4Response::decode(enc).expect("copied")
+            );
+        }
+        for bad in [&b"l12:{\"code\":200}5:hele"[..], b"le", b"l3:abce", b""] {
+            assert!(V4Response::decode_owned(bad.to_vec()).is_err());
+        }
     }
 }

@@ -367,6 +367,9 @@ pub enum OnionError {
     /// A v4 payload is not valid bencode of the expected shape.
     #[error("invalid v4 payload: {0}")]
     Bencode(#[from] BencodeError),
+    /// A payload too large for the 4-byte length prefixes of the onion frames.
+    #[error("an onion payload of {0} bytes is too large")]
+    TooLarge(usize),
 }
 
 impl OnionError {

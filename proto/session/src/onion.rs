@@ -17,8 +17,8 @@ pub mod crypto;
 pub mod peel;
 
 pub use build::{
-    build_request, build_request_with, Destination, Hop, LayerSecret, OnionRequest, ReplyHandle,
-    ServerDestination, SnodeReply,
+    build_request, build_request_with, Destination, Hop, LayerSecret, OnionDraft, OnionRequest,
+    ReplyHandle, ServerDestination, SnodeReply,
 };
 pub use crypto::{x25519, x25519_public, EncType, LayerKey, PeerKey};
 pub use peel::{

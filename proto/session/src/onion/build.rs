@@ -11,7 +11,6 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::crypto::{x25519_public, EncType, LayerKey, PeerKey, XCHACHA_NONCE_LEN};
-use super::write_frame;
 use crate::bencode::V4Response;
 use crate::err::OnionError;
 
@@ -155,6 +154,12 @@ impl ReplyHandle {
         let plain = self.key.decrypt(http_body)?;
         Ok(V4Response::decode(&plain)?)
     }
+    /// [`ReplyHandle::open_v4_reply`] on an owned body, decrypted and parsed in place: the
+    /// response body is the reply's own allocation (a downloaded file is not copied).
+    pub fn open_v4_reply_owned(&self, mut http_body: Vec<u8>) -> Result<V4Response, OnionError> {
+        self.key.decrypt_in_place(&mut http_body)?;
+        Ok(V4Response::decode_owned(http_body)?)
+    }
 }
 
 /// Builds an onion request through `path` (guard first) to `destination`, with fresh
@@ -224,28 +229,91 @@ fn build_inner(
     payload: &[u8],
     next: &mut dyn FnMut(&mut [u8; 32], &mut [u8]),
 ) -> Result<OnionRequest, OnionError> {
-    if path.is_empty() {
-        return Err(OnionError::EmptyPath);
-    }
-    let n = enc.nonce_len();
-    let tag = super::crypto::TAG_LEN;
-    let mut secret = Zeroizing::new([0u8; 32]);
+    let mut draft = draft_inner(enc, path, destination, payload.len(), next)?;
+    draft.payload_mut().copy_from_slice(payload);
+    Ok(draft.seal())
+}
 
-    // Layer 0: to the destination.
-    const CONTROL: &[u8] = br#"{"headers":""}"#;
-    let mut ct = Vec::with_capacity(n + 4 + payload.len() + CONTROL.len() + tag);
-    ct.resize(n, 0);
-    next(&mut secret, &mut ct[..n]);
-    let mut eph_pub = x25519_public(&secret);
-    let (dest_key, mut routing) = match destination {
+/// An onion request laid out in one buffer of its final size before its payload is written:
+/// write the payload into [`OnionDraft::payload_mut`], then [`OnionDraft::seal`] encrypts
+/// the layers in place, innermost first. A large payload (a file upload) is thus held once,
+/// where building layer by layer would hold it once per layer.
+///
+/// Every layer nests inside the next one (`nonce ‖ Enc(u32 len ‖ inner ‖ json) ‖ tag`), so
+/// the payload sits at a fixed offset behind the nonces and length prefixes, and the routing
+/// JSON and tags follow it; all their sizes are known once the ephemeral keys are drawn.
+pub struct OnionDraft {
+    buf: Vec<u8>,
+    payload: std::ops::Range<usize>,
+    /// Each layer's range in `buf` (nonce to tag) and key, innermost first.
+    layers: Vec<(std::ops::Range<usize>, LayerKey)>,
+    reply: LayerKey,
+}
+
+impl std::fmt::Debug for OnionDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnionDraft")
+            .field("len", &self.buf.len())
+            .field("payload", &self.payload)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnionDraft {
+    /// Lays out an onion request through `path` (guard first) to `destination` for a payload
+    /// of `payload_len` bytes, with fresh ephemeral keys and nonces from `rng` (drawn in the
+    /// order [`build_request`] draws them).
+    pub fn new(
+        rng: &mut impl CryptoRngCore,
+        enc: EncType,
+        path: &[Hop],
+        destination: &Destination,
+        payload_len: usize,
+    ) -> Result<OnionDraft, OnionError> {
+        let mut next = |s: &mut [u8; 32], n: &mut [u8]| {
+            rng.fill_bytes(s);
+            rng.fill_bytes(n);
+        };
+        draft_inner(enc, path, destination, payload_len, &mut next)
+    }
+
+    /// Where the payload goes (zeros until written).
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.payload.clone()]
+    }
+
+    /// The size of the finished body.
+    pub fn body_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Encrypts the layers in place and gives the request.
+    pub fn seal(mut self) -> OnionRequest {
+        let n = self.reply.enc_type().nonce_len();
+        let tag = super::crypto::TAG_LEN;
+        for (range, key) in &self.layers {
+            let mut nonce = [0u8; XCHACHA_NONCE_LEN];
+            nonce[..n].copy_from_slice(&self.buf[range.start..range.start + n]);
+            let body = &mut self.buf[range.start + n..range.end - tag];
+            let t = key.seal_detached(&nonce[..n], body);
+            self.buf[range.end - tag..range.end].copy_from_slice(&t);
+        }
+        OnionRequest {
+            body: self.buf,
+            reply: ReplyHandle { key: self.reply },
+        }
+    }
+}
+
+/// The destination's routing JSON, as the last relay reads it.
+fn destination_routing(destination: &Destination, eph_pub: &[u8; 32], enc: EncType) -> Vec<u8> {
+    match destination {
         Destination::Snode(hop) => {
-            write_frame(&mut ct, payload, CONTROL);
             let mut r = Vec::with_capacity(160);
-            routing_json(&mut r, &hop.ed25519_hex, &eph_pub, enc);
-            (&hop.key, r)
+            routing_json(&mut r, &hop.ed25519_hex, eph_pub, enc);
+            r
         }
         Destination::Server(s) => {
-            ct.extend_from_slice(payload);
             let mut m = serde_json::Map::new();
             m.insert("host".into(), s.host.clone().into());
             m.insert("target".into(), s.target.clone().into());
@@ -256,42 +324,123 @@ fn build_inner(
             }
             m.insert("ephemeral_key".into(), hex::encode(eph_pub).into());
             m.insert("enc_type".into(), enc.as_str().into());
-            let r = serde_json::to_vec(&m).expect("a string map serializes");
-            (&s.key, r)
-        }
-    };
-    let reply = LayerKey::for_sender(enc, &secret, &eph_pub, dest_key)?;
-    reply.seal_tail(&mut ct, 0);
-
-    // Path layers, last relay first. The guard's layer is written after a 4-byte gap so the
-    // outer frame needs no extra copy.
-    for (i, hop) in path.iter().enumerate().rev() {
-        let outermost = i == 0;
-        let start = if outermost { 4 } else { 0 };
-        let mut out = Vec::with_capacity(start + n + 4 + ct.len() + routing.len() + tag + 120);
-        out.resize(start + n, 0);
-        next(&mut secret, &mut out[start..start + n]);
-        eph_pub = x25519_public(&secret);
-        let key = LayerKey::for_sender(enc, &secret, &eph_pub, &hop.key)?;
-        write_frame(&mut out, &ct, &routing);
-        key.seal_tail(&mut out, start);
-        ct = out;
-        if !outermost {
-            routing.clear();
-            routing_json(&mut routing, &hop.ed25519_hex, &eph_pub, enc);
+            serde_json::to_vec(&m).expect("a string map serializes")
         }
     }
+}
 
-    // ct = [4-byte gap][guard layer]; fill the length and append the outer JSON.
-    let len = u32::try_from(ct.len() - 4).expect("onion bodies are far below 4 GiB");
-    ct[..4].copy_from_slice(&len.to_le_bytes());
-    ct.extend_from_slice(b"{\"ephemeral_key\":\"");
-    push_hex(&mut ct, &eph_pub);
-    ct.extend_from_slice(b"\",\"enc_type\":\"");
-    ct.extend_from_slice(enc.as_str().as_bytes());
-    ct.extend_from_slice(b"\"}");
-    Ok(OnionRequest {
-        body: ct,
-        reply: ReplyHandle { key: reply },
+fn u32_len(len: usize) -> Result<[u8; 4], OnionError> {
+    u32::try_from(len)
+        .map(u32::to_le_bytes)
+        .map_err(|_| OnionError::TooLarge(len))
+}
+
+fn draft_inner(
+    enc: EncType,
+    path: &[Hop],
+    destination: &Destination,
+    payload_len: usize,
+    next: &mut dyn FnMut(&mut [u8; 32], &mut [u8]),
+) -> Result<OnionDraft, OnionError> {
+    if path.is_empty() {
+        return Err(OnionError::EmptyPath);
+    }
+    let n = enc.nonce_len();
+    let tag = super::crypto::TAG_LEN;
+    const CONTROL: &[u8] = br#"{"headers":""}"#;
+    let snode = matches!(destination, Destination::Snode(_));
+
+    // Keys, nonces and the JSON that closes each layer, innermost (destination) first: layer
+    // k > 0 is for path[path.len() - k] and names the node inside it.
+    let hops = path.len() + 1;
+    let mut secret = Zeroizing::new([0u8; 32]);
+    let mut nonces = Vec::with_capacity(hops);
+    let mut keys = Vec::with_capacity(hops);
+    let mut tails: Vec<Vec<u8>> = Vec::with_capacity(hops);
+    let mut eph_pub = [0u8; 32];
+    for k in 0..hops {
+        let mut nonce = [0u8; XCHACHA_NONCE_LEN];
+        next(&mut secret, &mut nonce[..n]);
+        let inner_eph = eph_pub;
+        eph_pub = x25519_public(&secret);
+        let (peer, tail) = match k {
+            0 => {
+                let key = match destination {
+                    Destination::Snode(hop) => &hop.key,
+                    Destination::Server(s) => &s.key,
+                };
+                (key, if snode { CONTROL.to_vec() } else { Vec::new() })
+            }
+            1 => (
+                &path[path.len() - 1].key,
+                destination_routing(destination, &inner_eph, enc),
+            ),
+            _ => {
+                let mut r = Vec::with_capacity(160);
+                routing_json(
+                    &mut r,
+                    &path[path.len() - k + 1].ed25519_hex,
+                    &inner_eph,
+                    enc,
+                );
+                (&path[path.len() - k].key, r)
+            }
+        };
+        keys.push(LayerKey::for_sender(enc, &secret, &eph_pub, peer)?);
+        nonces.push(nonce);
+        tails.push(tail);
+    }
+    let mut outer = Vec::with_capacity(120);
+    outer.extend_from_slice(b"{\"ephemeral_key\":\"");
+    push_hex(&mut outer, &eph_pub);
+    outer.extend_from_slice(b"\",\"enc_type\":\"");
+    outer.extend_from_slice(enc.as_str().as_bytes());
+    outer.extend_from_slice(b"\"}");
+
+    // Sizes, innermost first: the destination's plaintext is `[u32 len] payload [control]`
+    // for a snode, the bare payload for a server; every path layer's is `u32 len ‖ inner ‖
+    // routing`.
+    let too_large = || OnionError::TooLarge(payload_len);
+    let mut lens = Vec::with_capacity(hops);
+    let head0 = if snode { 4 } else { 0 };
+    let mut len = n + head0 + payload_len + tails[0].len() + tag;
+    lens.push(len);
+    for tail in &tails[1..] {
+        len = (n + 4 + tail.len() + tag)
+            .checked_add(len)
+            .ok_or_else(too_large)?;
+        lens.push(len);
+    }
+    let total = (4 + outer.len()).checked_add(len).ok_or_else(too_large)?;
+
+    // One buffer; the guard's layer starts after the 4-byte outer length, each inner layer
+    // after its outer layer's nonce and length prefix.
+    let mut buf = vec![0u8; total];
+    buf[..4].copy_from_slice(&u32_len(len)?);
+    buf[4 + len..].copy_from_slice(&outer);
+    let mut layers = Vec::with_capacity(hops);
+    let mut start = 4;
+    let mut starts = vec![0; hops];
+    for k in (0..hops).rev() {
+        starts[k] = start;
+        start += n + 4;
+    }
+    for k in 0..hops {
+        let (start, end) = (starts[k], starts[k] + lens[k]);
+        buf[start..start + n].copy_from_slice(&nonces[k][..n]);
+        let inner_len = if k == 0 { payload_len } else { lens[k - 1] };
+        if k > 0 || snode {
+            buf[start + n..start + n + 4].copy_from_slice(&u32_len(inner_len)?);
+        }
+        let tail = &tails[k];
+        buf[end - tag - tail.len()..end - tag].copy_from_slice(tail);
+        layers.push((start..end, keys[k].clone()));
+    }
+    let payload_at = starts[0] + n + head0;
+    Ok(OnionDraft {
+        buf,
+        payload: payload_at..payload_at + payload_len,
+        layers,
+        reply: keys.swap_remove(0),
     })
 }

@@ -208,17 +208,24 @@ impl LayerKey {
     pub fn seal_tail(&self, buf: &mut Vec<u8>, start: usize) {
         let n = self.enc.nonce_len();
         let (head, body) = buf[start..].split_at_mut(n);
+        let tag = self.seal_detached(head, body);
+        buf.extend_from_slice(&tag);
+    }
+
+    /// Encrypts `body` in place under `nonce` ([`EncType::nonce_len`] bytes) and returns the
+    /// tag, for a layer laid out inside a larger buffer (the tag's place is the caller's).
+    pub fn seal_detached(&self, nonce: &[u8], body: &mut [u8]) -> [u8; TAG_LEN] {
         let tag = match self.enc {
             EncType::AesGcm => Aes256Gcm::new(self.key.as_ref().into()).encrypt_in_place_detached(
-                aes_gcm::Nonce::from_slice(head),
+                aes_gcm::Nonce::from_slice(nonce),
                 b"",
                 body,
             ),
             EncType::XChaCha20 => XChaCha20Poly1305::new(self.key.as_ref().into())
-                .encrypt_in_place_detached(chacha20poly1305::XNonce::from_slice(head), b"", body),
+                .encrypt_in_place_detached(chacha20poly1305::XNonce::from_slice(nonce), b"", body),
         }
         .expect("AEAD encryption only fails for inputs over 2^36 bytes");
-        buf.extend_from_slice(&tag);
+        tag.into()
     }
 
     /// `nonce ‖ AEAD(plaintext) ‖ tag` with a fresh nonce from `rng`.
@@ -241,22 +248,42 @@ impl LayerKey {
         let (nonce, rest) = ciphertext.split_at(n);
         let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
         let mut buf = ct.to_vec();
+        self.open_detached(nonce, &mut buf, tag)?;
+        Ok(buf)
+    }
+
+    /// [`LayerKey::decrypt`] in place: `buf` holds `nonce ‖ ct ‖ tag` and is left holding the
+    /// plaintext, in the same allocation (a large reply is not copied). On an error its
+    /// content is unspecified.
+    pub fn decrypt_in_place(&self, buf: &mut Vec<u8>) -> Result<(), OnionError> {
+        let n = self.enc.nonce_len();
+        if buf.len() < n + TAG_LEN {
+            return Err(OnionError::Decrypt);
+        }
+        let (nonce, rest) = buf.split_at_mut(n);
+        let (ct, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        self.open_detached(nonce, ct, tag)?;
+        buf.truncate(buf.len() - TAG_LEN);
+        buf.drain(..n);
+        Ok(())
+    }
+
+    fn open_detached(&self, nonce: &[u8], ct: &mut [u8], tag: &[u8]) -> Result<(), OnionError> {
         let ok = match self.enc {
             EncType::AesGcm => Aes256Gcm::new(self.key.as_ref().into()).decrypt_in_place_detached(
                 aes_gcm::Nonce::from_slice(nonce),
                 b"",
-                &mut buf,
+                ct,
                 aes_gcm::Tag::from_slice(tag),
             ),
             EncType::XChaCha20 => XChaCha20Poly1305::new(self.key.as_ref().into())
                 .decrypt_in_place_detached(
                     chacha20poly1305::XNonce::from_slice(nonce),
                     b"",
-                    &mut buf,
+                    ct,
                     chacha20poly1305::Tag::from_slice(tag),
                 ),
         };
-        ok.map_err(|_| OnionError::Decrypt)?;
-        Ok(buf)
+        ok.map_err(|_| OnionError::Decrypt)
     }
 }

@@ -381,3 +381,142 @@ fn edwards_dh_matches_ladder() {
         );
     }
 }
+
+#[test]
+fn a_draft_filled_in_place_is_the_request_the_builder_gives() {
+    // The same secrets through the draft (payload written into its slot) and through
+    // build_request_with (payload copied in): the same bytes, for both destinations and ciphers.
+    let relays: Vec<NodeKeys> = (1..=3u8).map(|i| NodeKeys::new([i; 32])).collect();
+    let hops: Vec<Hop> = relays
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Hop::new(*k.public(), [u8::try_from(i).expect("small") + 100; 32]))
+        .collect();
+    let server = NodeKeys::new([42; 32]);
+    let dests = [
+        Destination::Server(ServerDestination {
+            key: PeerKey::new(*server.public()),
+            host: "files.example.org".into(),
+            target: "/oxen/v4/lsrpc".into(),
+            method: "POST".into(),
+            protocol: "https".into(),
+            port: None,
+        }),
+        Destination::Snode(Hop::new(*server.public(), [9; 32])),
+    ];
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    for enc in [EncType::AesGcm, EncType::XChaCha20] {
+        for dest in &dests {
+            let layers: Vec<LayerSecret> = (0..4u8)
+                .map(|i| LayerSecret {
+                    ephemeral: Zeroizing::new([i + 50; 32]),
+                    nonce: [i + 80; 24],
+                })
+                .collect();
+            let built = build_request_with(enc, &hops, dest, &payload, &layers).expect("builds");
+            // A seeded rng that yields exactly those secrets: replay them through the draft.
+            let mut feed = layers.iter().flat_map(|l| {
+                let mut v = l.ephemeral.to_vec();
+                v.extend_from_slice(&l.nonce[..enc.nonce_len()]);
+                v
+            });
+            let mut rng = Replay(&mut feed);
+            let mut draft =
+                OnionDraft::new(&mut rng, enc, &hops, dest, payload.len()).expect("lays out");
+            assert_eq!(draft.body_len(), built.body.len());
+            draft.payload_mut().copy_from_slice(&payload);
+            let sealed = draft.seal();
+            assert_eq!(sealed.body, built.body, "{enc:?}");
+            // And the layers peel back to the payload.
+            let mut body = sealed.body.clone();
+            for node in &relays {
+                match peel(node, &body).expect("peels") {
+                    Peeled::Relay(r) => body = r.next_body,
+                    Peeled::Proxy(p) => {
+                        let (plain, _) = open_server_request(&server, &p.plaintext).expect("opens");
+                        assert_eq!(plain, payload);
+                    }
+                    Peeled::Final(_) => panic!("relay is not the destination"),
+                }
+            }
+        }
+    }
+}
+
+/// An rng that gives back given bytes (for replaying explicit layer secrets).
+struct Replay<'a>(&'a mut dyn Iterator<Item = u8>);
+
+impl rand_core::RngCore for Replay<'_> {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for d in dest {
+            *d = self.0.next().expect("enough replayed bytes");
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rand_core::CryptoRng for Replay<'_> {}
+
+#[test]
+fn replies_open_in_place_as_they_open_by_copy() {
+    let mut rng = rand::thread_rng();
+    let server = NodeKeys::new([42; 32]);
+    let relay = NodeKeys::new([1; 32]);
+    let hops = [Hop::new(*relay.public(), [1; 32])];
+    let dest = Destination::Server(ServerDestination {
+        key: PeerKey::new(*server.public()),
+        host: "h".into(),
+        target: "/oxen/v4/lsrpc".into(),
+        method: "POST".into(),
+        protocol: "http".into(),
+        port: Some(1),
+    });
+    for enc in [EncType::AesGcm, EncType::XChaCha20] {
+        let req = build_request(&mut rng, enc, &hops, &dest, b"l2:{}e").expect("builds");
+        let key = req.reply.key().clone();
+        for body in [Vec::new(), vec![7u8; 100_000]] {
+            let resp = V4Response {
+                code: 200,
+                headers: [(
+                    "content-type".to_owned(),
+                    "application/octet-stream".to_owned(),
+                )]
+                .into(),
+                body,
+            };
+            let ct = key.encrypt(&mut rng, &resp.encode());
+            assert_eq!(
+                req.reply.open_v4_reply_owned(ct.clone()).expect("opens"),
+                resp
+            );
+            assert_eq!(req.reply.open_v4_reply(&ct).expect("opens"), resp);
+            // Tampered, short or not bencode: errors, not panics.
+            let mut bad = ct.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert_eq!(
+                req.reply.open_v4_reply_owned(bad).expect_err("tampered"),
+                OnionError::Decrypt
+            );
+            assert!(req.reply.open_v4_reply_owned(ct[..10].to_vec()).is_err());
+            let junk = key.encrypt(&mut rng, b"not bencode");
+            assert!(matches!(
+                req.reply.open_v4_reply_owned(junk),
+                Err(OnionError::Bencode(_))
+            ));
+        }
+    }
+}
