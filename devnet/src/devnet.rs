@@ -379,6 +379,11 @@ impl NodeHandle {
         self.shared.store.len()
     }
 
+    /// True if the node holds the message with this hash (a test's look at replication).
+    pub fn holds(&self, hash: &str) -> bool {
+        self.shared.store.holds(hash)
+    }
+
     /// Skews the node's clock by `ms` (positive = ahead).
     pub fn set_clock_offset_ms(&self, ms: i64) {
         self.shared

@@ -344,6 +344,11 @@ impl Store {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// True if a message with this hash is stored (expired or not).
+    pub fn holds(&self, hash: &str) -> bool {
+        self.lock().by_hash.contains_key(hash)
+    }
 }
 
 impl Inner {

@@ -5,7 +5,8 @@
 //! whoami, gRPC WhoAmI on fresh HTTP/2 connections), printing both and their ratio.
 //!
 //! Run: `cargo bench -p session-gateway --bench soak` (SOAK_MESSAGES=… for another total,
-//! SOAK_CONNECTIONS=… per listener per round). Reports; asserts nothing about the numbers.
+//! SOAK_CONNECTIONS=… per listener per round; 0 skips that part). `--profile dev` builds much
+//! faster and measures the same counts. Reports; asserts nothing about the numbers.
 
 #[path = "../tests/support/faults.rs"]
 mod faults;
@@ -64,36 +65,40 @@ fn main() {
         let per_listener = env_usize("SOAK_CONNECTIONS", 2_000);
         let n = net("soak", CONFIG).await;
 
-        let rounds = (messages / 2).div_ceil(PER_ROUND).max(1);
-        println!(
-            "soak: {} messages ({rounds} rounds of {PER_ROUND} each way) through faults",
-            rounds * PER_ROUND * 2
-        );
-        let out = faults::run(
-            &n,
-            rounds,
-            PER_ROUND,
-            Duration::from_millis(1000),
-            Duration::from_secs(600),
-            true,
-        )
-        .await;
-        println!(
-            "soak: {} messages in {:.1}s: lost {}, duplicated {}, failed {}, unsettled {}; \
-             {} daemon kills, {} node faults, {} back-pressure retries; Subscribe = History: {}",
-            out.each_way * 2,
-            out.elapsed.as_secs_f64(),
-            out.lost,
-            out.duplicated,
-            out.failed,
-            out.unsettled,
-            out.kills,
-            out.node_faults,
-            out.backpressure_retries,
-            out.subscribe_matches_history
-        );
-
-        storm(&n, per_listener).await;
+        // SOAK_MESSAGES=0: the storm alone.
+        if messages > 0 {
+            let rounds = (messages / 2).div_ceil(PER_ROUND).max(1);
+            println!(
+                "soak: {} messages ({rounds} rounds of {PER_ROUND} each way) through faults",
+                rounds * PER_ROUND * 2
+            );
+            let out = faults::run(
+                &n,
+                rounds,
+                PER_ROUND,
+                Duration::from_millis(1000),
+                Duration::from_secs(600),
+                true,
+            )
+            .await;
+            println!(
+                "soak: {} messages in {:.1}s: lost {}, duplicated {}, failed {}, unsettled {}; \
+                 {} daemon kills, {} node faults, {} back-pressure retries; Subscribe = History: {}",
+                out.each_way * 2,
+                out.elapsed.as_secs_f64(),
+                out.lost,
+                out.duplicated,
+                out.failed,
+                out.unsettled,
+                out.kills,
+                out.node_faults,
+                out.backpressure_retries,
+                out.subscribe_matches_history
+            );
+        }
+        if per_listener > 0 {
+            storm(&n, per_listener).await;
+        }
         n.devnet.shutdown().await;
     });
 }
@@ -131,7 +136,10 @@ async fn storm(n: &support::Net, per_listener: usize) {
     // Settle: the identity's poller and paths are up.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = faults::rss_kib(pid);
-    println!("storm: daemon RSS before: {} KiB", before);
+    println!(
+        "storm: daemon RSS before: {before} KiB, {} threads",
+        faults::threads(pid)
+    );
     for round in 0..STORM_ROUNDS {
         let started = Instant::now();
         let ok_irc = wave(per_listener, {
@@ -151,17 +159,26 @@ async fn storm(n: &support::Net, per_listener: usize) {
         .await;
         println!(
             "storm: round {round}: {ok_irc}/{per_listener} IRC, {ok_mx}/{per_listener} Matrix, \
-             {ok_grpc}/{per_listener} gRPC answered in {:.1}s; RSS {} KiB",
+             {ok_grpc}/{per_listener} gRPC answered in {:.1}s; RSS {} KiB, {} threads",
             started.elapsed().as_secs_f64(),
-            faults::rss_kib(pid)
+            faults::rss_kib(pid),
+            faults::threads(pid)
         );
     }
-    // Closed connections' tasks end; give the allocator a moment.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Closed connections' tasks end and idle blocking threads exit (after 10 s); give the
+    // allocator a moment.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    println!(
+        "storm: 15 s later: RSS {} KiB, {} threads",
+        faults::rss_kib(pid),
+        faults::threads(pid)
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let after = faults::rss_kib(pid);
     println!(
         "storm: daemon RSS after {STORM_ROUNDS} rounds of {per_listener} connections per \
-         listener: {after} KiB (before {before} KiB, ratio {:.2})",
+         listener: {after} KiB, {} threads (before {before} KiB, ratio {:.2})",
+        faults::threads(pid),
         after as f64 / before.max(1) as f64
     );
     d.terminate();

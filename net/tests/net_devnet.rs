@@ -926,6 +926,18 @@ async fn polling_sticks_to_a_member_and_survives_a_switch() {
     let (first, f) = poll_ns0(&c, &mut mailbox, &auth).await;
     delivered.extend(f.messages.iter().map(|m| m.hash.clone()));
     assert_eq!(delivered.len(), 3);
+    // The first poll starts a sweep: the two other members, each read once from the start
+    // (all repeats), while the first stays the sticky one.
+    let mut swept = Vec::new();
+    while mailbox.sweeping() {
+        let (member, f) = poll_ns0(&c, &mut mailbox, &auth).await;
+        assert!(f.messages.is_empty() && f.repeats == 3, "{f:?}");
+        swept.push(index_of(&d, &member.ed25519));
+    }
+    swept.sort_unstable();
+    let mut others = members.clone();
+    others.retain(|&i| i != index_of(&d, &first.ed25519));
+    assert_eq!(swept, others, "each other member was read once");
     // Sticky: the next polls go to the same member and get nothing again.
     for _ in 0..3 {
         let (member, f) = poll_ns0(&c, &mut mailbox, &auth).await;
@@ -959,10 +971,22 @@ async fn polling_sticks_to_a_member_and_survives_a_switch() {
     mailbox.advance(&p);
     assert_ne!(second, first, "another member answered");
     assert_eq!(
-        f.repeats, 3,
-        "the new member's full read repeats the first three"
+        (f.messages.len(), f.repeats),
+        (1, 0),
+        "the new member is read from its own cursor (set by the sweep)"
     );
     delivered.extend(f.messages.iter().map(|m| m.hash.clone()));
+    // The switch starts a sweep; the stopped member fails it until the sweep gives up on it.
+    let mut polls = 0;
+    while mailbox.sweeping() {
+        polls += 1;
+        assert!(polls < 20, "the sweep ends");
+        if let Ok(p) = c.poll(&mut mailbox, &auth, &[0]).await {
+            let f = p.namespaces[0].result.clone().expect("ns 0");
+            delivered.extend(f.messages.iter().map(|m| m.hash.clone()));
+            mailbox.advance(&p);
+        }
+    }
     // And it sticks to the new member from its own cursor.
     let o = c
         .store(&id, 0, b"m4", 60_000, &Auth::None)
@@ -970,15 +994,86 @@ async fn polling_sticks_to_a_member_and_survives_a_switch() {
         .expect("store");
     sent.push(o.hash);
     let (member, f) = poll_ns0(&c, &mut mailbox, &auth).await;
-    assert_eq!(member, second);
-    assert_eq!(f.repeats, 0, "read from the new member's cursor");
+    assert_eq!(Some(&member), mailbox.member());
+    assert_eq!(f.repeats, 0, "read from the member's cursor");
     delivered.extend(f.messages.iter().map(|m| m.hash.clone()));
-    assert_eq!(mailbox.member(), Some(&second));
     let mut want = sent.clone();
     want.sort();
     let mut got = delivered.clone();
     got.sort();
     assert_eq!(got, want, "nothing skipped, nothing repeated");
+    d.shutdown().await;
+}
+
+/// The soak's lost messages (issue 20): a message stored while one member was failing (503 to
+/// everything, replication included) never reaches that member. A mailbox that then switches to
+/// that member must still get it: the switch sweeps the other members from their own cursors.
+#[tokio::test]
+async fn a_message_one_member_missed_is_still_delivered_after_a_switch_to_it() {
+    let d = devnet(9).await;
+    let (c, _) = client(&d);
+    c.bootstrap().await.expect("bootstrap");
+    let (sk, id, members) = account_avoiding(&d, &[]);
+    let auth = Auth::Account(sk);
+    let mut mailbox = Mailbox::new(id);
+    let (sticky, _) = poll_ns0(&c, &mut mailbox, &auth).await;
+    while mailbox.sweeping() {
+        poll_ns0(&c, &mut mailbox, &auth).await;
+    }
+    let sticky = index_of(&d, &sticky.ed25519);
+    let missing = *members.iter().find(|&&i| i != sticky).expect("3 members");
+    // "m" is stored while `missing` fails: the other two hold it.
+    d.node(missing).set_fail_status(Some(503));
+    let mut tries = 0;
+    let m = loop {
+        tries += 1;
+        match c.store(&id, 0, b"m", 60_000, &Auth::None).await {
+            Ok(o) => break o.hash,
+            Err(e) if tries < 5 => eprintln!("store {tries} failed: {e}"),
+            Err(e) => panic!("no store succeeded: {e}"),
+        }
+    };
+    let held: Vec<usize> = members
+        .iter()
+        .copied()
+        .filter(|&i| d.node(i).holds(&m))
+        .collect();
+    assert!(!held.contains(&missing) && held.len() == 2, "{held:?}");
+    // Before the mailbox reads "m", the two members holding it fail and it switches to the
+    // one that missed it.
+    d.node(missing).set_fail_status(None);
+    for &i in &held {
+        d.node(i).set_fail_status(Some(503));
+    }
+    let mut delivered = Vec::new();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        assert!(tries < 10, "no poll reached the member that missed \"m\"");
+        let Ok(p) = c.poll(&mut mailbox, &auth, &[0]).await else {
+            continue;
+        };
+        let f = p.namespaces[0].result.clone().expect("ns 0");
+        delivered.extend(f.messages.iter().map(|m| m.hash.clone()));
+        mailbox.advance(&p);
+        if index_of(&d, &p.member.ed25519) == missing {
+            break;
+        }
+    }
+    assert!(delivered.is_empty(), "that member does not have it");
+    for &i in &held {
+        d.node(i).set_fail_status(None);
+    }
+    // The members that hold "m" are back: without the sweep the mailbox would read only the
+    // member that missed it, for good.
+    for _ in 0..6 {
+        if let Ok(p) = c.poll(&mut mailbox, &auth, &[0]).await {
+            let f = p.namespaces[0].result.clone().expect("ns 0");
+            delivered.extend(f.messages.iter().map(|m| m.hash.clone()));
+            mailbox.advance(&p);
+        }
+    }
+    assert_eq!(delivered, vec![m], "delivered once");
     d.shutdown().await;
 }
 

@@ -526,8 +526,9 @@ pub(super) fn engine_err(e: super::EngineError) -> PollError {
 }
 
 /// Where a poller reads from: session-net's member-sticky [`Mailbox`] (a cursor per swarm
-/// member, nothing skipped or repeated when the member changes) and the identity's auth. A
-/// restart starts with a full read; its repeats are dropped by the store's hash dedupe.
+/// member, nothing skipped or repeated when the member changes; after a change it sweeps the
+/// other members once, so a message the new member missed is still read) and the identity's
+/// auth. A restart starts with a full read; its repeats are dropped by the store's hash dedupe.
 struct Cursor {
     mailbox: Mailbox,
     auth: Auth,

@@ -336,9 +336,16 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    for (sent, log, del_log) in [(&to_b, &log_b, &log_a), (&to_a, &log_a, &log_b)] {
+    for (sent, log, del_log, to) in [
+        (&to_b, &log_b, &log_a, &bob),
+        (&to_a, &log_a, &log_b, &alice),
+    ] {
         let got = received(log);
-        out.lost += sent.keys().filter(|t| !got.contains_key(*t)).count();
+        let lost: Vec<&String> = sent.keys().filter(|t| !got.contains_key(*t)).collect();
+        out.lost += lost.len();
+        if verbose && !lost.is_empty() {
+            explain_lost(n, to, &lost, sent, del_log);
+        }
         out.duplicated += got.values().map(|c| c.saturating_sub(1)).sum::<usize>();
         // Texts nobody sent (a garbled or foreign message) count as duplicates too.
         out.duplicated += got.keys().filter(|t| !sent.contains_key(*t)).count();
@@ -363,6 +370,48 @@ pub async fn run(
     out
 }
 
+/// Prints, for each lost message (at most 20), its hash and which members of the recipient's
+/// swarm hold it: a message no member holds was never stored; one some members hold was stored
+/// and not read.
+fn explain_lost(
+    n: &Net,
+    to: &str,
+    lost: &[&String],
+    sent: &HashMap<String, String>,
+    sender_log: &[Event],
+) {
+    let hashes: HashMap<&str, &str> = sender_log
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(event::Kind::Delivery(d)) if !d.hash.is_empty() => {
+                Some((d.message_id.as_str(), d.hash.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    let members = hex::decode(to)
+        .ok()
+        .and_then(|k| n.devnet.swarm_for(&k))
+        .map(|(_, m)| m)
+        .unwrap_or_default();
+    let mut lost: Vec<&&String> = lost.iter().collect();
+    lost.sort();
+    for text in lost.into_iter().take(20) {
+        let hash = sent.get(*text).and_then(|id| hashes.get(id.as_str()));
+        let held: Vec<usize> = hash.map_or_else(Vec::new, |h| {
+            members
+                .iter()
+                .copied()
+                .filter(|&i| n.devnet.node(i).holds(h))
+                .collect()
+        });
+        eprintln!(
+            "lost {text:?}: hash {}, held by members {held:?} of swarm {members:?}",
+            hash.copied().unwrap_or("(never sent)")
+        );
+    }
+}
+
 /// The resident set size of process `pid`, in KiB (Linux `/proc`).
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))
@@ -371,5 +420,16 @@ pub fn rss_kib(pid: u32) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The number of threads of process `pid` (Linux `/proc`).
+pub fn threads(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))
+        .unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }

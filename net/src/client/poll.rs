@@ -1,6 +1,6 @@
 //! Member-sticky retrieve: [`NetClient::poll`] reads one account's namespaces from the
-//! [`Mailbox`]'s member, each from that member's own cursor, in one request (a `batch` for
-//! several namespaces, as desktop polls its own swarm).
+//! [`Mailbox`]'s member (or the next member of its sweep), each from that member's own cursor,
+//! in one request (a `batch` for several namespaces, as desktop polls its own swarm).
 
 use session_proto::storage_rpc::{Request, UserPubkey, BATCH_MAX};
 
@@ -14,10 +14,10 @@ use crate::storage::{Op, OpOutcome};
 
 impl NetClient {
     /// Retrieves what is new in `namespaces` (at most [`BATCH_MAX`]) of `mailbox`'s account,
-    /// from its sticky member (another one if it failed or left the swarm), signed with
-    /// `auth`. Each namespace has its own result; call [`Mailbox::advance`] with the returned
-    /// [`Poll`] once its messages are kept. When the request fails as a whole the mailbox
-    /// switches member for the next poll.
+    /// from its sticky member or the next one of its sweep (another one if it failed or left
+    /// the swarm), signed with `auth`. Each namespace has its own result; call
+    /// [`Mailbox::advance`] with the returned [`Poll`] once its messages are kept. When the
+    /// request fails as a whole the mailbox switches member for the next poll.
     pub async fn poll(
         &self,
         mailbox: &mut Mailbox,
@@ -67,7 +67,7 @@ impl NetClient {
         };
         let to = To::Swarm {
             account: &account,
-            prefer: mailbox.member(),
+            prefer: mailbox.target(),
         };
         let shape = if single { Shape::Single } else { Shape::Batch };
         let (member, _, body) = self.send(to, Some(&account), shape, &mut make).await?;
@@ -103,10 +103,12 @@ impl NetClient {
                 })
                 .collect()
         };
+        let swarm = self.cached_swarm(&account).unwrap_or_default();
         Ok(Poll {
             member,
             namespaces: results,
             at_ms,
+            swarm,
         })
     }
 }
