@@ -1112,7 +1112,7 @@ async fn unknown_endpoints_and_methods() {
     let f = fixture("mx-404").await;
     for (method, path) in [
         ("GET", "/_matrix/client/v3/nope".to_owned()),
-        ("POST", "/_matrix/client/v3/rooms/x/kick".to_owned()),
+        ("POST", "/_matrix/client/v3/rooms/x/ban".to_owned()),
         ("GET", "/_matrix/media/v3/config".to_owned()),
         ("GET", "/".to_owned()),
         ("GET", "/_matrix/client/v9/sync".to_owned()),
@@ -2622,7 +2622,7 @@ async fn a_group_driven_from_matrix_clients_on_three_daemons() {
     assert_ne!(kick["sender"], json!(me_b), "a kick, not a leave: {kick}");
     seen_until(&ma, &mut na, &mut sa, "B gone at A", |s| {
         s.state_of(&room_a, "m.room.member", &ub)
-            .map_or(true, |m| m["membership"] == "leave")
+            .is_none_or(|m| m["membership"] == "leave")
             && s.timeline_of(&room_a)
                 .iter()
                 .any(|e| e["state_key"] == ub.as_str() && e["content"]["membership"] == "leave")

@@ -16,7 +16,6 @@ use crate::events::m_direct;
 use crate::http::{Answer, Body, Json, Path};
 use crate::ids::{parse_user, short_account, user_id, LocalUser};
 use crate::state::Shared;
-use crate::sync::conversations;
 
 /// `GET /.well-known/matrix/client`: this server, as the client reached it.
 pub(crate) async fn well_known(headers: HeaderMap) -> Json {
@@ -94,7 +93,7 @@ pub(crate) async fn get_account_data(
         ));
     }
     if kind == "m.direct" {
-        let convs = conversations(&me).await?;
+        let convs = crate::kinds::load_all_with(&me, &|_| false).await?;
         return Ok(Json(
             m_direct(&me, &s.config.server_name, convs.iter().map(|l| &l.conv))["content"].take(),
         ));

@@ -113,6 +113,15 @@ fn kind(c: &Conversation) -> ConversationKind {
 /// joined or left), most recent first; groups and joined community rooms without anything in
 /// the log yet come last.
 pub(crate) async fn load_all(me: &Me) -> Result<Vec<Loaded>, MatrixError> {
+    load_all_with(me, &|_| true).await
+}
+
+/// [`load_all`], reading the recent posts (for deletions and reactions in timelines) only of
+/// the community rooms `posts_for` names.
+pub(crate) async fn load_all_with(
+    me: &Me,
+    posts_for: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<Loaded>, MatrixError> {
     let mut convs = me.client.all_conversations(me.name()).await?;
     convs.retain(|c| {
         matches!(
@@ -158,7 +167,8 @@ pub(crate) async fn load_all(me: &Me) -> Result<Vec<Loaded>, MatrixError> {
             }
             ConversationKind::CommunityRoom => {
                 let room = rooms.remove(&conv.account_id);
-                community_extra(me, &mut conv, room).await?
+                let posts = posts_for(&conv.account_id);
+                community_extra(me, &mut conv, room, posts).await?
             }
             _ => Extra::Direct,
         };
@@ -186,7 +196,8 @@ pub(crate) async fn load_all(me: &Me) -> Result<Vec<Loaded>, MatrixError> {
             kind: ConversationKind::CommunityRoom as i32,
             ..Default::default()
         };
-        let extra = community_extra(me, &mut conv, Some(room)).await?;
+        let posts = posts_for(&conv.account_id);
+        let extra = community_extra(me, &mut conv, Some(room), posts).await?;
         out.push(Loaded { conv, extra });
     }
     Ok(out)
@@ -236,7 +247,7 @@ pub(crate) async fn load(me: &Me, address: &str) -> Result<Option<Loaded>, Matri
             return Ok(None);
         }
         conv.kind = ConversationKind::CommunityRoom as i32;
-        let extra = community_extra(me, &mut conv, room).await?;
+        let extra = community_extra(me, &mut conv, room, true).await?;
         return Ok(Some(Loaded { conv, extra }));
     }
     if !existed
@@ -311,6 +322,7 @@ async fn community_extra(
     me: &Me,
     conv: &mut Conversation,
     room: Option<Room>,
+    with_posts: bool,
 ) -> Result<Extra, MatrixError> {
     conv.accepted = true;
     conv.left = room.is_none();
@@ -320,6 +332,12 @@ async fn community_extra(
         } else {
             r.name.clone()
         };
+    }
+    if !with_posts {
+        return Ok(Extra::Community {
+            room,
+            posts: Posts::default(),
+        });
     }
     let page = me
         .client
@@ -1321,4 +1339,168 @@ pub(crate) fn post_of(loaded: &Loaded, me: &Me, event: &str) -> Option<(i64, boo
 /// True if `address` is a group's.
 pub(crate) fn is_group(address: &str) -> bool {
     is_group_id(address)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessiond_api::v1::RoomMessageDeleted;
+
+    fn me() -> Me {
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let token = "t".repeat(64);
+        Me {
+            client: sessiond_api::client::Client::new(channel.clone(), &token).expect("token"),
+            rooms: crate::auth::rooms_client(channel, &token).expect("token"),
+            token,
+            identity: sessiond_api::v1::Identity {
+                name: "alice".into(),
+                account_id: format!("05{}", "aa".repeat(32)),
+                ..Default::default()
+            },
+            user_id: "@alice:hs".into(),
+            device_id: "SDX".into(),
+        }
+    }
+
+    fn group_room(status: GroupStatus, admin: bool) -> Loaded {
+        let me = format!("05{}", "aa".repeat(32));
+        let bob = format!("05{}", "bb".repeat(32));
+        let gid = format!("03{}", "cc".repeat(32));
+        let mut conv = Conversation {
+            account_id: gid.clone(),
+            conversation_id: gid.clone(),
+            kind: ConversationKind::Group as i32,
+            ..Default::default()
+        };
+        (conv.accepted, conv.left) = match status {
+            GroupStatus::Invited => (false, false),
+            GroupStatus::Joined => (true, false),
+            _ => (true, true),
+        };
+        Loaded {
+            conv,
+            extra: Extra::Group {
+                group: Group {
+                    group_id: gid,
+                    name: "Hikers".into(),
+                    status: status as i32,
+                    admin,
+                    inviter: bob.clone(),
+                    ..Default::default()
+                },
+                members: vec![
+                    GroupMember {
+                        account_id: me,
+                        admin,
+                        ..Default::default()
+                    },
+                    GroupMember {
+                        account_id: bob,
+                        admin: true,
+                        name: "Bob".into(),
+                        ..Default::default()
+                    },
+                ],
+            },
+        }
+    }
+
+    #[test]
+    fn community_urls_and_aliases() {
+        let url = "http://127.0.0.1:8080/lobby?public_key=ab";
+        assert_eq!(community_url(url, "hs"), Some(url));
+        assert_eq!(community_url(&format!("#{url}"), "hs"), Some(url));
+        assert_eq!(community_url(&format!("#{url}:hs"), "hs"), Some(url));
+        assert_eq!(community_url("!abc:hs", "hs"), None);
+        assert_eq!(community_url("#lobby:hs", "hs"), None);
+        assert_eq!(community_url("ftp://x/y", "hs"), None);
+    }
+
+    #[tokio::test]
+    async fn a_group_room_has_members_power_levels_and_a_kick() {
+        let me = me();
+        let room = group_room(GroupStatus::Joined, false);
+        let view = room.view(&me, "hs");
+        let state = view.state();
+        let find = |kind: &str, key: &str| {
+            state
+                .iter()
+                .find(|e| e["type"] == kind && e["state_key"] == key)
+                .cloned()
+                .unwrap_or_else(|| panic!("{kind} {key}"))
+        };
+        let bob = format!("@05{}:hs", "bb".repeat(32));
+        assert_eq!(find("m.room.name", "")["content"]["name"], "Hikers");
+        assert_eq!(
+            find("m.room.member", "@alice:hs")["content"]["membership"],
+            "join"
+        );
+        assert_eq!(find("m.room.member", &bob)["content"]["displayname"], "Bob");
+        let pl = find("m.room.power_levels", "");
+        assert_eq!(pl["content"]["users"][&bob], 100);
+        assert!(pl["content"]["users"].get("@alice:hs").is_none());
+        let ids: std::collections::HashSet<&str> = state
+            .iter()
+            .filter_map(|e| e["event_id"].as_str())
+            .collect();
+        assert_eq!(ids.len(), state.len(), "distinct event ids");
+
+        let kicked = group_room(GroupStatus::Kicked, false);
+        let view = kicked.view(&me, "hs");
+        let ev = Event {
+            seq: 9,
+            kind: Some(event::Kind::Group(GroupChanged {
+                group_id: kicked.address().to_owned(),
+                status: GroupStatus::Kicked as i32,
+                removed: vec![me.identity.account_id.clone()],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let out = view.kind_timeline(&ev).expect("a group change");
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0]["state_key"], "@alice:hs");
+        assert_eq!(out[0]["content"]["membership"], "leave");
+        assert_eq!(out[0]["sender"], json!(bob));
+        assert_eq!(out[0]["event_id"], "$9");
+    }
+
+    #[tokio::test]
+    async fn an_invitation_names_its_inviter() {
+        let me = me();
+        let room = group_room(GroupStatus::Invited, false);
+        let state = room.view(&me, "hs").invite_state();
+        let mine = state
+            .iter()
+            .find(|e| e["state_key"] == "@alice:hs")
+            .expect("the invite");
+        assert_eq!(mine["content"]["membership"], "invite");
+        assert_eq!(mine["sender"], json!(format!("@05{}:hs", "bb".repeat(32))));
+    }
+
+    #[tokio::test]
+    async fn a_deletion_of_an_unknown_post_shows_nothing() {
+        let me = me();
+        let loaded = Loaded {
+            conv: Conversation {
+                account_id: "http://h:1/lobby".into(),
+                ..Default::default()
+            },
+            extra: Extra::Community {
+                room: None,
+                posts: Posts::default(),
+            },
+        };
+        let ev = Event {
+            seq: 3,
+            kind: Some(event::Kind::RoomMessageDeleted(RoomMessageDeleted {
+                conversation_id: "http://h:1/lobby".into(),
+                server_message_id: 77,
+            })),
+            ..Default::default()
+        };
+        assert_eq!(loaded.view(&me, "hs").kind_timeline(&ev), Some(vec![]));
+        assert_eq!(post_of(&loaded, &me, "$3"), None);
+    }
 }

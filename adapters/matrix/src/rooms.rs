@@ -21,7 +21,7 @@ use crate::http::{Answer, Body, Json, Path, Query};
 use crate::ids::{parse_event_id, parse_room, parse_user, LocalUser, StreamToken};
 use crate::kinds::Loaded;
 use crate::state::Shared;
-use crate::sync::{clamp_number, conversations};
+use crate::sync::clamp_number;
 
 /// `/messages` answers at most this many events per page (larger `limit`s are clamped).
 pub const MAX_PAGE: u64 = 100;
@@ -74,7 +74,7 @@ async fn open(s: &Shared, me: &Me, peer: &str) -> Answer {
 
 /// `GET /_matrix/client/v3/joined_rooms`.
 pub(crate) async fn joined_rooms(State(s): State<Arc<Shared>>, me: Me) -> Answer {
-    let rooms: Vec<String> = conversations(&me)
+    let rooms: Vec<String> = crate::kinds::load_all_with(&me, &|_| false)
         .await?
         .iter()
         .filter(|l| l.membership() == Membership::Join)

@@ -415,7 +415,7 @@ async fn incremental(
         .copied()
         .collect();
 
-    let convs = conversations(me).await?;
+    let convs = crate::kinds::load_all_with(me, &|a| touched.contains(a)).await?;
     let server = s.config.server_name.as_str();
     let (mut join, mut invite, mut leave) = (empty(), empty(), empty());
     for loaded in convs.iter().filter(|l| {
