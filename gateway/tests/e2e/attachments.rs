@@ -337,10 +337,10 @@ async fn pending_downloads_are_fetched_again_after_a_restart() {
     assert!(status.success(), "{status:?}");
 
     // The same data dir, now with eager downloads of up to 100 kB.
-    let config = net.dir.path().join("eager.toml");
-    std::fs::write(&config, config()).expect("config");
+    let eager = net.dir.path().join("eager.toml");
+    std::fs::write(&eager, config()).expect("config");
     let dir = net.dir.path().join("b");
-    let cmd = super::support::networked_command(&dir, &net.manifest, &config);
+    let cmd = super::support::networked_command(&dir, &net.manifest, &eager);
     let b = tokio::task::spawn_blocking(move || super::support::Daemon::start_with(&dir, cmd))
         .await
         .expect("restart b");
