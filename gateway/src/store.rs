@@ -984,8 +984,14 @@ impl Store {
     }
 
     /// How many messages `identity` has queued and not yet sent or failed (sync copies, which
-    /// follow their message, are not counted): what `outbox.max_queued` bounds.
-    pub fn outbox_depth(&self, identity: IdentityId) -> Result<u64, StoreError> {
+    /// follow their message, are not counted): what `outbox.max_queued` bounds. `None` when the
+    /// whole outbox holds fewer than `below` entries, which is known without reading them (a
+    /// Send checks this on every call, so it must not cost a scan of a long outbox).
+    pub fn outbox_depth(
+        &self,
+        identity: IdentityId,
+        below: u64,
+    ) -> Result<Option<u64>, StoreError> {
         /// The two fields the count needs; the payload is skipped, not decoded.
         #[derive(serde::Deserialize)]
         struct Head {
@@ -995,6 +1001,10 @@ impl Store {
         }
         self.read("counting the outbox", |tx| {
             let outbox = tx.open_table(OUTBOX)?;
+            // The table's length is kept by redb; no identity can have more than all.
+            if outbox.len()? < below {
+                return Ok(None);
+            }
             let mut depth = 0;
             for row in outbox.iter()? {
                 let (_, v) = row?;
@@ -1003,7 +1013,7 @@ impl Store {
                     depth += 1;
                 }
             }
-            Ok(depth)
+            Ok(Some(depth))
         })
     }
 

@@ -427,8 +427,11 @@ impl MessageService for Service {
                         return Ok(duplicate(first));
                     }
                 }
-                let depth = state.store.outbox_depth(record.id)?;
-                if depth >= limit {
+                if let Some(depth) = state
+                    .store
+                    .outbox_depth(record.id, limit)?
+                    .filter(|d| *d >= limit)
+                {
                     return Err(ApiError::OutboxFull {
                         identity: record.name.clone(),
                         depth,
