@@ -1002,7 +1002,7 @@ impl Store {
         self.read("counting the outbox", |tx| {
             let outbox = tx.open_table(OUTBOX)?;
             // The table's length is kept by redb; no identity can have more than all.
-            if outbox.len()? < below {
+            if redb::ReadableTableMetadata::len(&outbox)? < below {
                 return Ok(None);
             }
             let mut depth = 0;

@@ -1035,6 +1035,7 @@ mod tests {
                 })
                 .collect(),
             at_ms: 0,
+            swarm: Vec::new(),
         }
     }
 
