@@ -436,30 +436,18 @@ impl Store {
         sent_at_ms: u64,
         now_ms: u64,
     ) -> Result<(String, u64), StoreError> {
-        let message_id = new_message_id();
-        let added = self.write("recording a community post", |tx| {
-            require_identity(tx, identity)?;
-            let mut added = Vec::new();
-            record_sent(
-                tx,
-                identity,
-                address,
-                &post_hash(address, server_id, None),
-                message_id.clone(),
-                server_id,
-                text,
-                sent_at_ms,
-                false,
-                now_ms,
-                &mut added,
-            )?;
-            Ok(added)
-        })?;
-        let seq = added.first().map_or(0, |e| e.seq);
-        if let Some(last) = added.last() {
-            self.wake(identity, last.seq);
-        }
-        Ok((message_id, seq))
+        let hash = post_hash(address, server_id, None);
+        self.record_server_sent(
+            "recording a community post",
+            identity,
+            address,
+            None,
+            &hash,
+            server_id,
+            text,
+            sent_at_ms,
+            now_ms,
+        )
     }
 
     /// [`Store::record_community_sent`] for a community DM to `peer` (`15…`) through the server
@@ -475,16 +463,49 @@ impl Store {
         sent_at_ms: u64,
         now_ms: u64,
     ) -> Result<(String, u64), StoreError> {
+        let hash = dm_hash(base_url, true, server_id);
+        self.record_server_sent(
+            "recording a community DM",
+            identity,
+            peer,
+            Some(base_url),
+            &hash,
+            server_id,
+            text,
+            sent_at_ms,
+            now_ms,
+        )
+    }
+
+    /// Records what this identity sent through a community server (a room post, or a DM when
+    /// `dm_server` names the server the `15…` peer is reached through) and wakes the readers;
+    /// returns the new message id and its event's seq.
+    #[allow(clippy::too_many_arguments)]
+    fn record_server_sent(
+        &self,
+        what: &'static str,
+        identity: IdentityId,
+        conversation: &str,
+        dm_server: Option<&str>,
+        hash: &str,
+        server_id: i64,
+        text: &str,
+        sent_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<(String, u64), StoreError> {
         let message_id = new_message_id();
-        let added = self.write("recording a community DM", |tx| {
+        let added = self.write(what, |tx| {
             require_identity(tx, identity)?;
-            tx.open_table(PEERS)?.insert((identity, peer), base_url)?;
+            if let Some(base_url) = dm_server {
+                tx.open_table(PEERS)?
+                    .insert((identity, conversation), base_url)?;
+            }
             let mut added = Vec::new();
             record_sent(
                 tx,
                 identity,
-                peer,
-                &dm_hash(base_url, true, server_id),
+                conversation,
+                hash,
                 message_id.clone(),
                 server_id,
                 text,
