@@ -197,6 +197,31 @@ for line in [b"@time=2023-11-14T22:13:20.123Z;msgid=abc :nick!user@host PRIVMSG 
 for arg in ["server-time -message-tags sasl", "AGF1dGhjAHBhc3N3b3Jk", "PRIVMSG"]:
     add("irc_cap_sasl", arg)
 
+# Matrix: request bodies and path/query strings, one per selector of `fuzzing::request`.
+AID = "05" + "ab" * 32
+for sel, body in [
+        (0, {"invite": [f"@{AID}:localhost"], "is_direct": True}),
+        (0, {"name": "team", "topic": "t", "invite": [f"@{AID}:localhost", "@bob:localhost"]}),
+        (1, {"msgtype": "m.text", "body": "hello"}),
+        (1, {"msgtype": "m.image", "body": "cat.png", "url": "mxc://localhost/" + "0f" * 16}),
+        (2, {"msgtype": "m.text", "body": "re", "m.relates_to": {"m.in_reply_to": {"event_id": "$12"}}}),
+        (3, {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$7", "key": "+1"}}),
+        (4, {"user_id": f"@{AID}:localhost", "reason": "bye"}),
+        (5, {"users": {f"@{AID}:localhost": 100, "@alice:localhost": 100}}),
+        (6, {"name": "room"}), (7, {"topic": "about"}),
+        (8, {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"},
+             "password": "token", "initial_device_display_name": "x"}),
+        (9, {"typing": True, "timeout": 30000}),
+        (10, {"m.fully_read": "$3", "m.read": "$3"}),
+        (11, {"displayname": "Alice"}), (12, {"search_term": "ali", "limit": 10}), (13, {"mode": "after_send", "seconds": 3600})]:
+    add("matrix_request", bytes([sel]) + json.dumps(body).encode())
+for q in ["since=s12_3&timeout=30000&filter=%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A10%7D%7D%7D",
+          "since=s1&full_state=true&filter=0"]:
+    add("matrix_request", b"\x0e" + q.encode())
+for path in [f"!{AID}_alice:localhost", "#http://127.0.0.1:8080/lobby?public_key=" + "ab" * 32 + ":localhost",
+             "$42", f"@{AID}:localhost"]:
+    add("matrix_request", b"\x0f" + path.encode())
+
 for target, items in sorted(seeds.items()):
     d = os.path.join(OUT, target)
     os.makedirs(d, exist_ok=True)

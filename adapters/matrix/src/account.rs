@@ -196,7 +196,7 @@ async fn profile_of(
 }
 
 #[derive(Debug, Deserialize)]
-struct DisplayNameBody {
+pub(crate) struct DisplayNameBody {
     displayname: String,
 }
 
@@ -396,7 +396,7 @@ pub(crate) async fn put_presence(me: Me, Path(user): Path<String>, body: Body) -
 }
 
 #[derive(Debug, Deserialize)]
-struct DirectoryBody {
+pub(crate) struct DirectoryBody {
     search_term: String,
     #[serde(default)]
     limit: Option<u64>,

@@ -154,7 +154,7 @@ pub(crate) async fn login_flows() -> Json {
 }
 
 #[derive(Debug, Deserialize)]
-struct LoginBody {
+pub(crate) struct LoginBody {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
@@ -169,7 +169,7 @@ struct LoginBody {
 }
 
 #[derive(Debug, Deserialize)]
-struct Identifier {
+pub(crate) struct Identifier {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]

@@ -236,7 +236,7 @@ impl IntoResponse for MatrixError {
 }
 
 /// `body` as `T` (see [`Body::json`]).
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, MatrixError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, MatrixError> {
     let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
@@ -290,7 +290,7 @@ async fn read_body(req: Request) -> Result<Bytes, MatrixError> {
 }
 
 /// `a=1&b=x%20y` → pairs; `+` is a space in queries.
-fn parse_query(q: &str) -> Result<Vec<(String, String)>, MatrixError> {
+pub(crate) fn parse_query(q: &str) -> Result<Vec<(String, String)>, MatrixError> {
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|pair| {

@@ -266,16 +266,16 @@ pub(crate) async fn reply_of(
 }
 
 #[derive(Debug, Deserialize)]
-struct Annotation {
+pub(crate) struct Annotation {
     rel_type: String,
-    event_id: String,
+    pub(crate) event_id: String,
     key: String,
 }
 
 #[derive(Debug, Deserialize)]
-struct ReactionBody {
+pub(crate) struct ReactionBody {
     #[serde(rename = "m.relates_to")]
-    relates_to: Annotation,
+    pub(crate) relates_to: Annotation,
 }
 
 /// `PUT send/m.reaction/{txn}`: a Session reaction to the annotated message.
@@ -360,7 +360,7 @@ pub(crate) async fn redact(
 }
 
 #[derive(Debug, Deserialize)]
-struct TimerBody {
+pub(crate) struct TimerBody {
     mode: String,
     #[serde(default)]
     seconds: u32,

@@ -1143,19 +1143,19 @@ pub(crate) async fn kick(
 }
 
 #[derive(Debug, Deserialize)]
-struct NameBody {
+pub(crate) struct NameBody {
     name: String,
 }
 
 #[derive(Debug, Deserialize)]
-struct TopicBody {
+pub(crate) struct TopicBody {
     topic: String,
 }
 
 #[derive(Debug, Deserialize)]
-struct PowerBody {
+pub(crate) struct PowerBody {
     #[serde(default)]
-    users: HashMap<String, i64>,
+    pub(crate) users: HashMap<String, i64>,
 }
 
 /// `PUT state` in a group room: the name, the topic (description), power levels (a member

@@ -28,6 +28,8 @@ mod auth;
 mod config;
 mod err;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod ids;
 mod ignored;

@@ -84,9 +84,9 @@ pub(crate) async fn joined_rooms(State(s): State<Arc<Shared>>, me: Me) -> Answer
 }
 
 #[derive(Debug, Deserialize)]
-struct CreateRoomBody {
+pub(crate) struct CreateRoomBody {
     #[serde(default)]
-    invite: Vec<String>,
+    pub(crate) invite: Vec<String>,
     #[serde(default)]
     is_direct: bool,
     #[serde(default)]
@@ -505,15 +505,15 @@ pub(crate) async fn event(
 }
 
 #[derive(Debug, Deserialize)]
-struct MessageBody {
-    msgtype: String,
-    body: String,
+pub(crate) struct MessageBody {
+    pub(crate) msgtype: String,
+    pub(crate) body: String,
     /// `m.image`/`m.file`/`m.audio`/`m.video`: the `mxc://` URI of an upload.
     #[serde(default)]
-    url: Option<String>,
+    pub(crate) url: Option<String>,
     /// The file's name; a `body` that differs from it is a caption.
     #[serde(default)]
-    filename: Option<String>,
+    pub(crate) filename: Option<String>,
 }
 
 /// `PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}`: `m.room.message` with a
@@ -595,7 +595,7 @@ pub(crate) async fn send(
 }
 
 #[derive(Debug, Deserialize)]
-struct TypingBody {
+pub(crate) struct TypingBody {
     typing: bool,
     /// How long the user is typing, in ms (with `typing: true`).
     #[serde(default)]
@@ -697,7 +697,7 @@ pub(crate) async fn receipt(
 }
 
 #[derive(Debug, Deserialize)]
-struct ReadMarkersBody {
+pub(crate) struct ReadMarkersBody {
     #[serde(rename = "m.fully_read", default)]
     fully_read: Option<String>,
     #[serde(rename = "m.read", default)]

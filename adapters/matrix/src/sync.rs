@@ -96,7 +96,7 @@ pub(crate) fn clamp_number(s: &str, min: u64, max: u64) -> Option<u64> {
 }
 
 /// `room.timeline.limit` of a filter, clamped; the default if absent or not a number.
-fn timeline_limit(filter: &Value) -> usize {
+pub(crate) fn timeline_limit(filter: &Value) -> usize {
     match filter["room"]["timeline"]["limit"].as_f64() {
         Some(v) if v.is_finite() => (v as usize).clamp(1, MAX_TIMELINE_LIMIT),
         _ => DEFAULT_TIMELINE_LIMIT,
