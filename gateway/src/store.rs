@@ -860,6 +860,23 @@ impl Store {
         })
     }
 
+    /// Remembers that idempotency key `key` sent `first` (for sends that do not go through the
+    /// outbox: community posts and DMs, sent at once); a key used already keeps its first.
+    pub fn remember_sent_key(
+        &self,
+        identity: IdentityId,
+        key: &str,
+        first: &SentKey,
+    ) -> Result<(), StoreError> {
+        self.write("remembering an idempotency key", |tx| {
+            let mut keys = tx.open_table(IDEMPOTENCY)?;
+            if keys.get((identity, key))?.is_none() {
+                keys.insert((identity, key), encode(first).as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
     /// Queues a message: writes the outbox entry, the `Outgoing` event, the conversation (now
     /// accepted and not left; a `Conversation` event if that changed it), the contact (with a
     /// handle, if new) and the idempotency key in one transaction. The entry is due at once. If

@@ -381,14 +381,18 @@ pub(crate) fn with_room(mut ev: Value, room_id: &str) -> Value {
     ev
 }
 
-/// The `m.direct` account data: the ghost of every conversation → its room.
+/// The `m.direct` account data: the ghost of every one-to-one conversation and community DM →
+/// its room.
 pub(crate) fn m_direct<'a>(
     me: &Me,
     server: &str,
     convs: impl Iterator<Item = &'a Conversation>,
 ) -> Value {
     let mut map = serde_json::Map::new();
-    for c in convs.filter(|c| sessiond_api::client::looks_like_account_id(&c.account_id)) {
+    for c in convs.filter(|c| {
+        sessiond_api::client::looks_like_account_id(&c.account_id)
+            || sessiond_api::client::looks_like_blinded_id(&c.account_id)
+    }) {
         map.insert(
             user_id(&c.account_id, server),
             json!([room_id(me.name(), &c.account_id, server)]),

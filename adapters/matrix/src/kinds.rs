@@ -130,6 +130,7 @@ pub(crate) async fn load_all_with(
                 | ConversationKind::Unspecified
                 | ConversationKind::Group
                 | ConversationKind::CommunityRoom
+                | ConversationKind::CommunityDm
         )
     });
     let mut groups: HashMap<String, Group> = match me
@@ -253,7 +254,9 @@ pub(crate) async fn load(me: &Me, address: &str) -> Result<Option<Loaded>, Matri
     if !existed
         || !matches!(
             kind(&conv),
-            ConversationKind::Direct | ConversationKind::Unspecified
+            ConversationKind::Direct
+                | ConversationKind::Unspecified
+                | ConversationKind::CommunityDm
         )
     {
         return Ok(None);
@@ -949,6 +952,13 @@ fn session_users(
         .iter()
         .map(|u| match parse_user(u, server, false) {
             Some(LocalUser::Ghost(id)) => Ok(id),
+            Some(LocalUser::Blinded(_)) => Err(MatrixError::param(
+                field,
+                format!(
+                    "{u} is someone met in a community (a blinded ID): a group takes Session \
+                     users by Account ID (@05…:{server})"
+                ),
+            )),
             _ => Err(MatrixError::param(
                 field,
                 format!("{u} is not a Session user of this server (@<Account ID>:{server})"),

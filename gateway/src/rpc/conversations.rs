@@ -334,6 +334,9 @@ impl ConversationService for Service {
             identity,
             account_id,
         } = req.into_inner();
+        if let Ok((peer, crate::address::Kind::CommunityDm)) = crate::address::parse(&account_id) {
+            return self.open_community_dm(who, identity, peer).await;
+        }
         let peer_id = parse_recipient("account_id", &account_id)?;
         let peer = peer_id.to_string();
         let view = self
@@ -538,5 +541,35 @@ impl Service {
                 Ok(contact)
             })
             .await?)
+    }
+}
+
+impl Service {
+    /// OpenConversation with a blinded ID (`15…`): a community DM with someone the identity has
+    /// met on a joined community server (a poster, or someone who wrote to it). Opening
+    /// accepts a DM request; nothing is sent (Session has no request responses for community
+    /// DMs) and nothing goes to the account's config (it holds Account IDs only).
+    async fn open_community_dm(
+        &self,
+        who: Caller,
+        identity: String,
+        peer: String,
+    ) -> Result<Response<OpenConversationResponse>, Status> {
+        let view = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                if state.store.community_peer(record.id, &peer)?.is_none() {
+                    return Err(ApiError::NotFound(format!(
+                        "account_id: {}… was not met in a joined community (no post or DM \
+                         from it): a community DM needs the server it was met on",
+                        peer.get(..10).unwrap_or(&peer)
+                    )));
+                }
+                Ok(state.store.open_conversation(record.id, &peer, now_ms())?)
+            })
+            .await?;
+        Ok(Response::new(OpenConversationResponse {
+            conversation: Some(conversation_to_api(view)),
+        }))
     }
 }

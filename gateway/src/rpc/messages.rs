@@ -312,7 +312,7 @@ fn sent_attachments(
     Ok((pointers, views))
 }
 
-fn duplicate(first: SentKey) -> SendMessageResponse {
+pub(super) fn duplicate(first: SentKey) -> SendMessageResponse {
     SendMessageResponse {
         message_id: first.message_id,
         seq: first.seq,
@@ -357,7 +357,7 @@ impl MessageService for Service {
             attachment_ids,
         } = req.into_inner();
         if let Some(sent) = self
-            .send_to_community(who, &identity, &recipient, &text)
+            .send_to_community(who, &identity, &recipient, &text, &idempotency_key)
             .await?
         {
             return Ok(Response::new(sent));
