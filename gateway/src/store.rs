@@ -378,6 +378,7 @@ impl Store {
             tx.open_table(community::ROOMS)?;
             tx.open_table(community::SERVERS)?;
             tx.open_table(community::PEERS)?;
+            tx.open_table(community::ACCOUNTS)?;
             tx.open_table(groups::GROUPS)?;
             interactions::create_tables(tx)?;
             tx.open_table(files::ATTACHMENTS)?;

@@ -2727,6 +2727,7 @@ async fn community_rooms_joined_by_url_from_matrix_clients() {
         mut sb,
         mut na,
         mut nb,
+        ..
     } = community_pair("mx-rooms").await;
     let server = n.devnet.community().expect("a community server");
     let lobby_url = server.room_url("lobby").to_string();
@@ -3061,6 +3062,9 @@ struct CommunityPair {
     sb: Seen,
     na: Option<String>,
     nb: Option<String>,
+    /// Alice's and bob's Account IDs.
+    ida: String,
+    idb: String,
 }
 
 async fn community_pair(tag: &str) -> CommunityPair {
@@ -3078,8 +3082,8 @@ async fn community_pair(tag: &str) -> CommunityPair {
     )
     .await;
     let (da, db) = (n.daemon("a").await, n.daemon("b").await);
-    create(&mut admin(&da).await, "alice").await;
-    create(&mut admin(&db).await, "bob").await;
+    let ida = create(&mut admin(&da).await, "alice").await;
+    let idb = create(&mut admin(&db).await, "bob").await;
     let (mxa, mxb) = (matrix_addr(&da), matrix_addr(&db));
     let ma = mx_login(&mxa, "alice", &da.admin_token).await;
     let mb = mx_login(&mxb, "bob", &db.admin_token).await;
@@ -3090,6 +3094,8 @@ async fn community_pair(tag: &str) -> CommunityPair {
     mx_sync_into(&ma, &mut na, &mut sa).await;
     mx_sync_into(&mb, &mut nb, &mut sb).await;
     CommunityPair {
+        ida,
+        idb,
         n,
         da,
         db,
@@ -3166,7 +3172,11 @@ async fn community_dms_and_a_server_outage_from_matrix_clients() {
         mut sb,
         mut na,
         mut nb,
+        ida,
+        idb,
     } = community_pair("mx-community-dm").await;
+    // An Account ID as room names shorten it.
+    let short = |id: &str| format!("{}…{}", &id[..6], &id[id.len() - 4..]);
     let server = n.devnet.community().expect("a community server");
     let lobby_url = server.room_url("lobby").to_string();
     let (alice, bob) = (format!("@alice:{SERVER}"), format!("@bob:{SERVER}"));
@@ -3219,8 +3229,8 @@ async fn community_dms_and_a_server_outage_from_matrix_clients() {
     );
     mx_send_retrying(&mb, &room_of(&dm_b), "d1", "psst").await;
 
-    // Alice's client gets an invite from bob's blinded ID, named by his display name; she
-    // joins and reads the DM.
+    // Alice's client gets an invite from bob's blinded ID, named by his display name and the
+    // Account ID his DM revealed; she joins and reads the DM.
     seen_until(&ma, &mut na, &mut sa, "the DM invite at alice", |s| {
         s.invites.keys().any(|r| r.starts_with("!15"))
     })
@@ -3237,7 +3247,24 @@ async fn community_dms_and_a_server_outage_from_matrix_clients() {
         .iter()
         .find(|e| e["type"] == "m.room.name")
         .expect("a name");
-    assert_eq!(name["content"]["name"], "Bob B.", "{invite:?}");
+    assert_eq!(
+        name["content"]["name"],
+        format!("Bob B. ({})", short(&idb)),
+        "{invite:?}"
+    );
+    let conv = admin(&da)
+        .await
+        .convs
+        .get_conversation(sessiond_api::v1::GetConversationRequest {
+            identity: "alice".into(),
+            account_id: bob_blinded.clone(),
+        })
+        .await
+        .expect("the DM's conversation")
+        .into_inner()
+        .conversation
+        .expect("a conversation");
+    assert_eq!(conv.community_account_id, idb);
     let mine = invite
         .iter()
         .find(|e| e["type"] == "m.room.member" && e["state_key"] == alice.as_str())
@@ -3273,6 +3300,31 @@ async fn community_dms_and_a_server_outage_from_matrix_clients() {
             (alice_poster.clone(), "psst back".to_owned())
         ]
     );
+    // Her answer told bob her Account ID: the room's name and topic show it now.
+    let name = get_ok(
+        &mxb,
+        &tb,
+        v3(&format!("rooms/{}/state/m.room.name/", enc(&dm_b))),
+    )
+    .await;
+    assert!(
+        name["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with(&format!("({})", short(&ida)))),
+        "{name}"
+    );
+    let topic = get_ok(
+        &mxb,
+        &tb,
+        v3(&format!("rooms/{}/state/m.room.topic/", enc(&dm_b))),
+    )
+    .await;
+    assert!(
+        topic["topic"]
+            .as_str()
+            .is_some_and(|t| t.contains(alice_blinded) && t.contains(&ida)),
+        "{topic}"
+    );
 
     // The server goes down. A post from a Matrix client is refused at once with a 503 that
     // says why (as gRPC's UNAVAILABLE and IRC's notice): the client keeps it as not sent.
@@ -3289,6 +3341,37 @@ async fn community_dms_and_a_server_outage_from_matrix_clients() {
         },
     )
     .await;
+    // Alice reacts to it: bob sees the reaction from her poster user (the server lists who
+    // reacted), not from the anonymous reactions user.
+    let before = sa
+        .timeline_of(&lobby_a)
+        .iter()
+        .find(|e| e["content"]["body"] == "before the outage")
+        .expect("the post")["event_id"]
+        .clone();
+    let reaction = json!({ "m.relates_to": {
+        "rel_type": "m.annotation",
+        "event_id": before,
+        "key": "🎉",
+    }});
+    let got = raw(
+        &mxa,
+        "PUT",
+        &v3(&format!("rooms/{}/send/m.reaction/r1", enc(&lobby_a))),
+        Some(&ta),
+        reaction.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+    let party =
+        |e: &&Value| e["type"] == "m.reaction" && e["content"]["m.relates_to"]["key"] == "🎉";
+    seen_until(&mb, &mut nb, &mut sb, "alice's reaction at bob", |s| {
+        s.timeline_of(&lobby_b).iter().any(|e| party(&e))
+    })
+    .await;
+    let reactions: Vec<&Value> = sb.timeline_of(&lobby_b).iter().filter(party).collect();
+    assert_eq!(reactions.len(), 1, "{reactions:?}");
+    assert_eq!(reactions[0]["sender"], alice_poster.as_str());
     server.stop().await;
     let mut rooms = admin(&da).await.rooms;
     let until = Instant::now() + DEADLINE;

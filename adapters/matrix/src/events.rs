@@ -92,15 +92,38 @@ impl RoomView<'_> {
         user_id(self.peer(), self.server)
     }
 
-    /// The contact's name: local name, else profile name, else handle, else a short id.
+    /// The contact's name: local name, else profile name, else handle, else a short id; for a
+    /// community DM whose Account ID is known, that (short) too.
     pub fn peer_name(&self) -> String {
-        if !self.conv.display_name.is_empty() {
+        let name = if !self.conv.display_name.is_empty() {
             self.conv.display_name.clone()
         } else if !self.conv.handle.is_empty() {
             self.conv.handle.clone()
         } else {
             short_account(self.peer())
+        };
+        match self.conv.community_account_id.as_str() {
+            "" => name,
+            account => format!("{name} ({})", short_account(account)),
         }
+    }
+
+    /// A community DM's topic: the blinded ID, and the Account ID once a DM revealed it.
+    fn community_dm_topic(&self) -> Option<Value> {
+        if !sessiond_api::client::looks_like_blinded_id(self.peer()) {
+            return None;
+        }
+        let mut topic = format!("Community DM with {}", self.peer());
+        if !self.conv.community_account_id.is_empty() {
+            topic.push_str(&format!("; Account ID {}", self.conv.community_account_id));
+        }
+        Some(self.state_event(
+            "topic",
+            "m.room.topic",
+            "",
+            &self.me.user_id,
+            json!({ "topic": topic }),
+        ))
     }
 
     /// The user's membership.
@@ -223,7 +246,7 @@ impl RoomView<'_> {
             Membership::Invite => self.my_member("invite", &self.ghost()),
             Membership::Join => self.my_member("join", &self.me.user_id),
         };
-        vec![
+        let mut out = vec![
             self.create(),
             mine,
             self.ghost_member(),
@@ -231,7 +254,9 @@ impl RoomView<'_> {
             self.join_rules(),
             self.history_visibility(),
             self.name(),
-        ]
+        ];
+        out.extend(self.community_dm_topic());
+        out
     }
 
     /// The stripped state of an invite (a message request): who invites, the room's name.

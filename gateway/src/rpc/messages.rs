@@ -191,12 +191,18 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             conversation,
             server_id,
             reactions,
+            mut reactors,
         } => event::Kind::RoomReactions(RoomReactionsChanged {
             conversation_id: conversation,
             server_message_id: server_id,
             reactions: reactions
                 .into_iter()
-                .map(|(emoji, count, you)| RoomReaction { emoji, count, you })
+                .map(|(emoji, count, you)| RoomReaction {
+                    reactors: reactors.remove(&emoji).unwrap_or_default(),
+                    emoji,
+                    count,
+                    you,
+                })
                 .collect(),
         }),
         EventKind::Group(change) => event::Kind::Group(super::groups::change_to_api(change)),
