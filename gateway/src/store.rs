@@ -378,6 +378,7 @@ impl Store {
             tx.open_table(community::ROOMS)?;
             tx.open_table(community::SERVERS)?;
             tx.open_table(community::PEERS)?;
+            tx.open_table(community::ACCOUNTS)?;
             tx.open_table(groups::GROUPS)?;
             interactions::create_tables(tx)?;
             tx.open_table(files::ATTACHMENTS)?;
@@ -857,6 +858,23 @@ impl Store {
                 Some(v) => Some(decode("idempotency key", v.value())?),
                 None => None,
             })
+        })
+    }
+
+    /// Remembers that idempotency key `key` sent `first` (for sends that do not go through the
+    /// outbox: community posts and DMs, sent at once); a key used already keeps its first.
+    pub fn remember_sent_key(
+        &self,
+        identity: IdentityId,
+        key: &str,
+        first: &SentKey,
+    ) -> Result<(), StoreError> {
+        self.write("remembering an idempotency key", |tx| {
+            let mut keys = tx.open_table(IDEMPOTENCY)?;
+            if keys.get((identity, key))?.is_none() {
+                keys.insert((identity, key), encode(first).as_slice())?;
+            }
+            Ok(())
         })
     }
 

@@ -2713,35 +2713,26 @@ fn enc_all(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn community_rooms_joined_by_url_from_matrix_clients() {
-    use session_devnet::{CommunityConfig, RoomSpec};
-    let n = support::net_with_community(
-        "mx-rooms",
-        COMMUNITY_CONFIG,
-        Some(CommunityConfig {
-            rooms: vec![
-                RoomSpec::new("lobby", "Lobby").describe("Say hello"),
-                RoomSpec::new("news", "News").read_only(),
-            ],
-            ..Default::default()
-        }),
-    )
-    .await;
+    let CommunityPair {
+        n,
+        da,
+        db,
+        mxa,
+        mxb,
+        ma,
+        mb,
+        ta,
+        tb,
+        mut sa,
+        mut sb,
+        mut na,
+        mut nb,
+        ..
+    } = community_pair("mx-rooms").await;
     let server = n.devnet.community().expect("a community server");
     let lobby_url = server.room_url("lobby").to_string();
     let news_url = server.room_url("news").to_string();
     let base = server.url().to_string();
-    let (da, db) = (n.daemon("a").await, n.daemon("b").await);
-    create(&mut admin(&da).await, "alice").await;
-    create(&mut admin(&db).await, "bob").await;
-    let (mxa, mxb) = (matrix_addr(&da), matrix_addr(&db));
-    let ma = mx_login(&mxa, "alice", &da.admin_token).await;
-    let mb = mx_login(&mxb, "bob", &db.admin_token).await;
-    let ta = login(&mxa, "alice", &da.admin_token).await;
-    let tb = login(&mxb, "bob", &db.admin_token).await;
-    let (mut sa, mut sb) = (Seen::default(), Seen::default());
-    let (mut na, mut nb) = (None, None);
-    mx_sync_into(&ma, &mut na, &mut sa).await;
-    mx_sync_into(&mb, &mut nb, &mut sb).await;
 
     // Bad URLs: no key (400), a room the server does not have (404); nothing joined.
     let got = raw(
@@ -3045,6 +3036,537 @@ async fn malformed_group_and_community_requests_get_matrix_errors() {
     )
     .await;
     is_error(&got, 403, "M_FORBIDDEN");
+    still_fine(mx, alice).await;
+    still_fine(mx, &f.bob).await;
+    f.daemon.terminate();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Community DMs and a community server outage, from Matrix clients
+// ------------------------------------------------------------------------------------------------
+
+/// Two daemons on a devnet whose community server has `lobby` (open) and `news` (read-only),
+/// with alice on `a` and bob on `b` logged in to Matrix (ruma clients and raw tokens) and
+/// synced once.
+struct CommunityPair {
+    n: Net,
+    da: Daemon,
+    db: Daemon,
+    mxa: String,
+    mxb: String,
+    ma: Mx,
+    mb: Mx,
+    ta: String,
+    tb: String,
+    sa: Seen,
+    sb: Seen,
+    na: Option<String>,
+    nb: Option<String>,
+    /// Alice's and bob's Account IDs.
+    ida: String,
+    idb: String,
+}
+
+async fn community_pair(tag: &str) -> CommunityPair {
+    use session_devnet::{CommunityConfig, RoomSpec};
+    let n = support::net_with_community(
+        tag,
+        COMMUNITY_CONFIG,
+        Some(CommunityConfig {
+            rooms: vec![
+                RoomSpec::new("lobby", "Lobby").describe("Say hello"),
+                RoomSpec::new("news", "News").read_only(),
+            ],
+            ..Default::default()
+        }),
+    )
+    .await;
+    let (da, db) = (n.daemon("a").await, n.daemon("b").await);
+    let ida = create(&mut admin(&da).await, "alice").await;
+    let idb = create(&mut admin(&db).await, "bob").await;
+    let (mxa, mxb) = (matrix_addr(&da), matrix_addr(&db));
+    let ma = mx_login(&mxa, "alice", &da.admin_token).await;
+    let mb = mx_login(&mxb, "bob", &db.admin_token).await;
+    let ta = login(&mxa, "alice", &da.admin_token).await;
+    let tb = login(&mxb, "bob", &db.admin_token).await;
+    let (mut sa, mut sb) = (Seen::default(), Seen::default());
+    let (mut na, mut nb) = (None, None);
+    mx_sync_into(&ma, &mut na, &mut sa).await;
+    mx_sync_into(&mb, &mut nb, &mut sb).await;
+    CommunityPair {
+        ida,
+        idb,
+        n,
+        da,
+        db,
+        mxa,
+        mxb,
+        ma,
+        mb,
+        ta,
+        tb,
+        sa,
+        sb,
+        na,
+        nb,
+    }
+}
+
+/// Joins the community room at `url` from Matrix; answers the room id.
+async fn mx_join_url(mx: &str, token: &str, url: &str) -> String {
+    let got = raw(
+        mx,
+        "POST",
+        &v3(&format!("join/{}", enc_all(url))),
+        Some(token),
+        b"{}",
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+    got.1["room_id"].as_str().expect("room id").to_owned()
+}
+
+/// The room `m.direct` (as the account data endpoint answers it) gives for `user`.
+async fn direct_room_of(mx: &str, token: &str, me: &str, user: &str) -> Option<String> {
+    let v = get_ok(
+        mx,
+        token,
+        v3(&format!("user/{}/account_data/m.direct", enc(me))),
+    )
+    .await;
+    v[user][0].as_str().map(str::to_owned)
+}
+
+/// The bodies of the `m.room.message` events of `room` from `/messages`, oldest first.
+async fn room_history(mx: &str, token: &str, room: &str) -> Vec<String> {
+    let v = get_ok(
+        mx,
+        token,
+        v3(&format!("rooms/{}/messages?dir=b&limit=100", enc(room))),
+    )
+    .await;
+    let mut out: Vec<String> = v["chunk"]
+        .as_array()
+        .expect("a chunk")
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+        .collect();
+    out.reverse();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn community_dms_and_a_server_outage_from_matrix_clients() {
+    let CommunityPair {
+        n,
+        da,
+        db,
+        mxa,
+        mxb,
+        ma,
+        mb,
+        ta,
+        tb,
+        mut sa,
+        mut sb,
+        mut na,
+        mut nb,
+        ida,
+        idb,
+    } = community_pair("mx-community-dm").await;
+    // An Account ID as room names shorten it.
+    let short = |id: &str| format!("{}…{}", &id[..6], &id[id.len() - 4..]);
+    let server = n.devnet.community().expect("a community server");
+    let lobby_url = server.room_url("lobby").to_string();
+    let (alice, bob) = (format!("@alice:{SERVER}"), format!("@bob:{SERVER}"));
+    // Bob has a display name: his DMs carry it, and alice's client names the room with it.
+    let got = raw(
+        &mxb,
+        "PUT",
+        &v3(&format!("profile/{}/displayname", enc(&bob))),
+        Some(&tb),
+        br#"{"displayname":"Bob B."}"#,
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+    let lobby_a = mx_join_url(&mxa, &ta, &lobby_url).await;
+    let lobby_b = mx_join_url(&mxb, &tb, &lobby_url).await;
+
+    // Alice posts; at bob she is a poster named by her blinded ID.
+    mx_send_retrying(&ma, &room_of(&lobby_a), "a1", "hello from alice").await;
+    seen_until(&mb, &mut nb, &mut sb, "alice's post at bob", |s| {
+        s.texts(&lobby_b)
+            .iter()
+            .any(|(_, t)| t == "hello from alice")
+    })
+    .await;
+    let alice_poster = sb
+        .texts(&lobby_b)
+        .into_iter()
+        .find(|(_, t)| t == "hello from alice")
+        .expect("the post")
+        .0;
+    assert!(alice_poster.starts_with("@15"), "{alice_poster}");
+
+    // Bob starts a community DM with the poster, as a client starts any DM.
+    let mut req = create_room::v3::Request::new();
+    req.invite = vec![alice_poster.as_str().try_into().expect("a user id")];
+    req.is_direct = true;
+    let dm_b = mb
+        .send_request(req)
+        .await
+        .expect("createRoom with a poster")
+        .room_id
+        .to_string();
+    let alice_blinded = &alice_poster[1..67];
+    assert_eq!(dm_b, format!("!{alice_blinded}_bob:{SERVER}"));
+    assert_eq!(
+        direct_room_of(&mxb, &tb, &bob, &alice_poster)
+            .await
+            .as_deref(),
+        Some(dm_b.as_str())
+    );
+    mx_send_retrying(&mb, &room_of(&dm_b), "d1", "psst").await;
+
+    // Alice's client gets an invite from bob's blinded ID, named by his display name and the
+    // Account ID his DM revealed; she joins and reads the DM.
+    seen_until(&ma, &mut na, &mut sa, "the DM invite at alice", |s| {
+        s.invites.keys().any(|r| r.starts_with("!15"))
+    })
+    .await;
+    let (dm_a, invite) = sa
+        .invites
+        .iter()
+        .find(|(r, _)| r.starts_with("!15"))
+        .map(|(r, e)| (r.clone(), e.clone()))
+        .expect("the invite");
+    let bob_blinded = dm_a[1..67].to_owned();
+    let bob_user = format!("@{bob_blinded}:{SERVER}");
+    let name = invite
+        .iter()
+        .find(|e| e["type"] == "m.room.name")
+        .expect("a name");
+    assert_eq!(
+        name["content"]["name"],
+        format!("Bob B. ({})", short(&idb)),
+        "{invite:?}"
+    );
+    let conv = admin(&da)
+        .await
+        .convs
+        .get_conversation(sessiond_api::v1::GetConversationRequest {
+            identity: "alice".into(),
+            account_id: bob_blinded.clone(),
+        })
+        .await
+        .expect("the DM's conversation")
+        .into_inner()
+        .conversation
+        .expect("a conversation");
+    assert_eq!(conv.community_account_id, idb);
+    let mine = invite
+        .iter()
+        .find(|e| e["type"] == "m.room.member" && e["state_key"] == alice.as_str())
+        .expect("alice's invite");
+    assert_eq!(mine["sender"], bob_user.as_str());
+    assert_eq!(mine["content"]["is_direct"], true);
+    ma.send_request(join_room_by_id::v3::Request::new(room_of(&dm_a)))
+        .await
+        .expect("join the DM");
+    seen_until(&ma, &mut na, &mut sa, "the DM at alice", |s| {
+        s.texts(&dm_a) == [(bob_user.clone(), "psst".to_owned())]
+    })
+    .await;
+    assert_eq!(
+        direct_room_of(&mxa, &ta, &alice, &bob_user)
+            .await
+            .as_deref(),
+        Some(dm_a.as_str())
+    );
+
+    // Alice answers in the room; bob reads it from the poster he wrote to.
+    mx_send_retrying(&ma, &room_of(&dm_a), "d2", "psst back").await;
+    seen_until(&mb, &mut nb, &mut sb, "the answer at bob", |s| {
+        s.texts(&dm_b)
+            .iter()
+            .any(|(u, t)| *u == alice_poster && t == "psst back")
+    })
+    .await;
+    assert_eq!(
+        sb.texts(&dm_b),
+        [
+            (bob.clone(), "psst".to_owned()),
+            (alice_poster.clone(), "psst back".to_owned())
+        ]
+    );
+    // Her answer told bob her Account ID: the room's name and topic show it now.
+    let name = get_ok(
+        &mxb,
+        &tb,
+        v3(&format!("rooms/{}/state/m.room.name/", enc(&dm_b))),
+    )
+    .await;
+    assert!(
+        name["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with(&format!("({})", short(&ida)))),
+        "{name}"
+    );
+    let topic = get_ok(
+        &mxb,
+        &tb,
+        v3(&format!("rooms/{}/state/m.room.topic/", enc(&dm_b))),
+    )
+    .await;
+    assert!(
+        topic["topic"]
+            .as_str()
+            .is_some_and(|t| t.contains(alice_blinded) && t.contains(&ida)),
+        "{topic}"
+    );
+
+    // The server goes down. A post from a Matrix client is refused at once with a 503 that
+    // says why (as gRPC's UNAVAILABLE and IRC's notice): the client keeps it as not sent.
+    mx_send_retrying(&mb, &room_of(&lobby_b), "b1", "before the outage").await;
+    seen_until(
+        &ma,
+        &mut na,
+        &mut sa,
+        "the last post before the outage",
+        |s| {
+            s.texts(&lobby_a)
+                .iter()
+                .any(|(_, t)| t == "before the outage")
+        },
+    )
+    .await;
+    // Alice reacts to it: bob sees the reaction from her poster user (the server lists who
+    // reacted), not from the anonymous reactions user.
+    let before = sa
+        .timeline_of(&lobby_a)
+        .iter()
+        .find(|e| e["content"]["body"] == "before the outage")
+        .expect("the post")["event_id"]
+        .clone();
+    let reaction = json!({ "m.relates_to": {
+        "rel_type": "m.annotation",
+        "event_id": before,
+        "key": "🎉",
+    }});
+    let got = raw(
+        &mxa,
+        "PUT",
+        &v3(&format!("rooms/{}/send/m.reaction/r1", enc(&lobby_a))),
+        Some(&ta),
+        reaction.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+    let party =
+        |e: &&Value| e["type"] == "m.reaction" && e["content"]["m.relates_to"]["key"] == "🎉";
+    seen_until(&mb, &mut nb, &mut sb, "alice's reaction at bob", |s| {
+        s.timeline_of(&lobby_b).iter().any(|e| party(&e))
+    })
+    .await;
+    let reactions: Vec<&Value> = sb.timeline_of(&lobby_b).iter().filter(party).collect();
+    assert_eq!(reactions.len(), 1, "{reactions:?}");
+    assert_eq!(reactions[0]["sender"], alice_poster.as_str());
+    server.stop().await;
+    let mut rooms = admin(&da).await.rooms;
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let room = rooms
+            .get_room(sessiond_api::v1::GetRoomRequest {
+                identity: "alice".into(),
+                room_id: format!("{}/lobby", server.url()),
+            })
+            .await
+            .expect("get room")
+            .into_inner()
+            .room
+            .expect("room");
+        if !room.last_error.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < until, "no poll failed while down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (room, txn, what) in [(&lobby_a, "v1", "a post"), (&dm_a, "v2", "a DM")] {
+        let got = raw(
+            &mxa,
+            "PUT",
+            &v3(&format!("rooms/{}/send/m.room.message/{txn}", enc(room))),
+            Some(&ta),
+            br#"{"msgtype":"m.text","body":"into the void"}"#,
+        )
+        .await;
+        is_error(&got, 503, "M_UNKNOWN");
+        assert!(
+            got.1["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("unreachable") || e.contains("refused")),
+            "{what}: {got:?}"
+        );
+    }
+    // Reading still works while the server is down: the history is the daemon's.
+    assert!(room_history(&mxa, &ta, &lobby_a)
+        .await
+        .contains(&"before the outage".to_owned()));
+    still_fine(&mxa, &ta).await;
+
+    // It comes back: a retried send goes through (the same txn id: sent once), and both
+    // clients see everything posted, each post once, and nothing refused.
+    server.restart().await.expect("restart");
+    mx_send_retrying(&ma, &room_of(&lobby_a), "v1", "after the outage").await;
+    mx_send_retrying(&ma, &room_of(&lobby_a), "v1", "after the outage").await;
+    mx_send_retrying(&mb, &room_of(&dm_b), "d3", "still there?").await;
+    seen_until(
+        &mb,
+        &mut nb,
+        &mut sb,
+        "the post after the outage at bob",
+        |s| {
+            s.texts(&lobby_b)
+                .iter()
+                .any(|(_, t)| t == "after the outage")
+        },
+    )
+    .await;
+    seen_until(
+        &ma,
+        &mut na,
+        &mut sa,
+        "the DM after the outage at alice",
+        |s| s.texts(&dm_a).iter().any(|(_, t)| t == "still there?"),
+    )
+    .await;
+    let posts = [
+        "hello from alice".to_owned(),
+        "before the outage".to_owned(),
+        "after the outage".to_owned(),
+    ];
+    assert_eq!(room_history(&mxa, &ta, &lobby_a).await, posts);
+    assert_eq!(room_history(&mxb, &tb, &lobby_b).await, posts);
+    assert_eq!(
+        room_history(&mxa, &ta, &dm_a).await,
+        ["psst", "psst back", "still there?"]
+    );
+    assert_eq!(
+        room_history(&mxb, &tb, &dm_b).await,
+        ["psst", "psst back", "still there?"]
+    );
+    still_fine(&mxa, &ta).await;
+    still_fine(&mxb, &tb).await;
+    da.terminate();
+    db.terminate();
+    n.devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_community_dm_requests_get_matrix_errors() {
+    let f = fixture("mx-cdm-bad").await;
+    let (mx, alice) = (&f.mx, &f.alice);
+    let stranger = format!("15{}", "cd".repeat(32));
+    let create = |body: Value| {
+        let (mx, alice) = (mx.clone(), alice.clone());
+        async move {
+            raw(
+                &mx,
+                "POST",
+                &v3("createRoom"),
+                Some(&alice),
+                body.to_string().as_bytes(),
+            )
+            .await
+        }
+    };
+    // User ids that are no blinded ID (too short, not hex, another server's): not a DM.
+    for bad in [
+        format!("@15{}:{SERVER}", "cd".repeat(8)),
+        format!("@15{}zz:{SERVER}", "cd".repeat(31)),
+        format!("@{stranger}:other.org"),
+        format!("@25{}:{SERVER}", "cd".repeat(32)),
+    ] {
+        let got = create(json!({ "invite": [bad], "is_direct": true })).await;
+        is_error(&got, 400, "M_INVALID_PARAM");
+    }
+    // A blinded ID never met (in any case): nothing to send through, and no room appears.
+    for who in [stranger.clone(), stranger.to_uppercase()] {
+        let got =
+            create(json!({ "invite": [format!("@{who}:{SERVER}")], "is_direct": true })).await;
+        is_error(&got, 404, "M_NOT_FOUND");
+        assert!(
+            got.1["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not met")),
+            "{got:?}"
+        );
+    }
+    // A group takes Account IDs only.
+    let got = create(json!({ "name": "g", "invite": [format!("@{stranger}:{SERVER}")] })).await;
+    is_error(&got, 400, "M_INVALID_PARAM");
+    assert!(
+        got.1["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("blinded")),
+        "{got:?}"
+    );
+    // The room of a blinded ID never met: join finds nothing, send is not in the room.
+    let room = format!("!{stranger}_alice:{SERVER}");
+    let got = raw(
+        mx,
+        "POST",
+        &v3(&format!("join/{}", enc(&room))),
+        Some(alice),
+        b"{}",
+    )
+    .await;
+    is_error(&got, 404, "M_NOT_FOUND");
+    for room in [
+        room.clone(),
+        format!("!{}_alice:{SERVER}", &stranger[..40]),
+        format!("!{stranger}_bob:{SERVER}"),
+    ] {
+        let got = raw(
+            mx,
+            "PUT",
+            &v3(&format!("rooms/{}/send/m.room.message/t1", enc(&room))),
+            Some(alice),
+            br#"{"msgtype":"m.text","body":"hi"}"#,
+        )
+        .await;
+        is_error(&got, 403, "M_FORBIDDEN");
+    }
+    // A blinded ID cannot be invited into a one-to-one room.
+    let got = raw(
+        mx,
+        "POST",
+        &v3(&format!("rooms/{}/invite", enc(&f.room))),
+        Some(alice),
+        json!({ "user_id": format!("@{stranger}:{SERVER}") })
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    is_error(&got, 403, "M_FORBIDDEN");
+    // No room and no m.direct entry came of any of it.
+    let direct = get_ok(
+        mx,
+        alice,
+        v3(&format!(
+            "user/{}/account_data/m.direct",
+            enc(&format!("@alice:{SERVER}"))
+        )),
+    )
+    .await;
+    assert!(
+        direct.get(format!("@{stranger}:{SERVER}")).is_none(),
+        "{direct}"
+    );
+    let (status, v) = raw(mx, "GET", &v3("joined_rooms"), Some(alice), b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(v["joined_rooms"], json!([f.room]), "{v}");
     still_fine(mx, alice).await;
     still_fine(mx, &f.bob).await;
     f.daemon.terminate();

@@ -184,7 +184,7 @@ async fn profile_of(
     let not_found = || MatrixError::NotFound("no such user".into());
     let name = match parse_user(user, &s.config.server_name, false) {
         Some(LocalUser::Identity(_)) if me.is(user) => Some(me.display_name().to_owned()),
-        Some(LocalUser::Ghost(peer)) => contact_name(me, &peer)
+        Some(LocalUser::Ghost(peer) | LocalUser::Blinded(peer)) => contact_name(me, &peer)
             .await?
             .or_else(|| Some(short_account(&peer))),
         _ => return Err(not_found()),
@@ -377,7 +377,9 @@ pub(crate) async fn get_presence(
 ) -> Answer {
     match parse_user(&user, &s.config.server_name, false) {
         Some(LocalUser::Identity(_)) if me.is(&user) => Ok(Json(json!({ "presence": "online" }))),
-        Some(LocalUser::Ghost(_)) => Ok(Json(json!({ "presence": "offline" }))),
+        Some(LocalUser::Ghost(_) | LocalUser::Blinded(_)) => {
+            Ok(Json(json!({ "presence": "offline" })))
+        }
         _ => Err(MatrixError::NotFound("no such user".into())),
     }
 }

@@ -92,15 +92,38 @@ impl RoomView<'_> {
         user_id(self.peer(), self.server)
     }
 
-    /// The contact's name: local name, else profile name, else handle, else a short id.
+    /// The contact's name: local name, else profile name, else handle, else a short id; for a
+    /// community DM whose Account ID is known, that (short) too.
     pub fn peer_name(&self) -> String {
-        if !self.conv.display_name.is_empty() {
+        let name = if !self.conv.display_name.is_empty() {
             self.conv.display_name.clone()
         } else if !self.conv.handle.is_empty() {
             self.conv.handle.clone()
         } else {
             short_account(self.peer())
+        };
+        match self.conv.community_account_id.as_str() {
+            "" => name,
+            account => format!("{name} ({})", short_account(account)),
         }
+    }
+
+    /// A community DM's topic: the blinded ID, and the Account ID once a DM revealed it.
+    fn community_dm_topic(&self) -> Option<Value> {
+        if !sessiond_api::client::looks_like_blinded_id(self.peer()) {
+            return None;
+        }
+        let mut topic = format!("Community DM with {}", self.peer());
+        if !self.conv.community_account_id.is_empty() {
+            topic.push_str(&format!("; Account ID {}", self.conv.community_account_id));
+        }
+        Some(self.state_event(
+            "topic",
+            "m.room.topic",
+            "",
+            &self.me.user_id,
+            json!({ "topic": topic }),
+        ))
     }
 
     /// The user's membership.
@@ -223,7 +246,7 @@ impl RoomView<'_> {
             Membership::Invite => self.my_member("invite", &self.ghost()),
             Membership::Join => self.my_member("join", &self.me.user_id),
         };
-        vec![
+        let mut out = vec![
             self.create(),
             mine,
             self.ghost_member(),
@@ -231,7 +254,9 @@ impl RoomView<'_> {
             self.join_rules(),
             self.history_visibility(),
             self.name(),
-        ]
+        ];
+        out.extend(self.community_dm_topic());
+        out
     }
 
     /// The stripped state of an invite (a message request): who invites, the room's name.
@@ -381,14 +406,18 @@ pub(crate) fn with_room(mut ev: Value, room_id: &str) -> Value {
     ev
 }
 
-/// The `m.direct` account data: the ghost of every conversation → its room.
+/// The `m.direct` account data: the ghost of every one-to-one conversation and community DM →
+/// its room.
 pub(crate) fn m_direct<'a>(
     me: &Me,
     server: &str,
     convs: impl Iterator<Item = &'a Conversation>,
 ) -> Value {
     let mut map = serde_json::Map::new();
-    for c in convs.filter(|c| sessiond_api::client::looks_like_account_id(&c.account_id)) {
+    for c in convs.filter(|c| {
+        sessiond_api::client::looks_like_account_id(&c.account_id)
+            || sessiond_api::client::looks_like_blinded_id(&c.account_id)
+    }) {
         map.insert(
             user_id(&c.account_id, server),
             json!([room_id(me.name(), &c.account_id, server)]),

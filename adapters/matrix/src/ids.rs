@@ -10,11 +10,12 @@
 //! | alice's group `03cd…` | `!03cd…_alice:<server>` |
 //! | alice's community room `http://h:80/lobby` | `!r<hex of the address>_alice:<server>` |
 //! | a poster in a community room, blinded ID `15ef…` | `@15ef…:<server>` |
+//! | alice's community DM with `15ef…` | `!15ef…_alice:<server>` |
 //! | event-log event with seq 42 | `$42` |
 //! | a room's fixed state event (create, members…) | `$<what>_<peer>` |
 //! | "after event 42, ephemeral version 7" | `s42_7` |
 
-use sessiond_api::client::looks_like_account_id;
+use sessiond_api::client::{looks_like_account_id, looks_like_blinded_id};
 
 /// What a Matrix user id on this server stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub enum LocalUser {
     Identity(String),
     /// A Session contact (a ghost user), by its Account ID in lowercase.
     Ghost(String),
+    /// Someone met in a community (a poster, a community DM peer), by blinded ID (`15…`) in
+    /// lowercase.
+    Blinded(String),
 }
 
 /// `@name:server`.
@@ -50,12 +54,15 @@ pub fn parse_user(s: &str, server: &str, bare_ok: bool) -> Option<LocalUser> {
     if looks_like_account_id(local) {
         return Some(LocalUser::Ghost(local.to_ascii_lowercase()));
     }
+    if looks_like_blinded_id(local) {
+        return Some(LocalUser::Blinded(local.to_ascii_lowercase()));
+    }
     Some(LocalUser::Identity(local.to_owned()))
 }
 
-/// The part of a room id that names the conversation: the Account ID or group ID itself, and
-/// for a community room (`<base URL>/<token>`, which holds characters a room id cannot) `r`
-/// and the address in lowercase hex.
+/// The part of a room id that names the conversation: the Account ID, blinded ID or group ID
+/// itself, and for a community room (`<base URL>/<token>`, which holds characters a room id
+/// cannot) `r` and the address in lowercase hex.
 pub fn room_key(address: &str) -> String {
     if is_room_address(address) {
         let mut out = String::with_capacity(1 + 2 * address.len());
@@ -96,7 +103,7 @@ pub fn parse_room(s: &str, identity: &str, server: &str) -> Option<String> {
     if owner != identity {
         return None;
     }
-    if looks_like_account_id(key) || is_group_id(key) {
+    if looks_like_account_id(key) || looks_like_blinded_id(key) || is_group_id(key) {
         return Some(key.to_ascii_lowercase());
     }
     let hex = key.strip_prefix('r')?;
@@ -223,6 +230,15 @@ mod tests {
         assert_eq!(
             parse_user("alice", s, true),
             Some(LocalUser::Identity("alice".into()))
+        );
+        let blinded = format!("15{}", "cd".repeat(32));
+        assert_eq!(
+            parse_user(&user_id(&blinded.to_uppercase(), s), s, false),
+            Some(LocalUser::Blinded(blinded.clone()))
+        );
+        assert_eq!(
+            parse_room(&room_id("alice", &blinded, s), "alice", s),
+            Some(blinded)
         );
         assert_eq!(parse_user("alice", s, false), None);
         assert_eq!(parse_user("@alice:other.org", s, true), None);

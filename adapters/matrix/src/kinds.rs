@@ -17,6 +17,9 @@
 //! | `m.room.power_levels` with a member at 100 | `PromoteGroupMembers` | — |
 //! | `m.reaction`, redaction | — (the daemon has no group reactions yet) | `ReactToRoomMessage`, `DeleteRoomMessage` |
 //!
+//! Others' reactions come from the reactors the server lists (`@15…`), and from
+//! [`REACTIONS_USER`] for those it does not list.
+//!
 //! Power levels: in a group admins have 100, members 0, and kick, invite, ban and state events
 //! need 100; in a community room moderators have 50, and a read-only room sets
 //! `events_default` to 50 so clients disable sending (a send answers 403 `M_FORBIDDEN`).
@@ -45,7 +48,8 @@ use crate::ids::{
 /// How far back a community room's log is read to find the posts its deletions and
 /// reactions name.
 const POSTS_LOOKBACK: i32 = 1000;
-/// The sender of community reactions by others (the server tells counts, not who).
+/// The sender of community reactions by others the server does not name (it lists only the
+/// first few reactors of each emoji).
 pub(crate) const REACTIONS_USER: &str = "community-reactions";
 
 /// What a room needs besides its conversation.
@@ -130,6 +134,7 @@ pub(crate) async fn load_all_with(
                 | ConversationKind::Unspecified
                 | ConversationKind::Group
                 | ConversationKind::CommunityRoom
+                | ConversationKind::CommunityDm
         )
     });
     let mut groups: HashMap<String, Group> = match me
@@ -253,7 +258,9 @@ pub(crate) async fn load(me: &Me, address: &str) -> Result<Option<Loaded>, Matri
     if !existed
         || !matches!(
             kind(&conv),
-            ConversationKind::Direct | ConversationKind::Unspecified
+            ConversationKind::Direct
+                | ConversationKind::Unspecified
+                | ConversationKind::CommunityDm
         )
     {
         return Ok(None);
@@ -803,35 +810,55 @@ impl RoomView<'_> {
                 };
                 let before = posts.before.get(&ev.seq).cloned().unwrap_or_default();
                 let mut out = Vec::new();
-                for (i, now) in r.reactions.iter().enumerate() {
+                for now in &r.reactions {
                     let was = before.iter().find(|b| b.emoji == now.emoji);
-                    let (count, you) = was.map_or((0, false), |b| (b.count, b.you));
-                    if now.count <= count {
-                        continue;
+                    for sender in self.new_reactors(now, was) {
+                        let n = out.len();
+                        out.push(json!({
+                            "type": "m.reaction",
+                            "content": { "m.relates_to": {
+                                "rel_type": "m.annotation",
+                                "event_id": event_id(*target),
+                                "key": now.emoji,
+                            }},
+                            "sender": sender,
+                            "origin_server_ts": ev.recorded_at_ms,
+                            "event_id": sub_event_id(ev.seq, n),
+                            "unsigned": {},
+                        }));
                     }
-                    let sender = if now.you && !you {
-                        self.me.user_id.clone()
-                    } else {
-                        user_id(REACTIONS_USER, self.server)
-                    };
-                    out.push(json!({
-                        "type": "m.reaction",
-                        "content": { "m.relates_to": {
-                            "rel_type": "m.annotation",
-                            "event_id": event_id(*target),
-                            "key": now.emoji,
-                        }},
-                        "sender": sender,
-                        "origin_server_ts": ev.recorded_at_ms,
-                        "event_id": sub_event_id(ev.seq, i),
-                        "unsigned": {},
-                    }));
                 }
                 out
             }
             _ => return None,
         };
         Some(out)
+    }
+
+    /// Who newly reacted with `now`'s emoji since `was`: the user (if `you` turned on), the
+    /// reactors the server newly lists (as their users), and, for a rise in the count the list
+    /// does not explain (the server lists only the first few), [`REACTIONS_USER`] once.
+    fn new_reactors(&self, now: &RoomReaction, was: Option<&RoomReaction>) -> Vec<String> {
+        let (count, you) = was.map_or((0, false), |b| (b.count, b.you));
+        let Some(rise) = now.count.checked_sub(count).filter(|r| *r > 0) else {
+            return vec![];
+        };
+        let mut out = Vec::new();
+        if now.you && !you {
+            out.push(self.me.user_id.clone());
+        }
+        let known = was.map_or(&[][..], |b| b.reactors.as_slice());
+        for id in now.reactors.iter().filter(|id| !known.contains(id)) {
+            let user = self.user_of(id);
+            if !out.contains(&user) {
+                out.push(user);
+            }
+        }
+        out.truncate(usize::try_from(rise).unwrap_or(usize::MAX));
+        if (out.len() as u64) < rise {
+            out.push(user_id(REACTIONS_USER, self.server));
+        }
+        out
     }
 
     fn group_change(&self, ev: &Event, g: &GroupChanged) -> Vec<Value> {
@@ -949,6 +976,13 @@ fn session_users(
         .iter()
         .map(|u| match parse_user(u, server, false) {
             Some(LocalUser::Ghost(id)) => Ok(id),
+            Some(LocalUser::Blinded(_)) => Err(MatrixError::param(
+                field,
+                format!(
+                    "{u} is someone met in a community (a blinded ID): a group takes Session \
+                     users by Account ID (@05…:{server})"
+                ),
+            )),
             _ => Err(MatrixError::param(
                 field,
                 format!("{u} is not a Session user of this server (@<Account ID>:{server})"),
@@ -1477,6 +1511,54 @@ mod tests {
             .expect("the invite");
         assert_eq!(mine["content"]["membership"], "invite");
         assert_eq!(mine["sender"], json!(format!("@05{}:hs", "bb".repeat(32))));
+    }
+
+    #[tokio::test]
+    async fn others_reactions_come_from_the_reactors_the_server_lists() {
+        let me = me();
+        let own = format!("15{}", "0a".repeat(32));
+        let (a, b) = (
+            format!("15{}", "aa".repeat(32)),
+            format!("15{}", "bb".repeat(32)),
+        );
+        let loaded = Loaded {
+            conv: Conversation {
+                account_id: "http://h:1/lobby".into(),
+                ..Default::default()
+            },
+            extra: Extra::Community {
+                room: Some(Room {
+                    own_blinded_id: own.clone(),
+                    ..Default::default()
+                }),
+                posts: Posts::default(),
+            },
+        };
+        let view = loaded.view(&me, "hs");
+        let r = |count: u64, you: bool, reactors: &[&String]| RoomReaction {
+            emoji: "👍".into(),
+            count,
+            you,
+            reactors: reactors.iter().map(|s| (*s).clone()).collect(),
+        };
+        let anon = format!("@{REACTIONS_USER}:hs");
+        assert_eq!(
+            view.new_reactors(&r(2, false, &[&a, &b]), None),
+            [format!("@{a}:hs"), format!("@{b}:hs")]
+        );
+        // The user's own reaction (listed too) once, and a rise the list does not explain.
+        assert_eq!(
+            view.new_reactors(&r(3, true, &[&a, &own]), Some(&r(1, false, &[&a]))),
+            ["@alice:hs".to_owned(), anon.clone()]
+        );
+        // No list: one anonymous reaction; no rise: nothing.
+        assert_eq!(
+            view.new_reactors(&r(4, false, &[]), Some(&r(2, false, &[]))),
+            [anon]
+        );
+        assert!(view
+            .new_reactors(&r(1, false, &[&a]), Some(&r(2, false, &[&a, &b])))
+            .is_empty());
     }
 
     #[tokio::test]

@@ -96,7 +96,9 @@ pub(crate) struct CreateRoomBody {
 }
 
 /// `POST /_matrix/client/v3/createRoom`: a DM with one Session user (`invite:
-/// ["@05…:server"]`, or `is_direct`) opens that conversation; a room with a `name` or several
+/// ["@05…:server"]`, or `is_direct`) opens that conversation; a DM with someone met in a
+/// community (`invite: ["@15…:server"]`, a room poster) opens a community DM, sent through the
+/// server it was met on (`M_NOT_FOUND` for a blinded ID never met); a room with a `name` or several
 /// Session users invited (and no `is_direct`) creates a Session group with the user as its
 /// admin. Anything else cannot be a Session conversation.
 pub(crate) async fn create_room(State(s): State<Arc<Shared>>, me: Me, body: Body) -> Answer {
@@ -110,7 +112,8 @@ pub(crate) async fn create_room(State(s): State<Arc<Shared>>, me: Me, body: Body
     let only_dms = || {
         MatrixError::Unsupported(
             "a room here is a Session conversation: invite exactly one Session user \
-             (@<Account ID>:server) for a one-to-one room, or give a name (and invite any \
+             (@<Account ID>:server) for a one-to-one room, or one community poster \
+             (@<blinded ID>:server) for a community DM, or give a name (and invite any \
              number) for a group"
                 .into(),
         )
@@ -119,7 +122,7 @@ pub(crate) async fn create_room(State(s): State<Arc<Shared>>, me: Me, body: Body
         return Err(only_dms());
     };
     match parse_user(user, &s.config.server_name, false) {
-        Some(LocalUser::Ghost(peer)) => open(&s, &me, &peer).await,
+        Some(LocalUser::Ghost(peer) | LocalUser::Blinded(peer)) => open(&s, &me, &peer).await,
         _ => Err(only_dms()),
     }
 }
@@ -218,7 +221,9 @@ pub(crate) async fn invite(
         ));
     }
     match parse_user(&body.user_id, &s.config.server_name, false) {
-        Some(LocalUser::Ghost(p)) if p == conv.address() => Ok(Json(json!({}))),
+        Some(LocalUser::Ghost(p) | LocalUser::Blinded(p)) if p == conv.address() => {
+            Ok(Json(json!({})))
+        }
         _ => Err(MatrixError::Forbidden(
             "a Session conversation has exactly two members".into(),
         )),
@@ -570,6 +575,7 @@ pub(crate) async fn send(
     }
     let conv = joined(&s, &me, &room).await?;
     let reply_to = crate::interact::reply_of(&me, conv.address(), &raw).await?;
+    let community_dm = sessiond_api::client::looks_like_blinded_id(conv.address());
     let sent = me
         .client
         .messages
@@ -585,6 +591,8 @@ pub(crate) async fn send(
         })
         .await
         .map_err(|status| match status.code() {
+            // A community DM whose server is no longer joined: say so.
+            Code::NotFound if community_dm => MatrixError::Forbidden(status.message().to_owned()),
             Code::NotFound => MatrixError::NotInRoom,
             _ => MatrixError::from(status),
         })?

@@ -949,6 +949,7 @@ fn room_poll(room: &RoomRecord, info: &SubResponse, msgs: &SubResponse, own: &st
                                 server_id: p.id,
                                 seqno: p.seqno,
                                 reactions: reactions(&p.reactions),
+                                reactors: reactors(&p.reactions),
                             });
                         }
                     }
@@ -966,6 +967,7 @@ fn room_poll(room: &RoomRecord, info: &SubResponse, msgs: &SubResponse, own: &st
                         server_id: id,
                         seqno,
                         reactions: reactions(&r),
+                        reactors: reactors(&r),
                     }),
                     Err(e) => {
                         tracing::debug!(room = %room.address, id = msg.id, cause = %e, "skipping a post that does not verify or decode");
@@ -996,6 +998,24 @@ fn reactions(
                 k.clone(),
                 (u64::try_from(v.count).unwrap_or(0), v.you == Some(true)),
             )
+        })
+        .collect()
+}
+
+/// The first reactors the server listed, by emoji (blinded IDs; emoji without a list left out).
+fn reactors(
+    r: &BTreeMap<String, session_proto::community::api::Reaction>,
+) -> BTreeMap<String, Vec<String>> {
+    r.iter()
+        .filter_map(|(k, v)| {
+            let ids: Vec<String> = v
+                .reactors
+                .iter()
+                .flatten()
+                .filter(|id| id.len() <= 66)
+                .cloned()
+                .collect();
+            (!ids.is_empty()).then(|| (k.clone(), ids))
         })
         .collect()
 }

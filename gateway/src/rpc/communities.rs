@@ -97,19 +97,37 @@ impl Service {
 impl Service {
     /// SendMessage to a community room (a post) or to a blinded ID met in a community (a DM):
     /// sent at once through onion v4, recorded as `Outgoing` + `Delivery` SENT. `None` when
-    /// `recipient` is neither (the caller handles it).
+    /// `recipient` is neither (the caller handles it). An idempotency key used before answers
+    /// the first send's message (`duplicate`) and posts nothing: a client retrying a send
+    /// whose answer it missed does not post twice. A send the server refused (or could not
+    /// be reached for) leaves its key unused, so the retry posts.
     pub(super) async fn send_to_community(
         &self,
         who: super::auth::Caller,
         identity: &str,
         recipient: &str,
         text: &str,
+        idempotency_key: &str,
     ) -> Result<Option<SendMessageResponse>, ApiError> {
         let kind = match crate::address::parse(recipient) {
             Ok((address, kind @ (Kind::CommunityRoom | Kind::CommunityDm))) => (address, kind),
             _ => return Ok(None),
         };
-        self.community_identity(who, identity).await?;
+        let key = super::messages::validate_idempotency_key(idempotency_key)?;
+        let (name, k) = (identity.to_owned(), key.clone());
+        let (record_id, first) = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &name)?;
+                let first = match k.as_deref() {
+                    Some(k) => state.store.sent_key(record.id, k)?,
+                    None => None,
+                };
+                Ok((record.id, first))
+            })
+            .await?;
+        if let Some(first) = first {
+            return Ok(Some(super::messages::duplicate(first)));
+        }
         validate_text(text)?;
         let communities = self.communities()?;
         let sent = match kind {
@@ -121,6 +139,17 @@ impl Service {
             RoomError::ReadOnly { .. } => ApiError::PermissionDenied(e.to_string()),
             e => ApiError::from(e),
         })?;
+        if let Some(key) = key {
+            let first = crate::store::SentKey {
+                message_id: sent.message_id.clone(),
+                seq: sent.seq,
+                sent_at_ms: sent.sent_at_ms,
+            };
+            self.blocking(move |state| {
+                Ok(state.store.remember_sent_key(record_id, &key, &first)?)
+            })
+            .await?;
+        }
         Ok(Some(SendMessageResponse {
             message_id: sent.message_id,
             seq: sent.seq,

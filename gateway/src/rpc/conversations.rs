@@ -65,7 +65,23 @@ pub(super) fn conversation_to_api(v: ConversationView) -> Conversation {
         handle: v.contact.handle.unwrap_or_default(),
         unread: c.unread,
         blocked: v.contact.blocked,
+        ..Default::default()
     }
+}
+
+/// Fills in a community DM's `community_account_id` from what its DMs revealed.
+fn with_community_account(
+    state: &super::State,
+    identity: crate::store::IdentityId,
+    mut c: Conversation,
+) -> Result<Conversation, ApiError> {
+    if c.kind == ConversationKind::CommunityDm as i32 {
+        c.community_account_id = state
+            .store
+            .community_account(identity, &c.conversation_id)?
+            .unwrap_or_default();
+    }
+    Ok(c)
 }
 
 /// Where a conversation sorts in ListConversations: most recent activity first, then the
@@ -133,6 +149,10 @@ impl ConversationService for Service {
                     },
                     size,
                 );
+                let conversations = conversations
+                    .into_iter()
+                    .map(|c| with_community_account(state, record.id, c))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let next_page_token = match conversations.last() {
                     Some(last) if more => page::encode(
                         "conversations",
@@ -164,16 +184,17 @@ impl ConversationService for Service {
             account_id,
         } = req.into_inner();
         let (peer, _) = parse_conversation("account_id", &account_id)?;
-        let view = self
+        let conversation = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
-                state.store.conversation(record.id, &peer)?.ok_or_else(|| {
+                let view = state.store.conversation(record.id, &peer)?.ok_or_else(|| {
                     ApiError::Store(StoreError::UnknownConversation { peer: peer.clone() })
-                })
+                })?;
+                with_community_account(state, record.id, conversation_to_api(view))
             })
             .await?;
         Ok(Response::new(GetConversationResponse {
-            conversation: Some(conversation_to_api(view)),
+            conversation: Some(conversation),
         }))
     }
 
@@ -334,6 +355,9 @@ impl ConversationService for Service {
             identity,
             account_id,
         } = req.into_inner();
+        if let Ok((peer, crate::address::Kind::CommunityDm)) = crate::address::parse(&account_id) {
+            return self.open_community_dm(who, identity, peer).await;
+        }
         let peer_id = parse_recipient("account_id", &account_id)?;
         let peer = peer_id.to_string();
         let view = self
@@ -538,5 +562,36 @@ impl Service {
                 Ok(contact)
             })
             .await?)
+    }
+}
+
+impl Service {
+    /// OpenConversation with a blinded ID (`15…`): a community DM with someone the identity has
+    /// met on a joined community server (a poster, or someone who wrote to it). Opening
+    /// accepts a DM request; nothing is sent (Session has no request responses for community
+    /// DMs) and nothing goes to the account's config (it holds Account IDs only).
+    async fn open_community_dm(
+        &self,
+        who: Caller,
+        identity: String,
+        peer: String,
+    ) -> Result<Response<OpenConversationResponse>, Status> {
+        let view = self
+            .blocking(move |state| {
+                let record = who.identity(state, "identity", &identity)?;
+                if state.store.community_peer(record.id, &peer)?.is_none() {
+                    return Err(ApiError::NotFound(format!(
+                        "account_id: {}… was not met in a joined community (no post or DM \
+                         from it): a community DM needs the server it was met on",
+                        peer.get(..10).unwrap_or(&peer)
+                    )));
+                }
+                let view = state.store.open_conversation(record.id, &peer, now_ms())?;
+                with_community_account(state, record.id, conversation_to_api(view))
+            })
+            .await?;
+        Ok(Response::new(OpenConversationResponse {
+            conversation: Some(view),
+        }))
     }
 }

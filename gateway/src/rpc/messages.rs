@@ -191,12 +191,18 @@ pub fn to_api(identity: &str, e: StoredEvent) -> Event {
             conversation,
             server_id,
             reactions,
+            mut reactors,
         } => event::Kind::RoomReactions(RoomReactionsChanged {
             conversation_id: conversation,
             server_message_id: server_id,
             reactions: reactions
                 .into_iter()
-                .map(|(emoji, count, you)| RoomReaction { emoji, count, you })
+                .map(|(emoji, count, you)| RoomReaction {
+                    reactors: reactors.remove(&emoji).unwrap_or_default(),
+                    emoji,
+                    count,
+                    you,
+                })
                 .collect(),
         }),
         EventKind::Group(change) => event::Kind::Group(super::groups::change_to_api(change)),
@@ -312,7 +318,7 @@ fn sent_attachments(
     Ok((pointers, views))
 }
 
-fn duplicate(first: SentKey) -> SendMessageResponse {
+pub(super) fn duplicate(first: SentKey) -> SendMessageResponse {
     SendMessageResponse {
         message_id: first.message_id,
         seq: first.seq,
@@ -357,7 +363,7 @@ impl MessageService for Service {
             attachment_ids,
         } = req.into_inner();
         if let Some(sent) = self
-            .send_to_community(who, &identity, &recipient, &text)
+            .send_to_community(who, &identity, &recipient, &text, &idempotency_key)
             .await?
         {
             return Ok(Response::new(sent));

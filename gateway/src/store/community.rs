@@ -26,6 +26,11 @@ pub(super) const SERVERS: TableDefinition<'_, (u64, &str), &[u8]> =
 pub(super) const PEERS: TableDefinition<'_, (u64, &str), &str> =
     TableDefinition::new("community_peers");
 
+/// `community_accounts`: (identity id, blinded ID `15…`) → the Account ID (`05…`) behind it,
+/// learnt from a DM it sent (whose key was checked against the blinded ID).
+pub(super) const ACCOUNTS: TableDefinition<'_, (u64, &str), &str> =
+    TableDefinition::new("community_accounts");
+
 /// What the last successful poll said about a room and about us in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct RoomState {
@@ -128,6 +133,8 @@ pub enum RoomItem {
         seqno: i64,
         /// emoji → (count, whether the identity reacted).
         reactions: BTreeMap<String, (u64, bool)>,
+        /// emoji → the first reactors the server listed.
+        reactors: BTreeMap<String, Vec<String>>,
     },
 }
 
@@ -385,6 +392,7 @@ impl Store {
                         server_id,
                         seqno,
                         reactions,
+                        reactors,
                     } => record_update(
                         tx,
                         identity,
@@ -396,6 +404,7 @@ impl Store {
                                 .iter()
                                 .map(|(e, (n, you))| (e.clone(), *n, *you))
                                 .collect(),
+                            reactors: reactors.clone(),
                         },
                         now_ms,
                         &mut added,
@@ -563,6 +572,10 @@ impl Store {
                     }
                     continue;
                 }
+                if !dm.sender_account.is_empty() {
+                    tx.open_table(ACCOUNTS)?
+                        .insert((identity, dm.peer.as_str()), dm.sender_account.as_str())?;
+                }
                 let msg = dm_received(
                     dm.peer.clone(),
                     dm.text.clone(),
@@ -598,6 +611,19 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         self.read("reading a community peer", |tx| {
             let t = tx.open_table(PEERS)?;
+            let v = t.get((identity, blinded))?;
+            Ok(v.map(|v| v.value().to_owned()))
+        })
+    }
+
+    /// The Account ID behind a blinded ID, if a DM from it revealed it.
+    pub fn community_account(
+        &self,
+        identity: IdentityId,
+        blinded: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.read("reading a community account", |tx| {
+            let t = tx.open_table(ACCOUNTS)?;
             let v = t.get((identity, blinded))?;
             Ok(v.map(|v| v.value().to_owned()))
         })
@@ -732,6 +758,8 @@ pub(super) fn forget_identity(
     tx.open_table(SERVERS)?
         .retain(|(owner, _), _| owner != identity)?;
     tx.open_table(PEERS)?
+        .retain(|(owner, _), _| owner != identity)?;
+    tx.open_table(ACCOUNTS)?
         .retain(|(owner, _), _| owner != identity)?;
     Ok(())
 }

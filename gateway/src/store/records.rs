@@ -105,6 +105,9 @@ pub enum EventKind {
         server_id: i64,
         /// (emoji, count, whether the identity reacted), in the order first used.
         reactions: Vec<(String, u64, bool)>,
+        /// emoji → the first reactors the server listed (blinded IDs), if it listed any.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        reactors: std::collections::BTreeMap<String, Vec<String>>,
     },
     /// Something happened in a group: an invitation, joining, members added or removed or
     /// promoted, a rename, being kicked, leaving, the group destroyed.
