@@ -7,9 +7,17 @@
 //! measured in the same run: the session-proto work of every hop of one request (the client's
 //! build and reply open, each node's layer peel, the destination's reply seal), done
 //! back-to-back on one thread, times the cores the machine has. The achieved fraction of that
-//! bound says how much of the gap is crypto and how much is I/O, copying and scheduling.
+//! bound says how much of the gap is crypto and how much is I/O, copying and scheduling. A
+//! second bound adds the store's signatures (each swarm member signs its result, the client
+//! verifies them). Each row runs after a warm-up at its concurrency and prints the process's
+//! CPU per request, the cores it got, how many of its threads waited for a core on average
+//! (`/proc/self/task/*/schedstat`) and the connections opened per request.
 //!
-//! Run: `cargo bench -p session-net --bench net` (prints requests/s and p50/p99).
+//! `batch`: 100 messages to one swarm as `batch` requests of 20 (one at a time, and 2 in flight
+//! as the daemon's sender sends them) next to 100 single stores (one at a time, and 32 in
+//! flight as the sender sends them unbatched), with CPU per message.
+//!
+//! Run: `cargo bench -p session-net --bench net [-- onion|poll|batch]`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
