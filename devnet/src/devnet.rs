@@ -232,6 +232,12 @@ impl Devnet {
         })
     }
 
+    /// The nodes' HTTPS client (relays, replication, proxying; a clone sharing its
+    /// connections), e.g. for its [`connections_opened`](session_net::HttpsTransport::connections_opened).
+    pub fn nodes_transport(&self) -> session_net::HttpsTransport {
+        self.net.client.clone()
+    }
+
     /// All nodes, by index.
     pub fn nodes(&self) -> &[NodeHandle] {
         &self.nodes

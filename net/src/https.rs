@@ -8,6 +8,7 @@
 //! trust. The TLS handshake signature is still checked against the presented certificate.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +60,8 @@ struct Inner {
     // The tasks driving open connections; owned here, aborted when the transport is dropped.
     // std Mutex: held only to spawn/reap, never across an await.
     conns: Mutex<JoinSet<()>>,
+    // Connections opened (TCP, and TLS where used) since the transport was made.
+    opened: AtomicU64,
 }
 
 impl std::fmt::Debug for HttpsTransport {
@@ -94,6 +97,7 @@ impl HttpsTransport {
                 max_body,
                 idle: Mutex::default(),
                 conns: Mutex::new(JoinSet::new()),
+                opened: AtomicU64::new(0),
             }),
         }
     }
@@ -144,6 +148,12 @@ impl HttpsTransport {
             .values()
             .map(Vec::len)
             .sum()
+    }
+
+    /// Connections opened since the transport was made (each a TCP connect and, for HTTPS,
+    /// a TLS handshake): with kept-alive connections this stays flat under steady load.
+    pub fn connections_opened(&self) -> u64 {
+        self.inner.opened.load(Ordering::Relaxed)
     }
 
     async fn exchange(
@@ -303,6 +313,7 @@ impl HttpsTransport {
                 target: authority.to_string(),
                 reason: format!("HTTP handshake: {e}"),
             })?;
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
         let mut conns = self.inner.conns.lock().expect("conns lock poisoned");
         while conns.try_join_next().is_some() {}
         // Task "https-conn": drives one connection until either side closes it.

@@ -60,6 +60,11 @@ async fn connections_are_reused() {
     }
     assert_eq!(conns.load(Ordering::SeqCst), 1);
     assert_eq!(t.idle_connections(), 1);
+    assert_eq!(
+        t.connections_opened(),
+        1,
+        "the transport counts what it opened"
+    );
 }
 
 #[tokio::test]
@@ -76,6 +81,11 @@ async fn a_closed_kept_alive_connection_is_replaced() {
         assert_eq!(r.status, 200);
     }
     assert!(conns.load(Ordering::SeqCst) >= 2);
+    assert_eq!(
+        t.connections_opened(),
+        conns.load(Ordering::SeqCst) as u64,
+        "every replacement connection is counted"
+    );
 }
 
 #[tokio::test]
