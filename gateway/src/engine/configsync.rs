@@ -247,6 +247,11 @@ impl SyncHub {
         Some(f())
     }
 
+    /// True when edits wait for the identity's configs.
+    pub fn has_edits(&self, id: IdentityId) -> bool {
+        self.with(id, |s| !s.edits.is_empty())
+    }
+
     /// What wakes the identity's poller when an edit is queued.
     pub fn waker(&self, id: IdentityId) -> Arc<Notify> {
         self.with(id, |s| Arc::clone(&s.wake))
@@ -284,6 +289,58 @@ pub struct Configs {
     pulled: BTreeSet<i16>,
 }
 
+/// What a poller keeps of [`Configs`] it let go between polls ([`Configs::park`]); the
+/// default is a start's (nothing applied or pulled yet).
+#[derive(Debug, Clone, Default)]
+pub struct Parked {
+    applied: bool,
+    pulled: BTreeSet<i16>,
+}
+
+impl Parked {
+    /// True when a poll that brought no config messages has nothing to do with the configs
+    /// (when no edit is queued either): they were applied and every namespace was read to its
+    /// end since start.
+    pub fn settled(&self) -> bool {
+        self.applied
+            && USER_CONFIGS
+                .iter()
+                .all(|t| self.pulled.contains(&t.namespace))
+    }
+}
+
+/// True when a poll brought config messages (or a config namespace has more to read).
+pub fn brings_configs(poll: &Poll) -> bool {
+    poll.namespaces.iter().any(|part| {
+        USER_CONFIGS.iter().any(|t| t.namespace == part.namespace)
+            && matches!(&part.result, Ok(f) if !f.messages.is_empty() || f.more)
+    })
+}
+
+/// Notes in the hub whether the poll found another device's device-group keys (namespace
+/// −21); [`absorb`] does it too.
+pub(super) fn device_keys(ctx: &Ctx, id: IdentityId, poll: &Poll) {
+    for part in &poll.namespaces {
+        if part.namespace != DEVICE_KEYS_NAMESPACE {
+            continue;
+        }
+        if let Ok(f) = &part.result {
+            if !f.messages.is_empty() {
+                ctx.sync.update(id, |s| {
+                    if !s.other_device_keys {
+                        tracing::info!(
+                            identity = id,
+                            "another device of the account published device-group keys; \
+                             messages in the new format cannot be read here yet"
+                        );
+                    }
+                    s.other_device_keys = true;
+                });
+            }
+        }
+    }
+}
+
 impl Configs {
     /// The identity's configs as last saved (fresh ones where nothing was saved; a damaged
     /// dump is logged and started over, the swarm still has the messages).
@@ -309,6 +366,38 @@ impl Configs {
             applied: false,
             pulled: BTreeSet::new(),
         })
+    }
+
+    /// [`Configs::load`] for a poller that let them go between polls ([`Configs::park`]):
+    /// the flags since start come back with them.
+    pub fn unpark(
+        store: &crate::store::Store,
+        id: IdentityId,
+        keys: &IdentityKeys,
+        parked: Parked,
+    ) -> Result<Configs, StoreError> {
+        let mut configs = Configs::load(store, id, keys)?;
+        configs.applied = parked.applied;
+        configs.pulled = parked.pulled;
+        Ok(configs)
+    }
+
+    /// True when the configs can be let go and loaded again from their dumps unchanged: each
+    /// is saved and has nothing to push (a dirty one would load as a new seqno).
+    pub fn parkable(&self) -> bool {
+        self.configs
+            .iter()
+            .all(|c| !c.needs_dump() && !c.needs_push())
+    }
+
+    /// Lets the configs go (a quiet poller need not hold four parsed configs between polls
+    /// minutes apart), keeping what their dumps do not say: whether they were applied and which
+    /// namespaces were pulled since start.
+    pub fn park(self) -> Parked {
+        Parked {
+            applied: self.applied,
+            pulled: self.pulled,
+        }
     }
 
     /// The config of `namespace`.
@@ -495,25 +584,9 @@ pub(super) async fn absorb(
     let id = record.id;
     let mut fresh = 0;
     let mut changed = !state.applied;
+    device_keys(ctx, id, poll);
     for part in &poll.namespaces {
         let ns = part.namespace;
-        if ns == DEVICE_KEYS_NAMESPACE {
-            if let Ok(f) = &part.result {
-                if !f.messages.is_empty() {
-                    ctx.sync.update(id, |s| {
-                        if !s.other_device_keys {
-                            tracing::info!(
-                                identity = id,
-                                "another device of the account published device-group keys; \
-                                 messages in the new format cannot be read here yet"
-                            );
-                        }
-                        s.other_device_keys = true;
-                    });
-                }
-            }
-            continue;
-        }
         if state.get(ns).is_none() {
             continue;
         }
