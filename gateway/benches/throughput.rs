@@ -153,7 +153,8 @@ async fn send() {
     send_sequential(&mut c, 20).await;
     println!("offline daemon: gRPC Send (durable: one fsync'd commit answers each call)");
     // Interleaved rounds, so each kind sees the same load on the machine; the best round of each.
-    let (mut who, mut seq, mut conc, mut floor, mut disk) = (0f64, 0f64, 0f64, 0f64, 0f64);
+    let (mut who, mut seq, mut conc) = (0f64, 0f64, 0f64);
+    let (mut floors, mut disks) = (Vec::new(), Vec::new());
     // CPU (daemon, this client) per concurrent Send, ms: the cheapest round's.
     let (mut cpu_daemon, mut cpu_client) = (f64::MAX, f64::MAX);
     let floor_dir = dir.path().to_owned();
@@ -178,14 +179,17 @@ async fn send() {
              write+sync_data {y:>6.0}/s",
             load()
         );
-        (who, seq, conc, floor, disk) = (
-            who.max(w),
-            seq.max(s),
-            conc.max(k),
-            floor.max(f),
-            disk.max(y),
-        );
+        (who, seq, conc) = (who.max(w), seq.max(s), conc.max(k));
+        floors.push(f);
+        disks.push(y);
     }
+    // The disk's rates vary with the other tenants' writes (a round can see a sync_data that
+    // returns at once): the median round's.
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (floor, disk) = (median(&mut floors), median(&mut disks));
     println!(
         "Send {IN_FLIGHT} in flight / sequential: {:.1}x (goal >= 10x);   \
          sequential Send / WhoAmI: {:.2}x (goal >= 0.5x)",

@@ -1237,4 +1237,46 @@ mod tests {
         assert_eq!(hub.take_edits(2).len(), MAX_QUEUED_EDITS);
         assert!(!hub.status(3).pulled);
     }
+
+    /// A poller lets its configs go only when nothing of theirs is unsaved or unpushed, and
+    /// gets them back with the flags since start; a poll with nothing for settled configs does
+    /// not need them.
+    #[tokio::test]
+    async fn configs_park_only_when_saved_and_pushed_and_come_back_with_their_flags() {
+        let dir = crate::store::tests::TempDir::new("configsync-park");
+        std::fs::create_dir_all(dir.path()).expect("dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let keys = IdentityKeys::from_seed16(&[7; 16]);
+        let record = store
+            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
+            .expect("identity");
+        let ctx = ctx(store.clone());
+        let mut state = Configs::load(&store, record.id, &keys).expect("configs");
+        assert!(!Parked::default().settled());
+        absorb(&ctx, &record, &mut state, &poll(true))
+            .await
+            .expect("absorb");
+        assert!(state.pulled() && state.parkable());
+        assert!(!brings_configs(&poll(true)));
+        let parked = state.park();
+        assert!(parked.settled());
+        let back = Configs::unpark(&store, record.id, &keys, parked).expect("unpark");
+        assert!(back.pulled() && back.applied);
+
+        // An edit makes a config dirty: it is kept until pushed.
+        let mut state = back;
+        ctx.sync.edit(
+            record.id,
+            Edit::Nickname {
+                account_id: BOB.into(),
+                nickname: Some("Bobby".into()),
+            },
+        );
+        assert!(ctx.sync.has_edits(record.id));
+        absorb(&ctx, &record, &mut state, &poll(true))
+            .await
+            .expect("absorb");
+        assert!(!ctx.sync.has_edits(record.id));
+        assert!(!state.parkable());
+    }
 }
