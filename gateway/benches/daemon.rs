@@ -24,7 +24,8 @@ use support::{bearer, clients, networked_command, Clients, Daemon, TempDir};
 
 /// Messages per measurement.
 const N: usize = 100;
-/// Bare-client operations in flight (the daemon's sender runs up to 32).
+/// Bare-client operations in flight, and Sends in flight to the daemon (its sender runs up to
+/// 32 requests).
 const CONCURRENCY: usize = 8;
 /// The longest any measurement may take.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -92,7 +93,8 @@ async fn create(c: &mut Clients, name: &str) -> String {
         .account_id
 }
 
-/// N messages alice → bob through the daemons: Send all, then wait for each on bob's stream.
+/// N messages alice → bob through the daemons: Send them ([`CONCURRENCY`] in flight) while
+/// reading bob's stream, each timed from its Send to its event.
 async fn through_daemons(ca: &mut Clients, cb: &mut Clients, bob: &str) -> Stats {
     let mut stream = cb
         .msgs
@@ -105,20 +107,30 @@ async fn through_daemons(ca: &mut Clients, cb: &mut Clients, bob: &str) -> Stats
         .expect("subscribe")
         .into_inner();
     let start = Instant::now();
-    let mut sent_at: HashMap<String, Instant> = HashMap::new();
-    for i in 0..N {
-        let text = format!("bench {i}");
-        sent_at.insert(text.clone(), Instant::now());
-        ca.msgs
-            .send_message(SendMessageRequest {
-                identity: "alice".into(),
-                recipient: bob.into(),
-                text,
-                ..Default::default()
-            })
-            .await
-            .expect("send");
+    // As many Sends in flight as the bare client has operations (they share commits).
+    let sent_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..CONCURRENCY {
+        let (mut msgs, bob, sent_at) = (ca.msgs.clone(), bob.to_owned(), Arc::clone(&sent_at));
+        tasks.spawn(async move {
+            let mut i = t;
+            while i < N {
+                let text = format!("bench {i}");
+                let at = Instant::now();
+                sent_at.lock().expect("lock").insert(text.clone(), at);
+                msgs.send_message(SendMessageRequest {
+                    identity: "alice".into(),
+                    recipient: bob.clone(),
+                    text,
+                    ..Default::default()
+                })
+                .await
+                .expect("send");
+                i += CONCURRENCY;
+            }
+        });
     }
+
     let mut lat = Vec::with_capacity(N);
     while lat.len() < N {
         let left = DEADLINE.saturating_sub(start.elapsed());
@@ -130,12 +142,17 @@ async fn through_daemons(ca: &mut Clients, cb: &mut Clients, bob: &str) -> Stats
             .event
             .expect("an event");
         if let Some(event::Kind::Incoming(m)) = ev.kind {
-            if let Some(t) = sent_at.remove(&m.text) {
+            // Read while the Sends go on, so a message is timed when it arrives.
+            if let Some(t) = sent_at.lock().expect("lock").remove(&m.text) {
                 lat.push(t.elapsed());
             }
         }
     }
-    stats(lat, start.elapsed())
+    let wall = start.elapsed();
+    while let Some(r) = tasks.join_next().await {
+        r.expect("send task");
+    }
+    stats(lat, wall)
 }
 
 /// The same kind of messages with the bare client: seal, store in bob's swarm, retrieve
@@ -222,14 +239,20 @@ async fn main() {
     create(&mut ca, "alice").await;
     let bob = create(&mut cb, "bob").await;
 
-    println!("9-node devnet, {N} one-to-one text messages, pollers every 100 ms");
+    println!(
+        "9-node devnet, {N} one-to-one text messages, {CONCURRENCY} in flight, pollers every \
+         100 ms"
+    );
     let bare = through_bare_client(devnet.seeds()).await;
     let via = through_daemons(&mut ca, &mut cb, &bob).await;
     print(
         &format!("bare NetClient seal+store→retrieve (conc {CONCURRENCY})"),
         &bare,
     );
-    print("daemon Send → peer daemon Subscribe", &via);
+    print(
+        &format!("daemon Send → peer daemon Subscribe (conc {CONCURRENCY})"),
+        &via,
+    );
     println!(
         "daemon / bare: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
         via.per_s / bare.per_s,

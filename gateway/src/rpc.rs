@@ -83,6 +83,11 @@ pub struct State {
     pub files: Option<crate::files::Files>,
     /// The engine's community rooms, once the daemon has a network client.
     pub communities: Option<Arc<crate::engine::community::Communities>>,
+    /// Sends that seal at once: one per core. Sealing is CPU work; with a burst of Sends all
+    /// sealing at once, the thread running the shared commit (`store::commit`) got a sliver
+    /// of the CPU and every Send waited for it. Held only while sealing, not while the Send
+    /// waits for its commit, so the commits still take the whole burst.
+    pub seal_gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl State {
@@ -107,6 +112,9 @@ impl State {
             sync: Arc::new(SyncHub::default()),
             files: None,
             communities: None,
+            seal_gate: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 }

@@ -247,6 +247,11 @@ impl SyncHub {
         Some(f())
     }
 
+    /// True when edits wait for the identity's configs.
+    pub fn has_edits(&self, id: IdentityId) -> bool {
+        self.with(id, |s| !s.edits.is_empty())
+    }
+
     /// What wakes the identity's poller when an edit is queued.
     pub fn waker(&self, id: IdentityId) -> Arc<Notify> {
         self.with(id, |s| Arc::clone(&s.wake))
@@ -284,6 +289,58 @@ pub struct Configs {
     pulled: BTreeSet<i16>,
 }
 
+/// What a poller keeps of [`Configs`] it let go between polls ([`Configs::park`]); the
+/// default is a start's (nothing applied or pulled yet).
+#[derive(Debug, Clone, Default)]
+pub struct Parked {
+    applied: bool,
+    pulled: BTreeSet<i16>,
+}
+
+impl Parked {
+    /// True when a poll that brought no config messages has nothing to do with the configs
+    /// (when no edit is queued either): they were applied and every namespace was read to its
+    /// end since start.
+    pub fn settled(&self) -> bool {
+        self.applied
+            && USER_CONFIGS
+                .iter()
+                .all(|t| self.pulled.contains(&t.namespace))
+    }
+}
+
+/// True when a poll brought config messages (or a config namespace has more to read).
+pub fn brings_configs(poll: &Poll) -> bool {
+    poll.namespaces.iter().any(|part| {
+        USER_CONFIGS.iter().any(|t| t.namespace == part.namespace)
+            && matches!(&part.result, Ok(f) if !f.messages.is_empty() || f.more)
+    })
+}
+
+/// Notes in the hub whether the poll found another device's device-group keys (namespace
+/// −21); [`absorb`] does it too.
+pub(super) fn device_keys(ctx: &Ctx, id: IdentityId, poll: &Poll) {
+    for part in &poll.namespaces {
+        if part.namespace != DEVICE_KEYS_NAMESPACE {
+            continue;
+        }
+        if let Ok(f) = &part.result {
+            if !f.messages.is_empty() {
+                ctx.sync.update(id, |s| {
+                    if !s.other_device_keys {
+                        tracing::info!(
+                            identity = id,
+                            "another device of the account published device-group keys; \
+                             messages in the new format cannot be read here yet"
+                        );
+                    }
+                    s.other_device_keys = true;
+                });
+            }
+        }
+    }
+}
+
 impl Configs {
     /// The identity's configs as last saved (fresh ones where nothing was saved; a damaged
     /// dump is logged and started over, the swarm still has the messages).
@@ -309,6 +366,38 @@ impl Configs {
             applied: false,
             pulled: BTreeSet::new(),
         })
+    }
+
+    /// [`Configs::load`] for a poller that let them go between polls ([`Configs::park`]):
+    /// the flags since start come back with them.
+    pub fn unpark(
+        store: &crate::store::Store,
+        id: IdentityId,
+        keys: &IdentityKeys,
+        parked: Parked,
+    ) -> Result<Configs, StoreError> {
+        let mut configs = Configs::load(store, id, keys)?;
+        configs.applied = parked.applied;
+        configs.pulled = parked.pulled;
+        Ok(configs)
+    }
+
+    /// True when the configs can be let go and loaded again from their dumps unchanged: each
+    /// is saved and has nothing to push (a dirty one would load as a new seqno).
+    pub fn parkable(&self) -> bool {
+        self.configs
+            .iter()
+            .all(|c| !c.needs_dump() && !c.needs_push())
+    }
+
+    /// Lets the configs go (a quiet poller need not hold four parsed configs between polls
+    /// minutes apart), keeping what their dumps do not say: whether they were applied and which
+    /// namespaces were pulled since start.
+    pub fn park(self) -> Parked {
+        Parked {
+            applied: self.applied,
+            pulled: self.pulled,
+        }
     }
 
     /// The config of `namespace`.
@@ -495,25 +584,9 @@ pub(super) async fn absorb(
     let id = record.id;
     let mut fresh = 0;
     let mut changed = !state.applied;
+    device_keys(ctx, id, poll);
     for part in &poll.namespaces {
         let ns = part.namespace;
-        if ns == DEVICE_KEYS_NAMESPACE {
-            if let Ok(f) = &part.result {
-                if !f.messages.is_empty() {
-                    ctx.sync.update(id, |s| {
-                        if !s.other_device_keys {
-                            tracing::info!(
-                                identity = id,
-                                "another device of the account published device-group keys; \
-                                 messages in the new format cannot be read here yet"
-                            );
-                        }
-                        s.other_device_keys = true;
-                    });
-                }
-            }
-            continue;
-        }
         if state.get(ns).is_none() {
             continue;
         }
@@ -1163,5 +1236,47 @@ mod tests {
         }
         assert_eq!(hub.take_edits(2).len(), MAX_QUEUED_EDITS);
         assert!(!hub.status(3).pulled);
+    }
+
+    /// A poller lets its configs go only when nothing of theirs is unsaved or unpushed, and
+    /// gets them back with the flags since start; a poll with nothing for settled configs does
+    /// not need them.
+    #[tokio::test]
+    async fn configs_park_only_when_saved_and_pushed_and_come_back_with_their_flags() {
+        let dir = crate::store::tests::TempDir::new("configsync-park");
+        std::fs::create_dir_all(dir.path()).expect("dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let keys = IdentityKeys::from_seed16(&[7; 16]);
+        let record = store
+            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
+            .expect("identity");
+        let ctx = ctx(store.clone());
+        let mut state = Configs::load(&store, record.id, &keys).expect("configs");
+        assert!(!Parked::default().settled());
+        absorb(&ctx, &record, &mut state, &poll(true))
+            .await
+            .expect("absorb");
+        assert!(state.pulled() && state.parkable());
+        assert!(!brings_configs(&poll(true)));
+        let parked = state.park();
+        assert!(parked.settled());
+        let back = Configs::unpark(&store, record.id, &keys, parked).expect("unpark");
+        assert!(back.pulled() && back.applied);
+
+        // An edit makes a config dirty: it is kept until pushed.
+        let mut state = back;
+        ctx.sync.edit(
+            record.id,
+            Edit::Nickname {
+                account_id: BOB.into(),
+                nickname: Some("Bobby".into()),
+            },
+        );
+        assert!(ctx.sync.has_edits(record.id));
+        absorb(&ctx, &record, &mut state, &poll(true))
+            .await
+            .expect("absorb");
+        assert!(!ctx.sync.has_edits(record.id));
+        assert!(!state.parkable());
     }
 }

@@ -147,7 +147,7 @@ async fn reconcile(
                 continue;
             }
         };
-        let keys = IdentityKeys::from_seed(&seed);
+        let keys = Arc::new(IdentityKeys::from_seed(&seed));
         let nudge = Arc::new(Notify::new());
         ctx.activity
             .lock()
@@ -404,7 +404,7 @@ fn sync_target(
 async fn poll_loop(
     ctx: Arc<Ctx>,
     record: IdentityRecord,
-    keys: IdentityKeys,
+    keys: Arc<IdentityKeys>,
     nudge: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -475,6 +475,9 @@ async fn poll_loop(
             Err(PollError::Gone) => break,
             Err(e) => tracing::debug!(identity = %record.name, cause = %e, "poll failed"),
         }
+        if !again && last_activity.elapsed() >= idle_after {
+            cursor.park_configs();
+        }
         wait = if again {
             Duration::ZERO
         } else {
@@ -535,8 +538,11 @@ struct Cursor {
     /// The newest [`TYPING_SEEN`] typing notices' hashes (typing notices are not recorded, so
     /// the store's hash dedupe does not cover them).
     typing_seen: VecDeque<String>,
-    /// The identity's configs (loaded on the first poll).
+    /// The identity's configs (loaded for a poll; let go once the identity is idle and they
+    /// are saved and pushed, see [`Cursor::park_configs`]).
     configs: Option<super::configsync::Configs>,
+    /// What the configs' next load needs to know since start, while they are let go.
+    parked: super::configsync::Parked,
     /// Senders' keys that passed decrypt's checks (they are not checked again).
     senders: SenderKeys,
 }
@@ -548,7 +554,18 @@ impl Cursor {
             auth,
             typing_seen: VecDeque::new(),
             configs: None,
+            parked: Default::default(),
             senders: SenderKeys::new(),
+        }
+    }
+
+    /// Lets the configs go until the next poll if nothing of theirs is unsaved or unpushed:
+    /// an idle or dormant poller (most of a thousand identities) then holds no parsed configs
+    /// between polls, only the flags.
+    fn park_configs(&mut self) {
+        match self.configs.take() {
+            Some(c) if c.parkable() => self.parked = c.park(),
+            kept => self.configs = kept,
         }
     }
 
@@ -568,18 +585,10 @@ impl Cursor {
 async fn poll_once(
     ctx: &Ctx,
     record: &IdentityRecord,
-    keys: &IdentityKeys,
+    keys: &Arc<IdentityKeys>,
     cursor: &mut Cursor,
 ) -> Result<Polled, PollError> {
     let id = record.id;
-    if cursor.configs.is_none() {
-        let seed_keys = IdentityKeys::from_seed(keys.seed());
-        let loaded = ctx
-            .blocking(move |s| super::configsync::Configs::load(s, id, &seed_keys))
-            .await
-            .map_err(engine_err)?;
-        cursor.configs = Some(loaded);
-    }
     // One batch request: the config namespaces, then the messages (configs are merged first,
     // as desktop does, so names are known when the messages are recorded).
     let started = Instant::now();
@@ -591,10 +600,27 @@ async fn poll_once(
     ctx.metrics
         .onion_request(RequestKind::Retrieve, ctx.hops(), started, &poll);
     let poll = poll.map_err(PollError::Net)?;
-    if let Some(configs) = cursor.configs.as_mut() {
-        super::configsync::absorb(ctx, record, configs, &poll).await?;
-        let account = *cursor.mailbox.account();
-        super::configsync::push(ctx, record, configs, &account, &cursor.auth).await?;
+    // Parked configs stay parked through a poll that has nothing for them (a quiet
+    // identity's usual poll): no load, no parse.
+    let wanted = !cursor.parked.settled()
+        || ctx.sync.has_edits(id)
+        || super::configsync::brings_configs(&poll);
+    if cursor.configs.is_none() && wanted {
+        let seed_keys = Arc::clone(keys);
+        let parked = cursor.parked.clone();
+        let loaded = ctx
+            .blocking(move |s| super::configsync::Configs::unpark(s, id, &seed_keys, parked))
+            .await
+            .map_err(engine_err)?;
+        cursor.configs = Some(loaded);
+    }
+    match cursor.configs.as_mut() {
+        Some(configs) => {
+            super::configsync::absorb(ctx, record, configs, &poll).await?;
+            let account = *cursor.mailbox.account();
+            super::configsync::push(ctx, record, configs, &account, &cursor.auth).await?;
+        }
+        None => super::configsync::device_keys(ctx, id, &poll),
     }
     let ours = poll.namespaces.iter().find(|ns| ns.namespace == NAMESPACE);
     let fetched = match ours.map(|ns| &ns.result) {

@@ -424,6 +424,10 @@ impl MessageService for Service {
         let default_ttl_ms = self.state().message_ttl_ms;
         let limit = self.state().outbox_limit;
         let sealer = std::sync::Arc::clone(&self.state().sealer);
+        let sealing = std::sync::Arc::clone(&self.state().seal_gate)
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Internal("the seal gate is closed".to_owned()))?;
         let out = self
             .blocking(move |state| {
                 let record = who.identity(state, "identity", &identity)?;
@@ -506,6 +510,8 @@ impl MessageService for Service {
                     sync_copy(sealer.as_ref(), &keys, &recipient, &content, sent_at_ms)?;
                 let mut id = [0u8; 16];
                 rand::rngs::OsRng.fill_bytes(&mut id);
+                // Sealed: the next Send may seal while this one waits for its commit.
+                drop(sealing);
                 let queued = state.store.queue_outgoing(
                     record.id,
                     NewOutgoing {

@@ -258,6 +258,47 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// An outbox entry's payload as base64 text: a sealed message as a JSON array of numbers was
+/// four times its size and most of the time a queued Send spent in the shared commit.
+mod payload_bytes {
+    use base64::Engine as _;
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_any(Payload)
+    }
+
+    struct Payload;
+
+    impl<'de> Visitor<'de> for Payload {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("base64 text or an array of bytes")
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<Vec<u8>, E> {
+            B64.decode(v)
+                .map_err(|e| E::custom(format!("payload is not base64: {e}")))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+}
+
 impl EventKind {
     /// The address of the conversation the event belongs to (see [`crate::address`]): the
     /// other side's Account ID for a one-to-one conversation, the group's `03…` ID, a
@@ -443,7 +484,9 @@ pub struct OutboxEntry {
     pub message_id: String,
     /// The conversation's address (the recipient's Account ID for a one-to-one message).
     pub recipient: String,
-    /// The bytes to store in the recipient's swarm.
+    /// The bytes to store in the recipient's swarm (base64 in the record; a JSON array of
+    /// numbers in older ones, which read as well).
+    #[serde(with = "payload_bytes")]
     pub payload: Vec<u8>,
     /// The namespace to store them in.
     pub namespace: i32,

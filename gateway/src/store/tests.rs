@@ -1983,3 +1983,40 @@ fn concurrent_sends_are_all_durable_and_ordered() {
         assert_eq!(texts, expect);
     }
 }
+
+#[test]
+fn outbox_payloads_are_base64_and_older_number_arrays_still_read() {
+    let entry = OutboxEntry {
+        id: 7,
+        identity: 1,
+        message_id: "m".into(),
+        recipient: "05ab".into(),
+        payload: vec![0, 1, 2, 250, 255],
+        namespace: 0,
+        sent_at_ms: 1,
+        ttl_ms: 2,
+        attempts: 0,
+        next_try_ms: 3,
+        last_error: None,
+        event_seq: 4,
+        sync_copy: false,
+        held_copy: None,
+        control: false,
+    };
+    let json = String::from_utf8(encode(&entry)).expect("utf-8");
+    assert!(json.contains("\"payload\":\"AAEC+v8=\""), "{json}");
+    let back: OutboxEntry = decode("outbox", json.as_bytes()).expect("decode");
+    assert_eq!(back, entry);
+    // A record written before: the payload as an array of numbers.
+    let old = json.replace("\"AAEC+v8=\"", "[0,1,2,250,255]");
+    let back: OutboxEntry = decode("outbox", old.as_bytes()).expect("decode old");
+    assert_eq!(back, entry);
+    // Malformed payloads are errors, not panics.
+    for bad in ["\"not base64!\"", "[0,1,256]", "{}", "12"] {
+        let broken = json.replace("\"AAEC+v8=\"", bad);
+        assert!(
+            decode::<OutboxEntry>("outbox", broken.as_bytes()).is_err(),
+            "{bad}"
+        );
+    }
+}
