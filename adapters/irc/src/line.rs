@@ -573,6 +573,22 @@ mod tests {
         assert_eq!(r.next_line(), None);
     }
 
+    /// Fuzz finding (irc_line): a 510-byte line of one command with a NUL formats to a line
+    /// whose body, without its CRLF, is within the limit and parses to the same formatting.
+    #[test]
+    fn a_longest_line_formats_to_a_line_that_parses_again() {
+        let mut raw = vec![0u8];
+        raw.extend(std::iter::repeat_n(b'm', MAX_BODY_BYTES - 1));
+        let msg = Message::parse(&raw).expect("510 bytes parse");
+        let line = msg.to_line();
+        let body = line.strip_suffix("\r\n").expect("CRLF");
+        assert_eq!(body.len(), MAX_BODY_BYTES - 1, "the NUL is dropped");
+        let again = Message::parse(body.as_bytes()).expect("the formatted line parses");
+        assert_eq!(again.to_line(), line);
+        // With its line ending the body is 511 bytes: `parse` takes lines without it.
+        assert_eq!(Message::parse(line.as_bytes()), Err(LineError::TooLong));
+    }
+
     #[test]
     fn times() {
         assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
