@@ -83,10 +83,19 @@ mod tests {
     #[test]
     fn well_formed_requests_are_accepted_and_malformed_ones_refused() {
         let good: &[(u8, &str)] = &[
-            (0, r#"{"invite":["@05aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:localhost"],"is_direct":true}"#),
+            (
+                0,
+                r#"{"invite":["@05aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:localhost"],"is_direct":true}"#,
+            ),
             (1, r#"{"msgtype":"m.text","body":"hi"}"#),
-            (3, r#"{"m.relates_to":{"rel_type":"m.annotation","event_id":"$5","key":"👍"}}"#),
-            (8, r#"{"type":"m.login.password","user":"alice","password":"t"}"#),
+            (
+                3,
+                r#"{"m.relates_to":{"rel_type":"m.annotation","event_id":"$5","key":"👍"}}"#,
+            ),
+            (
+                8,
+                r#"{"type":"m.login.password","user":"alice","password":"t"}"#,
+            ),
             (14, "since=s1_0&timeout=100&filter=%7B%7D"),
         ];
         for (sel, input) in good {
@@ -94,7 +103,10 @@ mod tests {
         }
         let bad: &[(u8, &[u8])] = &[
             (0, b"[1,2]"),
-            (1, br#"{"msgtype":"m.image","body":"x","url":"mxc://elsewhere/00"}"#),
+            (
+                1,
+                br#"{"msgtype":"m.image","body":"x","url":"mxc://elsewhere/00"}"#,
+            ),
             (3, b"{\"m.relates_to\":{}}"),
             (8, b"\xff\xfe"),
             (14, b"since=%zz"),
