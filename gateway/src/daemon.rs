@@ -560,7 +560,7 @@ pub async fn run(
     if irc.is_some() || matrix.is_some() {
         // The adapters are clients of the gRPC API like any other program; in-process they
         // reach it over in-memory pipes.
-        let router = rpc::router(&service).await?;
+        let router = rpc::router_on(&service, inproc::server()).await?;
         let (channel, server) = inproc::channel(router, until_shutdown(shutdown_rx.clone()));
         servers.spawn(async move {
             match server.await {
