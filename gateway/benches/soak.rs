@@ -109,7 +109,11 @@ fn main() {
 /// connections to each listener.
 async fn storm(n: &support::Net, per_listener: usize) {
     let dir = n.dir.path().join("storm");
-    let cmd = networked_command(&dir, &n.manifest, &n.config);
+    let mut cmd = networked_command(&dir, &n.manifest, &n.config);
+    // SOAK_DAEMON_LOG=…: the storm daemon's log filter (stderr), e.g. "warn,h2=debug".
+    if let Ok(filter) = std::env::var("SOAK_DAEMON_LOG") {
+        cmd.env("SESSIOND_LOG", filter);
+    }
     let d = tokio::task::spawn_blocking(move || Daemon::start_with(&dir, cmd))
         .await
         .expect("start daemon");
@@ -295,6 +299,8 @@ async fn irc_login(addr: String, token: String, i: usize) -> Outcome {
         return io_cause("write", &e);
     }
     let mut lines = BufReader::new(r).lines();
+    // A refused login's reason (464) comes before its ERROR line.
+    let mut why = None;
     loop {
         match lines.next_line().await {
             Ok(Some(line)) if line.contains(" 001 ") => {
@@ -305,8 +311,11 @@ async fn irc_login(addr: String, token: String, i: usize) -> Outcome {
                 return if line.contains("too many connections") {
                     Outcome::Refused
                 } else {
-                    Outcome::Failed(line)
+                    Outcome::Failed(why.unwrap_or(line))
                 };
+            }
+            Ok(Some(line)) if line.contains(" 464 ") => {
+                why = line.split_once(" :").map(|(_, t)| format!("464 {t}"));
             }
             Ok(Some(_)) => {}
             Ok(None) => return Outcome::Failed("closed before the welcome".into()),
@@ -341,8 +350,13 @@ async fn matrix_whoami(addr: String, token: String) -> Outcome {
     } else if answer.is_empty() {
         Outcome::Failed("closed without an answer".into())
     } else {
-        let status = String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
-        Outcome::Failed(status)
+        // The status line and the error the body names.
+        let text = String::from_utf8_lossy(&answer);
+        let status = text.lines().next().unwrap_or_default();
+        let error = text
+            .split_once("\"error\":\"")
+            .map_or("", |(_, e)| e.split('"').next().unwrap_or_default());
+        Outcome::Failed(format!("{status}: {error}"))
     }
 }
 
