@@ -64,7 +64,7 @@ pub struct MemoryConfig {
     /// How often the resident size is checked, seconds; 0 never trims.
     #[serde(default = "default_memory_trim_interval_secs")]
     pub trim_interval_secs: u64,
-    /// Trim when the resident size has grown by more than this many MiB since the last trim.
+    /// Trim when the resident size is more than this many MiB above the lowest seen.
     #[serde(default = "default_memory_trim_growth_mib")]
     pub trim_growth_mib: u64,
 }
@@ -295,8 +295,8 @@ pub fn default_metrics_listen() -> SocketAddr {
 pub fn default_memory_trim_interval_secs() -> u64 {
     10
 }
-/// 8 MiB: an idle or steady daemon does not grow that much between two checks, so it never
-/// trims; a burst of connections does.
+/// 8 MiB: a burst of connections grows the daemon by far more; a daemon whose live memory grew
+/// that much for good trims every third check (cheap, and releasing little).
 pub fn default_memory_trim_growth_mib() -> u64 {
     8
 }

@@ -9,9 +9,10 @@
 //! `malloc_trim(0)` walks every arena and releases its free pages (`MADV_DONTNEED`): 318 → 70 MiB.
 //!
 //! The trimmer reads the resident size every `memory.trim_interval_secs` and trims only when it
-//! has grown by more than `memory.trim_growth_mib` since the last trim: an idle or steady daemon
-//! never trims, and a trim that finds the memory live sets the new floor, so live memory is not
-//! trimmed again and again.
+//! is more than `memory.trim_growth_mib` above the lowest seen (from the first check on): a
+//! daemon that stays near it never trims, and after a trim that finds the memory live the next
+//! checks are skipped (at most two), so memory that grew for good costs a cheap trim every third
+//! check.
 
 use std::time::Duration;
 
@@ -52,12 +53,21 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
         .ok()
 }
 
-/// When to trim: the resident size since the last trim, and how much growth triggers one.
+/// At most this many checks are skipped after a trim that found the memory live, so a daemon
+/// whose live memory grew trims at most every third check, yet one whose burst is over trims
+/// within a few checks.
+const MAX_SKIP: u32 = 2;
+
+/// When to trim: the lowest resident size seen, and how much growth above it calls for a trim.
 #[derive(Debug)]
 struct Trigger {
-    /// The lowest resident size seen since the last trim (or right after it), KiB.
+    /// The lowest resident size seen (at a check or right after a trim), KiB.
     floor_kib: u64,
     growth_kib: u64,
+    /// Checks still to skip, after trims that released little.
+    skip: u32,
+    /// How many to skip after the next trim that releases little (doubles up to [`MAX_SKIP`]).
+    backoff: u32,
 }
 
 impl Trigger {
@@ -65,42 +75,66 @@ impl Trigger {
         Trigger {
             floor_kib: start_kib,
             growth_kib: growth_mib.saturating_mul(1024),
+            skip: 0,
+            backoff: 1,
         }
     }
 
-    /// Whether a trim is due at resident size `now_kib`; a smaller size lowers the floor.
+    /// Whether a trim is due at resident size `now_kib`.
+    ///
+    /// The floor is never raised: a trim during a burst finds most memory live, and the same
+    /// memory, freed when the burst ends, must still be given back. A daemon whose live memory
+    /// grew for good pays for it with a trim every few checks that releases little.
     fn due(&mut self, now_kib: u64) -> bool {
         self.floor_kib = self.floor_kib.min(now_kib);
-        now_kib > self.floor_kib.saturating_add(self.growth_kib)
+        if now_kib <= self.floor_kib.saturating_add(self.growth_kib) {
+            self.skip = 0;
+            self.backoff = 1;
+            return false;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
     }
 
-    /// After a trim: what is left is the new floor.
-    fn trimmed(&mut self, after_kib: u64) {
-        self.floor_kib = after_kib;
+    /// After a trim from `before_kib` to `after_kib`: if it released little, skip the next
+    /// checks (more after each such trim).
+    fn trimmed(&mut self, before_kib: u64, after_kib: u64) {
+        self.floor_kib = self.floor_kib.min(after_kib);
+        if before_kib.saturating_sub(after_kib) < self.growth_kib / 2 {
+            self.skip = self.backoff;
+            self.backoff = (self.backoff * 2).min(MAX_SKIP);
+        } else {
+            self.skip = 0;
+            self.backoff = 1;
+        }
     }
 }
 
 /// Runs until `stop` turns true: every `trim_interval_secs`, trims if the resident size grew by
-/// more than `trim_growth_mib` since the last trim. Does nothing if the interval is 0 or the
-/// resident size cannot be read.
+/// more than `trim_growth_mib` above the lowest seen. Does nothing if the interval is 0.
 pub async fn trim_task(config: MemoryConfig, mut stop: watch::Receiver<bool>) {
     if config.trim_interval_secs == 0 {
         return;
     }
-    let Some(start) = resident_kib() else {
-        return;
-    };
-    let mut trigger = Trigger::new(start, config.trim_growth_mib);
-    let mut tick = tokio::time::interval(Duration::from_secs(config.trim_interval_secs));
+    let period = Duration::from_secs(config.trim_interval_secs);
+    // The first check, one period in (start-up is over), sets the floor.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trigger: Option<Trigger> = None;
     loop {
         tokio::select! {
             _ = stop.wait_for(|&down| down) => return,
             _ = tick.tick() => {}
         }
+        // Unreadable for now (out of file descriptors in a storm): try at the next check.
         let Some(before) = resident_kib() else {
-            return;
+            tracing::debug!("cannot read the resident size");
+            continue;
         };
+        let trigger = trigger.get_or_insert_with(|| Trigger::new(before, config.trim_growth_mib));
         if !trigger.due(before) {
             continue;
         }
@@ -109,7 +143,7 @@ pub async fn trim_task(config: MemoryConfig, mut stop: watch::Receiver<bool>) {
             .await
             .unwrap_or(false);
         let after = resident_kib().unwrap_or(before);
-        trigger.trimmed(after);
+        trigger.trimmed(before, after);
         tracing::debug!(
             before_kib = before,
             after_kib = after,
@@ -132,17 +166,27 @@ mod tests {
     }
 
     #[test]
-    fn trims_after_growth_and_not_again_for_live_memory() {
+    fn trims_after_growth_and_again_once_a_burst_is_freed() {
         let mut t = Trigger::new(50_000, 8);
         assert!(!t.due(50_000), "no growth");
         assert!(!t.due(58_000), "growth up to the limit is allowed");
-        assert!(t.due(60_000), "a burst past it trims");
-        // The trim found most of it live: that is the new floor, so no trim at the next check.
-        t.trimmed(59_000);
-        assert!(!t.due(59_500));
-        // Memory freed on its own lowers the floor; growth is measured from there.
-        assert!(!t.due(40_000));
-        assert!(t.due(49_000));
+        assert!(t.due(300_000), "a burst past it trims");
+        // Mid-burst the memory is live: little released, the next check is skipped...
+        t.trimmed(300_000, 299_000);
+        assert!(!t.due(300_000));
+        // ...then the burst's memory, freed but resident, is trimmed.
+        assert!(t.due(300_000));
+        t.trimmed(300_000, 60_000);
+        assert!(!t.due(57_000), "back near the floor");
+        // Live memory that grew for good: trims grow rarer, down to one in MAX_SKIP + 1 checks.
+        let mut trims = 0;
+        for _ in 0..30 {
+            if t.due(100_000) {
+                trims += 1;
+                t.trimmed(100_000, 99_900);
+            }
+        }
+        assert!((10..=11).contains(&trims), "{trims} trims in 30 checks");
     }
 
     #[test]
