@@ -9,10 +9,10 @@
 //! `malloc_trim(0)` walks every arena and releases its free pages (`MADV_DONTNEED`): 318 → 70 MiB.
 //!
 //! The trimmer reads the resident size every `memory.trim_interval_secs` and trims only when it
-//! is more than `memory.trim_growth_mib` above the lowest seen (from the first check on): a
-//! daemon that stays near it never trims, and after a trim that finds the memory live the next
-//! checks are skipped (at most two), so memory that grew for good costs a cheap trim every third
-//! check.
+//! is more than `memory.trim_growth_mib` above the lowest seen (from start-up on): a daemon that
+//! stays near it never trims, and after a trim that finds the memory live the next checks are
+//! skipped (at most two), so memory that grew for good (caches, paths, more identities) costs a
+//! trim every third check that releases little (milliseconds).
 
 use std::time::Duration;
 
@@ -120,10 +120,11 @@ pub async fn trim_task(config: MemoryConfig, mut stop: watch::Receiver<bool>) {
         return;
     }
     let period = Duration::from_secs(config.trim_interval_secs);
-    // The first check, one period in (start-up is over), sets the floor.
+    // The floor is the size before the listeners open: a first check made during a burst would
+    // take the burst for the baseline and never give it back.
+    let mut trigger = resident_kib().map(|kib| Trigger::new(kib, config.trim_growth_mib));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut trigger: Option<Trigger> = None;
     loop {
         tokio::select! {
             _ = stop.wait_for(|&down| down) => return,
