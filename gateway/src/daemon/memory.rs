@@ -113,8 +113,8 @@ impl Trigger {
     }
 }
 
-/// Runs until `stop` turns true: every `trim_interval_secs`, trims if the resident size grew by
-/// more than `trim_growth_mib` above the lowest seen. Does nothing if the interval is 0.
+/// Runs until `stop` turns true: every `trim_interval_secs`, trims if the resident size is more
+/// than `trim_growth_mib` above the lowest seen. Does nothing if the interval is 0.
 pub async fn trim_task(config: MemoryConfig, mut stop: watch::Receiver<bool>) {
     if config.trim_interval_secs == 0 {
         return;
