@@ -2,7 +2,9 @@
 //! of the CI fault test (snodes stopped, silent, slow or answering 5xx; daemons SIGKILLed
 //! mid-send), printing lost / duplicated / failed counts; then one daemon's resident memory
 //! before and after 5 rounds of 2,000 connections to each listener (IRC logins, Matrix
-//! whoami, gRPC WhoAmI on fresh HTTP/2 connections), printing both and their ratio.
+//! whoami, gRPC WhoAmI on fresh HTTP/2 connections), printing both and their ratio, and per
+//! round how many connections were answered, refused at a listener's connection cap (by design,
+//! counted apart) or failed, by cause.
 //!
 //! Run: `cargo bench -p session-gateway --bench soak` (SOAK_MESSAGES=… for another total,
 //! SOAK_CONNECTIONS=… per listener per round; 0 skips that part). `--profile dev` builds much
@@ -107,7 +109,11 @@ fn main() {
 /// connections to each listener.
 async fn storm(n: &support::Net, per_listener: usize) {
     let dir = n.dir.path().join("storm");
-    let cmd = networked_command(&dir, &n.manifest, &n.config);
+    let mut cmd = networked_command(&dir, &n.manifest, &n.config);
+    // SOAK_DAEMON_LOG=…: the storm daemon's log filter (stderr), e.g. "warn,h2=debug".
+    if let Ok(filter) = std::env::var("SOAK_DAEMON_LOG") {
+        cmd.env("SESSIOND_LOG", filter);
+    }
     let d = tokio::task::spawn_blocking(move || Daemon::start_with(&dir, cmd))
         .await
         .expect("start daemon");
@@ -136,60 +142,121 @@ async fn storm(n: &support::Net, per_listener: usize) {
     // Settle: the identity's poller and paths are up.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = faults::rss_kib(pid);
+    let before_parts = rss_parts(pid);
     println!(
-        "storm: daemon RSS before: {before} KiB, {} threads",
+        "storm: daemon RSS before: {before} KiB ({before_parts}), {} threads",
         faults::threads(pid)
     );
     for round in 0..STORM_ROUNDS {
         let started = Instant::now();
-        let ok_irc = wave(per_listener, {
+        let irc_round = wave(per_listener, {
             let (irc, token) = (irc.clone(), token.clone());
             move |i| irc_login(irc.clone(), token.clone(), i)
         })
         .await;
-        let ok_mx = wave(per_listener, {
+        let mx_round = wave(per_listener, {
             let (mx, token) = (mx.clone(), token.clone());
             move |_| matrix_whoami(mx.clone(), token.clone())
         })
         .await;
-        let ok_grpc = wave(per_listener, {
+        let grpc_round = wave(per_listener, {
             let (grpc, token) = (grpc.clone(), token.clone());
             move |_| grpc_whoami(grpc.clone(), token.clone())
         })
         .await;
         println!(
-            "storm: round {round}: {ok_irc}/{per_listener} IRC, {ok_mx}/{per_listener} Matrix, \
-             {ok_grpc}/{per_listener} gRPC answered in {:.1}s; RSS {} KiB, {} threads",
+            "storm: round {round}: {} IRC, {} Matrix, {} gRPC answered in {:.1}s; RSS {} KiB, \
+             {} threads",
+            irc_round.show(per_listener),
+            mx_round.show(per_listener),
+            grpc_round.show(per_listener),
             started.elapsed().as_secs_f64(),
             faults::rss_kib(pid),
             faults::threads(pid)
         );
     }
-    // Closed connections' tasks end and idle blocking threads exit (after 10 s); give the
-    // allocator a moment.
+    // Closed connections' tasks end, idle blocking threads exit (after 10 s) and the daemon
+    // gives freed memory back ([memory] trim_interval_secs, 10 s by default).
     tokio::time::sleep(Duration::from_secs(15)).await;
     println!(
-        "storm: 15 s later: RSS {} KiB, {} threads",
+        "storm: 15 s later: RSS {} KiB ({}), {} threads",
         faults::rss_kib(pid),
+        rss_parts(pid),
         faults::threads(pid)
     );
     tokio::time::sleep(Duration::from_secs(30)).await;
     let after = faults::rss_kib(pid);
     println!(
         "storm: daemon RSS after {STORM_ROUNDS} rounds of {per_listener} connections per \
-         listener: {after} KiB, {} threads (before {before} KiB, ratio {:.2})",
+         listener: {after} KiB ({}), {} threads (before {before} KiB ({before_parts}), ratio {:.2})",
+        rss_parts(pid),
         faults::threads(pid),
         after as f64 / before.max(1) as f64
     );
     d.terminate();
 }
 
-/// `count` connections at once (at most [`WIDTH`] open), each made by `one(i)`; how many
-/// succeeded.
-async fn wave<F, Fut>(count: usize, one: F) -> usize
+/// Resident memory split into anonymous (heap, stacks) and file-backed (mostly the binary's own
+/// code, which a dev build makes large), from `/proc/<pid>/smaps_rollup`.
+fn rss_parts(pid: u32) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (rss, anon) = (field("Rss:"), field("Anonymous:"));
+    format!(
+        "anonymous {anon} KiB, file {} KiB",
+        rss.saturating_sub(anon)
+    )
+}
+
+/// How one storm connection ended.
+#[derive(Debug)]
+enum Outcome {
+    /// Logged in / answered.
+    Answered,
+    /// Turned away at the listener's connection cap (IRC `ERROR … too many connections`,
+    /// Matrix 503 `M_LIMIT_EXCEEDED`): the cap working as designed.
+    Refused,
+    /// Anything else, by cause.
+    Failed(String),
+}
+
+/// The outcomes of one wave.
+#[derive(Debug, Default)]
+struct Tally {
+    answered: usize,
+    refused: usize,
+    failed: std::collections::BTreeMap<String, usize>,
+}
+
+impl Tally {
+    /// `answered/total`, then refusals and failures by cause if there were any.
+    fn show(&self, total: usize) -> String {
+        let mut s = format!("{}/{total}", self.answered);
+        if self.refused > 0 {
+            s.push_str(&format!(" (refused at the cap: {})", self.refused));
+        }
+        if !self.failed.is_empty() {
+            let causes: Vec<String> = self
+                .failed
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            s.push_str(&format!(" (failed: {})", causes.join(", ")));
+        }
+        s
+    }
+}
+
+/// `count` connections at once (at most [`WIDTH`] open), each made by `one(i)`; how they ended.
+async fn wave<F, Fut>(count: usize, one: F) -> Tally
 where
     F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = bool> + Send + 'static,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
 {
     let gate = Arc::new(Semaphore::new(WIDTH));
     let mut tasks = tokio::task::JoinSet::new();
@@ -197,65 +264,114 @@ where
         let permit = Arc::clone(&gate).acquire_owned().await.expect("open");
         let fut = one(i);
         tasks.spawn(async move {
-            let ok = tokio::time::timeout(Duration::from_secs(60), fut)
+            let outcome = tokio::time::timeout(Duration::from_secs(60), fut)
                 .await
-                .unwrap_or(false);
+                .unwrap_or_else(|_| Outcome::Failed("client timeout (60 s)".into()));
             drop(permit);
-            ok
+            outcome
         });
     }
-    let mut ok = 0;
+    let mut tally = Tally::default();
     while let Some(r) = tasks.join_next().await {
-        ok += usize::from(r.unwrap_or(false));
+        match r.unwrap_or_else(|e| Outcome::Failed(format!("task: {e}"))) {
+            Outcome::Answered => tally.answered += 1,
+            Outcome::Refused => tally.refused += 1,
+            Outcome::Failed(cause) => *tally.failed.entry(cause).or_default() += 1,
+        }
     }
-    ok
+    tally
+}
+
+/// The kind of an I/O error, for the tally.
+fn io_cause(what: &str, e: &std::io::Error) -> Outcome {
+    Outcome::Failed(format!("{what}: {:?}", e.kind()))
 }
 
 /// An IRC login up to the welcome, then QUIT.
-async fn irc_login(addr: String, token: String, i: usize) -> bool {
-    let Ok(stream) = tokio::net::TcpStream::connect(&addr).await else {
-        return false;
+async fn irc_login(addr: String, token: String, i: usize) -> Outcome {
+    let stream = match tokio::net::TcpStream::connect(&addr).await {
+        Ok(s) => s,
+        Err(e) => return io_cause("connect", &e),
     };
     let (r, mut w) = stream.into_split();
     let hello = format!("PASS {token}\r\nNICK storm{i}\r\nUSER storm 0 * :Storm\r\n");
-    if w.write_all(hello.as_bytes()).await.is_err() {
-        return false;
+    if let Err(e) = w.write_all(hello.as_bytes()).await {
+        return io_cause("write", &e);
     }
     let mut lines = BufReader::new(r).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if line.contains(" 001 ") {
-            let _ = w.write_all(b"QUIT :bye\r\n").await;
-            return true;
+    // A refused login's reason (464) comes before its ERROR line.
+    let mut why = None;
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) if line.contains(" 001 ") => {
+                let _ = w.write_all(b"QUIT :bye\r\n").await;
+                return Outcome::Answered;
+            }
+            Ok(Some(line)) if line.starts_with("ERROR") => {
+                return if line.contains("too many connections") {
+                    Outcome::Refused
+                } else {
+                    Outcome::Failed(why.unwrap_or(line))
+                };
+            }
+            Ok(Some(line)) if line.contains(" 464 ") => {
+                why = line.split_once(" :").map(|(_, t)| format!("464 {t}"));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return Outcome::Failed("closed before the welcome".into()),
+            Err(e) => return io_cause("read", &e),
         }
     }
-    false
 }
 
 /// One Matrix whoami on its own connection.
-async fn matrix_whoami(addr: String, token: String) -> bool {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await else {
-        return false;
+async fn matrix_whoami(addr: String, token: String) -> Outcome {
+    let mut stream = match tokio::net::TcpStream::connect(&addr).await {
+        Ok(s) => s,
+        Err(e) => return io_cause("connect", &e),
     };
     let req = format!(
         "GET /_matrix/client/v3/account/whoami HTTP/1.1\r\nHost: x\r\n\
          Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     );
-    if stream.write_all(req.as_bytes()).await.is_err() {
-        return false;
+    if let Err(e) = stream.write_all(req.as_bytes()).await {
+        return io_cause("write", &e);
     }
     let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer).await;
-    answer.starts_with(b"HTTP/1.1 200")
+    if let Err(e) = stream.read_to_end(&mut answer).await {
+        if answer.is_empty() {
+            return io_cause("read", &e);
+        }
+    }
+    if answer.starts_with(b"HTTP/1.1 200") {
+        Outcome::Answered
+    } else if answer.starts_with(b"HTTP/1.1 503") && answer.ends_with(b"Too many connections\"}") {
+        Outcome::Refused
+    } else if answer.is_empty() {
+        Outcome::Failed("closed without an answer".into())
+    } else {
+        // The status line and the error the body names.
+        let text = String::from_utf8_lossy(&answer);
+        let status = text.lines().next().unwrap_or_default();
+        let error = text
+            .split_once("\"error\":\"")
+            .map_or("", |(_, e)| e.split('"').next().unwrap_or_default());
+        Outcome::Failed(format!("{status}: {error}"))
+    }
 }
 
 /// One WhoAmI on a fresh HTTP/2 connection.
-async fn grpc_whoami(addr: String, token: String) -> bool {
+async fn grpc_whoami(addr: String, token: String) -> Outcome {
     let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else {
-        return false;
+        return Outcome::Failed("bad address".into());
     };
-    let Ok(channel) = endpoint.connect().await else {
-        return false;
+    let channel = match endpoint.connect().await {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("connect: {e}")),
     };
     let mut c = clients(&channel, bearer(&token));
-    c.ids.who_am_i(WhoAmIRequest {}).await.is_ok()
+    match c.ids.who_am_i(WhoAmIRequest {}).await {
+        Ok(_) => Outcome::Answered,
+        Err(status) => Outcome::Failed(format!("{:?}", status.code())),
+    }
 }

@@ -51,6 +51,22 @@ pub struct Config {
     /// How long each identity's event log keeps events.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Giving freed memory back to the system after bursts.
+    #[serde(default)]
+    pub memory: MemoryConfig,
+}
+
+/// `[memory]`: when freed heap memory is given back to the system (glibc only; see
+/// `daemon::memory`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// How often the resident size is checked, seconds; 0 never trims.
+    #[serde(default = "default_memory_trim_interval_secs")]
+    pub trim_interval_secs: u64,
+    /// Trim when the resident size is more than this many MiB above the lowest seen.
+    #[serde(default = "default_memory_trim_growth_mib")]
+    pub trim_growth_mib: u64,
 }
 
 /// `[webhooks]`: the settings every webhook shares, and `[[webhooks.endpoints]]`, the webhooks
@@ -274,6 +290,16 @@ pub fn default_grpc_listen() -> SocketAddr {
 pub fn default_metrics_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9464))
 }
+/// 10 s: a storm's freed buffers go back to the system seconds after it ends; a check that finds
+/// no growth costs one read of `/proc/self/status`.
+pub fn default_memory_trim_interval_secs() -> u64 {
+    10
+}
+/// 8 MiB: a burst of connections grows the daemon by far more; a daemon whose live memory grew
+/// that much for good trims every third check (cheap, and releasing little).
+pub fn default_memory_trim_growth_mib() -> u64 {
+    8
+}
 /// `info`: lifecycle events, warnings and errors.
 pub fn default_log_level() -> String {
     "info".to_owned()
@@ -418,6 +444,15 @@ impl Default for MetricsConfig {
         MetricsConfig {
             enabled: default_true(),
             listen: default_metrics_listen(),
+        }
+    }
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            trim_interval_secs: default_memory_trim_interval_secs(),
+            trim_growth_mib: default_memory_trim_growth_mib(),
         }
     }
 }

@@ -32,6 +32,7 @@ use crate::store::{IdentityRecord, Store, StoreError};
 use session_net::{NetClient, NetConfig};
 
 mod inproc;
+mod memory;
 
 /// The Unix socket's file name in the data dir.
 pub const SOCKET_FILE: &str = "sessiond.sock";
@@ -346,6 +347,11 @@ pub async fn run(
         config.retention.clone(),
         shutdown_rx.clone(),
     ));
+    // Task "memory": gives freed heap back after bursts; ends with the shutdown signal.
+    let trimmer = tokio::spawn(memory::trim_task(
+        config.memory.clone(),
+        shutdown_rx.clone(),
+    ));
     // Task "webhooks": delivery runs offline too (the log grows with queued messages).
     let webhook_task =
         crate::webhooks::start(state.webhooks.clone(), store.clone(), shutdown_rx.clone());
@@ -554,7 +560,7 @@ pub async fn run(
     if irc.is_some() || matrix.is_some() {
         // The adapters are clients of the gRPC API like any other program; in-process they
         // reach it over in-memory pipes.
-        let router = rpc::router(&service).await?;
+        let router = rpc::router_on(&service, inproc::server()).await?;
         let (channel, server) = inproc::channel(router, until_shutdown(shutdown_rx.clone()));
         servers.spawn(async move {
             match server.await {
@@ -656,6 +662,7 @@ pub async fn run(
         engine.shutdown().await;
     }
     let _ = retention.await;
+    let _ = trimmer.await;
     if tokio::time::timeout(SHUTDOWN_GRACE, webhook_task)
         .await
         .is_err()

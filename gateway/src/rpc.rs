@@ -230,6 +230,14 @@ pub type Router = tonic::transport::server::Router<
 
 /// Builds the full router (the four services, health, reflection) for one listener.
 pub async fn router(service: &Service) -> Result<Router, ApiError> {
+    router_on(service, tonic::transport::Server::builder()).await
+}
+
+/// [`router`] on a server with its own settings (the in-process channel's).
+pub async fn router_on(
+    service: &Service,
+    server: tonic::transport::Server,
+) -> Result<Router, ApiError> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(sessiond_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
@@ -267,7 +275,7 @@ pub async fn router(service: &Service) -> Result<Router, ApiError> {
     reporter
         .set_serving::<AttachmentServiceServer<Service>>()
         .await;
-    Ok(tonic::transport::Server::builder()
+    Ok(server
         .layer(wire::StatusFixLayer)
         .add_service(health)
         .add_service(reflection_v1)

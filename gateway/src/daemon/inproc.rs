@@ -16,6 +16,41 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Bytes buffered in each direction of a pipe (one HTTP/2 connection).
 const PIPE_BYTES: usize = 256 * 1024;
+/// Streams the adapters may cancel before the server has taken them up, at once (h2's default is
+/// 20; see [`server`]).
+const MAX_PENDING_ACCEPT_RESETS: usize = 1 << 16;
+
+/// The HTTP/2 connection window of the in-process channel, both ways (hyper's defaults: 1 MiB for
+/// a server, 5 MiB for a client; see [`server`]).
+const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+
+/// The server settings of the in-process channel.
+///
+/// h2 (0.4.20) guards a connection against floods of small DATA frames: frames under 256 bytes
+/// that the application has not read yet may add up to half the connection window (512 KiB with
+/// hyper's 1 MiB), past which the peer gets GOAWAY. Every gRPC request carries such a frame (the
+/// message), and here one connection carries every IRC and Matrix call: in a storm of 2,000 IRC
+/// logins or Matrix requests on a loaded machine the server fell behind reading them, the budget
+/// ran out ("too many small DATA frames"), and every call in flight failed with a transport error
+/// (the soak bench lost up to 1,000 of 2,000 IRC logins and 2,000 of 2,000 Matrix requests in a
+/// round). A 32 MiB window makes the budget 16 MiB: some 65,000 unread requests, far more than
+/// the adapters' connection caps let in at once. The window bounds only what the adapters send
+/// before the server reads it.
+///
+/// h2 guards a server against "rapid reset" floods: a peer that cancels more than 20 streams the
+/// server has not yet taken up gets GOAWAY and loses its connection. Here the peer is the daemon's
+/// own adapters, whose every IRC and Matrix connection rides this one HTTP/2 connection, and a
+/// connection that ends cancels its calls (an IRC QUIT cancels the event subscription it just
+/// opened). In a storm of short connections on a loaded machine the server falls behind, more than
+/// 20 such streams pile up, and the GOAWAY failed every IRC login and Matrix request in flight
+/// (the soak bench lost up to 1,750 of 2,000 IRC logins and 1,999 of 2,000 Matrix requests in a
+/// round). The adapters' connection caps and flood control bound what a client can make them
+/// cancel, so the guard is raised for this connection only; the TCP and Unix listeners keep it.
+pub fn server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
+        .initial_connection_window_size(CONNECTION_WINDOW)
+}
 
 /// Serves `router` on in-memory pipes until `shutdown`; returns a channel whose connections are
 /// such pipes (made on demand, re-made if one breaks) and the server task.
@@ -39,8 +74,10 @@ pub fn channel(
             Ok::<_, io::Error>(TokioIo::new(client))
         }
     });
-    let channel =
-        Endpoint::from_static("http://sessiond.in-process").connect_with_connector_lazy(connector);
+    // The same window for the replies (the client side has the same small-frame budget).
+    let channel = Endpoint::from_static("http://sessiond.in-process")
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .connect_with_connector_lazy(connector);
     (channel, server)
 }
 
