@@ -561,7 +561,7 @@ pub async fn run(
         // The adapters are clients of the gRPC API like any other program; in-process they
         // reach it over in-memory pipes.
         let router = rpc::router_on(&service, inproc::server()).await?;
-        let (channel, server) = inproc::channel(router, until_shutdown(shutdown_rx.clone()));
+        let (channel, server) = inproc::connector(router, until_shutdown(shutdown_rx.clone()));
         servers.spawn(async move {
             match server.await {
                 Ok(served) => served.map_err(|source| DaemonError::Serve {

@@ -22,11 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sessiond_api::client::Connector;
 use sessiond_api::v1::Event;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
-use tonic::transport::Channel;
 use tracing::{debug, info};
 
 use crate::cap::CapSet;
@@ -46,8 +46,8 @@ const LINGER: Duration = Duration::from_secs(1);
 pub(crate) struct Server {
     /// The `[irc]` settings.
     pub config: IrcConfig,
-    /// The daemon's gRPC API.
-    pub api: Channel,
+    /// The daemon's gRPC API: a channel per connection, or one they share.
+    pub api: Connector,
     /// When the server started, for 003.
     pub started: String,
 }

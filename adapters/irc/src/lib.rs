@@ -32,10 +32,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sessiond_api::client::Connector;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 use tracing::{info, warn};
 
 pub use config::IrcConfig;
@@ -46,11 +46,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves IRC on `listener` until `shutdown` resolves, then sends every client
 /// `ERROR :Closing link: the server is shutting down` and returns once they are closed (or after
-/// a grace period of 5 s).
+/// a grace period of 5 s). `api` is a channel to the daemon that all connections share, or a
+/// [`Connector`] that gives each its own.
 pub async fn serve(
     listener: TcpListener,
     config: IrcConfig,
-    api: Channel,
+    api: impl Into<Connector>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), IrcError> {
     serve_counted(listener, config, api, shutdown, Arc::default()).await
@@ -60,7 +61,7 @@ pub async fn serve(
 pub async fn serve_counted(
     listener: TcpListener,
     config: IrcConfig,
-    api: Channel,
+    api: impl Into<Connector>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     open: Arc<AtomicUsize>,
 ) -> Result<(), IrcError> {
@@ -71,7 +72,7 @@ pub async fn serve_counted(
         .map_or(0, |d| d.as_millis() as u64);
     let srv = Arc::new(conn::Server {
         config,
-        api,
+        api: api.into(),
         started: line::format_time(started_ms),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -86,9 +87,11 @@ pub async fn serve_counted(
         info!(%addr, "IRC server listening");
     }
     loop {
-        while connections.try_join_next().is_some() {}
         tokio::select! {
             _ = &mut shutdown => break,
+            // Ended connections are reaped as they end, not at the next accept: after a storm
+            // their tasks' memory would otherwise stay until somebody connects again.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = permits.clone().try_acquire_owned() else {

@@ -9,18 +9,20 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
+use axum::Extension;
 use http::request::Parts;
 use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 use sessiond_api::client::{login as check_login, Client, LoginError};
 use sessiond_api::v1::{CreateTokenRequest, Identity, RevokeTokenRequest, WhoAmIRequest};
+use tonic::transport::Channel;
 use tonic::Code;
 
 use crate::err::MatrixError;
 use crate::http::{Answer, Body, Json, Query};
 use crate::ids::{device_id, parse_user, user_id, LocalUser};
-use crate::state::Shared;
+use crate::state::{ConnChannel, Shared};
 
 /// The CommunityService client (not among [`Client`]'s services).
 pub(crate) type Rooms = sessiond_api::v1::community_service_client::CommunityServiceClient<
@@ -101,7 +103,8 @@ impl FromRequestParts<Arc<Shared>> for Me {
     async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Me, MatrixError> {
         let query = Query::from_request_parts(parts, s).await?;
         let token = token(&parts.headers, &query).ok_or(MatrixError::MissingToken)?;
-        authenticate(s, token).await
+        let channel = s.channel(parts.extensions.get());
+        authenticate(s, channel, token).await
     }
 }
 
@@ -118,8 +121,8 @@ fn token<'a>(headers: &'a HeaderMap, query: &'a Query) -> Option<&'a str> {
     query.get("access_token").filter(|t| !t.is_empty())
 }
 
-async fn authenticate(s: &Shared, token: &str) -> Result<Me, MatrixError> {
-    let client = Client::new(s.api.clone(), token).ok_or(MatrixError::UnknownToken)?;
+async fn authenticate(s: &Shared, channel: Channel, token: &str) -> Result<Me, MatrixError> {
+    let client = Client::new(channel.clone(), token).ok_or(MatrixError::UnknownToken)?;
     let who = client
         .identities
         .clone()
@@ -142,7 +145,7 @@ async fn authenticate(s: &Shared, token: &str) -> Result<Me, MatrixError> {
         user_id: user_id(&identity.name, &s.config.server_name),
         device_id: device_id(token),
         token: token.to_owned(),
-        rooms: rooms_client(s.api.clone(), token).ok_or(MatrixError::UnknownToken)?,
+        rooms: rooms_client(channel, token).ok_or(MatrixError::UnknownToken)?,
         client,
         identity,
     })
@@ -179,7 +182,12 @@ pub(crate) struct Identifier {
 /// `POST /_matrix/client/v3/login`: `m.login.password` with the identity's name (or full user
 /// id) and a sessiond token as the password. Answers a fresh access token; the client's
 /// `device_id` is not used (device ids are derived from access tokens, see [`device_id`]).
-pub(crate) async fn login(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Answer {
+pub(crate) async fn login(
+    State(s): State<Arc<Shared>>,
+    conn: Option<Extension<ConnChannel>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
     let body: LoginBody = body.json()?;
     let host = headers
         .get(http::header::HOST)
@@ -206,7 +214,7 @@ pub(crate) async fn login(State(s): State<Arc<Shared>>, headers: HeaderMap, body
         .password
         .as_deref()
         .ok_or_else(|| MatrixError::BadJson("no password in the login".into()))?;
-    let login = check_login(s.api.clone(), password, Some(&name))
+    let login = check_login(s.channel(conn.as_deref()), password, Some(&name))
         .await
         .map_err(|e| match e {
             LoginError::Daemon(status) => MatrixError::from(status),

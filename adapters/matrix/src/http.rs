@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::err::{MatrixError, ServeError};
-use crate::state::Shared;
+use crate::state::{ConnChannel, Shared};
 
 /// The largest request body accepted (`M_TOO_LARGE` above): a text message is at most a few KiB,
 /// and account data and filters are small.
@@ -85,7 +85,11 @@ pub(crate) async fn run(
                     at_limit = false;
                     // Counted while the connection task lives.
                     open.fetch_add(1, Ordering::Relaxed);
-                    let conn = connection(shared.stop.clone(), app.clone(), stream);
+                    // The connection's own channel to the daemon: made now, connected on the
+                    // first call, closed when the last client holding it (a live subscription
+                    // may outlive the connection) is gone.
+                    let api = ConnChannel(shared.api.channel());
+                    let conn = connection(shared.stop.clone(), app.clone(), api, stream);
                     let open = Arc::clone(&open);
                     conns.spawn(async move {
                         conn.await;
@@ -120,9 +124,15 @@ pub(crate) async fn run(
 }
 
 /// Serves one connection with `app` until the client closes it or the server stops.
-async fn connection(mut stop: watch::Receiver<bool>, app: axum::Router, stream: TcpStream) {
+async fn connection(
+    mut stop: watch::Receiver<bool>,
+    app: axum::Router,
+    api: ConnChannel,
+    stream: TcpStream,
+) {
     let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         crate::router::strip_trailing_slash(&mut req);
+        req.extensions_mut().insert(api.clone());
         app.clone().oneshot(req)
     });
     let mut builder = http1::Builder::new();

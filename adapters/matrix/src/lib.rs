@@ -47,12 +47,13 @@ pub use config::MatrixConfig;
 pub use err::{ErrorParts, MatrixError, ServeError};
 
 /// Serves the Matrix client-server API on `listener` until `shutdown` resolves, calling the
-/// daemon through `api` with each client's own token. At shutdown, long-polling `/sync`s answer
-/// at once, requests in flight finish (for up to 5 s) and connections close.
+/// daemon through `api` with each client's own token (a channel all HTTP connections share, or
+/// a [`sessiond_api::client::Connector`] that gives each its own). At shutdown, long-polling
+/// `/sync`s answer at once, requests in flight finish (for up to 5 s) and connections close.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: MatrixConfig,
-    api: tonic::transport::Channel,
+    api: impl Into<sessiond_api::client::Connector>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     serve_counted(listener, config, api, shutdown, Arc::default()).await
@@ -62,12 +63,12 @@ pub async fn serve(
 pub async fn serve_counted(
     listener: tokio::net::TcpListener,
     config: MatrixConfig,
-    api: tonic::transport::Channel,
+    api: impl Into<sessiond_api::client::Connector>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     open: Arc<std::sync::atomic::AtomicUsize>,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(state::Shared::new(config, api, stop_rx));
+    let shared = Arc::new(state::Shared::new(config, api.into(), stop_rx));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, server_name = %shared.config.server_name, "matrix: listening");
     }

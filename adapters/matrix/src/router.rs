@@ -192,7 +192,7 @@ mod tests {
     fn app() -> Router {
         let api = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         let (_tx, stop) = tokio::sync::watch::channel(false);
-        router(Arc::new(Shared::new(Default::default(), api, stop)))
+        router(Arc::new(Shared::new(Default::default(), api.into(), stop)))
     }
 
     /// (status, errcode, allow-origin) of `method path`.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use sessiond_api::client::Client;
+use sessiond_api::client::{Client, Connector};
 use sessiond_api::v1::{event, SubscribeRequest};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -29,13 +29,19 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }
 
+/// The daemon channel of one HTTP connection, in the extensions of each request it carries: the
+/// calls of one connection share an HTTP/2 connection to the daemon that ends with it.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnChannel(pub Channel);
+
 /// The adapter's shared state; a cheap-clone handle is `Arc<Shared>`.
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// The `[matrix]` config.
     pub config: MatrixConfig,
-    /// The channel to the daemon's gRPC API; every call carries the client's own token.
-    pub api: Channel,
+    /// Channels to the daemon's gRPC API (one per HTTP connection, or one all share); every call
+    /// carries the client's own token.
+    pub api: Connector,
     /// Turns true when the server shuts down: long-polls answer, live subscriptions end.
     pub stop: watch::Receiver<bool>,
     /// Per identity, by local name. The std mutex is never held across an await.
@@ -43,13 +49,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: MatrixConfig, api: Channel, stop: watch::Receiver<bool>) -> Shared {
+    pub fn new(config: MatrixConfig, api: Connector, stop: watch::Receiver<bool>) -> Shared {
         Shared {
             config,
             api,
             stop,
             identities: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The channel for a request: the one of the HTTP connection it came on (see [`ConnChannel`]),
+    /// else a new one from the connector.
+    pub fn channel(&self, conn: Option<&ConnChannel>) -> Channel {
+        conn.map_or_else(|| self.api.channel(), |c| c.0.clone())
     }
 
     /// The state of identity `name`, made on first use.

@@ -20,6 +20,16 @@ pub const DEMO_ROOM: &str = "lobby";
 pub const DEVNET_MANIFEST: &str = "devnet.json";
 
 /// Arguments of `sessiond run`.
+/// Threads that run blocking work (store transactions, file I/O) at most; more calls wait their
+/// turn. Tokio's default (512) let a storm of 2,000 IRC logins start 100 of them; a store
+/// transaction is short or waits on the disk, so on a few cores more threads add nothing.
+const BLOCKING_THREADS: usize = 32;
+/// How long an idle blocking thread lives. Tokio wakes idle threads in turn, so under a trickle
+/// of blocking calls every thread of a large pool is woken before its idle time is up and none
+/// ever exits: with tokio's 10 s, the 56 threads a storm left stayed for good. With 2 s the pool
+/// shrinks to about what the trickle needs.
+const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The TOML configuration file (see deploy/sessiond.example.toml). Also SESSIOND_CONFIG.
@@ -188,6 +198,8 @@ pub fn run(args: RunArgs, stdout: &mut dyn Write, human: bool) -> Result<(), Run
     daemon::init_logging(&config.log.level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()
         .map_err(RunError::Runtime)?;
     runtime.block_on(async {

@@ -1,6 +1,8 @@
 //! A Rust client of `sessiond.v1`: the four service clients behind one bearer token, and the
 //! login check both adapters (and any other program) make before they act for an identity.
 
+use std::sync::Arc;
+
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -176,6 +178,42 @@ where
 pub const MAX_PAGE_SIZE: i32 = 1000;
 /// The page size of a List call that gives page_size 0.
 pub const DEFAULT_PAGE_SIZE: i32 = 100;
+
+/// Where an adapter gets the channel for each of its clients: one channel all share, or a new
+/// connection per client (what the daemon gives its in-process adapters, so that what one
+/// client's calls buffer in an HTTP/2 connection goes with that client instead of growing one
+/// connection's tables for good).
+#[derive(Clone)]
+pub struct Connector(Arc<dyn Fn() -> Channel + Send + Sync>);
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
+}
+
+impl Connector {
+    /// Every client calls through clones of `channel`.
+    pub fn shared(channel: Channel) -> Connector {
+        Connector(Arc::new(move || channel.clone()))
+    }
+
+    /// Every client gets the channel `make` returns when it starts.
+    pub fn per_client(make: impl Fn() -> Channel + Send + Sync + 'static) -> Connector {
+        Connector(Arc::new(make))
+    }
+
+    /// The channel for a client that starts now.
+    pub fn channel(&self) -> Channel {
+        (self.0)()
+    }
+}
+
+impl From<Channel> for Connector {
+    fn from(channel: Channel) -> Connector {
+        Connector::shared(channel)
+    }
+}
 
 /// A checked login: a client calling with the token, and the identity it acts for.
 #[derive(Debug, Clone)]

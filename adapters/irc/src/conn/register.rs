@@ -282,10 +282,12 @@ impl Conn {
     /// Checks a token with the daemon: a scoped token acts for its identity whatever `user`
     /// says; the admin token acts for the identity `user` names.
     async fn check_login(&self, token: &str, user: Option<&str>) -> Result<Login, LoginError> {
-        match login(self.srv.api.clone(), token, None).await {
+        // This connection's own channel: it lives as long as the login's client does.
+        let api = self.srv.api.channel();
+        match login(api.clone(), token, None).await {
             Err(LoginError::IdentityNameRequired) => {
                 let user = user.ok_or(LoginError::IdentityNameRequired)?;
-                login(self.srv.api.clone(), token, Some(user)).await
+                login(api, token, Some(user)).await
             }
             other => other,
         }

@@ -22,7 +22,7 @@ fn start(config: IrcConfig) -> TestClient {
     let api = Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
     let srv = Arc::new(Server {
         config,
-        api,
+        api: api.into(),
         started: "now".into(),
     });
     let (ours, theirs) = tokio::io::duplex(1 << 16);
