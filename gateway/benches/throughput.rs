@@ -3,7 +3,7 @@
 //!
 //! - `send`: gRPC `Send` on an offline daemon, sequential and with 64 in flight (group commit:
 //!   concurrent Sends share one durable transaction), next to `WhoAmI` (a trivial authenticated
-//!   call) sequentially.
+//!   call) sequentially and with 64 in flight (the ceiling of any call on the machine).
 //! - `batch`: 100 messages to one account on a 9-node devnet, from Send to every message's
 //!   `SENT`, with the sender's batches (`outbox.batch_max = 20`: up to 20 stores per onion
 //!   request) next to single stores (`batch_max = 1`), two daemons in the same run.
@@ -42,6 +42,52 @@ async fn who_am_i(c: &mut Clients, n: usize) -> f64 {
     let start = Instant::now();
     for _ in 0..n {
         c.ids.who_am_i(WhoAmIRequest {}).await.expect("whoami");
+    }
+    rate(n, start.elapsed())
+}
+
+/// The crypto every Send does, alone, on this thread, ms per Send: the message sealed for the
+/// recipient and its sync copy sealed for the sender's own swarm (the other devices of the
+/// account), as `session_proto::message::encrypt_message` does them. The fastest of 3 batches.
+fn seals_per_send_ms(n: usize) -> f64 {
+    use session_proto::account_id::AccountId;
+    use session_proto::keys::IdentityKeys;
+    use session_proto::message::{encrypt_message, text_content};
+    let alice = IdentityKeys::from_seed(&[1; 32]);
+    let bob: AccountId = some_account_id(7).parse().expect("an account ID");
+    let content = text_content("bench 123", None, 1_700_000_000_000);
+    let mut rng = rand::rngs::OsRng;
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..n {
+                for to in [&bob, alice.account_id()] {
+                    let sealed = encrypt_message(&alice, to, &content, 1_700_000_000_000, &mut rng)
+                        .expect("seal");
+                    std::hint::black_box(sealed);
+                }
+            }
+            start.elapsed().as_secs_f64() * 1e3 / n as f64
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+/// WhoAmI with `in_flight` calls at a time: what any authenticated call can reach on this machine.
+async fn who_am_i_concurrent(c: &Clients, n: usize, in_flight: usize) -> f64 {
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..in_flight {
+        let mut ids = c.ids.clone();
+        tasks.spawn(async move {
+            let mut i = t;
+            while i < n {
+                ids.who_am_i(WhoAmIRequest {}).await.expect("whoami");
+                i += in_flight;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("whoami task");
     }
     rate(n, start.elapsed())
 }
@@ -153,7 +199,7 @@ async fn send() {
     send_sequential(&mut c, 20).await;
     println!("offline daemon: gRPC Send (durable: one fsync'd commit answers each call)");
     // Interleaved rounds, so each kind sees the same load on the machine; the best round of each.
-    let (mut who, mut seq, mut conc) = (0f64, 0f64, 0f64);
+    let (mut who, mut seq, mut conc, mut who_conc) = (0f64, 0f64, 0f64, 0f64);
     let (mut floors, mut disks, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     // CPU (daemon, this client) per concurrent Send, ms: the cheapest round's.
     let (mut cpu_daemon, mut cpu_client) = (f64::MAX, f64::MAX);
@@ -161,6 +207,7 @@ async fn send() {
     let pid = d.child.id();
     for round in 1..=3 {
         let w = who_am_i(&mut c, WHOAMIS).await;
+        who_conc = who_conc.max(who_am_i_concurrent(&c, WHOAMIS, IN_FLIGHT).await);
         let s = send_sequential(&mut c, SENDS / 4).await;
         let (d0, c0) = (cpu_ticks(pid), cpu_ticks(std::process::id()));
         let k = send_concurrent(&c, SENDS, IN_FLIGHT).await;
@@ -215,6 +262,35 @@ async fn send() {
         disk / who,
         seq / disk,
         floor / disk
+    );
+    let seals = tokio::task::spawn_blocking(|| seals_per_send_ms(SENDS / 4))
+        .await
+        .expect("seals");
+    println!(
+        "the crypto of a Send alone (2 seals: recipient and sync copy): {seals:.3} ms; {cores} \
+         cores bound Sends at {:.0}/s with nothing else = {:.1}x the best sequential rate (goal \
+         10x)",
+        cores as f64 * 1e3 / seals,
+        cores as f64 * 1e3 / seals / seq
+    );
+    // A sequential Send is at least a call's round trip, its seals and one sync_data, in turn.
+    let floor_ms = 1e3 / who + seals + 1e3 / disk;
+    println!(
+        "the floor of a sequential Send: a call's round trip {:.3} ms + its seals {seals:.3} ms + \
+         one sync_data {:.3} ms = {floor_ms:.3} ms: at most {:.0}/s = {:.2}x WhoAmI (goal >= \
+         0.5x); reached {seq:.0}/s",
+        1e3 / who,
+        1e3 / disk,
+        1e3 / floor_ms,
+        1e3 / floor_ms / who
+    );
+    // Together the two goals ask for Send with 64 in flight >= 10 x 0.5 = 5x sequential WhoAmI.
+    println!(
+        "both goals together: Send {IN_FLIGHT} in flight >= 5x sequential WhoAmI = {:.0}/s; \
+         WhoAmI itself with {IN_FLIGHT} in flight (the ceiling of any authenticated call here): \
+         {who_conc:.0}/s = {:.1}x sequential WhoAmI",
+        5.0 * who,
+        who_conc / who
     );
     drop(c);
     d.terminate();

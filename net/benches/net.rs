@@ -17,7 +17,10 @@
 //! as the daemon's sender sends them) next to 100 single stores (one at a time, and 32 in
 //! flight as the sender sends them unbatched), with CPU per message.
 //!
-//! Run: `cargo bench -p session-net --bench net [-- onion|poll|batch]`.
+//! `latency` (also part of `onion`): the onion store rows again with a link latency of 2 ms
+//! before every request a node serves, where requests in flight overlap their waits.
+//!
+//! Run: `cargo bench -p session-net --bench net [-- onion|latency|poll|batch]`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -211,6 +214,9 @@ async fn main() {
     if on("onion") {
         onion_rows(&client, account, &swarm, reader, &rswarm, &rsk, &body).await;
     }
+    if on("onion") || on("latency") {
+        onion_with_latency(&d, &client, account, &body).await;
+    }
     if on("poll") {
         poll_batch_vs_single(&client, &rsk, reader).await;
     }
@@ -388,6 +394,56 @@ async fn onion_rows(
          (load: see uptime), not by a lock or a connection: serialisation in the code would \
          leave the threads idle instead.)"
     );
+}
+
+/// Milliseconds every devnet node waits before serving each request it gets, in
+/// [`onion_with_latency`]: a link latency (a LAN's; the real network's hops take 20-100 ms).
+const HOP_DELAY_MS: u64 = 2;
+
+/// Onion stores one at a time and 8 and 64 in flight, as in [`onion_rows`], with every node
+/// serving each request after [`HOP_DELAY_MS`] (the devnet's delay fault). On loopback a store is
+/// all CPU, and with client and nodes on the same cores concurrency can at best use the idle
+/// core; with a link latency, requests in flight overlap their waits, so their rate shows
+/// whether anything in the client or the nodes serialises them (a lock held across a hop, one
+/// connection per host) rather than how many cores the machine has.
+async fn onion_with_latency(d: &Devnet, client: &NetClient, account: UserPubkey, body: &[u8]) {
+    for node in d.nodes() {
+        node.set_delay(Duration::from_millis(HOP_DELAY_MS));
+    }
+    println!(
+        "onion store with {HOP_DELAY_MS} ms of link latency before every request a node serves \
+         (4 on the way to the destination, 2 replications):"
+    );
+    let mut rows = Vec::new();
+    for conc in [1, CONCURRENCY[0], CONCURRENCY[1]] {
+        let (c, b) = (client.clone(), body.to_vec());
+        let s = run(conc, move |i| {
+            let c = c.clone();
+            let mut data = b.clone();
+            data[..8].copy_from_slice(&(i as u64 + 5_000_000 + conc as u64 * 10_000).to_le_bytes());
+            async move {
+                c.store(&account, 0, &data, 60_000, &Auth::None)
+                    .await
+                    .expect("onion store with latency");
+            }
+        })
+        .await;
+        print(
+            &format!("store    onion  (concurrency {conc}, latency)"),
+            &s,
+        );
+        rows.push((conc, s.rps));
+    }
+    let one = rows[0].1;
+    for (conc, rps) in &rows[1..] {
+        println!(
+            "onion store with latency, concurrency {conc:>2}: {rps:>6.0} req/s = {:.2}x one at a time",
+            rps / one
+        );
+    }
+    for node in d.nodes() {
+        node.set_delay(Duration::ZERO);
+    }
 }
 
 /// 100 stores of 1 KiB for one account: as 5 `batch` requests of 20 (what the daemon's sender
