@@ -404,4 +404,64 @@ mod tests {
         ));
         assert!(matches!(parse_json::<T>(br#"{"a":1}"#), Ok(T { a: 1 })));
     }
+
+    /// Sends `GET path` with a bearer token on `conn` and reads the whole answer; its status.
+    async fn get(conn: &mut TcpStream, path: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\n\r\n");
+        conn.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "the connection closed before a whole answer");
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().expect("a length"));
+            if buf.len() >= end + 4 + len {
+                return head[9..12].parse().expect("a status");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn each_connection_calls_the_daemon_on_a_channel_of_its_own() {
+        use std::sync::atomic::AtomicUsize;
+        let made = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&made);
+        let api = sessiond_api::client::Connector::per_client(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            // Nothing listens there: calls fail, which is all this test needs.
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy()
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::serve(listener, Default::default(), api, async {
+            let _ = stopped.await;
+        }));
+        let mut first = TcpStream::connect(addr).await.expect("connect");
+        // Two authenticated requests on one keep-alive connection: one channel.
+        for _ in 0..2 {
+            let status = get(&mut first, "/_matrix/client/v3/account/whoami").await;
+            assert!(status >= 500, "the daemon is not there: {status}");
+        }
+        assert_eq!(
+            made.load(Ordering::Relaxed),
+            1,
+            "one channel per connection"
+        );
+        // Another connection, another channel.
+        let mut second = TcpStream::connect(addr).await.expect("connect");
+        get(&mut second, "/_matrix/client/v3/account/whoami").await;
+        assert_eq!(made.load(Ordering::Relaxed), 2, "a channel per connection");
+        stop.send(()).expect("server running");
+        server.await.expect("join").expect("clean stop");
+    }
 }
