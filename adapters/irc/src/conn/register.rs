@@ -326,6 +326,15 @@ impl Conn {
                 };
                 match self.check_login(&token, user.as_deref()).await {
                     Ok(l) => l,
+                    // The daemon could not answer: not a wrong password (no 464, which
+                    // clients take as "fix your credentials"); they may reconnect and retry.
+                    Err(LoginError::Daemon(status)) => {
+                        let why = crate::err::status_text(&status);
+                        info!(peer = %self.peer, "IRC login not checked: the daemon did not answer");
+                        return Err(Close::Quit(format!(
+                            "sessiond could not check the login ({why}); try again"
+                        )));
+                    }
                     Err(e) => return self.login_failed(&login_text(&e)).await,
                 }
             }
