@@ -150,6 +150,7 @@ enum Line {
     End { lines: u64, sha256: String },
     Record(TableLine),
     Peer { blinded: String, base_url: String },
+    CommunityAccount { blinded: String, account_id: String },
     Settings { record: Box<RawValue> },
     Expiry(ExpiryLine),
 }
@@ -299,6 +300,13 @@ pub fn export_jsonl(
             Row::Peer { blinded, base_url } => Line::Peer {
                 blinded: blinded.clone(),
                 base_url: base_url.clone(),
+            },
+            Row::Account {
+                blinded,
+                account_id,
+            } => Line::CommunityAccount {
+                blinded: blinded.clone(),
+                account_id: account_id.clone(),
             },
             Row::Settings { json } => Line::Settings { record: raw(json)? },
             Row::Expiry { at_ms, seq, json } => Line::Expiry(ExpiryLine {
@@ -530,6 +538,13 @@ pub fn read_archive(bytes: &[u8]) -> Result<IdentityRows, ArchiveError> {
                 json: record.get().as_bytes().to_vec(),
             },
             Line::Peer { blinded, base_url } => Row::Peer { blinded, base_url },
+            Line::CommunityAccount {
+                blinded,
+                account_id,
+            } => Row::Account {
+                blinded,
+                account_id,
+            },
             Line::Settings { record } => Row::Settings {
                 json: record.get().as_bytes().to_vec(),
             },

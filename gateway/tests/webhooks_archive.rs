@@ -841,6 +841,7 @@ async fn isolated_identities_never_share_a_guard() {
 #[test]
 fn the_archive_carries_groups_rooms_timers_and_attachments_and_reads_version_1() {
     use session_gateway::archive::{export_jsonl, import, read_archive, ArchiveError};
+    use session_gateway::engine::community::{DmItem, DmPoll};
     use session_gateway::store::{
         AttachmentRecord, AttachmentState, AttachmentView, ExpirySetting, GroupMember, GroupRecord,
         GroupStatus, IdentitySettings, KeysMessage, MessageExtras, Received, RoomRecord, RoomState,
@@ -954,6 +955,29 @@ fn the_archive_carries_groups_rooms_timers_and_attachments_and_reads_version_1()
         last_error: String::new(),
     };
     assert!(store.join_community_room(me.id, &room).expect("room"));
+    // A community DM whose key revealed the sender's Account ID behind its blinded ID.
+    let blinded = format!("15{}", "ab".repeat(32));
+    let behind = some_account_id(5);
+    let dms = DmPoll {
+        items: vec![DmItem {
+            server_id: 1,
+            outgoing: false,
+            peer: blinded.clone(),
+            sender_account: behind.clone(),
+            text: "hello from the lobby".into(),
+            posted_ms: now,
+            profile_name: None,
+        }],
+        inbox: Some(1),
+        outbox: None,
+    };
+    store
+        .record_community_dms(me.id, &room.base_url, &dms, now)
+        .expect("community DM");
+    assert_eq!(
+        store.community_account(me.id, &blinded).expect("account"),
+        Some(behind.clone())
+    );
     store
         .set_identity_settings(
             me.id,
@@ -967,7 +991,12 @@ fn the_archive_carries_groups_rooms_timers_and_attachments_and_reads_version_1()
     export_jsonl(&store, "me", 0, now, &mut first).expect("export");
     let text = String::from_utf8(first.clone()).expect("utf-8");
     assert!(text.starts_with("{\"t\":\"header\",\"format\":\"sessiond-archive\",\"version\":2"));
-    for kind in ["\"t\":\"record\"", "\"t\":\"settings\"", "\"t\":\"expiry\""] {
+    for kind in [
+        "\"t\":\"record\"",
+        "\"t\":\"settings\"",
+        "\"t\":\"expiry\"",
+        "\"t\":\"community_account\"",
+    ] {
         assert!(text.contains(kind), "{kind} missing");
     }
     let target = dir.path().join("b");
@@ -977,6 +1006,11 @@ fn the_archive_carries_groups_rooms_timers_and_attachments_and_reads_version_1()
     assert_eq!(
         back.community_rooms(me.id).expect("rooms"),
         vec![room.clone()]
+    );
+    assert_eq!(
+        back.community_account(me.id, &blinded).expect("account"),
+        Some(behind.clone()),
+        "the Account ID behind a blinded ID comes back"
     );
     assert!(
         !back
@@ -1032,6 +1066,7 @@ fn the_archive_carries_groups_rooms_timers_and_attachments_and_reads_version_1()
         "\"t\":\"settings\"",
         "\"t\":\"expiry\"",
         "\"t\":\"peer\"",
+        "\"t\":\"community_account\"",
     ];
     // Version 1: the history, conversations and contacts only.
     let v1 = rewrite(&|l| {

@@ -17,7 +17,7 @@
 use redb::{ReadableTable, ReadableTableMetadata};
 use zeroize::Zeroizing;
 
-use super::community::{PEERS, ROOMS, SERVERS};
+use super::community::{ACCOUNTS, PEERS, ROOMS, SERVERS};
 use super::files::{insert_records, AttachmentRecord, AttachmentState, ATTACHMENTS};
 use super::groups::GROUPS;
 use super::interactions::{DISAPPEARING, EXPIRIES, EXPIRY_BY_SEQ, SETTINGS, SWARM_CHORES};
@@ -196,6 +196,13 @@ pub enum Row {
         /// The server's base URL.
         base_url: String,
     },
+    /// `community_accounts`: a blinded ID and the Account ID a DM from it revealed.
+    Account {
+        /// The blinded ID (`15…`).
+        blinded: String,
+        /// The Account ID (`05…`).
+        account_id: String,
+    },
     /// `identity_settings`: the identity's settings (JSON).
     Settings {
         /// The stored JSON.
@@ -350,6 +357,16 @@ impl Store {
                     base_url: v.value().to_owned(),
                 });
             }
+            for row in tx.open_table(ACCOUNTS)?.range((id, "")..)? {
+                let (k, v) = row?;
+                if k.value().0 != id {
+                    break;
+                }
+                rows.push(Row::Account {
+                    blinded: k.value().1.to_owned(),
+                    account_id: v.value().to_owned(),
+                });
+            }
             if let Some(v) = tx.open_table(SETTINGS)?.get(id)? {
                 rows.push(Row::Settings {
                     json: v.value().to_vec(),
@@ -410,6 +427,7 @@ impl Store {
             let mut handles = tx.open_table(HANDLES)?;
             let mut dumps = tx.open_table(CONFIG_DUMPS)?;
             let mut peers = tx.open_table(PEERS)?;
+            let mut accounts = tx.open_table(ACCOUNTS)?;
             let mut settings = tx.open_table(SETTINGS)?;
             let mut expiries = tx.open_table(EXPIRIES)?;
             let mut by_seq = tx.open_table(EXPIRY_BY_SEQ)?;
@@ -462,6 +480,12 @@ impl Store {
                     }
                     Row::Peer { blinded, base_url } => {
                         peers.insert((id, blinded.as_str()), base_url.as_str())?;
+                    }
+                    Row::Account {
+                        blinded,
+                        account_id,
+                    } => {
+                        accounts.insert((id, blinded.as_str()), account_id.as_str())?;
                     }
                     Row::Settings { json } => {
                         decode::<super::IdentitySettings>("identity settings", json)?;
