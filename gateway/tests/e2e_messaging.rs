@@ -1625,6 +1625,49 @@ async fn a_group_from_creation_to_removal_and_promotion_over_three_daemons() {
         group_texts(h, &gid) == vec![(alice.clone(), "welcome bob".to_owned())]
     })
     .await;
+    // Reactions in a group: A reacts to B's post, B sees it in the group conversation.
+    let a_log = history(&mut ca, "alice").await;
+    let bobs_post = a_log
+        .iter()
+        .find_map(|e| match &e.kind {
+            Some(event::Kind::Incoming(m)) if m.text == "hello from bob" => Some(m.sent_at_ms),
+            _ => None,
+        })
+        .expect("bob's post");
+    let to_bob = MessageRef {
+        sent_at_ms: bobs_post,
+        author: bob.clone(),
+    };
+    react(&mut ca, "alice", &gid, to_bob.clone(), "🎉", false).await;
+    history_until(&mut cb, "bob", |h| {
+        find(h, |k| match k {
+            event::Kind::Reaction(r)
+                if r.conversation == gid
+                    && r.author == alice
+                    && r.emoji == "🎉"
+                    && !r.removed
+                    && r.target.as_ref().is_some_and(|t| t.sent_at_ms == bobs_post) =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .is_some()
+    })
+    .await;
+    // A reaction in a group the identity is not in: NOT_FOUND.
+    let stranger = ca
+        .inter
+        .react(ReactRequest {
+            identity: "alice".into(),
+            conversation: format!("03{}", "ab".repeat(32)),
+            target: Some(to_bob),
+            emoji: "🎉".into(),
+            remove: false,
+        })
+        .await
+        .expect_err("not in that group");
+    assert_eq!(stranger.code(), tonic::Code::NotFound, "{stranger:?}");
 
     // A adds C with history: C reads what was posted before.
     ca.groups

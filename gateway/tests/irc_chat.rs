@@ -625,7 +625,9 @@ async fn a_group_is_a_channel_invite_join_talk_topic_kick() {
     let b = side(&dir, &manifest, &config, "bob").await;
     let alice_nick = format!("s{}", &a.account[2..10]);
     let bob_nick = format!("s{}", &b.account[2..10]);
-    let (alice, mut alice_in) = connect(&a.irc, &a.token, "alice", &[]).await;
+    // Alice's client has message-tags (msgids, reactions); bob's has none (the fallbacks).
+    let tags = [Capability::Custom("message-tags")];
+    let (alice, mut alice_in) = connect(&a.irc, &a.token, "alice", &tags).await;
     let (bob, mut bob_in) = connect(&b.irc, &b.token, "bob", &[]).await;
     for s in [&mut alice_in, &mut bob_in] {
         wait_msg(s, "the end of the welcome", |m| {
@@ -696,7 +698,7 @@ async fn a_group_is_a_channel_invite_join_talk_topic_kick() {
 
     // They talk in the channel (bob retries until his daemon has read the group's keys).
     let until = Instant::now() + DEADLINE;
-    loop {
+    let hi_all_id = loop {
         bob.send_privmsg("#hikers", "hi all").expect("say");
         flush(&mut bob_in).await;
         let m = tokio::time::timeout(Duration::from_secs(3), async {
@@ -708,7 +710,7 @@ async fn a_group_is_a_channel_invite_join_talk_topic_kick() {
         .await;
         if let Ok(m) = m {
             assert_eq!(m.source_nickname(), Some(bob_nick.as_str()));
-            break;
+            break tag(&m, "msgid").expect("a msgid").to_owned();
         }
         if Instant::now() >= until {
             let bearer = sessiond_api::client::Bearer::new(&b.token).expect("token");
@@ -731,12 +733,36 @@ async fn a_group_is_a_channel_invite_join_talk_topic_kick() {
             }
             panic!("bob's post never arrived; bob saw {lines:#?}; bob's log: {events:#?}");
         }
-    }
+    };
     alice.send_privmsg("#hikers", "welcome").expect("say");
     flush(&mut alice_in).await;
     let got = wait_privmsg(&mut bob_in, "welcome").await;
     assert_eq!(privmsg(&got).map(|p| p.0), Some("#hikers"));
     assert_eq!(got.source_nickname(), Some(alice_nick.as_str()));
+
+    // Alice reacts to bob's post: she sees her reaction as a TAGMSG in the channel, bob (no
+    // tags) as a notice in the channel from her.
+    send_line(
+        &alice,
+        &format!("@+draft/react=🎉;+draft/reply={hi_all_id} TAGMSG #hikers"),
+    );
+    wait_msg(&mut alice_in, "alice's own reaction", |m| {
+        m.to_string().contains("TAGMSG #hikers")
+            && tag(m, "+draft/react") == Some("🎉")
+            && tag(m, "+draft/reply") == Some(hi_all_id.as_str())
+    })
+    .await;
+    let reacted = wait_msg(&mut bob_in, "the reaction notice", |m| {
+        notice(m).is_some_and(|(c, t)| c == "#hikers" && t.contains("reacted 🎉"))
+    })
+    .await;
+    assert_eq!(reacted.source_nickname(), Some(alice_nick.as_str()));
+    // A reaction to a msgid of another conversation is a FAIL, not a crash.
+    send_line(&alice, "@+draft/react=🎉;+draft/reply=1 TAGMSG #hikers");
+    wait_msg(&mut alice_in, "FAIL UNKNOWN_MSGID", |m| {
+        m.to_string().contains("UNKNOWN_MSGID")
+    })
+    .await;
 
     // Alice renames the group with TOPIC; bob sees the new topic.
     alice

@@ -2544,6 +2544,47 @@ async fn a_group_driven_from_matrix_clients_on_three_daemons() {
             .contains(&(format!("@{alice}:{SERVER}"), "welcome bob".to_owned()))
     })
     .await;
+    // B reacts to A's post; A sees an m.reaction on its own event.
+    let event_of = |s: &Seen, room: &str, text: &str| -> String {
+        s.timeline_of(room)
+            .iter()
+            .find(|e| e["type"] == "m.room.message" && e["content"]["body"] == text)
+            .and_then(|e| e["event_id"].as_str())
+            .expect("the post's event")
+            .to_owned()
+    };
+    seen_until(&ma, &mut na, &mut sa, "A's own post at A", |s| {
+        s.texts(&room_a)
+            .contains(&(format!("@alice:{SERVER}"), "welcome bob".to_owned()))
+    })
+    .await;
+    let (welcome_b, welcome_a) = (
+        event_of(&sb, &room_b, "welcome bob"),
+        event_of(&sa, &room_a, "welcome bob"),
+    );
+    let reaction = json!({ "m.relates_to": {
+        "rel_type": "m.annotation",
+        "event_id": welcome_b,
+        "key": "🎉",
+    }});
+    let got = raw(
+        &mxb,
+        "PUT",
+        &v3(&format!("rooms/{}/send/m.reaction/r1", enc(&room_b))),
+        Some(&tb),
+        reaction.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+    seen_until(&ma, &mut na, &mut sa, "B's reaction at A", |s| {
+        s.timeline_of(&room_a).iter().any(|e| {
+            e["type"] == "m.reaction"
+                && e["sender"] == ub.as_str()
+                && e["content"]["m.relates_to"]["event_id"] == welcome_a.as_str()
+                && e["content"]["m.relates_to"]["key"] == "🎉"
+        })
+    })
+    .await;
 
     // A non-admin may not kick, invite or rename: clear Matrix errors.
     let kick = json!({ "user_id": format!("@{alice}:{SERVER}") }).to_string();

@@ -25,12 +25,14 @@ use session_proto::groups::subaccount::{MemberAuthData, SubaccountSigner};
 use session_proto::groups::{
     GroupAdminKeys, NS_INFO, NS_KEYS, NS_MEMBERS, NS_MESSAGES, NS_REVOKED_RETRIEVABLE,
 };
+use session_proto::interaction::{self, Interaction};
 use session_proto::keys::IdentityKeys;
 use session_proto::protos::GroupUpdateMessage;
 use session_proto::storage_rpc::{Sig, UserPubkey};
 
 use crate::store::{
-    GroupMember, GroupRecord, GroupStatus, IdentityId, KeysMessage, Received, Store, StoreError,
+    GroupMember, GroupRecord, GroupStatus, IdentityId, Inbound, InboundKind, KeysMessage,
+    MessageExtras, Received, ReplyRef, Store, StoreError,
 };
 
 /// The namespaces of one group poll, in one batch.
@@ -407,15 +409,24 @@ pub async fn poll_group(
     let poll = net.poll(mailbox, &auth, &GROUP_NAMESPACES).await?;
     let now = now_ms();
     let before = rec.status;
-    let (rec, received, more) = absorb(own, rec, &poll, now)?;
+    let Absorbed {
+        rec,
+        received,
+        inbound,
+        more,
+    } = absorb(own, rec, &poll, now)?;
     let (new, saved) = run(store, move |s| {
         let id = rec.id.clone();
         let (saved, events) = s.update_group(identity, &id, now, |_| Some(rec))?;
         let mut new = events.len();
+        // The messages first: a reaction or unsend in the same poll finds its message.
         if !received.is_empty() {
             new += s
                 .record_received(identity, i32::from(NS_MESSAGES), &received, None, now)?
                 .len();
+        }
+        if !inbound.is_empty() {
+            new += s.record_inbound(identity, &inbound, None, now)?.len();
         }
         Ok((new, saved))
     })
@@ -425,15 +436,26 @@ pub async fn poll_group(
     Ok(GroupPolled { new, more, changed })
 }
 
+/// What one poll of a group brought.
+struct Absorbed {
+    /// The updated record.
+    rec: GroupRecord,
+    /// The messages to record, in send order.
+    received: Vec<Received>,
+    /// Reactions and unsend requests of members, to apply after the messages.
+    inbound: Vec<Inbound>,
+    /// The swarm has more.
+    more: bool,
+}
+
 /// Processes one poll of a group in the spec's order: keys (12), info and members (13, 14),
-/// messages (11), the kicked notice (−11). Returns the updated record, the messages to
-/// record and whether the swarm has more.
+/// messages (11), the kicked notice (−11).
 fn absorb(
     own: &IdentityKeys,
     mut rec: GroupRecord,
     poll: &Poll,
     now: u64,
-) -> Result<(GroupRecord, Vec<Received>, bool), GroupOpError> {
+) -> Result<Absorbed, GroupOpError> {
     let mut live = Live::load(own, &rec, now)?;
     let part = |ns: i16| {
         poll.namespaces
@@ -479,6 +501,7 @@ fn absorb(
         }
     }
     let mut received = Vec::new();
+    let mut inbound = Vec::new();
     if let Some(f) = part(NS_MESSAGES) {
         more |= f.more;
         for m in &f.messages {
@@ -489,7 +512,7 @@ fn absorb(
                     continue;
                 }
             };
-            let Some(data) = msg.content.data_message else {
+            let Some(data) = &msg.content.data_message else {
                 continue;
             };
             if let Some(update) = &data.group_update_message {
@@ -507,11 +530,49 @@ fn absorb(
                 }
                 continue;
             }
-            let text = data.body.unwrap_or_default();
             if msg.sender == *own.account_id() {
                 // Our own post (this daemon recorded it when it queued it).
                 continue;
             }
+            // Reactions and unsend requests as in one-to-one conversations (the store removes
+            // only a message of the unsend's own sender); replies keep their quote.
+            let control = |what| Inbound {
+                hash: m.hash.clone(),
+                sender: msg.sender.to_string(),
+                conversation: rec.id.clone(),
+                sent_at_ms: msg.envelope_timestamp,
+                what,
+            };
+            let reply_to = match interaction::interpret(&msg.sender, &msg.content) {
+                Ok(Some(Interaction::Message { reply_to, .. })) => reply_to,
+                Ok(Some(Interaction::Reaction {
+                    target,
+                    emoji,
+                    remove,
+                })) => {
+                    inbound.push(control(InboundKind::Reaction {
+                        target_sent_at_ms: target.sent_at_ms,
+                        target_author: target.author,
+                        emoji,
+                        remove,
+                    }));
+                    continue;
+                }
+                Ok(Some(Interaction::Unsend { target_sent_at_ms })) => {
+                    inbound.push(control(InboundKind::Unsend { target_sent_at_ms }));
+                    continue;
+                }
+                // Receipts, timers and the like are not group business.
+                Ok(Some(_) | None) => continue,
+                Err(why) => {
+                    tracing::debug!(hash = %m.hash, why, "skipping a group message");
+                    continue;
+                }
+            };
+            let Some(data) = msg.content.data_message else {
+                continue;
+            };
+            let text = data.body.unwrap_or_default();
             if text.is_empty() && data.attachments.is_empty() {
                 continue;
             }
@@ -532,7 +593,15 @@ fn absorb(
                     .and_then(|p| p.display_name)
                     .filter(|n| !n.is_empty()),
                 sync_target: None,
-                extras: Default::default(),
+                extras: MessageExtras {
+                    reply_to: reply_to.map(|r| ReplyRef {
+                        sent_at_ms: r.sent_at_ms,
+                        author: r.author,
+                        seq: None,
+                        excerpt: None,
+                    }),
+                    ..Default::default()
+                },
                 attachments,
                 pointers,
                 server_id: None,
@@ -566,7 +635,12 @@ fn absorb(
         rec.status = GroupStatus::Kicked;
     }
     crate::engine::poller::in_send_order(&mut received);
-    Ok((rec, received, more))
+    Ok(Absorbed {
+        rec,
+        received,
+        inbound,
+        more,
+    })
 }
 
 /// The per-identity group mailboxes of a poller, following the identity's joined groups.

@@ -37,7 +37,7 @@ use super::auth::{caller, Caller};
 use super::messages::parse_recipient;
 use super::{now_ms, ApiError, Service};
 use crate::engine::groups::{self as engine, admin_keys, keep_keys_message, member_entry, Live};
-use crate::store::{GroupRecord, GroupStatus, IdentityRecord, NewOutgoing, Queued};
+use crate::store::{ControlOut, GroupRecord, GroupStatus, IdentityRecord, NewOutgoing, Queued};
 
 /// How long the swarm keeps what a group stores (the longest TTL storage servers accept).
 const GROUP_TTL_MS: u64 = 14 * 24 * 3600 * 1000;
@@ -862,15 +862,15 @@ impl GroupService for Service {
     }
 }
 
-/// MessageService.SendMessage for a group: the text encrypted with the group's current key and
-/// queued for its swarm (ns 11), recorded as an OutgoingMessage of the group conversation.
-pub(super) fn send_to_group(
+/// `content` encrypted with the current key of `group`, which the identity must be a member of,
+/// for the group's message namespace (11). Blocking.
+fn seal_for_group(
     state: &super::State,
     record: &IdentityRecord,
     group: &str,
-    text: String,
-    idempotency_key: Option<String>,
-) -> Result<Queued, ApiError> {
+    content: &Content,
+    now: u64,
+) -> Result<Vec<u8>, ApiError> {
     let rec = state.store.group(record.id, group)?.ok_or_else(|| {
         ApiError::NotFound(format!(
             "{:?} is not in group {group}; ListGroups shows its groups",
@@ -885,16 +885,50 @@ pub(super) fn send_to_group(
     }
     let seed = state.store.identity_seed(&record.name)?;
     let own = IdentityKeys::from_seed(&seed);
-    let now = now_ms();
     let live = Live::load(&own, &rec, now).map_err(op_err)?;
     if live.keys.encryption_key().is_none() {
         return Err(ApiError::Unavailable(format!(
             "the keys of group {group} have not been read yet; try again after the next poll"
         )));
     }
+    encrypt_group_message(&own, &live.keys, content, now, &mut OsRng)
+        .map_err(proto_err("group message"))
+}
+
+/// A control message (a reaction) for a group's swarm: `content` sealed by [`seal_for_group`].
+/// Blocking.
+pub(super) fn group_control(
+    state: &super::State,
+    record: &IdentityRecord,
+    group: &str,
+    content: &Content,
+    now: u64,
+) -> Result<ControlOut, ApiError> {
+    let payload = seal_for_group(state, record, group, content, now)?;
+    let mut id = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut OsRng, &mut id);
+    Ok(ControlOut {
+        message_id: hex::encode(id),
+        recipient: group.to_owned(),
+        payload,
+        sent_at_ms: now,
+        ttl_ms: GROUP_TTL_MS,
+        namespace: i32::from(NS_MESSAGES),
+    })
+}
+
+/// MessageService.SendMessage for a group: the text encrypted with the group's current key and
+/// queued for its swarm (ns 11), recorded as an OutgoingMessage of the group conversation.
+pub(super) fn send_to_group(
+    state: &super::State,
+    record: &IdentityRecord,
+    group: &str,
+    text: String,
+    idempotency_key: Option<String>,
+) -> Result<Queued, ApiError> {
+    let now = now_ms();
     let content = text_content(&text, record.display_name.as_deref(), now);
-    let payload = encrypt_group_message(&own, &live.keys, &content, now, &mut OsRng)
-        .map_err(proto_err("group message"))?;
+    let payload = seal_for_group(state, record, group, &content, now)?;
     let mut id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut OsRng, &mut id);
     Ok(state.store.queue_outgoing(

@@ -25,8 +25,10 @@ use sessiond_api::v1::{
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
-use super::messages::parse_recipient;
+use super::groups::group_control;
+use super::messages::{parse_conversation, parse_recipient};
 use super::{now_ms, ApiError, Service, State};
+use crate::address::Kind;
 use crate::store::{
     ControlOut, EventKind, ExpirySetting, IdentityRecord, MessageExtras, NoticeKind, RemovedReason,
     ReplyRef,
@@ -188,6 +190,24 @@ pub fn keys_of(state: &State, record: &IdentityRecord) -> Result<IdentityKeys, A
     Ok(IdentityKeys::from_seed(&seed))
 }
 
+/// Where an interaction goes.
+enum To {
+    /// A one-to-one conversation.
+    Peer(AccountId),
+    /// A group (`03…`): its swarm's message namespace, encrypted with the group's key.
+    Group(String),
+}
+
+impl To {
+    /// The conversation's address in the store.
+    fn conversation(&self) -> String {
+        match self {
+            To::Peer(peer) => peer.to_string(),
+            To::Group(group) => group.clone(),
+        }
+    }
+}
+
 /// A control message for the outbox: `content` sealed for `recipient`, stored with the message
 /// TTL.
 pub fn control(
@@ -206,6 +226,7 @@ pub fn control(
         payload,
         sent_at_ms,
         ttl_ms: state.message_ttl_ms,
+        namespace: 0,
     })
 }
 
@@ -275,7 +296,11 @@ impl InteractionService for Service {
             emoji,
             remove,
         } = req.into_inner();
-        let peer = parse_recipient("conversation", &conversation)?;
+        // A one-to-one conversation (`05…`) or a group (`03…`).
+        let to = match parse_conversation("conversation", &conversation)? {
+            (group, Kind::Group) => To::Group(group),
+            _ => To::Peer(parse_recipient("conversation", &conversation)?),
+        };
         let target = target.ok_or_else(|| ApiError::field("target", "missing"))?;
         let author = parse_author("target.author", &target.author)?;
         if target.sent_at_ms == 0 {
@@ -297,13 +322,16 @@ impl InteractionService for Service {
                     sent_at_ms: target.sent_at_ms,
                     author: author.clone(),
                 };
-                let conv = peer.to_string();
+                let conv = to.conversation();
                 let expiry = state
                     .store
                     .disappearing(record.id, &conv)?
                     .and_then(expiry_from_store);
                 let content = reaction_content(&target_ref, &emoji, remove, expiry, now);
-                let out = control(state, &keys, &peer, &content, now)?;
+                let out = match &to {
+                    To::Peer(peer) => control(state, &keys, peer, &content, now)?,
+                    To::Group(group) => group_control(state, &record, group, &content, now)?,
+                };
                 let event = state.store.react(
                     record.id,
                     &conv,

@@ -172,6 +172,8 @@ pub struct ControlOut {
     pub sent_at_ms: u64,
     /// How long the swarm keeps it, ms.
     pub ttl_ms: u64,
+    /// The swarm namespace it goes to: 0 for an account's inbox, 11 for a group's messages.
+    pub namespace: i32,
 }
 
 /// What marking a conversation read started.
@@ -506,7 +508,7 @@ fn queue_control_entry(
         message_id: control.message_id,
         recipient: control.recipient,
         payload: control.payload,
-        namespace: 0,
+        namespace: control.namespace,
         sent_at_ms: control.sent_at_ms,
         ttl_ms: control.ttl_ms,
         attempts: 0,

@@ -1526,6 +1526,7 @@ fn control(n: u8, to: &str) -> ControlOut {
         payload: vec![n; 4],
         sent_at_ms: 9_000 + u64::from(n),
         ttl_ms: 1_000,
+        namespace: 0,
     }
 }
 

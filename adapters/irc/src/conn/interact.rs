@@ -141,25 +141,37 @@ impl Conn {
             event::Kind::Notice(n) => (n.conversation.clone(), n.author.clone()),
             _ => return None,
         };
-        // Group conversations carry none of these yet; community rooms have their own events.
-        if !conversation.starts_with("05") && !conversation.starts_with("15") {
-            return Some(Ok(()));
-        }
         let me = self.me();
         let own = self
             .session
             .as_ref()
             .is_some_and(|s| s.account_id == author);
-        let nick = self.nick_of(&conversation).await;
-        // Lines appear in the query with the contact: from it, or (own actions) from the client
-        // to it.
-        let (source, target) = if own {
-            (self.my_prefix(), nick.clone())
+        let (source, target) = if conversation.starts_with("03") {
+            // In a group only reactions (community rooms have their own events): in its
+            // channel, from the member who reacted.
+            let (event::Kind::Reaction(_), Some(c)) = (kind, self.channel_of(&conversation)) else {
+                return Some(Ok(()));
+            };
+            let source = if own {
+                self.my_prefix()
+            } else {
+                self.member_prefix(&author).await
+            };
+            (source, c.name)
+        } else if conversation.starts_with("05") || conversation.starts_with("15") {
+            let nick = self.nick_of(&conversation).await;
+            // Lines appear in the query with the contact: from it, or (own actions) from the
+            // client to it.
+            if own {
+                (self.my_prefix(), nick)
+            } else {
+                (
+                    format!("{nick}!{}@session", contact_user(&conversation)),
+                    me,
+                )
+            }
         } else {
-            (
-                format!("{nick}!{}@session", contact_user(&conversation)),
-                me.clone(),
-            )
+            return Some(Ok(()));
         };
         let tags = self.caps.has(Cap::MessageTags);
         let time = |line: Message, caps: &crate::cap::CapSet| {
@@ -366,8 +378,8 @@ impl Conn {
         Ok(true)
     }
 
-    /// A reaction to a message of channel `chan`: ReactToRoomMessage in a room; groups cannot
-    /// carry reactions through this daemon yet (FAIL says so).
+    /// A reaction to a message of channel `chan`: ReactToRoomMessage in a room, React in a
+    /// group.
     async fn react_in_channel(
         &mut self,
         chan: &str,
@@ -381,17 +393,7 @@ impl Conn {
                 .await;
         };
         let found = match self.target_of(msgid).await {
-            Ok(Some(t)) if t.peer == c.conversation && t.server_id != 0 => t,
-            Ok(Some(t)) if t.peer == c.conversation => {
-                return self
-                    .fail(
-                        "TAGMSG",
-                        "REACT_FAILED",
-                        &[chan],
-                        "Reactions in groups are not supported by this daemon yet",
-                    )
-                    .await;
-            }
+            Ok(Some(t)) if t.peer == c.conversation => t,
             _ => {
                 return self
                     .fail(
@@ -406,18 +408,34 @@ impl Conn {
         let Some(s) = &self.session else {
             return Ok(());
         };
-        let sent = s
-            .client
-            .communities
-            .clone()
-            .react_to_room_message(ReactToRoomMessageRequest {
-                identity: s.identity.clone(),
-                room_id: c.conversation.clone(),
-                server_message_id: found.server_id,
-                emoji,
-                remove,
-            })
-            .await;
+        let sent = if found.server_id == 0 {
+            // A group's message (room posts have the server's id).
+            s.client
+                .interactions
+                .clone()
+                .react(ReactRequest {
+                    identity: s.identity.clone(),
+                    conversation: c.conversation.clone(),
+                    target: Some(found.reference),
+                    emoji,
+                    remove,
+                })
+                .await
+                .map(|_| ())
+        } else {
+            s.client
+                .communities
+                .clone()
+                .react_to_room_message(ReactToRoomMessageRequest {
+                    identity: s.identity.clone(),
+                    room_id: c.conversation.clone(),
+                    server_message_id: found.server_id,
+                    emoji,
+                    remove,
+                })
+                .await
+                .map(|_| ())
+        };
         if let Err(status) = sent {
             let why = crate::err::status_text(&status);
             self.fail("TAGMSG", "REACT_FAILED", &[chan], &why).await?;
