@@ -1655,6 +1655,55 @@ async fn a_group_from_creation_to_removal_and_promotion_over_three_daemons() {
         .is_some()
     })
     .await;
+    // Replies in a group keep their quote: B answers A's post, A sees what it quotes (its own
+    // message, with its seq and excerpt).
+    let b_log = history(&mut cb, "bob").await;
+    let welcome = b_log
+        .iter()
+        .find_map(|e| match &e.kind {
+            Some(event::Kind::Incoming(m)) if m.text == "welcome bob" => Some(m.sent_at_ms),
+            _ => None,
+        })
+        .expect("alice's post at bob");
+    cb.msgs
+        .send_message(SendMessageRequest {
+            identity: "bob".into(),
+            recipient: gid.clone(),
+            text: "thanks!".into(),
+            reply_to: Some(MessageRef {
+                sent_at_ms: welcome,
+                author: alice.clone(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("a reply in the group");
+    history_until(&mut ca, "alice", |h| {
+        h.iter().any(|e| match &e.kind {
+            Some(event::Kind::Incoming(m)) if m.text == "thanks!" => {
+                let r = m.reply_to.clone().unwrap_or_default();
+                r.sent_at_ms == welcome && r.author == alice && r.excerpt == "welcome bob"
+            }
+            _ => false,
+        })
+    })
+    .await;
+    // A reply to a message the group does not have: NOT_FOUND, nothing sent.
+    let unknown = cb
+        .msgs
+        .send_message(SendMessageRequest {
+            identity: "bob".into(),
+            recipient: gid.clone(),
+            text: "to nothing".into(),
+            reply_to: Some(MessageRef {
+                sent_at_ms: 12_345,
+                author: alice.clone(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no such message");
+    assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
     // A reaction in a group the identity is not in: NOT_FOUND.
     let stranger = ca
         .inter

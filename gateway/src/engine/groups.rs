@@ -32,7 +32,7 @@ use session_proto::storage_rpc::{Sig, UserPubkey};
 
 use crate::store::{
     GroupMember, GroupRecord, GroupStatus, IdentityId, Inbound, InboundKind, KeysMessage,
-    MessageExtras, Received, ReplyRef, Store, StoreError,
+    MessageExtras, Received, ReplyRef, Store, StoreError, StoredEvent,
 };
 
 /// The namespaces of one group poll, in one batch.
@@ -386,6 +386,8 @@ pub struct GroupPolled {
     /// Groups whose status the poll changed (kicked, destroyed), as saved: their UserGroups
     /// entries change too.
     pub changed: Vec<GroupRecord>,
+    /// The messages recorded (their attachments may be fetched at once).
+    pub received: Vec<StoredEvent>,
 }
 
 /// Polls one joined group once and records what it found.
@@ -415,25 +417,31 @@ pub async fn poll_group(
         inbound,
         more,
     } = absorb(own, rec, &poll, now)?;
-    let (new, saved) = run(store, move |s| {
+    let (new, saved, received) = run(store, move |s| {
         let id = rec.id.clone();
         let (saved, events) = s.update_group(identity, &id, now, |_| Some(rec))?;
         let mut new = events.len();
         // The messages first: a reaction or unsend in the same poll finds its message.
-        if !received.is_empty() {
-            new += s
-                .record_received(identity, i32::from(NS_MESSAGES), &received, None, now)?
-                .len();
-        }
+        let received = if received.is_empty() {
+            Vec::new()
+        } else {
+            s.record_received(identity, i32::from(NS_MESSAGES), &received, None, now)?
+        };
+        new += received.len();
         if !inbound.is_empty() {
             new += s.record_inbound(identity, &inbound, None, now)?.len();
         }
-        Ok((new, saved))
+        Ok((new, saved, received))
     })
     .await?;
     mailbox.advance(&poll);
     let changed = saved.into_iter().filter(|r| r.status != before).collect();
-    Ok(GroupPolled { new, more, changed })
+    Ok(GroupPolled {
+        new,
+        more,
+        changed,
+        received,
+    })
 }
 
 /// What one poll of a group brought.
@@ -690,6 +698,7 @@ impl GroupCursors {
                     out.new += p.new;
                     out.more |= p.more;
                     out.changed.extend(p.changed);
+                    out.received.extend(p.received);
                 }
                 Err(GroupOpError::Store(e)) => return Err(e),
                 Err(e) => {

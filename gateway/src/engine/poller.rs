@@ -449,6 +449,10 @@ async fn poll_loop(
                     last_activity = Instant::now();
                 }
                 again |= g.more;
+                if let Some(files) = &ctx.files {
+                    files.after_received(record.id, &g.received);
+                }
+                ctx.metrics.messages_received(g.received.len());
                 for rec in &g.changed {
                     if let Some(edit) = super::configsync::group_edit(rec) {
                         ctx.sync.edit(record.id, edit);

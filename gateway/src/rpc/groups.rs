@@ -18,8 +18,8 @@ use session_proto::groups::multi::kicked_notice;
 use session_proto::groups::{
     GroupAdminKeys, NS_INFO, NS_KEYS, NS_MEMBERS, NS_MESSAGES, NS_REVOKED_RETRIEVABLE,
 };
+use session_proto::interaction::{message_content, MessageRef};
 use session_proto::keys::IdentityKeys;
-use session_proto::message::text_content;
 use session_proto::protos::Content;
 use sessiond_api::v1::group_service_server::GroupService;
 use sessiond_api::v1::{
@@ -37,7 +37,10 @@ use super::auth::{caller, Caller};
 use super::messages::parse_recipient;
 use super::{now_ms, ApiError, Service};
 use crate::engine::groups::{self as engine, admin_keys, keep_keys_message, member_entry, Live};
-use crate::store::{ControlOut, GroupRecord, GroupStatus, IdentityRecord, NewOutgoing, Queued};
+use crate::store::{
+    ControlOut, GroupRecord, GroupStatus, IdentityRecord, MessageExtras, NewOutgoing, Queued,
+    ReplyRef,
+};
 
 /// How long the swarm keeps what a group stores (the longest TTL storage servers accept).
 const GROUP_TTL_MS: u64 = 14 * 24 * 3600 * 1000;
@@ -917,17 +920,64 @@ pub(super) fn group_control(
     })
 }
 
-/// MessageService.SendMessage for a group: the text encrypted with the group's current key and
-/// queued for its swarm (ns 11), recorded as an OutgoingMessage of the group conversation.
+/// What SendMessage posts in a group, checked for form.
+pub(super) struct GroupPost {
+    /// The text (may be empty with attachments).
+    pub text: String,
+    /// The message it replies to.
+    pub reply_to: Option<ReplyRef>,
+    /// Uploaded attachments it carries.
+    pub attachment_ids: Vec<String>,
+    /// The caller's idempotency key.
+    pub idempotency_key: Option<String>,
+}
+
+/// MessageService.SendMessage for a group: the message (with its quote and attachments)
+/// encrypted with the group's current key and queued for its swarm (ns 11), recorded as an
+/// OutgoingMessage of the group conversation.
 pub(super) fn send_to_group(
     state: &super::State,
     record: &IdentityRecord,
     group: &str,
-    text: String,
-    idempotency_key: Option<String>,
+    post: GroupPost,
 ) -> Result<Queued, ApiError> {
+    let GroupPost {
+        text,
+        reply_to,
+        attachment_ids,
+        idempotency_key,
+    } = post;
+    if let Some(r) = &reply_to {
+        if !state
+            .store
+            .has_message(record.id, group, r.sent_at_ms, &r.author)?
+        {
+            return Err(ApiError::from(crate::store::StoreError::UnknownMessage {
+                what: "by that author",
+                sent_at_ms: r.sent_at_ms,
+            }));
+        }
+    }
+    let (pointers, attachments) =
+        super::messages::sent_attachments(state, record.id, &attachment_ids, group)?;
     let now = now_ms();
-    let content = text_content(&text, record.display_name.as_deref(), now);
+    let quote = reply_to.as_ref().map(|r| MessageRef {
+        sent_at_ms: r.sent_at_ms,
+        author: r.author.clone(),
+    });
+    let mut content = message_content(
+        &text,
+        quote.as_ref(),
+        record.display_name.as_deref(),
+        None,
+        now,
+    );
+    if let Some(data) = content.data_message.as_mut() {
+        if text.is_empty() {
+            data.body = None;
+        }
+        data.attachments = pointers;
+    }
     let payload = seal_for_group(state, record, group, &content, now)?;
     let mut id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut OsRng, &mut id);
@@ -943,8 +993,11 @@ pub(super) fn send_to_group(
             ttl_ms: GROUP_TTL_MS,
             idempotency_key,
             sync_copy: None,
-            extras: Default::default(),
-            attachments: Vec::new(),
+            extras: MessageExtras {
+                reply_to,
+                ..Default::default()
+            },
+            attachments,
         },
         now,
     )?)

@@ -288,7 +288,7 @@ pub fn check_cursor(
 
 /// The pointers and event views of the uploaded attachments a message sends: each must be the
 /// identity's own, in state uploaded.
-fn sent_attachments(
+pub(super) fn sent_attachments(
     state: &State,
     identity: IdentityId,
     ids: &[String],
@@ -381,6 +381,7 @@ impl MessageService for Service {
         }
         let key = validate_idempotency_key(&idempotency_key)?;
         if kind == Kind::Group {
+            let reply_to = reply_to.as_ref().map(reply_from_api).transpose()?;
             let out = self
                 .blocking(move |state| {
                     let record = who.identity(state, "identity", &identity)?;
@@ -389,8 +390,14 @@ impl MessageService for Service {
                             return Ok(duplicate(first));
                         }
                     }
+                    let post = super::groups::GroupPost {
+                        text,
+                        reply_to,
+                        attachment_ids,
+                        idempotency_key: key,
+                    };
                     Ok(
-                        match super::groups::send_to_group(state, &record, &address, text, key)? {
+                        match super::groups::send_to_group(state, &record, &address, post)? {
                             Queued::New { event, entry } => SendMessageResponse {
                                 message_id: entry.message_id,
                                 seq: event.seq,

@@ -363,3 +363,85 @@ async fn pending_downloads_are_fetched_again_after_a_restart() {
     let (_, data) = download(&mut cb, "bob", &id, 0).await.expect("download");
     assert_eq!(sha(&data), sha(&pic));
 }
+
+/// A picture posted in a group arrives for the other member byte-identical (downloaded as it
+/// arrives), in the group conversation; an attachment that was never uploaded is refused with
+/// nothing posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_posted_in_a_group_arrive_for_its_members() {
+    use sessiond_api::v1::{AcceptInvitationRequest, CreateGroupRequest, GroupStatus};
+    let net = net_with_files("e2e-group-files", &config()).await;
+    let (a, b) = tokio::join!(net.daemon("a"), net.daemon("b"));
+    let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
+    let _alice = create(&mut ca, "alice").await;
+    let bob = create(&mut cb, "bob").await;
+    let gid = ca
+        .groups
+        .create_group(CreateGroupRequest {
+            identity: "alice".into(),
+            name: "Photos".into(),
+            members: vec![bob.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("create group")
+        .into_inner()
+        .group
+        .expect("group")
+        .group_id;
+    super::group_until(&mut cb, "bob", &gid, |g| {
+        g.status == GroupStatus::Invited as i32
+    })
+    .await;
+    cb.groups
+        .accept_invitation(AcceptInvitationRequest {
+            identity: "bob".into(),
+            group_id: gid.clone(),
+        })
+        .await
+        .expect("accept");
+    super::group_until(&mut cb, "bob", &gid, |g| g.member_count == 2).await;
+    let mut stream = subscribe(&mut cb, "bob", 0, 0).await;
+    let mut seen = Vec::new();
+
+    let never = ca
+        .msgs
+        .send_message(SendMessageRequest {
+            identity: "alice".into(),
+            recipient: gid.clone(),
+            text: "nothing".into(),
+            attachment_ids: vec!["0".repeat(32)],
+            ..Default::default()
+        })
+        .await
+        .expect_err("never uploaded");
+    assert!(
+        matches!(never.code(), Code::NotFound | Code::InvalidArgument),
+        "{never:?}"
+    );
+    let pic = image(3_000);
+    let up = upload(&mut ca, "alice", "pic.png", &pic).await;
+    send_files(&mut ca, "alice", &gid, "our summit", vec![up.id.clone()]).await;
+    let got = incoming(&mut stream, &mut seen, "our summit").await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].file_name.as_str(), got[0].size), ("pic.png", 3_000));
+    assert_eq!(got[0].conversation_id, gid);
+    let id = got[0].id.clone();
+    read_until(&mut stream, &mut seen, |s| {
+        s.iter().any(|e| match &e.kind {
+            Some(event::Kind::Attachment(u)) => u
+                .attachment
+                .as_ref()
+                .is_some_and(|x| x.id == id && x.state == AttachmentState::Downloaded as i32),
+            _ => false,
+        })
+    })
+    .await;
+    let (_, data) = download(&mut cb, "bob", &id, 0).await.expect("download");
+    assert_eq!(sha(&data), sha(&pic));
+    // The text without the never-uploaded attachment was not posted.
+    assert!(!seen.iter().any(|e| matches!(
+        &e.kind,
+        Some(event::Kind::Incoming(m)) if m.text == "nothing"
+    )));
+}
