@@ -1688,6 +1688,45 @@ async fn a_group_from_creation_to_removal_and_promotion_over_three_daemons() {
         })
     })
     .await;
+    // B deletes its reply for everyone: the group gets a DeleteMemberContent with its hash and
+    // the reply leaves A's log (MessageRemoved, reason UNSENT). Until B's daemon has stored the
+    // reply, it cannot name its hash: FAILED_PRECONDITION, then it works.
+    let thanks = history(&mut cb, "bob")
+        .await
+        .iter()
+        .find_map(|e| match &e.kind {
+            Some(event::Kind::Outgoing(m)) if m.text == "thanks!" => Some(m.sent_at_ms),
+            _ => None,
+        })
+        .expect("bob's reply");
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let r = cb
+            .inter
+            .unsend(UnsendRequest {
+                identity: "bob".into(),
+                conversation: gid.clone(),
+                sent_at_ms: thanks,
+            })
+            .await;
+        match r {
+            Ok(_) => break,
+            Err(s) if s.code() == tonic::Code::FailedPrecondition && Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(s) => panic!("unsend in the group: {s:?}"),
+        }
+    }
+    history_until(&mut ca, "alice", |h| {
+        removed_seen(h, thanks, RemovedReason::Unsent)
+            && !h.iter().any(|e| {
+                matches!(
+                    &e.kind,
+                    Some(event::Kind::Incoming(m)) if m.text == "thanks!"
+                )
+            })
+    })
+    .await;
     // A reply to a message the group does not have: NOT_FOUND, nothing sent.
     let unknown = cb
         .msgs

@@ -625,8 +625,9 @@ async fn a_group_is_a_channel_invite_join_talk_topic_kick() {
     let b = side(&dir, &manifest, &config, "bob").await;
     let alice_nick = format!("s{}", &a.account[2..10]);
     let bob_nick = format!("s{}", &b.account[2..10]);
-    // Alice's client has message-tags (msgids, reactions); bob's has none (the fallbacks).
-    let tags = [Capability::Custom("message-tags")];
+    // Alice's client has message-tags (msgids, reactions) and echo-message (her own msgids);
+    // bob's has none (the fallbacks).
+    let tags = [Capability::Custom("message-tags"), Capability::EchoMessage];
     let (alice, mut alice_in) = connect(&a.irc, &a.token, "alice", &tags).await;
     let (bob, mut bob_in) = connect(&b.irc, &b.token, "bob", &[]).await;
     for s in [&mut alice_in, &mut bob_in] {
@@ -763,6 +764,49 @@ async fn a_group_is_a_channel_invite_join_talk_topic_kick() {
         m.to_string().contains("UNKNOWN_MSGID")
     })
     .await;
+    // Only its author deletes a group message: alice may not delete bob's post.
+    send_line(&alice, &format!("REDACT #hikers {hi_all_id}"));
+    wait_msg(&mut alice_in, "FAIL REDACT_FORBIDDEN", |m| {
+        let line = m.to_string();
+        line.contains("REDACT_FORBIDDEN") && line.contains("Only the author")
+    })
+    .await;
+    // Alice deletes her own post for everyone; bob (no tags) sees a notice in the channel.
+    // Until her daemon has stored the post (its hash names it in the group), the REDACT
+    // answers a FAIL and is tried again.
+    alice.send_privmsg("#hikers", "typo").expect("say");
+    let echo = wait_msg(&mut alice_in, "her echo", |m| {
+        privmsg(m) == Some(("#hikers", "typo"))
+    })
+    .await;
+    let typo_id = tag(&echo, "msgid").expect("a msgid").to_owned();
+    wait_privmsg(&mut bob_in, "typo").await;
+    let until = Instant::now() + DEADLINE;
+    loop {
+        send_line(&alice, &format!("REDACT #hikers {typo_id}"));
+        // A FAIL at once means "not stored yet": again; none means the deletion went out.
+        let fail = tokio::time::timeout(Duration::from_secs(1), async {
+            wait_msg(&mut alice_in, "a FAIL", |m| {
+                m.to_string().contains("FAIL REDACT")
+            })
+            .await
+        })
+        .await;
+        let Ok(fail) = fail else {
+            break;
+        };
+        assert!(fail.to_string().contains("not reached"), "{fail}");
+        assert!(
+            Instant::now() < until,
+            "alice's post never got its hash: {fail}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let gone = wait_msg(&mut bob_in, "the deletion notice", |m| {
+        notice(m).is_some_and(|(c, t)| c == "#hikers" && t.contains("unsent"))
+    })
+    .await;
+    assert_eq!(gone.source_nickname(), Some(alice_nick.as_str()));
 
     // Alice renames the group with TOPIC; bob sees the new topic.
     alice

@@ -529,6 +529,19 @@ fn absorb(
                     msg.envelope_timestamp,
                     update,
                 ) {
+                    // A member deleted its own messages (the apps' "delete for everyone" in a
+                    // group); our own deletions from another device are not applied here.
+                    Ok(GroupUpdate::DeleteMemberContent { hashes, .. })
+                        if msg.sender != *own.account_id() && !hashes.is_empty() =>
+                    {
+                        inbound.push(Inbound {
+                            hash: m.hash.clone(),
+                            sender: msg.sender.to_string(),
+                            conversation: rec.id.clone(),
+                            sent_at_ms: msg.envelope_timestamp,
+                            what: InboundKind::DeleteHashes { hashes },
+                        });
+                    }
                     Ok(u) => {
                         tracing::debug!(hash = %m.hash, update = ?std::mem::discriminant(&u), "group control message")
                     }

@@ -6,6 +6,7 @@
 
 use rand::RngCore;
 use session_proto::account_id::AccountId;
+use session_proto::groups::control::delete_member_content;
 use session_proto::interaction::{
     extraction_content, reaction_content, read_receipt_content, request_response_content,
     timer_update_content, unsend_content, Expiry, ExpiryMode, Extraction, MessageRef,
@@ -359,7 +360,10 @@ impl InteractionService for Service {
             conversation,
             sent_at_ms,
         } = req.into_inner();
-        let peer = parse_recipient("conversation", &conversation)?;
+        let to = match parse_conversation("conversation", &conversation)? {
+            (group, Kind::Group) => To::Group(group),
+            _ => To::Peer(parse_recipient("conversation", &conversation)?),
+        };
         if sent_at_ms == 0 {
             return Err(ApiError::field("sent_at_ms", "the timestamp is 0").into());
         }
@@ -368,12 +372,30 @@ impl InteractionService for Service {
                 let record = who.identity(state, "identity", &identity)?;
                 let keys = keys_of(state, &record)?;
                 let now = now_ms();
-                let content = unsend_content(sent_at_ms, keys.account_id(), now);
-                let out = control(state, &keys, &peer, &content, now)?;
-                let event =
-                    state
-                        .store
-                        .unsend(record.id, &peer.to_string(), sent_at_ms, out, now)?;
+                let conv = to.conversation();
+                let out = match &to {
+                    To::Peer(peer) => {
+                        let content = unsend_content(sent_at_ms, keys.account_id(), now);
+                        control(state, &keys, peer, &content, now)?
+                    }
+                    // In a group the apps delete by the message's swarm hash
+                    // (DeleteMemberContent, groups.md §6), so it must be stored first.
+                    To::Group(group) => {
+                        let hash = state
+                            .store
+                            .sent_hash(record.id, group, sent_at_ms)?
+                            .ok_or_else(|| {
+                                ApiError::FailedPrecondition(
+                                    "the message has not reached the group's swarm yet; unsend \
+                                     it once it is sent"
+                                        .to_owned(),
+                                )
+                            })?;
+                        let content = delete_member_content(None, &[], &[hash], now);
+                        group_control(state, &record, group, &content, now)?
+                    }
+                };
+                let event = state.store.unsend(record.id, &conv, sent_at_ms, out, now)?;
                 Ok(event.seq)
             })
             .await?;

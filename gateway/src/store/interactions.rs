@@ -145,6 +145,13 @@ pub enum InboundKind {
         /// The message's timestamp.
         target_sent_at_ms: u64,
     },
+    /// In a group: the sender deleted its messages with these swarm hashes (groups.md §6,
+    /// `DeleteMemberContent`). Only the sender's own messages go, even when an admin signed it
+    /// (an admin's deletion of others' messages is not applied here yet).
+    DeleteHashes {
+        /// The messages' hashes.
+        hashes: Vec<String>,
+    },
     /// The sender read the identity's messages sent at these times.
     ReadReceipt {
         /// The messages' timestamps.
@@ -289,6 +296,67 @@ impl Log<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// The swarm hash the delivery of the identity's message `target` reported (`None` while it
+    /// is not stored yet), looking at most [`SCAN_LIMIT`] events past it.
+    fn delivered_hash(
+        &self,
+        identity: IdentityId,
+        conversation: &str,
+        target: &StoredEvent,
+    ) -> Result<Option<String>, TxError> {
+        let EventKind::Outgoing { message_id, .. } = &target.kind else {
+            return Ok(None);
+        };
+        let range = self
+            .peers
+            .range((identity, conversation, target.seq)..=(identity, conversation, u64::MAX))?;
+        for row in range.take(SCAN_LIMIT) {
+            let (k, _) = row?;
+            let Some(v) = self.events.get((identity, k.value().2))? else {
+                continue;
+            };
+            let event: StoredEvent = decode("event", v.value())?;
+            if let EventKind::Delivery {
+                message_id: m,
+                hash: Some(hash),
+                ..
+            } = &event.kind
+            {
+                if m == message_id && !hash.is_empty() {
+                    return Ok(Some(hash.clone()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The message of `conversation` whose swarm hash is `hash`, if the store recorded one
+    /// (`seen_hashes` names its event).
+    fn message_by_hash(
+        &self,
+        tx: &redb::WriteTransaction,
+        identity: IdentityId,
+        conversation: &str,
+        hash: &str,
+    ) -> Result<Option<StoredEvent>, TxError> {
+        let seen = tx.open_table(SEEN_HASHES)?;
+        let Some(seq) = seen.get((identity, hash))?.map(|s| s.value()) else {
+            return Ok(None);
+        };
+        let Some(v) = self.events.get((identity, seq))? else {
+            return Ok(None);
+        };
+        let event: StoredEvent = decode("event", v.value())?;
+        Ok(match &event.kind {
+            EventKind::Incoming(m)
+                if m.hash == hash && m.conversation.as_deref() == Some(conversation) =>
+            {
+                Some(event)
+            }
+            _ => None,
+        })
     }
 
     /// The newest reaction by `author` with `emoji` to the message at `target_seq` that is
@@ -916,6 +984,29 @@ impl Store {
         })
     }
 
+    /// The swarm hash of the identity's own message of `conversation` sent at `sent_at_ms`:
+    /// `None` while it is not stored yet, [`StoreError::UnknownMessage`] if there is no such
+    /// message.
+    pub fn sent_hash(
+        &self,
+        identity: IdentityId,
+        conversation: &str,
+        sent_at_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        // A write transaction so the lookup shares `Log`'s code; it writes nothing.
+        self.write("looking up a sent message", |tx| {
+            let own = own_account(tx, identity)?;
+            let log = Log::open(tx)?;
+            let target = log
+                .find_message(identity, conversation, sent_at_ms, &own, &own)?
+                .ok_or(StoreError::UnknownMessage {
+                    what: "of yours",
+                    sent_at_ms,
+                })?;
+            log.delivered_hash(identity, conversation, &target)
+        })
+    }
+
     /// Whether the identity has a message in `conversation` with this timestamp and author.
     pub fn has_message(
         &self,
@@ -1030,6 +1121,39 @@ fn apply(
                         "an unsend request for a message this daemon does not have from its sender",
                     ),
                 )?),
+            }
+        }
+        InboundKind::DeleteHashes { hashes } => {
+            let mut gone = 0usize;
+            for hash in hashes {
+                let Some(target) = log.message_by_hash(tx, identity, conv, hash)? else {
+                    continue;
+                };
+                // Only the sender's own messages.
+                if !matches!(&target.kind, EventKind::Incoming(m) if m.sender == item.sender) {
+                    continue;
+                }
+                added.push(take_out(
+                    tx,
+                    log,
+                    identity,
+                    own,
+                    &target,
+                    RemovedReason::Unsent,
+                    now_ms,
+                )?);
+                gone += 1;
+            }
+            if gone == 0 {
+                added.push(log.append(
+                    identity,
+                    now_ms,
+                    ignored(
+                        conv,
+                        &item.sender,
+                        "a request to delete group messages this daemon does not have from its sender",
+                    ),
+                )?);
             }
         }
         InboundKind::ReadReceipt { sent_at_ms } => {

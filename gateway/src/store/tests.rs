@@ -1671,6 +1671,77 @@ fn replies_find_the_quoted_message_and_reactions_need_a_known_target() {
 }
 
 #[test]
+fn a_group_deletion_by_hash_removes_only_the_senders_own_messages() {
+    let dir = TempDir::new("group-delete");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .add_identity("alice", ALICE_ID, &[1; 32], 1)
+        .expect("add")
+        .id;
+    let in_group = |hash: &str, from: &str, at: u64| Received {
+        conversation: Some(GROUP_ID.to_owned()),
+        ..received(hash, from, at)
+    };
+    store
+        .record_received(
+            id,
+            11,
+            &[
+                in_group("GB", BOB_ID, 1_000),
+                in_group("GC", CAROL_ID, 1_001),
+            ],
+            None,
+            10,
+        )
+        .expect("record");
+    let delete = |hash: &str, from: &str, hashes: &[&str]| Inbound {
+        conversation: GROUP_ID.to_owned(),
+        ..inbound(
+            hash,
+            from,
+            InboundKind::DeleteHashes {
+                hashes: hashes.iter().map(|h| (*h).to_owned()).collect(),
+            },
+        )
+    };
+    // Carol cannot delete Bob's message; an unknown hash deletes nothing.
+    let got = store
+        .record_inbound(
+            id,
+            &[
+                delete("D1", CAROL_ID, &["GB"]),
+                delete("D2", BOB_ID, &["nope"]),
+            ],
+            None,
+            20,
+        )
+        .expect("inbound");
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|e| ignored_reason(e).is_some()), "{got:?}");
+    assert!(store
+        .has_message(id, GROUP_ID, 1_000, BOB_ID)
+        .expect("look"));
+    // Bob deletes his own message (naming Carol's too, which stays).
+    let got = store
+        .record_inbound(id, &[delete("D3", BOB_ID, &["GB", "GC"])], None, 30)
+        .expect("inbound");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(matches!(
+        &got[0].kind,
+        EventKind::Removed {
+            reason: RemovedReason::Unsent,
+            ..
+        }
+    ));
+    assert!(!store
+        .has_message(id, GROUP_ID, 1_000, BOB_ID)
+        .expect("look"));
+    assert!(store
+        .has_message(id, GROUP_ID, 1_001, CAROL_ID)
+        .expect("look"));
+}
+
+#[test]
 fn unsend_removes_only_the_authors_own_message() {
     let dir = TempDir::new("unsend");
     let store = Store::open(dir.path()).expect("open");

@@ -147,9 +147,11 @@ impl Conn {
             .as_ref()
             .is_some_and(|s| s.account_id == author);
         let (source, target) = if conversation.starts_with("03") {
-            // In a group only reactions (community rooms have their own events): in its
-            // channel, from the member who reacted.
-            let (event::Kind::Reaction(_), Some(c)) = (kind, self.channel_of(&conversation)) else {
+            // In a group only reactions and deletions (community rooms have their own events):
+            // in its channel, from the member who did it.
+            let (event::Kind::Reaction(_) | event::Kind::Removed(_), Some(c)) =
+                (kind, self.channel_of(&conversation))
+            else {
                 return Some(Ok(()));
             };
             let source = if own {
@@ -460,14 +462,8 @@ impl Conn {
             }
         };
         if found.server_id == 0 {
-            return self
-                .fail(
-                    "REDACT",
-                    "REDACT_FORBIDDEN",
-                    &[chan, msgid],
-                    "Deleting messages in groups is not supported by this daemon yet",
-                )
-                .await;
+            // A group's message: its author deletes it for everyone.
+            return self.unsend_own(chan, msgid, &found).await;
         }
         let Some(s) = &self.session else {
             return Ok(());
@@ -522,12 +518,18 @@ impl Conn {
                     .await
             }
         };
+        self.unsend_own(&target, &msgid, &found).await
+    }
+
+    /// Unsends the identity's own message `found` (named `msgid` in `target`, a query or a
+    /// group's channel); anyone else's is REDACT_FORBIDDEN.
+    async fn unsend_own(&mut self, target: &str, msgid: &str, found: &Target) -> Result<(), Close> {
         if !found.own {
             return self
                 .fail(
                     "REDACT",
                     "REDACT_FORBIDDEN",
-                    &[&target, &msgid],
+                    &[target, msgid],
                     "Only the author can unsend a message",
                 )
                 .await;
@@ -541,7 +543,7 @@ impl Conn {
             .clone()
             .unsend(UnsendRequest {
                 identity: s.identity.clone(),
-                conversation: account,
+                conversation: found.peer.clone(),
                 sent_at_ms: found.reference.sent_at_ms,
             })
             .await;
@@ -550,7 +552,7 @@ impl Conn {
             Ok(_) => Ok(()),
             Err(status) => {
                 let why = crate::err::status_text(&status);
-                self.fail("REDACT", "REDACT_FORBIDDEN", &[&target, &msgid], &why)
+                self.fail("REDACT", "REDACT_FORBIDDEN", &[target, msgid], &why)
                     .await
             }
         }
