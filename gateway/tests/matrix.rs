@@ -2585,6 +2585,59 @@ async fn a_group_driven_from_matrix_clients_on_three_daemons() {
         })
     })
     .await;
+    // B redacts a post of its own: it is deleted for every member, and A sees the redaction.
+    // (Until B's daemon has stored the post in the group's swarm the redaction is refused.)
+    mx_send_retrying(&mb, &room_of(&room_b), "b2", "oops, wrong group").await;
+    seen_until(&ma, &mut na, &mut sa, "B's slip at A", |s| {
+        s.texts(&room_a)
+            .contains(&(ub.clone(), "oops, wrong group".to_owned()))
+    })
+    .await;
+    seen_until(&mb, &mut nb, &mut sb, "B's own slip at B", |s| {
+        s.texts(&room_b)
+            .contains(&(me_b.clone(), "oops, wrong group".to_owned()))
+    })
+    .await;
+    let (slip_b, slip_a) = (
+        event_of(&sb, &room_b, "oops, wrong group"),
+        event_of(&sa, &room_a, "oops, wrong group"),
+    );
+    let path = v3(&format!(
+        "rooms/{}/redact/{}/x1",
+        enc(&room_b),
+        slip_b.replace('$', "%24")
+    ));
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let got = raw(&mxb, "PUT", &path, Some(&tb), b"{}").await;
+        if got.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < until, "B's redaction refused: {got:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    seen_until(&ma, &mut na, &mut sa, "the redaction at A", |s| {
+        s.timeline_of(&room_a)
+            .iter()
+            .any(|e| e["type"] == "m.room.redaction" && e["redacts"] == slip_a.as_str())
+    })
+    .await;
+    // A may not redact B's post in the group.
+    let ta = login(&mxa, "alice", &da.admin_token).await;
+    let hello_a = event_of(&sa, &room_a, "hello from bob");
+    let got = raw(
+        &mxa,
+        "PUT",
+        &v3(&format!(
+            "rooms/{}/redact/{}/x2",
+            enc(&room_a),
+            hello_a.replace('$', "%24")
+        )),
+        Some(&ta),
+        b"{}",
+    )
+    .await;
+    is_error(&got, 403, "M_FORBIDDEN");
 
     // A non-admin may not kick, invite or rename: clear Matrix errors.
     let kick = json!({ "user_id": format!("@{alice}:{SERVER}") }).to_string();
