@@ -1500,6 +1500,32 @@ async fn group_until(
     }
 }
 
+/// `alice` (on `ca`) creates a group named `name` with `bob` (Account ID `bob_id`, on `cb`);
+/// returns its ID once bob's daemon has the invitation.
+async fn invited_to_new_group(
+    ca: &mut Clients,
+    cb: &mut Clients,
+    name: &str,
+    bob_id: &str,
+) -> String {
+    let gid = ca
+        .groups
+        .create_group(CreateGroupRequest {
+            identity: "alice".into(),
+            name: name.into(),
+            members: vec![bob_id.to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect("create group")
+        .into_inner()
+        .group
+        .expect("group")
+        .group_id;
+    group_until(cb, "bob", &gid, |g| g.status == GroupStatus::Invited as i32).await;
+    gid
+}
+
 /// The texts posted in `group` that `identity` received, with their senders.
 fn group_texts(events: &[Event], group: &str) -> Vec<(String, String)> {
     events
@@ -2801,24 +2827,7 @@ async fn a_declined_invitation_stays_declined_after_a_restart() {
     create(&mut ca, "alice").await;
     let bob = create(&mut cb, "bob").await;
     let bob_keys = keys_of(&mut cb, "bob").await;
-    let gid = ca
-        .groups
-        .create_group(CreateGroupRequest {
-            identity: "alice".into(),
-            name: "Not for me".into(),
-            members: vec![bob.clone()],
-            ..Default::default()
-        })
-        .await
-        .expect("create group")
-        .into_inner()
-        .group
-        .expect("group")
-        .group_id;
-    group_until(&mut cb, "bob", &gid, |g| {
-        g.status == GroupStatus::Invited as i32
-    })
-    .await;
+    let gid = invited_to_new_group(&mut ca, &mut cb, "Not for me", &bob).await;
     let raw = raw_client(&n).await;
     let listed = |present: bool| {
         let (raw, keys, gid) = (raw.clone(), bob_keys.clone(), gid.clone());

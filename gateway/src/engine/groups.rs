@@ -615,12 +615,7 @@ fn absorb(
                     .filter(|n| !n.is_empty()),
                 sync_target: None,
                 extras: MessageExtras {
-                    reply_to: reply_to.map(|r| ReplyRef {
-                        sent_at_ms: r.sent_at_ms,
-                        author: r.author,
-                        seq: None,
-                        excerpt: None,
-                    }),
+                    reply_to: reply_to.map(ReplyRef::from),
                     ..Default::default()
                 },
                 attachments,

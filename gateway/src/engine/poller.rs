@@ -353,12 +353,7 @@ pub fn open_with(
             .filter(|n| !n.is_empty()),
         sync_target,
         extras: MessageExtras {
-            reply_to: reply_to.map(|r| ReplyRef {
-                sent_at_ms: r.sent_at_ms,
-                author: r.author,
-                seq: None,
-                excerpt: None,
-            }),
+            reply_to: reply_to.map(ReplyRef::from),
             expiry: expiry.map(ExpirySetting::from_protocol),
             expires_at_ms: None,
         },

@@ -18,7 +18,6 @@ use session_proto::groups::multi::kicked_notice;
 use session_proto::groups::{
     GroupAdminKeys, NS_INFO, NS_KEYS, NS_MEMBERS, NS_MESSAGES, NS_REVOKED_RETRIEVABLE,
 };
-use session_proto::interaction::{message_content, MessageRef};
 use session_proto::keys::IdentityKeys;
 use session_proto::protos::Content;
 use sessiond_api::v1::group_service_server::GroupService;
@@ -34,7 +33,7 @@ use sessiond_api::v1::{
 use tonic::{Request, Response, Status as GrpcStatus};
 
 use super::auth::{caller, Caller};
-use super::messages::parse_recipient;
+use super::messages::{self, parse_recipient};
 use super::{now_ms, ApiError, Service};
 use crate::engine::groups::{self as engine, admin_keys, keep_keys_message, member_entry, Live};
 use crate::store::{
@@ -947,37 +946,18 @@ pub(super) fn send_to_group(
         attachment_ids,
         idempotency_key,
     } = post;
-    if let Some(r) = &reply_to {
-        if !state
-            .store
-            .has_message(record.id, group, r.sent_at_ms, &r.author)?
-        {
-            return Err(ApiError::from(crate::store::StoreError::UnknownMessage {
-                what: "by that author",
-                sent_at_ms: r.sent_at_ms,
-            }));
-        }
-    }
+    messages::check_quoted(state, record.id, group, reply_to.as_ref())?;
     let (pointers, attachments) =
-        super::messages::sent_attachments(state, record.id, &attachment_ids, group)?;
+        messages::sent_attachments(state, record.id, &attachment_ids, group)?;
     let now = now_ms();
-    let quote = reply_to.as_ref().map(|r| MessageRef {
-        sent_at_ms: r.sent_at_ms,
-        author: r.author.clone(),
-    });
-    let mut content = message_content(
+    let content = messages::post_content(
         &text,
-        quote.as_ref(),
+        reply_to.as_ref(),
         record.display_name.as_deref(),
         None,
+        pointers,
         now,
     );
-    if let Some(data) = content.data_message.as_mut() {
-        if text.is_empty() {
-            data.body = None;
-        }
-        data.attachments = pointers;
-    }
     let payload = seal_for_group(state, record, group, &content, now)?;
     let mut id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut OsRng, &mut id);

@@ -9,7 +9,7 @@ use std::pin::Pin;
 
 use rand::RngCore;
 use session_proto::account_id::{AccountId, Prefix};
-use session_proto::interaction::{message_content, ExpiryMode, MessageRef};
+use session_proto::interaction::{message_content, Expiry, ExpiryMode, MessageRef};
 use session_proto::keys::IdentityKeys;
 use session_proto::message::{typing_content, TYPING_TTL_MS};
 use session_proto::protos::{AttachmentPointer, Content};
@@ -39,7 +39,7 @@ use super::{now_ms, page, ApiError, Service, State};
 use crate::address::{self, Kind};
 use crate::store::{
     AttachmentState, AttachmentView, DeliveryState, EventKind, IdentityId, IdentityRecord,
-    MessageExtras, NewOutgoing, Queued, SentKey, StoredEvent, TypingNotice,
+    MessageExtras, NewOutgoing, Queued, ReplyRef, SentKey, StoredEvent, TypingNotice,
 };
 
 /// The longest text, in UTF-16 code units: the Session clients' limit for non-Pro accounts
@@ -318,6 +318,52 @@ pub(super) fn sent_attachments(
     Ok((pointers, views))
 }
 
+/// The Content of a posted message: its text (none when it only carries attachments), the
+/// quote of the message it replies to, the sender's display name, its timer and attachments.
+pub(super) fn post_content(
+    text: &str,
+    reply_to: Option<&ReplyRef>,
+    display_name: Option<&str>,
+    expiry: Option<Expiry>,
+    pointers: Vec<AttachmentPointer>,
+    sent_at_ms: u64,
+) -> Content {
+    let quote = reply_to.map(|r| MessageRef {
+        sent_at_ms: r.sent_at_ms,
+        author: r.author.clone(),
+    });
+    let mut content = message_content(text, quote.as_ref(), display_name, expiry, sent_at_ms);
+    if let Some(data) = content.data_message.as_mut() {
+        if text.is_empty() {
+            data.body = None;
+        }
+        data.attachments = pointers;
+    }
+    content
+}
+
+/// NOT_FOUND unless the message a reply quotes is in `conversation`. Blocking.
+pub(super) fn check_quoted(
+    state: &State,
+    identity: IdentityId,
+    conversation: &str,
+    reply_to: Option<&ReplyRef>,
+) -> Result<(), ApiError> {
+    match reply_to {
+        Some(r)
+            if !state
+                .store
+                .has_message(identity, conversation, r.sent_at_ms, &r.author)? =>
+        {
+            Err(ApiError::from(crate::store::StoreError::UnknownMessage {
+                what: "by that author",
+                sent_at_ms: r.sent_at_ms,
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn duplicate(first: SentKey) -> SendMessageResponse {
     SendMessageResponse {
         message_id: first.message_id,
@@ -460,19 +506,7 @@ impl MessageService for Service {
                 let seed = state.store.identity_seed(&record.name)?;
                 let keys = IdentityKeys::from_seed(&seed);
                 let conversation = recipient.to_string();
-                if let Some(r) = &reply_to {
-                    if !state.store.has_message(
-                        record.id,
-                        &conversation,
-                        r.sent_at_ms,
-                        &r.author,
-                    )? {
-                        return Err(ApiError::from(crate::store::StoreError::UnknownMessage {
-                            what: "by that author",
-                            sent_at_ms: r.sent_at_ms,
-                        }));
-                    }
-                }
+                check_quoted(state, record.id, &conversation, reply_to.as_ref())?;
                 // Explicitly chosen for this message, else the conversation's timer.
                 let expiry = match chosen_expiry {
                     Some(chosen) => chosen,
@@ -484,23 +518,14 @@ impl MessageService for Service {
                 // Replying to a message request accepts it, as the apps do.
                 accept_request(state, &record, &keys, &recipient)?;
                 let sent_at_ms = now_ms();
-                let quote = reply_to.as_ref().map(|r| MessageRef {
-                    sent_at_ms: r.sent_at_ms,
-                    author: r.author.clone(),
-                });
-                let mut content = message_content(
+                let content = post_content(
                     &text,
-                    quote.as_ref(),
+                    reply_to.as_ref(),
                     record.display_name.as_deref(),
                     expiry,
+                    pointers,
                     sent_at_ms,
                 );
-                if let Some(data) = content.data_message.as_mut() {
-                    if text.is_empty() {
-                        data.body = None;
-                    }
-                    data.attachments = pointers;
-                }
                 // An after-send message lives in the swarms only as long as its timer.
                 let ttl_ms = match expiry {
                     Some(e) if e.mode == ExpiryMode::AfterSend => default_ttl_ms.min(e.millis()),

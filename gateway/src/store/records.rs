@@ -254,6 +254,18 @@ pub struct ReplyRef {
     pub excerpt: Option<String>,
 }
 
+impl From<session_proto::interaction::MessageRef> for ReplyRef {
+    /// The quote a received message carries; its seq and excerpt are the store's to fill in.
+    fn from(r: session_proto::interaction::MessageRef) -> ReplyRef {
+        ReplyRef {
+            sent_at_ms: r.sent_at_ms,
+            author: r.author,
+            seq: None,
+            excerpt: None,
+        }
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }

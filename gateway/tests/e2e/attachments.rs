@@ -369,30 +369,13 @@ async fn pending_downloads_are_fetched_again_after_a_restart() {
 /// nothing posted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_posted_in_a_group_arrive_for_its_members() {
-    use sessiond_api::v1::{AcceptInvitationRequest, CreateGroupRequest, GroupStatus};
+    use sessiond_api::v1::AcceptInvitationRequest;
     let net = net_with_files("e2e-group-files", &config()).await;
     let (a, b) = tokio::join!(net.daemon("a"), net.daemon("b"));
     let (mut ca, mut cb) = (admin(&a).await, admin(&b).await);
     let _alice = create(&mut ca, "alice").await;
     let bob = create(&mut cb, "bob").await;
-    let gid = ca
-        .groups
-        .create_group(CreateGroupRequest {
-            identity: "alice".into(),
-            name: "Photos".into(),
-            members: vec![bob.clone()],
-            ..Default::default()
-        })
-        .await
-        .expect("create group")
-        .into_inner()
-        .group
-        .expect("group")
-        .group_id;
-    super::group_until(&mut cb, "bob", &gid, |g| {
-        g.status == GroupStatus::Invited as i32
-    })
-    .await;
+    let gid = super::invited_to_new_group(&mut ca, &mut cb, "Photos", &bob).await;
     cb.groups
         .accept_invitation(AcceptInvitationRequest {
             identity: "bob".into(),
