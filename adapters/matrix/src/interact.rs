@@ -90,10 +90,10 @@ pub(crate) fn timeline(view: &RoomView<'_>, ev: &Event) -> Option<Value> {
             None,
         ),
         event::Kind::Removed(r) => {
-            let why = if r.reason == RemovedReason::Expired as i32 {
-                "disappeared"
-            } else {
-                "unsent"
+            let why = match RemovedReason::try_from(r.reason) {
+                Ok(RemovedReason::Expired) => "disappeared",
+                Ok(RemovedReason::Deleted) => "deleted by an admin",
+                _ => "unsent",
             };
             let author = r.message.as_ref().map_or("", |m| m.author.as_str());
             (

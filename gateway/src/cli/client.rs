@@ -547,10 +547,10 @@ pub fn event_json(e: &Event) -> serde_json::Value {
         }
         Some(event::Kind::Removed(r)) => {
             let m = r.message.clone().unwrap_or_default();
-            let reason = if r.reason == RemovedReason::Expired as i32 {
-                "expired"
-            } else {
-                "unsent"
+            let reason = match RemovedReason::try_from(r.reason) {
+                Ok(RemovedReason::Expired) => "expired",
+                Ok(RemovedReason::Deleted) => "deleted",
+                _ => "unsent",
             };
             json!({"type": "removed", "conversation": r.conversation, "removed_seq": r.removed_seq,
                    "sent_at_ms": m.sent_at_ms, "author": m.author, "reason": reason})

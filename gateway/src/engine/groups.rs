@@ -530,16 +530,25 @@ fn absorb(
                     update,
                 ) {
                     // A member deleted its own messages (the apps' "delete for everyone" in a
-                    // group); our own deletions from another device are not applied here.
-                    Ok(GroupUpdate::DeleteMemberContent { hashes, .. })
-                        if msg.sender != *own.account_id() && !hashes.is_empty() =>
+                    // group), or an admin deleted members' content; our own deletions from
+                    // another device are not applied here.
+                    Ok(GroupUpdate::DeleteMemberContent {
+                        hashes,
+                        members,
+                        by_admin,
+                    }) if msg.sender != *own.account_id()
+                        && !(hashes.is_empty() && members.is_empty()) =>
                     {
                         inbound.push(Inbound {
                             hash: m.hash.clone(),
                             sender: msg.sender.to_string(),
                             conversation: rec.id.clone(),
                             sent_at_ms: msg.envelope_timestamp,
-                            what: InboundKind::DeleteHashes { hashes },
+                            what: InboundKind::DeleteHashes {
+                                hashes,
+                                members: members.iter().map(ToString::to_string).collect(),
+                                by_admin,
+                            },
                         });
                     }
                     Ok(u) => {

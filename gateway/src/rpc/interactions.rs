@@ -129,6 +129,7 @@ pub fn event_to_api(kind: EventKind) -> Option<event::Kind> {
             reason: match reason {
                 RemovedReason::Unsent => ApiRemovedReason::Unsent,
                 RemovedReason::Expired => ApiRemovedReason::Expired,
+                RemovedReason::Deleted => ApiRemovedReason::Deleted,
             } as i32,
         }),
         EventKind::Disappearing {

@@ -145,12 +145,16 @@ pub enum InboundKind {
         /// The message's timestamp.
         target_sent_at_ms: u64,
     },
-    /// In a group: the sender deleted its messages with these swarm hashes (groups.md §6,
-    /// `DeleteMemberContent`). Only the sender's own messages go, even when an admin signed it
-    /// (an admin's deletion of others' messages is not applied here yet).
+    /// In a group (groups.md §6, `DeleteMemberContent`): delete the messages with these swarm
+    /// hashes, the sender's own only unless an admin signed it; with an admin's signature also
+    /// every message of `members`.
     DeleteHashes {
         /// The messages' hashes.
         hashes: Vec<String>,
+        /// Members whose every message goes (admin-signed only).
+        members: Vec<String>,
+        /// An admin of the group signed the request.
+        by_admin: bool,
     },
     /// The sender read the identity's messages sent at these times.
     ReadReceipt {
@@ -330,6 +334,31 @@ impl Log<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// The received messages of `conversation` from any of `senders`, looking at most
+    /// [`SCAN_LIMIT`] events back.
+    fn messages_from(
+        &self,
+        identity: IdentityId,
+        conversation: &str,
+        senders: &[String],
+    ) -> Result<Vec<StoredEvent>, TxError> {
+        let range = self
+            .peers
+            .range((identity, conversation, 0)..=(identity, conversation, u64::MAX))?;
+        let mut out = Vec::new();
+        for row in range.rev().take(SCAN_LIMIT) {
+            let (k, _) = row?;
+            let Some(v) = self.events.get((identity, k.value().2))? else {
+                continue;
+            };
+            let event: StoredEvent = decode("event", v.value())?;
+            if matches!(&event.kind, EventKind::Incoming(m) if senders.contains(&m.sender)) {
+                out.push(event);
+            }
+        }
+        Ok(out)
     }
 
     /// The message of `conversation` whose swarm hash is `hash`, if the store recorded one
@@ -1123,25 +1152,36 @@ fn apply(
                 )?),
             }
         }
-        InboundKind::DeleteHashes { hashes } => {
-            let mut gone = 0usize;
+        InboundKind::DeleteHashes {
+            hashes,
+            members,
+            by_admin,
+        } => {
+            let mut targets = Vec::new();
             for hash in hashes {
-                let Some(target) = log.message_by_hash(tx, identity, conv, hash)? else {
+                if let Some(target) = log.message_by_hash(tx, identity, conv, hash)? {
+                    targets.push(target);
+                }
+            }
+            if *by_admin && !members.is_empty() {
+                targets.extend(log.messages_from(identity, conv, members)?);
+            }
+            targets.sort_by_key(|t| t.seq);
+            targets.dedup_by_key(|t| t.seq);
+            let mut gone = 0usize;
+            for target in targets {
+                let EventKind::Incoming(m) = &target.kind else {
                     continue;
                 };
-                // Only the sender's own messages.
-                if !matches!(&target.kind, EventKind::Incoming(m) if m.sender == item.sender) {
+                // The sender's own messages; anyone's only with an admin's signature.
+                let reason = if m.sender == item.sender {
+                    RemovedReason::Unsent
+                } else if *by_admin {
+                    RemovedReason::Deleted
+                } else {
                     continue;
-                }
-                added.push(take_out(
-                    tx,
-                    log,
-                    identity,
-                    own,
-                    &target,
-                    RemovedReason::Unsent,
-                    now_ms,
-                )?);
+                };
+                added.push(take_out(tx, log, identity, own, &target, reason, now_ms)?);
                 gone += 1;
             }
             if gone == 0 {

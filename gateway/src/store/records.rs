@@ -185,6 +185,8 @@ pub enum RemovedReason {
     Unsent,
     /// Its disappearing timer ran out.
     Expired,
+    /// An admin of the group deleted it.
+    Deleted,
 }
 
 /// What a `Notice` event reports.

@@ -1671,7 +1671,7 @@ fn replies_find_the_quoted_message_and_reactions_need_a_known_target() {
 }
 
 #[test]
-fn a_group_deletion_by_hash_removes_only_the_senders_own_messages() {
+fn group_deletions_remove_the_senders_own_messages_and_with_an_admin_signature_anyones() {
     let dir = TempDir::new("group-delete");
     let store = Store::open(dir.path()).expect("open");
     let id = store
@@ -1694,16 +1694,20 @@ fn a_group_deletion_by_hash_removes_only_the_senders_own_messages() {
             10,
         )
         .expect("record");
-    let delete = |hash: &str, from: &str, hashes: &[&str]| Inbound {
+    let delete_as = |hash: &str, from: &str, hashes: &[&str], members: &[&str], by_admin| Inbound {
         conversation: GROUP_ID.to_owned(),
         ..inbound(
             hash,
             from,
             InboundKind::DeleteHashes {
                 hashes: hashes.iter().map(|h| (*h).to_owned()).collect(),
+                members: members.iter().map(|m| (*m).to_owned()).collect(),
+                by_admin,
             },
         )
     };
+    let delete =
+        |hash: &str, from: &str, hashes: &[&str]| delete_as(hash, from, hashes, &[], false);
     // Carol cannot delete Bob's message; an unknown hash deletes nothing.
     let got = store
         .record_inbound(
@@ -1739,6 +1743,49 @@ fn a_group_deletion_by_hash_removes_only_the_senders_own_messages() {
     assert!(store
         .has_message(id, GROUP_ID, 1_001, CAROL_ID)
         .expect("look"));
+    // Unsigned, a member list means nothing.
+    let got = store
+        .record_inbound(
+            id,
+            &[delete_as("D4", BOB_ID, &[], &[CAROL_ID], false)],
+            None,
+            40,
+        )
+        .expect("inbound");
+    assert!(ignored_reason(&got[0]).is_some(), "{got:?}");
+    // An admin's signed deletion: Carol's message by hash, and every message of Dave.
+    const DAVE_ID: &str = "05dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+    store
+        .record_received(
+            id,
+            11,
+            &[
+                in_group("GD1", DAVE_ID, 1_002),
+                in_group("GD2", DAVE_ID, 1_003),
+            ],
+            None,
+            50,
+        )
+        .expect("record");
+    let got = store
+        .record_inbound(
+            id,
+            &[delete_as("D5", BOB_ID, &["GC"], &[DAVE_ID], true)],
+            None,
+            60,
+        )
+        .expect("inbound");
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got.iter().all(|e| matches!(
+        &e.kind,
+        EventKind::Removed {
+            reason: RemovedReason::Deleted,
+            ..
+        }
+    )));
+    for (at, who) in [(1_001, CAROL_ID), (1_002, DAVE_ID), (1_003, DAVE_ID)] {
+        assert!(!store.has_message(id, GROUP_ID, at, who).expect("look"));
+    }
 }
 
 #[test]

@@ -205,10 +205,10 @@ impl Conn {
                 }
             }
             event::Kind::Removed(r) => {
-                let why = if r.reason == RemovedReason::Expired as i32 {
-                    "disappeared"
-                } else {
-                    "unsent"
+                let why = match RemovedReason::try_from(r.reason) {
+                    Ok(RemovedReason::Expired) => "disappeared",
+                    Ok(RemovedReason::Deleted) => "deleted by an admin",
+                    _ => "unsent",
                 };
                 if self.caps.has(Cap::MessageRedaction) {
                     Message::new(
