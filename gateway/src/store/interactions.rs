@@ -302,6 +302,23 @@ impl Log<'_> {
         Ok(None)
     }
 
+    /// The identity's own message of `conversation` sent at `sent_at_ms`
+    /// ([`StoreError::UnknownMessage`] if there is none).
+    fn own_message(
+        &self,
+        identity: IdentityId,
+        conversation: &str,
+        sent_at_ms: u64,
+        own: &str,
+    ) -> Result<StoredEvent, TxError> {
+        Ok(self
+            .find_message(identity, conversation, sent_at_ms, own, own)?
+            .ok_or(StoreError::UnknownMessage {
+                what: "of yours",
+                sent_at_ms,
+            })?)
+    }
+
     /// The swarm hash the delivery of the identity's message `target` reported (`None` while it
     /// is not stored yet), looking at most [`SCAN_LIMIT`] events past it.
     fn delivered_hash(
@@ -772,12 +789,7 @@ impl Store {
             require_identity(tx, identity)?;
             let own = own_account(tx, identity)?;
             let mut log = Log::open(tx)?;
-            let target = log
-                .find_message(identity, conversation, sent_at_ms, &own, &own)?
-                .ok_or(StoreError::UnknownMessage {
-                    what: "of yours",
-                    sent_at_ms,
-                })?;
+            let target = log.own_message(identity, conversation, sent_at_ms, &own)?;
             let removed = take_out(
                 tx,
                 &mut log,
@@ -1026,12 +1038,7 @@ impl Store {
         self.write("looking up a sent message", |tx| {
             let own = own_account(tx, identity)?;
             let log = Log::open(tx)?;
-            let target = log
-                .find_message(identity, conversation, sent_at_ms, &own, &own)?
-                .ok_or(StoreError::UnknownMessage {
-                    what: "of yours",
-                    sent_at_ms,
-                })?;
+            let target = log.own_message(identity, conversation, sent_at_ms, &own)?;
             log.delivered_hash(identity, conversation, &target)
         })
     }
