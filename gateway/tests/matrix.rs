@@ -386,6 +386,29 @@ async fn two_daemons_chat_through_a_matrix_client_and_the_away_client_catches_up
 // Raw HTTP
 // ------------------------------------------------------------------------------------------------
 
+/// `PUT rooms/{room}/send/m.reaction/r1`: `key` on `event_id`, with `token`; the answer.
+async fn put_reaction(
+    addr: &str,
+    token: &str,
+    room: &str,
+    event_id: &Value,
+    key: &str,
+) -> (u16, Value) {
+    let reaction = json!({ "m.relates_to": {
+        "rel_type": "m.annotation",
+        "event_id": event_id,
+        "key": key,
+    }});
+    raw(
+        addr,
+        "PUT",
+        &v3(&format!("rooms/{}/send/m.reaction/r1", enc(room))),
+        Some(token),
+        reaction.to_string().as_bytes(),
+    )
+    .await
+}
+
 /// One HTTP/1.1 request on a fresh connection; answers the status and the JSON body.
 async fn raw(
     addr: &str,
@@ -2562,19 +2585,7 @@ async fn a_group_driven_from_matrix_clients_on_three_daemons() {
         event_of(&sb, &room_b, "welcome bob"),
         event_of(&sa, &room_a, "welcome bob"),
     );
-    let reaction = json!({ "m.relates_to": {
-        "rel_type": "m.annotation",
-        "event_id": welcome_b,
-        "key": "🎉",
-    }});
-    let got = raw(
-        &mxb,
-        "PUT",
-        &v3(&format!("rooms/{}/send/m.reaction/r1", enc(&room_b))),
-        Some(&tb),
-        reaction.to_string().as_bytes(),
-    )
-    .await;
+    let got = put_reaction(&mxb, &tb, &room_b, &json!(welcome_b), "🎉").await;
     assert_eq!(got.0, 200, "{got:?}");
     seen_until(&ma, &mut na, &mut sa, "B's reaction at A", |s| {
         s.timeline_of(&room_a).iter().any(|e| {
@@ -2918,19 +2929,7 @@ async fn community_rooms_joined_by_url_from_matrix_clients() {
     .await;
 
     // Bob reacts to alice's post; alice sees an m.reaction on it.
-    let reaction = json!({ "m.relates_to": {
-        "rel_type": "m.annotation",
-        "event_id": hello_b["event_id"],
-        "key": "👍",
-    }});
-    let got = raw(
-        &mxb,
-        "PUT",
-        &v3(&format!("rooms/{}/send/m.reaction/r1", enc(&lobby_b))),
-        Some(&tb),
-        reaction.to_string().as_bytes(),
-    )
-    .await;
+    let got = put_reaction(&mxb, &tb, &lobby_b, &hello_b["event_id"], "👍").await;
     assert_eq!(got.0, 200, "{got:?}");
     seen_until(&ma, &mut na, &mut sa, "the reaction at alice", |s| {
         s.timeline_of(&lobby_a).iter().any(|e| {
@@ -3443,19 +3442,7 @@ async fn community_dms_and_a_server_outage_from_matrix_clients() {
         .find(|e| e["content"]["body"] == "before the outage")
         .expect("the post")["event_id"]
         .clone();
-    let reaction = json!({ "m.relates_to": {
-        "rel_type": "m.annotation",
-        "event_id": before,
-        "key": "🎉",
-    }});
-    let got = raw(
-        &mxa,
-        "PUT",
-        &v3(&format!("rooms/{}/send/m.reaction/r1", enc(&lobby_a))),
-        Some(&ta),
-        reaction.to_string().as_bytes(),
-    )
-    .await;
+    let got = put_reaction(&mxa, &ta, &lobby_a, &before, "🎉").await;
     assert_eq!(got.0, 200, "{got:?}");
     let party =
         |e: &&Value| e["type"] == "m.reaction" && e["content"]["m.relates_to"]["key"] == "🎉";
