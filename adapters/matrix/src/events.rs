@@ -34,6 +34,47 @@ impl Membership {
             Membership::Invite
         }
     }
+
+    /// The conversation's (`accepted`, `left`) that say this membership.
+    pub fn flags(self) -> (bool, bool) {
+        match self {
+            Membership::Invite => (false, false),
+            Membership::Join => (true, false),
+            Membership::Leave => (true, true),
+        }
+    }
+
+    /// Of a group with `status` (a `GroupStatus`): invited, joined, or gone (left, kicked,
+    /// destroyed).
+    pub fn of_group(status: i32) -> Membership {
+        use sessiond_api::v1::GroupStatus;
+        match GroupStatus::try_from(status) {
+            Ok(GroupStatus::Invited) => Membership::Invite,
+            Ok(GroupStatus::Joined) => Membership::Join,
+            _ => Membership::Leave,
+        }
+    }
+
+    /// What an event-log entry says the membership became, if it is a group change or a change
+    /// of a one-to-one conversation (a group's or community room's conversation flags do not say
+    /// its membership).
+    pub fn changed_by(ev: &Event) -> Option<Membership> {
+        use sessiond_api::v1::ConversationKind;
+        match ev.kind.as_ref()? {
+            event::Kind::Conversation(c) => c
+                .conversation
+                .as_ref()
+                .filter(|c| {
+                    !matches!(
+                        ConversationKind::try_from(c.kind),
+                        Ok(ConversationKind::Group | ConversationKind::CommunityRoom)
+                    )
+                })
+                .map(Membership::of),
+            event::Kind::Group(g) => Some(Membership::of_group(g.status)),
+            _ => None,
+        }
+    }
 }
 
 /// The conversation (its address) an event-log entry belongs to.

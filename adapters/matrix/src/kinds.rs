@@ -107,6 +107,14 @@ impl Loaded {
     pub fn membership(&self) -> Membership {
         Membership::of(&self.conv)
     }
+
+    /// A copy whose conversation says `membership` (the room as it was at an earlier point of
+    /// the log).
+    pub fn with_membership(&self, membership: Membership) -> Loaded {
+        let mut copy = self.clone();
+        (copy.conv.accepted, copy.conv.left) = membership.flags();
+        copy
+    }
 }
 
 fn kind(c: &Conversation) -> ConversationKind {
@@ -300,12 +308,7 @@ async fn joined_rooms(me: &Me) -> Result<HashMap<String, Room>, MatrixError> {
 }
 
 async fn group_extra(me: &Me, conv: &mut Conversation, group: Group) -> Result<Extra, MatrixError> {
-    let status = GroupStatus::try_from(group.status).unwrap_or(GroupStatus::Unspecified);
-    (conv.accepted, conv.left) = match status {
-        GroupStatus::Invited => (false, false),
-        GroupStatus::Joined => (true, false),
-        _ => (true, true),
-    };
+    (conv.accepted, conv.left) = Membership::of_group(group.status).flags();
     conv.display_name = group.name.clone();
     let members = match me
         .client

@@ -422,12 +422,28 @@ async fn incremental(
         // full_state: every joined room (with its whole state, as always here), changed or not.
         touched.contains(l.address()) || (full_state && l.membership() == Membership::Join)
     }) {
-        let conv = &loaded.conv;
-        let view = loaded.view(me, server);
-        let peer = view.peer();
+        let peer = loaded.address();
         let events = by_peer.get(peer).map(Vec::as_slice).unwrap_or(&[]);
         let cc_seq = changed.get(peer).copied();
-        match view.membership() {
+        // The membership as of the batch's end: the conversations were read after the batch, so
+        // a change logged in between (a kick, a leave) belongs to the next batch, with its event.
+        let membership = match batch_membership(events, loaded.membership()) {
+            Some(m) => m,
+            None if !rejoined.contains(peer) && was_joined(me, peer, next.seq).await? => {
+                Membership::Join
+            }
+            None => loaded.membership(),
+        };
+        let as_of_batch;
+        let loaded = if membership == loaded.membership() {
+            loaded
+        } else {
+            as_of_batch = loaded.with_membership(membership);
+            &as_of_batch
+        };
+        let conv = &loaded.conv;
+        let view = loaded.view(me, server);
+        match membership {
             Membership::Join => {
                 let newly = rejoined.contains(peer)
                     || (cc_seq.is_some() && !was_joined(me, peer, since.seq).await?);
@@ -567,6 +583,22 @@ async fn incremental(
     Ok((response(next, join, invite, leave, account_data), false))
 }
 
+/// The user's membership of a room as of the end of a batch holding the room's `events`, when
+/// it is `now`: the newest change in the batch, else `now` if nothing in the batch can be out of
+/// step with it; `None` when a room the user is out of now had events in the batch (a leave or
+/// kick may have come after it: the log answers).
+fn batch_membership(events: &[&Event], now: Membership) -> Option<Membership> {
+    match events
+        .iter()
+        .rev()
+        .find_map(|ev| Membership::changed_by(ev))
+    {
+        Some(m) => Some(m),
+        None if now != Membership::Join && !events.is_empty() => None,
+        None => Some(now),
+    }
+}
+
 /// Whether the user was in the room with `peer` as of seq `at`: the state the newest
 /// conversation change up to `at` recorded; with none in reach, whether the user wrote in it
 /// (writing accepts a conversation).
@@ -591,19 +623,10 @@ async fn was_joined(me: &Me, peer: &str, at: u64) -> Result<bool, MatrixError> {
         .into_inner();
     let mut wrote = false;
     for ev in &page.events {
-        match &ev.kind {
-            Some(event::Kind::Conversation(c)) => {
-                return Ok(c
-                    .conversation
-                    .as_ref()
-                    .is_some_and(|c| Membership::of(c) == Membership::Join));
-            }
-            Some(event::Kind::Group(g)) => {
-                return Ok(g.status == sessiond_api::v1::GroupStatus::Joined as i32);
-            }
-            Some(event::Kind::Outgoing(_)) => wrote = true,
-            _ => {}
+        if let Some(m) = Membership::changed_by(ev) {
+            return Ok(m == Membership::Join);
         }
+        wrote |= matches!(ev.kind, Some(event::Kind::Outgoing(_)));
     }
     Ok(wrote)
 }
@@ -618,6 +641,72 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rooms_membership_is_as_of_the_batch_not_as_read_after_it() {
+        use sessiond_api::v1::{
+            Conversation, ConversationChanged, ConversationKind, GroupChanged, GroupStatus,
+            IncomingMessage,
+        };
+        let group = |status: GroupStatus| Event {
+            seq: 1,
+            kind: Some(event::Kind::Group(GroupChanged {
+                status: status as i32,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let text = Event {
+            seq: 2,
+            kind: Some(event::Kind::Incoming(IncomingMessage::default())),
+            ..Default::default()
+        };
+        let conv = |kind: ConversationKind, accepted: bool, left: bool| Event {
+            seq: 3,
+            kind: Some(event::Kind::Conversation(ConversationChanged {
+                conversation: Some(Conversation {
+                    kind: kind as i32,
+                    accepted,
+                    left,
+                    ..Default::default()
+                }),
+            })),
+            ..Default::default()
+        };
+        let (joined, kicked) = (group(GroupStatus::Joined), group(GroupStatus::Kicked));
+        // The kick is in the batch: the room leaves with it.
+        assert_eq!(
+            batch_membership(&[&text, &kicked], Membership::Leave),
+            Some(Membership::Leave)
+        );
+        // Joined in the batch, kicked after it was read: still joined as of this batch.
+        assert_eq!(
+            batch_membership(&[&joined, &text], Membership::Leave),
+            Some(Membership::Join)
+        );
+        // Messages only, out of the room now: the log says whether the leave came after.
+        assert_eq!(batch_membership(&[&text], Membership::Leave), None);
+        assert_eq!(batch_membership(&[&text], Membership::Invite), None);
+        assert_eq!(
+            batch_membership(&[&text], Membership::Join),
+            Some(Membership::Join)
+        );
+        assert_eq!(
+            batch_membership(&[], Membership::Leave),
+            Some(Membership::Leave)
+        );
+        // A one-to-one conversation's flags are its membership; a group's are not.
+        let dm_left = conv(ConversationKind::Direct, true, true);
+        assert_eq!(
+            batch_membership(&[&dm_left], Membership::Join),
+            Some(Membership::Leave)
+        );
+        let group_conv = conv(ConversationKind::Group, false, false);
+        assert_eq!(
+            batch_membership(&[&joined, &group_conv], Membership::Leave),
+            Some(Membership::Join)
+        );
+    }
 
     #[test]
     fn numbers_clamp() {
