@@ -562,11 +562,12 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
     let account = UserPubkey(*phone.account_id().as_bytes());
     let auth = session_net::Auth::Account(phone.signing_key().clone());
     let mut stored = Vec::new();
-    for config in [&mut profile, &mut book] {
+    // The profile as the phone stored it 29 days and 50 minutes ago: 10 minutes left.
+    for (config, ttl_ms) in [(&mut profile, 600_000), (&mut book, 30 * 24 * 3600 * 1000)] {
         let ns = config.config_type().namespace;
         let push = config.push().expect("push");
         for m in &push.messages {
-            raw.store(&account, ns, m, 30 * 24 * 3600 * 1000, &auth)
+            raw.store(&account, ns, m, ttl_ms, &auth)
                 .await
                 .expect("store config");
             stored.push((ns, m.clone()));
@@ -666,15 +667,25 @@ async fn restored_identity_gets_the_accounts_profile_and_contacts() {
         },
     )
     .await;
-    // The phone's profile message is untouched: nothing was pushed there.
+    // The phone's profile message is untouched (nothing was pushed there), but the daemon
+    // renewed its expiry to 30 days from now, as desktop does for the current configs.
     let (ns, m) = &stored[0];
-    let got = raw
-        .retrieve(&account, *ns, None, &auth)
-        .await
-        .expect("retrieve")
-        .messages;
-    assert_eq!(got.len(), 1, "namespace {ns}");
-    assert_eq!(&got[0].data.0, m);
+    eventually("the profile message's expiry renewed", || {
+        let (raw, account, auth) = (&raw, &account, &auth);
+        async move {
+            let got = raw
+                .retrieve(account, *ns, None, auth)
+                .await
+                .map_err(|e| e.to_string())?
+                .messages;
+            let month_ahead = now_ms() + 30 * 24 * 3600 * 1000 - 3600 * 1000;
+            match got.as_slice() {
+                [one] if &one.data.0 == m && one.expiration >= month_ahead => Ok(()),
+                other => Err(format!("namespace {ns}: {other:?}")),
+            }
+        }
+    })
+    .await;
 
     // Device-group keys and the v2 message are told, the message once.
     let me = identity(&mut c, "me").await;
@@ -729,10 +740,7 @@ async fn a_same_batch_pair_is_recorded_in_send_order() {
     );
     raw.bootstrap().await.expect("bootstrap");
     let account = UserPubkey(*bob.account_id().as_bytes());
-    let sent = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
+    let sent = now_ms();
     // The later one is stored first.
     for (ts, text) in [(sent + 1_000, "second"), (sent, "first")] {
         let data = encrypt_message(
@@ -1902,6 +1910,14 @@ async fn raw_client(n: &Net) -> session_net::NetClient {
     raw
 }
 
+/// The wall clock, ms since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
 /// Stores a one-to-one text from `from` in `to`'s swarm; returns its Session timestamp.
 async fn deliver(
     raw: &session_net::NetClient,
@@ -1913,10 +1929,7 @@ async fn deliver(
     use session_proto::account_id::AccountId;
     use session_proto::message::{encrypt_message, text_content};
     let to: AccountId = to.parse().expect("account id");
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
+    let ts = now_ms();
     let data =
         encrypt_message(from, &to, &text_content(text, None, ts), ts, &mut OsRng).expect("seal");
     let account = session_proto::storage_rpc::UserPubkey(*to.as_bytes());

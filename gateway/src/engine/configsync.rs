@@ -48,7 +48,7 @@ use session_proto::config::object::USER_CONFIGS;
 use session_proto::config::user_groups::{self, CommunityEntry, GroupEntry};
 use session_proto::config::{contacts, user_profile, Config, ConfigKeys};
 use session_proto::keys::IdentityKeys;
-use session_proto::storage_rpc::UserPubkey;
+use session_proto::storage_rpc::{ExpireMode, UserPubkey};
 use tokio::sync::Notify;
 
 use super::poller::PollError;
@@ -61,6 +61,10 @@ pub const DEVICE_KEYS_NAMESPACE: i16 = -21;
 /// How long pushed config messages live in the swarm (desktop's `TTL_DEFAULT.CONFIG_MESSAGE`);
 /// every device's pushes renew them.
 pub const CONFIG_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
+/// How often a daemon renews the expiry of the account's current config messages (to now +
+/// [`CONFIG_TTL_MS`]); the first time is the first poll after start. Desktop renews them with
+/// every poll; once a day keeps them at least 29 days ahead for one request a day.
+pub const CONFIG_REFRESH_EVERY_MS: u64 = 24 * 3600 * 1000;
 /// At most this many edits wait per identity (while it has not pulled yet, e.g. offline); the
 /// oldest are dropped beyond it, with a warning.
 pub const MAX_QUEUED_EDITS: usize = 10_000;
@@ -287,6 +291,8 @@ pub struct Configs {
     applied: bool,
     /// Config namespaces read to their end at least once since start.
     pulled: BTreeSet<i16>,
+    /// When the current messages' expiry was last renewed since start ([`refresh`]).
+    refreshed_ms: Option<u64>,
 }
 
 /// What a poller keeps of [`Configs`] it let go between polls ([`Configs::park`]); the
@@ -295,18 +301,26 @@ pub struct Configs {
 pub struct Parked {
     applied: bool,
     pulled: BTreeSet<i16>,
+    refreshed_ms: Option<u64>,
 }
 
 impl Parked {
     /// True when a poll that brought no config messages has nothing to do with the configs
-    /// (when no edit is queued either): they were applied and every namespace was read to its
-    /// end since start.
-    pub fn settled(&self) -> bool {
+    /// (when no edit is queued either): they were applied, every namespace was read to its end
+    /// since start, and their expiry is not due for renewal at `now_ms`.
+    pub fn settled(&self, now_ms: u64) -> bool {
         self.applied
             && USER_CONFIGS
                 .iter()
                 .all(|t| self.pulled.contains(&t.namespace))
+            && !refresh_due(self.refreshed_ms, now_ms)
     }
+}
+
+/// Whether config messages last renewed at `refreshed_ms` (`None`: not since start) are due at
+/// `now_ms`.
+fn refresh_due(refreshed_ms: Option<u64>, now_ms: u64) -> bool {
+    refreshed_ms.is_none_or(|t| now_ms.saturating_sub(t) >= CONFIG_REFRESH_EVERY_MS)
 }
 
 /// True when a poll brought config messages (or a config namespace has more to read).
@@ -365,6 +379,7 @@ impl Configs {
             configs,
             applied: false,
             pulled: BTreeSet::new(),
+            refreshed_ms: None,
         })
     }
 
@@ -379,6 +394,7 @@ impl Configs {
         let mut configs = Configs::load(store, id, keys)?;
         configs.applied = parked.applied;
         configs.pulled = parked.pulled;
+        configs.refreshed_ms = parked.refreshed_ms;
         Ok(configs)
     }
 
@@ -397,6 +413,7 @@ impl Configs {
         Parked {
             applied: self.applied,
             pulled: self.pulled,
+            refreshed_ms: self.refreshed_ms,
         }
     }
 
@@ -755,6 +772,56 @@ pub(super) async fn push(
     Ok(pushed)
 }
 
+/// Renews the expiry of the account's current config messages (and of pending multipart
+/// parts) to now + [`CONFIG_TTL_MS`] in one `expire` to its own swarm, when due
+/// ([`CONFIG_REFRESH_EVERY_MS`]) and once every namespace was pulled: so the account's settings
+/// outlive 30 days without a change while this daemon runs (config-sync §4.1). It only extends
+/// (`"extend": true`): a later expiry set by another device is kept. A failure is tried again
+/// at the next poll. Returns how many hashes it renewed.
+pub(super) async fn refresh(
+    ctx: &Ctx,
+    record: &IdentityRecord,
+    state: &mut Configs,
+    account: &UserPubkey,
+    auth: &Auth,
+) -> Result<usize, PollError> {
+    let now = now_ms();
+    if !state.pulled() || !refresh_due(state.refreshed_ms, now) {
+        return Ok(0);
+    }
+    let hashes: BTreeSet<String> = state
+        .configs
+        .iter()
+        .flat_map(|c| c.active_hashes(now))
+        .collect();
+    if hashes.is_empty() {
+        state.refreshed_ms = Some(now);
+        return Ok(0);
+    }
+    let hashes: Vec<String> = hashes.into_iter().collect();
+    let expiry = now + CONFIG_TTL_MS;
+    match ctx
+        .net
+        .expire(account, &hashes, expiry, ExpireMode::Extend, auth)
+        .await
+    {
+        Ok(_) => {
+            state.refreshed_ms = Some(now);
+            tracing::debug!(
+                identity = record.id,
+                hashes = hashes.len(),
+                "config expiry renewed"
+            );
+            Ok(hashes.len())
+        }
+        Err(NetError::Shutdown) => Err(PollError::Net(NetError::Shutdown)),
+        Err(e) => {
+            tracing::debug!(identity = record.id, cause = %e, "config expiry not renewed; will retry");
+            Ok(0)
+        }
+    }
+}
+
 /// Applies the configs to the store: the identity's display name, the contacts, the 1:1 read
 /// positions; and the groups and communities to the hub. Only differences are written.
 /// Returns false, having written nothing, when a local change was queued meanwhile.
@@ -853,6 +920,7 @@ mod tests {
                 .collect(),
             applied: false,
             pulled: BTreeSet::new(),
+            refreshed_ms: None,
         }
     }
 
@@ -1252,14 +1320,23 @@ mod tests {
             .expect("identity");
         let ctx = ctx(store.clone());
         let mut state = Configs::load(&store, record.id, &keys).expect("configs");
-        assert!(!Parked::default().settled());
+        assert!(!Parked::default().settled(now_ms()));
         absorb(&ctx, &record, &mut state, &poll(true))
             .await
             .expect("absorb");
         assert!(state.pulled() && state.parkable());
         assert!(!brings_configs(&poll(true)));
+        // Not settled until the expiry of its messages was renewed (nothing to renew here:
+        // no call), and again once a day.
+        assert!(refresh_due(state.refreshed_ms, now_ms()));
+        let account = UserPubkey(*keys.account_id().as_bytes());
+        let auth = Auth::Account(keys.signing_key().clone());
+        refresh(&ctx, &record, &mut state, &account, &auth)
+            .await
+            .expect("refresh");
         let parked = state.park();
-        assert!(parked.settled());
+        assert!(parked.settled(now_ms()));
+        assert!(!parked.settled(now_ms() + CONFIG_REFRESH_EVERY_MS));
         let back = Configs::unpark(&store, record.id, &keys, parked).expect("unpark");
         assert!(back.pulled() && back.applied);
 

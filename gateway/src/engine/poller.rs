@@ -601,7 +601,7 @@ async fn poll_once(
     let poll = poll.map_err(PollError::Net)?;
     // Parked configs stay parked through a poll that has nothing for them (a quiet
     // identity's usual poll): no load, no parse.
-    let wanted = !cursor.parked.settled()
+    let wanted = !cursor.parked.settled(now_ms())
         || ctx.sync.has_edits(id)
         || super::configsync::brings_configs(&poll);
     if cursor.configs.is_none() && wanted {
@@ -618,6 +618,7 @@ async fn poll_once(
             super::configsync::absorb(ctx, record, configs, &poll).await?;
             let account = *cursor.mailbox.account();
             super::configsync::push(ctx, record, configs, &account, &cursor.auth).await?;
+            super::configsync::refresh(ctx, record, configs, &account, &cursor.auth).await?;
         }
         None => super::configsync::device_keys(ctx, id, &poll),
     }
