@@ -20,6 +20,8 @@
 //! a `Removed` event in the same transaction says so, and the message's hash stays marked seen
 //! (pointing at the `Removed` event), so no re-read of the swarm brings it back.
 
+use std::collections::HashSet;
+
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use session_proto::interaction::{Expiry, ExpiryMode};
@@ -373,6 +375,51 @@ impl Log<'_> {
             let event: StoredEvent = decode("event", v.value())?;
             if matches!(&event.kind, EventKind::Incoming(m) if senders.contains(&m.sender)) {
                 out.push(event);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The identity's own messages of `conversation` that were stored under one of `hashes`
+    /// (their deliveries name the hash), and with `every` all of its own messages that were
+    /// stored (a queued one is not: its sender still holds it), looking at most
+    /// [`SCAN_LIMIT`] events back.
+    fn own_stored(
+        &self,
+        identity: IdentityId,
+        conversation: &str,
+        hashes: &[String],
+        every: bool,
+    ) -> Result<Vec<StoredEvent>, TxError> {
+        let range = self
+            .peers
+            .range((identity, conversation, 0)..=(identity, conversation, u64::MAX))?;
+        // Newest first: a message's delivery comes before the message itself.
+        let (mut named, mut stored) = (HashSet::new(), HashSet::new());
+        let mut out = Vec::new();
+        for row in range.rev().take(SCAN_LIMIT) {
+            let (k, _) = row?;
+            let Some(v) = self.events.get((identity, k.value().2))? else {
+                continue;
+            };
+            let event: StoredEvent = decode("event", v.value())?;
+            match &event.kind {
+                EventKind::Delivery {
+                    message_id,
+                    hash: Some(hash),
+                    ..
+                } if !hash.is_empty() => {
+                    if hashes.contains(hash) {
+                        named.insert(message_id.clone());
+                    }
+                    stored.insert(message_id.clone());
+                }
+                EventKind::Outgoing { message_id, .. }
+                    if named.contains(message_id) || (every && stored.contains(message_id)) =>
+                {
+                    out.push(event);
+                }
+                _ => {}
             }
         }
         Ok(out)
@@ -1173,15 +1220,23 @@ fn apply(
             if *by_admin && !members.is_empty() {
                 targets.extend(log.messages_from(identity, conv, members)?);
             }
+            // The identity's own posts: only an admin deletes them (the engine drops the
+            // identity's own deletions, from its other devices).
+            if *by_admin {
+                let every = members.iter().any(|m| m == own);
+                targets.extend(log.own_stored(identity, conv, hashes, every)?);
+            }
             targets.sort_by_key(|t| t.seq);
             targets.dedup_by_key(|t| t.seq);
             let mut gone = 0usize;
             for target in targets {
-                let EventKind::Incoming(m) = &target.kind else {
-                    continue;
+                let author = match &target.kind {
+                    EventKind::Incoming(m) => m.sender.as_str(),
+                    EventKind::Outgoing { .. } => own,
+                    _ => continue,
                 };
                 // The sender's own messages; anyone's only with an admin's signature.
-                let reason = if m.sender == item.sender {
+                let reason = if author == item.sender {
                     RemovedReason::Unsent
                 } else if *by_admin {
                     RemovedReason::Deleted

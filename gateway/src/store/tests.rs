@@ -1786,6 +1786,61 @@ fn group_deletions_remove_the_senders_own_messages_and_with_an_admin_signature_a
     for (at, who) in [(1_001, CAROL_ID), (1_002, DAVE_ID), (1_003, DAVE_ID)] {
         assert!(!store.has_message(id, GROUP_ID, at, who).expect("look"));
     }
+
+    // Alice's own posts: three stored (their deliveries name the swarm hashes), one queued.
+    let mine = |n: u8| NewOutgoing {
+        namespace: 11,
+        ..outgoing(n, GROUP_ID)
+    };
+    for n in 1..=3 {
+        let (_, entry) = queue(&store, id, mine(n), 70);
+        store
+            .outbox_sent(entry.id, &format!("GA{n}"), 71)
+            .expect("sent");
+    }
+    queue(&store, id, mine(4), 72);
+    let still = |n: u8| {
+        store
+            .has_message(id, GROUP_ID, 1_000 + u64::from(n), ALICE_ID)
+            .expect("look")
+    };
+    // A member cannot delete them, even naming their hashes or alice.
+    let got = store
+        .record_inbound(
+            id,
+            &[delete_as("D6", BOB_ID, &["GA1"], &[ALICE_ID], false)],
+            None,
+            80,
+        )
+        .expect("inbound");
+    assert!(ignored_reason(&got[0]).is_some(), "{got:?}");
+    assert!(still(1));
+    // An admin deletes one by hash.
+    let got = store
+        .record_inbound(
+            id,
+            &[delete_as("D7", BOB_ID, &["GA1"], &[], true)],
+            None,
+            90,
+        )
+        .expect("inbound");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(matches!(
+        &got[0].kind,
+        EventKind::Removed { reason: RemovedReason::Deleted, author, .. } if author == ALICE_ID
+    ));
+    assert!(!still(1) && still(2) && still(3));
+    // An admin deletes all of alice's posts: the stored ones; the queued one is the sender's.
+    let got = store
+        .record_inbound(
+            id,
+            &[delete_as("D8", BOB_ID, &[], &[ALICE_ID], true)],
+            None,
+            100,
+        )
+        .expect("inbound");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(!still(2) && !still(3) && still(4));
 }
 
 #[test]
