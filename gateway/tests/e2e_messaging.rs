@@ -1395,7 +1395,7 @@ async fn bad_posts_and_a_deleted_room_leave_the_rest_alone() {
 }
 
 /// A room joined on another device of the account (in its UserGroups config) is joined by a
-/// restored identity after one poll, and its posts arrive.
+/// restored identity after one poll, and its posts arrive; left on that device, it is left here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_device_joins_the_rooms_of_its_account() {
     use session_net::{MemoryPoolStore, NetClient, NetConfig};
@@ -1429,12 +1429,15 @@ async fn a_restored_device_joins_the_rooms_of_its_account() {
     let account = UserPubkey(*phone.account_id().as_bytes());
     let auth = session_net::Auth::Account(phone.signing_key().clone());
     let push = groups.push().expect("push");
+    let mut hashes = Vec::new();
     for m in &push.messages {
-        raw.store(&account, 5, m, 30 * 24 * 3600 * 1000, &auth)
+        let stored = raw
+            .store(&account, 5, m, 30 * 24 * 3600 * 1000, &auth)
             .await
             .expect("store config");
+        hashes.push(stored.hash);
     }
-    raw.shutdown().await;
+    groups.confirm_pushed(push.seqno, &hashes);
 
     // Someone posts in the room before the device comes.
     let d = n.daemon("d").await;
@@ -1475,6 +1478,43 @@ async fn a_restored_device_joins_the_rooms_of_its_account() {
         room_posts(h, &lobby).iter().any(|(_, t, _)| t == "welcome")
     })
     .await;
+
+    // The phone leaves the room: so does the device, and the poster stays.
+    groups
+        .edit(|d| user_groups::erase_community(d, &entry.base_url, "lobby"))
+        .expect("writable");
+    let push = groups.push().expect("push");
+    for m in &push.messages {
+        raw.store(&account, 5, m, 30 * 24 * 3600 * 1000, &auth)
+            .await
+            .expect("store config");
+    }
+    raw.shutdown().await;
+    let rooms_of = |c: &mut Clients, who: &str| {
+        let req = ListRoomsRequest {
+            identity: who.into(),
+            ..Default::default()
+        };
+        let mut rooms = c.rooms.clone();
+        async move {
+            rooms
+                .list_rooms(req)
+                .await
+                .expect("list")
+                .into_inner()
+                .rooms
+        }
+    };
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let rooms = rooms_of(&mut c, "me").await;
+        if rooms.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < until, "still in {rooms:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rooms_of(&mut c, "poster").await.len(), 1);
     d.terminate();
     n.devnet.shutdown().await;
 }

@@ -398,24 +398,17 @@ impl Communities {
         let sync = Arc::clone(&self.sync);
         self.blocking(move |s| {
             let _local = sync.local_change();
-            let room = s.community_room(record.id, &a)?;
-            let left = s.leave_community_room(record.id, &a)?;
-            if let Some(room) = room.filter(|_| left) {
-                sync.edit(
-                    record.id,
-                    super::configsync::Edit::ForgetRoom {
-                        base_url: room.base_url,
-                        room: room.token,
-                    },
-                );
-            }
-            if left {
-                match s.leave_conversation(record.id, &a, now_ms()) {
-                    Ok(_) | Err(StoreError::UnknownConversation { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(left)
+            let Some(room) = leave_room(s, record.id, &a, now_ms())? else {
+                return Ok(false);
+            };
+            sync.edit(
+                record.id,
+                super::configsync::Edit::ForgetRoom {
+                    base_url: room.base_url,
+                    room: room.token,
+                },
+            );
+            Ok(true)
         })
         .await
     }
@@ -1194,11 +1187,54 @@ impl Ctx {
     }
 }
 
+/// Leaves the room at `address` in the store: stops polling it and leaves its conversation
+/// (its events stay). The room, if it was joined.
+fn leave_room(
+    store: &Store,
+    identity: IdentityId,
+    address: &str,
+    now_ms: u64,
+) -> Result<Option<RoomRecord>, StoreError> {
+    let Some(room) = store.community_room(identity, address)? else {
+        return Ok(None);
+    };
+    if !store.leave_community_room(identity, address)? {
+        return Ok(None);
+    }
+    match store.leave_conversation(identity, address, now_ms) {
+        Ok(_) | Err(StoreError::UnknownConversation { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(Some(room))
+}
+
+/// Leaves the room `token` of the server at `base_url` here because another device of the
+/// account left it (its UserGroups entry is gone). False if it was not joined here.
+pub fn left_elsewhere(
+    store: &Store,
+    identity: IdentityId,
+    base_url: &str,
+    token: &str,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
+    let Ok(server) = base_url.parse::<ServerUrl>() else {
+        return Ok(false);
+    };
+    let left = leave_room(store, identity, &room_address(&server, token), now_ms)?.is_some();
+    if left {
+        tracing::info!(
+            identity,
+            "left a community room that the account left on another device"
+        );
+    }
+    Ok(left)
+}
+
 /// Joins the rooms of the account's UserGroups config that the identity has not joined (rooms
 /// joined on its other devices); the poller picks them up. Entries with a bad URL are skipped
-/// with a debug line. Rooms are never left from here: until this daemon pushes UserGroups, a
-/// room joined here is not in the config, and leaving it would undo the user's join.
-/// Returns how many were joined.
+/// with a debug line. A room joined here but missing from the config is not left (until this
+/// daemon pushes UserGroups, it is not there yet); only one that a merge takes out of the
+/// config is ([`left_elsewhere`]). Returns how many were joined.
 pub fn adopt(
     store: &Store,
     identity: IdentityId,

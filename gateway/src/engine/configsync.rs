@@ -56,6 +56,8 @@ use super::Ctx;
 use crate::rpc::now_ms;
 use crate::store::{IdentityId, IdentityRecord, StoreError, SyncedContact};
 
+/// The UserGroups config's namespace.
+const USER_GROUPS_NS: i16 = 5;
 /// The account's public outbox for device-group keys (config-sync §5.2).
 pub const DEVICE_KEYS_NAMESPACE: i16 = -21;
 /// How long pushed config messages live in the swarm (desktop's `TTL_DEFAULT.CONFIG_MESSAGE`);
@@ -293,6 +295,46 @@ pub struct Configs {
     pulled: BTreeSet<i16>,
     /// When the current messages' expiry was last renewed since start ([`refresh`]).
     refreshed_ms: Option<u64>,
+    /// Groups and rooms a merge took out of UserGroups (another device left them), to leave
+    /// here at the next apply.
+    dropped: Dropped,
+}
+
+/// What merges took out of UserGroups and is not applied yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Dropped {
+    /// Group IDs.
+    groups: BTreeSet<String>,
+    /// Rooms, as (base URL, lower-case token).
+    rooms: BTreeSet<(String, String)>,
+}
+
+impl Dropped {
+    fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.rooms.is_empty()
+    }
+
+    /// Adds what is in `before` but not in `after` (UserGroups data before and after a merge).
+    fn add_removed(&mut self, before: &Dropped, after: &Dropped) {
+        self.groups
+            .extend(before.groups.difference(&after.groups).cloned());
+        self.rooms
+            .extend(before.rooms.difference(&after.rooms).cloned());
+    }
+
+    /// The groups and rooms of a UserGroups config's data.
+    fn listed(data: &session_proto::config::Data) -> Dropped {
+        Dropped {
+            groups: user_groups::groups(data)
+                .into_iter()
+                .map(|g| g.id.to_string())
+                .collect(),
+            rooms: user_groups::communities(data)
+                .into_iter()
+                .map(|c| (c.base_url, c.room.to_ascii_lowercase()))
+                .collect(),
+        }
+    }
 }
 
 /// What a poller keeps of [`Configs`] it let go between polls ([`Configs::park`]); the
@@ -380,6 +422,7 @@ impl Configs {
             applied: false,
             pulled: BTreeSet::new(),
             refreshed_ms: None,
+            dropped: Dropped::default(),
         })
     }
 
@@ -401,9 +444,11 @@ impl Configs {
     /// True when the configs can be let go and loaded again from their dumps unchanged: each
     /// is saved and has nothing to push (a dirty one would load as a new seqno).
     pub fn parkable(&self) -> bool {
-        self.configs
-            .iter()
-            .all(|c| !c.needs_dump() && !c.needs_push())
+        self.dropped.is_empty()
+            && self
+                .configs
+                .iter()
+                .all(|c| !c.needs_dump() && !c.needs_push())
     }
 
     /// Lets the configs go (a quiet poller need not hold four parsed configs between polls
@@ -630,11 +675,16 @@ pub(super) async fn absorb(
             .map(|m| (m.hash.as_str(), m.data.0.as_slice()))
             .collect();
         fresh += msgs.len();
+        let listed_before = (ns == USER_GROUPS_NS).then(|| Dropped::listed(config.data()));
         let report = config.merge(&msgs, now_ms());
+        let listed = listed_before.map(|before| (before, Dropped::listed(config.data())));
         for (hash, cause) in &report.skipped {
             tracing::debug!(identity = id, namespace = ns, %hash, %cause, "config message skipped");
         }
         changed |= report.changed;
+        if let Some((before, after)) = listed {
+            state.dropped.add_removed(&before, &after);
+        }
     }
     if state.pulled() {
         let edits = ctx.sync.take_edits(id);
@@ -648,6 +698,9 @@ pub(super) async fn absorb(
     if changed {
         // Not applied when a local change came in meanwhile: the next poll applies it first.
         state.applied = apply(ctx, record, state).await?;
+        if state.applied {
+            state.dropped = Dropped::default();
+        }
     }
     Ok(fresh)
 }
@@ -864,11 +917,20 @@ async fn apply(ctx: &Ctx, record: &IdentityRecord, state: &Configs) -> Result<bo
         )
     });
     let (adopt_groups, adopt_rooms) = (groups.clone(), rooms.clone());
+    let dropped = state.dropped.clone();
     let now = now_ms();
     let hub = Arc::clone(&ctx.sync);
     let written = ctx
         .blocking(move |s| {
             hub.unless_edited(id, || {
+                // Groups and rooms another device left (a merge took them out of UserGroups)
+                // are left here too, without a word to them: that device told them.
+                for group in &dropped.groups {
+                    super::groups::left_elsewhere(s, id, group, now)?;
+                }
+                for (base_url, token) in &dropped.rooms {
+                    super::community::left_elsewhere(s, id, base_url, token, now)?;
+                }
                 // Groups and rooms of the account's other devices are joined here too (only
                 // ones this daemon does not know: what it left or was removed from stays so).
                 if !adopt_groups.is_empty() {
@@ -921,6 +983,7 @@ mod tests {
             applied: false,
             pulled: BTreeSet::new(),
             refreshed_ms: None,
+            dropped: Dropped::default(),
         }
     }
 
@@ -1232,6 +1295,124 @@ mod tests {
         // The dirty config is saved: a restart pushes it.
         let again = Configs::load(&store, record.id, &keys).expect("configs");
         assert!(again.get(3).is_some_and(|c| c.needs_push()));
+    }
+
+    /// A group and a room that another device of the account left (a merge takes them out of
+    /// UserGroups) are left here too; ones that were never in the config are not.
+    #[tokio::test]
+    async fn what_another_device_left_is_left_here() {
+        use crate::store::GroupStatus;
+        let dir = crate::store::tests::TempDir::new("configsync-left");
+        std::fs::create_dir_all(dir.path()).expect("dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let keys = IdentityKeys::from_seed16(&[6; 16]);
+        let record = store
+            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
+            .expect("identity");
+        let ctx = ctx(store.clone());
+        let mut state = Configs::load(&store, record.id, &keys).expect("configs");
+        let admin = session_proto::groups::GroupAdminKeys::from_seed(&[4; 32]);
+        let group = GroupEntry {
+            id: *admin.id(),
+            name: "Team".into(),
+            admin_seed: Some([4; 32]),
+            auth_data: Vec::new(),
+            invited: false,
+            joined_at: 1_700_000_000,
+            priority: 0,
+            removed_status: 0,
+            mute_until: 0,
+        };
+        let room = |token: &str| CommunityEntry {
+            base_url: "http://127.0.0.1:9".into(),
+            pubkey: [3; 32],
+            room: token.into(),
+            priority: 0,
+            joined_at: 1_700_000_000,
+        };
+        // The phone's UserGroups: the group and the rooms Lobby and Dev.
+        let mut phone = Config::new(USER_CONFIGS[3], ConfigKeys::user(&keys));
+        assert_eq!(phone.config_type().namespace, USER_GROUPS_NS);
+        phone
+            .edit(|d| {
+                user_groups::set_group(d, &group)?;
+                user_groups::set_community(d, &room("Lobby"));
+                user_groups::set_community(d, &room("dev"));
+                Ok::<_, session_proto::err::ConfigError>(())
+            })
+            .expect("writable")
+            .expect("valid");
+        let phone_poll = |phone: &mut Config, hash: &str| {
+            let push = phone.push().expect("push");
+            phone.confirm_pushed(push.seqno, &[hash.to_owned()]);
+            let mut p = poll(true);
+            for part in &mut p.namespaces {
+                if part.namespace == USER_GROUPS_NS {
+                    part.result = Ok(session_net::Fetched {
+                        messages: vec![session_proto::storage_rpc::RetrievedMessage {
+                            hash: hash.into(),
+                            timestamp: 1,
+                            expiration: u64::MAX,
+                            data: session_proto::storage_rpc::Base64Bytes(push.messages[0].clone()),
+                        }],
+                        more: false,
+                        last_hash: Some(hash.into()),
+                        repeats: 0,
+                    });
+                }
+            }
+            p
+        };
+        let joined = |token: &str| {
+            let address = format!("http://127.0.0.1:9/{}", token.to_ascii_lowercase());
+            store
+                .community_room(record.id, &address)
+                .expect("room")
+                .is_some()
+        };
+        let status = || {
+            store
+                .group(record.id, &admin.id().to_string())
+                .expect("group")
+                .map(|g| g.status)
+        };
+        let p = phone_poll(&mut phone, "h1");
+        absorb(&ctx, &record, &mut state, &p).await.expect("absorb");
+        assert!(joined("lobby") && joined("dev"));
+        assert_eq!(status(), Some(GroupStatus::Joined));
+        // A room joined only here (not pushed yet, as far as the config goes) stays.
+        let here = crate::store::RoomRecord {
+            address: "http://127.0.0.1:9/mine".into(),
+            base_url: "http://127.0.0.1:9".into(),
+            token: "mine".into(),
+            pubkey: hex::encode([3; 32]),
+            joined_at_ms: 1,
+            seqno: None,
+            state: None,
+            last_poll_ms: 0,
+            last_error: String::new(),
+        };
+        assert!(store.join_community_room(record.id, &here).expect("join"));
+
+        // The phone leaves the group and Lobby.
+        phone
+            .edit(|d| {
+                user_groups::erase_group(d, admin.id());
+                user_groups::erase_community(d, "http://127.0.0.1:9", "lobby");
+                Ok::<_, session_proto::err::ConfigError>(())
+            })
+            .expect("writable")
+            .expect("valid");
+        let p = phone_poll(&mut phone, "h2");
+        absorb(&ctx, &record, &mut state, &p).await.expect("absorb");
+        assert!(!joined("lobby") && joined("dev") && joined("mine"));
+        assert_eq!(status(), Some(GroupStatus::Left));
+        assert!(state.dropped.is_empty() && state.parkable());
+        // A later poll with nothing new leaves nothing more.
+        absorb(&ctx, &record, &mut state, &poll(true))
+            .await
+            .expect("absorb");
+        assert!(joined("dev") && joined("mine"));
     }
 
     /// A local unblock made while a poll's merge (still saying blocked) was being applied is not

@@ -306,6 +306,35 @@ pub fn direct_update(
     Ok(written)
 }
 
+/// Leaves group `group` here because another device of the account left or declined it (its
+/// UserGroups entry is gone): its status becomes Left (a declined invitation's auth data is
+/// dropped) and the poller stops reading it. Nothing is sent to the group. False if the group
+/// was unknown here or not joined or invited.
+pub fn left_elsewhere(
+    store: &Store,
+    identity: IdentityId,
+    group: &str,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
+    let (written, _) = store.update_group(identity, group, now_ms, |existing| {
+        let mut rec = existing?;
+        match rec.status {
+            GroupStatus::Joined => {}
+            GroupStatus::Invited => rec.auth_data = None,
+            _ => return None,
+        }
+        rec.status = GroupStatus::Left;
+        Some(rec)
+    })?;
+    if written.is_some() {
+        tracing::info!(
+            identity,
+            "left a group that the account left on another device"
+        );
+    }
+    Ok(written.is_some())
+}
+
 /// Groups listed in the account's UserGroups config that the identity does not have yet
 /// (joined or invited on another device of the account) are added: with the admin seed or
 /// the member auth data the entry gives, joined unless the entry is a pending invitation, so
