@@ -1859,15 +1859,24 @@ async fn a_group_from_creation_to_removal_and_promotion_over_three_daemons() {
     })
     .await;
 
-    // A removes B: B sees the kick and cannot read what is posted afterwards.
+    // A removes B with his messages: B sees the kick and cannot read what is posted
+    // afterwards; his post leaves A's and C's logs (deleted by an admin).
     ca.groups
         .remove_group_members(RemoveGroupMembersRequest {
             identity: "alice".into(),
             group_id: gid.clone(),
             members: vec![bob.clone()],
+            delete_messages: true,
         })
         .await
         .expect("remove bob");
+    for (c, who) in [(&mut ca, "alice"), (&mut cc, "carol")] {
+        history_until(c, who, |h| {
+            removed_seen(h, bobs_post, RemovedReason::Deleted)
+                && !group_texts(h, &gid).iter().any(|(from, _)| *from == bob)
+        })
+        .await;
+    }
     group_until(&mut cb, "bob", &gid, |g| {
         g.status == GroupStatus::Kicked as i32
     })

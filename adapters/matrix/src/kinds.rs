@@ -1173,6 +1173,7 @@ pub(crate) async fn kick(
             identity: me.name().to_owned(),
             group_id: group.group_id.clone(),
             members: ids,
+            delete_messages: false,
         })
         .await
         .map_err(group_err)?;

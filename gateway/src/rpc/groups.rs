@@ -37,8 +37,8 @@ use super::messages::{self, parse_recipient};
 use super::{now_ms, ApiError, Service};
 use crate::engine::groups::{self as engine, admin_keys, keep_keys_message, member_entry, Live};
 use crate::store::{
-    ControlOut, GroupRecord, GroupStatus, IdentityRecord, MessageExtras, NewOutgoing, Queued,
-    ReplyRef,
+    ControlOut, GroupRecord, GroupStatus, IdentityRecord, Inbound, InboundKind, MessageExtras,
+    NewOutgoing, Queued, ReplyRef,
 };
 
 /// How long the swarm keeps what a group stores (the longest TTL storage servers accept).
@@ -668,6 +668,7 @@ impl GroupService for Service {
             identity,
             group_id,
             members,
+            delete_messages,
         } = req.into_inner();
         let group = parse_group("group_id", &group_id)?;
         let net = self.net()?;
@@ -698,30 +699,54 @@ impl GroupService for Service {
         live.members = configs::with_keys(&mut live.members, &live.keys, now)
             .map_err(config_err("group members"))?;
         live.info.edit(|_| ()).map_err(config_err("group info"))?;
+        let mut ops = vec![
+            Op::Store {
+                namespace: NS_REVOKED_RETRIEVABLE,
+                data: notice,
+                ttl_ms: GROUP_TTL_MS,
+            },
+            Op::Store {
+                namespace: NS_KEYS,
+                data: keys_msg.clone(),
+                ttl_ms: GROUP_TTL_MS,
+            },
+        ];
+        if delete_messages {
+            // Under the new key: the members who stay read it.
+            let content = control::delete_member_content(Some(&admin), &removed, &[], now);
+            let data = encrypt_group_message(&own, &live.keys, &content, now, &mut OsRng)
+                .map_err(proto_err("delete member content"))?;
+            ops.push(Op::Store {
+                namespace: NS_MESSAGES,
+                data,
+                ttl_ms: GROUP_TTL_MS,
+            });
+        }
         let hashes = self
-            .store_sequence(
-                &net,
-                &mut live,
-                &admin,
-                vec![
-                    Op::Store {
-                        namespace: NS_REVOKED_RETRIEVABLE,
-                        data: notice,
-                        ttl_ms: GROUP_TTL_MS,
-                    },
-                    Op::Store {
-                        namespace: NS_KEYS,
-                        data: keys_msg.clone(),
-                        ttl_ms: GROUP_TTL_MS,
-                    },
-                ],
-                true,
-                true,
-            )
+            .store_sequence(&net, &mut live, &admin, ops, true, true)
             .await?;
         keep_keys_message(&mut rec, &hashes[1], &keys_msg, now);
         live.save(&mut rec, now);
         let rec = self.save(&record, rec).await?;
+        if delete_messages {
+            // Out of this identity's log too, as the other members' daemons take them out.
+            let deletion = Inbound {
+                hash: hashes[2].clone(),
+                sender: own.account_id().to_string(),
+                conversation: rec.id.clone(),
+                sent_at_ms: now,
+                what: InboundKind::DeleteHashes {
+                    hashes: Vec::new(),
+                    members: removed.iter().map(ToString::to_string).collect(),
+                    by_admin: true,
+                },
+            };
+            let id = record.id;
+            self.blocking(move |state| {
+                Ok(state.store.record_inbound(id, &[deletion], None, now)?)
+            })
+            .await?;
+        }
         Ok(Response::new(RemoveGroupMembersResponse {
             group: Some(group_to_api(&rec)),
         }))

@@ -660,6 +660,7 @@ impl Conn {
                     identity,
                     group_id,
                     members,
+                    delete_messages: false,
                 })
                 .await
                 .map(|r| r.into_inner().group),
