@@ -2272,6 +2272,69 @@ async fn media_sent_from_a_matrix_client_arrives_byte_identical_on_another() {
     );
     let (status, v) = raw(&mxb, "GET", &unknown, Some(&bob), b"").await;
     is_error(&(status, v), 404, "M_NOT_FOUND");
+
+    // One Session message with both files (as the apps send an album): an event per file, the
+    // text as the first one's caption; unsent, both are redacted.
+    let id_of = |uri: &str| uri.rsplit('/').next().expect("an id").to_owned();
+    let sent = aa
+        .msgs
+        .send_message(sessiond_api::v1::SendMessageRequest {
+            identity: "alice".into(),
+            recipient: bob_id.clone(),
+            text: "two files".into(),
+            attachment_ids: vec![id_of(&pic_uri), id_of(&big_uri)],
+            ..Default::default()
+        })
+        .await
+        .expect("send both")
+        .into_inner();
+    let mut album: Vec<Value> = Vec::new();
+    let mut redacted: Vec<String> = Vec::new();
+    let mut unsent = false;
+    let until = Instant::now() + DEADLINE;
+    while album.len() < 2 || redacted.len() < 2 {
+        assert!(
+            Instant::now() < until,
+            "album {album:?}, redacted {redacted:?}"
+        );
+        let q = format!("sync?timeout=1000&since={since}");
+        let (status, v) = raw(&mxb, "GET", &v3(&q), Some(&bob), b"").await;
+        assert_eq!(status, 200, "{v}");
+        since = v["next_batch"].as_str().unwrap_or_default().to_owned();
+        for room in v["rooms"]["join"]
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.values())
+        {
+            for ev in room["timeline"]["events"].as_array().into_iter().flatten() {
+                if ev["content"]["url"].is_string() {
+                    album.push(ev.clone());
+                }
+                if ev["type"] == "m.room.redaction" {
+                    redacted.push(ev["redacts"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+        if album.len() == 2 && !unsent {
+            unsent = true;
+            aa.inter
+                .unsend(sessiond_api::v1::UnsendRequest {
+                    identity: "alice".into(),
+                    conversation: bob_id.clone(),
+                    sent_at_ms: sent.sent_at_ms,
+                })
+                .await
+                .expect("unsend");
+        }
+    }
+    assert_eq!(album[0]["content"]["body"], "two files", "{album:?}");
+    assert_eq!(album[0]["content"]["msgtype"], "m.image");
+    assert_eq!(album[1]["content"]["body"], "data.bin");
+    assert_eq!(album[1]["content"]["msgtype"], "m.file");
+    let main = album[0]["event_id"].as_str().expect("id").to_owned();
+    assert_eq!(album[1]["event_id"], format!("{main}_1"));
+    redacted.sort();
+    assert_eq!(redacted, [main.clone(), format!("{main}_1")]);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 //! from event-log entries (messages both ways; failed deliveries as `m.notice`).
 
 use serde_json::{json, Value};
-use sessiond_api::v1::{event, Conversation, DeliveryState, Event};
+use sessiond_api::v1::{
+    event, Conversation, DeliveryState, Event, IncomingMessage, OutgoingMessage,
+};
 
 use crate::auth::Me;
-use crate::ids::{event_id, room_id, short_account, state_event_id, user_id};
+use crate::ids::{event_id, room_id, short_account, state_event_id, sub_event_id, user_id};
 use crate::state::{IdentityState, Typers};
 
 /// Rooms are created with this room version.
@@ -339,10 +341,49 @@ impl RoomView<'_> {
     /// messages both ways, and failed deliveries as an `m.notice`. `ids` gives back the txnId
     /// of the user's own sends from this device.
     pub fn timeline_events(&self, ev: &Event, ids: &IdentityState) -> Vec<Value> {
-        match self.kind_timeline(ev) {
-            Some(out) => out,
-            None => self.timeline_event(ev, ids).into_iter().collect(),
+        if let Some(out) = self.kind_timeline(ev) {
+            return out;
         }
+        let Some(main) = self.timeline_event(ev, ids) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let sub = |n: usize, content: Option<Value>| {
+            let mut e = main.clone();
+            e["event_id"] = json!(sub_event_id(ev.seq, n));
+            if let Some(c) = content {
+                e["content"] = c;
+            }
+            if let Some(u) = e["unsigned"].as_object_mut() {
+                u.remove("transaction_id");
+            }
+            e
+        };
+        match ev.kind.as_ref() {
+            // A message's further attachments: an event each, after the first.
+            Some(event::Kind::Incoming(IncomingMessage { attachments, .. }))
+            | Some(event::Kind::Outgoing(OutgoingMessage { attachments, .. })) => {
+                for (n, file) in attachments.iter().enumerate().skip(1) {
+                    out.push(sub(
+                        n,
+                        Some(crate::media::file_content(self.server, file, "")),
+                    ));
+                }
+            }
+            // Their redactions, with the first's.
+            Some(event::Kind::Removed(r)) => {
+                for n in 1..usize::try_from(r.attachments).unwrap_or(0) {
+                    let mut e = sub(n, None);
+                    let target = json!(sub_event_id(r.removed_seq, n));
+                    e["redacts"] = target.clone();
+                    e["content"]["redacts"] = target;
+                    out.push(e);
+                }
+            }
+            _ => {}
+        }
+        out.insert(0, main);
+        out
     }
 
     /// The timeline event for an event-log entry that makes at most one (see
@@ -507,6 +548,89 @@ mod tests {
             identity: "alice".into(),
             kind: Some(kind),
         }
+    }
+
+    /// A message with several files is an event per file (ids `$seq`, `$seq_1`, …; the text is
+    /// the first one's caption), and its removal redacts them all.
+    #[tokio::test]
+    async fn each_file_of_a_message_is_an_event_and_a_removal_redacts_them_all() {
+        use sessiond_api::v1::{Attachment, MessageRemoved};
+        let me = me();
+        let c = conv(true, false);
+        let view = RoomView {
+            me: &me,
+            server: "hs",
+            conv: &c,
+            extra: &crate::kinds::Extra::Direct,
+        };
+        let ids = IdentityState::new();
+        let file = |id: &str, name: &str, mime: &str| Attachment {
+            id: id.repeat(32),
+            file_name: name.into(),
+            content_type: mime.into(),
+            size: 10,
+            ..Default::default()
+        };
+        let album = ev(
+            9,
+            event::Kind::Incoming(IncomingMessage {
+                sender: c.account_id.clone(),
+                text: "holiday".into(),
+                attachments: vec![
+                    file("a", "1.jpg", "image/jpeg"),
+                    file("b", "2.jpg", "image/jpeg"),
+                    file("c", "notes.txt", "text/plain"),
+                ],
+                ..Default::default()
+            }),
+        );
+        let out = view.timeline_events(&album, &ids);
+        let got: Vec<(&str, &str, &str)> = out
+            .iter()
+            .map(|e| {
+                (
+                    e["event_id"].as_str().unwrap_or_default(),
+                    e["content"]["msgtype"].as_str().unwrap_or_default(),
+                    e["content"]["body"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("$9", "m.image", "holiday"),
+                ("$9_1", "m.image", "2.jpg"),
+                ("$9_2", "m.file", "notes.txt"),
+            ]
+        );
+        assert!(out
+            .iter()
+            .all(|e| e["sender"] == out[0]["sender"] && e["content"]["url"].is_string()));
+        let removed = ev(
+            12,
+            event::Kind::Removed(MessageRemoved {
+                conversation: c.account_id.clone(),
+                removed_seq: 9,
+                attachments: 3,
+                ..Default::default()
+            }),
+        );
+        let out = view.timeline_events(&removed, &ids);
+        let redacts: Vec<(&str, &str)> = out
+            .iter()
+            .map(|e| {
+                assert_eq!(e["type"], "m.room.redaction");
+                assert_eq!(e["redacts"], e["content"]["redacts"]);
+                (
+                    e["event_id"].as_str().unwrap_or_default(),
+                    e["redacts"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            redacts,
+            [("$12", "$9"), ("$12_1", "$9_1"), ("$12_2", "$9_2")]
+        );
     }
 
     #[tokio::test]

@@ -126,15 +126,32 @@ pub fn event_id(seq: u64) -> String {
     format!("${seq}")
 }
 
+/// The id of the `n`th Matrix event made from event-log entry `seq`: [`event_id`] for the
+/// first, `$<seq>_<n>` for the others (a group change's several events, a message's further
+/// attachments).
+pub fn sub_event_id(seq: u64, n: usize) -> String {
+    if n == 0 {
+        event_id(seq)
+    } else {
+        format!("${seq}_{n}")
+    }
+}
+
 /// The event id of one of a room's fixed state events (`what` = "create", "me", …).
 pub fn state_event_id(what: &str, peer: &str) -> String {
     format!("${what}_{peer}")
 }
 
-/// The event-log seq of an event id made by [`event_id`]; `None` for fixed state events and
-/// anything else.
+/// The event-log seq of an event id made by [`event_id`] or [`sub_event_id`] (a reply,
+/// reaction, redaction or receipt on any of an entry's events is one on the entry); `None` for
+/// fixed state events and anything else.
 pub fn parse_event_id(s: &str) -> Option<u64> {
-    let digits = s.strip_prefix('$')?;
+    let rest = s.strip_prefix('$')?;
+    let digits = match rest.split_once('_') {
+        Some((seq, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => seq,
+        Some(_) => return None,
+        None => rest,
+    };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -288,6 +305,12 @@ mod tests {
         assert_eq!(parse_event_id(&event_id(42)), Some(42));
         assert_eq!(parse_event_id(&state_event_id("create", &peer())), None);
         assert_eq!(parse_event_id("$"), None);
+        // A sub-event (a group change's second event, a message's second file) names its entry.
+        assert_eq!(parse_event_id(&sub_event_id(42, 0)), Some(42));
+        assert_eq!(parse_event_id(&sub_event_id(42, 3)), Some(42));
+        for bad in ["$42_", "$_1", "$42_x", "$42_1_2", "$x_1", "$42__1"] {
+            assert_eq!(parse_event_id(bad), None, "{bad}");
+        }
         assert_eq!(parse_event_id("$99999999999999999999999"), None);
         let t = StreamToken { seq: 17, eph: 3 };
         assert_eq!(StreamToken::parse(&t.format()), Some(t));

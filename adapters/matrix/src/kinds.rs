@@ -42,7 +42,8 @@ use crate::auth::Me;
 use crate::err::MatrixError;
 use crate::events::{Membership, RoomView};
 use crate::ids::{
-    event_id, is_group_id, is_room_address, parse_user, room_id, room_key, user_id, LocalUser,
+    event_id, is_group_id, is_room_address, parse_user, room_id, room_key, sub_event_id, user_id,
+    LocalUser,
 };
 
 /// How far back a community room's log is read to find the posts its deletions and
@@ -945,15 +946,6 @@ impl RoomView<'_> {
             );
         }
         out
-    }
-}
-
-/// The id of the `n`th Matrix event made from event-log entry `seq`: `$<seq>` for the first.
-fn sub_event_id(seq: u64, n: usize) -> String {
-    if n == 0 {
-        event_id(seq)
-    } else {
-        format!("${seq}_{n}")
     }
 }
 

@@ -83,38 +83,35 @@ pub fn msgtype(content_type: &str) -> &'static str {
 }
 
 /// The content of an `m.room.message` for a message with attachments: the first one as an
-/// `m.image`/`m.file`/… with its `mxc://` URL (the text as its caption), the others named in
-/// the body.
+/// `m.image`/`m.file`/… with its `mxc://` URL, the text as its caption (each further one is an
+/// event of its own, [`file_content`]).
 pub fn media_content(server: &str, text: &str, files: &[Attachment]) -> Option<Value> {
-    let first = files.first()?;
-    let name = if first.file_name.is_empty() {
+    Some(file_content(server, files.first()?, text))
+}
+
+/// The content of an `m.room.message` showing one attachment, with `caption` (none if empty).
+pub fn file_content(server: &str, file: &Attachment, caption: &str) -> Value {
+    let name = if file.file_name.is_empty() {
         "file"
     } else {
-        &first.file_name
+        &file.file_name
     };
-    let mut body = if text.is_empty() {
-        name.to_owned()
-    } else {
-        text.to_owned()
-    };
-    for more in &files[1..] {
-        body.push_str(&format!("\n[another file: {}]", more.file_name));
+    let body = if caption.is_empty() { name } else { caption };
+    let mut info = json!({ "size": file.size });
+    if !file.content_type.is_empty() {
+        info["mimetype"] = json!(file.content_type);
     }
-    let mut info = json!({ "size": first.size });
-    if !first.content_type.is_empty() {
-        info["mimetype"] = json!(first.content_type);
+    if file.width > 0 && file.height > 0 {
+        info["w"] = json!(file.width);
+        info["h"] = json!(file.height);
     }
-    if first.width > 0 && first.height > 0 {
-        info["w"] = json!(first.width);
-        info["h"] = json!(first.height);
-    }
-    Some(json!({
-        "msgtype": msgtype(&first.content_type),
+    json!({
+        "msgtype": msgtype(&file.content_type),
         "body": body,
         "filename": name,
-        "url": mxc(server, &first.id),
+        "url": mxc(server, &file.id),
         "info": info,
-    }))
+    })
 }
 
 /// `POST /_matrix/media/v3/upload?filename=…`: the body (up to [`MAX_UPLOAD`] bytes) streams

@@ -504,7 +504,11 @@ pub(crate) async fn event(
     let ids = s.identity(me.name());
     page.events
         .first()
-        .and_then(|ev| view.timeline_events(ev, &ids).into_iter().next())
+        .and_then(|ev| {
+            view.timeline_events(ev, &ids)
+                .into_iter()
+                .find(|v| v["event_id"] == event.as_str())
+        })
         .map(|v| Json(with_room(v, &view.room_id())))
         .ok_or_else(not_found)
 }

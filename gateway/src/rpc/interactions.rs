@@ -122,9 +122,11 @@ pub fn event_to_api(kind: EventKind) -> Option<event::Kind> {
             sent_at_ms,
             author,
             reason,
+            attachments,
         } => event::Kind::Removed(MessageRemoved {
             conversation,
             removed_seq,
+            attachments,
             message: Some(ApiMessageRef { sent_at_ms, author }),
             reason: match reason {
                 RemovedReason::Unsent => ApiRemovedReason::Unsent,

@@ -623,6 +623,11 @@ fn take_out(
     let (author, sent_at_ms) = author_of(&event.kind, own)
         .map(|(a, t)| (a.to_owned(), t))
         .unwrap_or_default();
+    let attachments = match &event.kind {
+        EventKind::Incoming(m) => m.attachments.len(),
+        EventKind::Outgoing { attachments, .. } => attachments.len(),
+        _ => 0,
+    };
     // Append first: the log's end is its newest seq, so removing the newest event before
     // appending would hand its seq out again.
     let removed = log.append(
@@ -634,6 +639,7 @@ fn take_out(
             sent_at_ms,
             author,
             reason,
+            attachments: u32::try_from(attachments).unwrap_or(u32::MAX),
         },
     )?;
     log.remove(identity, event)?;

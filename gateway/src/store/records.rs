@@ -155,6 +155,9 @@ pub enum EventKind {
         author: String,
         /// Why.
         reason: RemovedReason,
+        /// How many attachments the message had. Absent (0) in older records.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        attachments: u32,
     },
     /// The conversation's disappearing-message setting changed.
     Disappearing {
@@ -270,6 +273,10 @@ impl From<session_proto::interaction::MessageRef> for ReplyRef {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An outbox entry's payload as base64 text: a sealed message as a JSON array of numbers was
