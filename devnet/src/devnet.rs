@@ -390,6 +390,12 @@ impl NodeHandle {
         self.shared.store.holds(hash)
     }
 
+    /// (hash, sender's timestamp, expiry) in ms of the messages the node holds for `account`
+    /// (66 hex characters) in `namespace`, oldest first (a test's look at TTLs and renewals).
+    pub fn stamps(&self, account: &str, namespace: i16) -> Vec<(String, i64, i64)> {
+        self.shared.store.stamps(account, i64::from(namespace))
+    }
+
     /// Skews the node's clock by `ms` (positive = ahead).
     pub fn set_clock_offset_ms(&self, ms: i64) {
         self.shared

@@ -322,6 +322,20 @@ impl Store {
             .collect()
     }
 
+    /// The (hash, sender's timestamp, expiry) of `account`'s messages in `namespace`, oldest
+    /// first.
+    pub fn stamps(&self, account: &str, namespace: i64) -> Vec<(String, i64, i64)> {
+        let inner = self.lock();
+        inner
+            .boxes
+            .get(&(account.to_owned(), namespace))
+            .into_iter()
+            .flat_map(|b| b.values())
+            .filter_map(|h| inner.by_hash.get(h))
+            .map(|m| (m.hash.clone(), m.timestamp, m.expiry))
+            .collect()
+    }
+
     /// Removes messages whose expiry is at or before `now`; returns how many.
     pub fn purge(&self, now: i64) -> Result<usize, DevnetError> {
         let mut inner = self.lock();

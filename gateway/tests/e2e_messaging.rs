@@ -1661,6 +1661,35 @@ async fn a_group_from_creation_to_removal_and_promotion_over_three_daemons() {
     assert_eq!(g.status, GroupStatus::Joined as i32);
     let gid = g.group_id.clone();
 
+    // Its keys, info and members are stored for 30 days, and the admin's daemon renews them at
+    // its first poll of the group (an expiry past the one they were stored with).
+    const MONTH_MS: i64 = 30 * 24 * 3600 * 1000;
+    eventually("the group's config messages renewed", || {
+        let stamps: Vec<(i16, String, i64, i64)> = n
+            .devnet
+            .nodes()
+            .iter()
+            .flat_map(|node| {
+                let gid = &gid;
+                [12i16, 13, 14].into_iter().flat_map(move |ns| {
+                    node.stamps(gid, ns)
+                        .into_iter()
+                        .map(move |(h, t, e)| (ns, h, t, e))
+                })
+            })
+            .collect();
+        async move {
+            let all_ns = [12, 13, 14]
+                .iter()
+                .all(|ns| stamps.iter().any(|s| s.0 == *ns));
+            let renewed = stamps.iter().all(|(_, _, t, e)| *e > t + MONTH_MS);
+            (all_ns && renewed)
+                .then_some(())
+                .ok_or(format!("{stamps:?}"))
+        }
+    })
+    .await;
+
     // B gets the invitation, accepts it, reads the group and posts.
     let invited = group_until(&mut cb, "bob", &gid, |g| {
         g.status == GroupStatus::Invited as i32

@@ -45,6 +45,11 @@ pub const GROUP_NAMESPACES: [i16; 5] = [
 ];
 /// How many keys messages a record keeps (the newest): enough for every generation still in use.
 const KEPT_KEYS_MESSAGES: usize = 16;
+/// How often a member renews the expiry of its groups' current keys, info and members messages
+/// (to now + the 30-day config TTL), as the account's own configs
+/// ([`super::configsync::CONFIG_REFRESH_EVERY_MS`]): a group that changes nothing for a month
+/// keeps them, so a new member or device can still read it.
+pub const GROUP_REFRESH_EVERY_MS: u64 = super::configsync::CONFIG_REFRESH_EVERY_MS;
 
 /// A subaccount signer as session-net's [`Signer`].
 struct MemberSigner(SubaccountSigner);
@@ -697,10 +702,52 @@ fn absorb(
     })
 }
 
+/// Renews the expiry of group `group`'s current keys, info and members messages (and the kept
+/// keys messages) to now + 30 days with one `expire` (extend only) to its swarm, signed as the
+/// identity can (admin key or subaccount). Returns how many hashes it named.
+pub async fn renew_group(
+    net: &NetClient,
+    store: &Store,
+    identity: IdentityId,
+    own: &IdentityKeys,
+    group: &str,
+    now_ms: u64,
+) -> Result<usize, GroupOpError> {
+    let group_id = group.to_owned();
+    let Some(rec) = run(store, move |s| s.group(identity, &group_id)).await? else {
+        return Ok(0);
+    };
+    let live = Live::load(own, &rec, now_ms)?;
+    let mut hashes: Vec<String> = live
+        .info
+        .active_hashes(now_ms)
+        .into_iter()
+        .chain(live.members.active_hashes(now_ms))
+        .chain(rec.keys_messages.iter().map(|k| k.hash.clone()))
+        .collect();
+    hashes.sort();
+    hashes.dedup();
+    if hashes.is_empty() {
+        return Ok(0);
+    }
+    let expiry = now_ms + session_proto::groups::CONFIG_TTL_MS;
+    net.expire(
+        &live.account(),
+        &hashes,
+        expiry,
+        session_proto::storage_rpc::ExpireMode::Extend,
+        &auth(own, &rec)?,
+    )
+    .await?;
+    Ok(hashes.len())
+}
+
 /// The per-identity group mailboxes of a poller, following the identity's joined groups.
 #[derive(Debug, Default)]
 pub struct GroupCursors {
     mailboxes: HashMap<String, Mailbox>,
+    /// Group ID → when its config messages' expiry was last renewed (or tried) since start.
+    renewed: HashMap<String, u64>,
 }
 
 impl GroupCursors {
@@ -727,6 +774,7 @@ impl GroupCursors {
             .map(|g| g.id)
             .collect();
         self.mailboxes.retain(|id, _| joined.contains(id));
+        self.renewed.retain(|id, _| joined.contains(id));
         let mut out = GroupPolled::default();
         for id in joined {
             let Ok(account) = id.parse::<AccountId>() else {
@@ -745,6 +793,7 @@ impl GroupCursors {
                     out.more |= p.more;
                     out.changed.extend(p.changed);
                     out.received.extend(p.received);
+                    self.renew_if_due(net, store, identity, own, &id).await?;
                 }
                 Err(GroupOpError::Store(e)) => return Err(e),
                 Err(e) => {
@@ -753,5 +802,33 @@ impl GroupCursors {
             }
         }
         Ok(out)
+    }
+
+    /// [`renew_group`] once every [`GROUP_REFRESH_EVERY_MS`] per group (first after its first
+    /// poll since start). A failure is logged and tried again at the next interval: a member
+    /// whose subaccount may not extend expiries need not ask every poll.
+    async fn renew_if_due(
+        &mut self,
+        net: &NetClient,
+        store: &Store,
+        identity: IdentityId,
+        own: &IdentityKeys,
+        group: &str,
+    ) -> Result<(), StoreError> {
+        let now = crate::rpc::now_ms();
+        if self
+            .renewed
+            .get(group)
+            .is_some_and(|&t| now.saturating_sub(t) < GROUP_REFRESH_EVERY_MS)
+        {
+            return Ok(());
+        }
+        self.renewed.insert(group.to_owned(), now);
+        match renew_group(net, store, identity, own, group, now).await {
+            Ok(n) => tracing::debug!(identity, hashes = n, "group config expiry renewed"),
+            Err(GroupOpError::Store(e)) => return Err(e),
+            Err(e) => tracing::debug!(identity, cause = %e, "group config expiry not renewed"),
+        }
+        Ok(())
     }
 }

@@ -41,8 +41,12 @@ use crate::store::{
     NewOutgoing, Queued, ReplyRef,
 };
 
-/// How long the swarm keeps what a group stores (the longest TTL storage servers accept).
-const GROUP_TTL_MS: u64 = 14 * 24 * 3600 * 1000;
+/// How long the swarm keeps group messages and the invitations and promotions sent to members
+/// (14 days, as the apps).
+const GROUP_TTL_MS: u64 = session_proto::groups::MESSAGE_TTL_MS;
+/// How long it keeps a group's keys, info and members and the kicked notices (30 days, as the
+/// apps; [`crate::engine::groups`] renews the current ones).
+const GROUP_CONFIG_TTL_MS: u64 = session_proto::groups::CONFIG_TTL_MS;
 
 fn status_to_api(s: GroupStatus) -> ApiStatus {
     match s {
@@ -292,7 +296,7 @@ impl Service {
                 ops.push(Op::Store {
                     namespace: ns,
                     data: m,
-                    ttl_ms: GROUP_TTL_MS,
+                    ttl_ms: GROUP_CONFIG_TTL_MS,
                 });
             }
             spans.push((ns, p.seqno, start, ops.len()));
@@ -454,7 +458,7 @@ impl GroupService for Service {
                 vec![Op::Store {
                     namespace: NS_KEYS,
                     data: keys_msg.clone(),
-                    ttl_ms: GROUP_TTL_MS,
+                    ttl_ms: GROUP_CONFIG_TTL_MS,
                 }],
                 true,
                 true,
@@ -605,7 +609,7 @@ impl GroupService for Service {
                 vec![Op::Store {
                     namespace: NS_KEYS,
                     data: keys_msg.clone(),
-                    ttl_ms: GROUP_TTL_MS,
+                    ttl_ms: GROUP_CONFIG_TTL_MS,
                 }],
                 !share_history,
                 true,
@@ -703,12 +707,12 @@ impl GroupService for Service {
             Op::Store {
                 namespace: NS_REVOKED_RETRIEVABLE,
                 data: notice,
-                ttl_ms: GROUP_TTL_MS,
+                ttl_ms: GROUP_CONFIG_TTL_MS,
             },
             Op::Store {
                 namespace: NS_KEYS,
                 data: keys_msg.clone(),
-                ttl_ms: GROUP_TTL_MS,
+                ttl_ms: GROUP_CONFIG_TTL_MS,
             },
         ];
         if delete_messages {
