@@ -94,6 +94,10 @@ pub struct WebhooksConfig {
     /// The webhooks defined here.
     #[serde(default)]
     pub endpoints: Vec<WebhookEndpoint>,
+    /// PEM file of extra CA certificates that https endpoints may chain to (a private CA),
+    /// besides the public ones compiled in (Mozilla's, from webpki-roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[[webhooks.endpoints]]`: one webhook defined in the config file.
@@ -104,7 +108,7 @@ pub struct WebhookEndpoint {
     pub identity: String,
     /// Its name, unique per identity (1 to 64 of `[A-Za-z0-9._-]`).
     pub name: String,
-    /// The endpoint, `http://host[:port]/path`.
+    /// The endpoint, `http[s]://host[:port]/path`.
     pub url: String,
     /// A file holding the signing secret (`whsec_` + base64), first line.
     pub secret_file: PathBuf,
@@ -384,6 +388,7 @@ impl Default for WebhooksConfig {
             backoff_max_ms: default_webhook_backoff_max_ms(),
             dead_letter_after_secs: default_webhook_dead_letter_after_secs(),
             endpoints: Vec::new(),
+            ca_file: None,
         }
     }
 }
@@ -699,6 +704,11 @@ impl Config {
                 "must not exceed webhooks.backoff_max_ms",
             );
         }
+        if let Some(path) = &self.webhooks.ca_file {
+            if let Err(why) = crate::webhooks::deliver::load_ca_file(path) {
+                return invalid("webhooks.ca_file", &why);
+            }
+        }
 
         let hex32 = |v: &str| hex::decode(v).is_ok_and(|b| b.len() == 32);
         if !hex32(&self.attachments.file_server_x25519) {
@@ -771,6 +781,26 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn a_webhook_ca_file_must_hold_certificates() {
+        let dir = std::env::temp_dir().join(format!("sessiond-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not a certificate").expect("write");
+        for path in [junk.clone(), dir.join("missing.pem")] {
+            let toml = format!(
+                "[webhooks]\nca_file = {:?}\n",
+                path.to_str().expect("utf-8")
+            );
+            let err = Config::from_toml(&toml, Path::new("t.toml"))
+                .and_then(|c| c.validate())
+                .expect_err("no certificate")
+                .to_string();
+            assert!(err.contains("webhooks.ca_file"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

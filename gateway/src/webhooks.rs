@@ -394,7 +394,16 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn supervise(hub: Hub, store: Store, mut stop: watch::Receiver<bool>) {
-    let sender = Sender::new(Duration::from_millis(hub.config().timeout_ms));
+    // The CA file was checked when the config was read; if it went away since, say so and go on
+    // with the public roots.
+    let extra_roots = match &hub.config().ca_file {
+        Some(path) => deliver::load_ca_file(path).unwrap_or_else(|why| {
+            tracing::warn!(%why, "webhooks.ca_file not used");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let sender = Sender::new(Duration::from_millis(hub.config().timeout_ms), extra_roots);
     let mut changes = hub.subscribe();
     let mut running: HashMap<Key, JoinHandle<()>> = HashMap::new();
     loop {

@@ -56,16 +56,25 @@ struct Seen {
     accepted: Vec<Got>,
 }
 
-/// A real HTTP/1.1 endpoint on 127.0.0.1.
+/// A real HTTP/1.1 endpoint on 127.0.0.1 (over TLS when started with a server config).
 #[derive(Clone)]
 struct Endpoint {
     addr: SocketAddr,
     mode: Arc<Mutex<Mode>>,
     seen: Arc<Mutex<Seen>>,
+    tls: bool,
 }
 
 impl Endpoint {
     async fn start(mode: Mode, delay: Duration) -> Endpoint {
+        Endpoint::start_with(mode, delay, None).await
+    }
+
+    async fn start_with(
+        mode: Mode,
+        delay: Duration,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Endpoint {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -73,6 +82,7 @@ impl Endpoint {
             addr: listener.local_addr().expect("addr"),
             mode: Arc::new(Mutex::new(mode)),
             seen: Arc::new(Mutex::new(Seen::default())),
+            tls: tls.is_some(),
         };
         let shared = ep.clone();
         tokio::spawn(async move {
@@ -81,14 +91,27 @@ impl Endpoint {
                     return;
                 };
                 let ep = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let ep = ep.clone();
                         async move { ep.answer(req, delay).await }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        // A client that does not trust the certificate fails the handshake.
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(s) => {
+                                http.serve_connection(hyper_util::rt::TokioIo::new(s), service)
+                                    .await
+                            }
+                            Err(_) => return,
+                        },
+                        None => {
+                            http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await
+                        }
+                    };
                 });
             }
         });
@@ -153,7 +176,8 @@ impl Endpoint {
     }
 
     fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/hook", self.addr)
     }
 
     fn accepted(&self) -> Vec<Got> {
@@ -306,7 +330,7 @@ async fn webhook_gets_every_event_once_in_order_through_outages_and_a_sigkill() 
     };
     for (req, code, needle) in [
         (
-            bad("https://127.0.0.1/x", "", "a"),
+            bad("ftp://127.0.0.1/x", "", "a"),
             Code::InvalidArgument,
             "scheme",
         ),
@@ -469,6 +493,111 @@ async fn webhook_gets_every_event_once_in_order_through_outages_and_a_sigkill() 
 }
 
 /// Every event of `me` (all pages of ListEvents, optionally one conversation's) and its epoch.
+/// A CA (its PEM) and a TLS acceptor for 127.0.0.1 with a certificate it issued.
+fn tls_endpoint_keys() -> (String, tokio_rustls::TlsAcceptor) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use tokio_rustls::rustls;
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("certificate");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .expect("server config");
+    (ca.pem(), tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A webhook to an https endpoint: delivered when its certificate chains to the CA in
+/// `webhooks.ca_file`, refused (and retried, with the reason) when it does not; a `ca_file`
+/// that is not a certificate stops the daemon at start with the key named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_over_https_verify_the_endpoint() {
+    let dir = TempDir::new("wh-tls");
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    let (ca_pem, trusted) = tls_endpoint_keys();
+    let (_, stranger) = tls_endpoint_keys();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).expect("ca file");
+    let bad_ca = dir.path().join("bad.pem");
+    std::fs::write(&bad_ca, "not a certificate").expect("bad ca file");
+    let config = dir.path().join("sessiond.toml");
+    let with_ca = |path: &Path| {
+        format!(
+            "{WEBHOOK_CONFIG}ca_file = {:?}\n",
+            path.to_str().expect("utf-8 path")
+        )
+    };
+    std::fs::write(&config, with_ca(&bad_ca)).expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["run", "--data-dir"])
+        .arg(dir.path().join("never"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("webhooks.ca_file"),
+        "{err}"
+    );
+
+    std::fs::write(&config, with_ca(&ca_file)).expect("config");
+    let good = Endpoint::start_with(Mode::Up, Duration::ZERO, Some(trusted)).await;
+    let bad = Endpoint::start_with(Mode::Up, Duration::ZERO, Some(stranger)).await;
+    assert!(good.url().starts_with("https://127.0.0.1:"));
+    let daemon = start(&dir.path().join("data"), &config);
+    let mut api = api(&daemon).await;
+    api.c
+        .ids
+        .create_identity(CreateIdentityRequest { name: "me".into() })
+        .await
+        .expect("identity");
+    for (name, ep) in [("good", &good), ("bad", &bad)] {
+        api.hooks
+            .add_webhook(AddWebhookRequest {
+                identity: "me".into(),
+                name: name.into(),
+                url: ep.url(),
+                secret: String::new(),
+                after_seq: 0,
+                from_now: false,
+            })
+            .await
+            .expect("add");
+    }
+    send(&mut api, 3, "tls").await;
+    let last = last_seq(&mut api).await;
+    until(&mut api, "good", "the https deliveries", |w| {
+        w.cursor_seq >= last
+    })
+    .await;
+    assert!(
+        good.accepted().len() as u64 >= last,
+        "{:?}",
+        good.accepted()
+    );
+    let refused = until(&mut api, "bad", "a certificate error", |w| {
+        w.last_error.contains("certificate") || w.last_error.contains("Certificate")
+    })
+    .await;
+    assert_eq!(refused.cursor_seq, 0, "{refused:?}");
+    assert_eq!(bad.requests(), 0);
+    drop(daemon);
+}
+
 async fn history(api: &mut Api, peer: &str) -> (Vec<sessiond_api::v1::Event>, u64) {
     let mut out = Vec::new();
     let mut page_token = String::new();

@@ -32,7 +32,7 @@ pub enum WebhookCmd {
         identity: String,
         /// The webhook's name.
         name: String,
-        /// The endpoint, http://host[:port]/path (loopback, or a host in allowed_hosts).
+        /// The endpoint, http[s]://host[:port]/path (loopback, or a host in allowed_hosts).
         url: String,
         /// The signing secret (whsec_…); default: a new one.
         #[arg(long, default_value = "")]

@@ -1,17 +1,22 @@
 //! One delivery: the endpoint check (scheme, allowed hosts) and the signed POST over
-//! hyper-util's client, with a timeout, judged into [`Attempt`].
+//! hyper-util's client (http, or https through rustls with the compiled-in public roots and
+//! `webhooks.ca_file`), with a timeout, judged into [`Attempt`].
 //!
 //! Redirects are never followed (a 3xx is a failed attempt naming the `Location`), so a webhook
 //! cannot be bounced to a host that is not allowed. The answer's body is not read.
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode, Uri};
 use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 use super::sign;
 
@@ -19,13 +24,10 @@ use super::sign;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     /// Not a URL.
-    #[error("{0:?} is not a URL (expected http://host[:port]/path)")]
+    #[error("{0:?} is not a URL (expected http[s]://host[:port]/path)")]
     Malformed(String),
-    /// Not `http`.
-    #[error(
-        "scheme {0:?} is not supported: webhooks are plain http (to loopback, or through a \
-         TLS-terminating proxy on loopback)"
-    )]
+    /// Neither `http` nor `https`.
+    #[error("scheme {0:?} is not supported: webhooks go over http or https")]
     Scheme(String),
     /// The host is neither loopback nor allowed.
     #[error(
@@ -37,13 +39,13 @@ pub enum UrlError {
     Credentials,
 }
 
-/// Checks a webhook URL: `http://host[:port]/path`, the host loopback or in `allowed`.
+/// Checks a webhook URL: `http[s]://host[:port]/path`, the host loopback or in `allowed`.
 pub fn check_url(url: &str, allowed: &[String]) -> Result<Uri, UrlError> {
     let uri: Uri = url
         .parse()
         .map_err(|_| UrlError::Malformed(url.chars().take(200).collect()))?;
     match uri.scheme_str() {
-        Some("http") => {}
+        Some("http" | "https") => {}
         Some(other) => return Err(UrlError::Scheme(other.to_owned())),
         None => return Err(UrlError::Malformed(url.chars().take(200).collect())),
     }
@@ -86,11 +88,23 @@ pub enum Attempt {
     },
 }
 
-/// The HTTP client every webhook shares (plain HTTP/1.1, pooled connections).
+/// The HTTP client every webhook shares (HTTP/1.1, over TLS for https, pooled connections).
 #[derive(Debug, Clone)]
 pub struct Sender {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
+}
+
+/// The CA certificates of a PEM file (at least one), for `webhooks.ca_file`.
+pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", path.display()));
+    }
+    Ok(certs)
 }
 
 /// One request to make.
@@ -109,15 +123,39 @@ pub struct Delivery<'a> {
 }
 
 impl Sender {
-    /// A client whose attempts (connect, send, answer headers) take at most `timeout`.
-    pub fn new(timeout: Duration) -> Sender {
+    /// A client whose attempts (connect, send, answer headers) take at most `timeout`; https
+    /// endpoints must chain to a public root or to one of `extra_roots`.
+    pub fn new(timeout: Duration, extra_roots: Vec<CertificateDer<'static>>) -> Sender {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let (added, ignored) = roots.add_parsable_certificates(extra_roots);
+        if ignored > 0 {
+            tracing::warn!(
+                added,
+                ignored,
+                "webhooks.ca_file: some certificates are not usable CAs"
+            );
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(2)
-            .build(connector);
+            .build(https);
         Sender { client, timeout }
     }
 
@@ -208,7 +246,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_http_to_loopback_or_allowed_hosts() {
+    fn only_http_or_https_to_loopback_or_allowed_hosts() {
         let none: Vec<String> = Vec::new();
         assert!(check_url("http://127.0.0.1:8080/hook", &none).is_ok());
         assert!(check_url("http://[::1]:8080/hook", &none).is_ok());
@@ -218,10 +256,12 @@ mod tests {
             Err(UrlError::HostNotAllowed("example.com".into()))
         );
         assert!(check_url("http://Example.com/hook", &["example.com".to_owned()]).is_ok());
-        assert!(matches!(
-            check_url("https://127.0.0.1/hook", &none),
-            Err(UrlError::Scheme(_))
-        ));
+        assert!(check_url("https://127.0.0.1/hook", &none).is_ok());
+        assert_eq!(
+            check_url("https://example.com/hook", &none),
+            Err(UrlError::HostNotAllowed("example.com".into()))
+        );
+        assert!(check_url("https://example.com/hook", &["example.com".to_owned()]).is_ok());
         assert!(matches!(
             check_url("ftp://127.0.0.1/", &none),
             Err(UrlError::Scheme(_))
