@@ -1173,8 +1173,11 @@ impl Store {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.read("reading a config dump", |tx| {
             let dumps = tx.open_table(CONFIG_DUMPS)?;
-            let v = dumps.get((identity, namespace))?;
-            Ok(v.map(|v| v.value().to_vec()))
+            let Some(v) = dumps.get((identity, namespace))? else {
+                return Ok(None);
+            };
+            let aad = lock::dump_record(identity, namespace);
+            Ok(Some(self.open_record(&aad, v.value())?))
         })
     }
 
@@ -1187,8 +1190,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write("saving a config dump", |tx| {
             require_identity(tx, identity)?;
+            let value = self.seal_record(tx, &lock::dump_record(identity, namespace), dump)?;
             tx.open_table(CONFIG_DUMPS)?
-                .insert((identity, namespace), dump)?;
+                .insert((identity, namespace), value.as_slice())?;
             Ok(())
         })
     }

@@ -325,9 +325,11 @@ impl Store {
                 .range((id, i32::MIN)..=(id, i32::MAX))?
             {
                 let (k, v) = row?;
+                // In plain: the importing store seals them its own way.
+                let aad = super::lock::dump_record(id, k.value().1);
                 rows.push(Row::ConfigDump {
                     namespace: k.value().1,
-                    dump: v.value().to_vec(),
+                    dump: self.open_record(&aad, v.value())?,
                 });
             }
             for table in RecordTable::ALL {
@@ -338,6 +340,10 @@ impl Store {
                     }
                     let json = match table {
                         RecordTable::Attachments => without_local_copy(v.value())?,
+                        RecordTable::Groups => {
+                            let aad = super::lock::group_record(id, k.value().1);
+                            self.open_record(&aad, v.value())?
+                        }
                         _ => v.value().to_vec(),
                     };
                     rows.push(Row::Record {
@@ -458,7 +464,9 @@ impl Store {
                         handles.insert((id, handle.as_str()), account_id.as_str())?;
                     }
                     Row::ConfigDump { namespace, dump } => {
-                        dumps.insert((id, *namespace), dump.as_slice())?;
+                        let aad = super::lock::dump_record(id, *namespace);
+                        let value = self.seal_record(tx, &aad, dump)?;
+                        dumps.insert((id, *namespace), value.as_slice())?;
                     }
                     Row::Record { table, key, json } => {
                         table.check(json)?;
@@ -474,8 +482,14 @@ impl Store {
                             }
                             insert_records(tx, id, std::slice::from_ref(&r))?;
                         } else {
+                            let value = match table {
+                                RecordTable::Groups => {
+                                    self.seal_record(tx, &super::lock::group_record(id, key), json)?
+                                }
+                                _ => json.clone(),
+                            };
                             tx.open_table(table.definition())?
-                                .insert((id, key.as_str()), json.as_slice())?;
+                                .insert((id, key.as_str()), value.as_slice())?;
                         }
                     }
                     Row::Peer { blinded, base_url } => {

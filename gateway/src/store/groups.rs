@@ -187,7 +187,8 @@ impl Store {
                 if k.value().0 != identity {
                     break;
                 }
-                out.push(decode("group", v.value())?);
+                let aad = super::lock::group_record(identity, k.value().1);
+                out.push(decode("group", &self.open_record(&aad, v.value())?)?);
             }
             Ok(out)
         })
@@ -199,7 +200,10 @@ impl Store {
             let table = tx.open_table(GROUPS)?;
             let v = table.get((identity, id))?;
             match v {
-                Some(v) => Ok(Some(decode("group", v.value())?)),
+                Some(v) => {
+                    let aad = super::lock::group_record(identity, id);
+                    Ok(Some(decode("group", &self.open_record(&aad, v.value())?)?))
+                }
                 None => Ok(None),
             }
         })
@@ -219,15 +223,17 @@ impl Store {
     ) -> Result<(Option<GroupRecord>, Vec<StoredEvent>), StoreError> {
         let out = self.write("changing a group", |tx| {
             require_identity(tx, identity)?;
+            let aad = super::lock::group_record(identity, id);
             let mut table = tx.open_table(GROUPS)?;
             let before: Option<GroupRecord> = match table.get((identity, id))? {
-                Some(v) => Some(decode("group", v.value())?),
+                Some(v) => Some(decode("group", &self.open_record(&aad, v.value())?)?),
                 None => None,
             };
             let Some(after) = f(before.clone()) else {
                 return Ok((None, Vec::new()));
             };
-            table.insert((identity, id), encode(&after).as_slice())?;
+            let value = self.seal_record(tx, &aad, &encode(&after))?;
+            table.insert((identity, id), value.as_slice())?;
             drop(table);
             let mut log = Log::open(tx)?;
             let mut book = book::Book::open(tx)?;

@@ -1,6 +1,7 @@
-//! The store's passphrase: identity seeds sealed with the key derived from it, unlocking an
-//! encrypted store, and `set` / `change` / `remove`, each migrating every seed in one
-//! transaction. After a migration, [`Store::scrub`] rewrites the file so the old form of the
+//! The store's passphrase: identity seeds, and the records that carry other secrets (groups,
+//! with their admin seeds and member auth data; config dumps, UserGroups carrying the same),
+//! sealed with the key derived from it; unlocking an encrypted store; and `set` / `change` /
+//! `remove`, each migrating all of them in one transaction. After a migration, [`Store::scrub`] rewrites the file so the old form of the
 //! seeds (plaintext after `set`) is not left behind in freed pages.
 
 use std::sync::Arc;
@@ -8,7 +9,10 @@ use std::sync::Arc;
 use redb::{ReadableTable, TableDefinition};
 use zeroize::Zeroizing;
 
-use super::{decode, encode, IdentityId, Store, StoreError, TxError, BLOBS, META, SEEDS};
+use super::groups::GROUPS;
+use super::{
+    decode, encode, IdentityId, Store, StoreError, TxError, BLOBS, CONFIG_DUMPS, META, SEEDS,
+};
 use crate::secrets::{Lock, SealKey, OVERHEAD};
 
 /// The lock record's name in `blobs`.
@@ -21,6 +25,22 @@ const SCRUB_VALUE: usize = 3500;
 /// The AAD of an identity's sealed seed.
 fn seed_record(id: IdentityId) -> String {
     format!("seed/{id}")
+}
+
+/// The AAD of an identity's sealed group record.
+pub(super) fn group_record(id: IdentityId, group: &str) -> String {
+    format!("group/{id}/{group}")
+}
+
+/// The AAD of an identity's sealed config dump.
+pub(super) fn dump_record(id: IdentityId, namespace: i32) -> String {
+    format!("config/{id}/{namespace}")
+}
+
+/// Whether a stored record is sealed: plain ones are JSON objects (`{`) or bencoded dicts (`d`);
+/// sealed ones start with the seal's version byte, never either.
+fn is_sealed(stored: &[u8]) -> bool {
+    !matches!(stored.first(), Some(b'{' | b'd'))
 }
 
 impl Store {
@@ -99,6 +119,30 @@ impl Store {
         Ok(Zeroizing::new(seed))
     }
 
+    /// The stored form of a record that carries secrets (`aad` names it: [`group_record`],
+    /// [`dump_record`]): sealed if the store is encrypted, as is otherwise.
+    pub(super) fn seal_record(
+        &self,
+        tx: &redb::WriteTransaction,
+        aad: &str,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, TxError> {
+        if Self::lock_record_in(&tx.open_table(BLOBS)?)?.is_none() {
+            return Ok(plain.to_vec());
+        }
+        let key = self.key_slot().clone().ok_or_else(|| self.locked())?;
+        Ok(key.seal(aad, plain))
+    }
+
+    /// A record from its stored form ([`Store::seal_record`]).
+    pub(super) fn open_record(&self, aad: &str, stored: &[u8]) -> Result<Vec<u8>, StoreError> {
+        if !is_sealed(stored) {
+            return Ok(stored.to_vec());
+        }
+        let key = self.key_slot().clone().ok_or_else(|| self.locked())?;
+        Ok(key.open(aad, stored)?.to_vec())
+    }
+
     /// Seals every seed with a key from `passphrase` (a new one for an encrypted store, which
     /// must be unlocked), in one transaction. Follow with [`Store::scrub`].
     pub fn set_passphrase(&self, passphrase: &str) -> Result<(), StoreError> {
@@ -142,6 +186,35 @@ impl Store {
                     None => seed.to_vec(),
                 };
                 seeds.insert(id, value.as_slice())?;
+            }
+            // The records with other secrets, the same way.
+            let reseal = |aad: &str, old: &[u8]| -> Result<Vec<u8>, TxError> {
+                let plain = Zeroizing::new(self.open_record(aad, old)?);
+                Ok(match new {
+                    Some((_, key)) => key.seal(aad, &plain),
+                    None => plain.to_vec(),
+                })
+            };
+            let mut groups = tx.open_table(GROUPS)?;
+            let mut stored = Vec::new();
+            for row in groups.iter()? {
+                let (k, v) = row?;
+                let (id, group) = k.value();
+                stored.push((id, group.to_owned(), v.value().to_vec()));
+            }
+            for (id, group, old) in stored {
+                let value = reseal(&group_record(id, &group), &old)?;
+                groups.insert((id, group.as_str()), value.as_slice())?;
+            }
+            let mut dumps = tx.open_table(CONFIG_DUMPS)?;
+            let mut stored = Vec::new();
+            for row in dumps.iter()? {
+                let (k, v) = row?;
+                stored.push((k.value(), v.value().to_vec()));
+            }
+            for ((id, ns), old) in stored {
+                let value = reseal(&dump_record(id, ns), &old)?;
+                dumps.insert((id, ns), value.as_slice())?;
             }
             match new {
                 Some((lock, _)) => {
@@ -305,6 +378,77 @@ mod tests {
                 seed(i)
             );
         }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Groups (admin seeds, member auth data) and config dumps (UserGroups carries the same)
+    /// are sealed with the seeds, and come back with the passphrase.
+    #[test]
+    fn set_hides_group_secrets_and_config_dumps_too() {
+        use crate::store::{GroupRecord, GroupStatus};
+        let dir = temp_dir("groups");
+        let store = Store::open(&dir).expect("open");
+        let id = store
+            .add_identity("a", &format!("05{:064}", 1), &seed(1), 1)
+            .expect("add")
+            .id;
+        let admin_seed = hex::encode(seed(7));
+        let group = |gid: &str| GroupRecord {
+            id: gid.to_owned(),
+            name: "Hikers".into(),
+            description: String::new(),
+            status: GroupStatus::Joined,
+            admin_seed: Some(admin_seed.clone()),
+            auth_data: None,
+            inviter: None,
+            members: Vec::new(),
+            keys_messages: Vec::new(),
+            info_dump: None,
+            members_dump: None,
+            created_at_ms: 1,
+        };
+        let (g1, g2) = (format!("03{:064}", 1), format!("03{:064}", 2));
+        store
+            .update_group(id, &g1, 1, |_| Some(group(&g1)))
+            .expect("group");
+        let dump = b"d1:!i0e1:$20:user groups dump bytese".to_vec();
+        store.set_config_dump(id, 5, &dump).expect("dump");
+        let file = store.file().to_owned();
+        assert!(found_in(&file, admin_seed.as_bytes()));
+        assert!(found_in(&file, b"user groups dump bytes"));
+
+        store.set_passphrase("pw pw pw").expect("set");
+        // Written while encrypted: sealed too.
+        store
+            .update_group(id, &g2, 2, |_| Some(group(&g2)))
+            .expect("group");
+        store.scrub().expect("scrub");
+        assert!(!found_in(&file, admin_seed.as_bytes()), "an admin seed");
+        assert!(!found_in(&file, b"user groups dump bytes"), "a dump");
+
+        let store = Store::open(&dir).expect("reopen");
+        assert!(matches!(
+            store.group(id, &g1),
+            Err(StoreError::Locked { .. })
+        ));
+        assert!(matches!(
+            store.config_dump(id, 5),
+            Err(StoreError::Locked { .. })
+        ));
+        store.unlock("pw pw pw").expect("unlock");
+        let groups = store.groups(id).expect("groups");
+        assert_eq!(groups.len(), 2);
+        assert!(groups
+            .iter()
+            .all(|g| g.admin_seed.as_deref() == Some(admin_seed.as_str())));
+        assert_eq!(store.config_dump(id, 5).expect("dump"), Some(dump.clone()));
+
+        store.remove_passphrase().expect("remove");
+        store.scrub().expect("scrub");
+        let store = Store::open(&dir).expect("reopen");
+        assert_eq!(store.groups(id).expect("plain groups").len(), 2);
+        assert_eq!(store.config_dump(id, 5).expect("dump"), Some(dump));
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
