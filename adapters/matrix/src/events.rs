@@ -541,6 +541,16 @@ mod tests {
         }
     }
 
+    /// The room of a one-to-one conversation `c` on server "hs".
+    fn direct<'a>(me: &'a Me, c: &'a Conversation) -> RoomView<'a> {
+        RoomView {
+            me,
+            server: "hs",
+            conv: c,
+            extra: &crate::kinds::Extra::Direct,
+        }
+    }
+
     fn ev(seq: u64, kind: event::Kind) -> Event {
         Event {
             seq,
@@ -557,12 +567,7 @@ mod tests {
         use sessiond_api::v1::{Attachment, MessageRemoved};
         let me = me();
         let c = conv(true, false);
-        let view = RoomView {
-            me: &me,
-            server: "hs",
-            conv: &c,
-            extra: &crate::kinds::Extra::Direct,
-        };
+        let view = direct(&me, &c);
         let ids = IdentityState::new();
         let file = |id: &str, name: &str, mime: &str| Attachment {
             id: id.repeat(32),
@@ -637,12 +642,7 @@ mod tests {
     async fn timeline_events_both_ways_and_failures_as_notices() {
         let me = me();
         let c = conv(true, false);
-        let view = RoomView {
-            me: &me,
-            server: "hs",
-            conv: &c,
-            extra: &crate::kinds::Extra::Direct,
-        };
+        let view = direct(&me, &c);
         let ids = IdentityState::new();
         let ghost = view.ghost();
         let incoming = ev(
@@ -711,12 +711,7 @@ mod tests {
         assert_eq!(Membership::of(&conv(false, false)), Membership::Invite);
         assert_eq!(Membership::of(&conv(true, true)), Membership::Leave);
         let c = conv(false, false);
-        let view = RoomView {
-            me: &me,
-            server: "hs",
-            conv: &c,
-            extra: &crate::kinds::Extra::Direct,
-        };
+        let view = direct(&me, &c);
         let invite = view.invite_state();
         let mine = invite
             .iter()
@@ -730,12 +725,7 @@ mod tests {
             .expect("name");
         assert_eq!(name["content"]["name"], "Carol");
         let c = conv(true, false);
-        let view = RoomView {
-            me: &me,
-            server: "hs",
-            conv: &c,
-            extra: &crate::kinds::Extra::Direct,
-        };
+        let view = direct(&me, &c);
         let state = view.state();
         let ids: std::collections::HashSet<&str> = state
             .iter()

@@ -1211,6 +1211,31 @@ mod tests {
         }
     }
 
+    /// A store in a temp dir (kept while the first value lives) with identity "me" from
+    /// `seed` (16 bytes of it), a [`Ctx`] on it, and its configs as loaded.
+    fn identity(
+        tag: &str,
+        seed: u8,
+    ) -> (
+        crate::store::tests::TempDir,
+        crate::store::Store,
+        IdentityKeys,
+        IdentityRecord,
+        Ctx,
+        Configs,
+    ) {
+        let dir = crate::store::tests::TempDir::new(tag);
+        std::fs::create_dir_all(dir.path()).expect("dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let keys = IdentityKeys::from_seed16(&[seed; 16]);
+        let record = store
+            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
+            .expect("identity");
+        let ctx = ctx(store.clone());
+        let state = Configs::load(&store, record.id, &keys).expect("configs");
+        (dir, store, keys, record, ctx, state)
+    }
+
     fn poll(contacts_ok: bool) -> Poll {
         let ok = || {
             Ok(session_net::Fetched {
@@ -1247,15 +1272,7 @@ mod tests {
     /// waiting and pushes nothing; once every namespace was read, the edit lands.
     #[tokio::test]
     async fn edits_wait_for_the_first_complete_pull() {
-        let dir = crate::store::tests::TempDir::new("configsync");
-        std::fs::create_dir_all(dir.path()).expect("dir");
-        let store = crate::store::Store::open(dir.path()).expect("store");
-        let keys = IdentityKeys::from_seed16(&[9; 16]);
-        let record = store
-            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
-            .expect("identity");
-        let ctx = ctx(store.clone());
-        let mut state = Configs::load(&store, record.id, &keys).expect("configs");
+        let (_dir, store, keys, record, ctx, mut state) = identity("configsync", 9);
         ctx.sync.edit(
             record.id,
             Edit::Nickname {
@@ -1302,15 +1319,7 @@ mod tests {
     #[tokio::test]
     async fn what_another_device_left_is_left_here() {
         use crate::store::GroupStatus;
-        let dir = crate::store::tests::TempDir::new("configsync-left");
-        std::fs::create_dir_all(dir.path()).expect("dir");
-        let store = crate::store::Store::open(dir.path()).expect("store");
-        let keys = IdentityKeys::from_seed16(&[6; 16]);
-        let record = store
-            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
-            .expect("identity");
-        let ctx = ctx(store.clone());
-        let mut state = Configs::load(&store, record.id, &keys).expect("configs");
+        let (_dir, store, keys, record, ctx, mut state) = identity("configsync-left", 6);
         let admin = session_proto::groups::GroupAdminKeys::from_seed(&[4; 32]);
         let group = GroupEntry {
             id: *admin.id(),
@@ -1419,15 +1428,7 @@ mod tests {
     /// overwritten by it: the merge's writes wait, and the next poll applies the unblock first.
     #[tokio::test]
     async fn a_merge_never_overwrites_a_local_change_made_meanwhile() {
-        let dir = crate::store::tests::TempDir::new("configsync-race");
-        std::fs::create_dir_all(dir.path()).expect("dir");
-        let store = crate::store::Store::open(dir.path()).expect("store");
-        let keys = IdentityKeys::from_seed16(&[7; 16]);
-        let record = store
-            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
-            .expect("identity");
-        let ctx = ctx(store.clone());
-        let mut state = Configs::load(&store, record.id, &keys).expect("configs");
+        let (_dir, store, _keys, record, ctx, mut state) = identity("configsync-race", 7);
         let block = |blocked| Edit::Block {
             account_id: BOB.into(),
             blocked,
@@ -1492,15 +1493,7 @@ mod tests {
     /// not need them.
     #[tokio::test]
     async fn configs_park_only_when_saved_and_pushed_and_come_back_with_their_flags() {
-        let dir = crate::store::tests::TempDir::new("configsync-park");
-        std::fs::create_dir_all(dir.path()).expect("dir");
-        let store = crate::store::Store::open(dir.path()).expect("store");
-        let keys = IdentityKeys::from_seed16(&[7; 16]);
-        let record = store
-            .add_identity("me", &keys.account_id().to_string(), keys.seed(), 1)
-            .expect("identity");
-        let ctx = ctx(store.clone());
-        let mut state = Configs::load(&store, record.id, &keys).expect("configs");
+        let (_dir, store, keys, record, ctx, mut state) = identity("configsync-park", 7);
         assert!(!Parked::default().settled(now_ms()));
         absorb(&ctx, &record, &mut state, &poll(true))
             .await

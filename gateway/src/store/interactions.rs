@@ -21,6 +21,7 @@
 //! (pointing at the `Removed` event), so no re-read of the swarm brings it back.
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -276,6 +277,36 @@ fn extras_of(kind: &EventKind) -> Option<&MessageExtras> {
 }
 
 impl Log<'_> {
+    /// Walks `conversation`'s events from seq `from` on (newest first, or oldest first), at
+    /// most [`SCAN_LIMIT`] of them, until `f` breaks with a value.
+    fn scan<T>(
+        &self,
+        identity: IdentityId,
+        conversation: &str,
+        from: u64,
+        newest_first: bool,
+        mut f: impl FnMut(StoredEvent) -> ControlFlow<T>,
+    ) -> Result<Option<T>, TxError> {
+        let range = self
+            .peers
+            .range((identity, conversation, from)..=(identity, conversation, u64::MAX))?;
+        let rows: Box<dyn Iterator<Item = _>> = if newest_first {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        for row in rows.take(SCAN_LIMIT) {
+            let (k, _) = row?;
+            let Some(v) = self.events.get((identity, k.value().2))? else {
+                continue;
+            };
+            if let ControlFlow::Break(t) = f(decode("event", v.value())?) {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
+    }
+
     /// The newest message of `conversation` sent at `sent_at_ms` by `author` (`own` is the
     /// identity's own Account ID, the author of its outgoing messages), looking at most
     /// [`SCAN_LIMIT`] events back.
@@ -287,21 +318,13 @@ impl Log<'_> {
         author: &str,
         own: &str,
     ) -> Result<Option<StoredEvent>, TxError> {
-        let range = self
-            .peers
-            .range((identity, conversation, 0)..=(identity, conversation, u64::MAX))?;
-        for row in range.rev().take(SCAN_LIMIT) {
-            let (k, _) = row?;
-            let seq = k.value().2;
-            let Some(v) = self.events.get((identity, seq))? else {
-                continue;
-            };
-            let event: StoredEvent = decode("event", v.value())?;
+        self.scan(identity, conversation, 0, true, |event| {
             if author_of(&event.kind, own) == Some((author, sent_at_ms)) {
-                return Ok(Some(event));
+                ControlFlow::Break(event)
+            } else {
+                ControlFlow::Continue(())
             }
-        }
-        Ok(None)
+        })
     }
 
     /// The identity's own message of `conversation` sent at `sent_at_ms`
@@ -332,27 +355,20 @@ impl Log<'_> {
         let EventKind::Outgoing { message_id, .. } = &target.kind else {
             return Ok(None);
         };
-        let range = self
-            .peers
-            .range((identity, conversation, target.seq)..=(identity, conversation, u64::MAX))?;
-        for row in range.take(SCAN_LIMIT) {
-            let (k, _) = row?;
-            let Some(v) = self.events.get((identity, k.value().2))? else {
-                continue;
-            };
-            let event: StoredEvent = decode("event", v.value())?;
-            if let EventKind::Delivery {
-                message_id: m,
-                hash: Some(hash),
-                ..
-            } = &event.kind
-            {
-                if m == message_id && !hash.is_empty() {
-                    return Ok(Some(hash.clone()));
-                }
-            }
-        }
-        Ok(None)
+        self.scan(
+            identity,
+            conversation,
+            target.seq,
+            false,
+            |event| match event.kind {
+                EventKind::Delivery {
+                    message_id: m,
+                    hash: Some(hash),
+                    ..
+                } if m == *message_id && !hash.is_empty() => ControlFlow::Break(hash),
+                _ => ControlFlow::Continue(()),
+            },
+        )
     }
 
     /// The received messages of `conversation` from any of `senders`, looking at most
@@ -363,20 +379,13 @@ impl Log<'_> {
         conversation: &str,
         senders: &[String],
     ) -> Result<Vec<StoredEvent>, TxError> {
-        let range = self
-            .peers
-            .range((identity, conversation, 0)..=(identity, conversation, u64::MAX))?;
         let mut out = Vec::new();
-        for row in range.rev().take(SCAN_LIMIT) {
-            let (k, _) = row?;
-            let Some(v) = self.events.get((identity, k.value().2))? else {
-                continue;
-            };
-            let event: StoredEvent = decode("event", v.value())?;
+        self.scan(identity, conversation, 0, true, |event| {
             if matches!(&event.kind, EventKind::Incoming(m) if senders.contains(&m.sender)) {
                 out.push(event);
             }
-        }
+            ControlFlow::<()>::Continue(())
+        })?;
         Ok(out)
     }
 
@@ -391,18 +400,10 @@ impl Log<'_> {
         hashes: &[String],
         every: bool,
     ) -> Result<Vec<StoredEvent>, TxError> {
-        let range = self
-            .peers
-            .range((identity, conversation, 0)..=(identity, conversation, u64::MAX))?;
         // Newest first: a message's delivery comes before the message itself.
         let (mut named, mut stored) = (HashSet::new(), HashSet::new());
         let mut out = Vec::new();
-        for row in range.rev().take(SCAN_LIMIT) {
-            let (k, _) = row?;
-            let Some(v) = self.events.get((identity, k.value().2))? else {
-                continue;
-            };
-            let event: StoredEvent = decode("event", v.value())?;
+        self.scan(identity, conversation, 0, true, |event| {
             match &event.kind {
                 EventKind::Delivery {
                     message_id,
@@ -421,7 +422,8 @@ impl Log<'_> {
                 }
                 _ => {}
             }
-        }
+            ControlFlow::<()>::Continue(())
+        })?;
         Ok(out)
     }
 
@@ -462,30 +464,25 @@ impl Log<'_> {
         target_seq: u64,
         emoji: &str,
     ) -> Result<Option<u64>, TxError> {
-        let range = self
-            .peers
-            .range((identity, conversation, target_seq)..=(identity, conversation, u64::MAX))?;
-        for row in range.rev().take(SCAN_LIMIT) {
-            let (k, _) = row?;
-            let seq = k.value().2;
-            let Some(v) = self.events.get((identity, seq))? else {
-                continue;
-            };
-            let event: StoredEvent = decode("event", v.value())?;
-            if let EventKind::Reaction {
-                author: a,
-                target_seq: t,
-                emoji: e,
-                removed,
-                ..
-            } = &event.kind
-            {
-                if a == author && *t == target_seq && e == emoji {
-                    return Ok((!removed).then_some(seq));
+        let found = self.scan(
+            identity,
+            conversation,
+            target_seq,
+            true,
+            |event| match &event.kind {
+                EventKind::Reaction {
+                    author: a,
+                    target_seq: t,
+                    emoji: e,
+                    removed,
+                    ..
+                } if a == author && *t == target_seq && e == emoji => {
+                    ControlFlow::Break((!removed).then_some(event.seq))
                 }
-            }
-        }
-        Ok(None)
+                _ => ControlFlow::Continue(()),
+            },
+        )?;
+        Ok(found.flatten())
     }
 
     /// Deletes an event and its conversation index entry.
